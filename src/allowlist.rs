@@ -1,0 +1,353 @@
+//! IP allowlists (cPanel's `whitelist_ip`): single addresses and CIDR ranges, IPv4 and IPv6.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Field, Problem, ValidationError};
+
+/// The longest entry looked at, in bytes (a fully written IPv6 CIDR is 43).
+const MAX_ENTRY_LEN: usize = 64;
+
+/// A normalised list of the addresses a token may be used from. Empty means any address.
+///
+/// Normalised means: host bits cleared (`1.1.1.9/29` is `1.1.1.8/29`), IPv4-mapped IPv6 entries
+/// turned into IPv4, entries another entry already contains dropped (`1.1.1.1` beside
+/// `1.1.1.0/24`), sorted (IPv4 first, then IPv6), single hosts written without `/32` or `/128`,
+/// IPv6 written compressed. What remains are disjoint ranges in order, so [`IpAllowlist::allows`]
+/// is a binary search, not a scan.
+///
+/// ```
+/// use api_tokens::IpAllowlist;
+/// let list = IpAllowlist::parse([
+///     "1.1.1.1", "1.1.1.2", "1.1.1.8/29",
+///     "fc00:abcd:0000:0000:0000:0000:0000:000f",
+///     "2620:0000:28a4:0000:0000:0000:0000:0000/48",
+/// ])?;
+/// assert_eq!(list.to_string(), "1.1.1.1, 1.1.1.2, 1.1.1.8/29, 2620:0:28a4::/48, fc00:abcd::f");
+/// assert!(list.allows("1.1.1.12".parse().unwrap()));
+/// assert!(list.allows("::ffff:1.1.1.1".parse().unwrap()));
+/// assert!(!list.allows("1.1.1.3".parse().unwrap()));
+/// # Ok::<(), api_tokens::ValidationError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct IpAllowlist(Box<[IpNet]>);
+
+impl IpAllowlist {
+    /// The empty list: any client address.
+    pub fn any() -> Self {
+        Self::default()
+    }
+
+    /// Parses entries: an IPv4 or IPv6 address, or either with a `/prefix`.
+    ///
+    /// # Errors
+    /// The first entry that is not an address or CIDR range, naming it.
+    pub fn parse<I, S>(entries: I) -> Result<Self, ValidationError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let nets = entries
+            .into_iter()
+            .map(|e| parse_entry(e.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(nets))
+    }
+
+    /// Builds a normalised list from ranges.
+    pub fn new(nets: impl IntoIterator<Item = IpNet>) -> Self {
+        let mut v: Vec<IpNet> = nets.into_iter().map(normalise).collect();
+        // Sorted by (family, network, prefix): a containing range comes before what it contains.
+        v.sort_unstable();
+        v.dedup();
+        let mut out: Vec<IpNet> = Vec::with_capacity(v.len());
+        for net in v {
+            match out.last() {
+                Some(last) if last.contains(&net) => {}
+                _ => out.push(net),
+            }
+        }
+        Self(out.into_boxed_slice())
+    }
+
+    /// The entries, normalised.
+    pub fn entries(&self) -> &[IpNet] {
+        &self.0
+    }
+
+    /// Number of entries after normalisation.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the list is empty (any address is allowed).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether a client at `ip` may use the token. An empty list allows every address; an
+    /// IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) is checked as the IPv4 address.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        // Ranges are disjoint and sorted: only the last one starting at or before `ip` can hold it.
+        let i = self.0.partition_point(|n| start_key(n) <= key(ip));
+        i.checked_sub(1)
+            .and_then(|i| self.0.get(i))
+            .is_some_and(|n| n.contains(&ip))
+    }
+}
+
+/// Orders addresses the way `IpNet` orders its networks: IPv4 before IPv6.
+fn key(ip: IpAddr) -> (u8, u128) {
+    match ip {
+        IpAddr::V4(a) => (4, u128::from(u32::from(a))),
+        IpAddr::V6(a) => (6, u128::from(a)),
+    }
+}
+
+fn start_key(n: &IpNet) -> (u8, u128) {
+    key(n.network())
+}
+
+fn normalise(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(n) => match n.addr().to_ipv4_mapped() {
+            Some(v4) if n.prefix_len() >= 96 => {
+                Ipv4Net::new(v4, n.prefix_len() - 96).map_or(net, |n| IpNet::V4(n.trunc()))
+            }
+            _ => IpNet::V6(n.trunc()),
+        },
+        IpNet::V4(n) => IpNet::V4(n.trunc()),
+    }
+}
+
+fn parse_entry(s: &str) -> Result<IpNet, ValidationError> {
+    let err = || {
+        ValidationError::new(
+            Field::Allowlist,
+            s,
+            Problem::Syntax {
+                expected: "an IP address or CIDR range",
+            },
+        )
+    };
+    if s.len() > MAX_ENTRY_LEN {
+        return Err(err());
+    }
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(ValidationError::new(Field::Allowlist, s, Problem::Empty));
+    }
+    if let Ok(net) = IpNet::from_str(t) {
+        return Ok(net);
+    }
+    match IpAddr::from_str(t).map_err(|_| err())? {
+        IpAddr::V4(a) => Ipv4Net::new(a, 32).map(IpNet::V4).map_err(|_| err()),
+        IpAddr::V6(a) => Ipv6Net::new(a, 128).map(IpNet::V6).map_err(|_| err()),
+    }
+}
+
+fn write_net(f: &mut fmt::Formatter<'_>, n: &IpNet) -> fmt::Result {
+    if n.prefix_len() == n.max_prefix_len() {
+        write!(f, "{}", n.addr())
+    } else {
+        write!(f, "{n}")
+    }
+}
+
+impl FromStr for IpAllowlist {
+    type Err = ValidationError;
+    /// Comma- or whitespace-separated entries; an empty string is the empty list.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(
+            s.split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|e| !e.is_empty()),
+        )
+    }
+}
+
+impl fmt::Display for IpAllowlist {
+    /// Entries joined by `", "`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, n) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write_net(f, n)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for IpAllowlist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IpAllowlist[{self}]")
+    }
+}
+
+struct Entry<'a>(&'a IpNet);
+
+impl fmt::Display for Entry<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_net(f, self.0)
+    }
+}
+
+impl Serialize for IpAllowlist {
+    /// A sequence of entry strings.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|n| Entry(n).to_string()))
+    }
+}
+
+impl<'de> Deserialize<'de> for IpAllowlist {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<String>::deserialize(d)?;
+        Self::parse(v).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn seed_examples_parse_and_print_normalised() {
+        let l = IpAllowlist::parse([
+            "1.1.1.1",
+            "1.1.1.2",
+            "1.1.1.8/29",
+            "fc00:abcd:0000:0000:0000:0000:0000:000f",
+            "2620:0000:28a4:0000:0000:0000:0000:0000/48",
+        ])
+        .unwrap();
+        assert_eq!(
+            l.to_string(),
+            "1.1.1.1, 1.1.1.2, 1.1.1.8/29, 2620:0:28a4::/48, fc00:abcd::f"
+        );
+        assert!(l.allows(ip("fc00:abcd::f")));
+        assert!(l.allows(ip("2620:0:28a4:ffff::1")));
+        assert!(!l.allows(ip("2620:0:28a5::1")));
+        assert!(l.allows(ip("1.1.1.15")));
+        assert!(!l.allows(ip("1.1.1.16")));
+    }
+
+    #[test]
+    fn normalisation_rules() {
+        let l = IpAllowlist::parse(["1.1.1.9/29", "10.0.0.0/8", "10.1.2.3", "10.0.0.0/8"]).unwrap();
+        assert_eq!(
+            l.to_string(),
+            "1.1.1.8/29, 10.0.0.0/8",
+            "host bits, dedup, contained"
+        );
+        let l =
+            IpAllowlist::parse(["::ffff:1.2.3.4", "::ffff:10.0.0.0/104", "1.2.3.4/32"]).unwrap();
+        assert_eq!(
+            l.to_string(),
+            "1.2.3.4, 10.0.0.0/8",
+            "v4-mapped entries become v4"
+        );
+        let l = IpAllowlist::parse(["::1", "0.0.0.0/0"]).unwrap();
+        assert_eq!(l.to_string(), "0.0.0.0/0, ::1", "v4 before v6");
+        assert!(!l.allows(ip("::2")));
+    }
+
+    #[test]
+    fn empty_allows_all_and_mapped_clients_match_v4() {
+        assert!(IpAllowlist::any().allows(ip("8.8.8.8")));
+        let l = IpAllowlist::parse(["1.1.1.1"]).unwrap();
+        assert!(l.allows(ip("::ffff:1.1.1.1")));
+        assert!(!l.allows(ip("::ffff:1.1.1.2")));
+        assert!(!l.allows(ip("::1.1.1.1")), "IPv4-compatible is not mapped");
+    }
+
+    #[test]
+    fn bad_entries_are_named() {
+        for bad in [
+            "",
+            "1.1.1",
+            "1.1.1.1/33",
+            "host.example",
+            "::/129",
+            "1.1.1.1/-1",
+            "1.1.1.1 /8",
+        ] {
+            let e = IpAllowlist::parse(["1.1.1.1", bad]).unwrap_err();
+            assert_eq!(e.field, Field::Allowlist);
+            assert_eq!(e.value, bad, "the error names the entry");
+        }
+    }
+
+    #[test]
+    fn hundred_entries_binary_search_matches_linear_scan() {
+        let entries: Vec<String> = (0..100).map(|i| format!("10.{i}.0.0/16")).collect();
+        let l = IpAllowlist::parse(&entries).unwrap();
+        for probe in [
+            "10.0.0.1",
+            "10.99.255.255",
+            "10.100.0.0",
+            "9.255.255.255",
+            "11.0.0.0",
+        ] {
+            let a = ip(probe);
+            let linear = entries
+                .iter()
+                .any(|e| e.parse::<IpNet>().unwrap().contains(&a));
+            assert_eq!(l.allows(a), linear, "{probe}");
+        }
+    }
+
+    fn net_strategy() -> impl Strategy<Value = IpNet> {
+        prop_oneof![
+            (any::<u32>(), 0u8..=32)
+                .prop_map(|(a, p)| IpNet::V4(Ipv4Net::new(Ipv4Addr::from(a), p).unwrap())),
+            (any::<u128>(), 0u8..=128)
+                .prop_map(|(a, p)| IpNet::V6(Ipv6Net::new(Ipv6Addr::from(a), p).unwrap())),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(s in ".{0,80}") {
+            let _ = s.parse::<IpAllowlist>();
+        }
+
+        #[test]
+        fn display_roundtrips_and_normalising_twice_changes_nothing(
+            nets in prop::collection::vec(net_strategy(), 0..8)
+        ) {
+            let l = IpAllowlist::new(nets);
+            prop_assert_eq!(l.to_string().parse::<IpAllowlist>().unwrap(), l.clone());
+            prop_assert_eq!(IpAllowlist::new(l.entries().iter().copied()), l.clone());
+            let json = serde_json::to_string(&l).unwrap();
+            prop_assert_eq!(serde_json::from_str::<IpAllowlist>(&json).unwrap(), l);
+        }
+
+        #[test]
+        fn allows_agrees_with_a_linear_scan(
+            nets in prop::collection::vec(net_strategy(), 0..8),
+            probe in any::<u32>(),
+        ) {
+            let l = IpAllowlist::new(nets.clone());
+            let a = IpAddr::V4(Ipv4Addr::from(probe));
+            let linear = nets.is_empty() || nets.iter().any(|n| normalise(*n).contains(&a));
+            prop_assert_eq!(l.allows(a), linear);
+        }
+    }
+}

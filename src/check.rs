@@ -1,0 +1,293 @@
+//! The authentication decision as a pure function: a token record, an instant, a client address
+//! and the owner's state in, a [`Grant`] or a [`Denial`] out. No clock, store or network.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::directory::UserState;
+use crate::error::{MalformedSecret, StoreError};
+use crate::permission::{Permission, PermissionSet};
+use crate::store::{Candidate, Matched};
+use crate::token::{TokenId, TokenName, UserId};
+
+/// What the host knows of the request being authenticated. The client address is the host's to
+/// establish (the peer address, or a forwarding header it trusts); the crate never reads headers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestContext {
+    /// The client's address. A token with a non-empty allowlist is refused when this is `None`.
+    pub client_ip: Option<IpAddr>,
+}
+
+impl RequestContext {
+    /// A request from `ip`.
+    pub fn from_ip(ip: IpAddr) -> Self {
+        Self {
+            client_ip: Some(ip),
+        }
+    }
+
+    /// A request whose address is not known (only tokens without an allowlist pass).
+    pub fn unknown_address() -> Self {
+        Self { client_ip: None }
+    }
+}
+
+/// A successful authentication: who the request acts as and what it may do.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Grant {
+    /// The token used.
+    pub token: TokenId,
+    /// Its name.
+    pub name: TokenName,
+    /// The user the request acts as.
+    pub owner: UserId,
+    /// The token's permissions intersected with the owner's current rights.
+    pub permissions: PermissionSet,
+}
+
+impl Grant {
+    /// Whether the grant allows `permission`.
+    pub fn allows(&self, permission: &Permission) -> bool {
+        self.permissions.allows(permission)
+    }
+
+    /// Requires `permission`.
+    ///
+    /// # Errors
+    /// [`Denial::MissingPermission`] naming it.
+    pub fn require(&self, permission: &Permission) -> Result<(), Denial> {
+        if self.allows(permission) {
+            Ok(())
+        } else {
+            Err(Denial::MissingPermission {
+                token: self.token,
+                permission: permission.clone(),
+            })
+        }
+    }
+}
+
+/// Why a request was refused: precise, for logs. Tell the client only [`Denial::public`].
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Denial {
+    /// Not a well-formed secret of the policy's format; refused before hashing or any lookup.
+    #[error("malformed token: {0}")]
+    Malformed(MalformedSecret),
+    /// No token has this secret.
+    #[error("unknown token")]
+    Unknown,
+    /// The secret was replaced by a newer one and its grace period (if any) is over.
+    #[error("token {token}: secret was replaced by a newer one")]
+    Superseded {
+        /// The token.
+        token: TokenId,
+    },
+    /// The token is disabled.
+    #[error("token {token} is disabled")]
+    Disabled {
+        /// The token.
+        token: TokenId,
+    },
+    /// The token expired (`expires_at <= now`).
+    #[error("token {token} expired")]
+    Expired {
+        /// The token.
+        token: TokenId,
+    },
+    /// The directory does not know the owner.
+    #[error("token {token}: owner is unknown")]
+    OwnerUnknown {
+        /// The token.
+        token: TokenId,
+    },
+    /// The owner is disabled.
+    #[error("token {token}: owner is inactive")]
+    OwnerInactive {
+        /// The token.
+        token: TokenId,
+    },
+    /// The client address is not in the token's allowlist (or was not given).
+    #[error("token {token}: client address {} not allowed", display_ip(.ip))]
+    AddressNotAllowed {
+        /// The token.
+        token: TokenId,
+        /// The client address, if the host gave one.
+        ip: Option<IpAddr>,
+    },
+    /// Authenticated, but the grant lacks a permission the request needs.
+    #[error("token {token}: missing permission {permission}")]
+    MissingPermission {
+        /// The token.
+        token: TokenId,
+        /// The permission required.
+        permission: Permission,
+    },
+    /// The store failed; nothing was granted.
+    #[error("token store failed")]
+    Store(#[source] Arc<StoreError>),
+}
+
+fn display_ip(ip: &Option<IpAddr>) -> String {
+    ip.map_or_else(|| "(none given)".to_owned(), |ip| ip.to_string())
+}
+
+/// The reason of a [`Denial`] without its data: for events and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DenialKind {
+    /// See [`Denial::Malformed`].
+    Malformed,
+    /// See [`Denial::Unknown`].
+    Unknown,
+    /// See [`Denial::Superseded`].
+    Superseded,
+    /// See [`Denial::Disabled`].
+    Disabled,
+    /// See [`Denial::Expired`].
+    Expired,
+    /// See [`Denial::OwnerUnknown`].
+    OwnerUnknown,
+    /// See [`Denial::OwnerInactive`].
+    OwnerInactive,
+    /// See [`Denial::AddressNotAllowed`].
+    AddressNotAllowed,
+    /// See [`Denial::MissingPermission`].
+    MissingPermission,
+    /// See [`Denial::Store`].
+    Store,
+}
+
+/// What a client may be told. Unknown, malformed, replaced and disabled tokens, and tokens of
+/// unknown or inactive owners, all look the same (as in Zabbix), so a client cannot probe which
+/// tokens exist; an expired token may be told apart so that its user knows to renew it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PublicDenial {
+    /// "Not authorized": the token is not valid.
+    InvalidToken,
+    /// The token has expired.
+    Expired,
+    /// The token may not be used from this address.
+    AddressNotAllowed,
+    /// The token may not do this.
+    Forbidden,
+    /// A temporary failure; try again.
+    Unavailable,
+}
+
+impl fmt::Display for PublicDenial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::InvalidToken => "Not authorized.",
+            Self::Expired => "API token expired.",
+            Self::AddressNotAllowed => "Not allowed from this address.",
+            Self::Forbidden => "No permissions for this operation.",
+            Self::Unavailable => "Service unavailable.",
+        })
+    }
+}
+
+impl Denial {
+    /// The reason without data.
+    pub fn kind(&self) -> DenialKind {
+        match self {
+            Self::Malformed(_) => DenialKind::Malformed,
+            Self::Unknown => DenialKind::Unknown,
+            Self::Superseded { .. } => DenialKind::Superseded,
+            Self::Disabled { .. } => DenialKind::Disabled,
+            Self::Expired { .. } => DenialKind::Expired,
+            Self::OwnerUnknown { .. } => DenialKind::OwnerUnknown,
+            Self::OwnerInactive { .. } => DenialKind::OwnerInactive,
+            Self::AddressNotAllowed { .. } => DenialKind::AddressNotAllowed,
+            Self::MissingPermission { .. } => DenialKind::MissingPermission,
+            Self::Store(_) => DenialKind::Store,
+        }
+    }
+
+    /// The token the denial is about, when one was found.
+    pub fn token(&self) -> Option<TokenId> {
+        match self {
+            Self::Superseded { token }
+            | Self::Disabled { token }
+            | Self::Expired { token }
+            | Self::OwnerUnknown { token }
+            | Self::OwnerInactive { token }
+            | Self::AddressNotAllowed { token, .. }
+            | Self::MissingPermission { token, .. } => Some(*token),
+            Self::Malformed(_) | Self::Unknown | Self::Store(_) => None,
+        }
+    }
+
+    /// What the client may be told.
+    pub fn public(&self) -> PublicDenial {
+        match self {
+            Self::Malformed(_)
+            | Self::Unknown
+            | Self::Superseded { .. }
+            | Self::Disabled { .. }
+            | Self::OwnerUnknown { .. }
+            | Self::OwnerInactive { .. } => PublicDenial::InvalidToken,
+            Self::Expired { .. } => PublicDenial::Expired,
+            Self::AddressNotAllowed { .. } => PublicDenial::AddressNotAllowed,
+            Self::MissingPermission { .. } => PublicDenial::Forbidden,
+            Self::Store(_) => PublicDenial::Unavailable,
+        }
+    }
+}
+
+/// Decides one authentication, in this order: a previous secret past its grace period
+/// (superseded), disabled, expired (`expires_at <= now`), owner unknown or inactive, client
+/// address not allowed (fail closed when a non-empty allowlist meets an unknown address). On
+/// success the grant's permissions are the token's intersected with the owner's current rights.
+///
+/// `owner` is asked only when the token itself passes, and at most once.
+///
+/// # Errors
+/// The first check that fails, as a [`Denial`].
+pub fn decide(
+    token: &Candidate<'_>,
+    now: OffsetDateTime,
+    client_ip: Option<IpAddr>,
+    owner: impl FnOnce(&UserId) -> UserState,
+) -> Result<Grant, Denial> {
+    let id = token.id;
+    if let Matched::Previous { valid_until } = token.matched {
+        if now >= valid_until {
+            return Err(Denial::Superseded { token: id });
+        }
+    }
+    if token.status != crate::token::Status::Enabled {
+        return Err(Denial::Disabled { token: id });
+    }
+    if token.expiry.is_expired_at(now) {
+        return Err(Denial::Expired { token: id });
+    }
+    let rights = match owner(token.owner) {
+        UserState::Active(rights) => rights,
+        UserState::Inactive => return Err(Denial::OwnerInactive { token: id }),
+        UserState::Unknown => return Err(Denial::OwnerUnknown { token: id }),
+    };
+    let allowed = match client_ip {
+        Some(ip) => token.allowlist.allows(ip),
+        None => token.allowlist.is_empty(),
+    };
+    if !allowed {
+        return Err(Denial::AddressNotAllowed {
+            token: id,
+            ip: client_ip,
+        });
+    }
+    Ok(Grant {
+        token: id,
+        name: token.name.clone(),
+        owner: token.owner.clone(),
+        permissions: token.permissions.intersection(&rights),
+    })
+}

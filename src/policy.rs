@@ -1,0 +1,273 @@
+//! Policy: the rules a host sets for its tokens, with presets for the seeds' systems.
+
+use time::{Duration, OffsetDateTime};
+
+use crate::allowlist::IpAllowlist;
+use crate::error::{Field, Problem, ValidationError};
+use crate::secret::SecretFormat;
+use crate::token::{Expiry, TokenName};
+
+/// What characters a token name may hold (on top of [`TokenName`]'s own rules).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum NameCharset {
+    /// Any printable text (Zabbix).
+    Printable,
+    /// `[A-Za-z0-9_-]` only (cPanel).
+    Word,
+}
+
+/// The rules for tokens. Start from a preset and change fields:
+///
+/// ```
+/// use api_tokens::Policy;
+/// let mut policy = Policy::cpanel();
+/// policy.max_lifetime = Some(time::Duration::days(90));
+/// assert_eq!(policy.max_name_chars, 50);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Policy {
+    /// Longest name, in characters (at most [`crate::token::MAX_NAME_LEN`]).
+    pub max_name_chars: usize,
+    /// Characters a name may hold.
+    pub name_charset: NameCharset,
+    /// Longest description, in characters.
+    pub max_description_chars: usize,
+    /// Whether an expiry at or before now is accepted (Zabbix: yes; cPanel: no).
+    pub accept_past_expiry: bool,
+    /// The longest lifetime a new or updated expiry may give; `None` for no limit (and `Never`
+    /// allowed). With a limit, `Expiry::Never` is refused too.
+    pub max_lifetime: Option<Duration>,
+    /// Most allowlist entries after normalisation (cPanel: 100).
+    pub max_allowlist: usize,
+    /// The shape of generated secrets, and the only shape accepted at authentication.
+    pub secret_format: SecretFormat,
+}
+
+impl Policy {
+    /// Zabbix's rules: names of 1–64 printable characters, descriptions up to 65,535 characters,
+    /// expiry in the past accepted, secrets of 64 hex digits.
+    pub fn zabbix() -> Self {
+        Self {
+            max_name_chars: 64,
+            name_charset: NameCharset::Printable,
+            max_description_chars: 65_535,
+            accept_past_expiry: true,
+            max_lifetime: None,
+            max_allowlist: 100,
+            secret_format: SecretFormat::Zabbix,
+        }
+    }
+
+    /// cPanel & WHM's rules: names `[A-Za-z0-9_-]{1,50}`, expiry must be in the future, at most
+    /// 100 allowlist entries, secrets of 32 characters `[0-9A-Z]`.
+    pub fn cpanel() -> Self {
+        Self {
+            max_name_chars: 50,
+            name_charset: NameCharset::Word,
+            max_description_chars: 1_024,
+            accept_past_expiry: false,
+            max_lifetime: None,
+            max_allowlist: 100,
+            secret_format: SecretFormat::Cpanel,
+        }
+    }
+
+    /// Checks a name against the policy.
+    ///
+    /// # Errors
+    /// Too long, or a character outside the charset.
+    pub fn check_name(&self, name: &TokenName) -> Result<(), ValidationError> {
+        let s = name.as_str();
+        let err = |problem| ValidationError::new(Field::Name, s, problem);
+        if s.chars().nth(self.max_name_chars).is_some() {
+            return Err(err(Problem::TooLong {
+                max: self.max_name_chars,
+            }));
+        }
+        if self.name_charset == NameCharset::Word {
+            if let Some(ch) = s
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+            {
+                return Err(err(Problem::InvalidCharacter { ch }));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a description's length.
+    ///
+    /// # Errors
+    /// Longer than the policy allows.
+    pub fn check_description(&self, description: &str) -> Result<(), ValidationError> {
+        if description
+            .chars()
+            .nth(self.max_description_chars)
+            .is_some()
+        {
+            return Err(ValidationError::new(
+                Field::Description,
+                description,
+                Problem::TooLong {
+                    max: self.max_description_chars,
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks an expiry set at `now`.
+    ///
+    /// # Errors
+    /// In the past (`expires_at <= now`) where the policy refuses it, or further than the
+    /// maximum lifetime (including never, when there is a maximum).
+    pub fn check_expiry(
+        &self,
+        expiry: &Expiry,
+        now: OffsetDateTime,
+    ) -> Result<(), ValidationError> {
+        let shown = || {
+            expiry
+                .instant()
+                .map_or_else(|| "never".to_owned(), |t| t.unix_timestamp().to_string())
+        };
+        if !self.accept_past_expiry && expiry.is_expired_at(now) {
+            return Err(ValidationError::new(
+                Field::Expiry,
+                shown(),
+                Problem::InThePast,
+            ));
+        }
+        if let Some(max) = self.max_lifetime {
+            let too_long = match expiry.instant() {
+                None => true,
+                Some(t) => t - now > max,
+            };
+            if too_long {
+                return Err(ValidationError::new(
+                    Field::Expiry,
+                    shown(),
+                    Problem::LifetimeTooLong {
+                        max_seconds: max.whole_seconds(),
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks an allowlist's size.
+    ///
+    /// # Errors
+    /// More entries than the policy allows; the error names the first entry over the limit.
+    pub fn check_allowlist(&self, list: &IpAllowlist) -> Result<(), ValidationError> {
+        match list.entries().get(self.max_allowlist) {
+            Some(first_over) => Err(ValidationError::new(
+                Field::Allowlist,
+                IpAllowlist::new([*first_over]),
+                Problem::TooMany {
+                    max: self.max_allowlist,
+                },
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Default for Policy {
+    /// Strict and sensible: names of 1–64 printable characters, descriptions up to 1,024
+    /// characters, expiry must be in the future, at most 100 allowlist entries, secrets in our
+    /// prefixed and checksummed format with prefix `tok`.
+    fn default() -> Self {
+        Self {
+            max_name_chars: 64,
+            name_charset: NameCharset::Printable,
+            max_description_chars: 1_024,
+            accept_past_expiry: false,
+            max_lifetime: None,
+            max_allowlist: 100,
+            secret_format: SecretFormat::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn name(s: &str) -> TokenName {
+        TokenName::new(s).unwrap()
+    }
+
+    #[test]
+    fn zabbix_names_and_descriptions() {
+        let p = Policy::zabbix();
+        assert!(p.check_name(&name("Your token")).is_ok());
+        assert!(p.check_name(&name(&"x".repeat(64))).is_ok());
+        assert!(p.check_name(&name(&"x".repeat(65))).is_err());
+        assert!(p.check_description(&"d".repeat(65_535)).is_ok());
+        assert!(p.check_description(&"d".repeat(65_536)).is_err());
+    }
+
+    #[test]
+    fn cpanel_names() {
+        let p = Policy::cpanel();
+        assert!(p.check_name(&name("my-token_1")).is_ok());
+        assert!(p.check_name(&name(&"x".repeat(50))).is_ok());
+        assert!(p.check_name(&name(&"x".repeat(51))).is_err());
+        let e = p.check_name(&name("my token")).unwrap_err();
+        assert_eq!(e.problem, Problem::InvalidCharacter { ch: ' ' });
+    }
+
+    #[test]
+    fn past_expiry_per_preset() {
+        let now = datetime!(2025-01-01 0:00 UTC);
+        let past = Expiry::at(datetime!(2021-01-21 14:07:52 UTC));
+        let at_now = Expiry::at(now);
+        assert!(Policy::zabbix().check_expiry(&past, now).is_ok());
+        assert!(Policy::cpanel().check_expiry(&past, now).is_err());
+        assert!(
+            Policy::cpanel().check_expiry(&at_now, now).is_err(),
+            "now is not the future"
+        );
+        assert!(Policy::default().check_expiry(&Expiry::Never, now).is_ok());
+    }
+
+    #[test]
+    fn max_lifetime() {
+        let now = datetime!(2025-01-01 0:00 UTC);
+        let p = Policy {
+            max_lifetime: Some(Duration::days(30)),
+            ..Policy::default()
+        };
+        assert!(
+            p.check_expiry(&Expiry::at(now + Duration::days(30)), now)
+                .is_ok()
+        );
+        assert!(
+            p.check_expiry(&Expiry::at(now + Duration::days(31)), now)
+                .is_err()
+        );
+        assert!(p.check_expiry(&Expiry::Never, now).is_err());
+    }
+
+    #[test]
+    fn allowlist_limit() {
+        let p = Policy::cpanel();
+        let hundred: Vec<String> = (0..100).map(|i| format!("10.0.{i}.1")).collect();
+        assert!(
+            p.check_allowlist(&IpAllowlist::parse(&hundred).unwrap())
+                .is_ok()
+        );
+        let mut more = hundred.clone();
+        more.push("10.0.200.1".into());
+        let e = p
+            .check_allowlist(&IpAllowlist::parse(&more).unwrap())
+            .unwrap_err();
+        assert_eq!(e.problem, Problem::TooMany { max: 100 });
+        assert_eq!(e.value, "10.0.200.1");
+    }
+}

@@ -1,0 +1,665 @@
+//! Token secrets: generation, the accepted formats, parsing of presented strings and keyed hashing.
+//!
+//! A secret exists in plaintext exactly once, as a [`TokenSecret`] returned by the call that
+//! generated it. Stores keep only its [`SecretHash`]: a keyed BLAKE3 hash under the host's
+//! [`HashKey`].
+
+use std::fmt;
+
+use rand::{CryptoRng, Rng};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::error::MalformedSecret;
+
+/// The longest presented string that is looked at at all, in bytes. Anything longer is refused
+/// before any other work, so a client can never make the library hash megabytes.
+pub const MAX_PRESENTED_LEN: usize = 128;
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// Random base62 characters in the default format: 43 * log2(62) = 256.03 bits.
+const BODY_LEN: usize = 43;
+/// Base62 characters of the checksum: 62^6 > 2^32.
+const CHECKSUM_LEN: usize = 6;
+const MAX_PREFIX_LEN: usize = 16;
+
+/// The plaintext of a token secret, returned once when it is generated.
+///
+/// It cannot be cloned, printed with `Display`, or serialized; `Debug` shows a redaction, and the
+/// memory holding it is wiped when it is dropped. Read it with [`TokenSecret::expose`], then hand
+/// it to the user and drop it.
+///
+/// ```
+/// use api_tokens::SecretFormat;
+/// let secret = SecretFormat::default().generate();
+/// assert_eq!(format!("{secret:?}"), "TokenSecret(<redacted>)");
+/// assert!(secret.expose().starts_with("tok_"));
+/// ```
+pub struct TokenSecret(String);
+
+impl TokenSecret {
+    /// The plaintext. The name is deliberate: every place that reads a secret says so.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TokenSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenSecret(<redacted>)")
+    }
+}
+
+impl Zeroize for TokenSecret {
+    fn zeroize(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl Drop for TokenSecret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for TokenSecret {}
+
+/// The key under which secrets are hashed (keyed BLAKE3).
+///
+/// Hosts should supply 32 random bytes of their own, kept outside the token database (an
+/// environment variable, a secrets manager), so that a stolen database alone does not let an
+/// attacker test guesses offline. [`HashKey::default`] is a fixed, public key derived from the
+/// context string `"api-tokens 2026 default secret hash key"`; it is fine for tests and for hosts
+/// that accept that the secrets' own 256 bits of entropy are their only protection.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct HashKey([u8; 32]);
+
+impl HashKey {
+    /// A key from 32 bytes.
+    pub const fn new(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// A fresh random key from the operating system's CSPRNG (store it; secrets hashed under one
+    /// key do not verify under another).
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
+    /// The key's bytes, for the host to store.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl Default for HashKey {
+    fn default() -> Self {
+        Self(blake3::derive_key(
+            "api-tokens 2026 default secret hash key",
+            b"",
+        ))
+    }
+}
+
+impl fmt::Debug for HashKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HashKey(<redacted>)")
+    }
+}
+
+/// The keyed BLAKE3 hash of a secret: what stores keep and look tokens up by.
+///
+/// Equality is constant time. `Debug` shows only the first 8 hex digits (a fingerprint for
+/// logs); serde writes the full hash as 64 lowercase hex digits.
+#[derive(Clone, Copy, Eq)]
+pub struct SecretHash([u8; 32]);
+
+impl SecretHash {
+    /// Hashes a parsed presented secret under `key`.
+    pub fn of(key: &HashKey, secret: &PresentedSecret<'_>) -> Self {
+        Self::of_str(key, secret.0)
+    }
+
+    /// Hashes the plaintext of a freshly generated secret under `key`.
+    pub fn of_secret(key: &HashKey, secret: &TokenSecret) -> Self {
+        Self::of_str(key, secret.expose())
+    }
+
+    fn of_str(key: &HashKey, s: &str) -> Self {
+        Self(*blake3::keyed_hash(&key.0, s.as_bytes()).as_bytes())
+    }
+
+    /// Wraps 32 bytes read back from a store.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32 bytes, for a store to keep.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The first 8 bytes as a number: a well-distributed key for hash indexes.
+    pub fn prefix_u64(&self) -> u64 {
+        let [a, b, c, d, e, f, g, h, ..] = self.0;
+        u64::from_le_bytes([a, b, c, d, e, f, g, h])
+    }
+
+    /// The full hash as 64 lowercase hex digits (for stores that keep text).
+    pub fn to_hex(&self) -> String {
+        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+    }
+
+    /// Parses 64 hex digits written by [`SecretHash::to_hex`].
+    ///
+    /// # Errors
+    /// When `s` is not exactly 64 hex digits.
+    pub fn from_hex(s: &str) -> Result<Self, MalformedSecret> {
+        blake3::Hash::from_hex(s)
+            .map(|h| Self(*h.as_bytes()))
+            .map_err(|_| MalformedSecret::InvalidHash)
+    }
+}
+
+impl PartialEq for SecretHash {
+    fn eq(&self, other: &Self) -> bool {
+        // blake3::Hash compares in constant time.
+        blake3::Hash::from_bytes(self.0) == blake3::Hash::from_bytes(other.0)
+    }
+}
+
+impl std::hash::Hash for SecretHash {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Equal hashes have equal bytes, so this agrees with the constant-time `eq`.
+        self.0.hash(state);
+    }
+}
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hex = self.to_hex();
+        write!(f, "SecretHash({}…)", hex.get(..8).unwrap_or_default())
+    }
+}
+
+impl Serialize for SecretHash {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretHash {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::from_hex(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A presented string that has passed the format check of a [`SecretFormat`]: the right shape
+/// and (for the default format) a valid checksum. It borrows the presented string; hash it with
+/// [`SecretHash::of`].
+#[derive(Clone, Copy)]
+pub struct PresentedSecret<'a>(&'a str);
+
+impl fmt::Debug for PresentedSecret<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PresentedSecret(<redacted>)")
+    }
+}
+
+/// The shape of the secrets a host issues and accepts.
+///
+/// * [`SecretFormat::prefixed`] (the default, with prefix `tok`): `PREFIX "_" BODY CHECKSUM`, where
+///   `PREFIX` is 1–16 characters of `[a-z0-9]` starting with a letter, `BODY` is 43 characters of
+///   base62 (`[0-9A-Za-z]`) drawn uniformly from a CSPRNG (256 bits), and `CHECKSUM` is 6 base62
+///   characters encoding a 32-bit checksum of `PREFIX "_" BODY`. With the prefix `tok` a secret is
+///   53 characters long. The prefix lets secret scanners find leaked tokens; the checksum lets
+///   typos and garbage be refused without touching the store.
+/// * [`SecretFormat::Zabbix`]: 32 random bytes as 64 lowercase hex digits, as Zabbix generates.
+/// * [`SecretFormat::Cpanel`]: 32 characters of `[0-9A-Z]` (165 bits), as cPanel & WHM generate.
+///
+/// ```
+/// use api_tokens::SecretFormat;
+/// let format = SecretFormat::prefixed("acme")?;
+/// let secret = format.generate();
+/// assert_eq!(secret.expose().len(), format.secret_len());
+/// assert!(format.parse(secret.expose()).is_ok());
+/// assert!(format.parse("acme_not-a-token").is_err());
+/// # Ok::<(), api_tokens::ValidationError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum SecretFormat {
+    /// Our default: prefix, underscore, 256 random bits in base62, checksum.
+    Prefixed(SecretPrefix),
+    /// Zabbix: 64 lowercase hex digits.
+    Zabbix,
+    /// cPanel & WHM: 32 characters of `[0-9A-Z]`.
+    Cpanel,
+}
+
+/// The validated prefix of [`SecretFormat::Prefixed`].
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SecretPrefix(Box<str>);
+
+impl SecretPrefix {
+    /// The prefix text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for SecretFormat {
+    fn default() -> Self {
+        Self::Prefixed(SecretPrefix("tok".into()))
+    }
+}
+
+impl SecretFormat {
+    /// The default format with a prefix of the host's choosing.
+    ///
+    /// # Errors
+    /// When the prefix is empty, longer than 16 characters, does not start with a lowercase
+    /// letter, or holds anything but `[a-z0-9]`.
+    pub fn prefixed(prefix: &str) -> Result<Self, crate::ValidationError> {
+        use crate::error::{Field, Problem};
+        let err = |problem| crate::ValidationError::new(Field::SecretPrefix, prefix, problem);
+        if prefix.is_empty() {
+            return Err(err(Problem::Empty));
+        }
+        if prefix.len() > MAX_PREFIX_LEN {
+            return Err(err(Problem::TooLong {
+                max: MAX_PREFIX_LEN,
+            }));
+        }
+        if let Some(ch) = prefix
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit()))
+        {
+            return Err(err(Problem::InvalidCharacter { ch }));
+        }
+        if !prefix.starts_with(|c: char| c.is_ascii_lowercase()) {
+            return Err(err(Problem::MustStartWithLetter));
+        }
+        Ok(Self::Prefixed(SecretPrefix(prefix.into())))
+    }
+
+    /// The exact length in bytes of every secret of this format.
+    pub fn secret_len(&self) -> usize {
+        match self {
+            Self::Prefixed(p) => p.0.len() + 1 + BODY_LEN + CHECKSUM_LEN,
+            Self::Zabbix => 64,
+            Self::Cpanel => 32,
+        }
+    }
+
+    /// Generates a new secret with the thread-local CSPRNG.
+    pub fn generate(&self) -> TokenSecret {
+        self.generate_with_rng(&mut rand::rng())
+    }
+
+    /// Generates a new secret with the given CSPRNG (deterministic in tests with a seeded one).
+    pub fn generate_with_rng<R: CryptoRng + ?Sized>(&self, rng: &mut R) -> TokenSecret {
+        let mut out = String::with_capacity(self.secret_len());
+        match self {
+            Self::Prefixed(prefix) => {
+                out.push_str(&prefix.0);
+                out.push('_');
+                push_uniform(rng, &mut out, BASE62, BODY_LEN);
+                let sum = checksum(out.as_bytes());
+                push_checksum(&mut out, sum);
+            }
+            Self::Zabbix => {
+                let mut bytes = [0u8; 32];
+                rng.fill_bytes(&mut bytes);
+                for b in bytes {
+                    out.push(char::from(HEX[usize::from(b >> 4)]));
+                    out.push(char::from(HEX[usize::from(b & 0xf)]));
+                }
+                bytes.zeroize();
+            }
+            Self::Cpanel => {
+                push_uniform(rng, &mut out, CPANEL_ALPHABET, 32);
+            }
+        }
+        TokenSecret(out)
+    }
+
+    /// Checks the shape of a presented string without hashing it or touching any store.
+    ///
+    /// # Errors
+    /// [`MalformedSecret`] says what is wrong: empty, too long (over [`MAX_PRESENTED_LEN`] bytes,
+    /// refused before anything else), wrong length, wrong prefix, a character outside the format's
+    /// alphabet, or a bad checksum. The error never contains the presented text.
+    pub fn parse<'a>(&self, presented: &'a str) -> Result<PresentedSecret<'a>, MalformedSecret> {
+        let bytes = presented.as_bytes();
+        if bytes.is_empty() {
+            return Err(MalformedSecret::Empty);
+        }
+        if bytes.len() > MAX_PRESENTED_LEN {
+            return Err(MalformedSecret::TooLong {
+                max: MAX_PRESENTED_LEN,
+            });
+        }
+        let expected = self.secret_len();
+        match self {
+            Self::Prefixed(prefix) => {
+                let p = prefix.0.as_bytes();
+                let Some(rest) = bytes
+                    .strip_prefix(p)
+                    .and_then(|rest| rest.strip_prefix(b"_"))
+                else {
+                    return Err(MalformedSecret::WrongPrefix);
+                };
+                if bytes.len() != expected {
+                    return Err(MalformedSecret::WrongLength {
+                        expected,
+                        found: bytes.len(),
+                    });
+                }
+                if let Some(pos) = rest.iter().position(|b| !b.is_ascii_alphanumeric()) {
+                    return Err(MalformedSecret::InvalidCharacter {
+                        position: p.len() + 1 + pos,
+                    });
+                }
+                let (signed, sum) = bytes.split_at(expected - CHECKSUM_LEN);
+                if decode_checksum(sum) != Some(checksum(signed)) {
+                    return Err(MalformedSecret::BadChecksum);
+                }
+            }
+            Self::Zabbix => {
+                check_fixed(bytes, expected, |b| {
+                    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+                })?;
+            }
+            Self::Cpanel => {
+                check_fixed(bytes, expected, |b| {
+                    b.is_ascii_digit() || b.is_ascii_uppercase()
+                })?;
+            }
+        }
+        Ok(PresentedSecret(presented))
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+const CPANEL_ALPHABET: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+fn check_fixed(
+    bytes: &[u8],
+    expected: usize,
+    allowed: impl Fn(u8) -> bool,
+) -> Result<(), MalformedSecret> {
+    if bytes.len() != expected {
+        return Err(MalformedSecret::WrongLength {
+            expected,
+            found: bytes.len(),
+        });
+    }
+    match bytes.iter().position(|&b| !allowed(b)) {
+        Some(position) => Err(MalformedSecret::InvalidCharacter { position }),
+        None => Ok(()),
+    }
+}
+
+/// Appends `n` characters drawn uniformly from `alphabet` (rejection sampling, no modulo bias).
+fn push_uniform<R: CryptoRng + ?Sized>(rng: &mut R, out: &mut String, alphabet: &[u8], n: usize) {
+    let len = alphabet.len();
+    // The largest multiple of `len` that fits in a byte: bytes at or above it are rejected.
+    let limit = 256 - (256 % len);
+    let mut buf = [0u8; 64];
+    let mut pushed = 0;
+    while pushed < n {
+        rng.fill_bytes(&mut buf);
+        for &b in &buf {
+            if usize::from(b) < limit && pushed < n {
+                if let Some(&c) = alphabet.get(usize::from(b) % len) {
+                    out.push(char::from(c));
+                    pushed += 1;
+                }
+            }
+        }
+    }
+    buf.zeroize();
+}
+
+/// A fast 32-bit checksum (multiply-xorshift over 8-byte words). It only has to catch typos and
+/// garbage; the secret's strength is its 256 random bits, never this.
+fn checksum(data: &[u8]) -> u32 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h: u64 = 0x243F_6A88_85A3_08D3 ^ (data.len() as u64);
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        h ^= h >> 29;
+    }
+    let mut w = [0u8; 8];
+    let rem = chunks.remainder();
+    w.get_mut(..rem.len())
+        .unwrap_or_default()
+        .copy_from_slice(rem);
+    h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    h ^= h >> 32;
+    h = h.wrapping_mul(K);
+    (h >> 32) as u32
+}
+
+fn push_checksum(out: &mut String, sum: u32) {
+    let mut digits = [b'0'; CHECKSUM_LEN];
+    let mut v = sum;
+    for d in digits.iter_mut().rev() {
+        *d = BASE62.get((v % 62) as usize).copied().unwrap_or(b'0');
+        v /= 62;
+    }
+    for d in digits {
+        out.push(char::from(d));
+    }
+}
+
+fn decode_checksum(s: &[u8]) -> Option<u32> {
+    let mut v: u64 = 0;
+    for &b in s {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'A'..=b'Z' => b - b'A' + 10,
+            b'a'..=b'z' => b - b'a' + 36,
+            _ => return None,
+        };
+        v = v * 62 + u64::from(d);
+    }
+    u32::try_from(v).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn rng() -> StdRng {
+        StdRng::seed_from_u64(7)
+    }
+
+    #[test]
+    fn default_format_has_documented_grammar() {
+        let f = SecretFormat::default();
+        let s = f.generate_with_rng(&mut rng());
+        let s = s.expose();
+        assert_eq!(s.len(), 53);
+        assert!(s.starts_with("tok_"));
+        assert!(s[4..].bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert!(f.parse(s).is_ok());
+    }
+
+    #[test]
+    fn generation_is_random_and_seedable() {
+        let f = SecretFormat::default();
+        let a = f.generate_with_rng(&mut rng());
+        let b = f.generate_with_rng(&mut rng());
+        assert_eq!(a.expose(), b.expose(), "same seed, same secret");
+        assert_ne!(f.generate().expose(), f.generate().expose());
+    }
+
+    #[test]
+    fn body_uses_whole_alphabet_without_bias_to_low_digits() {
+        let f = SecretFormat::default();
+        let mut counts = [0usize; 62];
+        let mut r = rng();
+        for _ in 0..400 {
+            let s = f.generate_with_rng(&mut r);
+            for b in s.expose()[4..4 + BODY_LEN].bytes() {
+                let i = BASE62.iter().position(|&c| c == b).unwrap();
+                counts[i] += 1;
+            }
+        }
+        // 17,200 draws over 62 symbols: ~277 each. Modulo bias (256 % 62 = 8) would give the
+        // first 8 symbols ~25% more; rejection sampling keeps every symbol near the mean.
+        let mean = 400.0 * BODY_LEN as f64 / 62.0;
+        for (i, &c) in counts.iter().enumerate() {
+            assert!((c as f64 - mean).abs() < mean * 0.2, "symbol {i}: {c}");
+        }
+    }
+
+    #[test]
+    fn seed_formats_have_seed_shapes() {
+        let z = SecretFormat::Zabbix.generate_with_rng(&mut rng());
+        assert_eq!(z.expose().len(), 64);
+        assert!(
+            z.expose()
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+        assert!(SecretFormat::Zabbix.parse(z.expose()).is_ok());
+        let c = SecretFormat::Cpanel.generate_with_rng(&mut rng());
+        assert_eq!(c.expose().len(), 32);
+        assert!(
+            c.expose()
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+        );
+        assert!(SecretFormat::Cpanel.parse(c.expose()).is_ok());
+        // The seed's own example token is accepted by the cPanel format.
+        assert!(
+            SecretFormat::Cpanel
+                .parse("UWU28DCA23NKY76CN17MDPKM3O7EFQY8")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn parse_refuses_each_malformation_with_its_reason() {
+        let f = SecretFormat::default();
+        let good = f.generate_with_rng(&mut rng());
+        let good = good.expose();
+        assert_eq!(f.parse("").map(|_| ()), Err(MalformedSecret::Empty));
+        let long = "a".repeat(MAX_PRESENTED_LEN + 1);
+        assert!(matches!(
+            f.parse(&long),
+            Err(MalformedSecret::TooLong { .. })
+        ));
+        let wrong_prefix = good.replacen("tok_", "tik_", 1);
+        assert!(matches!(
+            f.parse(&wrong_prefix),
+            Err(MalformedSecret::WrongPrefix)
+        ));
+        assert!(matches!(
+            f.parse(&good[..good.len() - 1]),
+            Err(MalformedSecret::WrongLength { .. })
+        ));
+        let mut bad_char = good.to_string();
+        bad_char.replace_range(10..11, "-");
+        assert!(matches!(
+            f.parse(&bad_char),
+            Err(MalformedSecret::InvalidCharacter { position: 10 })
+        ));
+        // A single changed character (a typo) is caught by the checksum.
+        let mut typo = good.as_bytes().to_vec();
+        typo[20] = if typo[20] == b'a' { b'b' } else { b'a' };
+        let typo = String::from_utf8(typo).unwrap();
+        assert_eq!(
+            f.parse(&typo).map(|_| ()),
+            Err(MalformedSecret::BadChecksum)
+        );
+        // Two adjacent characters swapped are caught too.
+        let mut swapped = good.as_bytes().to_vec();
+        let i = (4..swapped.len() - 1)
+            .find(|&i| swapped[i] != swapped[i + 1])
+            .unwrap();
+        swapped.swap(i, i + 1);
+        let swapped = String::from_utf8(swapped).unwrap();
+        assert!(f.parse(&swapped).is_err());
+    }
+
+    #[test]
+    fn seed_formats_refuse_wrong_alphabet_and_length() {
+        let lower = "uwu28dca23nky76cn17mdpkm3o7efqy8";
+        assert!(matches!(
+            SecretFormat::Cpanel.parse(lower),
+            Err(MalformedSecret::InvalidCharacter { position: 0 })
+        ));
+        assert!(matches!(
+            SecretFormat::Zabbix.parse(&"A".repeat(64)),
+            Err(MalformedSecret::InvalidCharacter { position: 0 })
+        ));
+        assert!(matches!(
+            SecretFormat::Zabbix.parse(&"a".repeat(63)),
+            Err(MalformedSecret::WrongLength {
+                expected: 64,
+                found: 63
+            })
+        ));
+    }
+
+    #[test]
+    fn prefix_rules() {
+        assert!(SecretFormat::prefixed("acme2").is_ok());
+        for bad in ["", "Acme", "2acme", "ac_me", "abcdefghijklmnopq"] {
+            assert!(SecretFormat::prefixed(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hash_is_keyed_and_constant_time_comparable() {
+        let f = SecretFormat::default();
+        let s = f.generate_with_rng(&mut rng());
+        let p = f.parse(s.expose()).unwrap();
+        let k1 = HashKey::default();
+        let k2 = HashKey::new([9; 32]);
+        assert_eq!(SecretHash::of(&k1, &p), SecretHash::of_secret(&k1, &s));
+        assert_ne!(SecretHash::of(&k1, &p), SecretHash::of(&k2, &p));
+        let h = SecretHash::of(&k1, &p);
+        assert_eq!(SecretHash::from_hex(&h.to_hex()).unwrap(), h);
+        let dbg = format!("{h:?}");
+        assert!(dbg.len() < 30 && !dbg.contains(&h.to_hex()));
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(json, format!("\"{}\"", h.to_hex()));
+        assert_eq!(serde_json::from_str::<SecretHash>(&json).unwrap(), h);
+        assert!(serde_json::from_str::<SecretHash>("\"zz\"").is_err());
+    }
+
+    #[test]
+    fn secret_is_redacted_and_wiped() {
+        fn assert_zeroize_on_drop<T: ZeroizeOnDrop>() {}
+        assert_zeroize_on_drop::<TokenSecret>();
+        assert_zeroize_on_drop::<HashKey>();
+        let mut s = SecretFormat::default().generate();
+        assert_eq!(format!("{s:?}"), "TokenSecret(<redacted>)");
+        s.zeroize();
+        assert_eq!(s.expose(), "", "zeroize empties the plaintext");
+        assert_eq!(format!("{:?}", HashKey::default()), "HashKey(<redacted>)");
+    }
+
+    #[test]
+    fn checksum_roundtrips_through_base62() {
+        for v in [0, 1, 61, 62, u32::MAX, 0x1234_5678] {
+            let mut s = String::new();
+            push_checksum(&mut s, v);
+            assert_eq!(decode_checksum(s.as_bytes()), Some(v));
+        }
+        assert_eq!(decode_checksum(b"zzzzzz"), None, "over u32 is invalid");
+    }
+}

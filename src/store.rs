@@ -1,0 +1,380 @@
+//! The storage port: [`TokenStore`], the records' [`Change`]s and the [`Query`] filters.
+//!
+//! A store holds [`Token`] records and enforces only what a database would enforce itself:
+//! atomic batches, unique ids, unique `(owner, name)`, unique secret hashes, lookup by hash.
+//! Policy — expiry, status, permissions, who may do what — is decided by the caller
+//! ([`Tokens`](crate::Tokens) or a host using the pure rules), never filtered inside a store.
+
+use std::cmp::Ordering;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::allowlist::IpAllowlist;
+use crate::error::StoreError;
+use crate::permission::PermissionSet;
+use crate::secret::SecretHash;
+use crate::token::{Expiry, LastUse, Status, Token, TokenId, TokenName, UserId};
+
+pub mod memory;
+
+pub use memory::{MemoryStore, Snapshot};
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+
+/// One change of an atomic batch.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Change {
+    /// Add a new token (its id comes from [`TokenStore::reserve_ids`]).
+    Insert(Token),
+    /// Replace the token with the same id.
+    Replace(Token),
+    /// Remove a token.
+    Delete(TokenId),
+}
+
+/// Which of a token's secrets a presented hash matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Matched {
+    /// The current secret.
+    Current,
+    /// The previous secret, honoured until `valid_until` (exclusive).
+    Previous {
+        /// End of the grace period.
+        valid_until: OffsetDateTime,
+    },
+}
+
+/// What authentication needs of a token, borrowed from the store for the length of one check.
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate<'a> {
+    /// The token's id.
+    pub id: TokenId,
+    /// Its name.
+    pub name: &'a TokenName,
+    /// Its owner.
+    pub owner: &'a UserId,
+    /// Enabled or disabled.
+    pub status: Status,
+    /// Its expiry.
+    pub expiry: Expiry,
+    /// Its permissions.
+    pub permissions: &'a PermissionSet,
+    /// Its allowlist.
+    pub allowlist: &'a IpAllowlist,
+    /// Which secret matched.
+    pub matched: Matched,
+}
+
+/// Storage for token records. Sync, object-safe, shareable between threads.
+///
+/// # What the caller has already done
+/// [`Tokens`](crate::Tokens) validates every value (types and policy), checks the actor's
+/// rights, checks name uniqueness against the store, and takes ids from
+/// [`TokenStore::reserve_ids`] before calling [`TokenStore::apply`]. A store must still refuse a
+/// batch that would break its own constraints (another writer may have got there first), and
+/// must apply a batch entirely or not at all.
+pub trait TokenStore: Send + Sync {
+    /// Returns `n` ids never handed out before (gaps are fine, like a database sequence).
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError>;
+
+    /// Applies every change or none. Changes are checked against the state the whole batch
+    /// produces: renaming two tokens into each other's names in one batch is fine.
+    ///
+    /// # Errors
+    /// [`StoreError::IdTaken`], [`StoreError::NotFound`], [`StoreError::NameTaken`],
+    /// [`StoreError::HashTaken`], or a backend failure; in every case nothing changed.
+    fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError>;
+
+    /// One token by id.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn get(&self, id: TokenId) -> Result<Option<Token>, StoreError>;
+
+    /// The id of the owner's token with this name, if any.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn find_name(&self, owner: &UserId, name: &TokenName) -> Result<Option<TokenId>, StoreError>;
+
+    /// The tokens matching `query`, sorted and limited as it says. `now` resolves the relative
+    /// filters ([`Query::expiring_within`]).
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn query(&self, query: &Query, now: OffsetDateTime) -> Result<Vec<Token>, StoreError>;
+
+    /// How many tokens match `query` (ignoring its limit).
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn count(&self, query: &Query, now: OffsetDateTime) -> Result<usize, StoreError>;
+
+    /// Looks a token up by the hash of a presented secret — its current secret or a previous one
+    /// still on record — and, if found, calls `check` with it. If `check` returns a [`LastUse`],
+    /// the store records it as the token's last use (it may coalesce writes, but must not lose
+    /// the latest instant for longer than it documents). Returns whether a token was found.
+    ///
+    /// This is the hot path: no allocation, no exclusive lock on the whole store.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn authenticate(
+        &self,
+        hash: &SecretHash,
+        check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
+    ) -> Result<bool, StoreError>;
+}
+
+/// A half-open time range `[from, until)`; either end may be open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Inclusive start.
+    pub from: Option<OffsetDateTime>,
+    /// Exclusive end.
+    pub until: Option<OffsetDateTime>,
+}
+
+impl TimeRange {
+    /// Whether `t` is inside.
+    pub fn contains(&self, t: OffsetDateTime) -> bool {
+        self.from.is_none_or(|f| f <= t) && self.until.is_none_or(|u| t < u)
+    }
+}
+
+/// What to sort a listing by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SortField {
+    /// Token id (the default).
+    Id,
+    /// Name.
+    Name,
+    /// Creation time.
+    Created,
+    /// Expiry; never-expiring tokens sort after all others.
+    Expiry,
+    /// Last use; never-used tokens sort before all others.
+    LastUsed,
+    /// Status; enabled before disabled.
+    Status,
+}
+
+/// Sort direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SortOrder {
+    /// Smallest first.
+    #[default]
+    Ascending,
+    /// Largest first.
+    Descending,
+}
+
+/// Filters, sort and limit for listing tokens (Zabbix `token.get`, the *API tokens* screen's
+/// filters). Every filter that is set must match; an unset filter matches everything.
+///
+/// ```
+/// use api_tokens::{Query, Status, UserId, store::SortField, store::SortOrder};
+/// let q = Query::new()
+///     .owners([UserId::from(2)])
+///     .status(Status::Enabled)
+///     .name_contains("deploy")
+///     .sort(SortField::Expiry, SortOrder::Ascending)
+///     .limit(10);
+/// assert_eq!(q.limit, Some(10));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Query {
+    /// Only these ids.
+    pub ids: Option<Vec<TokenId>>,
+    /// Only tokens of these owners.
+    pub owners: Option<Vec<UserId>>,
+    /// Only tokens created (or last generated) by these users.
+    pub creators: Option<Vec<UserId>>,
+    /// Only tokens with this status.
+    pub status: Option<Status>,
+    /// Name contains this text (case-insensitive).
+    pub name_contains: Option<String>,
+    /// Description contains this text (case-insensitive).
+    pub description_contains: Option<String>,
+    /// Valid at this instant: never expires, or expires after it.
+    pub valid_at: Option<OffsetDateTime>,
+    /// Expired at this instant: has an expiry at or before it.
+    pub expired_at: Option<OffsetDateTime>,
+    /// Not expired now, and expires within this duration from now.
+    pub expiring_within: Option<Duration>,
+    /// Created within this range.
+    pub created: Option<TimeRange>,
+    /// Last used within this range (never-used tokens do not match).
+    pub last_used: Option<TimeRange>,
+    /// Sort key and direction; ties are broken by id, ascending.
+    pub sort: Option<(SortField, SortOrder)>,
+    /// At most this many tokens.
+    pub limit: Option<usize>,
+}
+
+impl Query {
+    /// Matches every token.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only these ids.
+    #[must_use]
+    pub fn ids(mut self, ids: impl IntoIterator<Item = TokenId>) -> Self {
+        self.ids = Some(ids.into_iter().collect());
+        self
+    }
+
+    /// Only these owners.
+    #[must_use]
+    pub fn owners(mut self, owners: impl IntoIterator<Item = UserId>) -> Self {
+        self.owners = Some(owners.into_iter().collect());
+        self
+    }
+
+    /// Only these creators.
+    #[must_use]
+    pub fn creators(mut self, creators: impl IntoIterator<Item = UserId>) -> Self {
+        self.creators = Some(creators.into_iter().collect());
+        self
+    }
+
+    /// Only this status.
+    #[must_use]
+    pub fn status(mut self, status: Status) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Name contains `text` (case-insensitive).
+    #[must_use]
+    pub fn name_contains(mut self, text: impl Into<String>) -> Self {
+        self.name_contains = Some(text.into());
+        self
+    }
+
+    /// Description contains `text` (case-insensitive).
+    #[must_use]
+    pub fn description_contains(mut self, text: impl Into<String>) -> Self {
+        self.description_contains = Some(text.into());
+        self
+    }
+
+    /// Valid at `t`.
+    #[must_use]
+    pub fn valid_at(mut self, t: OffsetDateTime) -> Self {
+        self.valid_at = Some(t);
+        self
+    }
+
+    /// Expired at `t`.
+    #[must_use]
+    pub fn expired_at(mut self, t: OffsetDateTime) -> Self {
+        self.expired_at = Some(t);
+        self
+    }
+
+    /// Expiring within `d` of now.
+    #[must_use]
+    pub fn expiring_within(mut self, d: Duration) -> Self {
+        self.expiring_within = Some(d);
+        self
+    }
+
+    /// Created in `range`.
+    #[must_use]
+    pub fn created(mut self, range: TimeRange) -> Self {
+        self.created = Some(range);
+        self
+    }
+
+    /// Last used in `range`.
+    #[must_use]
+    pub fn last_used(mut self, range: TimeRange) -> Self {
+        self.last_used = Some(range);
+        self
+    }
+
+    /// Sort by `field` in `order`.
+    #[must_use]
+    pub fn sort(mut self, field: SortField, order: SortOrder) -> Self {
+        self.sort = Some((field, order));
+        self
+    }
+
+    /// At most `n` tokens.
+    #[must_use]
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Whether `token` passes every filter at `now`. Stores that filter in memory use this;
+    /// stores that translate the query (SQL) must agree with it.
+    pub fn matches(&self, token: &Token, now: OffsetDateTime) -> bool {
+        let in_list =
+            |list: &Option<Vec<UserId>>, u: &UserId| list.as_ref().is_none_or(|l| l.contains(u));
+        let contains = |needle: &Option<String>, hay: &str| {
+            needle
+                .as_ref()
+                .is_none_or(|n| hay.to_lowercase().contains(&n.to_lowercase()))
+        };
+        self.ids.as_ref().is_none_or(|ids| ids.contains(&token.id))
+            && in_list(&self.owners, &token.owner)
+            && in_list(&self.creators, &token.creator)
+            && self.status.is_none_or(|s| s == token.status)
+            && contains(&self.name_contains, token.name.as_str())
+            && contains(&self.description_contains, &token.description)
+            && self.valid_at.is_none_or(|t| !token.expiry.is_expired_at(t))
+            && self
+                .expired_at
+                .is_none_or(|t| token.expiry.is_expired_at(t))
+            && self.expiring_within.is_none_or(|d| {
+                !token.expiry.is_expired_at(now) && token.expiry.is_expired_at(now + d)
+            })
+            && self.created.is_none_or(|r| r.contains(token.created_at))
+            && self
+                .last_used
+                .is_none_or(|r| token.last_use.is_some_and(|u| r.contains(u.at)))
+    }
+
+    /// Sorts `tokens` as the query says (by id when it says nothing) and applies the limit.
+    pub fn sort_and_limit(&self, tokens: &mut Vec<Token>) {
+        let (field, order) = self.sort.unwrap_or((SortField::Id, SortOrder::Ascending));
+        tokens.sort_by(|a, b| {
+            let primary = compare(field, a, b);
+            let primary = match order {
+                SortOrder::Ascending => primary,
+                SortOrder::Descending => primary.reverse(),
+            };
+            primary.then(a.id.cmp(&b.id))
+        });
+        if let Some(n) = self.limit {
+            tokens.truncate(n);
+        }
+    }
+}
+
+fn compare(field: SortField, a: &Token, b: &Token) -> Ordering {
+    match field {
+        SortField::Id => a.id.cmp(&b.id),
+        SortField::Name => a.name.cmp(&b.name),
+        SortField::Created => a.created_at.cmp(&b.created_at),
+        SortField::Expiry => match (a.expiry.instant(), b.expiry.instant()) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        },
+        SortField::LastUsed => a.last_use.map(|u| u.at).cmp(&b.last_use.map(|u| u.at)),
+        SortField::Status => a.status.cmp(&b.status),
+    }
+}

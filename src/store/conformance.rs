@@ -1,0 +1,483 @@
+//! The store conformance suite: what every [`TokenStore`] must do, written once.
+//!
+//! Enable the `testing` feature and call [`run`] from a test with a function that makes an empty
+//! store; each check panics with a message naming the rule it found broken.
+//!
+//! ```
+//! # #[cfg(feature = "testing")]
+//! api_tokens::store::conformance::run(api_tokens::MemoryStore::new);
+//! ```
+// Test support: failing loudly is its job.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::IpAddr;
+
+use time::{Duration, OffsetDateTime};
+
+use super::{Candidate, Change, Matched, Query, SortField, SortOrder, TimeRange, TokenStore};
+use crate::error::StoreError;
+use crate::secret::SecretHash;
+use crate::token::{
+    Expiry, LastUse, PreviousSecret, SecretState, Status, Token, TokenId, TokenName, UserId,
+};
+
+/// Runs every check, each on a fresh store from `make`.
+pub fn run<S: TokenStore>(make: impl Fn() -> S) {
+    type Check = fn(&dyn TokenStore);
+    let checks: &[(&str, Check)] = &[
+        ("ids are unique", ids_are_unique),
+        ("records round-trip", records_round_trip),
+        ("batches are atomic", batches_are_atomic),
+        ("names are unique per owner", names_unique_per_owner),
+        ("ids are checked", ids_are_checked),
+        ("renames may swap within a batch", renames_may_swap),
+        ("lookup by hash", lookup_by_hash),
+        ("hashes are unique", hashes_are_unique),
+        ("last use is recorded", last_use_is_recorded),
+        ("delete forgets everything", delete_forgets_everything),
+        ("query filters", query_filters),
+        ("query sorts and limits", query_sorts_and_limits),
+    ];
+    for (name, check) in checks {
+        let store = make();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&store)));
+        if let Err(e) = outcome {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            panic!("conformance check '{name}' failed: {msg}");
+        }
+    }
+}
+
+/// A fixed instant the checks use as "now".
+pub fn t0() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
+}
+
+fn hash(n: u8) -> SecretHash {
+    SecretHash::from_bytes([n; 32])
+}
+
+/// A token with every field set to something checkable.
+pub fn sample(store: &dyn TokenStore, owner: u64, name: &str) -> Token {
+    let id = store.reserve_ids(1).unwrap()[0];
+    Token {
+        id,
+        name: TokenName::new(name).unwrap(),
+        description: format!("description of {name}"),
+        owner: UserId::from(owner),
+        creator: UserId::from(1),
+        status: Status::Enabled,
+        created_at: t0(),
+        expiry: Expiry::Never,
+        permissions: "dns.*, kill-acct".parse().unwrap(),
+        allowlist: "10.0.0.0/8, ::1".parse().unwrap(),
+        last_use: None,
+        secret: None,
+    }
+}
+
+fn with_secret(mut t: Token, h: u8) -> Token {
+    t.secret = Some(SecretState {
+        hash: hash(h),
+        generated_at: t0(),
+        previous: None,
+    });
+    t
+}
+
+fn insert(store: &dyn TokenStore, tokens: Vec<Token>) {
+    store
+        .apply(tokens.into_iter().map(Change::Insert).collect())
+        .unwrap();
+}
+
+fn find(store: &dyn TokenStore, h: SecretHash) -> Option<(TokenId, Matched)> {
+    let mut hit = None;
+    let found = store
+        .authenticate(&h, &mut |c: Candidate<'_>| {
+            hit = Some((c.id, c.matched));
+            None
+        })
+        .unwrap();
+    assert_eq!(
+        found,
+        hit.is_some(),
+        "authenticate's result says whether it found one"
+    );
+    hit
+}
+
+fn ids(tokens: &[Token]) -> Vec<TokenId> {
+    tokens.iter().map(|t| t.id).collect()
+}
+
+fn all(store: &dyn TokenStore) -> Vec<Token> {
+    store.query(&Query::new(), t0()).unwrap()
+}
+
+fn ids_are_unique(store: &dyn TokenStore) {
+    let mut seen = std::collections::HashSet::new();
+    for n in [1, 5, 0, 3] {
+        for id in store.reserve_ids(n).unwrap() {
+            assert!(seen.insert(id), "id {id} handed out twice");
+        }
+    }
+    assert_eq!(seen.len(), 9);
+}
+
+fn records_round_trip(store: &dyn TokenStore) {
+    let mut t = with_secret(sample(store, 2, "full"), 1);
+    t.expiry = Expiry::at(t0() + Duration::days(3));
+    t.status = Status::Disabled;
+    t.last_use = Some(LastUse {
+        at: t0(),
+        ip: Some("2001:db8::1".parse().unwrap()),
+    });
+    if let Some(s) = &mut t.secret {
+        s.previous = Some(PreviousSecret {
+            hash: hash(2),
+            valid_until: t0() + Duration::hours(1),
+        });
+    }
+    let plain = sample(store, 2, "plain");
+    insert(store, vec![t.clone(), plain.clone()]);
+    assert_eq!(
+        store.get(t.id).unwrap(),
+        Some(t.clone()),
+        "every field kept"
+    );
+    assert_eq!(store.get(plain.id).unwrap(), Some(plain));
+    assert_eq!(store.get(TokenId::new(u64::MAX)).unwrap(), None);
+    assert_eq!(
+        store.find_name(&t.owner, &t.name).unwrap(),
+        Some(t.id),
+        "find_name finds it"
+    );
+    assert_eq!(
+        store.find_name(&UserId::from(3), &t.name).unwrap(),
+        None,
+        "find_name is per owner"
+    );
+}
+
+fn batches_are_atomic(store: &dyn TokenStore) {
+    let a = sample(store, 2, "a");
+    insert(store, vec![a.clone()]);
+    let b = sample(store, 2, "b");
+    let clash = sample(store, 2, "a");
+    let err = store
+        .apply(vec![Change::Insert(b.clone()), Change::Insert(clash)])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NameTaken { .. }), "{err:?}");
+    assert_eq!(
+        store.get(b.id).unwrap(),
+        None,
+        "the good item was not applied"
+    );
+    let mut renamed = a.clone();
+    renamed.name = TokenName::new("renamed").unwrap();
+    let err = store
+        .apply(vec![
+            Change::Replace(renamed),
+            Change::Delete(TokenId::new(u64::MAX)),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert_eq!(
+        store.get(a.id).unwrap(),
+        Some(a),
+        "the replace was not applied"
+    );
+}
+
+fn names_unique_per_owner(store: &dyn TokenStore) {
+    let a = sample(store, 2, "same");
+    let b = sample(store, 3, "same");
+    insert(store, vec![a, b]);
+    let c = sample(store, 2, "same");
+    assert!(matches!(
+        store.apply(vec![Change::Insert(c)]),
+        Err(StoreError::NameTaken { .. })
+    ));
+    let d = sample(store, 4, "twice");
+    let e = sample(store, 4, "twice");
+    assert!(
+        matches!(
+            store.apply(vec![Change::Insert(d), Change::Insert(e)]),
+            Err(StoreError::NameTaken { .. })
+        ),
+        "a clash inside one batch is refused too"
+    );
+    assert_eq!(all(store).len(), 2);
+}
+
+fn ids_are_checked(store: &dyn TokenStore) {
+    let a = sample(store, 2, "a");
+    insert(store, vec![a.clone()]);
+    let mut again = a.clone();
+    again.name = TokenName::new("other").unwrap();
+    assert!(matches!(
+        store.apply(vec![Change::Insert(again)]),
+        Err(StoreError::IdTaken(_))
+    ));
+    let ghost = sample(store, 2, "ghost");
+    assert!(matches!(
+        store.apply(vec![Change::Replace(ghost.clone())]),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.apply(vec![Change::Delete(ghost.id)]),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+fn renames_may_swap(store: &dyn TokenStore) {
+    let a = sample(store, 2, "left");
+    let b = sample(store, 2, "right");
+    insert(store, vec![a.clone(), b.clone()]);
+    let (mut a2, mut b2) = (a.clone(), b.clone());
+    a2.name = b.name.clone();
+    b2.name = a.name.clone();
+    store
+        .apply(vec![
+            Change::Replace(a2.clone()),
+            Change::Replace(b2.clone()),
+        ])
+        .unwrap();
+    assert_eq!(store.get(a.id).unwrap().unwrap().name, b.name);
+    assert_eq!(store.find_name(&a.owner, &a.name).unwrap(), Some(b.id));
+}
+
+fn lookup_by_hash(store: &dyn TokenStore) {
+    let mut t = with_secret(sample(store, 2, "hashed"), 7);
+    if let Some(s) = &mut t.secret {
+        s.previous = Some(PreviousSecret {
+            hash: hash(8),
+            valid_until: t0(),
+        });
+    }
+    let bare = sample(store, 2, "bare");
+    insert(store, vec![t.clone(), bare]);
+    assert_eq!(find(store, hash(7)), Some((t.id, Matched::Current)));
+    assert_eq!(
+        find(store, hash(8)),
+        Some((t.id, Matched::Previous { valid_until: t0() }))
+    );
+    assert_eq!(find(store, hash(9)), None);
+    let mut c = None;
+    store
+        .authenticate(&hash(7), &mut |cand| {
+            c = Some((
+                cand.name.clone(),
+                cand.owner.clone(),
+                cand.status,
+                cand.expiry,
+                cand.permissions.clone(),
+                cand.allowlist.clone(),
+            ));
+            None
+        })
+        .unwrap();
+    assert_eq!(
+        c,
+        Some((
+            t.name.clone(),
+            t.owner.clone(),
+            t.status,
+            t.expiry,
+            t.permissions.clone(),
+            t.allowlist.clone()
+        )),
+        "the candidate carries the record's fields"
+    );
+    // Regenerate: the old current hash is no longer found as current.
+    let mut t2 = t.clone();
+    t2.secret = Some(SecretState {
+        hash: hash(10),
+        generated_at: t0(),
+        previous: None,
+    });
+    store.apply(vec![Change::Replace(t2)]).unwrap();
+    assert_eq!(find(store, hash(7)), None);
+    assert_eq!(find(store, hash(8)), None);
+    assert_eq!(find(store, hash(10)), Some((t.id, Matched::Current)));
+}
+
+fn hashes_are_unique(store: &dyn TokenStore) {
+    let a = with_secret(sample(store, 2, "a"), 1);
+    insert(store, vec![a]);
+    let b = with_secret(sample(store, 2, "b"), 1);
+    assert!(matches!(
+        store.apply(vec![Change::Insert(b)]),
+        Err(StoreError::HashTaken)
+    ));
+}
+
+fn last_use_is_recorded(store: &dyn TokenStore) {
+    let t = with_secret(sample(store, 2, "used"), 3);
+    insert(store, vec![t.clone()]);
+    let ip: IpAddr = "10.1.2.3".parse().unwrap();
+    for (secs, addr) in [(10, Some(ip)), (20, None), (15, Some(ip))] {
+        store
+            .authenticate(&hash(3), &mut |_| {
+                Some(LastUse {
+                    at: t0() + Duration::seconds(secs),
+                    ip: addr,
+                })
+            })
+            .unwrap();
+    }
+    let got = store.get(t.id).unwrap().unwrap().last_use;
+    // The latest instant wins (a store that coalesces must still keep the latest).
+    assert_eq!(
+        got.map(|u| u.at),
+        Some(t0() + Duration::seconds(20)),
+        "{got:?}"
+    );
+    // A check that grants nothing records nothing.
+    let other = with_secret(sample(store, 2, "unused"), 4);
+    insert(store, vec![other.clone()]);
+    store.authenticate(&hash(4), &mut |_| None).unwrap();
+    assert_eq!(store.get(other.id).unwrap().unwrap().last_use, None);
+}
+
+fn delete_forgets_everything(store: &dyn TokenStore) {
+    let t = with_secret(sample(store, 2, "gone"), 5);
+    insert(store, vec![t.clone()]);
+    store.apply(vec![Change::Delete(t.id)]).unwrap();
+    assert_eq!(store.get(t.id).unwrap(), None);
+    assert_eq!(find(store, hash(5)), None);
+    assert_eq!(store.find_name(&t.owner, &t.name).unwrap(), None);
+    // The name and hash are free again.
+    let again = with_secret(sample(store, 2, "gone"), 5);
+    insert(store, vec![again]);
+}
+
+fn query_filters(store: &dyn TokenStore) {
+    let now = t0();
+    let mut a = sample(store, 2, "Deploy-prod");
+    a.description = "CI pipeline".into();
+    a.expiry = Expiry::at(now + Duration::days(2));
+    let mut b = sample(store, 2, "backup");
+    b.status = Status::Disabled;
+    b.expiry = Expiry::at(now);
+    b.creator = UserId::from(9);
+    let mut c = sample(store, 3, "deploy-staging");
+    c.created_at = now - Duration::days(10);
+    c.expiry = Expiry::at(now + Duration::days(30));
+    let mut d = with_secret(sample(store, 3, "monitoring"), 6);
+    d.last_use = Some(LastUse {
+        at: now - Duration::hours(1),
+        ip: None,
+    });
+    insert(store, vec![a.clone(), b.clone(), c.clone(), d.clone()]);
+    let q = |query: Query| ids(&store.query(&query, now).unwrap());
+    let n = |query: Query| store.count(&query, now).unwrap();
+    assert_eq!(
+        q(Query::new()),
+        ids(&[a.clone(), b.clone(), c.clone(), d.clone()])
+    );
+    assert_eq!(
+        q(Query::new().ids([c.id, a.id, c.id])),
+        ids(&[a.clone(), c.clone()])
+    );
+    assert_eq!(
+        q(Query::new().owners([UserId::from(3)])),
+        ids(&[c.clone(), d.clone()])
+    );
+    assert_eq!(
+        q(Query::new().creators([UserId::from(9)])),
+        ids(&[b.clone()])
+    );
+    assert_eq!(q(Query::new().status(Status::Disabled)), ids(&[b.clone()]));
+    assert_eq!(
+        q(Query::new().name_contains("DEPLOY")),
+        ids(&[a.clone(), c.clone()]),
+        "name search is a case-insensitive substring"
+    );
+    assert_eq!(
+        q(Query::new().description_contains("pipe")),
+        ids(&[a.clone()])
+    );
+    // valid_at / expired_at use `expires_at <= t`: b expires exactly at `now`.
+    assert_eq!(
+        q(Query::new().valid_at(now)),
+        ids(&[a.clone(), c.clone(), d.clone()])
+    );
+    assert_eq!(q(Query::new().expired_at(now)), ids(&[b.clone()]));
+    assert_eq!(
+        q(Query::new().valid_at(now - Duration::seconds(1))),
+        ids(&[a.clone(), b.clone(), c.clone(), d.clone()])
+    );
+    assert_eq!(
+        q(Query::new().expiring_within(Duration::days(7))),
+        ids(&[a.clone()]),
+        "expiring soon, not already expired, not never"
+    );
+    assert_eq!(
+        q(Query::new().created(TimeRange {
+            from: None,
+            until: Some(now)
+        })),
+        ids(&[c.clone()])
+    );
+    assert_eq!(
+        q(Query::new().last_used(TimeRange {
+            from: Some(now - Duration::days(1)),
+            until: None
+        })),
+        ids(&[d.clone()])
+    );
+    assert_eq!(
+        q(Query::new()
+            .owners([UserId::from(2)])
+            .status(Status::Enabled)),
+        ids(&[a.clone()]),
+        "filters combine"
+    );
+    assert_eq!(
+        n(Query::new().owners([UserId::from(3)]).limit(1)),
+        2,
+        "count ignores limit"
+    );
+    assert_eq!(n(Query::new().name_contains("nothing")), 0);
+}
+
+fn query_sorts_and_limits(store: &dyn TokenStore) {
+    let now = t0();
+    let mut a = sample(store, 2, "charlie");
+    a.expiry = Expiry::at(now + Duration::days(1));
+    a.created_at = now - Duration::days(1);
+    let mut b = sample(store, 2, "alpha");
+    b.status = Status::Disabled;
+    b.last_use = Some(LastUse { at: now, ip: None });
+    let mut c = sample(store, 2, "bravo");
+    c.expiry = Expiry::at(now + Duration::days(2));
+    c.created_at = now - Duration::days(2);
+    insert(store, vec![a.clone(), b.clone(), c.clone()]);
+    let sorted = |f, o| ids(&store.query(&Query::new().sort(f, o), now).unwrap());
+    use SortOrder::{Ascending, Descending};
+    let (a, b, c) = (a.id, b.id, c.id);
+    assert_eq!(sorted(SortField::Name, Ascending), vec![b, c, a]);
+    assert_eq!(sorted(SortField::Name, Descending), vec![a, c, b]);
+    assert_eq!(sorted(SortField::Created, Ascending), vec![c, a, b]);
+    assert_eq!(
+        sorted(SortField::Expiry, Ascending),
+        vec![a, c, b],
+        "never expires sorts last"
+    );
+    assert_eq!(sorted(SortField::Expiry, Descending), vec![b, c, a]);
+    assert_eq!(sorted(SortField::LastUsed, Descending)[0], b);
+    assert_eq!(sorted(SortField::Status, Descending)[0], b);
+    assert_eq!(sorted(SortField::Id, Descending), vec![c, b, a]);
+    assert_eq!(
+        ids(&store
+            .query(&Query::new().sort(SortField::Name, Ascending).limit(2), now)
+            .unwrap()),
+        vec![b, c]
+    );
+}

@@ -1,0 +1,575 @@
+//! [`MemoryStore`]: the embedded default store.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{Candidate, Change, Matched, Query, TokenStore};
+use crate::allowlist::IpAllowlist;
+use crate::error::StoreError;
+use crate::permission::PermissionSet;
+use crate::secret::SecretHash;
+use crate::token::{
+    Expiry, LastUse, PreviousSecret, SecretState, Status, Token, TokenId, TokenName, UserId,
+    from_unix,
+};
+
+/// The snapshot format version written by [`MemoryStore::snapshot`].
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// Everything a [`MemoryStore`] holds, for the host to persist (serde; JSON in the examples).
+/// It holds secret hashes, never secrets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Format version; [`MemoryStore::restore`] refuses others.
+    pub version: u32,
+    /// The next id the store hands out.
+    pub next_id: u64,
+    /// Every token, by id.
+    pub tokens: Vec<Token>,
+}
+
+/// The embedded store: all tokens in memory, safe to share between threads.
+///
+/// * Lookup by secret hash and by id: one hash-map probe each.
+/// * Listing by owner touches only that owner's tokens.
+/// * Authentication takes a shared lock only; last use is written into per-token atomics, at
+///   most once per token per second and client address.
+/// * [`snapshot`](MemoryStore::snapshot) / [`restore`](MemoryStore::restore) for persistence.
+/// * Equal permission sets are stored once (interned), so a million tokens with a handful of
+///   distinct sets cost a handful of sets.
+///
+/// Lock poisoning cannot leave it inconsistent: every batch is checked in full before the first
+/// write, and nothing after that point can panic, so a poisoned lock is simply taken over.
+pub struct MemoryStore {
+    inner: RwLock<Inner>,
+    next_id: AtomicU64,
+}
+
+#[derive(Default)]
+struct Inner {
+    slots: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    by_id: HashMap<TokenId, u32>,
+    by_hash: HashMap<SecretHash, u32>,
+    by_owner: HashMap<UserId, Vec<u32>>,
+    perm_sets: HashSet<PermissionSet>,
+}
+
+/// A token as kept in memory: times as Unix seconds, the rarely used previous secret boxed.
+struct Entry {
+    id: TokenId,
+    name: TokenName,
+    description: Box<str>,
+    owner: UserId,
+    creator: UserId,
+    status: Status,
+    created_at: i64,
+    /// `i64::MAX` for never (`time` cannot represent that instant, so it is free).
+    expires_at: i64,
+    permissions: PermissionSet,
+    allowlist: IpAllowlist,
+    hash: Option<SecretHash>,
+    generated_at: i64,
+    previous: Option<Box<PreviousSecret>>,
+    last: LastUseCell,
+}
+
+const NEVER: i64 = i64::MAX;
+
+fn to_time(secs: i64) -> OffsetDateTime {
+    from_unix(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl Entry {
+    fn from_token(t: Token) -> Self {
+        let last = LastUseCell::default();
+        if let Some(u) = t.last_use {
+            last.record(u);
+        }
+        Self {
+            id: t.id,
+            name: t.name,
+            description: t.description.into_boxed_str(),
+            owner: t.owner,
+            creator: t.creator,
+            status: t.status,
+            created_at: t.created_at.unix_timestamp(),
+            expires_at: t.expiry.instant().map_or(NEVER, |e| e.unix_timestamp()),
+            permissions: t.permissions,
+            allowlist: t.allowlist,
+            hash: t.secret.map(|s| s.hash),
+            generated_at: t.secret.map_or(0, |s| s.generated_at.unix_timestamp()),
+            previous: t.secret.and_then(|s| s.previous).map(Box::new),
+            last,
+        }
+    }
+
+    fn expiry(&self) -> Expiry {
+        if self.expires_at == NEVER {
+            Expiry::Never
+        } else {
+            Expiry::At(to_time(self.expires_at))
+        }
+    }
+
+    fn to_token(&self) -> Token {
+        Token {
+            id: self.id,
+            name: self.name.clone(),
+            description: self.description.to_string(),
+            owner: self.owner.clone(),
+            creator: self.creator.clone(),
+            status: self.status,
+            created_at: to_time(self.created_at),
+            expiry: self.expiry(),
+            permissions: self.permissions.clone(),
+            allowlist: self.allowlist.clone(),
+            last_use: self.last.get(),
+            secret: self.hash.map(|hash| SecretState {
+                hash,
+                generated_at: to_time(self.generated_at),
+                previous: self.previous.as_deref().copied(),
+            }),
+        }
+    }
+
+    fn hashes(&self) -> impl Iterator<Item = SecretHash> + '_ {
+        self.hash
+            .into_iter()
+            .chain(self.previous.as_ref().map(|p| p.hash))
+    }
+}
+
+fn token_hashes(t: &Token) -> impl Iterator<Item = SecretHash> + '_ {
+    t.secret
+        .iter()
+        .flat_map(|s| std::iter::once(s.hash).chain(s.previous.map(|p| p.hash)))
+}
+
+/// Last use, readable without a lock on the hot path. Writers serialise on `lock`; the atomics
+/// let a reader see that the value it would write is already there and skip the write.
+#[derive(Default)]
+struct LastUseCell {
+    lock: Mutex<()>,
+    /// `i64::MIN` when never used.
+    secs: AtomicI64,
+    /// 0: no address, 4: IPv4, 6: IPv6.
+    kind: AtomicU8,
+    hi: AtomicU64,
+    lo: AtomicU64,
+    initialised: AtomicU8,
+}
+
+fn encode_ip(ip: Option<IpAddr>) -> (u8, u64, u64) {
+    match ip {
+        None => (0, 0, 0),
+        Some(IpAddr::V4(a)) => (4, 0, u64::from(u32::from(a))),
+        Some(IpAddr::V6(a)) => {
+            let v = u128::from(a);
+            (6, (v >> 64) as u64, v as u64)
+        }
+    }
+}
+
+fn decode_ip(kind: u8, hi: u64, lo: u64) -> Option<IpAddr> {
+    match kind {
+        4 => u32::try_from(lo)
+            .ok()
+            .map(|v| IpAddr::V4(Ipv4Addr::from(v))),
+        6 => Some(IpAddr::V6(Ipv6Addr::from(
+            (u128::from(hi) << 64) | u128::from(lo),
+        ))),
+        _ => None,
+    }
+}
+
+impl LastUseCell {
+    fn is_set(&self) -> bool {
+        self.initialised.load(Relaxed) == 1
+    }
+
+    fn same(&self, secs: i64, (k, h, l): (u8, u64, u64)) -> bool {
+        self.is_set()
+            && self.secs.load(Relaxed) == secs
+            && self.kind.load(Relaxed) == k
+            && self.hi.load(Relaxed) == h
+            && self.lo.load(Relaxed) == l
+    }
+
+    fn record(&self, u: LastUse) {
+        let secs = u.at.unix_timestamp();
+        let ip = encode_ip(u.ip);
+        if self.same(secs, ip) {
+            return;
+        }
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        if self.is_set() && self.secs.load(Relaxed) > secs {
+            return; // keep the latest use
+        }
+        self.secs.store(secs, Relaxed);
+        self.kind.store(ip.0, Relaxed);
+        self.hi.store(ip.1, Relaxed);
+        self.lo.store(ip.2, Relaxed);
+        self.initialised.store(1, Relaxed);
+    }
+
+    fn get(&self) -> Option<LastUse> {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.is_set() {
+            return None;
+        }
+        Some(LastUse {
+            at: to_time(self.secs.load(Relaxed)),
+            ip: decode_ip(
+                self.kind.load(Relaxed),
+                self.hi.load(Relaxed),
+                self.lo.load(Relaxed),
+            ),
+        })
+    }
+}
+
+impl Inner {
+    fn entry(&self, slot: u32) -> Option<&Entry> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    fn by_id(&self, id: TokenId) -> Option<&Entry> {
+        self.by_id.get(&id).and_then(|&s| self.entry(s))
+    }
+
+    fn find_name(&self, owner: &UserId, name: &TokenName) -> Option<TokenId> {
+        self.by_owner.get(owner).and_then(|slots| {
+            slots
+                .iter()
+                .filter_map(|&s| self.entry(s))
+                .find(|e| e.name == *name)
+                .map(|e| e.id)
+        })
+    }
+
+    fn intern(&mut self, p: PermissionSet) -> PermissionSet {
+        if let Some(existing) = self.perm_sets.get(&p) {
+            return existing.clone();
+        }
+        self.perm_sets.insert(p.clone());
+        p
+    }
+
+    fn insert(&mut self, token: Token) {
+        let mut e = Entry::from_token(token);
+        e.permissions = self.intern(e.permissions);
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.by_id.insert(e.id, slot);
+        for h in e.hashes() {
+            self.by_hash.insert(h, slot);
+        }
+        self.by_owner.entry(e.owner.clone()).or_default().push(slot);
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            *s = Some(e);
+        }
+    }
+
+    fn remove(&mut self, id: TokenId) -> Option<Entry> {
+        let slot = self.by_id.remove(&id)?;
+        let e = self.slots.get_mut(slot as usize)?.take()?;
+        for h in e.hashes() {
+            self.by_hash.remove(&h);
+        }
+        if let Some(list) = self.by_owner.get_mut(&e.owner) {
+            list.retain(|&s| s != slot);
+            if list.is_empty() {
+                self.by_owner.remove(&e.owner);
+            }
+        }
+        // Drop the interned set when this entry was its last user (the set and the entry hold
+        // the only two references).
+        if e.permissions.ref_count() <= 2 {
+            self.perm_sets.remove(&e.permissions);
+        }
+        self.free.push(slot);
+        Some(e)
+    }
+
+    /// Checks a whole batch against the state it would produce, without changing anything.
+    fn check(&self, changes: &[Change]) -> Result<(), StoreError> {
+        let mut seen_ids = HashSet::new();
+        let mut removed_names: HashSet<(&UserId, &TokenName)> = HashSet::new();
+        let mut removed_hashes: HashSet<SecretHash> = HashSet::new();
+        for c in changes {
+            let id = match c {
+                Change::Insert(t) => t.id,
+                Change::Replace(t) => t.id,
+                Change::Delete(id) => *id,
+            };
+            if !seen_ids.insert(id) {
+                return Err(StoreError::IdTaken(id));
+            }
+            match c {
+                Change::Insert(_) => {
+                    if self.by_id.contains_key(&id) {
+                        return Err(StoreError::IdTaken(id));
+                    }
+                }
+                Change::Replace(_) | Change::Delete(_) => {
+                    let old = self.by_id(id).ok_or(StoreError::NotFound(id))?;
+                    removed_names.insert((&old.owner, &old.name));
+                    removed_hashes.extend(old.hashes());
+                }
+            }
+        }
+        let mut added_names = HashSet::new();
+        let mut added_hashes = HashSet::new();
+        for c in changes {
+            let t = match c {
+                Change::Insert(t) | Change::Replace(t) => t,
+                Change::Delete(_) => continue,
+            };
+            let key = (&t.owner, &t.name);
+            let taken_in_store =
+                self.find_name(&t.owner, &t.name).is_some() && !removed_names.contains(&key);
+            if !added_names.insert(key) || taken_in_store {
+                return Err(StoreError::NameTaken {
+                    owner: t.owner.clone(),
+                    name: t.name.to_string(),
+                });
+            }
+            for h in token_hashes(t) {
+                let taken_in_store = self.by_hash.contains_key(&h) && !removed_hashes.contains(&h);
+                if !added_hashes.insert(h) || taken_in_store {
+                    return Err(StoreError::HashTaken);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, changes: Vec<Change>) {
+        for c in changes {
+            match c {
+                Change::Insert(t) => self.insert(t),
+                Change::Replace(mut t) => {
+                    if let Some(old) = self.remove(t.id) {
+                        // An authentication may have happened since the caller read the token.
+                        let newer = old.last.get();
+                        if newer.map(|u| u.at) > t.last_use.map(|u| u.at) {
+                            t.last_use = newer;
+                        }
+                    }
+                    self.insert(t);
+                }
+                Change::Delete(id) => {
+                    self.remove(id);
+                }
+            }
+        }
+    }
+
+    /// The slots a query has to look at: by id or owner when it names them, else all.
+    fn candidates<'a>(&'a self, q: &'a Query) -> Box<dyn Iterator<Item = &'a Entry> + 'a> {
+        if let Some(ids) = &q.ids {
+            let mut ids = ids.clone();
+            ids.sort_unstable();
+            ids.dedup();
+            Box::new(ids.into_iter().filter_map(|id| self.by_id(id)))
+        } else if let Some(owners) = &q.owners {
+            let owners: HashSet<&UserId> = owners.iter().collect();
+            Box::new(
+                owners
+                    .into_iter()
+                    .filter_map(|o| self.by_owner.get(o))
+                    .flatten()
+                    .filter_map(|&s| self.entry(s)),
+            )
+        } else {
+            Box::new(self.slots.iter().flatten())
+        }
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self {
+            inner: RwLock::new(Inner::default()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.read().by_id.len()
+    }
+
+    /// Whether the store holds no token.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Everything the store holds, sorted by id. Hashes only, never secrets.
+    pub fn snapshot(&self) -> Snapshot {
+        let inner = self.read();
+        let mut tokens: Vec<Token> = inner.slots.iter().flatten().map(Entry::to_token).collect();
+        tokens.sort_by_key(|t| t.id);
+        Snapshot {
+            version: SNAPSHOT_VERSION,
+            next_id: self.next_id.load(Relaxed),
+            tokens,
+        }
+    }
+
+    /// Replaces the store's contents with a snapshot's.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidSnapshot`] for an unknown version, duplicate ids, names or hashes,
+    /// or a `next_id` not above every id; the store is left untouched.
+    pub fn restore(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let fresh = Self::from_snapshot(snapshot)?;
+        let (inner, next) = (
+            fresh.inner.into_inner().unwrap_or_else(|p| p.into_inner()),
+            fresh.next_id.into_inner(),
+        );
+        let mut guard = self.write();
+        *guard = inner;
+        self.next_id.store(next, Relaxed);
+        Ok(())
+    }
+
+    /// A new store holding a snapshot's tokens.
+    ///
+    /// # Errors
+    /// As [`MemoryStore::restore`].
+    pub fn from_snapshot(snapshot: Snapshot) -> Result<Self, StoreError> {
+        let invalid = |m: String| StoreError::InvalidSnapshot(m);
+        if snapshot.version != SNAPSHOT_VERSION {
+            return Err(invalid(format!(
+                "unknown version {} (expected {SNAPSHOT_VERSION})",
+                snapshot.version
+            )));
+        }
+        if let Some(max) = snapshot.tokens.iter().map(|t| t.id.get()).max() {
+            if snapshot.next_id <= max {
+                return Err(invalid(format!(
+                    "next_id {} is not above the largest id {max}",
+                    snapshot.next_id
+                )));
+            }
+        }
+        let mut inner = Inner::default();
+        let changes: Vec<Change> = snapshot.tokens.into_iter().map(Change::Insert).collect();
+        inner.check(&changes).map_err(|e| invalid(e.to_string()))?;
+        inner.apply(changes);
+        Ok(Self {
+            inner: RwLock::new(inner),
+            next_id: AtomicU64::new(snapshot.next_id),
+        })
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("tokens", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenStore for MemoryStore {
+    fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError> {
+        let n64 = n as u64;
+        let start = self.next_id.fetch_add(n64, Relaxed);
+        Ok((start..start + n64).map(TokenId::new).collect())
+    }
+
+    fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        inner.check(&changes)?;
+        inner.apply(changes);
+        Ok(())
+    }
+
+    fn get(&self, id: TokenId) -> Result<Option<Token>, StoreError> {
+        Ok(self.read().by_id(id).map(Entry::to_token))
+    }
+
+    fn find_name(&self, owner: &UserId, name: &TokenName) -> Result<Option<TokenId>, StoreError> {
+        Ok(self.read().find_name(owner, name))
+    }
+
+    fn query(&self, query: &Query, now: OffsetDateTime) -> Result<Vec<Token>, StoreError> {
+        let inner = self.read();
+        let mut out: Vec<Token> = inner
+            .candidates(query)
+            .map(Entry::to_token)
+            .filter(|t| query.matches(t, now))
+            .collect();
+        drop(inner);
+        query.sort_and_limit(&mut out);
+        Ok(out)
+    }
+
+    fn count(&self, query: &Query, now: OffsetDateTime) -> Result<usize, StoreError> {
+        let inner = self.read();
+        Ok(inner
+            .candidates(query)
+            .filter(|e| query.matches(&e.to_token(), now))
+            .count())
+    }
+
+    fn authenticate(
+        &self,
+        hash: &SecretHash,
+        check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
+    ) -> Result<bool, StoreError> {
+        let inner = self.read();
+        let Some(e) = inner.by_hash.get(hash).and_then(|&s| inner.entry(s)) else {
+            return Ok(false);
+        };
+        let matched = match &e.previous {
+            Some(p) if e.hash.as_ref() != Some(hash) => Matched::Previous {
+                valid_until: p.valid_until,
+            },
+            _ => Matched::Current,
+        };
+        let candidate = Candidate {
+            id: e.id,
+            name: &e.name,
+            owner: &e.owner,
+            status: e.status,
+            expiry: e.expiry(),
+            permissions: &e.permissions,
+            allowlist: &e.allowlist,
+            matched,
+        };
+        if let Some(used) = check(candidate) {
+            e.last.record(used);
+        }
+        Ok(true)
+    }
+}

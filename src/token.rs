@@ -1,0 +1,451 @@
+//! The token record and its identifiers.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::OffsetDateTime;
+
+use crate::allowlist::IpAllowlist;
+use crate::error::{Field, Problem, ValidationError};
+use crate::permission::PermissionSet;
+use crate::secret::SecretHash;
+
+/// The id of a token, assigned by the store (Zabbix `tokenid`). Serialized as a number.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TokenId(u64);
+
+impl TokenId {
+    /// Wraps a number.
+    pub const fn new(id: u64) -> Self {
+        Self(id)
+    }
+
+    /// The number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl FromStr for TokenId {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Self).map_err(|_| {
+            ValidationError::new(
+                Field::TokenId,
+                s,
+                Problem::Syntax {
+                    expected: "a non-negative integer",
+                },
+            )
+        })
+    }
+}
+
+impl From<u64> for TokenId {
+    fn from(v: u64) -> Self {
+        Self(v)
+    }
+}
+
+/// The longest user id, in bytes.
+pub const MAX_USER_ID_LEN: usize = 255;
+
+/// A user of the host application: a number (Zabbix `userid`) or a user name (cPanel), as the
+/// host chooses. 1–255 bytes, no control characters, no surrounding whitespace. Cloning is cheap.
+///
+/// ```
+/// use api_tokens::UserId;
+/// assert_eq!(UserId::from(2).as_str(), "2");
+/// assert_eq!("root".parse::<UserId>()?.to_string(), "root");
+/// assert!(" root".parse::<UserId>().is_err());
+/// # Ok::<(), api_tokens::ValidationError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserId(Arc<str>);
+
+impl UserId {
+    /// Validates a user id.
+    ///
+    /// # Errors
+    /// Empty, longer than [`MAX_USER_ID_LEN`] bytes, a control character, or surrounding
+    /// whitespace.
+    pub fn new(s: &str) -> Result<Self, ValidationError> {
+        check_text(Field::UserId, s, MAX_USER_ID_LEN)?;
+        Ok(Self(s.into()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The checks every stored text value shares: non-empty, bounded, no control characters, no
+/// surrounding whitespace.
+fn check_text(field: Field, s: &str, max_chars: usize) -> Result<(), ValidationError> {
+    let err = |problem| ValidationError::new(field, s, problem);
+    if s.is_empty() {
+        return Err(err(Problem::Empty));
+    }
+    if s.chars().nth(max_chars).is_some() {
+        return Err(err(Problem::TooLong { max: max_chars }));
+    }
+    if let Some(ch) = s.chars().find(|c| c.is_control()) {
+        return Err(err(Problem::InvalidCharacter { ch }));
+    }
+    if s.trim() != s {
+        return Err(err(Problem::SurroundingWhitespace));
+    }
+    Ok(())
+}
+
+impl From<u64> for UserId {
+    fn from(v: u64) -> Self {
+        Self(v.to_string().into())
+    }
+}
+
+impl FromStr for UserId {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserId({:?})", &*self.0)
+    }
+}
+
+impl Serialize for UserId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for UserId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The longest name any policy accepts, in characters.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// A token's name: 1–255 characters, no control characters, no surrounding whitespace. The
+/// [`Policy`](crate::Policy) may narrow it further (cPanel: `[A-Za-z0-9_-]{1,50}`). Unique per
+/// owner. Cloning is cheap (shared).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TokenName(Arc<str>);
+
+impl TokenName {
+    /// Validates a name.
+    ///
+    /// # Errors
+    /// Empty, longer than [`MAX_NAME_LEN`] characters, a control character, or surrounding
+    /// whitespace.
+    pub fn new(s: &str) -> Result<Self, ValidationError> {
+        check_text(Field::Name, s, MAX_NAME_LEN)?;
+        Ok(Self(s.into()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for TokenName {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<&str> for TokenName {
+    type Error = ValidationError;
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        Self::new(s)
+    }
+}
+
+impl fmt::Display for TokenName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for TokenName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenName({:?})", &*self.0)
+    }
+}
+
+impl Serialize for TokenName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Whether a token may be used (Zabbix `status`: 0 enabled, 1 disabled).
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Usable.
+    #[default]
+    Enabled,
+    /// Refused at authentication; kept, listed, can be enabled again.
+    Disabled,
+}
+
+/// When a token stops working. Times have whole-second precision (both seeds use Unix seconds):
+/// [`Expiry::at`] drops the fraction, so a token never lives longer than asked.
+///
+/// A token is expired at instant `t` iff it has an expiry and `expires_at <= t`.
+///
+/// ```
+/// use api_tokens::Expiry;
+/// use time::macros::datetime;
+/// let e = Expiry::at(datetime!(2021-01-21 14:07:52 UTC));
+/// assert!(!e.is_expired_at(datetime!(2021-01-21 14:07:51 UTC)));
+/// assert!(e.is_expired_at(datetime!(2021-01-21 14:07:52 UTC)));
+/// assert!(!Expiry::Never.is_expired_at(datetime!(9999-01-01 0:00 UTC)));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum Expiry {
+    /// Never expires.
+    #[default]
+    Never,
+    /// Expires at this instant (whole seconds, UTC).
+    At(OffsetDateTime),
+}
+
+impl Expiry {
+    /// Expires at `t`, truncated to the whole second.
+    pub fn at(t: OffsetDateTime) -> Self {
+        Self::At(whole_seconds(t))
+    }
+
+    /// Expires at a Unix time in seconds.
+    ///
+    /// # Errors
+    /// When the number is outside the range `time` can represent.
+    pub fn from_unix(secs: i64) -> Result<Self, ValidationError> {
+        from_unix(secs).map(Self::At).ok_or_else(|| {
+            ValidationError::new(
+                Field::Expiry,
+                secs,
+                Problem::Syntax {
+                    expected: "a representable Unix time",
+                },
+            )
+        })
+    }
+
+    /// The instant, if any.
+    pub fn instant(&self) -> Option<OffsetDateTime> {
+        match self {
+            Self::Never => None,
+            Self::At(t) => Some(*t),
+        }
+    }
+
+    /// Whether the token is expired at `now`: `expires_at <= now`.
+    pub fn is_expired_at(&self, now: OffsetDateTime) -> bool {
+        matches!(self, Self::At(t) if *t <= now)
+    }
+}
+
+impl Serialize for Expiry {
+    /// Unix seconds, or `null` for never.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.instant()
+            .map(OffsetDateTime::unix_timestamp)
+            .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Expiry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Option::<i64>::deserialize(d)? {
+            None => Ok(Self::Never),
+            Some(secs) => Self::from_unix(secs).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// `t` with the fraction of a second dropped, in UTC.
+pub(crate) fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+    from_unix(t.unix_timestamp()).unwrap_or(t)
+}
+
+pub(crate) fn from_unix(secs: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(secs).ok()
+}
+
+/// When and from where a token was last used successfully (Zabbix `lastaccess`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct LastUse {
+    /// The instant (whole seconds).
+    #[serde(with = "time::serde::timestamp")]
+    pub at: OffsetDateTime,
+    /// The client address, if the host gave one.
+    pub ip: Option<IpAddr>,
+}
+
+/// The hashes a token's secret is known by. Never the secret itself.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SecretState {
+    /// The hash of the current secret.
+    pub hash: SecretHash,
+    /// When the current secret was generated.
+    #[serde(with = "time::serde::timestamp")]
+    pub generated_at: OffsetDateTime,
+    /// The secret it replaced, if that one is still honoured for a grace period.
+    pub previous: Option<PreviousSecret>,
+}
+
+/// A replaced secret that still works until `valid_until` (exclusive), after a rotation with a
+/// grace period.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    /// Its hash.
+    pub hash: SecretHash,
+    /// It is refused from this instant on.
+    #[serde(with = "time::serde::timestamp")]
+    pub valid_until: OffsetDateTime,
+}
+
+/// A token as stored: everything but the secret, which exists only as hashes.
+///
+/// Stores build these from their rows; the facade builds them from [`NewToken`]s. `Debug` and
+/// serde show hashes at most, never a secret.
+///
+/// [`NewToken`]: crate::NewToken
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Token {
+    /// Its id.
+    pub id: TokenId,
+    /// Its name, unique per owner.
+    pub name: TokenName,
+    /// Free text.
+    pub description: String,
+    /// The user it authenticates as; never changes.
+    pub owner: UserId,
+    /// The user who created it or last generated its secret.
+    pub creator: UserId,
+    /// Enabled or disabled.
+    pub status: Status,
+    /// When it was created (whole seconds).
+    #[serde(with = "time::serde::timestamp")]
+    pub created_at: OffsetDateTime,
+    /// When it stops working.
+    pub expiry: Expiry,
+    /// What it may do (before intersecting with the owner's current rights).
+    pub permissions: PermissionSet,
+    /// Where it may be used from; empty is anywhere.
+    pub allowlist: IpAllowlist,
+    /// The last successful authentication.
+    pub last_use: Option<LastUse>,
+    /// The secret's hashes; `None` until a secret is generated.
+    pub secret: Option<SecretState>,
+}
+
+impl Token {
+    /// Whether the token is expired at `now` (see [`Expiry`]).
+    pub fn is_expired_at(&self, now: OffsetDateTime) -> bool {
+        self.expiry.is_expired_at(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn text_rules() {
+        assert!(TokenName::new("Your token").is_ok());
+        for bad in ["", " x", "x ", "a\nb", "\u{0}"] {
+            assert!(TokenName::new(bad).is_err(), "{bad:?}");
+            assert!(UserId::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            TokenName::new(&"é".repeat(MAX_NAME_LEN)).is_ok(),
+            "counts characters"
+        );
+        assert!(TokenName::new(&"é".repeat(MAX_NAME_LEN + 1)).is_err());
+        assert!(UserId::new(&"u".repeat(MAX_USER_ID_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn expiry_boundary_and_truncation() {
+        let t = datetime!(2021-01-21 14:07:52.9 UTC);
+        let e = Expiry::at(t);
+        assert_eq!(e.instant(), Some(datetime!(2021-01-21 14:07:52 UTC)));
+        assert!(e.is_expired_at(datetime!(2021-01-21 14:07:52 UTC)));
+        assert!(!e.is_expired_at(datetime!(2021-01-21 14:07:51.999 UTC)));
+        assert_eq!(
+            Expiry::from_unix(1611238072).unwrap(),
+            Expiry::at(datetime!(2021-01-21 14:07:52 UTC))
+        );
+        assert!(Expiry::from_unix(i64::MAX).is_err());
+        assert_eq!(serde_json::to_string(&e).unwrap(), "1611238072");
+        assert_eq!(serde_json::to_string(&Expiry::Never).unwrap(), "null");
+        assert_eq!(
+            serde_json::from_str::<Expiry>("null").unwrap(),
+            Expiry::Never
+        );
+    }
+
+    #[test]
+    fn ids_parse_and_print() {
+        assert_eq!("188".parse::<TokenId>().unwrap(), TokenId::new(188));
+        assert!("-1".parse::<TokenId>().is_err());
+        assert_eq!(serde_json::to_string(&TokenId::new(7)).unwrap(), "7");
+        assert_eq!(
+            serde_json::to_string(&Status::Disabled).unwrap(),
+            "\"disabled\""
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn names_roundtrip_or_refuse(s in ".{0,300}") {
+            if let Ok(n) = TokenName::new(&s) {
+                prop_assert_eq!(n.to_string().parse::<TokenName>().unwrap(), n);
+            }
+            if let Ok(u) = UserId::new(&s) {
+                prop_assert_eq!(u.to_string().parse::<UserId>().unwrap(), u);
+            }
+        }
+    }
+}

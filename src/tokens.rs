@@ -1,0 +1,893 @@
+//! [`Tokens`]: the management and verification API over a [`TokenStore`].
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use rand::CryptoRng;
+use time::{Duration, OffsetDateTime};
+
+use crate::actor::Actor;
+use crate::allowlist::IpAllowlist;
+use crate::check::{self, Denial, Grant, RequestContext};
+use crate::clock::{Clock, SystemClock};
+use crate::directory::{AllowAllUsers, UserDirectory, UserState};
+use crate::error::{Error, Field, Forbidden, Problem, Result, StoreError, ValidationError};
+use crate::events::{EventKind, EventSink, NoEvents, TokenEvent, UpdatedField};
+use crate::permission::PermissionSet;
+use crate::policy::Policy;
+use crate::secret::{HashKey, SecretHash, TokenSecret};
+use crate::store::memory::MemoryStore;
+use crate::store::{Change, Matched, Query, TokenStore};
+use crate::token::{
+    Expiry, LastUse, PreviousSecret, SecretState, Status, Token, TokenId, TokenName, UserId,
+    whole_seconds,
+};
+
+/// A token to create. Only the name is required.
+///
+/// ```
+/// use api_tokens::{NewToken, Status, UserId};
+/// let t = NewToken::new("Your token".parse()?)
+///     .owner(UserId::from(2))
+///     .status(Status::Disabled)
+///     .expires_at(time::macros::datetime!(2021-01-21 14:07:52 UTC));
+/// # Ok::<(), api_tokens::ValidationError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NewToken {
+    /// The name, unique per owner.
+    pub name: TokenName,
+    /// Free text (default empty).
+    pub description: String,
+    /// The owner (default: the actor).
+    pub owner: Option<UserId>,
+    /// Enabled (default) or disabled.
+    pub status: Status,
+    /// Expiry (default never).
+    pub expiry: Expiry,
+    /// Permissions (default: every privilege of the actor, which for an actor holding every
+    /// privilege means every right the owner holds at authentication).
+    pub permissions: Option<PermissionSet>,
+    /// Allowlist (default empty: any address).
+    pub allowlist: IpAllowlist,
+}
+
+impl NewToken {
+    /// A token named `name` with every other field at its default.
+    pub fn new(name: TokenName) -> Self {
+        Self {
+            name,
+            description: String::new(),
+            owner: None,
+            status: Status::Enabled,
+            expiry: Expiry::Never,
+            permissions: None,
+            allowlist: IpAllowlist::any(),
+        }
+    }
+
+    /// Sets the description.
+    #[must_use]
+    pub fn description(mut self, d: impl Into<String>) -> Self {
+        self.description = d.into();
+        self
+    }
+
+    /// Sets the owner.
+    #[must_use]
+    pub fn owner(mut self, owner: UserId) -> Self {
+        self.owner = Some(owner);
+        self
+    }
+
+    /// Sets the status.
+    #[must_use]
+    pub fn status(mut self, status: Status) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Sets the expiry.
+    #[must_use]
+    pub fn expiry(mut self, expiry: Expiry) -> Self {
+        self.expiry = expiry;
+        self
+    }
+
+    /// Expires at `t` (whole seconds).
+    #[must_use]
+    pub fn expires_at(self, t: OffsetDateTime) -> Self {
+        self.expiry(Expiry::at(t))
+    }
+
+    /// Sets the permissions.
+    #[must_use]
+    pub fn permissions(mut self, p: PermissionSet) -> Self {
+        self.permissions = Some(p);
+        self
+    }
+
+    /// Sets the allowlist.
+    #[must_use]
+    pub fn allowlist(mut self, a: IpAllowlist) -> Self {
+        self.allowlist = a;
+        self
+    }
+}
+
+/// Changes to one token. Only the fields that are `Some` change; the owner never does.
+///
+/// ```
+/// use api_tokens::{Expiry, IpAllowlist, TokenId, TokenUpdate};
+/// let u = TokenUpdate::new(TokenId::new(188))
+///     .expiry(Expiry::Never)            // clear the expiry
+///     .allowlist(IpAllowlist::any());   // clear the allowlist
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenUpdate {
+    /// The token.
+    pub id: TokenId,
+    /// New name.
+    pub name: Option<TokenName>,
+    /// New description.
+    pub description: Option<String>,
+    /// New status.
+    pub status: Option<Status>,
+    /// New expiry (`Expiry::Never` clears it).
+    pub expiry: Option<Expiry>,
+    /// New permissions.
+    pub permissions: Option<PermissionSet>,
+    /// New allowlist (empty clears it).
+    pub allowlist: Option<IpAllowlist>,
+}
+
+impl TokenUpdate {
+    /// An update of `id` that changes nothing yet.
+    pub fn new(id: TokenId) -> Self {
+        Self {
+            id,
+            name: None,
+            description: None,
+            status: None,
+            expiry: None,
+            permissions: None,
+            allowlist: None,
+        }
+    }
+
+    /// Renames.
+    #[must_use]
+    pub fn name(mut self, name: TokenName) -> Self {
+        self.name = Some(name);
+        self
+    }
+
+    /// Sets the description.
+    #[must_use]
+    pub fn description(mut self, d: impl Into<String>) -> Self {
+        self.description = Some(d.into());
+        self
+    }
+
+    /// Sets the status.
+    #[must_use]
+    pub fn status(mut self, s: Status) -> Self {
+        self.status = Some(s);
+        self
+    }
+
+    /// Sets or clears the expiry.
+    #[must_use]
+    pub fn expiry(mut self, e: Expiry) -> Self {
+        self.expiry = Some(e);
+        self
+    }
+
+    /// Sets the permissions.
+    #[must_use]
+    pub fn permissions(mut self, p: PermissionSet) -> Self {
+        self.permissions = Some(p);
+        self
+    }
+
+    /// Sets or clears the allowlist.
+    #[must_use]
+    pub fn allowlist(mut self, a: IpAllowlist) -> Self {
+        self.allowlist = Some(a);
+        self
+    }
+}
+
+/// A token issued in one step, with its secret (shown once).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Issued {
+    /// The stored record.
+    pub token: Token,
+    /// The plaintext secret: give it to the user, then drop it.
+    pub secret: TokenSecret,
+}
+
+/// What [`Tokens::revoke_by_secret`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Revocation {
+    /// The token was enabled and is now disabled.
+    Disabled(TokenId),
+    /// The token was disabled already; nothing changed.
+    AlreadyDisabled(TokenId),
+    /// The secret is a replaced one that no longer works; nothing changed.
+    NoLongerValid(TokenId),
+    /// No token has this secret (or it is malformed); nothing changed.
+    Unknown,
+}
+
+/// The API: a [`Policy`], a [`TokenStore`], a [`Clock`], a [`HashKey`], a [`UserDirectory`] and an
+/// [`EventSink`], and the operations of Zabbix's `token.*` and cPanel's `api_token_*` over them.
+///
+/// Every batch operation is all-or-nothing and returns results in input order. Errors name the
+/// 0-based position of the offending item.
+pub struct Tokens<S = MemoryStore> {
+    store: S,
+    policy: Policy,
+    key: HashKey,
+    clock: Box<dyn Clock>,
+    directory: Box<dyn UserDirectory>,
+    events: Box<dyn EventSink>,
+}
+
+impl<S> fmt::Debug for Tokens<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tokens")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tokens<MemoryStore> {
+    /// Tokens in a fresh [`MemoryStore`], with every default.
+    pub fn in_memory() -> Self {
+        Self::new(MemoryStore::new())
+    }
+}
+
+impl<S: TokenStore> Tokens<S> {
+    /// The API over `store` with the defaults: [`Policy::default`], [`HashKey::default`],
+    /// [`SystemClock`], [`AllowAllUsers`] and [`NoEvents`].
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            policy: Policy::default(),
+            key: HashKey::default(),
+            clock: Box::new(SystemClock),
+            directory: Box::new(AllowAllUsers::new()),
+            events: Box::new(NoEvents),
+        }
+    }
+
+    /// Uses `policy`.
+    #[must_use]
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Hashes secrets under `key` (see [`HashKey`]).
+    #[must_use]
+    pub fn with_hash_key(mut self, key: HashKey) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// Reads time from `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Box::new(clock);
+        self
+    }
+
+    /// Asks `directory` about users.
+    #[must_use]
+    pub fn with_directory(mut self, directory: impl UserDirectory + 'static) -> Self {
+        self.directory = Box::new(directory);
+        self
+    }
+
+    /// Sends events to `sink`.
+    #[must_use]
+    pub fn with_events(mut self, sink: impl EventSink + 'static) -> Self {
+        self.events = Box::new(sink);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The clock's current instant, in whole seconds.
+    pub fn now(&self) -> OffsetDateTime {
+        whole_seconds(self.clock.now())
+    }
+
+    fn emit(&self, at: OffsetDateTime, actor: Option<&Actor>, t: &Token, kind: EventKind) {
+        self.events.record(TokenEvent {
+            at,
+            actor: actor.map(|a| a.user.clone()),
+            token: Some(t.id),
+            owner: Some(t.owner.clone()),
+            kind,
+        });
+    }
+
+    /// Creates tokens without secrets (Zabbix `token.create`); [`Tokens::generate`] gives them
+    /// one. Returns their ids in input order.
+    ///
+    /// # Errors
+    /// Nothing is created when any item is refused: the actor may not manage tokens or not for
+    /// that owner; a value breaks the policy; the name is taken for the owner (in the store or
+    /// earlier in the batch); the owner is unknown or inactive; the permissions exceed the actor's
+    /// privileges (all of them listed); or the store fails.
+    pub fn create(
+        &self,
+        actor: &Actor,
+        items: impl IntoIterator<Item = NewToken>,
+    ) -> Result<Vec<TokenId>> {
+        let now = self.now();
+        let tokens = self.prepare_new(actor, items.into_iter().collect(), now)?;
+        let ids = tokens.iter().map(|t| t.id).collect();
+        self.insert(actor, tokens, now)?;
+        Ok(ids)
+    }
+
+    /// Creates a token and its secret in one step (cPanel `api_token_create`).
+    ///
+    /// # Errors
+    /// As [`Tokens::create`].
+    pub fn issue(&self, actor: &Actor, item: NewToken) -> Result<Issued> {
+        self.issue_with_rng(actor, item, &mut rand::rng())
+    }
+
+    /// [`Tokens::issue`] with the given CSPRNG.
+    ///
+    /// # Errors
+    /// As [`Tokens::create`].
+    pub fn issue_with_rng<R: CryptoRng + ?Sized>(
+        &self,
+        actor: &Actor,
+        item: NewToken,
+        rng: &mut R,
+    ) -> Result<Issued> {
+        let now = self.now();
+        let mut tokens = self.prepare_new(actor, vec![item], now)?;
+        let secret = self.policy.secret_format.generate_with_rng(rng);
+        let hash = SecretHash::of_secret(&self.key, &secret);
+        for t in &mut tokens {
+            t.secret = Some(SecretState {
+                hash,
+                generated_at: now,
+                previous: None,
+            });
+        }
+        self.insert(actor, tokens.clone(), now)?;
+        let token = tokens.pop().ok_or(Error::NotFound { index: None })?;
+        self.emit(
+            now,
+            Some(actor),
+            &token,
+            EventKind::Generated { grace_until: None },
+        );
+        Ok(Issued { token, secret })
+    }
+
+    fn insert(&self, actor: &Actor, tokens: Vec<Token>, now: OffsetDateTime) -> Result<()> {
+        let changes = tokens.iter().cloned().map(Change::Insert).collect();
+        self.store
+            .apply(changes)
+            .map_err(|e| name_conflict_at(e, &tokens))?;
+        for t in &tokens {
+            self.emit(now, Some(actor), t, EventKind::Created);
+        }
+        Ok(())
+    }
+
+    fn prepare_new(
+        &self,
+        actor: &Actor,
+        items: Vec<NewToken>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Token>> {
+        if !actor.manage_tokens {
+            return Err(Error::forbidden(None, Forbidden::CannotManageTokens));
+        }
+        let mut names = HashSet::new();
+        let mut owners_checked: HashMap<UserId, UserState> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            let at = Some(i);
+            let owner = item.owner.as_ref().unwrap_or(&actor.user);
+            if !actor.may_manage(owner) {
+                return Err(Error::forbidden(at, Forbidden::OtherUsersTokens));
+            }
+            let invalid = |e| Error::invalid(at, e);
+            self.policy.check_name(&item.name).map_err(invalid)?;
+            self.policy
+                .check_description(&item.description)
+                .map_err(invalid)?;
+            self.policy
+                .check_expiry(&item.expiry, now)
+                .map_err(invalid)?;
+            self.policy
+                .check_allowlist(&item.allowlist)
+                .map_err(invalid)?;
+            let state = owners_checked
+                .entry(owner.clone())
+                .or_insert_with(|| self.directory.user(owner));
+            let problem = match state {
+                UserState::Active(_) => None,
+                UserState::Inactive => Some(Problem::InactiveUser),
+                UserState::Unknown => Some(Problem::UnknownUser),
+            };
+            if let Some(problem) = problem {
+                return Err(invalid(ValidationError::new(Field::Owner, owner, problem)));
+            }
+            if let Some(p) = &item.permissions {
+                check_grantable(actor, p, at)?;
+            }
+            if !names.insert((owner.clone(), item.name.clone())) {
+                return Err(invalid(ValidationError::new(
+                    Field::Name,
+                    &item.name,
+                    Problem::Duplicate,
+                )));
+            }
+            if self.store.find_name(owner, &item.name)?.is_some() {
+                return Err(invalid(name_taken(owner, &item.name)));
+            }
+        }
+        let ids = self.store.reserve_ids(items.len())?;
+        Ok(items
+            .into_iter()
+            .zip(ids)
+            .map(|(item, id)| Token {
+                id,
+                owner: item.owner.unwrap_or_else(|| actor.user.clone()),
+                creator: actor.user.clone(),
+                name: item.name,
+                description: item.description,
+                status: item.status,
+                created_at: now,
+                expiry: item.expiry,
+                permissions: item.permissions.unwrap_or_else(|| actor.privileges.clone()),
+                allowlist: item.allowlist,
+                last_use: None,
+                secret: None,
+            })
+            .collect())
+    }
+
+    /// Loads the tokens of a batch of ids for `actor`: refuses duplicates, and answers "not
+    /// found" alike for ids that do not exist and ids the actor may not manage.
+    fn load(&self, actor: &Actor, ids: &[TokenId]) -> Result<Vec<Token>> {
+        if !actor.manage_tokens {
+            return Err(Error::forbidden(None, Forbidden::CannotManageTokens));
+        }
+        let mut seen = HashSet::new();
+        let mut out = Vec::with_capacity(ids.len());
+        for (i, &id) in ids.iter().enumerate() {
+            if !seen.insert(id) {
+                return Err(Error::invalid(
+                    Some(i),
+                    ValidationError::new(Field::TokenId, id, Problem::Duplicate),
+                ));
+            }
+            match self.store.get(id)? {
+                Some(t) if actor.may_manage(&t.owner) => out.push(t),
+                _ => return Err(Error::NotFound { index: Some(i) }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Generates (or regenerates) the secrets of tokens (Zabbix `token.generate`): each
+    /// previous secret stops working at once. The actor becomes each token's creator.
+    ///
+    /// # Errors
+    /// Nothing changes when any id is refused: the actor may not manage tokens, an id appears
+    /// twice, an id does not exist or is not the actor's to manage, or the store fails.
+    pub fn generate(
+        &self,
+        actor: &Actor,
+        ids: impl IntoIterator<Item = TokenId>,
+    ) -> Result<Vec<(TokenId, TokenSecret)>> {
+        self.generate_with(actor, ids, Duration::ZERO, &mut rand::rng())
+    }
+
+    /// [`Tokens::generate`], keeping each previous secret valid for `grace` (zero: not at all)
+    /// and drawing from `rng`. A previous secret presented after its grace is denied as
+    /// [`Denial::Superseded`]; one generation back is remembered.
+    ///
+    /// # Errors
+    /// As [`Tokens::generate`], and a negative `grace` is refused.
+    pub fn generate_with<R: CryptoRng + ?Sized>(
+        &self,
+        actor: &Actor,
+        ids: impl IntoIterator<Item = TokenId>,
+        grace: Duration,
+        rng: &mut R,
+    ) -> Result<Vec<(TokenId, TokenSecret)>> {
+        if grace.is_negative() {
+            return Err(Error::invalid(
+                None,
+                ValidationError::new(
+                    Field::Expiry,
+                    grace,
+                    Problem::Syntax {
+                        expected: "a grace period of zero or more",
+                    },
+                ),
+            ));
+        }
+        let ids: Vec<TokenId> = ids.into_iter().collect();
+        let mut tokens = self.load(actor, &ids)?;
+        let now = self.now();
+        let valid_until = now.saturating_add(grace);
+        let mut secrets = Vec::with_capacity(tokens.len());
+        for t in &mut tokens {
+            let secret = self.policy.secret_format.generate_with_rng(rng);
+            let previous = t.secret.map(|s| PreviousSecret {
+                hash: s.hash,
+                valid_until,
+            });
+            t.secret = Some(SecretState {
+                hash: SecretHash::of_secret(&self.key, &secret),
+                generated_at: now,
+                previous,
+            });
+            t.creator = actor.user.clone();
+            secrets.push((t.id, secret));
+        }
+        self.store
+            .apply(tokens.iter().cloned().map(Change::Replace).collect())?;
+        let grace_until = (grace > Duration::ZERO).then_some(valid_until);
+        for t in &tokens {
+            self.emit(now, Some(actor), t, EventKind::Generated { grace_until });
+        }
+        Ok(secrets)
+    }
+
+    /// Changes tokens (Zabbix `token.update`): only the given fields, never the owner. A value
+    /// equal to the current one is no change (no event, no write). Returns the ids.
+    ///
+    /// # Errors
+    /// Nothing changes when any item is refused: as [`Tokens::create`] for the values, an id
+    /// twice or not found (or not the actor's), or two tokens of one owner ending up with the
+    /// same name.
+    pub fn update(
+        &self,
+        actor: &Actor,
+        updates: impl IntoIterator<Item = TokenUpdate>,
+    ) -> Result<Vec<TokenId>> {
+        let updates: Vec<TokenUpdate> = updates.into_iter().collect();
+        let ids: Vec<TokenId> = updates.iter().map(|u| u.id).collect();
+        let current = self.load(actor, &ids)?;
+        let now = self.now();
+        let batch: HashSet<TokenId> = ids.iter().copied().collect();
+        let mut final_names = HashSet::new();
+        let mut changed = Vec::new();
+        for (i, (u, old)) in updates.into_iter().zip(current).enumerate() {
+            let at = Some(i);
+            let invalid = |e| Error::invalid(at, e);
+            let mut t = old.clone();
+            let mut fields = Vec::new();
+            if let Some(name) = u.name.filter(|n| *n != t.name) {
+                self.policy.check_name(&name).map_err(invalid)?;
+                if let Some(other) = self.store.find_name(&t.owner, &name)? {
+                    if !batch.contains(&other) {
+                        return Err(invalid(name_taken(&t.owner, &name)));
+                    }
+                }
+                t.name = name;
+                fields.push(UpdatedField::Name);
+            }
+            if !final_names.insert((t.owner.clone(), t.name.clone())) {
+                return Err(invalid(ValidationError::new(
+                    Field::Name,
+                    &t.name,
+                    Problem::Duplicate,
+                )));
+            }
+            if let Some(d) = u.description.filter(|d| *d != t.description) {
+                self.policy.check_description(&d).map_err(invalid)?;
+                t.description = d;
+                fields.push(UpdatedField::Description);
+            }
+            if let Some(e) = u.expiry.filter(|e| *e != t.expiry) {
+                self.policy.check_expiry(&e, now).map_err(invalid)?;
+                t.expiry = e;
+                fields.push(UpdatedField::Expiry);
+            }
+            if let Some(p) = u.permissions.filter(|p| *p != t.permissions) {
+                check_grantable(actor, &p, at)?;
+                t.permissions = p;
+                fields.push(UpdatedField::Permissions);
+            }
+            if let Some(a) = u.allowlist.filter(|a| *a != t.allowlist) {
+                self.policy.check_allowlist(&a).map_err(invalid)?;
+                t.allowlist = a;
+                fields.push(UpdatedField::Allowlist);
+            }
+            let status = u.status.filter(|s| *s != t.status);
+            if let Some(s) = status {
+                t.status = s;
+            }
+            if !fields.is_empty() || status.is_some() {
+                changed.push((t, fields, status));
+            }
+        }
+        if !changed.is_empty() {
+            let tokens: Vec<Token> = changed.iter().map(|(t, ..)| t.clone()).collect();
+            let changes = tokens.iter().cloned().map(Change::Replace).collect();
+            self.store
+                .apply(changes)
+                .map_err(|e| name_conflict_at(e, &tokens))?;
+        }
+        for (t, fields, status) in changed {
+            if !fields.is_empty() {
+                self.emit(now, Some(actor), &t, EventKind::Updated { fields });
+            }
+            if let Some(status) = status {
+                self.emit(now, Some(actor), &t, EventKind::StatusChanged { status });
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Enables or disables tokens at once (the *API tokens* screen's mass enable/disable).
+    ///
+    /// # Errors
+    /// As [`Tokens::update`].
+    pub fn set_status(
+        &self,
+        actor: &Actor,
+        ids: impl IntoIterator<Item = TokenId>,
+        status: Status,
+    ) -> Result<Vec<TokenId>> {
+        self.update(
+            actor,
+            ids.into_iter()
+                .map(|id| TokenUpdate::new(id).status(status)),
+        )
+    }
+
+    /// Deletes tokens (Zabbix `token.delete`, cPanel `api_token_revoke`). Returns the ids.
+    ///
+    /// # Errors
+    /// Nothing is deleted when any id is refused, as for [`Tokens::generate`].
+    pub fn delete(
+        &self,
+        actor: &Actor,
+        ids: impl IntoIterator<Item = TokenId>,
+    ) -> Result<Vec<TokenId>> {
+        let ids: Vec<TokenId> = ids.into_iter().collect();
+        let tokens = self.load(actor, &ids)?;
+        let now = self.now();
+        self.store
+            .apply(ids.iter().copied().map(Change::Delete).collect())?;
+        for t in &tokens {
+            self.emit(now, Some(actor), t, EventKind::Deleted);
+        }
+        Ok(ids)
+    }
+
+    /// One token.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when it does not exist or the actor may not see it;
+    /// [`Error::Forbidden`] when the actor may not manage tokens.
+    pub fn get(&self, actor: &Actor, id: TokenId) -> Result<Token> {
+        let mut v = self.load(actor, &[id]).map_err(|e| match e {
+            Error::NotFound { .. } => Error::NotFound { index: None },
+            e => e,
+        })?;
+        v.pop().ok_or(Error::NotFound { index: None })
+    }
+
+    fn visible(&self, actor: &Actor, query: &Query) -> Result<Query> {
+        if !actor.manage_tokens {
+            return Err(Error::forbidden(None, Forbidden::CannotManageTokens));
+        }
+        let mut q = query.clone();
+        if !actor.manage_others {
+            let own = vec![actor.user.clone()];
+            q.owners = Some(match q.owners {
+                Some(owners) if !owners.contains(&actor.user) => Vec::new(),
+                _ => own,
+            });
+        }
+        Ok(q)
+    }
+
+    /// The tokens matching `query` that the actor may see (Zabbix `token.get`). Expired tokens
+    /// are listed like any other.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when the actor may not manage tokens; store failures.
+    pub fn list(&self, actor: &Actor, query: &Query) -> Result<Vec<Token>> {
+        let q = self.visible(actor, query)?;
+        Ok(self.store.query(&q, self.clock.now())?)
+    }
+
+    /// How many tokens match `query` among those the actor may see (`countOutput`).
+    ///
+    /// # Errors
+    /// As [`Tokens::list`].
+    pub fn count(&self, actor: &Actor, query: &Query) -> Result<usize> {
+        let q = self.visible(actor, query)?;
+        Ok(self.store.count(&q, self.clock.now())?)
+    }
+
+    /// Authenticates a presented secret at the clock's current instant.
+    ///
+    /// # Errors
+    /// A [`Denial`] saying why (log it; tell the client only [`Denial::public`]).
+    pub fn authenticate(&self, presented: &str, ctx: &RequestContext) -> Result<Grant, Denial> {
+        self.authenticate_at(presented, ctx, self.clock.now())
+    }
+
+    /// Authenticates a presented secret at `now`. The checks, in order: the secret's format
+    /// (before any hashing or lookup), a known secret, not superseded, enabled, not expired, owner
+    /// known and active, client address allowed. On success the token's last use is recorded and
+    /// the grant carries the token's permissions intersected with the owner's current rights.
+    ///
+    /// # Errors
+    /// A [`Denial`] saying why.
+    pub fn authenticate_at(
+        &self,
+        presented: &str,
+        ctx: &RequestContext,
+        now: OffsetDateTime,
+    ) -> Result<Grant, Denial> {
+        let ip = ctx.client_ip;
+        let result = self.decide(presented, ip, now);
+        if self.events.wants_auth_events() {
+            let (token, owner, kind) = match &result {
+                Ok(g) => (
+                    Some(g.token),
+                    Some(g.owner.clone()),
+                    EventKind::Authenticated { ip },
+                ),
+                Err(d) => (
+                    d.token(),
+                    None,
+                    EventKind::Denied {
+                        reason: d.kind(),
+                        ip,
+                    },
+                ),
+            };
+            self.events.record(TokenEvent {
+                at: whole_seconds(now),
+                actor: None,
+                token,
+                owner,
+                kind,
+            });
+        }
+        result
+    }
+
+    fn decide(
+        &self,
+        presented: &str,
+        ip: Option<std::net::IpAddr>,
+        now: OffsetDateTime,
+    ) -> Result<Grant, Denial> {
+        let parsed = self
+            .policy
+            .secret_format
+            .parse(presented)
+            .map_err(Denial::Malformed)?;
+        let hash = SecretHash::of(&self.key, &parsed);
+        let mut outcome = None;
+        let found = self
+            .store
+            .authenticate(&hash, &mut |candidate| {
+                let r = check::decide(&candidate, now, ip, |u| self.directory.user(u));
+                let used = r.is_ok().then(|| LastUse {
+                    at: whole_seconds(now),
+                    ip,
+                });
+                outcome = Some(r);
+                used
+            })
+            .map_err(|e| Denial::Store(Arc::new(e)))?;
+        match outcome {
+            Some(r) if found => r,
+            _ => Err(Denial::Unknown),
+        }
+    }
+
+    /// Disables the token a (leaked) secret belongs to, for hosts that receive leaked-secret
+    /// reports. Needs no actor: holding the secret is the authority. A secret that belongs to no
+    /// token is a no-op that says so.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn revoke_by_secret(&self, presented: &str) -> Result<Revocation> {
+        let Ok(parsed) = self.policy.secret_format.parse(presented) else {
+            return Ok(Revocation::Unknown);
+        };
+        let hash = SecretHash::of(&self.key, &parsed);
+        let now = self.now();
+        let mut hit = None;
+        self.store.authenticate(&hash, &mut |c| {
+            hit = Some((c.id, c.matched));
+            None
+        })?;
+        let Some((id, matched)) = hit else {
+            return Ok(Revocation::Unknown);
+        };
+        if let Matched::Previous { valid_until } = matched {
+            if now >= valid_until {
+                return Ok(Revocation::NoLongerValid(id));
+            }
+        }
+        let Some(mut t) = self.store.get(id)? else {
+            return Ok(Revocation::Unknown);
+        };
+        if t.status == Status::Disabled {
+            return Ok(Revocation::AlreadyDisabled(id));
+        }
+        t.status = Status::Disabled;
+        self.store.apply(vec![Change::Replace(t.clone())])?;
+        self.emit(now, None, &t, EventKind::RevokedBySecret);
+        Ok(Revocation::Disabled(id))
+    }
+}
+
+fn check_grantable(actor: &Actor, p: &PermissionSet, at: Option<usize>) -> Result<()> {
+    let missing = p.not_covered_by(&actor.privileges);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::forbidden(
+            at,
+            Forbidden::PermissionsBeyondActor { missing },
+        ))
+    }
+}
+
+fn name_taken(owner: &UserId, name: &TokenName) -> ValidationError {
+    ValidationError::new(
+        Field::Name,
+        name,
+        Problem::NameTaken {
+            owner: owner.clone(),
+        },
+    )
+}
+
+/// A name conflict the store found (another writer got there first) becomes the same error the
+/// pre-check gives, at the item that caused it.
+fn name_conflict_at(e: StoreError, tokens: &[Token]) -> Error {
+    match e {
+        StoreError::NameTaken { owner, name } => {
+            let index = tokens
+                .iter()
+                .position(|t| t.owner == owner && t.name.as_str() == name);
+            match TokenName::new(&name) {
+                Ok(n) => Error::invalid(index, name_taken(&owner, &n)),
+                Err(_) => Error::Store(StoreError::NameTaken { owner, name }),
+            }
+        }
+        e => Error::Store(e),
+    }
+}
