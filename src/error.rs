@@ -106,10 +106,10 @@ pub enum Problem {
 /// ```
 /// use api_tokens::TokenName;
 /// let err = TokenName::new("").unwrap_err();
-/// assert_eq!(err.to_string(), "name \"\": cannot be empty");
+/// assert_eq!(err.to_string(), "name \"\" cannot be empty");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{field} \"{value}\": {problem}")]
+#[error("{field} \"{value}\" {problem}")]
 pub struct ValidationError {
     /// The field.
     pub field: Field,
