@@ -35,6 +35,7 @@ pub fn run<S: TokenStore>(make: impl Fn() -> S) {
         ("hashes are unique", hashes_are_unique),
         ("last use is recorded", last_use_is_recorded),
         ("delete forgets everything", delete_forgets_everything),
+        ("an owner with many tokens", owner_with_many_tokens),
         ("query filters", query_filters),
         ("query sorts and limits", query_sorts_and_limits),
     ];
@@ -355,6 +356,44 @@ fn delete_forgets_everything(store: &dyn TokenStore) {
     // The name and hash are free again.
     let again = with_secret(sample(store, 2, "gone"), 5);
     insert(store, vec![again]);
+}
+
+fn owner_with_many_tokens(store: &dyn TokenStore) {
+    let tokens: Vec<Token> = (0..100)
+        .map(|i| sample(store, 2, &format!("many-{i}")))
+        .collect();
+    insert(store, tokens.clone());
+    let owner = UserId::from(2);
+    for t in &tokens {
+        assert_eq!(store.find_name(&owner, &t.name).unwrap(), Some(t.id));
+    }
+    let clash = sample(store, 2, "many-57");
+    assert!(matches!(
+        store.apply(vec![Change::Insert(clash)]),
+        Err(StoreError::NameTaken { .. })
+    ));
+    let mut renamed = tokens[3].clone();
+    renamed.name = TokenName::new("renamed").unwrap();
+    store
+        .apply(vec![
+            Change::Replace(renamed.clone()),
+            Change::Delete(tokens[4].id),
+        ])
+        .unwrap();
+    assert_eq!(store.find_name(&owner, &tokens[3].name).unwrap(), None);
+    assert_eq!(
+        store.find_name(&owner, &renamed.name).unwrap(),
+        Some(renamed.id)
+    );
+    assert_eq!(store.find_name(&owner, &tokens[4].name).unwrap(), None);
+    let listed = store
+        .query(&Query::new().owners([owner.clone()]), t0())
+        .unwrap();
+    assert_eq!(listed.len(), 99);
+    assert_eq!(
+        store.count(&Query::new().owners([owner]), t0()).unwrap(),
+        99
+    );
 }
 
 fn query_filters(store: &dyn TokenStore) {

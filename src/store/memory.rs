@@ -57,7 +57,7 @@ struct Inner {
     free: Vec<u32>,
     by_id: HashMap<TokenId, u32>,
     by_hash: HashMap<SecretHash, u32>,
-    by_owner: HashMap<UserId, Vec<u32>>,
+    by_owner: HashMap<UserId, OwnerIndex>,
     perm_sets: HashSet<PermissionSet>,
 }
 
@@ -235,7 +235,69 @@ impl LastUseCell {
     }
 }
 
+/// One owner's tokens. Most owners hold a few, kept in a small vector; an owner past
+/// [`OwnerIndex::SMALL`] tokens (a service account with thousands) gets a map by name, so name
+/// checks and removals stay O(1) however many tokens one owner has.
+enum OwnerIndex {
+    Few(Vec<u32>),
+    Many(HashMap<TokenName, u32>),
+}
+
+impl OwnerIndex {
+    const SMALL: usize = 32;
+
+    fn slots(&self) -> Box<dyn Iterator<Item = u32> + '_> {
+        match self {
+            Self::Few(v) => Box::new(v.iter().copied()),
+            Self::Many(m) => Box::new(m.values().copied()),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Self::Few(v) => v.is_empty(),
+            Self::Many(m) => m.is_empty(),
+        }
+    }
+}
+
 impl Inner {
+    fn owner_add(&mut self, owner: &UserId, name: &TokenName, slot: u32) {
+        let slots = &self.slots;
+        let index = self
+            .by_owner
+            .entry(owner.clone())
+            .or_insert_with(|| OwnerIndex::Few(Vec::new()));
+        match index {
+            OwnerIndex::Few(v) if v.len() < OwnerIndex::SMALL => v.push(slot),
+            OwnerIndex::Few(v) => {
+                let mut m: HashMap<TokenName, u32> = v
+                    .iter()
+                    .filter_map(|&s| slots.get(s as usize)?.as_ref().map(|e| (e.name.clone(), s)))
+                    .collect();
+                m.insert(name.clone(), slot);
+                *index = OwnerIndex::Many(m);
+            }
+            OwnerIndex::Many(m) => {
+                m.insert(name.clone(), slot);
+            }
+        }
+    }
+
+    fn owner_remove(&mut self, owner: &UserId, name: &TokenName, slot: u32) {
+        if let Some(index) = self.by_owner.get_mut(owner) {
+            match index {
+                OwnerIndex::Few(v) => v.retain(|&s| s != slot),
+                OwnerIndex::Many(m) => {
+                    m.remove(name);
+                }
+            }
+            if index.is_empty() {
+                self.by_owner.remove(owner);
+            }
+        }
+    }
+
     fn entry(&self, slot: u32) -> Option<&Entry> {
         self.slots.get(slot as usize).and_then(Option::as_ref)
     }
@@ -245,13 +307,14 @@ impl Inner {
     }
 
     fn find_name(&self, owner: &UserId, name: &TokenName) -> Option<TokenId> {
-        self.by_owner.get(owner).and_then(|slots| {
-            slots
+        match self.by_owner.get(owner)? {
+            OwnerIndex::Few(v) => v
                 .iter()
                 .filter_map(|&s| self.entry(s))
                 .find(|e| e.name == *name)
-                .map(|e| e.id)
-        })
+                .map(|e| e.id),
+            OwnerIndex::Many(m) => m.get(name).and_then(|&s| self.entry(s)).map(|e| e.id),
+        }
     }
 
     fn intern(&mut self, p: PermissionSet) -> PermissionSet {
@@ -276,7 +339,7 @@ impl Inner {
         for h in e.hashes() {
             self.by_hash.insert(h, slot);
         }
-        self.by_owner.entry(e.owner.clone()).or_default().push(slot);
+        self.owner_add(&e.owner, &e.name, slot);
         if let Some(s) = self.slots.get_mut(slot as usize) {
             *s = Some(e);
         }
@@ -288,12 +351,7 @@ impl Inner {
         for h in e.hashes() {
             self.by_hash.remove(&h);
         }
-        if let Some(list) = self.by_owner.get_mut(&e.owner) {
-            list.retain(|&s| s != slot);
-            if list.is_empty() {
-                self.by_owner.remove(&e.owner);
-            }
-        }
+        self.owner_remove(&e.owner, &e.name, slot);
         // Drop the interned set when this entry was its last user (the set and the entry hold
         // the only two references).
         if e.permissions.ref_count() <= 2 {
@@ -390,8 +448,8 @@ impl Inner {
                 owners
                     .into_iter()
                     .filter_map(|o| self.by_owner.get(o))
-                    .flatten()
-                    .filter_map(|&s| self.entry(s)),
+                    .flat_map(OwnerIndex::slots)
+                    .filter_map(|s| self.entry(s)),
             )
         } else {
             Box::new(self.slots.iter().flatten())
