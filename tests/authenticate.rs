@@ -1,0 +1,640 @@
+//! Authentication: every denial reason, their order, boundaries, rotation, last use, and the
+//! guarantee that a secret stops working once the call that invalidated it returns.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use api_tokens::store::{Candidate, Change, Query as StoreQuery, TimeRange};
+use api_tokens::{
+    Actor, CollectEvents, Denial, DenialKind, EventKind, Expiry, Grant, ManualClock, MemoryStore,
+    NewToken, Permission, PermissionSet, Policy, PublicDenial, Query, RequestContext, Revocation,
+    SecretFormat, SecretHash, StaticDirectory, Status, StoreError, Token, TokenId, TokenName,
+    TokenSecret, TokenStore, TokenUpdate, Tokens, UserId, UserState,
+};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+const NOW: OffsetDateTime = datetime!(2025-06-01 12:00 UTC);
+
+/// Wraps a store and counts hash lookups, to prove what never reaches the store.
+struct Counting {
+    inner: MemoryStore,
+    lookups: AtomicUsize,
+}
+
+impl TokenStore for Counting {
+    fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError> {
+        self.inner.reserve_ids(n)
+    }
+    fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        self.inner.apply(changes)
+    }
+    fn get(&self, id: TokenId) -> Result<Option<Token>, StoreError> {
+        self.inner.get(id)
+    }
+    fn find_name(&self, o: &UserId, n: &TokenName) -> Result<Option<TokenId>, StoreError> {
+        self.inner.find_name(o, n)
+    }
+    fn query(&self, q: &StoreQuery, now: OffsetDateTime) -> Result<Vec<Token>, StoreError> {
+        self.inner.query(q, now)
+    }
+    fn count(&self, q: &StoreQuery, now: OffsetDateTime) -> Result<usize, StoreError> {
+        self.inner.count(q, now)
+    }
+    fn authenticate(
+        &self,
+        hash: &SecretHash,
+        check: &mut dyn FnMut(Candidate<'_>) -> Option<api_tokens::LastUse>,
+    ) -> Result<bool, StoreError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.inner.authenticate(hash, check)
+    }
+}
+
+struct Env {
+    tokens: Tokens<Counting>,
+    clock: Arc<ManualClock>,
+    directory: Arc<StaticDirectory>,
+    events: Arc<CollectEvents>,
+}
+
+fn uid(n: u64) -> UserId {
+    UserId::from(n)
+}
+
+fn env() -> Env {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let directory = Arc::new(
+        StaticDirectory::new()
+            .with(uid(1), UserState::Active(PermissionSet::all()))
+            .with(
+                uid(2),
+                UserState::Active("dns.*, kill-acct, create-acct".parse().unwrap()),
+            ),
+    );
+    let events = Arc::new(CollectEvents::new());
+    let tokens = Tokens::new(Counting {
+        inner: MemoryStore::new(),
+        lookups: AtomicUsize::new(0),
+    })
+    .with_policy(Policy::zabbix()) // past expiry accepted: lets tests create expired tokens
+    .with_clock(clock.clone())
+    .with_directory(directory.clone())
+    .with_events(events.clone());
+    Env {
+        tokens,
+        clock,
+        directory,
+        events,
+    }
+}
+
+fn admin() -> Actor {
+    Actor::admin(uid(1))
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn from(s: &str) -> RequestContext {
+    RequestContext::from_ip(ip(s))
+}
+
+impl Env {
+    fn issue(&self, item: NewToken) -> (TokenId, TokenSecret) {
+        let issued = self.tokens.issue(&admin(), item).unwrap();
+        (issued.token.id, issued.secret)
+    }
+
+    fn basic(&self, name: &str) -> (TokenId, TokenSecret) {
+        self.issue(
+            NewToken::new(TokenName::new(name).unwrap())
+                .owner(uid(2))
+                .permissions("dns.*, kill-acct".parse().unwrap())
+                .allowlist("10.0.0.0/8, 2001:db8::/32".parse().unwrap()),
+        )
+    }
+
+    fn auth(&self, s: &TokenSecret, ctx: RequestContext) -> Result<Grant, Denial> {
+        self.tokens.authenticate(s.expose(), &ctx)
+    }
+
+    fn lookups(&self) -> usize {
+        self.tokens.store().lookups.load(Ordering::SeqCst)
+    }
+
+    fn update(&self, u: TokenUpdate) {
+        self.tokens.update(&admin(), [u]).unwrap();
+    }
+}
+
+fn kind(r: Result<Grant, Denial>) -> DenialKind {
+    r.expect_err("should be denied").kind()
+}
+
+#[test]
+fn a_valid_token_is_granted_with_id_owner_name_and_permissions() {
+    let e = env();
+    let (id, s) = e.basic("ok");
+    let g = e.auth(&s, from("10.1.2.3")).unwrap();
+    assert_eq!(g.token, id);
+    assert_eq!(g.owner, uid(2));
+    assert_eq!(g.name.as_str(), "ok");
+    assert_eq!(g.permissions.to_string(), "dns.*, kill-acct");
+    let edit: Permission = "dns.edit".parse().unwrap();
+    let create: Permission = "create-acct".parse().unwrap();
+    assert!(g.require(&edit).is_ok());
+    let denied = g.require(&create).unwrap_err();
+    assert!(
+        matches!(&denied, Denial::MissingPermission { permission, .. } if *permission == create)
+    );
+    assert_eq!(denied.public(), PublicDenial::Forbidden);
+}
+
+#[test]
+fn malformed_secrets_are_refused_before_any_lookup() {
+    let e = env();
+    let (_, s) = e.basic("t");
+    let good = s.expose().to_owned();
+    let mut typo = good.clone().into_bytes();
+    typo[10] ^= 1;
+    let typo = String::from_utf8(typo).unwrap();
+    let cases = [
+        String::new(),
+        "x".repeat(10_000_000),
+        good[..good.len() - 1].to_owned(),
+        good.to_uppercase(),
+        typo,
+        format!("{good} "),
+        "Bearer abc".to_owned(),
+    ];
+    for bad in &cases {
+        let d = e.tokens.authenticate(bad, &from("10.0.0.1")).unwrap_err();
+        assert_eq!(
+            d.kind(),
+            DenialKind::Malformed,
+            "{:?}",
+            &bad[..bad.len().min(20)]
+        );
+        assert_eq!(d.public(), PublicDenial::InvalidToken);
+    }
+    assert_eq!(e.lookups(), 0, "no malformed secret reached the store");
+    assert!(e.auth(&s, from("10.0.0.1")).is_ok());
+    assert_eq!(e.lookups(), 1);
+}
+
+#[test]
+fn unknown_secret() {
+    let e = env();
+    let stranger = SecretFormat::Zabbix.generate();
+    assert_eq!(
+        kind(e.auth(&stranger, from("10.0.0.1"))),
+        DenialKind::Unknown
+    );
+    // A secret hashed under another key is unknown too.
+    let (_, s) = e.basic("k");
+    let other = Tokens::new(MemoryStore::new())
+        .with_policy(Policy::zabbix())
+        .with_hash_key(api_tokens::HashKey::new([1; 32]));
+    assert_eq!(
+        other
+            .authenticate(s.expose(), &from("10.0.0.1"))
+            .unwrap_err()
+            .kind(),
+        DenialKind::Unknown
+    );
+}
+
+#[test]
+fn disabled_expired_owner_and_address_each_have_their_reason() {
+    let e = env();
+    let (id, s) = e.basic("t");
+    e.tokens
+        .set_status(&admin(), [id], Status::Disabled)
+        .unwrap();
+    assert_eq!(kind(e.auth(&s, from("10.0.0.1"))), DenialKind::Disabled);
+    e.tokens
+        .set_status(&admin(), [id], Status::Enabled)
+        .unwrap();
+
+    e.update(TokenUpdate::new(id).expiry(Expiry::at(NOW)));
+    assert_eq!(kind(e.auth(&s, from("10.0.0.1"))), DenialKind::Expired);
+    e.update(TokenUpdate::new(id).expiry(Expiry::Never));
+
+    e.directory.set(uid(2), UserState::Inactive);
+    assert_eq!(
+        kind(e.auth(&s, from("10.0.0.1"))),
+        DenialKind::OwnerInactive
+    );
+    e.directory.set(uid(2), UserState::Unknown);
+    assert_eq!(kind(e.auth(&s, from("10.0.0.1"))), DenialKind::OwnerUnknown);
+    e.directory
+        .set(uid(2), UserState::Active(PermissionSet::all()));
+
+    let d = e.auth(&s, from("192.168.1.1")).unwrap_err();
+    assert!(matches!(d, Denial::AddressNotAllowed { ip: Some(_), .. }));
+    assert_eq!(d.public(), PublicDenial::AddressNotAllowed);
+    assert_eq!(
+        kind(e.auth(&s, RequestContext::unknown_address())),
+        DenialKind::AddressNotAllowed,
+        "a non-empty allowlist fails closed without a client address"
+    );
+    assert!(e.auth(&s, from("2001:db8::7")).is_ok());
+    // An empty allowlist allows any address, and no address at all.
+    e.update(TokenUpdate::new(id).allowlist(api_tokens::IpAllowlist::any()));
+    assert!(e.auth(&s, RequestContext::unknown_address()).is_ok());
+}
+
+#[test]
+fn checks_run_in_the_documented_order() {
+    let e = env();
+    let (id, s) = e.basic("order");
+    // Everything wrong at once: disabled, expired, owner inactive, address not allowed.
+    e.update(
+        TokenUpdate::new(id)
+            .status(Status::Disabled)
+            .expiry(Expiry::at(NOW - Duration::days(1))),
+    );
+    e.directory.set(uid(2), UserState::Inactive);
+    let bad_ip = || from("192.168.0.1");
+    assert_eq!(kind(e.auth(&s, bad_ip())), DenialKind::Disabled);
+    e.update(TokenUpdate::new(id).status(Status::Enabled));
+    assert_eq!(kind(e.auth(&s, bad_ip())), DenialKind::Expired);
+    e.update(TokenUpdate::new(id).expiry(Expiry::Never));
+    assert_eq!(kind(e.auth(&s, bad_ip())), DenialKind::OwnerInactive);
+    e.directory
+        .set(uid(2), UserState::Active(PermissionSet::all()));
+    assert_eq!(kind(e.auth(&s, bad_ip())), DenialKind::AddressNotAllowed);
+    assert!(e.auth(&s, from("10.9.9.9")).is_ok());
+    // A superseded secret is reported as such before the token's own state.
+    let old = s;
+    e.tokens.generate(&admin(), [id]).unwrap();
+    e.update(TokenUpdate::new(id).status(Status::Disabled));
+    assert_eq!(kind(e.auth(&old, from("10.9.9.9"))), DenialKind::Superseded);
+}
+
+#[test]
+fn expiry_boundary_to_the_second() {
+    let e = env();
+    let exp = NOW + Duration::hours(1);
+    let (_, s) = e.issue(NewToken::new(TokenName::new("b").unwrap()).expires_at(exp));
+    let at = |t| e.tokens.authenticate_at(s.expose(), &from("1.2.3.4"), t);
+    assert!(at(exp - Duration::seconds(1)).is_ok());
+    assert!(at(exp - Duration::nanoseconds(1)).is_ok());
+    assert_eq!(
+        kind(at(exp)),
+        DenialKind::Expired,
+        "expires_at <= now is expired"
+    );
+    assert_eq!(kind(at(exp + Duration::seconds(1))), DenialKind::Expired);
+    assert_eq!(at(exp).unwrap_err().public(), PublicDenial::Expired);
+    // authenticate() reads the clock.
+    e.clock.set(exp);
+    assert_eq!(kind(e.auth(&s, from("1.2.3.4"))), DenialKind::Expired);
+}
+
+#[test]
+fn ipv4_mapped_clients_match_ipv4_entries() {
+    let e = env();
+    let (_, s) = e.issue(
+        NewToken::new(TokenName::new("m").unwrap())
+            .allowlist("1.1.1.1, 1.1.1.8/29".parse().unwrap()),
+    );
+    assert!(e.auth(&s, from("::ffff:1.1.1.1")).is_ok());
+    assert!(e.auth(&s, from("::ffff:1.1.1.12")).is_ok());
+    assert_eq!(
+        kind(e.auth(&s, from("::ffff:1.1.1.2"))),
+        DenialKind::AddressNotAllowed
+    );
+}
+
+#[test]
+fn rotation_with_a_grace_period() {
+    let e = env();
+    let (id, old) = e.basic("rot");
+    let mut rng = rand::rng();
+    let grace = Duration::hours(1);
+    let new = e
+        .tokens
+        .generate_with(&admin(), [id], grace, &mut rng)
+        .unwrap()
+        .pop()
+        .unwrap()
+        .1;
+    let ctx = from("10.0.0.1");
+    let at = |s: &TokenSecret, t| e.tokens.authenticate_at(s.expose(), &ctx, t);
+    assert!(
+        at(&old, NOW).is_ok(),
+        "before the deadline the old secret works"
+    );
+    assert!(at(&old, NOW + grace - Duration::seconds(1)).is_ok());
+    assert_eq!(
+        kind(at(&old, NOW + grace)),
+        DenialKind::Superseded,
+        "at the deadline"
+    );
+    assert_eq!(
+        kind(at(&old, NOW + grace * 2)),
+        DenialKind::Superseded,
+        "after"
+    );
+    for t in [NOW, NOW + grace, NOW + grace * 2] {
+        assert!(at(&new, t).is_ok(), "the new secret works throughout");
+    }
+    let d = at(&old, NOW + grace).unwrap_err();
+    assert_eq!(
+        d.public(),
+        PublicDenial::InvalidToken,
+        "clients see it as invalid"
+    );
+    let events = e.events.take();
+    assert!(events.iter().any(|ev| ev.kind
+        == EventKind::Denied {
+            reason: DenialKind::Superseded,
+            ip: Some(ip("10.0.0.1"))
+        }
+        && ev.token == Some(id)));
+    assert!(events.iter().any(|ev| ev.kind
+        == EventKind::Generated {
+            grace_until: Some(NOW + grace)
+        }));
+}
+
+#[test]
+fn without_grace_the_old_secret_is_superseded_at_once() {
+    let e = env();
+    let (id, old) = e.basic("zero");
+    e.tokens.generate(&admin(), [id]).unwrap();
+    assert_eq!(kind(e.auth(&old, from("10.0.0.1"))), DenialKind::Superseded);
+    // Two generations back is simply unknown: only one previous secret is remembered.
+    e.tokens.generate(&admin(), [id]).unwrap();
+    assert_eq!(kind(e.auth(&old, from("10.0.0.1"))), DenialKind::Unknown);
+}
+
+#[test]
+fn effective_permissions_shrink_when_the_owner_loses_a_right() {
+    let e = env();
+    let (_, s) = e.basic("eff");
+    let kill: Permission = "kill-acct".parse().unwrap();
+    assert!(e.auth(&s, from("10.0.0.1")).unwrap().allows(&kill));
+    e.directory.set(
+        uid(2),
+        UserState::Active("dns.edit, create-acct".parse().unwrap()),
+    );
+    let g = e.auth(&s, from("10.0.0.1")).unwrap();
+    assert_eq!(
+        g.permissions.to_string(),
+        "dns.edit",
+        "token ∩ owner's current rights"
+    );
+    assert_eq!(
+        g.require(&kill).unwrap_err().kind(),
+        DenialKind::MissingPermission
+    );
+}
+
+#[test]
+fn last_use_is_recorded_and_queryable() {
+    let e = env();
+    let (id, s) = e.basic("lu");
+    let (idle, _) = e.basic("idle");
+    assert_eq!(e.tokens.get(&admin(), id).unwrap().last_use, None);
+    e.clock.advance(Duration::minutes(3));
+    e.auth(&s, from("10.4.4.4")).unwrap();
+    let lu = e.tokens.get(&admin(), id).unwrap().last_use.unwrap();
+    assert_eq!(lu.at, NOW + Duration::minutes(3));
+    assert_eq!(lu.ip, Some(ip("10.4.4.4")));
+    e.clock.advance(Duration::minutes(1));
+    e.auth(&s, from("2001:db8::9")).unwrap();
+    let lu = e.tokens.get(&admin(), id).unwrap().last_use.unwrap();
+    assert_eq!(
+        (lu.at, lu.ip),
+        (NOW + Duration::minutes(4), Some(ip("2001:db8::9")))
+    );
+    // A denied attempt is not a use.
+    e.auth(&s, from("8.8.8.8")).unwrap_err();
+    assert_eq!(
+        e.tokens.get(&admin(), id).unwrap().last_use.unwrap().ip,
+        Some(ip("2001:db8::9"))
+    );
+    let recent = Query::new().last_used(TimeRange {
+        from: Some(NOW),
+        until: None,
+    });
+    let listed: Vec<TokenId> = e
+        .tokens
+        .list(&admin(), &recent)
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(listed, [id]);
+    assert_ne!(listed, [idle]);
+    // Updating the token later does not roll its last use back.
+    e.update(TokenUpdate::new(id).description("touched"));
+    assert_eq!(
+        e.tokens.get(&admin(), id).unwrap().last_use.unwrap().at,
+        NOW + Duration::minutes(4)
+    );
+}
+
+#[test]
+fn public_denials_do_not_tell_unknown_from_disabled() {
+    let e = env();
+    let (id, s) = e.basic("pub");
+    e.tokens
+        .set_status(&admin(), [id], Status::Disabled)
+        .unwrap();
+    let disabled = e.auth(&s, from("10.0.0.1")).unwrap_err();
+    let unknown = e
+        .auth(&SecretFormat::Zabbix.generate(), from("10.0.0.1"))
+        .unwrap_err();
+    assert_eq!(disabled.public(), unknown.public());
+    assert_eq!(disabled.public().to_string(), "Not authorized.");
+    assert_ne!(
+        disabled.kind(),
+        unknown.kind(),
+        "the log form keeps them apart"
+    );
+}
+
+#[test]
+fn revoke_by_secret() {
+    let e = env();
+    let (id, s) = e.basic("leak");
+    e.events.take();
+    assert_eq!(
+        e.tokens.revoke_by_secret(s.expose()).unwrap(),
+        Revocation::Disabled(id)
+    );
+    assert_eq!(kind(e.auth(&s, from("10.0.0.1"))), DenialKind::Disabled);
+    assert_eq!(
+        e.tokens.revoke_by_secret(s.expose()).unwrap(),
+        Revocation::AlreadyDisabled(id)
+    );
+    let events = e.events.take();
+    assert!(
+        events
+            .iter()
+            .any(|ev| ev.kind == EventKind::RevokedBySecret && ev.token == Some(id))
+    );
+    let stranger = SecretFormat::Zabbix.generate();
+    let before = e.tokens.store().inner.snapshot();
+    assert_eq!(
+        e.tokens.revoke_by_secret(stranger.expose()).unwrap(),
+        Revocation::Unknown
+    );
+    assert_eq!(
+        e.tokens.revoke_by_secret("garbage").unwrap(),
+        Revocation::Unknown
+    );
+    assert_eq!(
+        e.tokens.store().inner.snapshot(),
+        before,
+        "unknown is a no-op"
+    );
+    // A secret already replaced is reported, and the token is left alone.
+    let (id2, old) = e.basic("leak2");
+    e.tokens.generate(&admin(), [id2]).unwrap();
+    assert_eq!(
+        e.tokens.revoke_by_secret(old.expose()).unwrap(),
+        Revocation::NoLongerValid(id2)
+    );
+    assert_eq!(e.tokens.get(&admin(), id2).unwrap().status, Status::Enabled);
+}
+
+#[test]
+fn authentication_events_go_to_the_sink_and_are_skipped_for_the_default() {
+    let e = env();
+    let (id, s) = e.basic("ev");
+    e.events.take();
+    e.auth(&s, from("10.0.0.1")).unwrap();
+    e.auth(&s, from("8.8.8.8")).unwrap_err();
+    let kinds: Vec<(Option<TokenId>, EventKind)> = e
+        .events
+        .take()
+        .into_iter()
+        .map(|ev| (ev.token, ev.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (
+                Some(id),
+                EventKind::Authenticated {
+                    ip: Some(ip("10.0.0.1"))
+                }
+            ),
+            (
+                Some(id),
+                EventKind::Denied {
+                    reason: DenialKind::AddressNotAllowed,
+                    ip: Some(ip("8.8.8.8"))
+                }
+            ),
+        ]
+    );
+    // A sink that does not want them gets none (management events still arrive).
+    struct Quiet(AtomicUsize);
+    impl api_tokens::EventSink for Quiet {
+        fn record(&self, _: api_tokens::TokenEvent) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        fn wants_auth_events(&self) -> bool {
+            false
+        }
+    }
+    let quiet = Arc::new(Quiet(AtomicUsize::new(0)));
+    let t = Tokens::in_memory().with_events(quiet.clone());
+    let issued = t
+        .issue(&admin(), NewToken::new(TokenName::new("q").unwrap()))
+        .unwrap();
+    let after_issue = quiet.0.load(Ordering::SeqCst);
+    assert!(after_issue > 0);
+    for _ in 0..10 {
+        t.authenticate(issued.secret.expose(), &from("1.1.1.1"))
+            .unwrap();
+    }
+    assert_eq!(quiet.0.load(Ordering::SeqCst), after_issue);
+}
+
+/// Threads authenticate while others regenerate, disable and delete. A secret must never
+/// work once the call that invalidated it has returned.
+#[test]
+fn no_secret_works_after_the_call_that_invalidated_it_returned() {
+    const N: usize = 30;
+    let tokens = Arc::new(Tokens::in_memory());
+    let actor = admin();
+    let secrets: Vec<(TokenId, TokenSecret)> = (0..N)
+        .map(|i| {
+            let t = tokens
+                .issue(
+                    &actor,
+                    NewToken::new(TokenName::new(&format!("c{i}")).unwrap()),
+                )
+                .unwrap();
+            (t.token.id, t.secret)
+        })
+        .collect();
+    let secrets = Arc::new(secrets);
+    let invalidated: Arc<Vec<AtomicBool>> =
+        Arc::new((0..N).map(|_| AtomicBool::new(false)).collect());
+    let violations = Arc::new(AtomicUsize::new(0));
+    let granted_before = Arc::new(AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            let (tokens, secrets, invalidated, violations, granted_before) = (
+                tokens.clone(),
+                secrets.clone(),
+                invalidated.clone(),
+                violations.clone(),
+                granted_before.clone(),
+            );
+            scope.spawn(move || {
+                for round in 0..400 {
+                    for (i, (_, s)) in secrets.iter().enumerate() {
+                        let dead = invalidated[i].load(Ordering::SeqCst);
+                        let ok = tokens.authenticate(s.expose(), &from("1.1.1.1")).is_ok();
+                        if ok && dead {
+                            violations.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if ok && round < 5 {
+                            granted_before.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            });
+        }
+        for kind in 0..3 {
+            let (tokens, secrets, invalidated, actor) = (
+                tokens.clone(),
+                secrets.clone(),
+                invalidated.clone(),
+                actor.clone(),
+            );
+            scope.spawn(move || {
+                for i in (kind * N / 3)..((kind + 1) * N / 3) {
+                    std::thread::yield_now();
+                    let id = secrets[i].0;
+                    match kind {
+                        0 => drop(tokens.generate(&actor, [id]).unwrap()),
+                        1 => drop(tokens.set_status(&actor, [id], Status::Disabled).unwrap()),
+                        _ => drop(tokens.delete(&actor, [id]).unwrap()),
+                    }
+                    invalidated[i].store(true, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!(violations.load(Ordering::SeqCst), 0);
+    assert!(
+        granted_before.load(Ordering::SeqCst) > 0,
+        "the race was exercised"
+    );
+    for (i, (_, s)) in secrets.iter().enumerate() {
+        assert!(invalidated[i].load(Ordering::SeqCst));
+        assert!(tokens.authenticate(s.expose(), &from("1.1.1.1")).is_err());
+    }
+}
