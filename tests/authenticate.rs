@@ -64,6 +64,11 @@ fn uid(n: u64) -> UserId {
 }
 
 fn env() -> Env {
+    // Zabbix's policy accepts a past expiry, which lets tests create expired tokens.
+    env_with(Policy::zabbix())
+}
+
+fn env_with(policy: Policy) -> Env {
     let clock = Arc::new(ManualClock::new(NOW));
     let directory = Arc::new(
         StaticDirectory::new()
@@ -78,7 +83,7 @@ fn env() -> Env {
         inner: MemoryStore::new(),
         lookups: AtomicUsize::new(0),
     })
-    .with_policy(Policy::zabbix()) // past expiry accepted: lets tests create expired tokens
+    .with_policy(policy)
     .with_clock(clock.clone())
     .with_directory(directory.clone())
     .with_events(events.clone());
@@ -155,7 +160,8 @@ fn a_valid_token_is_granted_with_id_owner_name_and_permissions() {
 
 #[test]
 fn malformed_secrets_are_refused_before_any_lookup() {
-    let e = env();
+    // The default format: prefix and checksum catch typos without a lookup.
+    let e = env_with(Policy::default());
     let (_, s) = e.basic("t");
     let good = s.expose().to_owned();
     let mut typo = good.clone().into_bytes();
@@ -169,6 +175,7 @@ fn malformed_secrets_are_refused_before_any_lookup() {
         typo,
         format!("{good} "),
         "Bearer abc".to_owned(),
+        SecretFormat::Zabbix.generate().expose().to_owned(),
     ];
     for bad in &cases {
         let d = e.tokens.authenticate(bad, &from("10.0.0.1")).unwrap_err();

@@ -18,6 +18,9 @@ use crate::token::{
     Expiry, LastUse, PreviousSecret, SecretState, Status, Token, TokenId, TokenName, UserId,
     from_unix,
 };
+use slot_index::SlotIndex;
+
+mod slot_index;
 
 /// The snapshot format version written by [`MemoryStore::snapshot`].
 pub const SNAPSHOT_VERSION: u32 = 1;
@@ -55,8 +58,9 @@ pub struct MemoryStore {
 struct Inner {
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
-    by_id: HashMap<TokenId, u32>,
-    by_hash: HashMap<SecretHash, u32>,
+    len: usize,
+    by_id: SlotIndex,
+    by_hash: SlotIndex,
     by_owner: HashMap<UserId, OwnerIndex>,
     perm_sets: HashSet<PermissionSet>,
 }
@@ -81,6 +85,17 @@ struct Entry {
 }
 
 const NEVER: i64 = i64::MAX;
+
+/// A well-mixed 32-bit fragment of an id (ids are sequential).
+fn id_frag(id: TokenId) -> u32 {
+    (id.get().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+}
+
+/// 32 bits of a secret hash: keyed BLAKE3 output is uniform already.
+fn hash_frag(h: &SecretHash) -> u32 {
+    let [a, b, c, d, ..] = *h.as_bytes();
+    u32::from_le_bytes([a, b, c, d])
+}
 
 fn to_time(secs: i64) -> OffsetDateTime {
     from_unix(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
@@ -154,16 +169,29 @@ fn token_hashes(t: &Token) -> impl Iterator<Item = SecretHash> + '_ {
 
 /// Last use, readable without a lock on the hot path. Writers serialise on `lock`; the atomics
 /// let a reader see that the value it would write is already there and skip the write.
-#[derive(Default)]
 struct LastUseCell {
     lock: Mutex<()>,
-    /// `i64::MIN` when never used.
-    secs: AtomicI64,
     /// 0: no address, 4: IPv4, 6: IPv6.
     kind: AtomicU8,
+    /// [`NEVER_USED`] when never used.
+    secs: AtomicI64,
     hi: AtomicU64,
     lo: AtomicU64,
-    initialised: AtomicU8,
+}
+
+/// No instant `time` can represent is this far back, so it is free to mean "never".
+const NEVER_USED: i64 = i64::MIN;
+
+impl Default for LastUseCell {
+    fn default() -> Self {
+        Self {
+            lock: Mutex::new(()),
+            kind: AtomicU8::new(0),
+            secs: AtomicI64::new(NEVER_USED),
+            hi: AtomicU64::new(0),
+            lo: AtomicU64::new(0),
+        }
+    }
 }
 
 fn encode_ip(ip: Option<IpAddr>) -> (u8, u64, u64) {
@@ -191,7 +219,7 @@ fn decode_ip(kind: u8, hi: u64, lo: u64) -> Option<IpAddr> {
 
 impl LastUseCell {
     fn is_set(&self) -> bool {
-        self.initialised.load(Relaxed) == 1
+        self.secs.load(Relaxed) != NEVER_USED
     }
 
     fn same(&self, secs: i64, (k, h, l): (u8, u64, u64)) -> bool {
@@ -216,7 +244,6 @@ impl LastUseCell {
         self.kind.store(ip.0, Relaxed);
         self.hi.store(ip.1, Relaxed);
         self.lo.store(ip.2, Relaxed);
-        self.initialised.store(1, Relaxed);
     }
 
     fn get(&self) -> Option<LastUse> {
@@ -303,7 +330,18 @@ impl Inner {
     }
 
     fn by_id(&self, id: TokenId) -> Option<&Entry> {
-        self.by_id.get(&id).and_then(|&s| self.entry(s))
+        let slot = self
+            .by_id
+            .find(id_frag(id), |s| self.entry(s).is_some_and(|e| e.id == id))?;
+        self.entry(slot)
+    }
+
+    fn by_hash(&self, hash: &SecretHash) -> Option<&Entry> {
+        let slot = self.by_hash.find(hash_frag(hash), |s| {
+            self.entry(s)
+                .is_some_and(|e| e.hashes().any(|h| h == *hash))
+        })?;
+        self.entry(slot)
     }
 
     fn find_name(&self, owner: &UserId, name: &TokenName) -> Option<TokenId> {
@@ -335,10 +373,11 @@ impl Inner {
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
             }
         };
-        self.by_id.insert(e.id, slot);
+        self.by_id.insert(id_frag(e.id), slot);
         for h in e.hashes() {
-            self.by_hash.insert(h, slot);
+            self.by_hash.insert(hash_frag(&h), slot);
         }
+        self.len += 1;
         self.owner_add(&e.owner, &e.name, slot);
         if let Some(s) = self.slots.get_mut(slot as usize) {
             *s = Some(e);
@@ -346,11 +385,15 @@ impl Inner {
     }
 
     fn remove(&mut self, id: TokenId) -> Option<Entry> {
-        let slot = self.by_id.remove(&id)?;
+        let slot = self
+            .by_id
+            .find(id_frag(id), |s| self.entry(s).is_some_and(|e| e.id == id))?;
         let e = self.slots.get_mut(slot as usize)?.take()?;
+        self.by_id.remove(id_frag(id), slot);
         for h in e.hashes() {
-            self.by_hash.remove(&h);
+            self.by_hash.remove(hash_frag(&h), slot);
         }
+        self.len -= 1;
         self.owner_remove(&e.owner, &e.name, slot);
         // Drop the interned set when this entry was its last user (the set and the entry hold
         // the only two references).
@@ -377,7 +420,7 @@ impl Inner {
             }
             match c {
                 Change::Insert(_) => {
-                    if self.by_id.contains_key(&id) {
+                    if self.by_id(id).is_some() {
                         return Err(StoreError::IdTaken(id));
                     }
                 }
@@ -405,7 +448,7 @@ impl Inner {
                 });
             }
             for h in token_hashes(t) {
-                let taken_in_store = self.by_hash.contains_key(&h) && !removed_hashes.contains(&h);
+                let taken_in_store = self.by_hash(&h).is_some() && !removed_hashes.contains(&h);
                 if !added_hashes.insert(h) || taken_in_store {
                     return Err(StoreError::HashTaken);
                 }
@@ -476,7 +519,7 @@ impl MemoryStore {
 
     /// Number of tokens.
     pub fn len(&self) -> usize {
-        self.read().by_id.len()
+        self.read().len
     }
 
     /// Whether the store holds no token.
@@ -606,7 +649,7 @@ impl TokenStore for MemoryStore {
         check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
     ) -> Result<bool, StoreError> {
         let inner = self.read();
-        let Some(e) = inner.by_hash.get(hash).and_then(|&s| inner.entry(s)) else {
+        let Some(e) = inner.by_hash(hash) else {
             return Ok(false);
         };
         let matched = match &e.previous {
