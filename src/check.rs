@@ -270,7 +270,8 @@ pub fn decide(
         return Err(Denial::Expired { token: id });
     }
     let rights = match owner(token.owner) {
-        UserState::Active(rights) => rights,
+        UserState::Active(rights) => Some(rights),
+        UserState::Unrestricted => None,
         UserState::Inactive => return Err(Denial::OwnerInactive { token: id }),
         UserState::Unknown => return Err(Denial::OwnerUnknown { token: id }),
     };
@@ -288,6 +289,9 @@ pub fn decide(
         token: id,
         name: token.name.clone(),
         owner: token.owner.clone(),
-        permissions: token.permissions.intersection(&rights),
+        permissions: match rights {
+            Some(rights) => token.permissions.intersection(&rights),
+            None => token.permissions.clone(),
+        },
     })
 }

@@ -1,7 +1,5 @@
 //! [`UserDirectory`]: the host's answer to "who is this user, and what may it do now".
 
-use std::fmt;
-
 use crate::permission::PermissionSet;
 use crate::token::UserId;
 
@@ -15,6 +13,9 @@ pub enum UserState {
     Inactive,
     /// The user is active and holds these rights now.
     Active(PermissionSet),
+    /// The user is active and the host keeps no rights of its own for it: the token's
+    /// permissions apply as they are (what [`AllowAllUsers`] answers).
+    Unrestricted,
 }
 
 /// The host's users, asked when a token is created (does the owner exist and is it active?) and
@@ -29,32 +30,20 @@ pub trait UserDirectory: Send + Sync {
 }
 
 /// The default directory for hosts without users of their own: every user exists, is active and
-/// holds every right, so a token's permissions are exactly its own.
-#[derive(Clone)]
-pub struct AllowAllUsers(PermissionSet);
+/// unrestricted, so a token's permissions are exactly its own.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AllowAllUsers;
 
 impl AllowAllUsers {
     /// The directory.
     pub fn new() -> Self {
-        Self(PermissionSet::all())
-    }
-}
-
-impl Default for AllowAllUsers {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for AllowAllUsers {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AllowAllUsers")
+        Self
     }
 }
 
 impl UserDirectory for AllowAllUsers {
     fn user(&self, _: &UserId) -> UserState {
-        UserState::Active(self.0.clone())
+        UserState::Unrestricted
     }
 }
 

@@ -37,7 +37,7 @@ pub struct Policy {
     /// Whether an expiry at or before now is accepted (Zabbix: yes; cPanel: no).
     pub accept_past_expiry: bool,
     /// The longest lifetime a new or updated expiry may give; `None` for no limit (and `Never`
-    /// allowed). With a limit, `Expiry::Never` is refused too.
+    /// allowed). With a limit, `Expiry::NEVER` is refused too.
     pub max_lifetime: Option<Duration>,
     /// Most allowlist entries after normalisation (cPanel: 100).
     pub max_allowlist: usize,
@@ -233,7 +233,7 @@ mod tests {
             Policy::cpanel().check_expiry(&at_now, now).is_err(),
             "now is not the future"
         );
-        assert!(Policy::default().check_expiry(&Expiry::Never, now).is_ok());
+        assert!(Policy::default().check_expiry(&Expiry::NEVER, now).is_ok());
     }
 
     #[test]
@@ -251,7 +251,7 @@ mod tests {
             p.check_expiry(&Expiry::at(now + Duration::days(31)), now)
                 .is_err()
         );
-        assert!(p.check_expiry(&Expiry::Never, now).is_err());
+        assert!(p.check_expiry(&Expiry::NEVER, now).is_err());
     }
 
     #[test]

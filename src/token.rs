@@ -225,8 +225,9 @@ pub enum Status {
     Disabled,
 }
 
-/// When a token stops working. Times have whole-second precision (both seeds use Unix seconds):
-/// [`Expiry::at`] drops the fraction, so a token never lives longer than asked.
+/// When a token stops working: never, or at an instant. Times have whole-second precision (both
+/// seeds use Unix seconds): [`Expiry::at`] drops the fraction, so a token never lives longer
+/// than asked. Stored as Unix seconds, so the check on every request is one integer compare.
 ///
 /// A token is expired at instant `t` iff it has an expiry and `expires_at <= t`.
 ///
@@ -236,21 +237,21 @@ pub enum Status {
 /// let e = Expiry::at(datetime!(2021-01-21 14:07:52 UTC));
 /// assert!(!e.is_expired_at(datetime!(2021-01-21 14:07:51 UTC)));
 /// assert!(e.is_expired_at(datetime!(2021-01-21 14:07:52 UTC)));
-/// assert!(!Expiry::Never.is_expired_at(datetime!(9999-01-01 0:00 UTC)));
+/// assert!(!Expiry::NEVER.is_expired_at(datetime!(9999-01-01 0:00 UTC)));
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
-pub enum Expiry {
-    /// Never expires.
-    #[default]
-    Never,
-    /// Expires at this instant (whole seconds, UTC).
-    At(OffsetDateTime),
-}
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Expiry(i64);
+
+/// `time` cannot represent this instant, so it is free to mean "never".
+const NEVER_SECS: i64 = i64::MAX;
 
 impl Expiry {
+    /// Never expires.
+    pub const NEVER: Self = Self(NEVER_SECS);
+
     /// Expires at `t`, truncated to the whole second.
     pub fn at(t: OffsetDateTime) -> Self {
-        Self::At(whole_seconds(t))
+        Self(t.unix_timestamp())
     }
 
     /// Expires at a Unix time in seconds.
@@ -258,28 +259,58 @@ impl Expiry {
     /// # Errors
     /// When the number is outside the range `time` can represent.
     pub fn from_unix(secs: i64) -> Result<Self, ValidationError> {
-        from_unix(secs).map(Self::At).ok_or_else(|| {
-            ValidationError::new(
+        match from_unix(secs) {
+            Some(_) => Ok(Self(secs)),
+            None => Err(ValidationError::new(
                 Field::Expiry,
                 secs,
                 Problem::Syntax {
                     expected: "a representable Unix time",
                 },
-            )
-        })
+            )),
+        }
+    }
+
+    /// Whether the token never expires.
+    pub fn is_never(&self) -> bool {
+        self.0 == NEVER_SECS
     }
 
     /// The instant, if any.
     pub fn instant(&self) -> Option<OffsetDateTime> {
-        match self {
-            Self::Never => None,
-            Self::At(t) => Some(*t),
-        }
+        self.unix().and_then(from_unix)
     }
 
-    /// Whether the token is expired at `now`: `expires_at <= now`.
+    /// The instant as Unix seconds, if any.
+    pub fn unix(&self) -> Option<i64> {
+        (!self.is_never()).then_some(self.0)
+    }
+
+    /// Whether the token is expired at `now`: `expires_at <= now`. (Both sides compare as
+    /// whole seconds: `expires_at` has no fraction, so `expires_at <= now` iff
+    /// `expires_at <= floor(now)`.)
     pub fn is_expired_at(&self, now: OffsetDateTime) -> bool {
-        matches!(self, Self::At(t) if *t <= now)
+        self.is_expired_at_unix(now.unix_timestamp())
+    }
+
+    /// [`Expiry::is_expired_at`] with `now` in Unix seconds.
+    pub fn is_expired_at_unix(&self, now: i64) -> bool {
+        !self.is_never() && self.0 <= now
+    }
+}
+
+impl Default for Expiry {
+    fn default() -> Self {
+        Self::NEVER
+    }
+}
+
+impl fmt::Debug for Expiry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.instant() {
+            None => f.write_str("Expiry::NEVER"),
+            Some(t) => write!(f, "Expiry({t})"),
+        }
     }
 }
 
@@ -295,7 +326,7 @@ impl Serialize for Expiry {
 impl<'de> Deserialize<'de> for Expiry {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Option::<i64>::deserialize(d)? {
-            None => Ok(Self::Never),
+            None => Ok(Self::NEVER),
             Some(secs) => Self::from_unix(secs).map_err(serde::de::Error::custom),
         }
     }
@@ -303,7 +334,12 @@ impl<'de> Deserialize<'de> for Expiry {
 
 /// `t` with the fraction of a second dropped, in UTC.
 pub(crate) fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
-    from_unix(t.unix_timestamp()).unwrap_or(t)
+    let utc = if t.offset().is_utc() {
+        t
+    } else {
+        t.to_offset(time::UtcOffset::UTC)
+    };
+    utc.replace_nanosecond(0).unwrap_or(utc)
 }
 
 pub(crate) fn from_unix(secs: i64) -> Option<OffsetDateTime> {
@@ -419,11 +455,20 @@ mod tests {
         );
         assert!(Expiry::from_unix(i64::MAX).is_err());
         assert_eq!(serde_json::to_string(&e).unwrap(), "1611238072");
-        assert_eq!(serde_json::to_string(&Expiry::Never).unwrap(), "null");
+        assert_eq!(serde_json::to_string(&Expiry::NEVER).unwrap(), "null");
         assert_eq!(
             serde_json::from_str::<Expiry>("null").unwrap(),
-            Expiry::Never
+            Expiry::NEVER
         );
+    }
+
+    #[test]
+    fn whole_seconds_drops_the_fraction_and_normalises_to_utc() {
+        let t = datetime!(2021-01-21 14:07:52.9 UTC);
+        assert_eq!(whole_seconds(t), datetime!(2021-01-21 14:07:52 UTC));
+        let w = whole_seconds(datetime!(2021-01-21 16:07:52.5 +2));
+        assert_eq!(w, datetime!(2021-01-21 14:07:52 UTC));
+        assert!(w.offset().is_utc());
     }
 
     #[test]

@@ -62,7 +62,7 @@ impl NewToken {
             description: String::new(),
             owner: None,
             status: Status::Enabled,
-            expiry: Expiry::Never,
+            expiry: Expiry::NEVER,
             permissions: None,
             allowlist: IpAllowlist::any(),
         }
@@ -122,7 +122,7 @@ impl NewToken {
 /// ```
 /// use api_tokens::{Expiry, IpAllowlist, TokenId, TokenUpdate};
 /// let u = TokenUpdate::new(TokenId::new(188))
-///     .expiry(Expiry::Never)            // clear the expiry
+///     .expiry(Expiry::NEVER)            // clear the expiry
 ///     .allowlist(IpAllowlist::any());   // clear the allowlist
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,7 +136,7 @@ pub struct TokenUpdate {
     pub description: Option<String>,
     /// New status.
     pub status: Option<Status>,
-    /// New expiry (`Expiry::Never` clears it).
+    /// New expiry (`Expiry::NEVER` clears it).
     pub expiry: Option<Expiry>,
     /// New permissions.
     pub permissions: Option<PermissionSet>,
@@ -431,7 +431,7 @@ impl<S: TokenStore> Tokens<S> {
                 .entry(owner.clone())
                 .or_insert_with(|| self.directory.user(owner));
             let problem = match state {
-                UserState::Active(_) => None,
+                UserState::Active(_) | UserState::Unrestricted => None,
                 UserState::Inactive => Some(Problem::InactiveUser),
                 UserState::Unknown => Some(Problem::UnknownUser),
             };

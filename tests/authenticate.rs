@@ -228,7 +228,7 @@ fn disabled_expired_owner_and_address_each_have_their_reason() {
 
     e.update(TokenUpdate::new(id).expiry(Expiry::at(NOW)));
     assert_eq!(kind(e.auth(&s, from("10.0.0.1"))), DenialKind::Expired);
-    e.update(TokenUpdate::new(id).expiry(Expiry::Never));
+    e.update(TokenUpdate::new(id).expiry(Expiry::NEVER));
 
     e.directory.set(uid(2), UserState::Inactive);
     assert_eq!(
@@ -269,7 +269,7 @@ fn checks_run_in_the_documented_order() {
     assert_eq!(kind(e.auth(&s, bad_ip())), DenialKind::Disabled);
     e.update(TokenUpdate::new(id).status(Status::Enabled));
     assert_eq!(kind(e.auth(&s, bad_ip())), DenialKind::Expired);
-    e.update(TokenUpdate::new(id).expiry(Expiry::Never));
+    e.update(TokenUpdate::new(id).expiry(Expiry::NEVER));
     assert_eq!(kind(e.auth(&s, bad_ip())), DenialKind::OwnerInactive);
     e.directory
         .set(uid(2), UserState::Active(PermissionSet::all()));

@@ -110,7 +110,7 @@ fn seed_example_enabled_never_expiring_token_for_user_2() {
     assert_eq!(t.owner, uid(2));
     assert_eq!(t.creator, uid(1));
     assert_eq!(t.status, Status::Enabled);
-    assert_eq!(t.expiry, Expiry::Never);
+    assert_eq!(t.expiry, Expiry::NEVER);
     assert_eq!(t.description, "");
     assert_eq!(t.created_at, NOW);
     assert!(t.allowlist.is_empty());
@@ -593,14 +593,14 @@ fn update_changes_only_given_fields() {
         .update(
             &admin(),
             [TokenUpdate::new(id)
-                .expiry(Expiry::Never)
+                .expiry(Expiry::NEVER)
                 .allowlist(IpAllowlist::any())
                 .permissions("c".parse().unwrap())
                 .status(Status::Disabled)],
         )
         .unwrap();
     let t = e.get(id);
-    assert_eq!(t.expiry, Expiry::Never);
+    assert_eq!(t.expiry, Expiry::NEVER);
     assert!(t.allowlist.is_empty());
     assert_eq!(t.permissions.to_string(), "c");
     assert_eq!(t.status, Status::Disabled);

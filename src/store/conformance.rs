@@ -73,7 +73,7 @@ pub fn sample(store: &dyn TokenStore, owner: u64, name: &str) -> Token {
         creator: UserId::from(1),
         status: Status::Enabled,
         created_at: t0(),
-        expiry: Expiry::Never,
+        expiry: Expiry::NEVER,
         permissions: "dns.*, kill-acct".parse().unwrap(),
         allowlist: "10.0.0.0/8, ::1".parse().unwrap(),
         last_use: None,

@@ -74,8 +74,7 @@ struct Entry {
     creator: UserId,
     status: Status,
     created_at: i64,
-    /// `i64::MAX` for never (`time` cannot represent that instant, so it is free).
-    expires_at: i64,
+    expiry: Expiry,
     permissions: PermissionSet,
     allowlist: IpAllowlist,
     hash: Option<SecretHash>,
@@ -83,8 +82,6 @@ struct Entry {
     previous: Option<Box<PreviousSecret>>,
     last: LastUseCell,
 }
-
-const NEVER: i64 = i64::MAX;
 
 /// A well-mixed 32-bit fragment of an id (ids are sequential).
 fn id_frag(id: TokenId) -> u32 {
@@ -115,21 +112,13 @@ impl Entry {
             creator: t.creator,
             status: t.status,
             created_at: t.created_at.unix_timestamp(),
-            expires_at: t.expiry.instant().map_or(NEVER, |e| e.unix_timestamp()),
+            expiry: t.expiry,
             permissions: t.permissions,
             allowlist: t.allowlist,
             hash: t.secret.map(|s| s.hash),
             generated_at: t.secret.map_or(0, |s| s.generated_at.unix_timestamp()),
             previous: t.secret.and_then(|s| s.previous).map(Box::new),
             last,
-        }
-    }
-
-    fn expiry(&self) -> Expiry {
-        if self.expires_at == NEVER {
-            Expiry::Never
-        } else {
-            Expiry::At(to_time(self.expires_at))
         }
     }
 
@@ -142,7 +131,7 @@ impl Entry {
             creator: self.creator.clone(),
             status: self.status,
             created_at: to_time(self.created_at),
-            expiry: self.expiry(),
+            expiry: self.expiry,
             permissions: self.permissions.clone(),
             allowlist: self.allowlist.clone(),
             last_use: self.last.get(),
@@ -663,7 +652,7 @@ impl TokenStore for MemoryStore {
             name: &e.name,
             owner: &e.owner,
             status: e.status,
-            expiry: e.expiry(),
+            expiry: e.expiry,
             permissions: &e.permissions,
             allowlist: &e.allowlist,
             matched,

@@ -1,0 +1,250 @@
+//! Authentication against a million tokens, beside the bare sequence it cannot beat.
+//!
+//! * `baseline_*`: keyed BLAKE3 of the presented string, one `HashMap` lookup of the 32-byte hash
+//!   among 1,000,000 entries, an expiry compare, an 8-entry `ipnet` scan and a permission lookup.
+//! * `authenticate_*`: `Tokens::authenticate_at` on a `MemoryStore` of 1,000,000 tokens (8-entry
+//!   allowlists, last-use tracking on) and `Grant::require`.
+//! * `*_hot` repeats one token; `*_cold` walks a random permutation of all of them.
+//! * `peer/prefixed_api_key_check`: that crate's own check of one key (parse + SHA-256 compare).
+//! * `throughput_*`: the same calls from 1 and from 2 threads; time per call should halve.
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use api_tokens::{
+    Actor, HashKey, IpAllowlist, MemoryStore, NewToken, Permission, PermissionSet, RequestContext,
+    TokenName, Tokens, UserId,
+};
+use criterion::{Criterion, criterion_group, criterion_main};
+use ipnet::IpNet;
+use prefixed_api_key::{PrefixedApiKey, PrefixedApiKeyController};
+use time::OffsetDateTime;
+
+const N: usize = 1_000_000;
+const KEY: [u8; 32] = [42; 32];
+
+struct BaseRecord {
+    expires_at: i64,
+    allowlist: Vec<IpNet>,
+    permissions: Vec<String>,
+}
+
+struct Fixture {
+    tokens: Tokens<MemoryStore>,
+    baseline: HashMap<[u8; 32], BaseRecord>,
+    presented: Vec<String>,
+    order: Vec<u32>,
+    client: IpAddr,
+    now: OffsetDateTime,
+    permission: Permission,
+}
+
+fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
+fn fixture() -> Fixture {
+    let tokens = Tokens::new(MemoryStore::new()).with_hash_key(HashKey::new(KEY));
+    let admin = Actor::admin(UserId::from(0));
+    let entries: Vec<String> = (0..8).map(|i| format!("10.{i}.0.0/16")).collect();
+    let allowlist = IpAllowlist::parse(&entries).unwrap();
+    let permissions: PermissionSet = "create-acct, dns.*, kill-acct".parse().unwrap();
+    let expires = OffsetDateTime::from_unix_timestamp(4_000_000_000).unwrap();
+    let mut presented = Vec::with_capacity(N);
+    let mut baseline = HashMap::with_capacity(N);
+    for i in 0..N {
+        let issued = tokens
+            .issue(
+                &admin,
+                NewToken::new(TokenName::new(&format!("token-{i}")).unwrap())
+                    .owner(UserId::from((i / 10) as u64))
+                    .expires_at(expires)
+                    .permissions(permissions.clone())
+                    .allowlist(allowlist.clone()),
+            )
+            .unwrap();
+        let s = issued.secret.expose().to_owned();
+        let hash = *blake3::keyed_hash(&KEY, s.as_bytes()).as_bytes();
+        baseline.insert(
+            hash,
+            BaseRecord {
+                expires_at: expires.unix_timestamp(),
+                allowlist: entries.iter().map(|e| e.parse().unwrap()).collect(),
+                permissions: permissions.iter().map(|p| p.to_string()).collect(),
+            },
+        );
+        presented.push(s);
+    }
+    let mut order: Vec<u32> = (0..N as u32).collect();
+    let mut rng = xorshift(0x1234_5678_9abc_def1);
+    for i in (1..order.len()).rev() {
+        order.swap(i, (rng() % (i as u64 + 1)) as usize);
+    }
+    Fixture {
+        tokens,
+        baseline,
+        presented,
+        order,
+        // In the 6th of 8 ranges: a realistic, not best-case, position for the scans.
+        client: "10.5.1.2".parse().unwrap(),
+        now: OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap(),
+        permission: "kill-acct".parse().unwrap(),
+    }
+}
+
+impl Fixture {
+    fn baseline(&self, s: &str) -> bool {
+        let hash = blake3::keyed_hash(&KEY, s.as_bytes());
+        let Some(r) = self.baseline.get(hash.as_bytes()) else {
+            return false;
+        };
+        r.expires_at > self.now.unix_timestamp()
+            && r.allowlist.iter().any(|n| n.contains(&self.client))
+            && r.permissions
+                .binary_search_by(|p| p.as_str().cmp(self.permission.as_str()))
+                .is_ok()
+    }
+
+    fn authenticate(&self, s: &str) -> bool {
+        let ctx = RequestContext::from_ip(self.client);
+        match self.tokens.authenticate_at(s, &ctx, self.now) {
+            Ok(g) => g.require(&self.permission).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    fn cold(&self, i: u64) -> &str {
+        let k = self.order[(i % N as u64) as usize] as usize;
+        &self.presented[k]
+    }
+
+    /// Runs `iters` cold authentications starting at `offset`, on this thread.
+    fn run_cold(&self, offset: u64, iters: u64) {
+        for i in 0..iters {
+            assert!(self.authenticate(self.cold(offset + i)));
+        }
+    }
+
+    /// Runs `iters` cold baseline checks starting at `offset`, on this thread.
+    fn run_baseline_cold(&self, offset: u64, iters: u64) {
+        for i in 0..iters {
+            assert!(self.baseline(self.cold(offset + i)));
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let started = Instant::now();
+    let f = fixture();
+    eprintln!("fixture of {N} tokens built in {:?}", started.elapsed());
+    let hot = f.presented[N / 2].clone();
+    assert!(f.baseline(&hot) && f.authenticate(&hot));
+
+    let mut g = c.benchmark_group("authenticate");
+    g.measurement_time(Duration::from_secs(4));
+    g.bench_function("baseline_hot", |b| {
+        b.iter(|| black_box(f.baseline(black_box(&hot))))
+    });
+    g.bench_function("authenticate_hot", |b| {
+        b.iter(|| black_box(f.authenticate(black_box(&hot))))
+    });
+    let mut i = 0u64;
+    g.bench_function("baseline_cold", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(f.baseline(f.cold(i)))
+        })
+    });
+    let mut i = 0u64;
+    g.bench_function("authenticate_cold", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(f.authenticate(f.cold(i)))
+        })
+    });
+
+    let controller = PrefixedApiKeyController::configure()
+        .prefix("mycompany".to_owned())
+        .seam_defaults()
+        .finalize()
+        .unwrap();
+    let (key, hash) = controller.generate_key_and_hash();
+    let key = key.to_string();
+    g.bench_function("peer/prefixed_api_key_check", |b| {
+        b.iter(|| {
+            let pak = PrefixedApiKey::from_string(black_box(&key)).unwrap();
+            black_box(controller.check_hash(&pak, &hash))
+        })
+    });
+
+    // What this machine allows: the bare sequence from 1 and from 2 threads.
+    g.bench_function("throughput_baseline_cold/1_thread", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            f.run_baseline_cold(0, iters);
+            start.elapsed()
+        })
+    });
+    g.bench_function("throughput_baseline_cold/2_threads", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                s.spawn(|| f.run_baseline_cold(0, iters / 2));
+                s.spawn(|| f.run_baseline_cold(N as u64 / 2, iters - iters / 2));
+            });
+            start.elapsed()
+        })
+    });
+    g.bench_function("throughput_cold/1_thread", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            f.run_cold(0, iters);
+            start.elapsed()
+        })
+    });
+    g.bench_function("throughput_cold/2_threads", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                s.spawn(|| f.run_cold(0, iters / 2));
+                s.spawn(|| f.run_cold(N as u64 / 2, iters - iters / 2));
+            });
+            start.elapsed()
+        })
+    });
+    g.bench_function("throughput_hot/1_thread", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                assert!(f.authenticate(&hot));
+            }
+            start.elapsed()
+        })
+    });
+    g.bench_function("throughput_hot/2_threads", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                for n in [iters / 2, iters - iters / 2] {
+                    let (f, hot) = (&f, &hot);
+                    s.spawn(move || {
+                        for _ in 0..n {
+                            assert!(f.authenticate(hot));
+                        }
+                    });
+                }
+            });
+            start.elapsed()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
