@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use api_tokens::{
     Actor, HashKey, IpAllowlist, MemoryStore, NewToken, Permission, PermissionSet, RequestContext,
-    TokenName, Tokens, UserId,
+    SecretFormat, TokenName, Tokens, UserId,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use ipnet::IpNet;
@@ -38,6 +38,7 @@ struct Fixture {
     client: IpAddr,
     now: OffsetDateTime,
     permission: Permission,
+    format: SecretFormat,
 }
 
 fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
@@ -95,6 +96,7 @@ fn fixture() -> Fixture {
         client: "10.5.1.2".parse().unwrap(),
         now: OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap(),
         permission: "kill-acct".parse().unwrap(),
+        format: SecretFormat::default(),
     }
 }
 
@@ -109,6 +111,11 @@ impl Fixture {
             && r.permissions
                 .binary_search_by(|p| p.as_str().cmp(self.permission.as_str()))
                 .is_ok()
+    }
+
+    /// The baseline plus our format and checksum check: DESIGN.md's "bare sequence".
+    fn baseline_with_format(&self, s: &str) -> bool {
+        self.format.parse(s).is_ok() && self.baseline(s)
     }
 
     fn authenticate(&self, s: &str) -> bool {
@@ -150,6 +157,9 @@ fn bench(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(4));
     g.bench_function("baseline_hot", |b| {
         b.iter(|| black_box(f.baseline(black_box(&hot))))
+    });
+    g.bench_function("baseline_hot_with_format", |b| {
+        b.iter(|| black_box(f.baseline_with_format(black_box(&hot))))
     });
     g.bench_function("authenticate_hot", |b| {
         b.iter(|| black_box(f.authenticate(black_box(&hot))))
