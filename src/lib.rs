@@ -1,4 +1,73 @@
-//! API tokens done right.
+//! API tokens done right: named tokens owned by a user, enabled or disabled, with an expiry, a
+//! permission list and an IP allowlist; a secret shown once and stored only as a keyed hash;
+//! regenerate, mass enable/disable, filters. The model Zabbix (`token.*`, *Users → API tokens*)
+//! and cPanel & WHM (`api_token_*`) ship, as a library.
+//!
+//! # Tutorial
+//!
+//! A host keeps one [`Tokens`]: a [`Policy`], a store (the embedded [`MemoryStore`] here), and
+//! optionally its own clock, hash key, user directory and event sink.
+//!
+//! ```
+//! use api_tokens::{
+//!     Actor, DenialKind, HashKey, ManualClock, NewToken, Policy, RequestContext, Tokens, UserId,
+//! };
+//! use std::sync::Arc;
+//! use time::{Duration, macros::datetime};
+//!
+//! let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 9:00 UTC)));
+//! let tokens = Tokens::in_memory()
+//!     .with_policy(Policy::default())
+//!     .with_hash_key(HashKey::new([7; 32])) // keep yours outside the database
+//!     .with_clock(clock.clone());
+//!
+//! // A user issues itself a token: two permissions, a week's life, one network.
+//! let alice = Actor::user(UserId::new("alice")?);
+//! let issued = tokens.issue(
+//!     &alice,
+//!     NewToken::new("deploy".parse()?)
+//!         .permissions("dns.*, mail.send".parse()?)
+//!         .expires_at(tokens.now() + Duration::days(7))
+//!         .allowlist("10.0.0.0/8".parse()?),
+//! )?;
+//! let secret = issued.secret; // shown once: hand it over, then drop it
+//!
+//! // Every API request: authenticate, then require what the route needs.
+//! let office = RequestContext::from_ip("10.1.2.3".parse()?);
+//! let grant = tokens.authenticate(secret.expose(), &office)?;
+//! assert_eq!(grant.owner.as_str(), "alice");
+//! grant.require(&"dns.edit".parse()?)?;
+//! assert!(grant.require(&"billing.read".parse()?).is_err());
+//!
+//! // From elsewhere, or after expiry, it is refused with a reason for the log.
+//! let cafe = RequestContext::from_ip("203.0.113.9".parse()?);
+//! let denial = tokens.authenticate(secret.expose(), &cafe).unwrap_err();
+//! assert_eq!(denial.kind(), DenialKind::AddressNotAllowed);
+//! clock.advance(Duration::days(7));
+//! let denial = tokens.authenticate(secret.expose(), &office).unwrap_err();
+//! assert_eq!(denial.kind(), DenialKind::Expired);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Management follows the seeds: [`Tokens::create`] (no secret yet), [`Tokens::generate`]
+//! (regenerate; the old secret stops working at once or after a grace period),
+//! [`Tokens::issue`] (both in one step), [`Tokens::update`], [`Tokens::set_status`] (mass
+//! enable/disable), [`Tokens::delete`], [`Tokens::get`], [`Tokens::list`] and
+//! [`Tokens::count`] with a [`Query`]. Each batch is all-or-nothing and each refusal is a typed
+//! [`Error`] naming the field and the batch item.
+//!
+//! The rules are also plain functions ([`decide`], [`Policy`]'s checks, [`Actor::may_manage`])
+//! for hosts that keep tokens in their own database and call it themselves, sync or async.
+//!
+//! # Non-goals
+//!
+//! * **Transport.** No HTTP, RPC or header parsing: the host reads the presented secret and the
+//!   client address it trusts, and maps [`Denial::public`] to its own responses. The examples
+//!   show Zabbix JSON-RPC, WHM API 1 and an axum server.
+//! * **Persistence.** [`MemoryStore`] snapshots to anything serde writes; a database is the
+//!   host's, behind the small [`TokenStore`] trait (see the SQLite example).
+//! * **User management.** Users, roles and their rights are the host's; it answers through
+//!   [`UserDirectory`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]

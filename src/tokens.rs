@@ -815,6 +815,34 @@ impl<S: TokenStore> Tokens<S> {
         }
     }
 
+    /// The id of the token a presented secret belongs to, when the actor may see that token:
+    /// Zabbix `token.get`'s `token` filter. A replaced secret still in its grace period counts.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] when the actor may not manage tokens; store failures.
+    pub fn find_by_secret(&self, actor: &Actor, presented: &str) -> Result<Option<TokenId>> {
+        if !actor.manage_tokens {
+            return Err(Error::forbidden(None, Forbidden::CannotManageTokens));
+        }
+        let Ok(parsed) = self.policy.secret_format.parse(presented) else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let mut hit = None;
+        self.store
+            .authenticate(&SecretHash::of(&self.key, &parsed), &mut |c| {
+                let live = match c.matched {
+                    Matched::Current => true,
+                    Matched::Previous { valid_until } => now < valid_until,
+                };
+                if live && actor.may_manage(c.owner) {
+                    hit = Some(c.id);
+                }
+                None
+            })?;
+        Ok(hit)
+    }
+
     /// Disables the token a (leaked) secret belongs to, for hosts that receive leaked-secret
     /// reports. Needs no actor: holding the secret is the authority. A secret that belongs to no
     /// token is a no-op that says so.

@@ -645,3 +645,29 @@ fn no_secret_works_after_the_call_that_invalidated_it_returned() {
         assert!(tokens.authenticate(s.expose(), &from("1.1.1.1")).is_err());
     }
 }
+
+#[test]
+fn find_by_secret_sees_only_what_the_actor_may_manage() {
+    let e = env();
+    let (id, s) = e.basic("find");
+    assert_eq!(
+        e.tokens.find_by_secret(&admin(), s.expose()).unwrap(),
+        Some(id)
+    );
+    let owner = Actor::user(uid(2));
+    assert_eq!(
+        e.tokens.find_by_secret(&owner, s.expose()).unwrap(),
+        Some(id)
+    );
+    let other = Actor::user(uid(3));
+    assert_eq!(e.tokens.find_by_secret(&other, s.expose()).unwrap(), None);
+    assert_eq!(e.tokens.find_by_secret(&admin(), "garbage").unwrap(), None);
+    e.tokens.generate(&admin(), [id]).unwrap();
+    assert_eq!(
+        e.tokens.find_by_secret(&admin(), s.expose()).unwrap(),
+        None,
+        "a replaced secret past its grace finds nothing"
+    );
+    let nobody = Actor::without_token_rights(uid(2));
+    assert!(e.tokens.find_by_secret(&nobody, s.expose()).is_err());
+}
