@@ -1,0 +1,20 @@
+//! `cargo run -p api-tokens-axum-example`: serves on 127.0.0.1:3000 and prints a token to try:
+//! `curl -H "Authorization: Bearer TOKEN" http://127.0.0.1:3000/zones`.
+
+use std::sync::Arc;
+
+use api_tokens::{Actor, NewToken, Tokens, UserId};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let tokens = Arc::new(Tokens::in_memory());
+    let issued = tokens.issue(
+        &Actor::user(UserId::new("alice")?),
+        NewToken::new("demo".parse()?).permissions("dns.*".parse()?),
+    )?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    println!("token (dns.* only): {}", issued.secret.expose());
+    api_tokens_axum_example::serve(listener, tokens).await?;
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! Starts the server on 127.0.0.1 and checks its answers over real connections.
+
+use std::sync::Arc;
+
+use api_tokens::{Actor, NewToken, Status, Tokens, UserId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Sends a GET with an optional bearer token; returns the status code and body.
+async fn get(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}
+
+#[tokio::test]
+async fn bearer_tokens_over_a_real_connection() {
+    let tokens = Arc::new(Tokens::in_memory());
+    let alice = Actor::user(UserId::new("alice").unwrap());
+    let dns = tokens
+        .issue(
+            &alice,
+            NewToken::new("dns".parse().unwrap()).permissions("dns.*".parse().unwrap()),
+        )
+        .unwrap();
+    let remote = tokens
+        .issue(
+            &alice,
+            NewToken::new("remote-only".parse().unwrap()).allowlist("10.0.0.0/8".parse().unwrap()),
+        )
+        .unwrap();
+    let disabled = tokens
+        .issue(&alice, NewToken::new("off".parse().unwrap()))
+        .unwrap();
+    tokens
+        .set_status(&alice, [disabled.token.id], Status::Disabled)
+        .unwrap();
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(api_tokens_axum_example::serve(listener, tokens.clone()));
+
+    let secret = dns.secret.expose();
+    let (status, body) = get(addr, "/zones", Some(secret)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("example.com"));
+    let (status, body) = get(addr, "/whoami", Some(secret)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""user":"alice""#), "{body}");
+
+    let (status, body) = get(addr, "/kill-account", Some(secret)).await;
+    assert_eq!(status, 403, "a permission the token lacks");
+    assert!(
+        body.contains("No permissions for this operation."),
+        "{body}"
+    );
+
+    let (status, _) = get(addr, "/zones", None).await;
+    assert_eq!(status, 401, "no token");
+    let (status, body) = get(addr, "/zones", Some("tok_not-a-real-token")).await;
+    assert_eq!(status, 401, "garbage");
+    assert!(body.contains("Not authorized."));
+    let (status, body_disabled) = get(addr, "/zones", Some(disabled.secret.expose())).await;
+    assert_eq!(status, 401, "disabled");
+    assert_eq!(
+        body_disabled, body,
+        "a disabled token looks like an unknown one"
+    );
+
+    let (status, body) = get(addr, "/zones", Some(remote.secret.expose())).await;
+    assert_eq!(status, 403, "127.0.0.1 is outside the token's allowlist");
+    assert!(body.contains("Not allowed from this address."), "{body}");
+
+    // Last use records the real peer address.
+    let used = tokens.get(&alice, dns.token.id).unwrap().last_use.unwrap();
+    assert_eq!(used.ip, Some("127.0.0.1".parse().unwrap()));
+    server.abort();
+}
