@@ -315,8 +315,8 @@ impl SecretFormat {
                 let mut bytes = [0u8; 32];
                 rng.fill_bytes(&mut bytes);
                 for b in bytes {
-                    out.push(char::from(HEX[usize::from(b >> 4)]));
-                    out.push(char::from(HEX[usize::from(b & 0xf)]));
+                    out.push(hex_digit(b >> 4));
+                    out.push(hex_digit(b & 0xf));
                 }
                 bytes.zeroize();
             }
@@ -377,7 +377,10 @@ impl SecretFormat {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// The lowercase hex digit of a nibble (`n < 16`).
+fn hex_digit(n: u8) -> char {
+    char::from(if n < 10 { b'0' + n } else { b'a' + (n - 10) })
+}
 const CPANEL_ALPHABET: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 fn check_fixed(

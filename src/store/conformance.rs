@@ -8,7 +8,12 @@
 //! api_tokens::store::conformance::run(api_tokens::MemoryStore::new);
 //! ```
 // Test support: failing loudly is its job.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::net::IpAddr;
 
