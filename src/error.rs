@@ -213,6 +213,9 @@ pub enum StoreError {
     /// Another token already has this secret hash.
     #[error("secret hash already in use")]
     HashTaken,
+    /// The token changed since it was read (its revision moved on); nothing was written.
+    #[error("token {0} was changed concurrently")]
+    Conflict(TokenId),
     /// The token to replace or delete does not exist.
     #[error("token {0} does not exist")]
     NotFound(TokenId),

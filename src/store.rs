@@ -28,7 +28,8 @@ pub mod conformance;
 pub enum Change {
     /// Add a new token (its id comes from [`TokenStore::reserve_ids`]).
     Insert(Token),
-    /// Replace the token with the same id.
+    /// Replace the token with the same id, if its stored revision is still `token.revision`
+    /// (else [`StoreError::Conflict`]). The store saves it with the next revision.
     Replace(Token),
     /// Remove a token.
     Delete(TokenId),
@@ -87,8 +88,9 @@ pub trait TokenStore: Send + Sync {
     /// produces: renaming two tokens into each other's names in one batch is fine.
     ///
     /// # Errors
-    /// [`StoreError::IdTaken`], [`StoreError::NotFound`], [`StoreError::NameTaken`],
-    /// [`StoreError::HashTaken`], or a backend failure; in every case nothing changed.
+    /// [`StoreError::IdTaken`], [`StoreError::NotFound`], [`StoreError::Conflict`] (a replace
+    /// read at an older revision), [`StoreError::NameTaken`], [`StoreError::HashTaken`], or a
+    /// backend failure; in every case nothing changed.
     fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError>;
 
     /// One token by id.

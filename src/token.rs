@@ -412,6 +412,12 @@ pub struct Token {
     pub last_use: Option<LastUse>,
     /// The secret's hashes; `None` until a secret is generated.
     pub secret: Option<SecretState>,
+    /// Bumped by the store on every write. A [`Change::Replace`](crate::store::Change::Replace)
+    /// carries the revision it was read at, and the store refuses it when the token has changed
+    /// since ([`StoreError::Conflict`](crate::StoreError::Conflict)): no write is ever based on a
+    /// stale read (optimistic concurrency, as `UPDATE … WHERE revision = ?` in SQL).
+    #[serde(default)]
+    pub revision: u32,
 }
 
 impl Token {

@@ -469,6 +469,7 @@ impl<S: TokenStore> Tokens<S> {
                 allowlist: item.allowlist,
                 last_use: None,
                 secret: None,
+                revision: 0,
             })
             .collect())
     }
@@ -536,7 +537,17 @@ impl<S: TokenStore> Tokens<S> {
             ));
         }
         let ids: Vec<TokenId> = ids.into_iter().collect();
-        let mut tokens = self.load(actor, &ids)?;
+        retrying(|| self.try_generate(actor, &ids, grace, rng))
+    }
+
+    fn try_generate<R: CryptoRng + ?Sized>(
+        &self,
+        actor: &Actor,
+        ids: &[TokenId],
+        grace: Duration,
+        rng: &mut R,
+    ) -> Result<Vec<(TokenId, TokenSecret)>> {
+        let mut tokens = self.load(actor, ids)?;
         let now = self.now();
         let valid_until = now.saturating_add(grace);
         let mut secrets = Vec::with_capacity(tokens.len());
@@ -576,6 +587,10 @@ impl<S: TokenStore> Tokens<S> {
         updates: impl IntoIterator<Item = TokenUpdate>,
     ) -> Result<Vec<TokenId>> {
         let updates: Vec<TokenUpdate> = updates.into_iter().collect();
+        retrying(|| self.try_update(actor, updates.clone()))
+    }
+
+    fn try_update(&self, actor: &Actor, updates: Vec<TokenUpdate>) -> Result<Vec<TokenId>> {
         let ids: Vec<TokenId> = updates.iter().map(|u| u.id).collect();
         let current = self.load(actor, &ids)?;
         let now = self.now();
@@ -850,6 +865,10 @@ impl<S: TokenStore> Tokens<S> {
     /// # Errors
     /// Store failures.
     pub fn revoke_by_secret(&self, presented: &str) -> Result<Revocation> {
+        retrying(|| self.try_revoke_by_secret(presented))
+    }
+
+    fn try_revoke_by_secret(&self, presented: &str) -> Result<Revocation> {
         let Ok(parsed) = self.policy.secret_format.parse(presented) else {
             return Ok(Revocation::Unknown);
         };
@@ -878,6 +897,22 @@ impl<S: TokenStore> Tokens<S> {
         self.store.apply(vec![Change::Replace(t.clone())])?;
         self.emit(now, None, &t, EventKind::RevokedBySecret);
         Ok(Revocation::Disabled(id))
+    }
+}
+
+/// How many times an operation re-reads and tries again after a concurrent change.
+const ATTEMPTS: usize = 8;
+
+/// Runs a read-modify-write operation until it applies without a concurrent change in between
+/// (the store refuses a write based on a stale read with [`StoreError::Conflict`]). After
+/// [`ATTEMPTS`] tries the conflict is returned; nothing was changed.
+fn retrying<T>(mut op: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt = 1;
+    loop {
+        match op() {
+            Err(Error::Store(StoreError::Conflict(_))) if attempt < ATTEMPTS => attempt += 1,
+            outcome => return outcome,
+        }
     }
 }
 

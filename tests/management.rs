@@ -582,11 +582,18 @@ fn update_changes_only_given_fields() {
     let after = e.get(id);
     assert_eq!(after.description, "new");
     assert_eq!(
+        after.revision,
+        before.revision + 1,
+        "every write moves the revision"
+    );
+    assert_eq!(
         Token {
             description: "d".into(),
+            revision: before.revision,
             ..after
         },
-        before
+        before,
+        "nothing else changed"
     );
     // Clearing expiry and allowlist; setting permissions and status.
     e.tokens

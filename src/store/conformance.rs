@@ -36,6 +36,7 @@ pub fn run<S: TokenStore>(make: impl Fn() -> S) {
         ("names are unique per owner", names_unique_per_owner),
         ("ids are checked", ids_are_checked),
         ("renames may swap within a batch", renames_may_swap),
+        ("stale replaces are refused", stale_replaces_are_refused),
         ("lookup by hash", lookup_by_hash),
         ("hashes are unique", hashes_are_unique),
         ("last use is recorded", last_use_is_recorded),
@@ -83,6 +84,7 @@ pub fn sample(store: &dyn TokenStore, owner: u64, name: &str) -> Token {
         allowlist: "10.0.0.0/8, ::1".parse().unwrap(),
         last_use: None,
         secret: None,
+        revision: 0,
     }
 }
 
@@ -239,6 +241,43 @@ fn ids_are_checked(store: &dyn TokenStore) {
         store.apply(vec![Change::Delete(ghost.id)]),
         Err(StoreError::NotFound(_))
     ));
+}
+
+fn stale_replaces_are_refused(store: &dyn TokenStore) {
+    let t = sample(store, 2, "rev");
+    insert(store, vec![t.clone()]);
+    let read = store.get(t.id).unwrap().unwrap();
+    let mut first = read.clone();
+    first.description = "first writer".into();
+    store.apply(vec![Change::Replace(first)]).unwrap();
+    let stored = store.get(t.id).unwrap().unwrap();
+    assert_eq!(
+        stored.revision,
+        read.revision.wrapping_add(1),
+        "a write moves the revision"
+    );
+    let mut second = read.clone();
+    second.status = Status::Disabled;
+    let other = sample(store, 2, "bystander");
+    let err = store
+        .apply(vec![Change::Insert(other.clone()), Change::Replace(second)])
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(id) if id == t.id),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.get(t.id).unwrap().unwrap(),
+        stored,
+        "the first write stands"
+    );
+    assert_eq!(
+        store.get(other.id).unwrap(),
+        None,
+        "and the batch applied nothing"
+    );
+    // Deleting does not need a fresh read.
+    store.apply(vec![Change::Delete(t.id)]).unwrap();
 }
 
 fn renames_may_swap(store: &dyn TokenStore) {

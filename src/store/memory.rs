@@ -81,6 +81,7 @@ struct Entry {
     generated_at: i64,
     previous: Option<Box<PreviousSecret>>,
     last: LastUseCell,
+    revision: u32,
 }
 
 /// A well-mixed 32-bit fragment of an id (ids are sequential).
@@ -119,6 +120,7 @@ impl Entry {
             generated_at: t.secret.map_or(0, |s| s.generated_at.unix_timestamp()),
             previous: t.secret.and_then(|s| s.previous).map(Box::new),
             last,
+            revision: t.revision,
         }
     }
 
@@ -140,6 +142,7 @@ impl Entry {
                 generated_at: to_time(self.generated_at),
                 previous: self.previous.as_deref().copied(),
             }),
+            revision: self.revision,
         }
     }
 
@@ -415,6 +418,11 @@ impl Inner {
                 }
                 Change::Replace(_) | Change::Delete(_) => {
                     let old = self.by_id(id).ok_or(StoreError::NotFound(id))?;
+                    if let Change::Replace(t) = c {
+                        if t.revision != old.revision {
+                            return Err(StoreError::Conflict(id));
+                        }
+                    }
                     removed_names.insert((&old.owner, &old.name));
                     removed_hashes.extend(old.hashes());
                 }
@@ -451,6 +459,7 @@ impl Inner {
             match c {
                 Change::Insert(t) => self.insert(t),
                 Change::Replace(mut t) => {
+                    t.revision = t.revision.wrapping_add(1);
                     if let Some(old) = self.remove(t.id) {
                         // An authentication may have happened since the caller read the token.
                         let newer = old.last.get();

@@ -1,0 +1,150 @@
+//! Snapshots: a round trip keeps every field; a tampered snapshot is refused with a clear error
+//! and the store it was meant to replace is left exactly as it was.
+
+use api_tokens::store::memory::SNAPSHOT_VERSION;
+use api_tokens::{
+    Actor, Expiry, IpAllowlist, LastUse, MemoryStore, NewToken, RequestContext, Snapshot,
+    StoreError, TokenName, TokenUpdate, Tokens, UserId,
+};
+use time::Duration;
+
+fn populated() -> (Tokens<MemoryStore>, Vec<String>) {
+    let tokens = Tokens::in_memory();
+    let admin = Actor::admin(UserId::from(1));
+    let mut secrets = Vec::new();
+    for (i, owner) in [(0, 2), (1, 2), (2, 3)] {
+        let issued = tokens
+            .issue(
+                &admin,
+                NewToken::new(TokenName::new(&format!("t{i}")).unwrap())
+                    .owner(UserId::from(owner))
+                    .description(format!("token {i}"))
+                    .expires_at(tokens.now() + Duration::days(i + 1))
+                    .permissions("dns.*, kill-acct".parse().unwrap())
+                    .allowlist(IpAllowlist::parse(["10.0.0.0/8", "2001:db8::1"]).unwrap()),
+            )
+            .unwrap();
+        secrets.push(issued.secret.expose().to_owned());
+    }
+    // A rotation with a grace period, a disabled token and a last use: every field set.
+    let ids: Vec<_> = tokens
+        .store()
+        .snapshot()
+        .tokens
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    let s = tokens
+        .generate_with(&admin, [ids[0]], Duration::hours(1), &mut rand::rng())
+        .unwrap();
+    secrets[0] = s[0].1.expose().to_owned();
+    tokens
+        .update(
+            &admin,
+            [TokenUpdate::new(ids[1]).status(api_tokens::Status::Disabled)],
+        )
+        .unwrap();
+    tokens
+        .authenticate(
+            &secrets[2],
+            &RequestContext::from_ip("10.1.1.1".parse().unwrap()),
+        )
+        .unwrap();
+    (tokens, secrets)
+}
+
+#[test]
+fn round_trip_keeps_every_field_and_secrets_still_work() {
+    let (tokens, secrets) = populated();
+    let snap = tokens.store().snapshot();
+    let t0 = &snap.tokens[0];
+    assert!(
+        t0.secret.unwrap().previous.is_some(),
+        "the fixture has a grace secret"
+    );
+    assert!(
+        snap.tokens[2].last_use.is_some(),
+        "the fixture has a last use"
+    );
+    let json = serde_json::to_string(&snap).unwrap();
+    for s in &secrets {
+        assert!(!json.contains(s.as_str()), "no secret in the snapshot");
+    }
+    let back: Snapshot = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, snap, "every field survives JSON");
+    let restored = MemoryStore::from_snapshot(back).unwrap();
+    assert_eq!(restored.snapshot(), snap, "and the store");
+    let tokens2 = Tokens::new(restored);
+    let ctx = RequestContext::from_ip("10.9.9.9".parse().unwrap());
+    assert!(tokens2.authenticate(&secrets[0], &ctx).is_ok());
+    assert!(tokens2.authenticate(&secrets[2], &ctx).is_ok());
+    assert!(
+        tokens2.authenticate(&secrets[1], &ctx).is_err(),
+        "still disabled"
+    );
+    let last: LastUse = tokens2.store().snapshot().tokens[2].last_use.unwrap();
+    assert!(last.at >= snap.tokens[2].last_use.unwrap().at);
+}
+
+/// Restoring `bad` into a populated store fails with an error containing `expect`, and the
+/// store is unchanged.
+fn refused(bad: Snapshot, expect: &str) {
+    let (tokens, _) = populated();
+    let before = tokens.store().snapshot();
+    let err = tokens.store().restore(bad).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidSnapshot(_)), "{err:?}");
+    assert!(
+        err.to_string().contains(expect),
+        "{err} should mention {expect:?}"
+    );
+    assert_eq!(tokens.store().snapshot(), before, "the store is untouched");
+}
+
+#[test]
+fn tampered_snapshots_are_refused_and_change_nothing() {
+    let (tokens, _) = populated();
+    let good = tokens.store().snapshot();
+
+    let mut v = good.clone();
+    v.version = SNAPSHOT_VERSION + 1;
+    refused(v, "unknown version");
+
+    let mut dup_id = good.clone();
+    dup_id.tokens[1].id = dup_id.tokens[0].id;
+    refused(dup_id, "already exists");
+
+    let mut dup_name = good.clone();
+    dup_name.tokens[1].name = dup_name.tokens[0].name.clone();
+    refused(dup_name, "already exists for owner");
+
+    let mut dup_hash = good.clone();
+    dup_hash.tokens[2].secret = dup_hash.tokens[0].secret;
+    refused(dup_hash, "secret hash already in use");
+
+    let mut low_next = good.clone();
+    low_next.next_id = 2;
+    refused(low_next, "next_id");
+
+    // Same name under another owner is not a conflict.
+    let mut other_owner = good.clone();
+    other_owner.tokens[2].name = other_owner.tokens[0].name.clone();
+    tokens.store().restore(other_owner).unwrap();
+}
+
+#[test]
+fn an_expiry_far_in_the_future_or_past_survives() {
+    let tokens = Tokens::new(MemoryStore::new()).with_policy(api_tokens::Policy::zabbix());
+    let admin = Actor::admin(UserId::from(1));
+    for (i, secs) in [(0, -62_135_596_800i64), (1, 253_402_300_799)] {
+        tokens
+            .create(
+                &admin,
+                [NewToken::new(TokenName::new(&format!("e{i}")).unwrap())
+                    .expiry(Expiry::from_unix(secs).unwrap())],
+            )
+            .unwrap();
+    }
+    let snap = tokens.store().snapshot();
+    let json = serde_json::to_string(&snap).unwrap();
+    assert_eq!(serde_json::from_str::<Snapshot>(&json).unwrap(), snap);
+}

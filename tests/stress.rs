@@ -1,0 +1,233 @@
+//! Concurrency stress, bounded in iterations: threads create, generate, rename, disable,
+//! delete and authenticate at once. Afterwards the store's invariants hold, and no secret ever
+//! authenticated after the call that invalidated it had returned.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+
+use api_tokens::{
+    Actor, MemoryStore, NewToken, Query, RequestContext, Status, TokenId, TokenName, TokenStore,
+    TokenUpdate, Tokens, UserId,
+};
+
+struct Live {
+    dead: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct Tracked {
+    /// The current secret of each token the test believes usable.
+    live: HashMap<TokenId, Live>,
+    /// Tokens disabled or deleted: no secret of theirs may work again.
+    killed: HashSet<TokenId>,
+}
+
+#[derive(Default)]
+struct Registry {
+    current: Mutex<Tracked>,
+    /// Every secret ever handed out, with whether it has been invalidated.
+    all: Mutex<Vec<(String, Arc<AtomicBool>)>>,
+}
+
+impl Registry {
+    /// Records a secret that a call has just returned for `id`; the previous one is dead.
+    fn add(&self, id: TokenId, secret: String) {
+        let mut cur = self.current.lock().unwrap();
+        let dead = Arc::new(AtomicBool::new(cur.killed.contains(&id)));
+        self.all
+            .lock()
+            .unwrap()
+            .push((secret.clone(), dead.clone()));
+        if let Some(old) = cur.live.insert(id, Live { dead }) {
+            old.dead.store(true, SeqCst);
+        }
+    }
+
+    /// Records that a disable or delete of `id` has returned.
+    fn kill(&self, id: TokenId) {
+        let mut cur = self.current.lock().unwrap();
+        cur.killed.insert(id);
+        if let Some(old) = cur.live.get(&id) {
+            old.dead.store(true, SeqCst);
+        }
+    }
+
+    fn pick(&self, r: u64) -> Option<TokenId> {
+        let cur = self.current.lock().unwrap();
+        let n = cur.live.len();
+        (n > 0).then(|| *cur.live.keys().nth((r % n as u64) as usize).unwrap())
+    }
+}
+
+fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
+#[test]
+fn concurrent_management_and_authentication_keep_every_invariant() {
+    const OPS: usize = 300;
+    let tokens = Arc::new(Tokens::in_memory());
+    let registry = Arc::new(Registry::default());
+    let admin = Actor::admin(UserId::from(0));
+    let violations = Arc::new(AtomicUsize::new(0));
+    let successes = Arc::new(AtomicUsize::new(0));
+    let ctx = RequestContext::from_ip("10.0.0.1".parse().unwrap());
+
+    std::thread::scope(|s| {
+        // Creators: names collide on purpose (10 names x 4 owners).
+        for t in 0..2u64 {
+            let (tokens, registry, admin) = (&tokens, &registry, &admin);
+            s.spawn(move || {
+                let mut r = rng(t + 11);
+                for _ in 0..OPS {
+                    let name = TokenName::new(&format!("n{}", r() % 10)).unwrap();
+                    let item = NewToken::new(name).owner(UserId::from(r() % 4));
+                    if let Ok(issued) = tokens.issue(admin, item) {
+                        registry.add(issued.token.id, issued.secret.expose().to_owned());
+                    }
+                }
+            });
+        }
+        // Regenerate, rename, disable, delete.
+        for kind in 0..4u64 {
+            let (tokens, registry, admin) = (&tokens, &registry, &admin);
+            s.spawn(move || {
+                let mut r = rng(kind + 101);
+                for _ in 0..OPS {
+                    let Some(id) = registry.pick(r()) else {
+                        std::thread::yield_now();
+                        continue;
+                    };
+                    match kind {
+                        0 => {
+                            if let Ok(mut v) = tokens.generate(admin, [id]) {
+                                let (id, secret) = v.pop().unwrap();
+                                registry.add(id, secret.expose().to_owned());
+                            }
+                        }
+                        1 => {
+                            let name = TokenName::new(&format!("n{}", r() % 10)).unwrap();
+                            let _ = tokens.update(admin, [TokenUpdate::new(id).name(name)]);
+                        }
+                        2 => {
+                            if r() % 4 == 0
+                                && tokens.set_status(admin, [id], Status::Disabled).is_ok()
+                            {
+                                registry.kill(id);
+                            }
+                        }
+                        _ => {
+                            if r() % 4 == 0 && tokens.delete(admin, [id]).is_ok() {
+                                registry.kill(id);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        // Authenticators.
+        for t in 0..2u64 {
+            let (tokens, registry, violations, successes) =
+                (&tokens, &registry, &violations, &successes);
+            s.spawn(move || {
+                let mut r = rng(t + 1001);
+                for _ in 0..OPS * 10 {
+                    let pick = {
+                        let all = registry.all.lock().unwrap();
+                        (!all.is_empty()).then(|| all[(r() % all.len() as u64) as usize].clone())
+                    };
+                    let Some((secret, dead)) = pick else {
+                        std::thread::yield_now();
+                        continue;
+                    };
+                    let was_dead = dead.load(SeqCst);
+                    if tokens.authenticate(&secret, &ctx).is_ok() {
+                        successes.fetch_add(1, SeqCst);
+                        if was_dead {
+                            violations.fetch_add(1, SeqCst);
+                        }
+                    }
+                }
+            });
+        }
+    });
+
+    assert_eq!(
+        violations.load(SeqCst),
+        0,
+        "a secret worked after it was invalidated"
+    );
+    assert!(successes.load(SeqCst) > 0, "authentication was exercised");
+
+    // Invariants of the store.
+    let snap = tokens.store().snapshot();
+    let mut names = HashSet::new();
+    let mut hashes = HashSet::new();
+    for t in &snap.tokens {
+        assert!(
+            names.insert((t.owner.clone(), t.name.clone())),
+            "unique names per owner"
+        );
+        if let Some(s) = t.secret {
+            for h in std::iter::once(s.hash).chain(s.previous.map(|p| p.hash)) {
+                assert!(hashes.insert(h), "every hash belongs to one token");
+                let mut found = None;
+                tokens
+                    .store()
+                    .authenticate(&h, &mut |c| {
+                        found = Some(c.id);
+                        None
+                    })
+                    .unwrap();
+                assert_eq!(found, Some(t.id), "each hash finds its own token");
+            }
+        }
+    }
+    assert_eq!(tokens.store().len(), snap.tokens.len(), "counts add up");
+    assert_eq!(
+        tokens.count(&admin, &Query::new()).unwrap(),
+        snap.tokens.len()
+    );
+    let by_owner: usize = (0..4)
+        .map(|o| {
+            tokens
+                .count(&admin, &Query::new().owners([UserId::from(o)]))
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(
+        by_owner,
+        snap.tokens.len(),
+        "the owner index covers every token"
+    );
+    // Every secret the test still believes current works; every other one does not.
+    let current = registry.current.lock().unwrap();
+    for (secret, dead) in registry.all.lock().unwrap().iter() {
+        let ok = tokens.authenticate(secret, &ctx).is_ok();
+        assert_eq!(
+            ok,
+            !dead.load(SeqCst),
+            "secret state agrees with the calls made"
+        );
+    }
+    for id in current
+        .live
+        .keys()
+        .filter(|id| !current.killed.contains(id))
+    {
+        let t = snap.tokens.iter().find(|t| t.id == *id);
+        assert_eq!(
+            t.map(|t| t.status),
+            Some(Status::Enabled),
+            "token {id} is live and enabled"
+        );
+    }
+    let _ = MemoryStore::from_snapshot(snap).expect("the final state is a valid snapshot");
+}
