@@ -114,7 +114,7 @@ pub use error::{
     Error, Field, Forbidden, MalformedSecret, Problem, Result, StoreError, ValidationError,
 };
 pub use events::{CollectEvents, EventKind, EventSink, NoEvents, TokenEvent, UpdatedField};
-pub use permission::{Permission, PermissionSet};
+pub use permission::{MAX_PERMISSION_LEN, Permission, PermissionSet};
 pub use policy::{NameCharset, Policy};
 pub use secret::{
     HashKey, MAX_PRESENTED_LEN, PresentedSecret, SecretFormat, SecretHash, SecretPrefix,
@@ -122,6 +122,7 @@ pub use secret::{
 };
 pub use store::{MemoryStore, Query, Snapshot, TokenStore};
 pub use token::{
-    Expiry, LastUse, PreviousSecret, SecretState, Status, Token, TokenId, TokenName, UserId,
+    Expiry, LastUse, MAX_NAME_LEN, MAX_USER_ID_LEN, PreviousSecret, SecretState, Status, Token,
+    TokenId, TokenName, UserId,
 };
 pub use tokens::{Issued, NewToken, Revocation, TokenUpdate, Tokens};

@@ -1,17 +1,5 @@
 //! Permissions (cPanel's ACL privileges) and sets of them.
 //!
-//! # The wildcard rule
-//! A permission is a name made of segments separated by `.`; each segment is one or more of
-//! `[A-Za-z0-9_:-]`, so cPanel ACL names such as `kill-acct` and `create-acct` are permissions as
-//! they are. Two forms are wildcards:
-//! * `*` (also written `all`, cPanel's name for it) covers every permission;
-//! * a last segment `*` (`dns.*`) covers every permission that starts with `dns.` — `dns.edit`,
-//!   `dns.zone.read`, `dns.zone.*` — but not `dns` itself.
-//!
-//! *Covers* is the only relation: holding `dns.*` allows `dns.edit` and allows granting it;
-//! holding `dns.edit` never allows `dns.*`. A [`PermissionSet`] drops members another member
-//! already covers (`{dns.*, dns.edit}` is `{dns.*}`), so two sets that allow the same things
-//! are equal.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -25,7 +13,20 @@ use crate::error::{Field, Problem, ValidationError};
 /// The longest permission name, in bytes.
 pub const MAX_PERMISSION_LEN: usize = 128;
 
-/// A validated permission name. See the [module docs](self) for the grammar and wildcards.
+/// A validated permission name.
+///
+/// # The wildcard rule
+/// A permission is a name made of segments separated by `.`; each segment is one or more of
+/// `[A-Za-z0-9_:-]`, so cPanel ACL names such as `kill-acct` and `create-acct` are permissions as
+/// they are. Two forms are wildcards:
+/// * `*` (also written `all`, cPanel's name for it) covers every permission;
+/// * a last segment `*` (`dns.*`) covers every permission that starts with `dns.` — `dns.edit`,
+///   `dns.zone.read`, `dns.zone.*` — but not `dns` itself.
+///
+/// *Covers* is the only relation: holding `dns.*` allows `dns.edit` and allows granting it;
+/// holding `dns.edit` never allows `dns.*`. A [`PermissionSet`] drops members another member
+/// already covers (`{dns.*, dns.edit}` is `{dns.*}`), so two sets that allow the same things
+/// are equal.
 ///
 /// ```
 /// use api_tokens::Permission;

@@ -28,7 +28,7 @@ pub enum NameCharset {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Policy {
-    /// Longest name, in characters (at most [`crate::token::MAX_NAME_LEN`]).
+    /// Longest name, in characters (at most [`crate::MAX_NAME_LEN`]).
     pub max_name_chars: usize,
     /// Characters a name may hold.
     pub name_charset: NameCharset,

@@ -61,11 +61,19 @@ async fn authenticate(
     }
 }
 
-fn require(grant: &Grant, permission: &str) -> Result<(), Response> {
-    let p: Permission = permission
-        .parse()
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
-    grant.require(&p).map_err(|d| refusal(&d))
+/// Runs `handler` when the grant holds `permission`; otherwise answers with the refusal.
+fn with_permission(
+    grant: &Grant,
+    permission: &str,
+    handler: impl FnOnce() -> Response,
+) -> Response {
+    match permission.parse::<Permission>() {
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Ok(p) => match grant.require(&p) {
+            Ok(()) => handler(),
+            Err(denial) => refusal(&denial),
+        },
+    }
 }
 
 async fn whoami(Extension(grant): Extension<Grant>) -> Json<serde_json::Value> {
@@ -77,17 +85,15 @@ async fn whoami(Extension(grant): Extension<Grant>) -> Json<serde_json::Value> {
 }
 
 async fn list_zones(Extension(grant): Extension<Grant>) -> Response {
-    match require(&grant, "dns.read") {
-        Ok(()) => Json(json!({ "zones": ["example.com", "example.org"] })).into_response(),
-        Err(refused) => refused,
-    }
+    with_permission(&grant, "dns.read", || {
+        Json(json!({ "zones": ["example.com", "example.org"] })).into_response()
+    })
 }
 
 async fn kill_account(Extension(grant): Extension<Grant>) -> Response {
-    match require(&grant, "kill-acct") {
-        Ok(()) => Json(json!({ "killed": true })).into_response(),
-        Err(refused) => refused,
-    }
+    with_permission(&grant, "kill-acct", || {
+        Json(json!({ "killed": true })).into_response()
+    })
 }
 
 /// The application: every route behind the token middleware.
