@@ -22,6 +22,9 @@ pub use memory::{MemoryStore, Snapshot};
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
 /// One change of an atomic batch.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
