@@ -23,7 +23,12 @@ pub fn run(name: &str, args: &[&str], stdin: &str) -> String {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start example {name}: {e}"));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start example {name}: {e} (cargo test builds the examples; \
+                 cargo test --test examples alone does not: cargo build --examples first)"
+            )
+        });
     child
         .stdin
         .take()
@@ -357,6 +362,30 @@ fn persistence_restores_tokens_without_secrets_on_disk() {
             .len(),
         64,
         "the hash is kept, as 64 hex digits"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_example_survives_a_restart() {
+    let dir =
+        std::env::temp_dir().join(format!("api-tokens-sqlite-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("tokens.db");
+    let out = run("sqlite", &[db.to_str().unwrap()], "");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("issued token 1 \"nightly-backup\" into {}", db.display())
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            "after restart: 1 token(s) for alice",
+            "after restart: the secret authenticates as alice with [backup.*]",
+            "backup.run: allowed",
+        ]
     );
     let _ = std::fs::remove_dir_all(dir);
 }
