@@ -70,9 +70,17 @@ fn rng(seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
+/// Five rounds on fresh stores: a lost-update race shows up in about half the rounds when the
+/// store's revision check is removed, so five make a miss unlikely (~3%).
 #[test]
 fn concurrent_management_and_authentication_keep_every_invariant() {
-    const OPS: usize = 300;
+    for _ in 0..5 {
+        one_round();
+    }
+}
+
+fn one_round() {
+    const OPS: usize = 2000;
     let tokens = Arc::new(Tokens::in_memory());
     let registry = Arc::new(Registry::default());
     let admin = Actor::admin(UserId::from(0));
