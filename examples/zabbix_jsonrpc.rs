@@ -182,6 +182,15 @@ fn objects(params: &Value) -> Result<Vec<Item<'_>>, ApiError> {
         .collect()
 }
 
+/// A parameter the item must have.
+fn required<'a>(o: &'a Map<String, Value>, item: &str, key: &str) -> Result<&'a Value, ApiError> {
+    o.get(key).ok_or_else(|| {
+        invalid_params(format!(
+            "Invalid parameter \"{item}\": the parameter \"{key}\" is missing."
+        ))
+    })
+}
+
 fn unexpected(item: &str, o: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
     match o.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(invalid_params(format!(
@@ -256,14 +265,7 @@ impl Api {
                 o,
                 &["name", "description", "userid", "status", "expires_at"],
             )?;
-            let name = o
-                .get("name")
-                .ok_or_else(|| {
-                    invalid_params(format!(
-                        "Invalid parameter \"{item}\": the parameter \"name\" is missing."
-                    ))
-                })
-                .and_then(|v| name_of(v, &item))?;
+            let name = name_of(required(o, &item, "name")?, &item)?;
             let mut t = NewToken::new(name);
             if let Some(v) = o.get("description") {
                 t = t.description(v.as_str().unwrap_or_default());
@@ -294,14 +296,7 @@ impl Api {
                 o,
                 &["tokenid", "name", "description", "status", "expires_at"],
             )?;
-            let id = o
-                .get("tokenid")
-                .ok_or_else(|| {
-                    invalid_params(format!(
-                        "Invalid parameter \"{item}\": the parameter \"tokenid\" is missing."
-                    ))
-                })
-                .and_then(|v| token_id(v, &item))?;
+            let id = token_id(required(o, &item, "tokenid")?, &item)?;
             let mut u = TokenUpdate::new(id);
             if let Some(v) = o.get("name") {
                 u = u.name(name_of(v, &item)?);

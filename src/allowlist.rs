@@ -169,10 +169,7 @@ impl FromStr for IpAllowlist {
     type Err = ValidationError;
     /// Comma- or whitespace-separated entries; an empty string is the empty list.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(
-            s.split(|c: char| c == ',' || c.is_whitespace())
-                .filter(|e| !e.is_empty()),
-        )
+        Self::parse(crate::permission::list_items(s))
     }
 }
 

@@ -291,11 +291,14 @@ impl FromStr for PermissionSet {
     type Err = ValidationError;
     /// Comma- or whitespace-separated names; an empty string is the empty set.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(
-            s.split(|c: char| c == ',' || c.is_whitespace())
-                .filter(|p| !p.is_empty()),
-        )
+        Self::parse(list_items(s))
     }
+}
+
+/// The items of a comma- or whitespace-separated list, as `FromStr` of lists reads them.
+pub(crate) fn list_items(s: &str) -> impl Iterator<Item = &str> {
+    s.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|item| !item.is_empty())
 }
 
 impl FromIterator<Permission> for PermissionSet {
