@@ -258,10 +258,10 @@ pub fn decide(
     owner: impl FnOnce(&UserId) -> UserState,
 ) -> Result<Grant, Denial> {
     let id = token.id;
-    if let Matched::Previous { valid_until } = token.matched {
-        if now >= valid_until {
-            return Err(Denial::Superseded { token: id });
-        }
+    if let Matched::Previous { valid_until } = token.matched
+        && now >= valid_until
+    {
+        return Err(Denial::Superseded { token: id });
     }
     if token.status != crate::token::Status::Enabled {
         return Err(Denial::Disabled { token: id });

@@ -71,6 +71,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
+#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 // No panics in library code: every fallible step returns an error or has a checked fallback.
 #![deny(
     clippy::unwrap_used,

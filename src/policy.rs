@@ -86,13 +86,12 @@ impl Policy {
                 max: self.max_name_chars,
             }));
         }
-        if self.name_charset == NameCharset::Word {
-            if let Some(ch) = s
+        if self.name_charset == NameCharset::Word
+            && let Some(ch) = s
                 .chars()
                 .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
-            {
-                return Err(err(Problem::InvalidCharacter { ch }));
-            }
+        {
+            return Err(err(Problem::InvalidCharacter { ch }));
         }
         Ok(())
     }

@@ -433,11 +433,12 @@ fn push_uniform<R: CryptoRng + ?Sized>(rng: &mut R, out: &mut String, alphabet: 
     while pushed < n {
         rng.fill_bytes(&mut buf);
         for &b in &buf {
-            if usize::from(b) < limit && pushed < n {
-                if let Some(&c) = alphabet.get(usize::from(b) % len) {
-                    out.push(char::from(c));
-                    pushed += 1;
-                }
+            if usize::from(b) < limit
+                && pushed < n
+                && let Some(&c) = alphabet.get(usize::from(b) % len)
+            {
+                out.push(char::from(c));
+                pushed += 1;
             }
         }
     }
@@ -684,6 +685,26 @@ mod tests {
                 is_upper_base36(b),
                 b.is_ascii_digit() || b.is_ascii_uppercase()
             );
+        }
+    }
+
+    proptest::proptest! {
+        /// What a format generates, it parses; the hash of it prints and reads back.
+        #[test]
+        fn generated_secrets_parse_and_hashes_roundtrip(seed in proptest::prelude::any::<u64>()) {
+            let key = HashKey::new([3; 32]);
+            for format in [
+                SecretFormat::default(),
+                SecretFormat::prefixed("acme9").unwrap(),
+                SecretFormat::Zabbix,
+                SecretFormat::Cpanel,
+            ] {
+                let s = format.generate_with_rng(&mut StdRng::seed_from_u64(seed));
+                proptest::prop_assert_eq!(s.expose().len(), format.secret_len());
+                let parsed = format.parse(s.expose()).unwrap();
+                let h = SecretHash::of(&key, &parsed);
+                proptest::prop_assert_eq!(SecretHash::from_hex(&h.to_hex()).unwrap(), h);
+            }
         }
     }
 

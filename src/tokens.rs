@@ -604,10 +604,10 @@ impl<S: TokenStore> Tokens<S> {
             let mut fields = Vec::new();
             if let Some(name) = u.name.filter(|n| *n != t.name) {
                 self.policy.check_name(&name).map_err(invalid)?;
-                if let Some(other) = self.store.find_name(&t.owner, &name)? {
-                    if !batch.contains(&other) {
-                        return Err(invalid(name_taken(&t.owner, &name)));
-                    }
+                if let Some(other) = self.store.find_name(&t.owner, &name)?
+                    && !batch.contains(&other)
+                {
+                    return Err(invalid(name_taken(&t.owner, &name)));
                 }
                 t.name = name;
                 fields.push(UpdatedField::Name);
@@ -882,10 +882,10 @@ impl<S: TokenStore> Tokens<S> {
         let Some((id, matched)) = hit else {
             return Ok(Revocation::Unknown);
         };
-        if let Matched::Previous { valid_until } = matched {
-            if now >= valid_until {
-                return Ok(Revocation::NoLongerValid(id));
-            }
+        if let Matched::Previous { valid_until } = matched
+            && now >= valid_until
+        {
+            return Ok(Revocation::NoLongerValid(id));
         }
         let Some(mut t) = self.store.get(id)? else {
             return Ok(Revocation::Unknown);

@@ -95,11 +95,10 @@ proptest! {
     ) {
         let tokens = populated(Policy::default());
         let before = tokens.store().snapshot();
-        if let Ok(snapshot) = serde_json::from_slice::<Snapshot>(&bytes) {
-            if tokens.store().restore(snapshot.clone()).is_err() {
+        if let Ok(snapshot) = serde_json::from_slice::<Snapshot>(&bytes)
+            && tokens.store().restore(snapshot.clone()).is_err() {
                 prop_assert_eq!(tokens.store().snapshot(), before.clone());
             }
-        }
         let _ = MemoryStore::from_snapshot(before);
     }
 }

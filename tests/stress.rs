@@ -125,14 +125,14 @@ fn one_round() {
                             let _ = tokens.update(admin, [TokenUpdate::new(id).name(name)]);
                         }
                         2 => {
-                            if r() % 4 == 0
+                            if r().is_multiple_of(4)
                                 && tokens.set_status(admin, [id], Status::Disabled).is_ok()
                             {
                                 registry.kill(id);
                             }
                         }
                         _ => {
-                            if r() % 4 == 0 && tokens.delete(admin, [id]).is_ok() {
+                            if r().is_multiple_of(4) && tokens.delete(admin, [id]).is_ok() {
                                 registry.kill(id);
                             }
                         }

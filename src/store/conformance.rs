@@ -27,6 +27,9 @@ use crate::token::{
 };
 
 /// Runs every check, each on a fresh store from `make`.
+///
+/// # Panics
+/// When a check fails, naming it; that is how a test learns the store does not conform.
 pub fn run<S: TokenStore>(make: impl Fn() -> S) {
     type Check = fn(&dyn TokenStore);
     let checks: &[(&str, Check)] = &[
@@ -60,6 +63,9 @@ pub fn run<S: TokenStore>(make: impl Fn() -> S) {
 }
 
 /// A fixed instant the checks use as "now".
+///
+/// # Panics
+/// Never: the instant is a valid constant.
 pub fn t0() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
 }
@@ -68,7 +74,10 @@ fn hash(n: u8) -> SecretHash {
     SecretHash::from_bytes([n; 32])
 }
 
-/// A token with every field set to something checkable.
+/// A token with every field set to something checkable, with an id reserved from `store`.
+///
+/// # Panics
+/// When the store cannot reserve an id.
 pub fn sample(store: &dyn TokenStore, owner: u64, name: &str) -> Token {
     let id = store.reserve_ids(1).unwrap()[0];
     Token {

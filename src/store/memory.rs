@@ -418,10 +418,10 @@ impl Inner {
                 }
                 Change::Replace(_) | Change::Delete(_) => {
                     let old = self.by_id(id).ok_or(StoreError::NotFound(id))?;
-                    if let Change::Replace(t) = c {
-                        if t.revision != old.revision {
-                            return Err(StoreError::Conflict(id));
-                        }
+                    if let Change::Replace(t) = c
+                        && t.revision != old.revision
+                    {
+                        return Err(StoreError::Conflict(id));
                     }
                     removed_names.insert((&old.owner, &old.name));
                     removed_hashes.extend(old.hashes());
@@ -566,13 +566,13 @@ impl MemoryStore {
                 snapshot.version
             )));
         }
-        if let Some(max) = snapshot.tokens.iter().map(|t| t.id.get()).max() {
-            if snapshot.next_id <= max {
-                return Err(invalid(format!(
-                    "next_id {} is not above the largest id {max}",
-                    snapshot.next_id
-                )));
-            }
+        if let Some(max) = snapshot.tokens.iter().map(|t| t.id.get()).max()
+            && snapshot.next_id <= max
+        {
+            return Err(invalid(format!(
+                "next_id {} is not above the largest id {max}",
+                snapshot.next_id
+            )));
         }
         let mut inner = Inner::default();
         let changes: Vec<Change> = snapshot.tokens.into_iter().map(Change::Insert).collect();

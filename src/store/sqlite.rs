@@ -198,14 +198,14 @@ impl SqliteStore {
         let at = used.at.unix_timestamp();
         {
             let mut t = self.touches();
-            if let Some(&w) = t.written.get(&id) {
-                if at < w.saturating_add(self.touch_interval) {
-                    let keep = t.pending.get(&id).is_some_and(|p| p.at > used.at);
-                    if !keep {
-                        t.pending.insert(id, used);
-                    }
-                    return Ok(());
+            if let Some(&w) = t.written.get(&id)
+                && at < w.saturating_add(self.touch_interval)
+            {
+                let keep = t.pending.get(&id).is_some_and(|p| p.at > used.at);
+                if !keep {
+                    t.pending.insert(id, used);
                 }
+                return Ok(());
             }
         }
         write_last_use(conn, id, used)?;
