@@ -219,6 +219,9 @@ pub enum StoreError {
     /// The token to replace or delete does not exist.
     #[error("token {0} does not exist")]
     NotFound(TokenId),
+    /// No ids are left to hand out.
+    #[error("token ids exhausted")]
+    IdsExhausted,
     /// A snapshot could not be restored.
     #[error("invalid snapshot: {0}")]
     InvalidSnapshot(String),

@@ -343,7 +343,8 @@ impl Query {
                 .expired_at
                 .is_none_or(|t| token.expiry.is_expired_at(t))
             && self.expiring_within.is_none_or(|d| {
-                !token.expiry.is_expired_at(now) && token.expiry.is_expired_at(now + d)
+                !token.expiry.is_expired_at(now)
+                    && token.expiry.is_expired_at(now.saturating_add(d))
             })
             && self.created.is_none_or(|r| r.contains(token.created_at))
             && self

@@ -149,3 +149,38 @@ fn mangled_snapshot_json_is_refused_with_a_clear_error() {
     let bad_perm = json.replacen("\"permissions\":[\"*\"]", "\"permissions\":[\"a b\"]", 1);
     assert!(serde_json::from_str::<Snapshot>(&bad_perm).is_err());
 }
+
+#[test]
+fn extreme_query_durations_do_not_panic() {
+    let tokens = populated(Policy::default());
+    let admin = Actor::admin(UserId::from(1));
+    for d in [
+        time::Duration::MAX,
+        time::Duration::MIN,
+        time::Duration::ZERO,
+    ] {
+        let q = Query::new().expiring_within(d);
+        assert!(tokens.list(&admin, &q).is_ok());
+        assert!(tokens.count(&admin, &q).is_ok());
+    }
+}
+
+#[test]
+fn an_exhausted_id_space_is_an_error_not_a_panic() {
+    let store = MemoryStore::from_snapshot(Snapshot {
+        version: api_tokens::store::memory::SNAPSHOT_VERSION,
+        next_id: u64::MAX - 1,
+        tokens: Vec::new(),
+    })
+    .unwrap();
+    let tokens = Tokens::new(store);
+    let admin = Actor::admin(UserId::from(1));
+    let one = tokens.create(&admin, [NewToken::new(TokenName::new("last").unwrap())]);
+    assert!(one.is_ok(), "the last id is still handed out");
+    let before = tokens.store().snapshot();
+    let err = tokens
+        .create(&admin, [NewToken::new(TokenName::new("over").unwrap())])
+        .unwrap_err();
+    assert!(matches!(err, api_tokens::Error::Store(_)), "{err}");
+    assert_eq!(tokens.store().snapshot(), before, "nothing changed");
+}

@@ -601,9 +601,20 @@ impl fmt::Debug for MemoryStore {
 
 impl TokenStore for MemoryStore {
     fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError> {
-        let n64 = n as u64;
-        let start = self.next_id.fetch_add(n64, Relaxed);
-        Ok((start..start + n64).map(TokenId::new).collect())
+        let n64 = u64::try_from(n).map_err(|_| StoreError::IdsExhausted)?;
+        // A checked compare-and-swap: ids never wrap around, even after restoring a snapshot
+        // whose `next_id` is near the end of the range.
+        let mut start = self.next_id.load(Relaxed);
+        loop {
+            let end = start.checked_add(n64).ok_or(StoreError::IdsExhausted)?;
+            match self
+                .next_id
+                .compare_exchange_weak(start, end, Relaxed, Relaxed)
+            {
+                Ok(_) => return Ok((start..end).map(TokenId::new).collect()),
+                Err(current) => start = current,
+            }
+        }
     }
 
     fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {

@@ -423,7 +423,10 @@ fn where_clause(q: &Query, now: OffsetDateTime) -> Where {
     if let Some(d) = q.expiring_within {
         w.push(
             "expires_at > ? AND expires_at <= ?",
-            [arg(now.unix_timestamp()), arg((now + d).unix_timestamp())],
+            [
+                arg(now.unix_timestamp()),
+                arg(now.saturating_add(d).unix_timestamp()),
+            ],
         );
     }
     if let Some(r) = &q.created {
@@ -531,16 +534,22 @@ fn current_state(
 
 impl TokenStore for SqliteStore {
     fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError> {
-        let n = i64::try_from(n).map_err(|_| corrupt("too many ids"))?;
+        let n = i64::try_from(n).map_err(|_| StoreError::IdsExhausted)?;
         let conn = self.conn();
-        let start: i64 = conn
-            .query_row(
-                "UPDATE api_token_seq SET next = next + ?1 WHERE one = 1 RETURNING next - ?1",
-                params![n],
-                |r| r.get(0),
-            )
+        let tx = conn.unchecked_transaction().map_err(backend)?;
+        let start: i64 = tx
+            .query_row("SELECT next FROM api_token_seq WHERE one = 1", [], |r| {
+                r.get(0)
+            })
             .map_err(backend)?;
-        (start..start + n)
+        let end = start.checked_add(n).ok_or(StoreError::IdsExhausted)?;
+        tx.execute(
+            "UPDATE api_token_seq SET next = ?1 WHERE one = 1",
+            params![end],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        (start..end)
             .map(|i| {
                 u64::try_from(i)
                     .map(TokenId::new)
