@@ -6,6 +6,7 @@
 //! ([`Tokens`](crate::Tokens) or a host using the pure rules), never filtered inside a store.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
 
@@ -136,6 +137,46 @@ pub trait TokenStore: Send + Sync {
         check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
     ) -> Result<bool, StoreError>;
 }
+
+/// `Box<dyn TokenStore>` and `Arc<S>` are stores too: a host can choose its store at run time,
+/// or share one between several `Tokens`.
+macro_rules! delegate_store {
+    ($($ptr:ident),*) => {$(
+        impl<S: TokenStore + ?Sized> TokenStore for $ptr<S> {
+            fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError> {
+                (**self).reserve_ids(n)
+            }
+            fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+                (**self).apply(changes)
+            }
+            fn get(&self, id: TokenId) -> Result<Option<Token>, StoreError> {
+                (**self).get(id)
+            }
+            fn find_name(
+                &self,
+                owner: &UserId,
+                name: &TokenName,
+            ) -> Result<Option<TokenId>, StoreError> {
+                (**self).find_name(owner, name)
+            }
+            fn query(&self, query: &Query, now: OffsetDateTime) -> Result<Vec<Token>, StoreError> {
+                (**self).query(query, now)
+            }
+            fn count(&self, query: &Query, now: OffsetDateTime) -> Result<usize, StoreError> {
+                (**self).count(query, now)
+            }
+            fn authenticate(
+                &self,
+                hash: &SecretHash,
+                check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
+            ) -> Result<bool, StoreError> {
+                (**self).authenticate(hash, check)
+            }
+        }
+    )*};
+}
+
+delegate_store!(Box, Arc);
 
 /// A half-open time range `[from, until)`; either end may be open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
