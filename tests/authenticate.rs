@@ -590,17 +590,24 @@ fn no_secret_works_after_the_call_that_invalidated_it_returned() {
         Arc::new((0..N).map(|_| AtomicBool::new(false)).collect());
     let violations = Arc::new(AtomicUsize::new(0));
     let granted_before = Arc::new(AtomicUsize::new(0));
+    // Invalidation starts once the authenticators are running, so the two always overlap,
+    // however the threads happen to be scheduled.
+    let rounds_done = Arc::new(AtomicUsize::new(0));
     std::thread::scope(|scope| {
         for _ in 0..2 {
-            let (tokens, secrets, invalidated, violations, granted_before) = (
+            let (tokens, secrets, invalidated, violations, granted_before, rounds_done) = (
                 tokens.clone(),
                 secrets.clone(),
                 invalidated.clone(),
                 violations.clone(),
                 granted_before.clone(),
+                rounds_done.clone(),
             );
             scope.spawn(move || {
                 for round in 0..400 {
+                    if round > 0 {
+                        rounds_done.fetch_add(1, Ordering::SeqCst);
+                    }
                     for (i, (_, s)) in secrets.iter().enumerate() {
                         let dead = invalidated[i].load(Ordering::SeqCst);
                         let ok = tokens.authenticate(s.expose(), &from("1.1.1.1")).is_ok();
@@ -615,13 +622,17 @@ fn no_secret_works_after_the_call_that_invalidated_it_returned() {
             });
         }
         for kind in 0..3 {
-            let (tokens, secrets, invalidated, actor) = (
+            let (tokens, secrets, invalidated, actor, rounds_done) = (
                 tokens.clone(),
                 secrets.clone(),
                 invalidated.clone(),
                 actor.clone(),
+                rounds_done.clone(),
             );
             scope.spawn(move || {
+                while rounds_done.load(Ordering::SeqCst) < 2 {
+                    std::thread::yield_now();
+                }
                 for i in (kind * N / 3)..((kind + 1) * N / 3) {
                     std::thread::yield_now();
                     let id = secrets[i].0;
