@@ -252,6 +252,33 @@ fn token_object(t: &Token) -> Map<String, Value> {
     o
 }
 
+/// The optional fields `token.create` and `token.update` share.
+struct Editable {
+    description: Option<String>,
+    status: Option<Status>,
+    expiry: Option<Expiry>,
+}
+
+impl Editable {
+    fn read(o: &Map<String, Value>, item: &str) -> Result<Self, ApiError> {
+        Ok(Self {
+            description: o
+                .get("description")
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| bad(item, "description", "a character string is expected"))
+                })
+                .transpose()?,
+            status: o.get("status").map(|v| status_of(v, item)).transpose()?,
+            expiry: o
+                .get("expires_at")
+                .map(|v| expiry_of(v, item))
+                .transpose()?,
+        })
+    }
+}
+
 struct Api {
     tokens: Tokens<MemoryStore>,
 }
@@ -266,18 +293,19 @@ impl Api {
                 &["name", "description", "userid", "status", "expires_at"],
             )?;
             let name = name_of(required(o, &item, "name")?, &item)?;
+            let fields = Editable::read(o, &item)?;
             let mut t = NewToken::new(name);
-            if let Some(v) = o.get("description") {
-                t = t.description(v.as_str().unwrap_or_default());
+            if let Some(d) = fields.description {
+                t = t.description(d);
             }
             if let Some(v) = o.get("userid") {
                 t = t.owner(user_id(v, &item)?);
             }
-            if let Some(v) = o.get("status") {
-                t = t.status(status_of(v, &item)?);
+            if let Some(s) = fields.status {
+                t = t.status(s);
             }
-            if let Some(v) = o.get("expires_at") {
-                t = t.expiry(expiry_of(v, &item)?);
+            if let Some(e) = fields.expiry {
+                t = t.expiry(e);
             }
             items.push(t);
         }
@@ -297,19 +325,12 @@ impl Api {
                 &["tokenid", "name", "description", "status", "expires_at"],
             )?;
             let id = token_id(required(o, &item, "tokenid")?, &item)?;
+            let fields = Editable::read(o, &item)?;
             let mut u = TokenUpdate::new(id);
-            if let Some(v) = o.get("name") {
-                u = u.name(name_of(v, &item)?);
-            }
-            if let Some(v) = o.get("description") {
-                u = u.description(v.as_str().unwrap_or_default());
-            }
-            if let Some(v) = o.get("status") {
-                u = u.status(status_of(v, &item)?);
-            }
-            if let Some(v) = o.get("expires_at") {
-                u = u.expiry(expiry_of(v, &item)?);
-            }
+            u.name = o.get("name").map(|v| name_of(v, &item)).transpose()?;
+            u.description = fields.description;
+            u.status = fields.status;
+            u.expiry = fields.expiry;
             updates.push(u);
         }
         let ids = self

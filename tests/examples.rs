@@ -96,6 +96,7 @@ fn zabbix_jsonrpc_answers_the_seed_requests_and_the_rest_of_token_api() {
 {"jsonrpc":"2.0","method":"token.delete","params":["189"],"id":12}
 {"jsonrpc":"2.0","method":"token.nope","params":[],"id":13}
 {"jsonrpc":"2.0","method":"token.get","params":{"search":{"name":"your"},"limit":1,"output":["tokenid"]},"id":14}
+{"jsonrpc":"2.0","method":"token.create","params":{"name":"n","description":5},"id":15}
 "#;
     let out = json_lines(&run(
         "zabbix_jsonrpc",
@@ -148,6 +149,11 @@ fn zabbix_jsonrpc_answers_the_seed_requests_and_the_rest_of_token_api() {
     assert_eq!(out[12]["result"], json!({"tokenids":["189"]}));
     assert_eq!(out[13]["error"]["code"], -32601);
     assert_eq!(out[14]["result"], json!([{"tokenid":"188"}]));
+    assert_eq!(
+        out[15]["error"]["data"],
+        "Invalid parameter \"/1/description\": a character string is expected.",
+        "a wrong type is refused, never silently accepted"
+    );
 }
 
 #[test]
