@@ -155,11 +155,12 @@ fn user_id(v: &Value, item: &str) -> Result<UserId, ApiError> {
         .ok_or_else(|| bad(item, "userid", "a number is expected"))
 }
 
-/// The items of a method that takes an object or an array of objects.
 /// One item of a batch: its path (`/1`) and its object.
 type Item<'a> = (String, &'a Map<String, Value>);
 
-fn objects(params: &Value) -> Result<Vec<Item<'_>>, ApiError> {
+/// The items of a batch parameter (one value or an array of them), each with its path (`/1`,
+/// `/2`, …); an empty batch is refused.
+fn batch(params: &Value) -> Result<Vec<(String, &Value)>, ApiError> {
     let items: Vec<&Value> = match params {
         Value::Array(a) => a.iter().collect(),
         v => vec![v],
@@ -167,17 +168,22 @@ fn objects(params: &Value) -> Result<Vec<Item<'_>>, ApiError> {
     if items.is_empty() {
         return Err(invalid_params("Invalid parameter \"/\": cannot be empty."));
     }
-    items
+    Ok(items
         .into_iter()
         .enumerate()
-        .map(|(i, v)| {
-            let item = format!("/{}", i + 1);
-            match v.as_object() {
-                Some(o) => Ok((item, o)),
-                None => Err(invalid_params(format!(
-                    "Invalid parameter \"{item}\": an array is expected."
-                ))),
-            }
+        .map(|(i, v)| (format!("/{}", i + 1), v))
+        .collect())
+}
+
+/// The items of a method that takes an object or an array of objects.
+fn objects(params: &Value) -> Result<Vec<Item<'_>>, ApiError> {
+    batch(params)?
+        .into_iter()
+        .map(|(item, v)| match v.as_object() {
+            Some(o) => Ok((item, o)),
+            None => Err(invalid_params(format!(
+                "Invalid parameter \"{item}\": an array is expected."
+            ))),
         })
         .collect()
 }
@@ -200,22 +206,14 @@ fn unexpected(item: &str, o: &Map<String, Value>, allowed: &[&str]) -> Result<()
     }
 }
 
+/// The ids of a method that takes an array of token ids.
 fn ids_param(params: &Value) -> Result<Vec<TokenId>, ApiError> {
-    let items: Vec<&Value> = match params {
-        Value::Array(a) => a.iter().collect(),
-        v => vec![v],
-    };
-    if items.is_empty() {
-        return Err(invalid_params("Invalid parameter \"/\": cannot be empty."));
-    }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            token_id(v, &format!("/{}", i + 1)).map_err(|_| {
+    batch(params)?
+        .into_iter()
+        .map(|(item, v)| {
+            token_id(v, &item).map_err(|_| {
                 invalid_params(format!(
-                    "Invalid parameter \"/{}\": a number is expected.",
-                    i + 1
+                    "Invalid parameter \"{item}\": a number is expected."
                 ))
             })
         })
