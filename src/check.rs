@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::directory::UserState;
 use crate::error::{MalformedSecret, StoreError};
 use crate::permission::{Permission, PermissionSet};
-use crate::store::{Candidate, Matched};
+use crate::store::Candidate;
 use crate::token::{TokenId, TokenName, UserId};
 
 /// What the host knows of the request being authenticated. The client address is the host's to
@@ -258,9 +258,7 @@ pub fn decide(
     owner: impl FnOnce(&UserId) -> UserState,
 ) -> Result<Grant, Denial> {
     let id = token.id;
-    if let Matched::Previous { valid_until } = token.matched
-        && now >= valid_until
-    {
+    if !token.matched.is_live_at(now) {
         return Err(Denial::Superseded { token: id });
     }
     if token.status != crate::token::Status::Enabled {

@@ -52,6 +52,18 @@ pub enum Matched {
     },
 }
 
+impl Matched {
+    /// Whether the secret that matched is honoured at `now`: the current one always, a previous
+    /// one until (not at) its `valid_until`. The one rule for grace periods: authentication
+    /// calls a secret that is not live `Superseded`.
+    pub fn is_live_at(&self, now: OffsetDateTime) -> bool {
+        match self {
+            Self::Current => true,
+            Self::Previous { valid_until } => now < *valid_until,
+        }
+    }
+}
+
 /// What authentication needs of a token, borrowed from the store for the length of one check.
 #[derive(Clone, Copy, Debug)]
 pub struct Candidate<'a> {

@@ -18,7 +18,7 @@ use crate::permission::PermissionSet;
 use crate::policy::Policy;
 use crate::secret::{HashKey, SecretHash, TokenSecret};
 use crate::store::memory::MemoryStore;
-use crate::store::{Change, Matched, Query, TokenStore};
+use crate::store::{Change, Query, TokenStore};
 use crate::token::{
     Expiry, LastUse, PreviousSecret, SecretState, Status, Token, TokenId, TokenName, UserId,
     whole_seconds,
@@ -846,11 +846,7 @@ impl<S: TokenStore> Tokens<S> {
         let mut hit = None;
         self.store
             .authenticate(&SecretHash::of(&self.key, &parsed), &mut |c| {
-                let live = match c.matched {
-                    Matched::Current => true,
-                    Matched::Previous { valid_until } => now < valid_until,
-                };
-                if live && actor.may_manage(c.owner) {
+                if c.matched.is_live_at(now) && actor.may_manage(c.owner) {
                     hit = Some(c.id);
                 }
                 None
@@ -882,9 +878,7 @@ impl<S: TokenStore> Tokens<S> {
         let Some((id, matched)) = hit else {
             return Ok(Revocation::Unknown);
         };
-        if let Matched::Previous { valid_until } = matched
-            && now >= valid_until
-        {
+        if !matched.is_live_at(now) {
             return Ok(Revocation::NoLongerValid(id));
         }
         let Some(mut t) = self.store.get(id)? else {
