@@ -112,19 +112,7 @@ fn whitelist(t: &Token) -> Value {
     if t.allowlist.is_empty() {
         Value::Null
     } else {
-        json!(
-            t.allowlist
-                .entries()
-                .iter()
-                .map(|n| {
-                    if n.prefix_len() == n.max_prefix_len() {
-                        n.addr().to_string()
-                    } else {
-                        n.to_string()
-                    }
-                })
-                .collect::<Vec<_>>()
-        )
+        json!(t.allowlist.entry_strings().collect::<Vec<_>>())
     }
 }
 

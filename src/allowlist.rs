@@ -79,6 +79,12 @@ impl IpAllowlist {
         &self.0
     }
 
+    /// Each entry as text: single hosts without `/32` or `/128`, IPv6 compressed — the form
+    /// [`Display`](fmt::Display) joins and serde writes.
+    pub fn entry_strings(&self) -> impl Iterator<Item = String> + '_ {
+        self.0.iter().map(|n| Entry(n).to_string())
+    }
+
     /// Number of entries after normalisation.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -203,7 +209,7 @@ impl fmt::Display for Entry<'_> {
 impl Serialize for IpAllowlist {
     /// A sequence of entry strings.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|n| Entry(n).to_string()))
+        s.collect_seq(self.entry_strings())
     }
 }
 

@@ -368,6 +368,14 @@ pub struct SecretState {
     pub previous: Option<PreviousSecret>,
 }
 
+impl SecretState {
+    /// Every hash this secret state is known by: the current one, then the previous one if it
+    /// is still on record. Each must be unique across a store.
+    pub fn hashes(&self) -> impl Iterator<Item = SecretHash> + use<> {
+        std::iter::once(self.hash).chain(self.previous.map(|p| p.hash))
+    }
+}
+
 /// A replaced secret that still works until `valid_until` (exclusive), after a rotation with a
 /// grace period.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]

@@ -184,7 +184,7 @@ fn one_round() {
             "unique names per owner"
         );
         if let Some(s) = t.secret {
-            for h in std::iter::once(s.hash).chain(s.previous.map(|p| p.hash)) {
+            for h in s.hashes() {
                 assert!(hashes.insert(h), "every hash belongs to one token");
                 let mut found = None;
                 tokens

@@ -154,9 +154,7 @@ impl Entry {
 }
 
 fn token_hashes(t: &Token) -> impl Iterator<Item = SecretHash> + '_ {
-    t.secret
-        .iter()
-        .flat_map(|s| std::iter::once(s.hash).chain(s.previous.map(|p| p.hash)))
+    t.secret.iter().flat_map(SecretState::hashes)
 }
 
 /// Last use, readable without a lock on the hot path. Writers serialise on `lock`; the atomics

@@ -262,10 +262,9 @@ fn join<T: fmt::Display>(items: impl Iterator<Item = T>) -> String {
     items.map(|i| i.to_string()).collect::<Vec<_>>().join(" ")
 }
 
-/// The allowlist as stored: normalised entries, hosts without `/32` or `/128`.
+/// The allowlist as stored: normalised entries, space-separated.
 fn allowlist_text(list: &IpAllowlist) -> String {
-    let shown = list.to_string();
-    shown.split(", ").collect::<Vec<_>>().join(" ")
+    list.entry_strings().collect::<Vec<_>>().join(" ")
 }
 
 fn token_of(row: &Row<'_>) -> Result<Token, StoreError> {
@@ -612,11 +611,7 @@ impl TokenStore for SqliteStore {
         }
         // A hash may sit in one row's current column and another's previous column.
         for t in &rows {
-            for h in t
-                .secret
-                .iter()
-                .flat_map(|s| std::iter::once(s.hash).chain(s.previous.map(|p| p.hash)))
-            {
+            for h in t.secret.iter().flat_map(SecretState::hashes) {
                 let n: i64 = tx
                     .query_row(
                         "SELECT COUNT(*) FROM api_tokens WHERE secret_hash = ?1 OR previous_hash = ?1",
