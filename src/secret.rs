@@ -141,12 +141,6 @@ impl SecretHash {
         &self.0
     }
 
-    /// The first 8 bytes as a number: a well-distributed key for hash indexes.
-    pub fn prefix_u64(&self) -> u64 {
-        let [a, b, c, d, e, f, g, h, ..] = self.0;
-        u64::from_le_bytes([a, b, c, d, e, f, g, h])
-    }
-
     /// The full hash as 64 lowercase hex digits (for stores that keep text).
     pub fn to_hex(&self) -> String {
         blake3::Hash::from_bytes(self.0).to_hex().to_string()

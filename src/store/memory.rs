@@ -319,11 +319,13 @@ impl Inner {
         self.slots.get(slot as usize).and_then(Option::as_ref)
     }
 
+    fn slot_of(&self, id: TokenId) -> Option<u32> {
+        self.by_id
+            .find(id_frag(id), |s| self.entry(s).is_some_and(|e| e.id == id))
+    }
+
     fn by_id(&self, id: TokenId) -> Option<&Entry> {
-        let slot = self
-            .by_id
-            .find(id_frag(id), |s| self.entry(s).is_some_and(|e| e.id == id))?;
-        self.entry(slot)
+        self.entry(self.slot_of(id)?)
     }
 
     fn by_hash(&self, hash: &SecretHash) -> Option<&Entry> {
@@ -375,9 +377,7 @@ impl Inner {
     }
 
     fn remove(&mut self, id: TokenId) -> Option<Entry> {
-        let slot = self
-            .by_id
-            .find(id_frag(id), |s| self.entry(s).is_some_and(|e| e.id == id))?;
+        let slot = self.slot_of(id)?;
         let e = self.slots.get_mut(slot as usize)?.take()?;
         self.by_id.remove(id_frag(id), slot);
         for h in e.hashes() {
