@@ -223,8 +223,6 @@ impl<'de> Deserialize<'de> for IpAllowlist {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -313,44 +311,6 @@ mod tests {
                 .iter()
                 .any(|e| e.parse::<IpNet>().unwrap().contains(&a));
             assert_eq!(l.allows(a), linear, "{probe}");
-        }
-    }
-
-    fn net_strategy() -> impl Strategy<Value = IpNet> {
-        prop_oneof![
-            (any::<u32>(), 0u8..=32)
-                .prop_map(|(a, p)| IpNet::V4(Ipv4Net::new(Ipv4Addr::from(a), p).unwrap())),
-            (any::<u128>(), 0u8..=128)
-                .prop_map(|(a, p)| IpNet::V6(Ipv6Net::new(Ipv6Addr::from(a), p).unwrap())),
-        ]
-    }
-
-    proptest! {
-        #[test]
-        fn parse_never_panics(s in ".{0,80}") {
-            let _ = s.parse::<IpAllowlist>();
-        }
-
-        #[test]
-        fn display_roundtrips_and_normalising_twice_changes_nothing(
-            nets in prop::collection::vec(net_strategy(), 0..8)
-        ) {
-            let l = IpAllowlist::new(nets);
-            prop_assert_eq!(l.to_string().parse::<IpAllowlist>().unwrap(), l.clone());
-            prop_assert_eq!(IpAllowlist::new(l.entries().iter().copied()), l.clone());
-            let json = serde_json::to_string(&l).unwrap();
-            prop_assert_eq!(serde_json::from_str::<IpAllowlist>(&json).unwrap(), l);
-        }
-
-        #[test]
-        fn allows_agrees_with_a_linear_scan(
-            nets in prop::collection::vec(net_strategy(), 0..8),
-            probe in any::<u32>(),
-        ) {
-            let l = IpAllowlist::new(nets.clone());
-            let a = IpAddr::V4(Ipv4Addr::from(probe));
-            let linear = nets.is_empty() || nets.iter().any(|n| normalise(*n).contains(&a));
-            prop_assert_eq!(l.allows(a), linear);
         }
     }
 }

@@ -71,8 +71,24 @@ impl ZeroizeOnDrop for TokenSecret {}
 /// attacker test guesses offline. [`HashKey::default`] is a fixed, public key derived from the
 /// context string `"api-tokens 2026 default secret hash key"`; it is fine for tests and for hosts
 /// that accept that the secrets' own 256 bits of entropy are their only protection.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone)]
 pub struct HashKey([u8; 32]);
+
+// Written out rather than derived: `zeroize`'s derive macro would pull a second `syn` into every
+// build of the crate for these few lines.
+impl Zeroize for HashKey {
+    fn zeroize(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl Drop for HashKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for HashKey {}
 
 impl HashKey {
     /// A key from 32 bytes.
@@ -679,26 +695,6 @@ mod tests {
                 is_upper_base36(b),
                 b.is_ascii_digit() || b.is_ascii_uppercase()
             );
-        }
-    }
-
-    proptest::proptest! {
-        /// What a format generates, it parses; the hash of it prints and reads back.
-        #[test]
-        fn generated_secrets_parse_and_hashes_roundtrip(seed in proptest::prelude::any::<u64>()) {
-            let key = HashKey::new([3; 32]);
-            for format in [
-                SecretFormat::default(),
-                SecretFormat::prefixed("acme9").unwrap(),
-                SecretFormat::Zabbix,
-                SecretFormat::Cpanel,
-            ] {
-                let s = format.generate_with_rng(&mut StdRng::seed_from_u64(seed));
-                proptest::prop_assert_eq!(s.expose().len(), format.secret_len());
-                let parsed = format.parse(s.expose()).unwrap();
-                let h = SecretHash::of(&key, &parsed);
-                proptest::prop_assert_eq!(SecretHash::from_hex(&h.to_hex()).unwrap(), h);
-            }
         }
     }
 
