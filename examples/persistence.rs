@@ -54,11 +54,15 @@ fn main() -> Result<(), Box<dyn Error>> {
     let ops = Actor::admin(UserId::new("ops")?);
     let a = tokens.issue(
         &ops,
-        NewToken::new("backup".parse()?).owner(UserId::new("alice")?),
+        NewToken::new("backup".parse()?)
+            .owner(UserId::new("alice")?)
+            .permissions("backup.*".parse()?),
     )?;
     let b = tokens.issue(
         &ops,
-        NewToken::new("monitor".parse()?).owner(UserId::new("bob")?),
+        NewToken::new("monitor".parse()?)
+            .owner(UserId::new("bob")?)
+            .permissions("metrics.read".parse()?),
     )?;
     tokens.delete(&ops, [b.token.id])?;
 

@@ -78,7 +78,8 @@ fn problem_text(p: &Problem) -> String {
 fn from_error(method: &str, e: &Error) -> ApiError {
     match e {
         Error::Invalid { index, source } => {
-            let item = index.map(|i| format!("/{}", i + 1)).unwrap_or_default();
+            // The crate names an item only in batches of more than one; Zabbix always does.
+            let item = format!("/{}", index.unwrap_or(0) + 1);
             match &source.problem {
                 Problem::NameTaken { owner } => invalid_params(format!(
                     "API token \"{}\" already exists for userid \"{owner}\".",

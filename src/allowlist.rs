@@ -20,6 +20,12 @@ const MAX_ENTRY_LEN: usize = 64;
 /// IPv6 written compressed. What remains are disjoint ranges in order, so [`IpAllowlist::allows`]
 /// is a binary search, not a scan.
 ///
+/// # Text and serde
+/// `FromStr` reads entries separated by commas and/or whitespace (the empty string is the
+/// empty list); `Display` writes the normalised entries joined by `", "`. Serde writes an array
+/// of entry strings and reads an array, or (in human-readable formats such as JSON) the same one
+/// string `FromStr` reads: `["10.0.0.0/8", "2001:db8::1"]` or `"10.0.0.0/8, 2001:db8::1"`.
+///
 /// ```
 /// use api_tokens::IpAllowlist;
 /// let list = IpAllowlist::parse([
@@ -214,9 +220,19 @@ impl Serialize for IpAllowlist {
 }
 
 impl<'de> Deserialize<'de> for IpAllowlist {
+    /// An array of entries; in human-readable formats also one string in the form `FromStr`
+    /// reads (`"10.0.0.0/8, 2001:db8::/32"`).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Vec::<String>::deserialize(d)?;
-        Self::parse(v).map_err(serde::de::Error::custom)
+        if !d.is_human_readable() {
+            let v = Vec::<String>::deserialize(d)?;
+            return Self::parse(v).map_err(serde::de::Error::custom);
+        }
+        d.deserialize_any(crate::permission::ListVisitor {
+            what: "an array of IP addresses or CIDR ranges, or one string of them separated by \
+                   commas",
+            from_str: |s: &str| s.parse::<Self>(),
+            from_seq: |v: Vec<String>| Self::parse(v),
+        })
     }
 }
 

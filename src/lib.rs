@@ -103,8 +103,10 @@ mod permission;
 mod policy;
 mod secret;
 pub mod store;
+mod timefmt;
 mod token;
 mod tokens;
+mod view;
 
 pub use actor::Actor;
 pub use allowlist::IpAllowlist;
@@ -118,8 +120,8 @@ pub use events::{CollectEvents, EventKind, EventSink, NoEvents, TokenEvent, Upda
 pub use permission::{MAX_PERMISSION_LEN, Permission, PermissionSet};
 pub use policy::{NameCharset, Policy};
 pub use secret::{
-    HashKey, MAX_PRESENTED_LEN, PresentedSecret, SecretFormat, SecretHash, SecretPrefix,
-    TokenSecret,
+    HashKey, HashKeyError, MAX_PRESENTED_LEN, PresentedSecret, SecretFormat, SecretHash,
+    SecretPrefix, TokenSecret,
 };
 pub use store::{MemoryStore, Query, Snapshot, TokenStore};
 pub use token::{
@@ -127,3 +129,9 @@ pub use token::{
     TokenId, TokenName, UserId,
 };
 pub use tokens::{Issued, NewToken, Revocation, TokenUpdate, Tokens};
+pub use view::{Revealed, TokenView};
+
+/// The `time` crate this crate's API speaks ([`time::OffsetDateTime`], [`time::Duration`]), so
+/// that a host need not keep its own `time` dependency in step. Its `macros` (`datetime!`)
+/// expand to paths of a crate named `time`: to use them, add `time` to your own `Cargo.toml`.
+pub use time;

@@ -17,8 +17,10 @@ use crate::secret::SecretHash;
 use crate::token::{Expiry, LastUse, Status, Token, TokenId, TokenName, UserId};
 
 pub mod memory;
+mod record;
 
 pub use memory::{MemoryStore, Snapshot};
+pub use record::StoredToken;
 
 #[cfg(feature = "testing")]
 pub mod conformance;

@@ -157,6 +157,24 @@ fn zabbix_jsonrpc_answers_the_seed_requests_and_the_rest_of_token_api() {
 }
 
 #[test]
+fn zabbix_jsonrpc_names_the_single_item_of_a_call_as_zabbix_does() {
+    let requests = r#"
+{"jsonrpc":"2.0","method":"token.create","params":{"name":"NAME"},"id":1}
+{"jsonrpc":"2.0","method":"token.create","params":{"name":"x","description":"d"},"id":2}
+{"jsonrpc":"2.0","method":"token.update","params":{"tokenid":"1","description":"e"},"id":3}
+"#
+    .replace("NAME", &"n".repeat(65));
+    let mut out = json_lines(&run("zabbix_jsonrpc", &[], &requests)).into_iter();
+    let first = out.next().unwrap();
+    assert_eq!(
+        first["error"]["data"],
+        "Invalid parameter \"/1/name\": value is too long."
+    );
+    assert!(out.next().unwrap()["result"].is_object());
+    assert_eq!(out.next().unwrap()["result"]["tokenids"][0], "1");
+}
+
+#[test]
 fn zabbix_jsonrpc_authenticates_callers_with_generated_tokens() {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(example("zabbix_jsonrpc"))

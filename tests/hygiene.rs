@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use api_tokens::{
-    Actor, Clock, CollectEvents, Error, HashKey, ManualClock, MemoryStore, NewToken, Policy,
-    RequestContext, SecretFormat, SecretHash, Status, TokenName, TokenUpdate, Tokens, UserId,
+    Actor, Clock, CollectEvents, Error, HashKey, ManualClock, MemoryStore, NewToken, PermissionSet,
+    Policy, RequestContext, SecretFormat, SecretHash, Status, TokenName, TokenUpdate, Tokens,
+    UserId,
 };
 use time::Duration;
 use time::macros::datetime;
@@ -26,6 +27,7 @@ fn nothing_printable_holds_a_secret_or_a_full_hash() {
             .issue(
                 &admin,
                 NewToken::new(TokenName::new("h").unwrap())
+                    .permissions(PermissionSet::all())
                     .allowlist("10.0.0.0/8".parse().unwrap())
                     .expires_at(clock.now() + Duration::days(1)),
             )

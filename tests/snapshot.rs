@@ -3,8 +3,8 @@
 
 use api_tokens::store::memory::SNAPSHOT_VERSION;
 use api_tokens::{
-    Actor, Expiry, IpAllowlist, LastUse, MemoryStore, NewToken, RequestContext, Snapshot,
-    StoreError, TokenName, TokenUpdate, Tokens, UserId,
+    Actor, Expiry, IpAllowlist, LastUse, MemoryStore, NewToken, PermissionSet, RequestContext,
+    Snapshot, StoreError, TokenName, TokenUpdate, Tokens, UserId,
 };
 use time::Duration;
 
@@ -140,6 +140,7 @@ fn an_expiry_far_in_the_future_or_past_survives() {
             .create(
                 &admin,
                 [NewToken::new(TokenName::new(&format!("e{i}")).unwrap())
+                    .permissions(PermissionSet::all())
                     .expiry(Expiry::from_unix(secs).unwrap())],
             )
             .unwrap();

@@ -24,7 +24,8 @@ mod sqlite {
     use api_tokens::store::conformance;
     use api_tokens::store::sqlite::SqliteStore;
     use api_tokens::{
-        Actor, NewToken, Query, RequestContext, Status, TokenName, TokenUpdate, Tokens, UserId,
+        Actor, NewToken, PermissionSet, Query, RequestContext, Status, TokenName, TokenUpdate,
+        Tokens, UserId,
     };
     use time::Duration;
 
@@ -102,9 +103,14 @@ mod sqlite {
             }
         }
         // New ids continue after the old ones.
-        let next = tokens
-            .create(&admin, [NewToken::new(TokenName::new("later").unwrap())])
-            .unwrap()[0];
+        let next =
+            tokens
+                .create(
+                    &admin,
+                    [NewToken::new(TokenName::new("later").unwrap())
+                        .permissions(PermissionSet::all())],
+                )
+                .unwrap()[0];
         assert!(secrets.iter().all(|(id, _)| *id < next));
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
@@ -121,7 +127,10 @@ mod sqlite {
             .with_touch_interval(Duration::minutes(1));
         let tokens = Tokens::new(store).with_clock(clock.clone());
         let issued = tokens
-            .issue(&admin, NewToken::new(TokenName::new("t").unwrap()))
+            .issue(
+                &admin,
+                NewToken::new(TokenName::new("t").unwrap()).permissions(PermissionSet::all()),
+            )
             .unwrap();
         let ctx = RequestContext::unknown_address();
         let raw = sqlite_column(&path, issued.token.id.get());

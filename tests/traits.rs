@@ -52,7 +52,7 @@ fn a_boxed_store_works_behind_the_facade() {
     let issued = tokens
         .issue(
             &Actor::user(UserId::from(1)),
-            NewToken::new("boxed".parse().unwrap()),
+            NewToken::new("boxed".parse().unwrap()).permissions(PermissionSet::all()),
         )
         .unwrap();
     assert!(
@@ -70,7 +70,7 @@ fn an_arc_store_can_be_shared_between_facades() {
     let issued = a
         .issue(
             &Actor::user(UserId::from(1)),
-            NewToken::new("shared".parse().unwrap()),
+            NewToken::new("shared".parse().unwrap()).permissions(PermissionSet::all()),
         )
         .unwrap();
     assert!(

@@ -27,13 +27,18 @@ pub const SNAPSHOT_VERSION: u32 = 1;
 
 /// Everything a [`MemoryStore`] holds, for the host to persist (serde; JSON in the examples).
 /// It holds secret hashes, never secrets.
+///
+/// Serde: `{"version": 1, "next_id": <number>, "tokens": [<StoredToken>, …]}`, each token in the
+/// [`StoredToken`](super::StoredToken) form (times as Unix seconds, hashes as 64 hex digits).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// Format version; [`MemoryStore::restore`] refuses others.
     pub version: u32,
     /// The next id the store hands out.
     pub next_id: u64,
-    /// Every token, by id.
+    /// Every token, by id. Written with their hashes, as [`StoredToken`](super::StoredToken)s
+    /// (a `Token`'s own `Serialize` writes its public view, without them).
+    #[serde(with = "super::record::list")]
     pub tokens: Vec<Token>,
 }
 

@@ -95,7 +95,8 @@ struct Touches {
 /// # #[cfg(feature = "sqlite")] {
 /// use api_tokens::{Actor, NewToken, RequestContext, Tokens, UserId, store::sqlite::SqliteStore};
 /// let tokens = Tokens::new(SqliteStore::open_in_memory()?);
-/// let issued = tokens.issue(&Actor::user(UserId::from(7)), NewToken::new("ci".parse()?))?;
+/// let ci = NewToken::new("ci".parse()?).permissions("deploy.*".parse()?);
+/// let issued = tokens.issue(&Actor::user(UserId::from(7)), ci)?;
 /// assert!(tokens.authenticate(issued.secret.expose(), &RequestContext::unknown_address()).is_ok());
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
