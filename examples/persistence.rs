@@ -1,7 +1,8 @@
 //! Persisting a `MemoryStore` to a JSON file and restoring it, and an audit log of events as
 //! JSON lines. The snapshot holds hashes only: no secret ever reaches the disk.
 //!
-//! `cargo run --example persistence [DIR]` (default: a fresh folder in the system temp dir)
+//! `cargo run --example persistence [DIR]` (default: a fresh folder in the system temp dir,
+//! removed at the end; a DIR you name is kept, for you to look at)
 
 use std::error::Error;
 use std::fs::{self, File};
@@ -33,9 +34,12 @@ impl EventSink for JsonLines {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let dir = match std::env::args().nth(1) {
-        Some(d) => PathBuf::from(d),
-        None => std::env::temp_dir().join(format!("api-tokens-{}", std::process::id())),
+    let (dir, scratch) = match std::env::args().nth(1) {
+        Some(d) => (PathBuf::from(d), false),
+        None => (
+            std::env::temp_dir().join(format!("api-tokens-{}", std::process::id())),
+            true,
+        ),
     };
     fs::create_dir_all(&dir)?;
     let snapshot_path = dir.join("tokens.json");
@@ -96,6 +100,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("audit log:");
     for line in fs::read_to_string(&audit_path)?.lines() {
         println!("{line}");
+    }
+    if scratch {
+        fs::remove_dir_all(&dir)?;
     }
     Ok(())
 }

@@ -286,6 +286,15 @@ mod tests {
     }
 
     #[test]
+    fn lists_read_an_array_or_a_comma_string() {
+        let a: IpAllowlist = serde_json::from_str(r#"["10.0.0.0/8", "::1"]"#).unwrap();
+        let b: IpAllowlist = serde_json::from_str(r#""10.0.0.0/8, ::1""#).unwrap();
+        assert_eq!(a, b);
+        assert!(serde_json::from_str::<IpAllowlist>(r#""10.0.0.0/33""#).is_err());
+        assert!(serde_json::from_str::<IpAllowlist>(r#"{"a": 1}"#).is_err());
+    }
+
+    #[test]
     fn empty_allows_all_and_mapped_clients_match_v4() {
         assert!(IpAllowlist::any().allows(ip("8.8.8.8")));
         let l = IpAllowlist::parse(["1.1.1.1"]).unwrap();

@@ -683,6 +683,20 @@ mod tests {
     }
 
     #[test]
+    fn sets_read_an_array_or_a_comma_string() {
+        let a: PermissionSet = serde_json::from_str(r#"["b", "a.*"]"#).unwrap();
+        let b: PermissionSet = serde_json::from_str(r#""a.*, b""#).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            serde_json::from_str::<PermissionSet>(r#""""#).unwrap(),
+            PermissionSet::empty()
+        );
+        let err = serde_json::from_str::<PermissionSet>(r#""a b*""#).unwrap_err();
+        assert!(err.to_string().contains("wrong place"), "{err}");
+        assert!(serde_json::from_str::<PermissionSet>("5").is_err());
+    }
+
+    #[test]
     fn wildcard_rule_is_one_way() {
         assert!(p("dns.*").covers(&p("dns.edit")));
         assert!(p("dns.*").covers(&p("dns.zone.*")));

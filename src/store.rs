@@ -23,9 +23,11 @@ pub use memory::{MemoryStore, Snapshot};
 pub use record::StoredToken;
 
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod conformance;
 
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
 
 /// One change of an atomic batch.

@@ -604,6 +604,43 @@ mod tests {
     }
 
     #[test]
+    fn expiry_reads_rfc_3339_unix_seconds_and_never() {
+        let e = Expiry::from_unix(1_611_238_072).unwrap();
+        for text in [
+            "2021-01-21T14:07:52Z",
+            "2021-01-21T16:07:52+02:00",
+            "2021-01-21T14:07:52.999Z",
+            "1611238072",
+        ] {
+            assert_eq!(text.parse::<Expiry>().unwrap(), e, "{text}");
+            let json = serde_json::to_string(text).unwrap();
+            assert_eq!(serde_json::from_str::<Expiry>(&json).unwrap(), e, "{json}");
+        }
+        assert_eq!(serde_json::from_str::<Expiry>("1611238072").unwrap(), e);
+        assert_eq!(e.to_string(), "2021-01-21T14:07:52Z");
+        assert_eq!("never".parse::<Expiry>().unwrap(), Expiry::NEVER);
+        assert_eq!(
+            Expiry::NEVER.to_string().parse::<Expiry>().unwrap(),
+            Expiry::NEVER
+        );
+        for bad in [
+            "",
+            "tomorrow",
+            "2021-01-21",
+            "2021-13-01T00:00:00Z",
+            "99999999999999",
+        ] {
+            let err = bad.parse::<Expiry>().unwrap_err();
+            assert_eq!(err.field, Field::Expiry, "{bad}");
+        }
+        assert!(serde_json::from_str::<Expiry>("18446744073709551615").is_err());
+        assert!(serde_json::from_str::<Expiry>("1.5").is_err());
+        // A year RFC 3339 cannot write prints as seconds, which read back.
+        let far = Expiry::from_unix(-62_167_219_201).unwrap();
+        assert_eq!(far.to_string().parse::<Expiry>().unwrap(), far);
+    }
+
+    #[test]
     fn whole_seconds_drops_the_fraction_and_normalises_to_utc() {
         let t = datetime!(2021-01-21 14:07:52.9 UTC);
         assert_eq!(whole_seconds(t), datetime!(2021-01-21 14:07:52 UTC));

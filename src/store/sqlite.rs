@@ -1,5 +1,8 @@
 //! [`SqliteStore`]: a [`TokenStore`] over SQLite, and the worked example for hosts that keep
-//! tokens in SQL (feature `sqlite`).
+//! tokens in SQL.
+//!
+//! **Needs the crate feature `sqlite`** (`api-tokens = { version = "…", features = ["sqlite"] }`;
+//! SQLite is bundled, no system library is needed).
 //!
 //! * One table, `api_tokens`, with `UNIQUE(owner, name)` and unique indexes on the current and
 //!   previous secret hashes; a one-row table `api_token_seq` hands out ids.
