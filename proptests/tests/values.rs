@@ -1,10 +1,12 @@
 //! Names, user ids and secrets: what is accepted prints and parses back; what a format
 //! generates, it parses (moved from `src/token.rs` and `src/secret.rs`).
 
-use api_tokens::{HashKey, SecretFormat, SecretHash, TokenName, UserId};
+use api_tokens::{Expiry, HashKey, SecretFormat, SecretHash, TokenName, UserId};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
 
 proptest! {
     #[test]
@@ -33,5 +35,55 @@ proptest! {
             let h = SecretHash::of(&key, &parsed);
             prop_assert_eq!(SecretHash::from_hex(&h.to_hex()).unwrap(), h);
         }
+    }
+
+    /// The crate writes RFC 3339 as `time` does (for whole seconds in UTC, as expiries are).
+    #[test]
+    fn expiry_text_is_time_s_rfc_3339(secs in -62_167_219_200i64..253_402_300_800) {
+        let e = Expiry::from_unix(secs).unwrap();
+        let t = OffsetDateTime::from_unix_timestamp(secs).unwrap();
+        prop_assert_eq!(e.to_string(), t.format(&Rfc3339).unwrap());
+        prop_assert_eq!(e.to_string().parse::<Expiry>().unwrap(), e);
+    }
+
+    /// The crate reads what `time` reads, as the same instant: any offset, any fraction.
+    #[test]
+    fn expiry_reads_rfc_3339_as_time_does(
+        secs in -62_135_596_800i64..253_402_214_400,
+        nanos in prop_oneof![Just(0u32), 0u32..1_000_000_000],
+        offset_minutes in -1439i32..1440,
+        frac_digits in 1usize..12,
+    ) {
+        let offset = UtcOffset::from_whole_seconds(offset_minutes * 60).unwrap();
+        let t = (OffsetDateTime::from_unix_timestamp(secs).unwrap()
+            + time::Duration::nanoseconds(i64::from(nanos)))
+        .to_offset(offset);
+        // Written as a client would: a fraction of any length, `Z` or a numeric offset.
+        let digits = format!("{:09}", t.nanosecond());
+        let fraction: String = digits
+            .chars()
+            .chain(std::iter::repeat('0'))
+            .take(frac_digits)
+            .collect();
+        let zone = match offset_minutes {
+            0 => "Z".to_owned(),
+            m => format!(
+                "{}{:02}:{:02}",
+                if m < 0 { '-' } else { '+' },
+                m.abs() / 60,
+                m.abs() % 60
+            ),
+        };
+        let text = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{fraction}{zone}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
+        let theirs = OffsetDateTime::parse(&text, &Rfc3339).unwrap();
+        prop_assert_eq!(text.parse::<Expiry>().unwrap(), Expiry::at(theirs), "{}", text);
     }
 }
