@@ -94,6 +94,8 @@
 
 mod actor;
 mod allowlist;
+#[cfg(feature = "tokio")]
+mod async_tokens;
 mod check;
 mod clock;
 mod directory;
@@ -108,6 +110,8 @@ mod tokens;
 
 pub use actor::Actor;
 pub use allowlist::IpAllowlist;
+#[cfg(feature = "tokio")]
+pub use async_tokens::AsyncTokens;
 pub use check::{Denial, DenialKind, Grant, PublicDenial, RequestContext, decide};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{AllowAllUsers, StaticDirectory, UserDirectory, UserState};

@@ -26,6 +26,12 @@ pub mod conformance;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
+#[cfg(feature = "postgres")]
+pub mod replica;
+
 /// One change of an atomic batch.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
