@@ -1,5 +1,8 @@
 //! Runs each example program and checks what it prints.
 
+#[cfg(feature = "postgres")]
+mod support;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -394,4 +397,34 @@ fn sqlite_example_survives_a_restart() {
         ]
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn fleet_issues_uses_and_revokes_on_three_replicas() {
+    let Some(pg) = support::pg::PgServer::start() else {
+        return;
+    };
+    let url = pg.create_db("example");
+    let out = run("fleet", &[&url], "");
+    let lines: Vec<&str> = out.lines().collect();
+    let starts = [
+        "3 replicas started, staleness bound 5s",
+        "A: issued token 1 \"deploy-",
+        "A: authenticates it at once (",
+        "B: authenticates it after ",
+        "C: authenticates it after ",
+        "B: disabled it in ",
+        "B: refuses it at once (",
+        "A: refuses it after ",
+        "C: refuses it after ",
+        "C: deleted it; unknown on A, B and C",
+    ];
+    assert_eq!(lines.len(), starts.len(), "{out}");
+    for (line, start) in lines.iter().zip(starts) {
+        assert!(
+            line.starts_with(start),
+            "{line:?} should start with {start:?}\n{out}"
+        );
+    }
 }

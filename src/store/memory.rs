@@ -622,10 +622,10 @@ impl MemoryStore {
         let Some(e) = inner.by_hash(hash) else {
             return false;
         };
-        if let Some(used) = check(e.candidate(hash)) {
-            if e.last.record(used) {
-                noted(e.id, used);
-            }
+        if let Some(used) = check(e.candidate(hash))
+            && e.last.record(used)
+        {
+            noted(e.id, used);
         }
         true
     }

@@ -148,8 +148,8 @@ impl ReplicaOptions {
 struct Shared {
     pg: Arc<Pg>,
     local: MemoryStore,
-    /// The clock value the local copy is at.
-    applied: tokio::sync::Mutex<u64>,
+    /// The clock value the local copy is at; `None` before the first load.
+    applied: tokio::sync::Mutex<Option<u64>>,
     base: Instant,
     /// Nanoseconds after `base` from which the copy no longer counts as current (0: stale).
     deadline: AtomicU64,
@@ -231,12 +231,17 @@ impl Shared {
             .map_err(db)?;
         let seq = seq_of(clock.try_get(0).map_err(db)?)?;
         let pruned = seq_of(clock.try_get(1).map_err(db)?)?;
-        if seq == *applied {
+        if *applied == Some(seq) {
             return tx.commit().await.map_err(db);
         }
-        let since = i64::try_from(*applied).unwrap_or(i64::MAX);
-        if pruned > *applied || seq < *applied {
-            // Deletions we would need are gone (or the database went back in time): reload.
+        let since = applied.map_or(0, |a| i64::try_from(a).unwrap_or(i64::MAX));
+        let reload = match *applied {
+            None => true,
+            // Deletions we would need are gone, or the database went back in time (restored
+            // from a backup): everything is read again.
+            Some(a) => pruned > a || seq < a,
+        };
+        if reload {
             let fresh = MemoryStore::new();
             let portal = tx
                 .bind(
@@ -287,7 +292,7 @@ impl Shared {
             self.log_refused(self.local.replicate(tokens, &deleted));
         }
         tx.commit().await.map_err(db)?;
-        *applied = seq;
+        *applied = Some(seq);
         Ok(())
     }
 
@@ -329,13 +334,15 @@ impl Shared {
     async fn install(&self, committed: super::postgres::Committed, client: &mut Client) {
         {
             let mut applied = self.applied.lock().await;
-            if committed.seq <= *applied {
-                return;
-            }
-            if committed.seq == applied.saturating_add(1) {
-                self.log_refused(self.local.replicate(committed.rows, &committed.deleted));
-                *applied = committed.seq;
-                return;
+            if let Some(a) = *applied {
+                if committed.seq <= a {
+                    return;
+                }
+                if committed.seq == a.saturating_add(1) {
+                    self.log_refused(self.local.replicate(committed.rows, &committed.deleted));
+                    *applied = Some(committed.seq);
+                    return;
+                }
             }
         }
         let started = self.now();
@@ -577,7 +584,7 @@ impl Replica {
         let shared = Arc::new(Shared {
             pg: store.pg.clone(),
             local: MemoryStore::new(),
-            applied: tokio::sync::Mutex::new(0),
+            applied: tokio::sync::Mutex::new(None),
             base: Instant::now(),
             deadline: AtomicU64::new(0),
             confirmed: AtomicU64::new(0),
@@ -626,9 +633,10 @@ impl Replica {
         self.shared.unconfirmed_for()
     }
 
-    /// The change-clock value the copy is at.
-    pub fn clock(&self) -> u64 {
-        self.shared.applied.try_lock().map_or(0, |a| *a)
+    /// The change-clock value the copy is at (`None` while a catch-up holds it, or before
+    /// the first load).
+    pub fn clock(&self) -> Option<u64> {
+        self.shared.applied.try_lock().ok().and_then(|a| *a)
     }
 
     /// Number of tokens in the copy.
