@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::OwnedMutexGuard;
-use tokio_postgres::{Client, Config, NoTls, Transaction};
+use tokio_postgres::{Client, Config, NoTls, Statement, Transaction};
 
 use super::{Candidate, Change, Matched, Query, TokenStore};
 use crate::error::StoreError;
@@ -51,7 +51,47 @@ use row::{Columns, columns, corrupt, id_key, id_of, unnest};
 pub const CHANNEL: &str = "api_tokens";
 
 /// A pooled connection: reconnected on the next use once the server closed it.
-type Slot = Arc<tokio::sync::Mutex<Option<Client>>>;
+type Slot = Arc<tokio::sync::Mutex<Option<Session>>>;
+
+/// A connection and the statements prepared on it: each statement is parsed once per
+/// connection, so a query costs one round trip, not two.
+pub(crate) struct Session {
+    pub(crate) client: Client,
+    stmts: HashMap<String, Statement>,
+    /// False while a hand-written transaction is open on it: a session abandoned in that
+    /// state (its future was dropped) is closed rather than reused.
+    pub(crate) clean: bool,
+}
+
+/// Query texts vary with a query's filters; the cache is bounded.
+const MAX_STATEMENTS: usize = 256;
+
+impl Session {
+    pub(crate) fn new(client: Client) -> Self {
+        Self {
+            client,
+            stmts: HashMap::new(),
+            clean: true,
+        }
+    }
+
+    /// `sql` prepared on this connection (once).
+    pub(crate) async fn stmt(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.stmts.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql).await.map_err(db)?;
+        if self.stmts.len() >= MAX_STATEMENTS {
+            self.stmts.clear();
+        }
+        self.stmts.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    fn usable(&self) -> bool {
+        self.clean && !self.client.is_closed()
+    }
+}
 
 /// What the store's runtime shares with its tasks (the runtime itself stays with the
 /// [`PostgresStore`], so no task ever holds the last reference to it).
@@ -82,10 +122,10 @@ pub(crate) fn db(e: tokio_postgres::Error) -> StoreError {
 }
 
 /// A connection taken from the pool for one operation.
-pub(crate) struct Conn(OwnedMutexGuard<Option<Client>>);
+pub(crate) struct Conn(OwnedMutexGuard<Option<Session>>);
 
 impl Conn {
-    pub(crate) fn client(&mut self) -> Result<&mut Client, StoreError> {
+    pub(crate) fn session(&mut self) -> Result<&mut Session, StoreError> {
         self.0
             .as_mut()
             .ok_or_else(|| corrupt("connection slot empty"))
@@ -94,8 +134,9 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        // A connection the server closed is replaced on the next use.
-        if self.0.as_ref().is_some_and(Client::is_closed) {
+        // A connection the server closed, or one left inside a transaction, is replaced on
+        // the next use.
+        if self.0.as_ref().is_some_and(|s| !s.usable()) {
             *self.0 = None;
         }
     }
@@ -151,8 +192,8 @@ impl Pg {
                 None => return Err(corrupt("empty connection pool")),
             },
         };
-        if guard.as_ref().is_none_or(Client::is_closed) {
-            *guard = Some(connect(&self.config).await?);
+        if guard.as_ref().is_none_or(|s| !s.usable()) {
+            *guard = Some(Session::new(connect(&self.config).await?));
         }
         Ok(Conn(guard))
     }
@@ -190,7 +231,7 @@ impl Pg {
         }
         let r = async {
             let mut conn = self.conn().await?;
-            write_last_uses(conn.client()?, &batch).await
+            write_last_uses(conn.session()?, &batch).await
         }
         .await;
         if r.is_err() {
@@ -214,7 +255,7 @@ impl Pg {
 /// whichever process writes last. Rows are locked in id order, the order every batch locks
 /// them in, so writers never deadlock.
 async fn write_last_uses(
-    client: &mut Client,
+    session: &mut Session,
     batch: &[(TokenId, LastUse)],
 ) -> Result<(), StoreError> {
     let mut ids = Vec::with_capacity(batch.len());
@@ -227,21 +268,17 @@ async fn write_last_uses(
             ips.push(used.ip.map(|ip| ip.to_string()));
         }
     }
-    let tx = client.transaction().await.map_err(db)?;
-    tx.execute(
-        "SELECT id FROM api_tokens WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-        &[&ids],
-    )
-    .await
-    .map_err(db)?;
-    tx.execute(
-        "UPDATE api_tokens AS t SET last_used_at = v.at, last_used_ip = v.ip
-         FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS v(id, at, ip)
-         WHERE t.id = v.id AND (t.last_used_at IS NULL OR t.last_used_at <= v.at)",
-        &[&ids, &ats, &ips],
-    )
-    .await
-    .map_err(db)?;
+    let lock = session.stmt(LOCK_ROWS).await?;
+    let write = session
+        .stmt(
+            "UPDATE api_tokens AS t SET last_used_at = v.at, last_used_ip = v.ip
+             FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS v(id, at, ip)
+             WHERE t.id = v.id AND (t.last_used_at IS NULL OR t.last_used_at <= v.at)",
+        )
+        .await?;
+    let tx = session.client.transaction().await.map_err(db)?;
+    tx.execute(&lock, &[&ids]).await.map_err(db)?;
+    tx.execute(&write, &[&ids, &ats, &ips]).await.map_err(db)?;
     tx.commit().await.map_err(db)
 }
 
@@ -257,9 +294,100 @@ fn seq_of(v: i64) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| corrupt(format!("change clock at {v}")))
 }
 
+/// Locks existing rows in id order: every writer locks in this order, so none deadlock.
+const LOCK_ROWS: &str = "SELECT id FROM api_tokens WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+
+fn update_sql() -> String {
+    let set: Vec<String> = row::NAMES
+        .iter()
+        .filter(|n| !matches!(**n, "id" | "revision" | "last_used_at" | "last_used_ip"))
+        .map(|n| format!("{n} = v.{n}"))
+        .collect();
+    format!(
+        "UPDATE api_tokens AS t SET {},
+             revision = (t.revision + 1) % 4294967296,
+             change_seq = $18,
+             -- A use recorded since the caller read the token is kept.
+             last_used_at = CASE WHEN t.last_used_at > v.last_used_at OR v.last_used_at IS NULL
+                                 THEN t.last_used_at ELSE v.last_used_at END,
+             last_used_ip = CASE WHEN t.last_used_at > v.last_used_at OR v.last_used_at IS NULL
+                                 THEN t.last_used_ip ELSE v.last_used_ip END
+         FROM {}
+         WHERE t.id = v.id AND t.revision = v.revision
+         RETURNING {}",
+        set.join(", "),
+        unnest(1),
+        columns("t.")
+    )
+}
+
+fn insert_sql() -> String {
+    format!(
+        "INSERT INTO api_tokens ({}, change_seq) SELECT v.*, $18 FROM {} RETURNING {}",
+        columns(""),
+        unnest(1),
+        columns("")
+    )
+}
+
+/// `UNIQUE (owner, name)` over the rows a batch wrote.
+const NAME_CLASH: &str = "SELECT t.owner, t.name FROM api_tokens AS t
+     JOIN unnest($1::text[], $2::text[]) AS v(owner, name)
+       ON t.owner = v.owner AND t.name = v.name
+     GROUP BY t.owner, t.name HAVING count(DISTINCT t.id) > 1 LIMIT 1";
+
+/// A hash held twice, in either column (no single index sees both).
+const HASH_CLASH: &str = "SELECT h FROM (
+         SELECT secret_hash AS h FROM api_tokens WHERE secret_hash = ANY($1)
+         UNION ALL
+         SELECT previous_hash FROM api_tokens WHERE previous_hash = ANY($1)
+     ) AS x GROUP BY h HAVING count(*) > 1 LIMIT 1";
+
+/// The statements of a batch, prepared before its transaction begins.
+struct BatchStatements {
+    clock: Statement,
+    lock: Statement,
+    delete: Statement,
+    tombstone: Statement,
+    update: Statement,
+    insert: Statement,
+    untombstone: Statement,
+    names: Statement,
+    hashes: Statement,
+    notify: Statement,
+}
+
+impl BatchStatements {
+    async fn prepare(s: &mut Session) -> Result<Self, StoreError> {
+        Ok(Self {
+            clock: s
+                .stmt("UPDATE api_token_clock SET seq = seq + 1 WHERE one = 1 RETURNING seq")
+                .await?,
+            lock: s.stmt(LOCK_ROWS).await?,
+            delete: s.stmt("DELETE FROM api_tokens WHERE id = ANY($1)").await?,
+            tombstone: s
+                .stmt(
+                    "INSERT INTO api_token_deleted (id, change_seq)
+                     SELECT unnest($1::bigint[]), $2
+                     ON CONFLICT (id) DO UPDATE
+                     SET change_seq = EXCLUDED.change_seq, deleted_at = now()",
+                )
+                .await?,
+            update: s.stmt(&update_sql()).await?,
+            insert: s.stmt(&insert_sql()).await?,
+            untombstone: s
+                .stmt("DELETE FROM api_token_deleted WHERE id = ANY($1)")
+                .await?,
+            names: s.stmt(NAME_CLASH).await?,
+            hashes: s.stmt(HASH_CLASH).await?,
+            notify: s.stmt("SELECT pg_notify($1, $2)").await?,
+        })
+    }
+}
+
 /// One batch, in one transaction (see the module docs for the steps).
 pub(crate) async fn apply_batch(
-    client: &mut Client,
+    session: &mut Session,
     changes: Vec<Change>,
 ) -> Result<Committed, StoreError> {
     let mut seen = HashSet::new();
@@ -278,23 +406,18 @@ pub(crate) async fn apply_batch(
             Change::Delete(id) => deletes.push(*id),
         }
     }
-    let tx = client.transaction().await.map_err(db)?;
+    let st = BatchStatements::prepare(session).await?;
+    let tx = session.client.transaction().await.map_err(db)?;
+    // The change clock first: its row lock serialises batches, so they commit in clock order.
     let seq: i64 = tx
-        .query_one(
-            "UPDATE api_token_clock SET seq = seq + 1 WHERE one = 1 RETURNING seq",
-            &[],
-        )
+        .query_one(&st.clock, &[])
         .await
         .map_err(db)?
         .try_get(0)
         .map_err(db)?;
-    // Lock every existing row the batch touches, in id order (as flushes do).
     let touched: Vec<i64> = seen.iter().filter_map(|id| id_key(*id)).collect();
     let existing: HashSet<i64> = tx
-        .query(
-            "SELECT id FROM api_tokens WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-            &[&touched],
-        )
+        .query(&st.lock, &[&touched])
         .await
         .map_err(db)?
         .iter()
@@ -313,52 +436,17 @@ pub(crate) async fn apply_batch(
     let mut rows = Vec::new();
     if !deletes.is_empty() {
         let keys: Vec<i64> = deletes.iter().filter_map(|id| id_key(*id)).collect();
-        tx.execute("DELETE FROM api_tokens WHERE id = ANY($1)", &[&keys])
+        tx.execute(&st.delete, &[&keys]).await.map_err(db)?;
+        tx.execute(&st.tombstone, &[&keys, &seq])
             .await
             .map_err(db)?;
-        tx.execute(
-            "INSERT INTO api_token_deleted (id, change_seq)
-             SELECT unnest($1::bigint[]), $2
-             ON CONFLICT (id) DO UPDATE
-             SET change_seq = EXCLUDED.change_seq, deleted_at = now()",
-            &[&keys, &seq],
-        )
-        .await
-        .map_err(db)?;
     }
     if !replaces.is_empty() {
         let cols = Columns::of(replaces.iter().copied())?;
         let mut params = cols.params().to_vec();
         params.push(&seq);
-        let set: Vec<String> = row::NAMES
-            .iter()
-            .filter(|n| !matches!(**n, "id" | "revision" | "last_used_at" | "last_used_ip"))
-            .map(|n| format!("{n} = v.{n}"))
-            .collect();
-        let updated = tx
-            .query(
-                &format!(
-                    "UPDATE api_tokens AS t SET {},
-                         revision = (t.revision + 1) % 4294967296,
-                         change_seq = $18,
-                         -- A use recorded since the caller read the token is kept.
-                         last_used_at = CASE WHEN t.last_used_at > v.last_used_at
-                                               OR v.last_used_at IS NULL
-                                             THEN t.last_used_at ELSE v.last_used_at END,
-                         last_used_ip = CASE WHEN t.last_used_at > v.last_used_at
-                                               OR v.last_used_at IS NULL
-                                             THEN t.last_used_ip ELSE v.last_used_ip END
-                     FROM {}
-                     WHERE t.id = v.id AND t.revision = v.revision
-                     RETURNING {}",
-                    set.join(", "),
-                    unnest(1),
-                    columns("t.")
-                ),
-                &params,
-            )
-            .await
-            .map_err(db)?;
+        // Revisions are enforced here: a row read at an older revision is not updated.
+        let updated = tx.query(&st.update, &params).await.map_err(db)?;
         let done: HashSet<TokenId> = updated
             .iter()
             .map(|r| r.try_get::<_, i64>(0).map_err(db).and_then(id_of))
@@ -374,30 +462,16 @@ pub(crate) async fn apply_batch(
         let cols = Columns::of(inserts.iter().copied())?;
         let mut params = cols.params().to_vec();
         params.push(&seq);
-        let inserted = tx
-            .query(
-                &format!(
-                    "INSERT INTO api_tokens ({}, change_seq) SELECT v.*, $18 FROM {} RETURNING {}",
-                    columns(""),
-                    unnest(1),
-                    columns("")
-                ),
-                &params,
-            )
+        let inserted = tx.query(&st.insert, &params).await.map_err(db)?;
+        tx.execute(&st.untombstone, &[&cols.ids()])
             .await
             .map_err(db)?;
-        tx.execute(
-            "DELETE FROM api_token_deleted WHERE id = ANY($1)",
-            &[&cols.ids()],
-        )
-        .await
-        .map_err(db)?;
         for r in &inserted {
             rows.push(token_of(r)?);
         }
     }
-    check_unique(&tx, &rows).await?;
-    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &seq.to_string()])
+    check_unique(&tx, &st, &rows).await?;
+    tx.execute(&st.notify, &[&CHANNEL, &seq.to_string()])
         .await
         .map_err(db)?;
     tx.commit().await.map_err(db)?;
@@ -411,20 +485,18 @@ pub(crate) async fn apply_batch(
 /// `UNIQUE (owner, name)` and unique hashes across both hash columns, checked against the
 /// state the batch produced (before commit, so the error can name the owner and name). Writers
 /// are serialised by the change clock, so no other batch can slip in between.
-async fn check_unique(tx: &Transaction<'_>, rows: &[Token]) -> Result<(), StoreError> {
+async fn check_unique(
+    tx: &Transaction<'_>,
+    st: &BatchStatements,
+    rows: &[Token],
+) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
     let cols = Columns::of(rows)?;
     let (owners, names) = cols.owners_and_names();
     if let Some(r) = tx
-        .query_opt(
-            "SELECT t.owner, t.name FROM api_tokens AS t
-             JOIN unnest($1::text[], $2::text[]) AS v(owner, name)
-               ON t.owner = v.owner AND t.name = v.name
-             GROUP BY t.owner, t.name HAVING count(DISTINCT t.id) > 1 LIMIT 1",
-            &[&owners, &names],
-        )
+        .query_opt(&st.names, &[&owners, &names])
         .await
         .map_err(db)?
     {
@@ -435,32 +507,29 @@ async fn check_unique(tx: &Transaction<'_>, rows: &[Token]) -> Result<(), StoreE
         });
     }
     let hashes = cols.hashes();
-    let clash = tx
-        .query_opt(
-            "SELECT h FROM (
-                 SELECT secret_hash AS h FROM api_tokens WHERE secret_hash = ANY($1)
-                 UNION ALL
-                 SELECT previous_hash FROM api_tokens WHERE previous_hash = ANY($1)
-             ) AS x GROUP BY h HAVING count(*) > 1 LIMIT 1",
-            &[&hashes],
-        )
+    if tx
+        .query_opt(&st.hashes, &[&hashes])
         .await
-        .map_err(db)?;
-    if clash.is_some() {
+        .map_err(db)?
+        .is_some()
+    {
         return Err(StoreError::HashTaken);
     }
     Ok(())
 }
 
-async fn get_token(client: &Client, id: TokenId) -> Result<Option<Token>, StoreError> {
+async fn get_token(s: &mut Session, id: TokenId) -> Result<Option<Token>, StoreError> {
     let Some(key) = id_key(id) else {
         return Ok(None);
     };
-    client
-        .query_opt(
-            &format!("SELECT {} FROM api_tokens WHERE id = $1", columns("")),
-            &[&key],
-        )
+    let st = s
+        .stmt(&format!(
+            "SELECT {} FROM api_tokens WHERE id = $1",
+            columns("")
+        ))
+        .await?;
+    s.client
+        .query_opt(&st, &[&key])
         .await
         .map_err(db)?
         .as_ref()
@@ -468,17 +537,17 @@ async fn get_token(client: &Client, id: TokenId) -> Result<Option<Token>, StoreE
         .transpose()
 }
 
-async fn by_hash(client: &Client, hash: SecretHash) -> Result<Option<Token>, StoreError> {
+async fn by_hash(s: &mut Session, hash: SecretHash) -> Result<Option<Token>, StoreError> {
     let bytes = hash.as_bytes().to_vec();
     let cols = columns("");
-    client
-        .query_opt(
-            &format!(
-                "SELECT {cols} FROM api_tokens WHERE secret_hash = $1
-                 UNION ALL SELECT {cols} FROM api_tokens WHERE previous_hash = $1 LIMIT 1"
-            ),
-            &[&bytes],
-        )
+    let st = s
+        .stmt(&format!(
+            "SELECT {cols} FROM api_tokens WHERE secret_hash = $1
+             UNION ALL SELECT {cols} FROM api_tokens WHERE previous_hash = $1 LIMIT 1"
+        ))
+        .await?;
+    s.client
+        .query_opt(&st, &[&bytes])
         .await
         .map_err(db)?
         .as_ref()
@@ -487,12 +556,13 @@ async fn by_hash(client: &Client, hash: SecretHash) -> Result<Option<Token>, Sto
 }
 
 async fn query_tokens(
-    client: &Client,
+    s: &mut Session,
     query: &Query,
     now: OffsetDateTime,
 ) -> Result<Vec<Token>, StoreError> {
     let st = sql::select(query, now);
-    let rows = client.query(&st.sql, &st.params()).await.map_err(db)?;
+    let prepared = s.stmt(&st.sql).await?;
+    let rows = s.client.query(&prepared, &st.params()).await.map_err(db)?;
     let mut out = rows.iter().map(token_of).collect::<Result<Vec<_>, _>>()?;
     if sql::needs_rust_filter(query) {
         out.retain(|t| query.matches(t, now));
@@ -637,7 +707,7 @@ impl PostgresStore {
         let pg = store.pg.clone();
         store.pg.block(async move {
             let mut conn = pg.conn().await?;
-            schema::migrate(conn.client()?).await
+            schema::migrate(&mut conn.session()?.client).await
         })?;
         Ok(store)
     }
@@ -684,8 +754,8 @@ impl PostgresStore {
     /// The record a presented hash belongs to, read from the database.
     fn lookup(&self, hash: &SecretHash) -> Result<Option<Token>, StoreError> {
         let hash = *hash;
-        self.run(false, move |conn| async move {
-            by_hash(conn_ref(&conn)?, hash).await
+        self.run(false, move |mut conn| async move {
+            by_hash(conn.session()?, hash).await
         })
     }
 }
@@ -694,8 +764,7 @@ impl PostgresStore {
 pub(crate) async fn prune_deletions(pg: &Pg, keep: Duration) -> Result<u64, StoreError> {
     let secs = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
     let mut conn = pg.conn().await?;
-    let client = conn.client()?;
-    let tx = client.transaction().await.map_err(db)?;
+    let tx = conn.session()?.client.transaction().await.map_err(db)?;
     // The clock's row lock: no batch commits while the horizon moves.
     tx.execute(
         "SELECT seq FROM api_token_clock WHERE one = 1 FOR UPDATE",
@@ -731,13 +800,6 @@ pub(crate) async fn prune_deletions(pg: &Pg, keep: Duration) -> Result<u64, Stor
     Ok(gone.len() as u64)
 }
 
-/// The client of a pooled connection, for read-only use.
-fn conn_ref(conn: &Conn) -> Result<&Client, StoreError> {
-    conn.0
-        .as_ref()
-        .ok_or_else(|| corrupt("connection slot empty"))
-}
-
 impl Drop for PostgresStore {
     fn drop(&mut self) {
         // Best effort, bounded by the timeout: a failure loses only last-use times.
@@ -754,14 +816,12 @@ impl Drop for PostgresStore {
 impl TokenStore for PostgresStore {
     fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError> {
         let n = i64::try_from(n).map_err(|_| StoreError::IdsExhausted)?;
-        self.run(false, move |conn| async move {
-            let rows = conn_ref(&conn)?
-                .query(
-                    "SELECT nextval('api_token_ids') FROM generate_series(1, $1::bigint)",
-                    &[&n],
-                )
-                .await
-                .map_err(db)?;
+        self.run(false, move |mut conn| async move {
+            let s = conn.session()?;
+            let st = s
+                .stmt("SELECT nextval('api_token_ids') FROM generate_series(1, $1::bigint)")
+                .await?;
+            let rows = s.client.query(&st, &[&n]).await.map_err(db)?;
             rows.iter()
                 .map(|r| r.try_get::<_, i64>(0).map_err(db).and_then(id_of))
                 .collect()
@@ -770,24 +830,25 @@ impl TokenStore for PostgresStore {
 
     fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
         self.run(true, move |mut conn| async move {
-            apply_batch(conn.client()?, changes).await.map(|_| ())
+            apply_batch(conn.session()?, changes).await.map(|_| ())
         })
     }
 
     fn get(&self, id: TokenId) -> Result<Option<Token>, StoreError> {
-        self.run(true, move |conn| async move {
-            get_token(conn_ref(&conn)?, id).await
+        self.run(true, move |mut conn| async move {
+            get_token(conn.session()?, id).await
         })
     }
 
     fn find_name(&self, owner: &UserId, name: &TokenName) -> Result<Option<TokenId>, StoreError> {
         let (owner, name) = (owner.to_string(), name.to_string());
-        self.run(false, move |conn| async move {
-            conn_ref(&conn)?
-                .query_opt(
-                    "SELECT id FROM api_tokens WHERE owner = $1 AND name = $2",
-                    &[&owner, &name],
-                )
+        self.run(false, move |mut conn| async move {
+            let s = conn.session()?;
+            let st = s
+                .stmt("SELECT id FROM api_tokens WHERE owner = $1 AND name = $2")
+                .await?;
+            s.client
+                .query_opt(&st, &[&owner, &name])
                 .await
                 .map_err(db)?
                 .map(|r| r.try_get::<_, i64>(0).map_err(db).and_then(id_of))
@@ -797,23 +858,25 @@ impl TokenStore for PostgresStore {
 
     fn query(&self, query: &Query, now: OffsetDateTime) -> Result<Vec<Token>, StoreError> {
         let query = query.clone();
-        self.run(true, move |conn| async move {
-            query_tokens(conn_ref(&conn)?, &query, now).await
+        self.run(true, move |mut conn| async move {
+            query_tokens(conn.session()?, &query, now).await
         })
     }
 
     fn count(&self, query: &Query, now: OffsetDateTime) -> Result<usize, StoreError> {
         let query = query.clone();
-        self.run(true, move |conn| async move {
-            let client = conn_ref(&conn)?;
+        self.run(true, move |mut conn| async move {
+            let s = conn.session()?;
             if sql::needs_rust_filter(&query) {
                 let mut all = query.clone();
                 all.limit = None;
-                return Ok(query_tokens(client, &all, now).await?.len());
+                return Ok(query_tokens(s, &all, now).await?.len());
             }
             let st = sql::count(&query, now);
-            let n: i64 = client
-                .query_one(&st.sql, &st.params())
+            let prepared = s.stmt(&st.sql).await?;
+            let n: i64 = s
+                .client
+                .query_one(&prepared, &st.params())
                 .await
                 .map_err(db)?
                 .try_get(0)

@@ -51,9 +51,9 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc, watch};
-use tokio_postgres::{AsyncMessage, Client, IsolationLevel};
+use tokio_postgres::{AsyncMessage, IsolationLevel};
 
-use super::postgres::{CHANNEL, Pg, PostgresStore, apply_batch, db, token_of};
+use super::postgres::{CHANNEL, Pg, PostgresStore, Session, apply_batch, db, token_of};
 use super::{Candidate, Change, MemoryStore, Query, TokenStore};
 use crate::error::StoreError;
 use crate::events::{EventKind, EventSink, NoEvents, TokenEvent};
@@ -212,86 +212,77 @@ impl Shared {
         self.now() < self.deadline.load(Ordering::Acquire)
     }
 
-    /// Brings the copy up to the database's clock, in one repeatable-read transaction.
-    async fn catch_up(&self, client: &mut Client) -> Result<(), StoreError> {
+    /// Brings the copy up to the database's clock. One round trip: the transaction's
+    /// statements are pipelined, and its three reads share one repeatable-read snapshot.
+    async fn catch_up(&self, session: &mut Session) -> Result<(), StoreError> {
         let mut applied = self.applied.lock().await;
-        let tx = client
+        if let Some(a) = *applied {
+            let since = i64::try_from(a).unwrap_or(i64::MAX);
+            let clock = session.stmt(CLOCK).await?;
+            let rows = session.stmt(&rows_since()).await?;
+            let gone = session.stmt(GONE_SINCE).await?;
+            // Left open if this future is dropped mid-way: the session is then discarded.
+            session.clean = false;
+            let c = &session.client;
+            let since: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&since];
+            let (begin, clock, rows, gone, commit) = tokio::join!(
+                c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+                c.query_one(&clock, &[]),
+                c.query(&rows, &since),
+                c.query(&gone, &since),
+                c.batch_execute("COMMIT"),
+            );
+            begin.map_err(db)?;
+            let (clock, rows, gone) = (clock.map_err(db)?, rows.map_err(db)?, gone.map_err(db)?);
+            commit.map_err(db)?;
+            session.clean = true;
+            let seq = seq_of(clock.try_get(0).map_err(db)?)?;
+            let pruned = seq_of(clock.try_get(1).map_err(db)?)?;
+            // Past the deletion horizon, or the database went back in time (restored from a
+            // backup): reload everything below.
+            if pruned <= a && seq >= a {
+                if seq > a {
+                    let (tokens, mut deleted) = self.parse(&rows);
+                    for r in &gone {
+                        let id: i64 = r.try_get(0).map_err(db)?;
+                        if let Ok(id) = u64::try_from(id) {
+                            deleted.push(TokenId::new(id));
+                        }
+                    }
+                    self.log_refused(self.local.replicate(tokens, &deleted));
+                    *applied = Some(seq);
+                }
+                return Ok(());
+            }
+        }
+        // The first load, or a reload: every row, in chunks, into a fresh copy swapped in at
+        // once.
+        let select = format!(
+            "SELECT {} FROM api_tokens",
+            super::postgres::select_columns()
+        );
+        let tx = session
+            .client
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()
             .await
             .map_err(db)?;
-        let clock = tx
-            .query_one(
-                "SELECT seq, pruned_through FROM api_token_clock WHERE one = 1",
-                &[],
-            )
-            .await
-            .map_err(db)?;
+        let clock = tx.query_one(CLOCK, &[]).await.map_err(db)?;
         let seq = seq_of(clock.try_get(0).map_err(db)?)?;
-        let pruned = seq_of(clock.try_get(1).map_err(db)?)?;
-        if *applied == Some(seq) {
-            return tx.commit().await.map_err(db);
-        }
-        let since = applied.map_or(0, |a| i64::try_from(a).unwrap_or(i64::MAX));
-        let reload = match *applied {
-            None => true,
-            // Deletions we would need are gone, or the database went back in time (restored
-            // from a backup): everything is read again.
-            Some(a) => pruned > a || seq < a,
-        };
-        if reload {
-            let fresh = MemoryStore::new();
-            let portal = tx
-                .bind(
-                    format!(
-                        "SELECT {} FROM api_tokens",
-                        super::postgres::select_columns()
-                    )
-                    .as_str(),
-                    &[],
-                )
-                .await
-                .map_err(db)?;
-            loop {
-                let rows = tx.query_portal(&portal, 10_000).await.map_err(db)?;
-                if rows.is_empty() {
-                    break;
-                }
-                let (tokens, _) = self.parse(&rows);
-                self.log_refused(fresh.replicate(tokens, &[]));
+        let fresh = MemoryStore::new();
+        let portal = tx.bind(select.as_str(), &[]).await.map_err(db)?;
+        loop {
+            let rows = tx.query_portal(&portal, 10_000).await.map_err(db)?;
+            if rows.is_empty() {
+                break;
             }
-            self.local.replace_contents(fresh);
-        } else {
-            let rows = tx
-                .query(
-                    format!(
-                        "SELECT {} FROM api_tokens WHERE change_seq > $1",
-                        super::postgres::select_columns()
-                    )
-                    .as_str(),
-                    &[&since],
-                )
-                .await
-                .map_err(db)?;
-            let gone = tx
-                .query(
-                    "SELECT id FROM api_token_deleted WHERE change_seq > $1",
-                    &[&since],
-                )
-                .await
-                .map_err(db)?;
-            let (tokens, mut deleted) = self.parse(&rows);
-            for r in &gone {
-                let id: i64 = r.try_get(0).map_err(db)?;
-                if let Ok(id) = u64::try_from(id) {
-                    deleted.push(TokenId::new(id));
-                }
-            }
-            self.log_refused(self.local.replicate(tokens, &deleted));
+            let (tokens, _) = self.parse(&rows);
+            self.log_refused(fresh.replicate(tokens, &[]));
         }
         tx.commit().await.map_err(db)?;
+        self.local.replace_contents(fresh);
         *applied = Some(seq);
         Ok(())
     }
@@ -331,7 +322,7 @@ impl Shared {
     /// After this replica committed a batch: install it, or catch up if another batch came
     /// in between. On failure the replica goes stale: it never serves a copy without a write
     /// it made.
-    async fn install(&self, committed: super::postgres::Committed, client: &mut Client) {
+    async fn install(&self, committed: super::postgres::Committed, session: &mut Session) {
         {
             let mut applied = self.applied.lock().await;
             if let Some(a) = *applied {
@@ -346,7 +337,7 @@ impl Shared {
             }
         }
         let started = self.now();
-        match self.catch_up(client).await {
+        match self.catch_up(session).await {
             Ok(()) => self.confirm(started),
             Err(e) => {
                 tracing::warn!(error = %e, "api-tokens replica: catch-up after a write failed");
@@ -356,13 +347,24 @@ impl Shared {
     }
 }
 
+const CLOCK: &str = "SELECT seq, pruned_through FROM api_token_clock WHERE one = 1";
+
+fn rows_since() -> String {
+    format!(
+        "SELECT {} FROM api_tokens WHERE change_seq > $1",
+        super::postgres::select_columns()
+    )
+}
+
+const GONE_SINCE: &str = "SELECT id FROM api_token_deleted WHERE change_seq > $1";
+
 fn seq_of(v: i64) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Config(format!("change clock at {v}")))
 }
 
 /// A connection that listens on [`CHANNEL`]: the client, and a channel that yields once per
 /// notification and closes when the connection does.
-async fn listen(pg: &Pg) -> Result<(Client, mpsc::UnboundedReceiver<()>), StoreError> {
+async fn listen(pg: &Pg) -> Result<(Session, mpsc::UnboundedReceiver<()>), StoreError> {
     let mut config = pg.config.clone();
     config.application_name("api-tokens-listener");
     let (client, mut connection) = config.connect(tokio_postgres::NoTls).await.map_err(db)?;
@@ -388,7 +390,7 @@ async fn listen(pg: &Pg) -> Result<(Client, mpsc::UnboundedReceiver<()>), StoreE
         .batch_execute(&format!("LISTEN {CHANNEL}"))
         .await
         .map_err(db)?;
-    Ok((client, rx))
+    Ok((Session::new(client), rx))
 }
 
 /// The sync task: listen, catch up, confirm, flush last uses, prune; reconnect on failure.
@@ -697,7 +699,7 @@ impl TokenStore for Replica {
         self.store.pg.block(async move {
             shared.pg.flush().await.ok();
             let mut conn = shared.pg.conn().await?;
-            let committed = match apply_batch(conn.client()?, changes).await {
+            let committed = match apply_batch(conn.session()?, changes).await {
                 Ok(c) => c,
                 Err(e @ StoreError::Backend(_)) => {
                     // The commit may or may not have happened: refuse until caught up.
@@ -706,7 +708,7 @@ impl TokenStore for Replica {
                 }
                 Err(e) => return Err(e),
             };
-            shared.install(committed, conn.client()?).await;
+            shared.install(committed, conn.session()?).await;
             Ok(())
         })
     }
