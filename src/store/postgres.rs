@@ -101,7 +101,7 @@ pub(crate) struct Pg {
     slots: Vec<Slot>,
     next_slot: AtomicUsize,
     pub(crate) timeout: Duration,
-    pending: Mutex<HashMap<TokenId, LastUse>>,
+    pending: Mutex<Pending>,
     last_flush: Mutex<Instant>,
     touch_interval: Duration,
 }
@@ -198,19 +198,13 @@ impl Pg {
         Ok(Conn(guard))
     }
 
-    fn pending(&self) -> MutexGuard<'_, HashMap<TokenId, LastUse>> {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Buffers a last use (the later one wins).
+    /// Buffers a last use (the later one wins when the buffer is compacted).
     pub(crate) fn note_use(&self, id: TokenId, used: LastUse) {
-        let mut p = self.pending();
-        match p.get(&id) {
-            Some(old) if old.at > used.at => {}
-            _ => {
-                p.insert(id, used);
-            }
-        }
+        self.pending().push(id, used);
     }
 
     /// Whether the touch interval has passed since the last flush.
@@ -224,7 +218,7 @@ impl Pg {
 
     /// Writes every buffered last use in one statement; on failure they stay buffered.
     pub(crate) async fn flush(&self) -> Result<(), StoreError> {
-        let batch: Vec<(TokenId, LastUse)> = self.pending().drain().collect();
+        let batch = self.pending().take();
         *self.last_flush.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         if batch.is_empty() {
             return Ok(());
@@ -248,6 +242,44 @@ impl Pg {
         } else {
             self.flush().await
         }
+    }
+}
+
+/// Last uses waiting to be written. A push is an append (the hot path of a replica pays a
+/// short lock and no hashing); the list is compacted — one entry per token, the latest — when
+/// it doubles, so it stays within twice the number of tokens used since the last flush.
+#[derive(Default)]
+struct Pending {
+    uses: Vec<(TokenId, LastUse)>,
+    compact_at: usize,
+}
+
+impl Pending {
+    const MIN_COMPACT: usize = 4096;
+
+    fn push(&mut self, id: TokenId, used: LastUse) {
+        self.uses.push((id, used));
+        if self.uses.len() >= self.compact_at.max(Self::MIN_COMPACT) {
+            self.compact();
+            self.compact_at = self.uses.len().saturating_mul(2);
+        }
+    }
+
+    /// One entry per token: its latest use.
+    fn compact(&mut self) {
+        self.uses
+            .sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.at.cmp(&a.1.at)));
+        self.uses.dedup_by_key(|u| u.0);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.uses.is_empty()
+    }
+
+    fn take(&mut self) -> Vec<(TokenId, LastUse)> {
+        self.compact();
+        self.compact_at = 0;
+        std::mem::take(&mut self.uses)
     }
 }
 
@@ -699,7 +731,7 @@ impl PostgresStore {
                 .collect(),
             next_slot: AtomicUsize::new(0),
             timeout: options.timeout,
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(Pending::default()),
             last_flush: Mutex::new(Instant::now()),
             touch_interval: options.touch_interval,
         });

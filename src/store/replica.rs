@@ -44,6 +44,7 @@
 //! writes what is left. A crash loses at most one flush interval of last-use times, nothing
 //! else.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -53,7 +54,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_postgres::{AsyncMessage, IsolationLevel};
 
-use super::postgres::{CHANNEL, Pg, PostgresStore, Session, apply_batch, db, token_of};
+use super::postgres::{CHANNEL, Pg, PostgresStore, Session, TimedOut, apply_batch, db, token_of};
 use super::{Candidate, Change, MemoryStore, Query, TokenStore};
 use crate::error::StoreError;
 use crate::events::{EventKind, EventSink, NoEvents, TokenEvent};
@@ -78,6 +79,9 @@ pub struct ReplicaOptions {
     /// Where the replica's own events go ([`EventKind::ReplicaStale`],
     /// [`EventKind::ReplicaCurrent`]).
     pub events: Arc<dyn EventSink>,
+    /// The longest a full load of every token may take (default 5 min): at start, and when a
+    /// replica comes back from beyond the deletion horizon.
+    pub load_timeout: Duration,
 }
 
 impl fmt::Debug for ReplicaOptions {
@@ -87,6 +91,7 @@ impl fmt::Debug for ReplicaOptions {
             .field("heartbeat", &self.heartbeat)
             .field("last_use_flush", &self.last_use_flush)
             .field("deletion_retention", &self.deletion_retention)
+            .field("load_timeout", &self.load_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +104,7 @@ impl Default for ReplicaOptions {
             last_use_flush: Duration::from_secs(10),
             deletion_retention: Duration::from_secs(24 * 3600),
             events: Arc::new(NoEvents),
+            load_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -129,6 +135,13 @@ impl ReplicaOptions {
     #[must_use]
     pub fn deletion_retention(mut self, d: Duration) -> Self {
         self.deletion_retention = d;
+        self
+    }
+
+    /// Sets the load timeout.
+    #[must_use]
+    pub fn load_timeout(mut self, d: Duration) -> Self {
+        self.load_timeout = d;
         self
     }
 
@@ -225,13 +238,18 @@ impl Shared {
             session.clean = false;
             let c = &session.client;
             let since: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&since];
-            let (begin, clock, rows, gone, commit) = tokio::join!(
-                c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
-                c.query_one(&clock, &[]),
-                c.query(&rows, &since),
-                c.query(&gone, &since),
-                c.batch_execute("COMMIT"),
-            );
+            let limit = self.pg.timeout;
+            let (begin, clock, rows, gone, commit) = tokio::time::timeout(limit, async {
+                tokio::join!(
+                    c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+                    c.query_one(&clock, &[]),
+                    c.query(&rows, &since),
+                    c.query(&gone, &since),
+                    c.batch_execute("COMMIT"),
+                )
+            })
+            .await
+            .map_err(|_| StoreError::backend(TimedOut(limit)))?;
             begin.map_err(db)?;
             let (clock, rows, gone) = (clock.map_err(db)?, rows.map_err(db)?, gone.map_err(db)?);
             commit.map_err(db)?;
@@ -242,7 +260,7 @@ impl Shared {
             // backup): reload everything below.
             if pruned <= a && seq >= a {
                 if seq > a {
-                    let (tokens, mut deleted) = self.parse(&rows);
+                    let (tokens, mut deleted) = self.parse(&rows, &mut HashSet::new());
                     for r in &gone {
                         let id: i64 = r.try_get(0).map_err(db)?;
                         if let Ok(id) = u64::try_from(id) {
@@ -256,7 +274,18 @@ impl Shared {
             }
         }
         // The first load, or a reload: every row, in chunks, into a fresh copy swapped in at
-        // once.
+        // once (bounded by the load timeout, not the store's).
+        let limit = self.options.load_timeout;
+        let (fresh, seq) = tokio::time::timeout(limit, self.load_all(session))
+            .await
+            .map_err(|_| StoreError::backend(TimedOut(limit)))??;
+        self.local.replace_contents(fresh);
+        *applied = Some(seq);
+        Ok(())
+    }
+
+    /// Every row, read in one repeatable-read snapshot, and the clock value it is at.
+    async fn load_all(&self, session: &mut Session) -> Result<(MemoryStore, u64), StoreError> {
         let select = format!(
             "SELECT {} FROM api_tokens",
             super::postgres::select_columns()
@@ -273,28 +302,44 @@ impl Shared {
         let seq = seq_of(clock.try_get(0).map_err(db)?)?;
         let fresh = MemoryStore::new();
         let portal = tx.bind(select.as_str(), &[]).await.map_err(db)?;
+        let mut users = HashSet::new();
         loop {
             let rows = tx.query_portal(&portal, 10_000).await.map_err(db)?;
             if rows.is_empty() {
                 break;
             }
-            let (tokens, _) = self.parse(&rows);
+            let (tokens, _) = self.parse(&rows, &mut users);
             self.log_refused(fresh.replicate(tokens, &[]));
         }
         tx.commit().await.map_err(db)?;
-        self.local.replace_contents(fresh);
-        *applied = Some(seq);
-        Ok(())
+        Ok((fresh, seq))
     }
 
     /// Rows as tokens. A row the crate cannot read is dropped from the copy (it cannot
-    /// authenticate: fail closed) and logged, instead of stopping every other token.
-    fn parse(&self, rows: &[tokio_postgres::Row]) -> (Vec<Token>, Vec<TokenId>) {
+    /// authenticate: fail closed) and logged, instead of stopping every other token. Equal
+    /// user ids share one allocation (`users`): an owner's tokens, and every token one admin
+    /// created, cost one string, as in a store filled through the API.
+    fn parse(
+        &self,
+        rows: &[tokio_postgres::Row],
+        users: &mut HashSet<UserId>,
+    ) -> (Vec<Token>, Vec<TokenId>) {
+        let mut shared = |u: UserId| match users.get(&u) {
+            Some(known) => known.clone(),
+            None => {
+                users.insert(u.clone());
+                u
+            }
+        };
         let mut tokens = Vec::with_capacity(rows.len());
         let mut refused = Vec::new();
         for r in rows {
             match token_of(r) {
-                Ok(t) => tokens.push(t),
+                Ok(mut t) => {
+                    t.owner = shared(t.owner);
+                    t.creator = shared(t.creator);
+                    tokens.push(t);
+                }
                 Err(e) => {
                     let id = r
                         .try_get::<_, i64>(0)
@@ -401,7 +446,8 @@ async fn sync(
 ) {
     let min_backoff = Duration::from_millis(20);
     let mut backoff = min_backoff;
-    let op_timeout = shared.heartbeat.max(Duration::from_millis(200));
+    // Every call is bounded; a catch-up bounds itself (a reload may take longer).
+    let op_timeout = shared.pg.timeout;
     let mut last_flush = Instant::now();
     let mut last_prune: Option<Instant> = None;
     'connect: loop {
@@ -409,21 +455,16 @@ async fn sync(
             break;
         }
         let attempt = async {
-            let (mut client, notes) = listen(&shared.pg).await?;
+            let (mut client, notes) = tokio::time::timeout(op_timeout, listen(&shared.pg))
+                .await
+                .unwrap_or_else(|_| Err(StoreError::backend(TimedOut(op_timeout))))?;
             let started = shared.now();
             shared.catch_up(&mut client).await?;
             shared.confirm(started);
             Ok::<_, StoreError>((client, notes))
         };
-        // The first load may be large: it gets the store's timeout, later ones the heartbeat.
-        let limit = if first.is_some() {
-            shared.pg.timeout
-        } else {
-            op_timeout
-        };
         let outcome = tokio::select! {
-            r = tokio::time::timeout(limit, attempt) => r
-                .unwrap_or_else(|_| Err(StoreError::backend(super::postgres::TimedOut(limit)))),
+            r = attempt => r,
             _ = stop.changed() => break 'connect,
         };
         let (mut client, mut notes) = match outcome {
@@ -461,14 +502,10 @@ async fn sync(
                 _ = stop.changed() => break 'connect,
             }
             let started = shared.now();
-            match tokio::time::timeout(op_timeout, shared.catch_up(&mut client)).await {
-                Ok(Ok(())) => shared.confirm(started),
-                Ok(Err(e)) => {
+            match shared.catch_up(&mut client).await {
+                Ok(()) => shared.confirm(started),
+                Err(e) => {
                     tracing::warn!(error = %e, "api-tokens replica: catch-up failed; reconnecting");
-                    continue 'connect;
-                }
-                Err(_) => {
-                    tracing::warn!("api-tokens replica: catch-up timed out; reconnecting");
                     continue 'connect;
                 }
             }
