@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use api_tokens::store::conformance;
 use api_tokens::store::postgres::{PostgresOptions, PostgresStore, schema};
+use api_tokens::store::replica::{Replica, ReplicaOptions};
 use api_tokens::store::{Change, TokenStore};
 use api_tokens::{
     Actor, AsyncTokens, LastUse, NewToken, Query, RequestContext, StoreError, TokenName, Tokens,
@@ -42,6 +43,25 @@ fn postgres_store_conforms() {
         PostgresStore::connect_with(
             &url,
             PostgresOptions::default().touch_interval(Duration::ZERO),
+        )
+        .unwrap()
+    });
+}
+
+#[test]
+fn a_replica_conforms_too() {
+    // Writes go to PostgreSQL and into the copy before they return; authentication reads the
+    // copy: the suite sees one consistent store.
+    let pg = server!();
+    let url = pg.create_db("replica_conf");
+    conformance::run(|| {
+        pg.psql(
+            "replica_conf",
+            "DROP SCHEMA public CASCADE; CREATE SCHEMA public",
+        );
+        Replica::start(
+            PostgresStore::connect(&url).unwrap(),
+            ReplicaOptions::default(),
         )
         .unwrap()
     });

@@ -717,8 +717,10 @@ impl PostgresStore {
         }
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(10));
+        // Two workers: a replica's sync task keeps confirming while a management call or a
+        // last-use flush is being encoded on the other.
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(2)
             .thread_name("api-tokens-postgres")
             .enable_all()
             .build()
@@ -861,6 +863,9 @@ impl TokenStore for PostgresStore {
     }
 
     fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
         self.run(true, move |mut conn| async move {
             apply_batch(conn.session()?, changes).await.map(|_| ())
         })

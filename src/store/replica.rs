@@ -448,8 +448,7 @@ async fn sync(
     let mut backoff = min_backoff;
     // Every call is bounded; a catch-up bounds itself (a reload may take longer).
     let op_timeout = shared.pg.timeout;
-    let mut last_flush = Instant::now();
-    let mut last_prune: Option<Instant> = None;
+
     'connect: loop {
         if *stop.borrow() {
             break;
@@ -509,23 +508,33 @@ async fn sync(
                     continue 'connect;
                 }
             }
-            if last_flush.elapsed() >= shared.options.last_use_flush {
-                last_flush = Instant::now();
-                if let Ok(Err(e)) = tokio::time::timeout(op_timeout, shared.pg.flush()).await {
-                    tracing::warn!(error = %e, "api-tokens replica: last uses not written yet");
-                }
+        }
+    }
+}
+
+/// Writes buffered last uses every flush interval and prunes old deletion records hourly,
+/// apart from the sync task: a large flush never delays a confirmation.
+async fn maintenance(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let limit = shared.pg.timeout;
+    let mut last_prune: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(shared.options.last_use_flush) => {}
+            _ = stop.changed() => return,
+        }
+        match tokio::time::timeout(limit, shared.pg.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "api-tokens replica: last uses not written yet")
             }
-            if last_prune.is_none_or(|p| p.elapsed() >= Duration::from_secs(3600)) {
-                last_prune = Some(Instant::now());
-                let keep = shared.options.deletion_retention;
-                if let Ok(Err(e)) = tokio::time::timeout(
-                    op_timeout,
-                    super::postgres::prune_deletions(&shared.pg, keep),
-                )
-                .await
-                {
-                    tracing::warn!(error = %e, "api-tokens replica: pruning deletions failed");
-                }
+            Err(_) => tracing::warn!("api-tokens replica: writing last uses timed out"),
+        }
+        if last_prune.is_none_or(|p| p.elapsed() >= Duration::from_secs(3600)) {
+            last_prune = Some(Instant::now());
+            let keep = shared.options.deletion_retention;
+            let prune = super::postgres::prune_deletions(&shared.pg, keep);
+            if let Ok(Err(e)) = tokio::time::timeout(limit, prune).await {
+                tracing::warn!(error = %e, "api-tokens replica: pruning deletions failed");
             }
         }
     }
@@ -646,6 +655,7 @@ impl Replica {
             }
             let _ = done_tx.send(());
         });
+        handle.spawn(maintenance(shared.clone(), stop_rx.clone()));
         handle.spawn(watchdog(shared.clone(), stop_rx));
         let replica = Self {
             shared,
@@ -732,6 +742,9 @@ impl TokenStore for Replica {
     }
 
     fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
         let shared = self.shared.clone();
         self.store.pg.block(async move {
             shared.pg.flush().await.ok();
