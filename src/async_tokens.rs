@@ -1,8 +1,8 @@
 //! [`AsyncTokens`]: the management API as `async` methods, for hosts on tokio (feature
 //! `tokio`, on with `postgres`).
 //!
-//! Authentication never does I/O (a [`MemoryStore`](crate::MemoryStore) or a
-//! [`Replica`](crate::store::replica::Replica) answers from memory), so it stays a plain call,
+//! Authentication never does I/O (a [`MemoryStore`](crate::MemoryStore), or a replica of a
+//! PostgreSQL store, answers from memory), so it stays a plain call,
 //! fine inside any async handler. Management reaches the database: each method runs the sync
 //! call on tokio's blocking pool (`spawn_blocking`) and awaits it, so the executor's threads
 //! are never blocked, on a multi-threaded or a current-thread runtime alike. Outside a tokio

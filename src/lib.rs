@@ -65,7 +65,10 @@
 //!   client address it trusts, and maps [`Denial::public`] to its own responses. The examples
 //!   show Zabbix JSON-RPC, WHM API 1 and an axum server.
 //! * **Persistence.** [`MemoryStore`] snapshots to anything serde writes; a database is the
-//!   host's, behind the small [`TokenStore`] trait (see the SQLite example).
+//!   host's, behind the small [`TokenStore`] trait (see the SQLite example). The crate ships
+//!   two SQL stores behind features: SQLite (`sqlite`) and PostgreSQL (`postgres`), the latter
+//!   with an in-process replica for fleets of processes sharing one database (`store::replica`)
+//!   and `AsyncTokens` for tokio hosts.
 //! * **User management.** Users, roles and their rights are the host's; it answers through
 //!   [`UserDirectory`].
 #![forbid(unsafe_code)]

@@ -103,13 +103,6 @@ impl PgServer {
             return None;
         };
         static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "api-tokens-pg-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("sock")).expect("temp dir");
         let user = is_root().then(|| {
             if user_exists("postgres") {
                 "postgres".to_owned()
@@ -117,6 +110,18 @@ impl PgServer {
                 "nobody".to_owned()
             }
         });
+        // The unprivileged user must reach the directory: /tmp, whatever TMPDIR says.
+        let base = match user {
+            Some(_) => PathBuf::from("/tmp"),
+            None => std::env::temp_dir(),
+        };
+        let dir = base.join(format!(
+            "api-tokens-pg-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sock")).expect("temp dir");
         if let Some(u) = &user {
             check(
                 "chown",
