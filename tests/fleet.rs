@@ -135,12 +135,13 @@ fn a_killed_listener_reconnects_and_misses_nothing() {
     wait_for(Duration::from_secs(5), "listeners back", || {
         listeners() == 2
     });
-    // A change that sends no notification at all (written by hand) is still seen within the
-    // bound: the heartbeat catches up by the change clock.
+    // A change that sends no notification at all (triggers off, clock moved by hand) is still
+    // seen within the bound: the heartbeat catches up by the change clock.
     pg.psql(
         "listener",
         &format!(
-            "BEGIN;
+            "SET session_replication_role = replica;
+             BEGIN;
              UPDATE api_token_clock SET seq = seq + 1;
              UPDATE api_tokens SET status = 0, revision = revision + 1,
                     change_seq = (SELECT seq FROM api_token_clock) WHERE id = {};
@@ -360,7 +361,8 @@ fn a_replica_back_from_beyond_the_deletion_horizon_reloads() {
     pg.psql(
         "horizon",
         &format!(
-            "BEGIN;
+            "SET session_replication_role = replica;
+             BEGIN;
              UPDATE api_token_clock SET seq = seq + 1;
              DELETE FROM api_tokens WHERE id = {id};
              INSERT INTO api_token_deleted (id, change_seq, deleted_at)
@@ -383,6 +385,53 @@ fn a_replica_back_from_beyond_the_deletion_horizon_reloads() {
     });
     assert_eq!(kind(&a, &sy), None, "the rest survives the reload");
     assert_eq!(a.store().len(), 1);
+}
+
+#[test]
+fn changes_made_by_hand_in_sql_reach_every_replica() {
+    let pg = server!();
+    let url = pg.create_db("byhand");
+    let bound = Duration::from_secs(2);
+    let (a, b) = (replica(&url, bounded(bound)), replica(&url, bounded(bound)));
+    let x = a
+        .issue(&admin(), NewToken::new("x".parse().unwrap()))
+        .unwrap();
+    let y = a
+        .issue(&admin(), NewToken::new("y".parse().unwrap()))
+        .unwrap();
+    let (sx, sy) = (x.secret.expose().to_owned(), y.secret.expose().to_owned());
+    wait_for(bound, "issued", || {
+        kind(&b, &sx).is_none() && kind(&b, &sy).is_none()
+    });
+    // An operator disables one token and deletes another with plain SQL.
+    pg.psql(
+        "byhand",
+        &format!("UPDATE api_tokens SET status = 1 WHERE id = {}", x.token.id),
+    );
+    pg.psql(
+        "byhand",
+        &format!("DELETE FROM api_tokens WHERE id = {}", y.token.id),
+    );
+    for r in [&a, &b] {
+        wait_for(bound, "hand edits seen", || {
+            kind(r, &sx) == Some(DenialKind::Disabled) && kind(r, &sy) == Some(DenialKind::Unknown)
+        });
+    }
+    // A last-use write is not a change replicas need: it does not move the clock.
+    let clock = || {
+        pg.psql("byhand", "SELECT seq FROM api_token_clock")
+            .trim()
+            .to_owned()
+    };
+    let before = clock();
+    pg.psql(
+        "byhand",
+        &format!(
+            "UPDATE api_tokens SET last_used_at = 1 WHERE id = {}",
+            x.token.id
+        ),
+    );
+    assert_eq!(clock(), before);
 }
 
 #[test]

@@ -8,8 +8,9 @@
 //!   clock (`api_token_clock.seq`), whose row lock serialises writers, so batches commit in
 //!   clock order; then deletes, replaces (`UPDATE … WHERE revision = $rev`: a stale read is
 //!   refused in SQL, [`StoreError::Conflict`]), inserts, and the `UNIQUE (owner, name)` and
-//!   hash-uniqueness checks; then `NOTIFY api_tokens` with the new clock value. A batch is one
-//!   statement per kind of change, however many tokens it holds.
+//!   hash-uniqueness checks. Triggers stamp each written row with the clock value, record
+//!   deleted ids, and `NOTIFY api_tokens` (they do the same for a change made by hand in SQL).
+//!   A batch is one statement per kind of change, however many tokens it holds.
 //! * **Ids** come from the sequence `api_token_ids`.
 //! * **Last use** is buffered in memory and written in one statement per flush, merged in SQL
 //!   so a later instant is never overwritten by an earlier one (several processes write it).
@@ -380,39 +381,27 @@ struct BatchStatements {
     clock: Statement,
     lock: Statement,
     delete: Statement,
-    tombstone: Statement,
+
     update: Statement,
     insert: Statement,
-    untombstone: Statement,
+
     names: Statement,
     hashes: Statement,
-    notify: Statement,
 }
 
 impl BatchStatements {
     async fn prepare(s: &mut Session) -> Result<Self, StoreError> {
         Ok(Self {
-            clock: s
-                .stmt("UPDATE api_token_clock SET seq = seq + 1 WHERE one = 1 RETURNING seq")
-                .await?,
+            // The triggers' clock value for this transaction, taken first (see schema.rs).
+            clock: s.stmt("SELECT api_token_tick()").await?,
             lock: s.stmt(LOCK_ROWS).await?,
             delete: s.stmt("DELETE FROM api_tokens WHERE id = ANY($1)").await?,
-            tombstone: s
-                .stmt(
-                    "INSERT INTO api_token_deleted (id, change_seq)
-                     SELECT unnest($1::bigint[]), $2
-                     ON CONFLICT (id) DO UPDATE
-                     SET change_seq = EXCLUDED.change_seq, deleted_at = now()",
-                )
-                .await?,
+
             update: s.stmt(&update_sql()).await?,
             insert: s.stmt(&insert_sql()).await?,
-            untombstone: s
-                .stmt("DELETE FROM api_token_deleted WHERE id = ANY($1)")
-                .await?,
+
             names: s.stmt(NAME_CLASH).await?,
             hashes: s.stmt(HASH_CLASH).await?,
-            notify: s.stmt("SELECT pg_notify($1, $2)").await?,
         })
     }
 }
@@ -468,10 +457,8 @@ pub(crate) async fn apply_batch(
     let mut rows = Vec::new();
     if !deletes.is_empty() {
         let keys: Vec<i64> = deletes.iter().filter_map(|id| id_key(*id)).collect();
+        // The delete trigger records each id for the replicas.
         tx.execute(&st.delete, &[&keys]).await.map_err(db)?;
-        tx.execute(&st.tombstone, &[&keys, &seq])
-            .await
-            .map_err(db)?;
     }
     if !replaces.is_empty() {
         let cols = Columns::of(replaces.iter().copied())?;
@@ -495,17 +482,11 @@ pub(crate) async fn apply_batch(
         let mut params = cols.params().to_vec();
         params.push(&seq);
         let inserted = tx.query(&st.insert, &params).await.map_err(db)?;
-        tx.execute(&st.untombstone, &[&cols.ids()])
-            .await
-            .map_err(db)?;
         for r in &inserted {
             rows.push(token_of(r)?);
         }
     }
     check_unique(&tx, &st, &rows).await?;
-    tx.execute(&st.notify, &[&CHANNEL, &seq.to_string()])
-        .await
-        .map_err(db)?;
     tx.commit().await.map_err(db)?;
     Ok(Committed {
         seq: seq_of(seq)?,

@@ -5,7 +5,8 @@
 //! # How it stays current
 //! Every batch a [`PostgresStore`] commits moves the change clock (`api_token_clock.seq`) by
 //! one, stamps the rows it wrote with that value, records the ids it deleted with it, and
-//! notifies the channel [`CHANNEL`]. Batches commit in clock order
+//! notifies the channel [`CHANNEL`] (triggers do this, for hand-made changes too). Batches
+//! commit in clock order
 //! (the clock's row lock serialises them), so a copy that has applied every change up to
 //! `seq = n` is exactly the database as of `n`.
 //!

@@ -239,11 +239,6 @@ impl Columns {
         Ok(c)
     }
 
-    /// The ids, in batch order.
-    pub(super) fn ids(&self) -> &[i64] {
-        &self.id
-    }
-
     /// `(owner, name)` of each token.
     pub(super) fn owners_and_names(&self) -> (&[String], &[String]) {
         (&self.owner, &self.name)

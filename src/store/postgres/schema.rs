@@ -32,6 +32,9 @@ const MIGRATION_LOCK: i64 = 0x6170_695f_746f_6b73;
 ///   that has seen `seq = n` has seen every batch up to `n`. `pruned_through`: deletion
 ///   records up to this `seq` are gone, so a replica behind it reloads everything.
 /// * `api_token_deleted`: which id a batch deleted, so replicas learn of deletions too.
+/// * Triggers stamp every insert, every update of anything but the last use, and every
+///   delete with the transaction's clock value (moving the clock once per transaction and
+///   notifying), so a change made by hand in SQL reaches the replicas like any other.
 const V1: &str = r#"
 CREATE SEQUENCE api_token_ids AS bigint MINVALUE 1;
 CREATE TABLE api_tokens (
@@ -72,9 +75,56 @@ CREATE INDEX api_token_deleted_change_seq ON api_token_deleted (change_seq);
 CREATE TABLE api_token_clock (
     one            smallint PRIMARY KEY CHECK (one = 1),
     seq            bigint   NOT NULL CHECK (seq >= 0),
-    pruned_through bigint   NOT NULL CHECK (pruned_through >= 0)
+    pruned_through bigint   NOT NULL CHECK (pruned_through >= 0),
+    xact           bigint   -- the transaction that last moved seq
 );
 INSERT INTO api_token_clock (one, seq, pruned_through) VALUES (1, 0, 0);
+
+-- The clock value of the current transaction: moved once per transaction (taking the clock's
+-- row lock, which serialises writers), then reused; notifies replicas at commit.
+CREATE FUNCTION api_token_tick() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    s bigint;
+BEGIN
+    UPDATE api_token_clock SET seq = seq + 1, xact = txid_current()
+        WHERE one = 1 AND xact IS DISTINCT FROM txid_current()
+        RETURNING seq INTO s;
+    IF NOT FOUND THEN
+        SELECT seq INTO s FROM api_token_clock WHERE one = 1;
+    END IF;
+    PERFORM pg_notify('api_tokens', s::text);
+    RETURN s;
+END $$;
+
+-- Every write that replicas must see is stamped, whoever makes it: the store, or an operator
+-- disabling a token by hand during an incident. Last-use writes (only last_used_*) are not
+-- stamped: replicas do not need them.
+CREATE FUNCTION api_tokens_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.change_seq := api_token_tick();
+    IF TG_OP = 'INSERT' THEN
+        DELETE FROM api_token_deleted WHERE id = NEW.id;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER api_tokens_stamp_insert BEFORE INSERT ON api_tokens
+    FOR EACH ROW EXECUTE FUNCTION api_tokens_stamp();
+CREATE TRIGGER api_tokens_stamp_update BEFORE UPDATE OF
+    id, owner, name, description, creator, status, created_at, expires_at, permissions,
+    allowlist, secret_hash, generated_at, previous_hash, previous_valid_until, revision,
+    change_seq
+    ON api_tokens FOR EACH ROW EXECUTE FUNCTION api_tokens_stamp();
+
+CREATE FUNCTION api_tokens_forget() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    s bigint := api_token_tick();
+BEGIN
+    INSERT INTO api_token_deleted (id, change_seq) VALUES (OLD.id, s)
+        ON CONFLICT (id) DO UPDATE SET change_seq = s, deleted_at = now();
+    RETURN OLD;
+END $$;
+CREATE TRIGGER api_tokens_forget AFTER DELETE ON api_tokens
+    FOR EACH ROW EXECUTE FUNCTION api_tokens_forget();
 "#;
 
 /// Every migration, in order: `(version it brings the database to, SQL)`.
