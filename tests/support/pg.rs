@@ -6,7 +6,8 @@
 //! `/usr/lib/postgresql/*/bin`, else `pg_config --bindir`, else `initdb` on `PATH`. When none
 //! is found the server is `None` and the caller skips — except with `CI=true`, where a
 //! missing server is a failure, never a silent pass. As root (CI, containers) the server runs
-//! as the `postgres` user (or `nobody`) through `setpriv`, since PostgreSQL refuses root.
+//! as `API_TOKENS_PG_USER`, else the `postgres` user, else `nobody`, through `setpriv`, since
+//! PostgreSQL refuses root.
 #![allow(dead_code)]
 
 use std::io::Read;
@@ -104,7 +105,9 @@ impl PgServer {
         };
         static N: AtomicUsize = AtomicUsize::new(0);
         let user = is_root().then(|| {
-            if user_exists("postgres") {
+            if let Ok(u) = std::env::var("API_TOKENS_PG_USER") {
+                u
+            } else if user_exists("postgres") {
                 "postgres".to_owned()
             } else {
                 "nobody".to_owned()
@@ -161,9 +164,14 @@ impl PgServer {
         let exe = self.bin.join(name);
         match &self.user {
             Some(u) => {
+                // Numeric ids: `nobody`'s group is `nogroup` on Debian, not `nobody`.
+                let id = |flag: &str| {
+                    let out = Command::new("id").arg(flag).arg(u).output().expect("id");
+                    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+                };
                 let mut c = Command::new("setpriv");
-                c.arg(format!("--reuid={u}"))
-                    .arg(format!("--regid={u}"))
+                c.arg(format!("--reuid={}", id("-u")))
+                    .arg(format!("--regid={}", id("-g")))
                     .arg("--clear-groups")
                     .arg(exe);
                 c
