@@ -28,7 +28,7 @@
 //!
 //! `whitelist_ips` are written as WHM writes them: IPv4 before IPv6, sorted by address, IPv6
 //! fully expanded (`fc00:abcd:0000:0000:0000:0000:0000:000f`), single-host suffixes (`/32`,
-//! `/128`) dropped, duplicates removed. Every parameter is `api.version=1` tolerant.
+//! `/128`) dropped, duplicates removed. `api.version` is accepted on every call.
 //!
 //! | rule | `reason` (with `result: 0`) | source |
 //! | --- | --- | --- |
