@@ -1089,6 +1089,14 @@ fn zabbix_inputs_are_bounded() {
         z.err(None, "token.get", json!({"search": {"name": patterns}})),
         "Invalid parameter \"/search/name\": value is too long."
     );
+    assert_eq!(
+        z.err(
+            None,
+            "token.get",
+            json!({"search": {"description": ["x", "y".repeat(65_536)]}})
+        ),
+        "Invalid parameter \"/search/description/2\": value is too long."
+    );
     // At the bound, the same requests are served.
     let ten_thousand: Vec<String> = (1..=10_000).map(|i| i.to_string()).collect();
     assert_eq!(
@@ -1120,11 +1128,11 @@ fn zabbix_a_request_over_16_mib_ends_the_input() {
     let out = json_lines(&support::run_lossy("zabbix_jsonrpc", &[], &huge));
     assert_eq!(out.len(), 1, "nothing after the refused request is read");
     assert_eq!(out[0]["error"]["code"], -32700);
-    // Just under the bound, the same request is served.
-    let fine = format!(
-        r#"{{"jsonrpc":"2.0","method":"token.get","params":{{"search":{{"name":"{}"}}}},"id":1}}"#,
-        "x".repeat(15 * 1024 * 1024)
-    );
+    // Just under the bound, a request is served: 10,000 names of 1,650 characters.
+    let names: Vec<String> = (0..10_000).map(|i| format!("{i:>1650}")).collect();
+    let fine = json!({"jsonrpc": "2.0", "method": "token.get", "params": {"filter": {"name": names}}, "id": 1})
+        .to_string();
+    assert!(fine.len() > 15 * 1024 * 1024 && fine.len() < 16 * 1024 * 1024);
     let out = json_lines(&run("zabbix_jsonrpc", &[], &fine));
     assert_eq!(out[0]["result"], json!([]));
 }

@@ -71,7 +71,7 @@
 //! | get | `tokenids: "x"` | `Invalid parameter "/tokenids": an array is expected.` (-32602) |
 //! | get | `filter` members: `tokenid`, `userid`, `creator_userid` (ids), `name` (strings), `lastaccess`, `status` (`0`, `1`), `expires_at`, `created_at` (int32); each exact, an array meaning any of; anything else | `Invalid parameter "/filter": unexpected parameter "x".` (-32602) |
 //! | get | `filter.status: 2` | `Invalid parameter "/filter/status/1": value must be one of 0, 1.` (-32602) |
-//! | get | `search` members: `name`, `description` (strings, at most 100 each: the example's bound); anything else | `Invalid parameter "/search": unexpected parameter "x".` (-32602) |
+//! | get | `search` members: `name`, `description` (strings; at most 100 each, each at most 65,535 characters: the example's bounds, answered `… value is too long.`); anything else | `Invalid parameter "/search": unexpected parameter "x".` (-32602) |
 //! | get | `searchByAny`, `searchWildcardsEnabled`, `preservekeys` not a boolean | `Invalid parameter "/preservekeys": a boolean is expected.` (-32602) |
 //! | get | `output`: `"extend"` or field names | `Invalid parameter "/output": value must be "extend".` / `Invalid parameter "/output/1": value must be one of "tokenid", "name", …` / `Invalid parameter "/output/2": value (name) already exists.` (-32602) |
 //! | get | `sortfield`: `tokenid`, `name`, `lastaccess`, `status`, `expires_at`, `created_at`, each once | `Invalid parameter "/sortfield/1": value must be one of "tokenid", …` / `Invalid parameter "/sortfield/2": value (name) already exists.` (-32602) |

@@ -642,7 +642,7 @@ impl GetParams {
                 let Some(v) = s.get_non_null(key) else {
                     continue;
                 };
-                let patterns = strings(v, &s.at(key), None)?;
+                let patterns = strings(v, &s.at(key), Some(DESCRIPTION_LEN))?;
                 if patterns.len() > MAX_PATTERNS {
                     return Err(bad(&s.at(key), "value is too long"));
                 }
@@ -665,7 +665,7 @@ impl GetParams {
         search = search.prefix(o.get("startSearch").is_some_and(input::flag));
         search = search.exclude(o.get("excludeSearch").is_some_and(input::flag));
         search = search.wildcards(boolean("searchWildcardsEnabled")?);
-        if !search.name.is_empty() || !search.description.is_empty() {
+        if !search.is_empty() {
             p.search = Some(search);
         }
         p.output = match o.get("output") {

@@ -166,7 +166,8 @@ impl SqliteStore {
                 let search = TextSearch::new()
                     .prefix(ctx.get::<bool>(2)?)
                     .wildcards(ctx.get::<bool>(3)?);
-                Ok(search.pattern_matches(&hay.to_lowercase(), &pattern.to_lowercase()))
+                // The pattern comes from `TextSearch::conditions`, lower-cased already.
+                Ok(search.pattern_matches(&hay.to_lowercase(), &pattern))
             },
         )
         .map_err(backend)?;
@@ -492,10 +493,10 @@ fn exact_filters(q: &Query, w: &mut Where) {
         or_null(w, "last_used_at", never, at);
     }
     if let Some(s) = &q.search
-        && (!s.name.is_empty() || !s.description.is_empty())
+        && !s.is_empty()
     {
-        let not = if s.exclude { "NOT " } else { "" };
-        let glue = if s.any { " OR " } else { " AND " };
+        let not = if s.is_exclude() { "NOT " } else { "" };
+        let glue = if s.is_any() { " OR " } else { " AND " };
         let mut parts = Vec::new();
         let mut args = Vec::new();
         for (on_description, pattern) in s.conditions() {
@@ -505,7 +506,11 @@ fn exact_filters(q: &Query, w: &mut Where) {
                 "name"
             };
             parts.push(format!("{not}api_tokens_search({column}, ?, ?, ?)"));
-            args.extend([arg(pattern.to_owned()), arg(s.prefix), arg(s.wildcards)]);
+            args.extend([
+                arg(pattern.to_owned()),
+                arg(s.is_prefix()),
+                arg(s.has_wildcards()),
+            ]);
         }
         w.push(format!("({})", parts.join(glue)), args);
     }

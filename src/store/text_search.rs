@@ -12,7 +12,8 @@
 ///   (`prefix` then changes nothing, as in Zabbix);
 /// * with `exclude`, each condition is negated (the value must *not* match).
 ///
-/// Cost: linear in the value's and the pattern's length per condition.
+/// Patterns are lower-cased once, when they are added; matching then costs one lower-casing
+/// of the value and, per condition, time linear in the value's and the pattern's length.
 ///
 /// ```
 /// use api_tokens::store::TextSearch;
@@ -25,20 +26,15 @@
 /// assert!(!w.matches("Deploy-prod-2", ""));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct TextSearch {
-    /// Patterns on the name.
-    pub name: Vec<String>,
-    /// Patterns on the description.
-    pub description: Vec<String>,
-    /// At least one condition must hold, instead of all (`searchByAny`).
-    pub any: bool,
-    /// Patterns match at the start of the value, not anywhere (`startSearch`).
-    pub prefix: bool,
-    /// Each condition is negated (`excludeSearch`).
-    pub exclude: bool,
-    /// `*` is a wildcard and the pattern covers the whole value (`searchWildcardsEnabled`).
-    pub wildcards: bool,
+    /// Patterns on the name, lower-cased.
+    name: Vec<String>,
+    /// Patterns on the description, lower-cased.
+    description: Vec<String>,
+    any: bool,
+    prefix: bool,
+    exclude: bool,
+    wildcards: bool,
 }
 
 impl TextSearch {
@@ -49,16 +45,17 @@ impl TextSearch {
 
     /// Adds patterns on the name.
     #[must_use]
-    pub fn name<I: IntoIterator<Item = S>, S: Into<String>>(mut self, patterns: I) -> Self {
-        self.name.extend(patterns.into_iter().map(Into::into));
+    pub fn name<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, patterns: I) -> Self {
+        self.name
+            .extend(patterns.into_iter().map(|p| p.as_ref().to_lowercase()));
         self
     }
 
     /// Adds patterns on the description.
     #[must_use]
-    pub fn description<I: IntoIterator<Item = S>, S: Into<String>>(mut self, patterns: I) -> Self {
+    pub fn description<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, patterns: I) -> Self {
         self.description
-            .extend(patterns.into_iter().map(Into::into));
+            .extend(patterns.into_iter().map(|p| p.as_ref().to_lowercase()));
         self
     }
 
@@ -90,7 +87,38 @@ impl TextSearch {
         self
     }
 
-    /// Every condition: the field it is on (`false` name, `true` description) and the pattern.
+    /// Whether the search has no pattern at all (and so matches every token).
+    pub fn is_empty(&self) -> bool {
+        self.name.is_empty() && self.description.is_empty()
+    }
+
+    /// How many patterns it holds.
+    pub fn len(&self) -> usize {
+        self.name.len() + self.description.len()
+    }
+
+    /// Whether one condition is enough.
+    pub fn is_any(&self) -> bool {
+        self.any
+    }
+
+    /// Whether patterns match at the start.
+    pub fn is_prefix(&self) -> bool {
+        self.prefix
+    }
+
+    /// Whether conditions are negated.
+    pub fn is_exclude(&self) -> bool {
+        self.exclude
+    }
+
+    /// Whether `*` is a wildcard.
+    pub fn has_wildcards(&self) -> bool {
+        self.wildcards
+    }
+
+    /// Every condition: the field it is on (`false` name, `true` description) and the pattern,
+    /// lower-cased.
     pub fn conditions(&self) -> impl Iterator<Item = (bool, &str)> {
         self.name
             .iter()
@@ -100,13 +128,18 @@ impl TextSearch {
 
     /// Whether a token with this name and description passes the search.
     pub fn matches(&self, name: &str, description: &str) -> bool {
-        if self.name.is_empty() && self.description.is_empty() {
+        if self.is_empty() {
             return true;
         }
-        let (name, description) = (name.to_lowercase(), description.to_lowercase());
+        let name = name.to_lowercase();
+        let description = if self.description.is_empty() {
+            String::new()
+        } else {
+            description.to_lowercase()
+        };
         let holds = |(on_description, pattern): (bool, &str)| {
             let value = if on_description { &description } else { &name };
-            self.pattern_matches(value, &pattern.to_lowercase()) != self.exclude
+            self.pattern_matches(value, pattern) != self.exclude
         };
         if self.any {
             self.conditions().any(holds)
