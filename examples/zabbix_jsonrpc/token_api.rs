@@ -66,7 +66,7 @@ pub struct TokenApi {
 /// A library error in Zabbix's words. The checks before each library call answer everything a
 /// well-formed request can get wrong, so what reaches this is either a rule of the library that
 /// Zabbix does not have (named in the example's table) or a failure.
-fn from_error(e: &Error, items: &[String]) -> ApiError {
+fn from_error(e: &Error, method: &str) -> ApiError {
     match e {
         Error::Invalid { index, source } => {
             let item = index.map_or_else(|| "/".to_owned(), |i| element("/", i));
@@ -89,10 +89,7 @@ fn from_error(e: &Error, items: &[String]) -> ApiError {
         Error::Forbidden {
             source: Forbidden::CannotManageTokens,
             ..
-        } => invalid_params(format!(
-            "No permissions to call \"{}\".",
-            items.first().map_or("token", String::as_str)
-        )),
+        } => invalid_params(format!("No permissions to call \"{method}\".")),
         Error::Forbidden { .. } | Error::NotFound { .. } => application(NO_PERMISSIONS),
         other => application(other.to_string()),
     }
@@ -257,7 +254,7 @@ impl TokenApi {
     fn visible(&self, actor: &Actor, ids: Vec<TokenId>) -> Result<Vec<Token>, ApiError> {
         self.tokens
             .list(actor, &Query::new().ids(ids))
-            .map_err(|e| from_error(&e, &[]))
+            .map_err(|e| from_error(&e, "token.get"))
     }
 
     /// Zabbix's `checkDuplicateNames`: per owner, in the order owners first appear, the first
@@ -278,7 +275,7 @@ impl TokenApi {
             let found = self
                 .tokens
                 .list(&Actor::admin(owner.clone()), &q)
-                .map_err(|e| from_error(&e, &[]))?;
+                .map_err(|e| from_error(&e, "token.get"))?;
             if let Some(t) = found.first() {
                 return Err(invalid_params(format!(
                     "API token \"{}\" already exists for userid \"{owner}\".",
@@ -348,7 +345,7 @@ impl TokenApi {
         let ids = self
             .tokens
             .create(&caller.actor, new)
-            .map_err(|e| from_error(&e, &["token.create".into()]))?;
+            .map_err(|e| from_error(&e, "token.create"))?;
         Ok(tokenids(&ids))
     }
 
@@ -406,7 +403,7 @@ impl TokenApi {
         let ids = self
             .tokens
             .update(&caller.actor, updates)
-            .map_err(|e| from_error(&e, &["token.update".into()]))?;
+            .map_err(|e| from_error(&e, "token.update"))?;
         Ok(tokenids(&ids))
     }
 
@@ -418,7 +415,7 @@ impl TokenApi {
         let ids = self
             .tokens
             .delete(&caller.actor, ids)
-            .map_err(|e| from_error(&e, &["token.delete".into()]))?;
+            .map_err(|e| from_error(&e, "token.delete"))?;
         Ok(tokenids(&ids))
     }
 
@@ -430,7 +427,7 @@ impl TokenApi {
         let secrets = self
             .tokens
             .generate(&caller.actor, ids)
-            .map_err(|e| from_error(&e, &["token.generate".into()]))?;
+            .map_err(|e| from_error(&e, "token.generate"))?;
         Ok(Value::Array(
             secrets
                 .iter()
@@ -451,7 +448,7 @@ impl TokenApi {
             let found = self
                 .tokens
                 .find_by_secret(&caller.actor, secret)
-                .map_err(|e| from_error(&e, &["token.get".into()]))?;
+                .map_err(|e| from_error(&e, "token.get"))?;
             ids = intersect(ids, Some(found.into_iter().collect()));
         }
         let owners = intersect(p.userids, p.filter_userid);
@@ -506,7 +503,7 @@ impl TokenApi {
             let n = self
                 .tokens
                 .count(&caller.actor, &q)
-                .map_err(|e| from_error(&e, &["token.get".into()]))?;
+                .map_err(|e| from_error(&e, "token.get"))?;
             return Ok(json!(n.to_string()));
         }
         for (field, order) in p.sort {
@@ -516,7 +513,7 @@ impl TokenApi {
         let tokens = self
             .tokens
             .list(&caller.actor, &q)
-            .map_err(|e| from_error(&e, &["token.get".into()]))?;
+            .map_err(|e| from_error(&e, "token.get"))?;
         let shown = |t: &Token| {
             let mut o = token_object(t);
             if let Some(fields) = &p.output {
