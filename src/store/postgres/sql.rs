@@ -1,6 +1,7 @@
 //! [`Query`] as SQL: filters, sort and limit, with numbered parameters.
 //!
-//! Name and description search stay in Rust ([`Query::matches`]): PostgreSQL's `lower()`
+//! Name and description search (`name_contains`, `description_contains` and [`Query::search`])
+//! stay in Rust ([`Query::matches`]): PostgreSQL's `lower()`
 //! follows the database's collation, Rust's `to_lowercase` follows Unicode, and the two must
 //! agree exactly. A query with such a filter is narrowed by every other filter in SQL, then
 //! filtered and limited in Rust.
@@ -36,7 +37,25 @@ impl Statement {
 
 /// Whether the query filters on text that only Rust can match.
 pub(super) fn needs_rust_filter(q: &Query) -> bool {
-    q.name_contains.is_some() || q.description_contains.is_some()
+    q.name_contains.is_some()
+        || q.description_contains.is_some()
+        || q.search.as_ref().is_some_and(|s| !s.is_empty())
+}
+
+/// An instant as the whole seconds a column holds; `None` for an instant with a fraction of a
+/// second, which no stored value equals.
+fn exact_secs(t: OffsetDateTime) -> Option<i64> {
+    (t.nanosecond() == 0).then(|| t.unix_timestamp())
+}
+
+/// `column = ANY(values)`, or also `column IS NULL` when `null` is set.
+fn any_or_null(st: &mut Statement, column: &str, null: bool, values: Vec<i64>) -> String {
+    let any = format!("{column} = ANY({})", st.arg(values));
+    if null {
+        format!("({column} IS NULL OR {any})")
+    } else {
+        any
+    }
 }
 
 /// The first whole second at or after `t`: for comparing integer seconds with an instant.
@@ -99,6 +118,28 @@ fn where_clause(st: &mut Statement, q: &Query, now: OffsetDateTime) -> String {
         c.push("last_used_at IS NOT NULL".to_owned());
         range("last_used_at", r, &mut c);
     }
+    if let Some(names) = &q.names {
+        let v: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        c.push(format!("name = ANY({})", st.arg(v)));
+    }
+    if let Some(expiries) = &q.expires_at {
+        let never = expiries.iter().any(|e| e.is_never());
+        let at: Vec<i64> = expiries.iter().filter_map(|e| e.unix()).collect();
+        c.push(any_or_null(st, "expires_at", never, at));
+    }
+    if let Some(instants) = &q.created_at {
+        let at: Vec<i64> = instants.iter().filter_map(|t| exact_secs(*t)).collect();
+        c.push(any_or_null(st, "created_at", false, at));
+    }
+    if let Some(instants) = &q.last_used_at {
+        let never = instants.iter().any(Option::is_none);
+        let at: Vec<i64> = instants
+            .iter()
+            .flatten()
+            .filter_map(|t| exact_secs(*t))
+            .collect();
+        c.push(any_or_null(st, "last_used_at", never, at));
+    }
     if c.is_empty() {
         String::new()
     } else {
@@ -107,10 +148,18 @@ fn where_clause(st: &mut Statement, q: &Query, now: OffsetDateTime) -> String {
 }
 
 fn order_clause(q: &Query) -> String {
-    let (field, order) = q.sort.unwrap_or((SortField::Id, SortOrder::Ascending));
+    let first = q.sort.unwrap_or((SortField::Id, SortOrder::Ascending));
+    let keys: Vec<String> = std::iter::once(first)
+        .chain(q.then_sort.iter().copied())
+        .map(|(field, order)| sort_key(field, order))
+        .collect();
+    format!(" ORDER BY {}, id ASC", keys.join(", "))
+}
+
+fn sort_key(field: SortField, order: SortOrder) -> String {
     let asc = order == SortOrder::Ascending;
     let dir = if asc { "ASC" } else { "DESC" };
-    let key = match field {
+    match field {
         SortField::Id => format!("id {dir}"),
         // Byte order, as `TokenName`'s `Ord`, whatever the database's collation.
         SortField::Name => format!("name COLLATE \"C\" {dir}"),
@@ -130,8 +179,14 @@ fn order_clause(q: &Query) -> String {
             )
         }
         SortField::Status => format!("status {dir}"),
-    };
-    format!(" ORDER BY {key}, id ASC")
+        // Never-expiring tokens sort before all others (ascending), as Zabbix's 0 does.
+        SortField::ExpiryNeverFirst => {
+            format!(
+                "expires_at {dir} NULLS {}",
+                if asc { "FIRST" } else { "LAST" }
+            )
+        }
+    }
 }
 
 /// `SELECT` of the tokens `q` matches (before any Rust-side text filter), sorted; limited in
