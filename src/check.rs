@@ -89,6 +89,7 @@ impl Grant {
 /// | [`AddressNotAllowed`](Denial::AddressNotAllowed) | `address_not_allowed` | [`AddressNotAllowed`](PublicDenial::AddressNotAllowed) | 403 |
 /// | [`MissingPermission`](Denial::MissingPermission) | `missing_permission` | [`Forbidden`](PublicDenial::Forbidden) | 403 |
 /// | [`Store`](Denial::Store) | `store_unavailable` | [`Unavailable`](PublicDenial::Unavailable) | 503 |
+/// | [`Stale`](Denial::Stale) | `replica_stale` | [`Unavailable`](PublicDenial::Unavailable) | 503 |
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Denial {
@@ -147,6 +148,14 @@ pub enum Denial {
     /// The store failed; nothing was granted.
     #[error("token store failed")]
     Store(#[source] Arc<StoreError>),
+    /// A replica could not confirm it is current within its staleness bound, so it refuses
+    /// every token until it has caught up (fails closed). Not the token's fault: the client may
+    /// retry, on this replica later or on another.
+    #[error("replica not confirmed current for {unconfirmed_for:?}; refusing until caught up")]
+    Stale {
+        /// How long since the replica last confirmed it was current.
+        unconfirmed_for: std::time::Duration,
+    },
 }
 
 fn display_ip(ip: &Option<IpAddr>) -> String {
@@ -180,6 +189,9 @@ pub enum DenialKind {
     /// See [`Denial::Store`].
     #[serde(rename = "store_unavailable")]
     Store,
+    /// See [`Denial::Stale`].
+    #[serde(rename = "replica_stale")]
+    Stale,
 }
 
 impl DenialKind {
@@ -196,6 +208,7 @@ impl DenialKind {
             Self::AddressNotAllowed => "address_not_allowed",
             Self::MissingPermission => "missing_permission",
             Self::Store => "store_unavailable",
+            Self::Stale => "replica_stale",
         }
     }
 }
@@ -313,6 +326,7 @@ impl Denial {
             Self::AddressNotAllowed { .. } => DenialKind::AddressNotAllowed,
             Self::MissingPermission { .. } => DenialKind::MissingPermission,
             Self::Store(_) => DenialKind::Store,
+            Self::Stale { .. } => DenialKind::Stale,
         }
     }
 
@@ -326,7 +340,7 @@ impl Denial {
             | Self::OwnerInactive { token }
             | Self::AddressNotAllowed { token, .. }
             | Self::MissingPermission { token, .. } => Some(*token),
-            Self::Malformed(_) | Self::Unknown | Self::Store(_) => None,
+            Self::Malformed(_) | Self::Unknown | Self::Store(_) | Self::Stale { .. } => None,
         }
     }
 
@@ -342,7 +356,7 @@ impl Denial {
             Self::Expired { .. } => PublicDenial::Expired,
             Self::AddressNotAllowed { .. } => PublicDenial::AddressNotAllowed,
             Self::MissingPermission { .. } => PublicDenial::Forbidden,
-            Self::Store(_) => PublicDenial::Unavailable,
+            Self::Store(_) | Self::Stale { .. } => PublicDenial::Unavailable,
         }
     }
 }

@@ -406,6 +406,26 @@ pub enum StoreError {
     /// The backend failed (I/O, driver, poisoned lock).
     #[error("the token store failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database's schema is newer than this version of the crate knows: another process
+    /// runs a newer release. Nothing was read or written; upgrade this process.
+    #[error("database schema version {found} is newer than this crate supports ({supported})")]
+    SchemaTooNew {
+        /// The version recorded in the database.
+        found: i64,
+        /// The newest version this crate knows.
+        supported: i64,
+    },
+    /// A replica could not confirm it is current within its staleness bound (database
+    /// unreachable, listener down): it refuses to authenticate until it has caught up.
+    #[error("replica not confirmed current for {unconfirmed_for:?} (bound exceeded)")]
+    Stale {
+        /// How long since the replica last confirmed it was current (`Duration::MAX` if it
+        /// never was).
+        unconfirmed_for: std::time::Duration,
+    },
+    /// A store was configured with a value it cannot work with.
+    #[error("invalid store configuration: {0}")]
+    Config(String),
 }
 
 impl StoreError {
@@ -416,7 +436,8 @@ impl StoreError {
 
     /// The stable snake_case code: `name_taken`, `id_taken`, `hash_taken`,
     /// `concurrent_change`, `not_found`, `ids_exhausted`, `invalid_snapshot`,
-    /// `store_unavailable` (see [`Error::code`]).
+    /// `store_unavailable`, `schema_too_new`, `replica_stale`, `store_misconfigured` (see
+    /// [`Error::code`]).
     pub const fn code(&self) -> &'static str {
         match self {
             Self::NameTaken { .. } => "name_taken",
@@ -427,20 +448,27 @@ impl StoreError {
             Self::IdsExhausted => "ids_exhausted",
             Self::InvalidSnapshot(_) => "invalid_snapshot",
             Self::Backend(_) => "store_unavailable",
+            Self::SchemaTooNew { .. } => "schema_too_new",
+            Self::Stale { .. } => "replica_stale",
+            Self::Config(_) => "store_misconfigured",
         }
     }
 
     /// The HTTP status that fits: `409` for a taken name or a concurrent change (the client may
-    /// try again), `404` for a token that is gone, `503` when the backend failed, `500` for the
-    /// rest (a store in a state it should never reach).
+    /// try again), `404` for a token that is gone, `503` when the backend failed or a replica is
+    /// not confirmed current (both pass), `500` for the rest (a store in a state it should
+    /// never reach, or one that needs its operator).
     pub const fn http_status(&self) -> u16 {
         match self {
             Self::NameTaken { .. } | Self::Conflict(_) => 409,
             Self::NotFound(_) => 404,
-            Self::Backend(_) => 503,
-            Self::IdTaken(_) | Self::HashTaken | Self::IdsExhausted | Self::InvalidSnapshot(_) => {
-                500
-            }
+            Self::Backend(_) | Self::Stale { .. } => 503,
+            Self::IdTaken(_)
+            | Self::HashTaken
+            | Self::IdsExhausted
+            | Self::InvalidSnapshot(_)
+            | Self::SchemaTooNew { .. }
+            | Self::Config(_) => 500,
         }
     }
 }
@@ -603,7 +631,9 @@ impl Error {
     /// | `not_found` | 404 | no such token, or not the caller's to see |
     /// | `concurrent_change` | 409 | the token kept changing under the call; nothing was written |
     /// | `store_unavailable` | 503 | the store's backend failed |
+    /// | `replica_stale` | 503 | a replica could not confirm it is current within its bound |
     /// | `id_taken`, `hash_taken`, `ids_exhausted`, `invalid_snapshot` | 500 | a store in a state it should never reach |
+    /// | `schema_too_new`, `store_misconfigured` | 500 | a store its operator must upgrade or configure |
     pub const fn code(&self) -> &'static str {
         match self {
             Self::Invalid { source, .. } => source.problem.code(),
@@ -707,7 +737,10 @@ mod tests {
                     | StoreError::NotFound(_)
                     | StoreError::IdsExhausted
                     | StoreError::InvalidSnapshot(_)
-                    | StoreError::Backend(_) => true,
+                    | StoreError::Backend(_)
+                    | StoreError::SchemaTooNew { .. }
+                    | StoreError::Stale { .. }
+                    | StoreError::Config(_) => true,
                 },
             }
         }

@@ -73,8 +73,8 @@
 //! for hosts that keep tokens in their own database and call it themselves, sync or async.
 //!
 //! [The web service guide](guide::web_service) puts it together behind HTTP: authentication as
-//! a plain call, self-service create/list/revoke with JSON bodies, which calls go through
-//! `spawn_blocking`.
+//! a plain call, self-service create/list/revoke with JSON bodies, and which calls go through
+//! tokio's blocking pool (`AsyncTokens`, or `spawn_blocking`).
 //!
 //! # Non-goals
 //!
@@ -82,7 +82,10 @@
 //!   client address it trusts, and maps [`Denial::public`] to its own responses. The examples
 //!   show Zabbix JSON-RPC, WHM API 1 and an axum server.
 //! * **Persistence.** [`MemoryStore`] snapshots to anything serde writes; a database is the
-//!   host's, behind the small [`TokenStore`] trait (see the SQLite example).
+//!   host's, behind the small [`TokenStore`] trait (see the SQLite example). The crate ships
+//!   two SQL stores behind features: SQLite (`sqlite`) and PostgreSQL (`postgres`), the latter
+//!   with an in-process replica for fleets of processes sharing one database (`store::replica`)
+//!   and `AsyncTokens` for tokio hosts.
 //! * **User management.** Users, roles and their rights are the host's; it answers through
 //!   [`UserDirectory`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -112,6 +115,8 @@
 
 mod actor;
 mod allowlist;
+#[cfg(feature = "tokio")]
+mod async_tokens;
 mod check;
 mod clock;
 mod directory;
@@ -129,6 +134,8 @@ mod view;
 
 pub use actor::Actor;
 pub use allowlist::IpAllowlist;
+#[cfg(feature = "tokio")]
+pub use async_tokens::AsyncTokens;
 pub use check::{Denial, DenialKind, Grant, PublicDenial, RequestContext, decide};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{AllowAllUsers, StaticDirectory, UserDirectory, UserState};

@@ -252,6 +252,29 @@ fn every_error_has_its_code_status_and_plain_message() {
             503,
             "the token store failed",
         ),
+        (
+            Error::Store(StoreError::SchemaTooNew {
+                found: 9,
+                supported: 2,
+            }),
+            "schema_too_new",
+            500,
+            "database schema version 9 is newer than this crate supports (2)",
+        ),
+        (
+            Error::Store(StoreError::Stale {
+                unconfirmed_for: std::time::Duration::from_secs(7),
+            }),
+            "replica_stale",
+            503,
+            "replica not confirmed current for 7s (bound exceeded)",
+        ),
+        (
+            Error::Store(StoreError::Config("a zero timeout".into())),
+            "store_misconfigured",
+            500,
+            "invalid store configuration: a zero timeout",
+        ),
     ];
     for (err, code, status, message) in &rows {
         assert_eq!(err.code(), *code, "{err:?}");
@@ -350,6 +373,14 @@ fn every_denial_has_its_code_and_the_status_of_what_the_client_is_told() {
         (
             Denial::Store(store),
             "store_unavailable",
+            PublicDenial::Unavailable,
+            503,
+        ),
+        (
+            Denial::Stale {
+                unconfirmed_for: std::time::Duration::from_secs(7),
+            },
+            "replica_stale",
             PublicDenial::Unavailable,
             503,
         ),

@@ -27,7 +27,9 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params, params_from_iter};
 use time::{Duration, OffsetDateTime};
 
-use super::{Candidate, Change, Matched, Query, SortField, SortOrder, TimeRange, TokenStore};
+use super::{
+    Candidate, Change, Matched, Query, SortField, SortOrder, TextSearch, TimeRange, TokenStore,
+};
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
 use crate::permission::PermissionSet;
@@ -155,6 +157,21 @@ impl SqliteStore {
                 let hay: String = ctx.get(0)?;
                 let needle: String = ctx.get(1)?;
                 Ok(hay.to_lowercase().contains(&needle.to_lowercase()))
+            },
+        )
+        .map_err(backend)?;
+        conn.create_scalar_function(
+            "api_tokens_search",
+            4,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            |ctx| {
+                let hay: String = ctx.get(0)?;
+                let pattern: String = ctx.get(1)?;
+                let search = TextSearch::new()
+                    .prefix(ctx.get::<bool>(2)?)
+                    .wildcards(ctx.get::<bool>(3)?);
+                // The pattern comes from `TextSearch::conditions`, lower-cased already.
+                Ok(search.pattern_matches(&hay.to_lowercase(), &pattern))
             },
         )
         .map_err(backend)?;
@@ -439,16 +456,101 @@ fn where_clause(q: &Query, now: OffsetDateTime) -> Where {
         w.push("last_used_at IS NOT NULL", []);
         w.range("last_used_at", r);
     }
+    exact_filters(q, &mut w);
     w
 }
 
+/// An instant as the whole seconds a column holds; `None` for an instant with a fraction of a
+/// second, which no stored value equals.
+fn exact_secs(t: OffsetDateTime) -> Option<i64> {
+    (t.nanosecond() == 0).then(|| t.unix_timestamp())
+}
+
+/// The exact-match filters and the search of `q`.
+fn exact_filters(q: &Query, w: &mut Where) {
+    if let Some(names) = &q.names {
+        w.one_of("name", names.iter().map(|n| arg(n.to_string())).collect());
+    }
+    if let Some(expiries) = &q.expires_at {
+        let never = expiries.iter().any(|e| e.is_never());
+        let at: Vec<Arg> = expiries.iter().filter_map(|e| e.unix()).map(arg).collect();
+        or_null(w, "expires_at", never, at);
+    }
+    if let Some(instants) = &q.created_at {
+        w.one_of(
+            "created_at",
+            instants
+                .iter()
+                .filter_map(|t| exact_secs(*t))
+                .map(arg)
+                .collect(),
+        );
+    }
+    if let Some(instants) = &q.last_used_at {
+        let never = instants.iter().any(Option::is_none);
+        let at: Vec<Arg> = instants
+            .iter()
+            .flatten()
+            .filter_map(|t| exact_secs(*t))
+            .map(arg)
+            .collect();
+        or_null(w, "last_used_at", never, at);
+    }
+    if let Some(s) = &q.search
+        && !s.is_empty()
+    {
+        let not = if s.is_exclude() { "NOT " } else { "" };
+        let glue = if s.is_any() { " OR " } else { " AND " };
+        let mut parts = Vec::new();
+        let mut args = Vec::new();
+        for (on_description, pattern) in s.conditions() {
+            let column = if on_description {
+                "description"
+            } else {
+                "name"
+            };
+            parts.push(format!("{not}api_tokens_search({column}, ?, ?, ?)"));
+            args.extend([
+                arg(pattern.to_owned()),
+                arg(s.is_prefix()),
+                arg(s.has_wildcards()),
+            ]);
+        }
+        w.push(format!("({})", parts.join(glue)), args);
+    }
+}
+
+/// `column IN (…) OR column IS NULL` (the `NULL` arm when `null` is set); nothing matches when
+/// both are empty.
+fn or_null(w: &mut Where, column: &str, null: bool, values: Vec<Arg>) {
+    match (null, values.is_empty()) {
+        (false, _) => w.one_of(column, values),
+        (true, true) => w.push(format!("{column} IS NULL"), []),
+        (true, false) => {
+            let marks = vec!["?"; values.len()].join(", ");
+            w.push(
+                format!("({column} IS NULL OR {column} IN ({marks}))"),
+                values,
+            );
+        }
+    }
+}
+
 fn order_clause(q: &Query) -> String {
-    let (field, order) = q.sort.unwrap_or((SortField::Id, SortOrder::Ascending));
+    let first = q.sort.unwrap_or((SortField::Id, SortOrder::Ascending));
+    let keys: Vec<String> = std::iter::once(first)
+        .chain(q.then_sort.iter().copied())
+        .map(|(field, order)| sort_key(field, order))
+        .collect();
+    format!(" ORDER BY {}, id ASC", keys.join(", "))
+}
+
+fn sort_key(field: SortField, order: SortOrder) -> String {
     let dir = match order {
         SortOrder::Ascending => "ASC",
         SortOrder::Descending => "DESC",
     };
-    let key = match field {
+    match field {
         SortField::Id => format!("id {dir}"),
         SortField::Name => format!("name {dir}"),
         SortField::Created => format!("created_at {dir}"),
@@ -457,8 +559,9 @@ fn order_clause(q: &Query) -> String {
         // Never-used tokens sort before all others (ascending): NULLs first, as SQLite does.
         SortField::LastUsed => format!("last_used_at {dir}"),
         SortField::Status => format!("status {dir}"),
-    };
-    format!(" ORDER BY {key}, id ASC")
+        // Never-expiring tokens (NULL) sort before all others (ascending), as SQLite does.
+        SortField::ExpiryNeverFirst => format!("expires_at {dir}"),
+    }
 }
 
 fn is_unique_violation(e: &rusqlite::Error, columns: &str) -> bool {
