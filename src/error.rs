@@ -32,6 +32,8 @@ pub enum Field {
     SecretPrefix,
     /// A query parameter.
     Query,
+    /// The grace period of a regenerated secret.
+    Grace,
 }
 
 impl fmt::Display for Field {
@@ -47,6 +49,7 @@ impl fmt::Display for Field {
             Self::TokenId => "token id",
             Self::SecretPrefix => "secret prefix",
             Self::Query => "query",
+            Self::Grace => "grace period",
         })
     }
 }
@@ -99,6 +102,26 @@ pub enum Problem {
     UnknownUser,
     /// The user exists but is not active.
     InactiveUser,
+    /// A CIDR range with bits set past its prefix (`10.0.0.1/8`): refused rather than silently
+    /// widened, naming the network the entry probably meant (as PostgreSQL's `cidr` does).
+    HostBitsSet {
+        /// The network form of the entry (`10.0.0.0/8`).
+        network: ipnet::IpNet,
+    },
+    /// A list with an empty item between separators (`" , "`, `"a,,b"`, `"a,"`).
+    EmptyItem,
+    /// A list (a query filter) carries more values than allowed.
+    TooManyValues {
+        /// How many it carries.
+        found: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A grace period longer than the policy's maximum.
+    GraceTooLong {
+        /// The maximum grace period in seconds.
+        max_seconds: i64,
+    },
 }
 
 /// A value was refused: which field, the offending value (never a secret), and why.
@@ -153,6 +176,16 @@ impl fmt::Display for Problem {
             Self::Duplicate => f.write_str("appears more than once in the batch"),
             Self::UnknownUser => f.write_str("is not a known user"),
             Self::InactiveUser => f.write_str("is not an active user"),
+            Self::HostBitsSet { network } => {
+                write!(f, "has host bits set (the network is {network})")
+            }
+            Self::EmptyItem => f.write_str("has an empty item between separators"),
+            Self::TooManyValues { found, max } => {
+                write!(f, "has {found} values (at most {max} are allowed)")
+            }
+            Self::GraceTooLong { max_seconds } => {
+                write!(f, "is longer than the maximum of {max_seconds} seconds")
+            }
         }
     }
 }
@@ -228,6 +261,41 @@ pub enum StoreError {
     /// The backend failed (I/O, driver, poisoned lock).
     #[error("store backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A record is in a state no valid token can be in (a previous secret hash without an end
+    /// time, a revoked token that is enabled or still has a secret, …). Refused, never read as
+    /// something that works: the record was written by something other than the crate.
+    #[error("token {token} is stored in an inconsistent state: {problem}")]
+    Inconsistent {
+        /// The token.
+        token: TokenId,
+        /// The rule the record breaks.
+        problem: &'static str,
+    },
+    /// The database is locked by another connection that is writing, and stayed locked for as
+    /// long as the store waits (its busy timeout). Nothing was changed; try again later.
+    #[error(
+        "the database is locked by another connection that is writing; gave up after waiting {} ms",
+        .waited.as_millis()
+    )]
+    Busy {
+        /// How long the store waited for the lock.
+        waited: std::time::Duration,
+    },
+    /// A sealed snapshot was made under another hash key than the one it is opened with.
+    #[error(
+        "snapshot was sealed under hash key {snapshot}, not under this key ({expected}): open it with the key it was made with"
+    )]
+    SnapshotKeyMismatch {
+        /// The key id the snapshot carries.
+        snapshot: crate::secret::KeyId,
+        /// The id of the key it was opened with.
+        expected: crate::secret::KeyId,
+    },
+    /// A sealed snapshot's contents do not match its seal: it was changed after it was made.
+    #[error(
+        "snapshot seal does not match its contents: the snapshot was changed after it was made"
+    )]
+    SnapshotTampered,
 }
 
 impl StoreError {
@@ -295,6 +363,20 @@ pub enum Error {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The token was revoked by possession of its secret ([`Tokens::revoke_by_secret`]): that
+    /// is final. It cannot be enabled again or given a new secret; issue a new token instead.
+    ///
+    /// [`Tokens::revoke_by_secret`]: crate::Tokens::revoke_by_secret
+    #[error(
+        "{}token {token} was revoked because its secret was reported leaked: it cannot be enabled again or given a new secret",
+        item(.index)
+    )]
+    Revoked {
+        /// Position in the batch.
+        index: Option<usize>,
+        /// The token.
+        token: TokenId,
+    },
 }
 
 impl Error {
@@ -311,7 +393,8 @@ impl Error {
         match self {
             Self::Invalid { index, .. }
             | Self::Forbidden { index, .. }
-            | Self::NotFound { index } => *index,
+            | Self::NotFound { index }
+            | Self::Revoked { index, .. } => *index,
             Self::Store(_) => None,
         }
     }

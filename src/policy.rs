@@ -4,8 +4,20 @@ use time::{Duration, OffsetDateTime};
 
 use crate::allowlist::IpAllowlist;
 use crate::error::{Field, Problem, ValidationError};
+use crate::permission::PermissionSet;
 use crate::secret::SecretFormat;
+use crate::store::Query;
 use crate::token::{Expiry, TokenName};
+
+/// The default of [`Policy::max_permissions`]: ten times WHM's whole ACL catalogue (about a
+/// hundred privileges), so every preset's full list fits with room to spare.
+pub const DEFAULT_MAX_PERMISSIONS: usize = 1_024;
+
+/// The default of [`Policy::max_filter_values`].
+pub const DEFAULT_MAX_FILTER_VALUES: usize = 10_000;
+
+/// The default of [`Policy::max_grace`]: a week.
+pub const DEFAULT_MAX_GRACE: Duration = Duration::days(7);
 
 /// What characters a token name may hold (on top of [`TokenName`]'s own rules).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -41,6 +53,18 @@ pub struct Policy {
     pub max_lifetime: Option<Duration>,
     /// Most allowlist entries after normalisation (cPanel: 100).
     pub max_allowlist: usize,
+    /// Most permissions one token may hold, after normalisation (default
+    /// [`DEFAULT_MAX_PERMISSIONS`]). Every operation on permission sets costs O(n log n) or less,
+    /// so the cap bounds what one token can cost, not whether the crate copes.
+    pub max_permissions: usize,
+    /// Most values one list filter ([`Query::ids`], [`Query::owners`], [`Query::creators`]) may
+    /// carry in [`Tokens::list`](crate::Tokens::list) and [`Tokens::count`](crate::Tokens::count)
+    /// (default [`DEFAULT_MAX_FILTER_VALUES`]).
+    pub max_filter_values: usize,
+    /// The longest grace period [`Tokens::generate_with`](crate::Tokens::generate_with) accepts
+    /// for a replaced secret (default [`DEFAULT_MAX_GRACE`], a week). A grace period never
+    /// outlives the token's expiry, whatever its length.
+    pub max_grace: Duration,
     /// The shape of generated secrets, and the only shape accepted at authentication.
     pub secret_format: SecretFormat,
 }
@@ -56,6 +80,9 @@ impl Policy {
             accept_past_expiry: true,
             max_lifetime: None,
             max_allowlist: 100,
+            max_permissions: DEFAULT_MAX_PERMISSIONS,
+            max_filter_values: DEFAULT_MAX_FILTER_VALUES,
+            max_grace: DEFAULT_MAX_GRACE,
             secret_format: SecretFormat::Zabbix,
         }
     }
@@ -70,6 +97,9 @@ impl Policy {
             accept_past_expiry: false,
             max_lifetime: None,
             max_allowlist: 100,
+            max_permissions: DEFAULT_MAX_PERMISSIONS,
+            max_filter_values: DEFAULT_MAX_FILTER_VALUES,
+            max_grace: DEFAULT_MAX_GRACE,
             secret_format: SecretFormat::Cpanel,
         }
     }
@@ -173,12 +203,82 @@ impl Policy {
             None => Ok(()),
         }
     }
+
+    /// Checks how many permissions a token holds.
+    ///
+    /// # Errors
+    /// More than [`Policy::max_permissions`]; the error names the first member over the cap,
+    /// and the cap.
+    pub fn check_permissions(&self, set: &PermissionSet) -> Result<(), ValidationError> {
+        match set.iter().nth(self.max_permissions) {
+            Some(first_over) => Err(ValidationError::new(
+                Field::Permissions,
+                first_over,
+                Problem::TooMany {
+                    max: self.max_permissions,
+                },
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks how many values each list filter of a query carries.
+    ///
+    /// # Errors
+    /// A filter with more than [`Policy::max_filter_values`] values, naming the filter.
+    pub fn check_query(&self, query: &Query) -> Result<(), ValidationError> {
+        let sizes = [
+            ("ids", query.ids.as_ref().map(Vec::len)),
+            ("owners", query.owners.as_ref().map(Vec::len)),
+            ("creators", query.creators.as_ref().map(Vec::len)),
+        ];
+        for (filter, found) in sizes {
+            if let Some(found) = found.filter(|&n| n > self.max_filter_values) {
+                return Err(ValidationError::new(
+                    Field::Query,
+                    filter,
+                    Problem::TooManyValues {
+                        found,
+                        max: self.max_filter_values,
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the grace period of a regenerated secret.
+    ///
+    /// # Errors
+    /// Negative, or longer than [`Policy::max_grace`].
+    pub fn check_grace(&self, grace: Duration) -> Result<(), ValidationError> {
+        if grace.is_negative() {
+            return Err(ValidationError::new(
+                Field::Grace,
+                grace,
+                Problem::Syntax {
+                    expected: "a grace period of zero or more",
+                },
+            ));
+        }
+        if grace > self.max_grace {
+            return Err(ValidationError::new(
+                Field::Grace,
+                grace,
+                Problem::GraceTooLong {
+                    max_seconds: self.max_grace.whole_seconds(),
+                },
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Policy {
     /// Strict and sensible: names of 1–64 printable characters, descriptions up to 1,024
-    /// characters, expiry must be in the future, at most 100 allowlist entries, secrets in our
-    /// prefixed and checksummed format with prefix `tok`.
+    /// characters, expiry must be in the future, at most 100 allowlist entries, 1,024
+    /// permissions, 10,000 values per list filter and a week of grace, secrets in our prefixed
+    /// and checksummed format with prefix `tok`.
     fn default() -> Self {
         Self {
             max_name_chars: 64,
@@ -187,6 +287,9 @@ impl Default for Policy {
             accept_past_expiry: false,
             max_lifetime: None,
             max_allowlist: 100,
+            max_permissions: DEFAULT_MAX_PERMISSIONS,
+            max_filter_values: DEFAULT_MAX_FILTER_VALUES,
+            max_grace: DEFAULT_MAX_GRACE,
             secret_format: SecretFormat::default(),
         }
     }
@@ -251,6 +354,58 @@ mod tests {
                 .is_err()
         );
         assert!(p.check_expiry(&Expiry::NEVER, now).is_err());
+    }
+
+    #[test]
+    fn permission_cap_names_the_first_over_and_the_cap() {
+        let p = Policy {
+            max_permissions: 3,
+            ..Policy::default()
+        };
+        assert!(p.check_permissions(&"a, b, c".parse().unwrap()).is_ok());
+        let e = p
+            .check_permissions(&"a, b, c, d".parse().unwrap())
+            .unwrap_err();
+        assert_eq!(e.field, Field::Permissions);
+        assert_eq!(e.problem, Problem::TooMany { max: 3 });
+        assert_eq!(e.value, "d");
+        assert!(e.to_string().contains("at most 3"), "{e}");
+        assert_eq!(Policy::default().max_permissions, 1_024);
+        assert_eq!(Policy::cpanel().max_permissions, 1_024);
+    }
+
+    #[test]
+    fn filter_cap_names_the_filter() {
+        let p = Policy {
+            max_filter_values: 2,
+            ..Policy::default()
+        };
+        let q = Query::new().owners([1u64, 2].map(crate::UserId::from));
+        assert!(p.check_query(&q).is_ok());
+        let q = q.creators([1u64, 2, 3].map(crate::UserId::from));
+        let e = p.check_query(&q).unwrap_err();
+        assert_eq!(e.field, Field::Query);
+        assert_eq!(e.value, "creators");
+        assert_eq!(e.problem, Problem::TooManyValues { found: 3, max: 2 });
+    }
+
+    #[test]
+    fn grace_is_bounded() {
+        let p = Policy::default();
+        assert!(p.check_grace(Duration::ZERO).is_ok());
+        assert!(p.check_grace(Duration::days(7)).is_ok());
+        let e = p
+            .check_grace(Duration::days(7) + Duration::SECOND)
+            .unwrap_err();
+        assert_eq!(e.field, Field::Grace);
+        assert_eq!(
+            e.problem,
+            Problem::GraceTooLong {
+                max_seconds: 7 * 86_400
+            }
+        );
+        assert!(p.check_grace(Duration::days(365 * 100)).is_err());
+        assert!(p.check_grace(-Duration::SECOND).is_err());
     }
 
     #[test]

@@ -94,6 +94,7 @@ pub fn sample(store: &dyn TokenStore, owner: u64, name: &str) -> Token {
         last_use: None,
         secret: None,
         revision: 0,
+        revoked: None,
     }
 }
 

@@ -6,7 +6,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{Candidate, Change, Matched, Query, TokenStore};
@@ -15,19 +14,27 @@ use crate::error::StoreError;
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
 use crate::token::{
-    Expiry, LastUse, PreviousSecret, SecretState, Status, Token, TokenId, TokenName, UserId,
-    from_unix,
+    Expiry, LastUse, PreviousSecret, Revoked, SecretState, Status, Token, TokenId, TokenName,
+    UserId, from_unix,
 };
 use slot_index::SlotIndex;
 
+pub use seal::{Seal, SealedSnapshot};
+
+mod seal;
 mod slot_index;
 
 /// The snapshot format version written by [`MemoryStore::snapshot`].
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
-/// Everything a [`MemoryStore`] holds, for the host to persist (serde; JSON in the examples).
-/// It holds secret hashes, never secrets.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Everything a [`MemoryStore`] holds. It holds secret hashes, never secrets.
+///
+/// A `Snapshot` is the store's contents in memory, trusted as the host's own values. To persist
+/// one, [`seal`](Snapshot::seal) it under the hash key: a [`SealedSnapshot`] is what serde
+/// writes and reads, and [`SealedSnapshot::open`] refuses one that was edited or made under
+/// another key. (A `Snapshot` itself has no serde, so nothing read from disk reaches
+/// [`MemoryStore::restore`] unchecked.)
+#[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
     /// Format version; [`MemoryStore::restore`] refuses others.
     pub version: u32,
@@ -82,6 +89,8 @@ struct Entry {
     previous: Option<Box<PreviousSecret>>,
     last: LastUseCell,
     revision: u32,
+    /// Rare, so boxed: a pointer's worth per token.
+    revoked: Option<Box<Revoked>>,
 }
 
 /// A well-mixed 32-bit fragment of an id (ids are sequential).
@@ -121,6 +130,7 @@ impl Entry {
             previous: t.secret.and_then(|s| s.previous).map(Box::new),
             last,
             revision: t.revision,
+            revoked: t.revoked.map(Box::new),
         }
     }
 
@@ -143,6 +153,7 @@ impl Entry {
                 previous: self.previous.as_deref().copied(),
             }),
             revision: self.revision,
+            revoked: self.revoked.as_deref().copied(),
         }
     }
 
@@ -433,6 +444,7 @@ impl Inner {
                 Change::Insert(t) | Change::Replace(t) => t,
                 Change::Delete(_) => continue,
             };
+            t.check_consistent()?;
             let key = (&t.owner, &t.name);
             let taken_in_store =
                 self.find_name(&t.owner, &t.name).is_some() && !removed_names.contains(&key);
@@ -535,11 +547,12 @@ impl MemoryStore {
         }
     }
 
-    /// Replaces the store's contents with a snapshot's.
+    /// Replaces the store's contents with a snapshot's (to restore a persisted one, open its
+    /// [`SealedSnapshot`] first).
     ///
     /// # Errors
     /// [`StoreError::InvalidSnapshot`] for an unknown version, duplicate ids, names or hashes,
-    /// or a `next_id` not above every id; the store is left untouched.
+    /// an inconsistent record, or a `next_id` not above every id; the store is left untouched.
     pub fn restore(&self, snapshot: Snapshot) -> Result<(), StoreError> {
         let fresh = Self::from_snapshot(snapshot)?;
         let (inner, next) = (
@@ -631,11 +644,12 @@ impl TokenStore for MemoryStore {
     }
 
     fn query(&self, query: &Query, now: OffsetDateTime) -> Result<Vec<Token>, StoreError> {
+        let matcher = query.matcher(now);
         let inner = self.read();
         let mut out: Vec<Token> = inner
             .candidates(query)
             .map(Entry::to_token)
-            .filter(|t| query.matches(t, now))
+            .filter(|t| matcher.matches(t))
             .collect();
         drop(inner);
         query.sort_and_limit(&mut out);
@@ -643,10 +657,11 @@ impl TokenStore for MemoryStore {
     }
 
     fn count(&self, query: &Query, now: OffsetDateTime) -> Result<usize, StoreError> {
+        let matcher = query.matcher(now);
         let inner = self.read();
         Ok(inner
             .candidates(query)
-            .filter(|e| query.matches(&e.to_token(), now))
+            .filter(|e| matcher.matches(&e.to_token()))
             .count())
     }
 
@@ -659,11 +674,17 @@ impl TokenStore for MemoryStore {
         let Some(e) = inner.by_hash(hash) else {
             return Ok(false);
         };
-        let matched = match &e.previous {
-            Some(p) if e.hash.as_ref() != Some(hash) => Matched::Previous {
-                valid_until: p.valid_until,
-            },
-            _ => Matched::Current,
+        // Say which secret matched from the record itself; a record that matches neither is not
+        // used (fail closed).
+        let matched = if e.hash.as_ref() == Some(hash) {
+            Matched::Current
+        } else {
+            match &e.previous {
+                Some(p) if p.hash == *hash => Matched::Previous {
+                    valid_until: p.valid_until,
+                },
+                _ => return Ok(false),
+            }
         };
         let candidate = Candidate {
             id: e.id,
