@@ -72,7 +72,7 @@ struct Inner {
     perm_sets: HashSet<PermissionSet>,
 }
 
-/// A token as kept in memory: times as Unix seconds, the rarely used previous secret boxed.
+/// A token as kept in memory: times as Unix seconds, the rarely used parts boxed.
 struct Entry {
     id: TokenId,
     name: TokenName,
@@ -86,11 +86,16 @@ struct Entry {
     allowlist: IpAllowlist,
     hash: Option<SecretHash>,
     generated_at: i64,
-    previous: Option<Box<PreviousSecret>>,
+    rare: Option<Box<Rare>>,
     last: LastUseCell,
     revision: u32,
-    /// Rare, so boxed: a pointer's worth per token.
-    revoked: Option<Box<Revoked>>,
+}
+
+/// The parts of a token few tokens have, boxed so that they cost others one pointer. At most
+/// one applies: a revoked token has no secret, so no previous one either.
+enum Rare {
+    Previous(PreviousSecret),
+    Revoked(Revoked),
 }
 
 /// A well-mixed 32-bit fragment of an id (ids are sequential).
@@ -127,10 +132,13 @@ impl Entry {
             allowlist: t.allowlist,
             hash: t.secret.map(|s| s.hash),
             generated_at: t.secret.map_or(0, |s| s.generated_at.unix_timestamp()),
-            previous: t.secret.and_then(|s| s.previous).map(Box::new),
+            rare: match (t.secret.and_then(|s| s.previous), t.revoked) {
+                (Some(p), _) => Some(Box::new(Rare::Previous(p))),
+                (None, Some(r)) => Some(Box::new(Rare::Revoked(r))),
+                (None, None) => None,
+            },
             last,
             revision: t.revision,
-            revoked: t.revoked.map(Box::new),
         }
     }
 
@@ -150,17 +158,25 @@ impl Entry {
             secret: self.hash.map(|hash| SecretState {
                 hash,
                 generated_at: to_time(self.generated_at),
-                previous: self.previous.as_deref().copied(),
+                previous: self.previous().copied(),
             }),
             revision: self.revision,
-            revoked: self.revoked.as_deref().copied(),
+            revoked: match self.rare.as_deref() {
+                Some(Rare::Revoked(r)) => Some(*r),
+                _ => None,
+            },
+        }
+    }
+
+    fn previous(&self) -> Option<&PreviousSecret> {
+        match self.rare.as_deref() {
+            Some(Rare::Previous(p)) => Some(p),
+            _ => None,
         }
     }
 
     fn hashes(&self) -> impl Iterator<Item = SecretHash> + '_ {
-        self.hash
-            .into_iter()
-            .chain(self.previous.as_ref().map(|p| p.hash))
+        self.hash.into_iter().chain(self.previous().map(|p| p.hash))
     }
 }
 
@@ -679,7 +695,7 @@ impl TokenStore for MemoryStore {
         let matched = if e.hash.as_ref() == Some(hash) {
             Matched::Current
         } else {
-            match &e.previous {
+            match e.previous() {
                 Some(p) if p.hash == *hash => Matched::Previous {
                     valid_until: p.valid_until,
                 },
