@@ -1343,3 +1343,58 @@ impl TokenStore for SqliteStore {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::permission::tests::counting;
+    use crate::{Actor, NewToken, Policy, RequestContext, TokenUpdate, Tokens};
+
+    /// Issue 17: authenticating a token of 10,000 permissions parsed and normalised them from
+    /// the row every time (265 ms each, holding the only connection). Now they are parsed once
+    /// per revision; the count of `covers` tests (normalising's unit of work) proves it.
+    #[test]
+    fn a_token_of_many_permissions_is_parsed_once_per_revision() {
+        let n = 10_000;
+        let names: Vec<String> = (0..n).map(|i| format!("g{i}.*")).collect();
+        let tokens = Tokens::new(SqliteStore::open_in_memory().unwrap()).with_policy(Policy {
+            max_permissions: n,
+            ..Policy::default()
+        });
+        let admin = Actor::admin(UserId::from(1));
+        let issued = tokens
+            .issue(
+                &admin,
+                NewToken::new("big".parse().unwrap())
+                    .permissions(PermissionSet::parse(&names).unwrap()),
+            )
+            .unwrap();
+        let ctx = RequestContext::unknown_address();
+        let ((), work) = counting(|| {
+            for _ in 0..100 {
+                let grant = tokens.authenticate(issued.secret.expose(), &ctx).unwrap();
+                assert_eq!(grant.permissions.len(), n);
+            }
+        });
+        assert!(work <= 2 * n as u64, "{work} covers tests for 100 requests");
+        // A change moves the revision: the next read parses the new list.
+        tokens
+            .update(
+                &admin,
+                [TokenUpdate::new(issued.token.id).permissions("only.this".parse().unwrap())],
+            )
+            .unwrap();
+        let grant = tokens.authenticate(issued.secret.expose(), &ctx).unwrap();
+        assert_eq!(grant.permissions.to_string(), "only.this");
+    }
+
+    #[test]
+    fn the_rules_name_every_check_and_the_schema_carries_them() {
+        let sql = table_sql();
+        for (name, cond, problem) in RULES {
+            assert!(sql.contains(&format!("CONSTRAINT {name} CHECK ({cond})")));
+            assert_eq!(rule_problem(name), *problem);
+        }
+        assert_eq!(json_string("a\"b\\c\u{1}"), "\"a\\\"b\\\\c\\u0001\"");
+    }
+}
