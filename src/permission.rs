@@ -282,47 +282,50 @@ impl PermissionSet {
     }
 
     /// What both sets allow. O(n + m); when one set is within the other, the result shares
-    /// its storage.
+    /// its storage (and nothing is allocated).
     pub fn intersection(&self, other: &PermissionSet) -> PermissionSet {
-        if self.ptr_eq(other) || other.is_all() {
+        if self.is_subset(other) {
             return self.clone();
         }
-        if self.is_all() {
+        if other.is_subset(self) {
             return other.clone();
         }
-        let mut in_other = Cursor::new(&other.0);
-        let from_self: Vec<&Permission> = self.0.iter().filter(|p| in_other.covers(p)).collect();
-        if from_self.len() == self.len() {
-            return self.clone();
-        }
-        let mut in_self = Cursor::new(&self.0);
-        let from_other: Vec<&Permission> = other.0.iter().filter(|p| in_self.covers(p)).collect();
-        if from_other.len() == other.len() {
-            return other.clone();
-        }
-        // Both parts are sorted; no member of one strictly covers a member of the other (that
-        // would make one of the inputs not normalised), so merging them is the whole work.
-        let mut out = Vec::with_capacity(from_self.len() + from_other.len());
-        let (mut a, mut b) = (
-            from_self.into_iter().peekable(),
-            from_other.into_iter().peekable(),
-        );
+        // The members of each that the other covers, merged in order. No member of one part
+        // strictly covers a member of the other (one of the inputs would not be normalised),
+        // so the merge is the normalised result.
+        let (a, b): (&[Permission], &[Permission]) = (&self.0, &other.0);
+        let (mut in_a, mut in_b) = (Cursor::new(a), Cursor::new(b));
+        let (mut i, mut j) = (0, 0);
+        let mut out = Vec::new();
         loop {
-            let next = match (a.peek(), b.peek()) {
+            let next = match (a.get(i), b.get(j)) {
+                (None, None) => break,
+                (Some(x), None) => {
+                    i += 1;
+                    in_b.covers(x).then_some(x)
+                }
+                (None, Some(y)) => {
+                    j += 1;
+                    in_a.covers(y).then_some(y)
+                }
                 (Some(x), Some(y)) => match x.cmp(y) {
-                    Ordering::Less => a.next(),
-                    Ordering::Greater => b.next(),
                     Ordering::Equal => {
-                        b.next();
-                        a.next()
+                        i += 1;
+                        j += 1;
+                        Some(x)
+                    }
+                    Ordering::Less => {
+                        i += 1;
+                        in_b.covers(x).then_some(x)
+                    }
+                    Ordering::Greater => {
+                        j += 1;
+                        in_a.covers(y).then_some(y)
                     }
                 },
-                (Some(_), None) => a.next(),
-                (None, _) => b.next(),
             };
-            match next {
-                Some(p) => out.push(p.clone()),
-                None => break,
+            if let Some(p) = next {
+                out.push(p.clone());
             }
         }
         Self(out.into())
