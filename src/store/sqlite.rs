@@ -8,8 +8,9 @@
 //!   schema version ([`SCHEMA_VERSION`]); a version-1 database (before the constraints and the
 //!   revocation columns) is migrated when opened, and refused at open, naming the row and the
 //!   rule, when a row breaks a rule.
-//! * Reads fail closed too: a row that breaks a rule (written with the constraints switched
-//!   off) is refused with [`StoreError::Inconsistent`], so its secret is denied.
+//! * Reads fail closed too: every row read is checked against the same rules in Rust, so a row
+//!   that breaks one (written with the constraints switched off) is refused with
+//!   [`StoreError::Inconsistent`] and its secret denied.
 //! * Every batch is one transaction that takes the write lock up front (`BEGIN IMMEDIATE`).
 //!   SQLite checks `UNIQUE` per statement, so a batch first deletes the rows it replaces or
 //!   removes and then inserts the new versions: renames that swap two names in one batch work,
@@ -69,8 +70,8 @@ pub const DEFAULT_BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(5);
 const RULE_CACHE: usize = 4_096;
 
 /// The rules every row keeps: the name of its `CHECK` constraint, the condition, and what a row
-/// that breaks it looks like. The table's constraints, the migration's scan and every read use
-/// this one list.
+/// that breaks it looks like. The table's constraints and the migration's scan use this list;
+/// reads check the same rules in Rust ([`token_of`]), naming them from it.
 const RULES: &[(&str, &str, &str)] = &[
     (
         "status_is_0_or_1",
@@ -150,7 +151,7 @@ const COLUMNS: &str = "id, owner, name, description, creator, status, created_at
     last_used_at, last_used_ip, secret_hash, generated_at, previous_hash, previous_valid_until, \
     revoked_at, revoked_by, revision, allowlist, permissions";
 
-/// Column positions in [`COLUMNS`]; a read selects [`COLUMNS`] and then the broken rule.
+/// Column positions in [`COLUMNS`].
 mod col {
     pub const ID: usize = 0;
     pub const OWNER: usize = 1;
@@ -171,7 +172,6 @@ mod col {
     pub const REVISION: usize = 16;
     pub const ALLOWLIST: usize = 17;
     pub const PERMISSIONS: usize = 18;
-    pub const BROKEN_RULE: usize = 19;
 }
 
 /// The table of version 2.
@@ -215,7 +215,7 @@ PRAGMA user_version = {SCHEMA_VERSION};
     )
 }
 
-/// The name of the first rule a row breaks, or NULL: selected with every row.
+/// The name of the first rule a row breaks, or NULL.
 fn broken_rule_sql() -> String {
     let cases: String = RULES
         .iter()
@@ -232,9 +232,9 @@ fn rule_problem(name: &str) -> &'static str {
         .map_or("a rule of the schema is broken", |(.., problem)| problem)
 }
 
-/// `SELECT` of every column and the broken rule, `FROM api_tokens`.
+/// `SELECT` of every column `FROM api_tokens`.
 fn select_sql() -> String {
-    format!("SELECT {COLUMNS}, {} FROM api_tokens", broken_rule_sql())
+    format!("SELECT {COLUMNS} FROM api_tokens")
 }
 
 fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -623,18 +623,11 @@ impl SqliteStore {
         let get_err = |e: rusqlite::Error| backend(e);
         let id: i64 = row.get(col::ID).map_err(get_err)?;
         let id = TokenId::new(u64::try_from(id).map_err(|_| corrupt(format!("id {id}")))?);
-        if let Some(rule) = row
-            .get::<_, Option<String>>(col::BROKEN_RULE)
-            .map_err(get_err)?
-        {
-            return Err(StoreError::Inconsistent {
-                token: id,
-                problem: rule_problem(&rule),
-            });
-        }
         let revision: i64 = row.get(col::REVISION).map_err(get_err)?;
-        let revision =
-            u32::try_from(revision).map_err(|_| corrupt(format!("revision {revision}")))?;
+        let revision = u32::try_from(revision).map_err(|_| StoreError::Inconsistent {
+            token: id,
+            problem: rule_problem("revision_in_range"),
+        })?;
         let cached = self
             .rules()
             .get(&id)
@@ -732,9 +725,9 @@ fn allowlist_text(list: &IpAllowlist) -> String {
     list.entry_strings().collect::<Vec<_>>().join(" ")
 }
 
-/// The token in a row of [`select_sql`] whose rules were checked, with its parsed permissions
-/// and allowlist. The schema's rules hold (the row's broken rule was NULL), so the optional
-/// columns come in the pairs they declare; each is still read defensively.
+/// The token in a row of [`select_sql`], with its parsed permissions and allowlist, checked
+/// against every rule of [`RULES`] (the schema's constraints may have been switched off when
+/// the row was written): a row that breaks one is refused, never read as something that works.
 fn token_of(
     row: &Row<'_>,
     id: TokenId,
@@ -749,45 +742,47 @@ fn token_of(
     let expires_at: Option<i64> = row.get(col::EXPIRES_AT).map_err(get_err)?;
     let last_used_at: Option<i64> = row.get(col::LAST_USED_AT).map_err(get_err)?;
     let last_used_ip: Option<String> = row.get(col::LAST_USED_IP).map_err(get_err)?;
-    let hash = hash_of(row.get(col::SECRET_HASH).map_err(get_err)?)?;
+    let inconsistent = |rule| StoreError::Inconsistent {
+        token: id,
+        problem: rule_problem(rule),
+    };
+    let hash = hash_of(row.get(col::SECRET_HASH).map_err(get_err)?)
+        .map_err(|_| inconsistent("secret_hash_is_32_bytes"))?;
     let generated_at: Option<i64> = row.get(col::GENERATED_AT).map_err(get_err)?;
-    let previous = hash_of(row.get(col::PREVIOUS_HASH).map_err(get_err)?)?;
+    let previous = hash_of(row.get(col::PREVIOUS_HASH).map_err(get_err)?)
+        .map_err(|_| inconsistent("previous_hash_is_32_bytes"))?;
     let previous_until: Option<i64> = row.get(col::PREVIOUS_VALID_UNTIL).map_err(get_err)?;
     let revoked_at: Option<i64> = row.get(col::REVOKED_AT).map_err(get_err)?;
     let revoked_by: Option<String> = row.get(col::REVOKED_BY).map_err(get_err)?;
-    let inconsistent = |problem| StoreError::Inconsistent { token: id, problem };
-    let secret = match (hash, generated_at, previous, previous_until) {
-        (None, None, None, None) => None,
-        (Some(hash), Some(generated_at), previous, until) => Some(SecretState {
+    if previous.is_some() != previous_until.is_some() {
+        return Err(inconsistent("previous_hash_has_end"));
+    }
+    if hash.is_some() != generated_at.is_some() {
+        return Err(inconsistent("secret_hash_has_generated_at"));
+    }
+    let previous = match (previous, previous_until) {
+        (Some(hash), Some(until)) => Some(PreviousSecret {
+            hash,
+            valid_until: time_of(until)?,
+        }),
+        _ => None,
+    };
+    let secret = match (hash, generated_at) {
+        (Some(hash), Some(generated_at)) => Some(SecretState {
             hash,
             generated_at: time_of(generated_at)?,
-            previous: match (previous, until) {
-                (Some(hash), Some(until)) => Some(PreviousSecret {
-                    hash,
-                    valid_until: time_of(until)?,
-                }),
-                (None, None) => None,
-                _ => {
-                    return Err(inconsistent(
-                        "a previous secret hash without an end time, or an end time without a hash",
-                    ));
-                }
-            },
+            previous,
         }),
-        _ => return Err(inconsistent("secret columns that do not belong together")),
+        _ if previous.is_some() => return Err(inconsistent("previous_hash_needs_current")),
+        _ => None,
     };
     let revoked = match (revoked_at, revoked_by) {
         (None, None) => None,
         (Some(at), Some(by)) => Some(Revoked {
             at: time_of(at)?,
-            by: RevokedBy::from_name(&by)
-                .ok_or_else(|| inconsistent("an unknown revocation cause"))?,
+            by: RevokedBy::from_name(&by).ok_or_else(|| inconsistent("revoked_by_is_known"))?,
         }),
-        _ => {
-            return Err(inconsistent(
-                "a revocation time without a cause, or a cause without a time",
-            ));
-        }
+        _ => return Err(inconsistent("revoked_has_time_and_cause")),
     };
     Ok(Token {
         id,
@@ -799,7 +794,7 @@ fn token_of(
         status: match status {
             0 => Status::Enabled,
             1 => Status::Disabled,
-            _ => return Err(inconsistent("the status is neither 0 nor 1")),
+            _ => return Err(inconsistent("status_is_0_or_1")),
         },
         created_at: time_of(row.get(col::CREATED_AT).map_err(get_err)?)?,
         expiry: match expires_at {
@@ -810,7 +805,7 @@ fn token_of(
         allowlist,
         last_use: match (last_used_at, last_used_ip) {
             (None, None) => None,
-            (None, Some(_)) => return Err(inconsistent("a last-use address without a time")),
+            (None, Some(_)) => return Err(inconsistent("last_used_ip_has_time")),
             (Some(at), ip) => Some(LastUse {
                 at: time_of(at)?,
                 ip: ip.and_then(|ip| ip.parse().ok()),
