@@ -70,6 +70,8 @@ struct Inner {
     by_hash: SlotIndex,
     by_owner: HashMap<UserId, OwnerIndex>,
     perm_sets: HashSet<PermissionSet>,
+    /// When `perm_sets` reaches this size, sets no entry uses any more are dropped.
+    perm_sweep_at: usize,
 }
 
 /// A token as kept in memory: times as Unix seconds, the rarely used parts boxed.
@@ -377,6 +379,13 @@ impl Inner {
     fn intern(&mut self, p: PermissionSet) -> PermissionSet {
         if let Some(existing) = self.perm_sets.get(&p) {
             return existing.clone();
+        }
+        // A set whose last entry went while someone else held a clone (a grant, a listing, the
+        // facade's intersection memo) outlives it here; sweeping when the table has doubled
+        // keeps such sets to at most as many as are in use, at O(1) amortised per insert.
+        if self.perm_sets.len() >= self.perm_sweep_at {
+            self.perm_sets.retain(|s| s.ref_count() > 1);
+            self.perm_sweep_at = (self.perm_sets.len() * 2).max(64);
         }
         self.perm_sets.insert(p.clone());
         p
@@ -716,5 +725,64 @@ impl TokenStore for MemoryStore {
             e.last.record(used);
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(id: TokenId, permissions: &str) -> Token {
+        Token {
+            id,
+            name: TokenName::new(&format!("t{id}")).unwrap(),
+            description: String::new(),
+            owner: UserId::from(2),
+            creator: UserId::from(2),
+            status: Status::Enabled,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            expiry: Expiry::NEVER,
+            permissions: permissions.parse().unwrap(),
+            allowlist: IpAllowlist::any(),
+            last_use: None,
+            secret: None,
+            revision: 0,
+            revoked: None,
+        }
+    }
+
+    /// A set still held elsewhere when its last token goes (the facade's intersection memo
+    /// keeps up to 32) stays interned; a sweep keeps such sets from piling up.
+    #[test]
+    fn interned_sets_held_elsewhere_do_not_pile_up() {
+        let store = MemoryStore::new();
+        let mut held = std::collections::VecDeque::new();
+        for i in 0..1_000 {
+            let id = store.reserve_ids(1).unwrap()[0];
+            store
+                .apply(vec![Change::Insert(token(id, &format!("p{i}.*")))])
+                .unwrap();
+            held.push_back(store.get(id).unwrap().unwrap().permissions);
+            if held.len() > 32 {
+                held.pop_front();
+            }
+            store.apply(vec![Change::Delete(id)]).unwrap();
+        }
+        let interned = store.read().perm_sets.len();
+        assert!(interned <= 128, "{interned} sets interned for 32 in use");
+        // Sets in use are never swept.
+        let id = store.reserve_ids(1).unwrap()[0];
+        store
+            .apply(vec![Change::Insert(token(id, "kept.*"))])
+            .unwrap();
+        for i in 0..1_000 {
+            let other = store.reserve_ids(1).unwrap()[0];
+            store
+                .apply(vec![Change::Insert(token(other, &format!("q{i}")))])
+                .unwrap();
+            store.apply(vec![Change::Delete(other)]).unwrap();
+        }
+        let kept = store.get(id).unwrap().unwrap().permissions;
+        assert!(store.read().perm_sets.get(&kept).unwrap().ptr_eq(&kept));
     }
 }
