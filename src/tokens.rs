@@ -939,6 +939,16 @@ impl<S: TokenStore> Tokens<S> {
         let Some(mut t) = self.store.get(id)? else {
             return Ok(Revocation::Unknown);
         };
+        // The token may have changed since the lookup: revoke it only if the presented secret
+        // still works for it (the store refuses the write if it changes after this read).
+        let still_live = t.secret.is_some_and(|s| {
+            s.hash == hash
+                || s.previous
+                    .is_some_and(|p| p.hash == hash && now < p.valid_until)
+        });
+        if !still_live {
+            return Ok(Revocation::NoLongerValid(id));
+        }
         let was = t.status;
         t.status = Status::Disabled;
         t.secret = None;

@@ -297,6 +297,83 @@ fn a_leaked_secret_in_its_grace_period_revokes_the_token() {
     );
 }
 
+/// A store that regenerates the token it finds, once, right after the lookup: the race between
+/// `revoke_by_secret`'s lookup and its write.
+struct RegeneratesAfterLookup {
+    inner: MemoryStore,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl TokenStore for RegeneratesAfterLookup {
+    fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, api_tokens::StoreError> {
+        self.inner.reserve_ids(n)
+    }
+    fn apply(&self, changes: Vec<api_tokens::store::Change>) -> Result<(), api_tokens::StoreError> {
+        self.inner.apply(changes)
+    }
+    fn get(&self, id: TokenId) -> Result<Option<Token>, api_tokens::StoreError> {
+        self.inner.get(id)
+    }
+    fn find_name(
+        &self,
+        owner: &UserId,
+        name: &TokenName,
+    ) -> Result<Option<TokenId>, api_tokens::StoreError> {
+        self.inner.find_name(owner, name)
+    }
+    fn query(&self, q: &Query, now: OffsetDateTime) -> Result<Vec<Token>, api_tokens::StoreError> {
+        self.inner.query(q, now)
+    }
+    fn count(&self, q: &Query, now: OffsetDateTime) -> Result<usize, api_tokens::StoreError> {
+        self.inner.count(q, now)
+    }
+    fn authenticate(
+        &self,
+        hash: &api_tokens::SecretHash,
+        check: &mut dyn FnMut(api_tokens::store::Candidate<'_>) -> Option<api_tokens::LastUse>,
+    ) -> Result<bool, api_tokens::StoreError> {
+        let mut found = None;
+        let r = self.inner.authenticate(hash, &mut |c| {
+            found = Some(c.id);
+            check(c)
+        });
+        if let Some(id) = found
+            && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            let mut t = self.inner.get(id)?.unwrap();
+            t.secret = Some(api_tokens::SecretState {
+                hash: api_tokens::SecretHash::from_bytes([9; 32]),
+                generated_at: NOW,
+                previous: None,
+            });
+            self.inner
+                .apply(vec![api_tokens::store::Change::Replace(t)])?;
+        }
+        r
+    }
+}
+
+#[test]
+fn a_secret_replaced_during_revocation_does_not_revoke_the_new_one() {
+    let store = RegeneratesAfterLookup {
+        inner: MemoryStore::new(),
+        armed: std::sync::atomic::AtomicBool::new(false),
+    };
+    let (tokens, _, _) = env(store);
+    let owner = Actor::user(UserId::from(2));
+    let issued = tokens.issue(&owner, NewToken::new(name("t"))).unwrap();
+    tokens
+        .store()
+        .armed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        tokens.revoke_by_secret(issued.secret.expose()).unwrap(),
+        Revocation::NoLongerValid(issued.token.id)
+    );
+    let t = tokens.get(&owner, issued.token.id).unwrap();
+    assert_eq!((t.status, t.revoked), (Status::Enabled, None));
+}
+
 // Row: `generate_with` a grace of 100 years: the previous secret still worked 400 days later.
 #[test]
 fn a_grace_period_is_bounded_and_never_outlives_the_token() {
