@@ -581,7 +581,8 @@ impl SqliteStore {
         ok
     }
 
-    /// Writes what is pending, without waiting; stops at the first write that cannot go through.
+    /// Writes what is pending in one transaction, if the write lock is free right now; else
+    /// leaves it pending.
     fn flush_if_free(&self, conn: &Connection) {
         let pending: Vec<(TokenId, LastUse)> = self
             .touches()
@@ -589,11 +590,21 @@ impl SqliteStore {
             .iter()
             .map(|(k, v)| (*k, *v))
             .collect();
-        for (id, used) in pending {
-            if !self.try_write(conn, id, used) {
-                return;
+        if pending.is_empty() || conn.busy_timeout(StdDuration::ZERO).is_err() {
+            return;
+        }
+        let written = conn.unchecked_transaction().and_then(|tx| {
+            for (id, used) in &pending {
+                write_last_use(&tx, *id, *used)?;
             }
-            self.touches().written(id, used);
+            tx.commit()
+        });
+        let _ = conn.busy_timeout(self.busy_timeout);
+        if written.is_ok() {
+            let mut t = self.touches();
+            for (id, used) in pending {
+                t.written(id, used);
+            }
         }
     }
 
