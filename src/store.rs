@@ -472,6 +472,16 @@ impl<'a> QueryMatcher<'a> {
         }
     }
 
+    /// The ids filter as a set, if the query has one.
+    pub(crate) fn id_set(&self) -> Option<&HashSet<TokenId>> {
+        self.ids.as_ref()
+    }
+
+    /// The owners filter as a set, if the query has one.
+    pub(crate) fn owner_set(&self) -> Option<&HashSet<&'a UserId>> {
+        self.owners.as_ref()
+    }
+
     /// Whether `token` passes every filter.
     pub fn matches(&self, token: &Token) -> bool {
         let contains = |needle: &Option<String>, hay: &str| {

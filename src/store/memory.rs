@@ -8,7 +8,7 @@ use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use time::OffsetDateTime;
 
-use super::{Candidate, Change, Matched, Query, TokenStore};
+use super::{Candidate, Change, Matched, Query, QueryMatcher, TokenStore};
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
 use crate::permission::PermissionSet;
@@ -511,19 +511,19 @@ impl Inner {
         }
     }
 
-    /// The slots a query has to look at: by id or owner when it names them, else all.
-    fn candidates<'a>(&'a self, q: &'a Query) -> Box<dyn Iterator<Item = &'a Entry> + 'a> {
-        if let Some(ids) = &q.ids {
-            let mut ids = ids.clone();
-            ids.sort_unstable();
-            ids.dedup();
-            Box::new(ids.into_iter().filter_map(|id| self.by_id(id)))
-        } else if let Some(owners) = &q.owners {
-            let owners: HashSet<&UserId> = owners.iter().collect();
+    /// The slots a query has to look at: by id or owner when it names them, else all. The
+    /// lists come from the matcher's hash sets (each value once, no second set built).
+    fn candidates<'a>(
+        &'a self,
+        m: &'a QueryMatcher<'a>,
+    ) -> Box<dyn Iterator<Item = &'a Entry> + 'a> {
+        if let Some(ids) = m.id_set() {
+            Box::new(ids.iter().filter_map(|&id| self.by_id(id)))
+        } else if let Some(owners) = m.owner_set() {
             Box::new(
                 owners
-                    .into_iter()
-                    .filter_map(|o| self.by_owner.get(o))
+                    .iter()
+                    .filter_map(|o| self.by_owner.get(*o))
                     .flat_map(OwnerIndex::slots)
                     .filter_map(|s| self.entry(s)),
             )
@@ -672,7 +672,7 @@ impl TokenStore for MemoryStore {
         let matcher = query.matcher(now);
         let inner = self.read();
         let mut out: Vec<Token> = inner
-            .candidates(query)
+            .candidates(&matcher)
             .map(Entry::to_token)
             .filter(|t| matcher.matches(t))
             .collect();
@@ -685,7 +685,7 @@ impl TokenStore for MemoryStore {
         let matcher = query.matcher(now);
         let inner = self.read();
         Ok(inner
-            .candidates(query)
+            .candidates(&matcher)
             .filter(|e| matcher.matches(&e.to_token()))
             .count())
     }
