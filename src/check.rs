@@ -131,6 +131,14 @@ pub enum Denial {
     /// The store failed; nothing was granted.
     #[error("token store failed")]
     Store(#[source] Arc<StoreError>),
+    /// A replica could not confirm it is current within its staleness bound, so it refuses
+    /// every token until it has caught up (fails closed). Not the token's fault: the client may
+    /// retry, on this replica later or on another.
+    #[error("replica not confirmed current for {unconfirmed_for:?}; refusing until caught up")]
+    Stale {
+        /// How long since the replica last confirmed it was current.
+        unconfirmed_for: std::time::Duration,
+    },
 }
 
 fn display_ip(ip: &Option<IpAddr>) -> String {
@@ -162,6 +170,8 @@ pub enum DenialKind {
     MissingPermission,
     /// See [`Denial::Store`].
     Store,
+    /// See [`Denial::Stale`].
+    Stale,
 }
 
 /// What a client may be told. Unknown, malformed, replaced and disabled tokens, and tokens of
@@ -208,6 +218,7 @@ impl Denial {
             Self::AddressNotAllowed { .. } => DenialKind::AddressNotAllowed,
             Self::MissingPermission { .. } => DenialKind::MissingPermission,
             Self::Store(_) => DenialKind::Store,
+            Self::Stale { .. } => DenialKind::Stale,
         }
     }
 
@@ -221,7 +232,7 @@ impl Denial {
             | Self::OwnerInactive { token }
             | Self::AddressNotAllowed { token, .. }
             | Self::MissingPermission { token, .. } => Some(*token),
-            Self::Malformed(_) | Self::Unknown | Self::Store(_) => None,
+            Self::Malformed(_) | Self::Unknown | Self::Store(_) | Self::Stale { .. } => None,
         }
     }
 
@@ -237,7 +248,7 @@ impl Denial {
             Self::Expired { .. } => PublicDenial::Expired,
             Self::AddressNotAllowed { .. } => PublicDenial::AddressNotAllowed,
             Self::MissingPermission { .. } => PublicDenial::Forbidden,
-            Self::Store(_) => PublicDenial::Unavailable,
+            Self::Store(_) | Self::Stale { .. } => PublicDenial::Unavailable,
         }
     }
 }

@@ -296,6 +296,26 @@ pub enum StoreError {
         "snapshot seal does not match its contents: the snapshot was changed after it was made"
     )]
     SnapshotTampered,
+    /// The database's schema is newer than this version of the crate knows: another process
+    /// runs a newer release. Nothing was read or written; upgrade this process.
+    #[error("database schema version {found} is newer than this crate supports ({supported})")]
+    SchemaTooNew {
+        /// The version recorded in the database.
+        found: i64,
+        /// The newest version this crate knows.
+        supported: i64,
+    },
+    /// A replica could not confirm it is current within its staleness bound (database
+    /// unreachable, listener down): it refuses to authenticate until it has caught up.
+    #[error("replica not confirmed current for {unconfirmed_for:?} (bound exceeded)")]
+    Stale {
+        /// How long since the replica last confirmed it was current (`Duration::MAX` if it
+        /// never was).
+        unconfirmed_for: std::time::Duration,
+    },
+    /// A store was configured with a value it cannot work with.
+    #[error("invalid store configuration: {0}")]
+    Config(String),
 }
 
 impl StoreError {

@@ -86,6 +86,14 @@ pub enum EventKind {
         /// The client address.
         ip: Option<IpAddr>,
     },
+    /// A replica passed its staleness bound without confirming it is current: from now on it
+    /// refuses every token ([`Denial::Stale`](crate::Denial::Stale)) until it has caught up.
+    ReplicaStale {
+        /// Milliseconds since it last confirmed it was current.
+        unconfirmed_ms: u64,
+    },
+    /// A stale replica caught up with the database and authenticates again.
+    ReplicaCurrent,
 }
 
 /// Where events go. Small and `&self`; called after the change has been applied, on the

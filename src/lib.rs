@@ -65,7 +65,10 @@
 //!   client address it trusts, and maps [`Denial::public`] to its own responses. The examples
 //!   show Zabbix JSON-RPC, WHM API 1 and an axum server.
 //! * **Persistence.** [`MemoryStore`] snapshots to anything serde writes; a database is the
-//!   host's, behind the small [`TokenStore`] trait (see the SQLite example).
+//!   host's, behind the small [`TokenStore`] trait (see the SQLite example). The crate ships
+//!   two SQL stores behind features: SQLite (`sqlite`) and PostgreSQL (`postgres`), the latter
+//!   with an in-process replica for fleets of processes sharing one database (`store::replica`)
+//!   and `AsyncTokens` for tokio hosts.
 //! * **User management.** Users, roles and their rights are the host's; it answers through
 //!   [`UserDirectory`].
 #![forbid(unsafe_code)]
@@ -94,6 +97,8 @@
 
 mod actor;
 mod allowlist;
+#[cfg(feature = "tokio")]
+mod async_tokens;
 mod check;
 mod clock;
 mod directory;
@@ -108,6 +113,8 @@ mod tokens;
 
 pub use actor::Actor;
 pub use allowlist::IpAllowlist;
+#[cfg(feature = "tokio")]
+pub use async_tokens::AsyncTokens;
 pub use check::{Denial, DenialKind, Grant, PublicDenial, RequestContext, decide};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{AllowAllUsers, StaticDirectory, UserDirectory, UserState};

@@ -57,8 +57,9 @@ pub struct Policy {
     /// [`DEFAULT_MAX_PERMISSIONS`]). Every operation on permission sets costs O(n log n) or less,
     /// so the cap bounds what one token can cost, not whether the crate copes.
     pub max_permissions: usize,
-    /// Most values one list filter ([`Query::ids`], [`Query::owners`], [`Query::creators`]) may
-    /// carry in [`Tokens::list`](crate::Tokens::list) and [`Tokens::count`](crate::Tokens::count)
+    /// Most values one list filter ([`Query::ids`], [`Query::owners`], [`Query::creators`],
+    /// [`Query::names`], [`Query::expires_at`], [`Query::created_at`], [`Query::last_used_at`])
+    /// may carry in [`Tokens::list`](crate::Tokens::list) and [`Tokens::count`](crate::Tokens::count)
     /// (default [`DEFAULT_MAX_FILTER_VALUES`]).
     pub max_filter_values: usize,
     /// The longest grace period [`Tokens::generate_with`](crate::Tokens::generate_with) accepts
@@ -231,6 +232,10 @@ impl Policy {
             ("ids", query.ids.as_ref().map(Vec::len)),
             ("owners", query.owners.as_ref().map(Vec::len)),
             ("creators", query.creators.as_ref().map(Vec::len)),
+            ("names", query.names.as_ref().map(Vec::len)),
+            ("expires_at", query.expires_at.as_ref().map(Vec::len)),
+            ("created_at", query.created_at.as_ref().map(Vec::len)),
+            ("last_used_at", query.last_used_at.as_ref().map(Vec::len)),
         ];
         for (filter, found) in sizes {
             if let Some(found) = found.filter(|&n| n > self.max_filter_values) {

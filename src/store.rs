@@ -18,14 +18,22 @@ use crate::secret::SecretHash;
 use crate::token::{Expiry, LastUse, Status, Token, TokenId, TokenName, UserId};
 
 pub mod memory;
+mod text_search;
 
 pub use memory::{MemoryStore, SealedSnapshot, Snapshot};
+pub use text_search::TextSearch;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
 
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
+#[cfg(feature = "postgres")]
+pub mod replica;
 
 /// One change of an atomic batch.
 #[derive(Clone, Debug)]
@@ -223,6 +231,9 @@ pub enum SortField {
     LastUsed,
     /// Status; enabled before disabled.
     Status,
+    /// Expiry, never-expiring tokens sorting *before* all others — the order of a column that
+    /// stores "never" as `0` (Zabbix `sortfield: expires_at`).
+    ExpiryNeverFirst,
 }
 
 /// Sort direction.
@@ -282,6 +293,21 @@ pub struct Query {
     pub sort: Option<(SortField, SortOrder)>,
     /// At most this many tokens.
     pub limit: Option<usize>,
+    /// Only tokens with exactly one of these names (case-sensitive; Zabbix `filter.name`).
+    pub names: Option<Vec<TokenName>>,
+    /// Only tokens whose expiry is one of these (`Expiry::NEVER` matches never-expiring
+    /// tokens; Zabbix `filter.expires_at`, where `0` is never).
+    pub expires_at: Option<Vec<Expiry>>,
+    /// Only tokens created at exactly one of these instants (whole seconds; Zabbix
+    /// `filter.created_at`).
+    pub created_at: Option<Vec<OffsetDateTime>>,
+    /// Only tokens last used at exactly one of these instants; `None` in the list matches
+    /// never-used tokens (Zabbix `filter.lastaccess`, where `0` is never).
+    pub last_used_at: Option<Vec<Option<OffsetDateTime>>>,
+    /// A pattern search on names and descriptions (Zabbix `search` and its flags).
+    pub search: Option<TextSearch>,
+    /// Further sort keys, applied in order after [`Query::sort`] (Zabbix's `sortfield` list).
+    pub then_sort: Vec<(SortField, SortOrder)>,
 }
 
 impl Query {
@@ -381,6 +407,55 @@ impl Query {
         self
     }
 
+    /// Only tokens with one of these exact names.
+    #[must_use]
+    pub fn names(mut self, names: impl IntoIterator<Item = TokenName>) -> Self {
+        self.names = Some(names.into_iter().collect());
+        self
+    }
+
+    /// Only tokens whose expiry is one of these.
+    #[must_use]
+    pub fn expires_at(mut self, expiries: impl IntoIterator<Item = Expiry>) -> Self {
+        self.expires_at = Some(expiries.into_iter().collect());
+        self
+    }
+
+    /// Only tokens created at one of these instants.
+    #[must_use]
+    pub fn created_at(mut self, instants: impl IntoIterator<Item = OffsetDateTime>) -> Self {
+        self.created_at = Some(instants.into_iter().collect());
+        self
+    }
+
+    /// Only tokens last used at one of these instants (`None`: never used).
+    #[must_use]
+    pub fn last_used_at(
+        mut self,
+        instants: impl IntoIterator<Item = Option<OffsetDateTime>>,
+    ) -> Self {
+        self.last_used_at = Some(instants.into_iter().collect());
+        self
+    }
+
+    /// Only tokens passing `search`.
+    #[must_use]
+    pub fn search(mut self, search: TextSearch) -> Self {
+        self.search = Some(search);
+        self
+    }
+
+    /// Adds a sort key after the ones already set (the first key when none is).
+    #[must_use]
+    pub fn then_sort(mut self, field: SortField, order: SortOrder) -> Self {
+        if self.sort.is_none() {
+            self.sort = Some((field, order));
+        } else {
+            self.then_sort.push((field, order));
+        }
+        self
+    }
+
     /// The query prepared for testing many tokens at `now` (see [`QueryMatcher`]): what stores
     /// that filter in memory use.
     pub fn matcher(&self, now: OffsetDateTime) -> QueryMatcher<'_> {
@@ -416,18 +491,47 @@ impl Query {
             && self
                 .last_used
                 .is_none_or(|r| token.last_use.is_some_and(|u| r.contains(u.at)))
+            && self.matches_exact(token)
+    }
+
+    /// The exact-match filters and the search (the fields added for Zabbix's `filter`).
+    fn matches_exact(&self, token: &Token) -> bool {
+        self.names.as_ref().is_none_or(|n| n.contains(&token.name))
+            && self
+                .expires_at
+                .as_ref()
+                .is_none_or(|e| e.contains(&token.expiry))
+            && self
+                .created_at
+                .as_ref()
+                .is_none_or(|c| c.contains(&token.created_at))
+            && self
+                .last_used_at
+                .as_ref()
+                .is_none_or(|l| l.contains(&token.last_use.map(|u| u.at)))
+            && self
+                .search
+                .as_ref()
+                .is_none_or(|s| s.matches(token.name.as_str(), &token.description))
     }
 
     /// Sorts `tokens` as the query says (by id when it says nothing) and applies the limit.
     pub fn sort_and_limit(&self, tokens: &mut Vec<Token>) {
         let (field, order) = self.sort.unwrap_or((SortField::Id, SortOrder::Ascending));
+        let keys = std::iter::once((field, order)).chain(self.then_sort.iter().copied());
+        let keys: Vec<(SortField, SortOrder)> = keys.collect();
         tokens.sort_by(|a, b| {
-            let primary = compare(field, a, b);
-            let primary = match order {
-                SortOrder::Ascending => primary,
-                SortOrder::Descending => primary.reverse(),
-            };
-            primary.then(a.id.cmp(&b.id))
+            keys.iter()
+                .fold(Ordering::Equal, |acc, &(field, order)| {
+                    acc.then_with(|| {
+                        let o = compare(field, a, b);
+                        match order {
+                            SortOrder::Ascending => o,
+                            SortOrder::Descending => o.reverse(),
+                        }
+                    })
+                })
+                .then(a.id.cmp(&b.id))
         });
         if let Some(n) = self.limit {
             tokens.truncate(n);
@@ -435,9 +539,10 @@ impl Query {
     }
 }
 
-/// A [`Query`]'s filters prepared once for testing many tokens: the id, owner and creator lists
-/// as hash sets and the search texts lowercased, so filtering n tokens with k filter values
-/// costs O(n + k), not O(n · k). Agrees with [`Query::matches`].
+/// A [`Query`]'s filters prepared once for testing many tokens: every list filter (ids, owners,
+/// creators, names, expiries, creation and last-use instants) as a hash set and the search
+/// texts lowercased, so filtering n tokens with k filter values costs O(n + k), not O(n · k).
+/// Agrees with [`Query::matches`].
 ///
 /// ```
 /// use api_tokens::{Query, TokenId};
@@ -454,6 +559,11 @@ pub struct QueryMatcher<'a> {
     creators: Option<HashSet<&'a UserId>>,
     name: Option<String>,
     description: Option<String>,
+    names: Option<HashSet<&'a TokenName>>,
+    expires_at: Option<HashSet<Expiry>>,
+    /// Instants as Unix nanoseconds: equal instants are equal keys whatever their offset.
+    created_at: Option<HashSet<i128>>,
+    last_used_at: Option<HashSet<Option<i128>>>,
 }
 
 impl<'a> QueryMatcher<'a> {
@@ -469,6 +579,20 @@ impl<'a> QueryMatcher<'a> {
                 .description_contains
                 .as_ref()
                 .map(|t| t.to_lowercase()),
+            names: query.names.as_ref().map(|v| v.iter().collect()),
+            expires_at: query
+                .expires_at
+                .as_ref()
+                .map(|v| v.iter().copied().collect()),
+            created_at: query
+                .created_at
+                .as_ref()
+                .map(|v| v.iter().map(|t| t.unix_timestamp_nanos()).collect()),
+            last_used_at: query.last_used_at.as_ref().map(|v| {
+                v.iter()
+                    .map(|t| t.map(OffsetDateTime::unix_timestamp_nanos))
+                    .collect()
+            }),
         }
     }
 
@@ -511,6 +635,22 @@ impl<'a> QueryMatcher<'a> {
             && q.created.is_none_or(|r| r.contains(token.created_at))
             && q.last_used
                 .is_none_or(|r| token.last_use.is_some_and(|u| r.contains(u.at)))
+            && self.names.as_ref().is_none_or(|s| s.contains(&token.name))
+            && self
+                .expires_at
+                .as_ref()
+                .is_none_or(|s| s.contains(&token.expiry))
+            && self
+                .created_at
+                .as_ref()
+                .is_none_or(|s| s.contains(&token.created_at.unix_timestamp_nanos()))
+            && self
+                .last_used_at
+                .as_ref()
+                .is_none_or(|s| s.contains(&token.last_use.map(|u| u.at.unix_timestamp_nanos())))
+            && q.search
+                .as_ref()
+                .is_none_or(|s| s.matches(token.name.as_str(), &token.description))
     }
 }
 
@@ -527,5 +667,6 @@ fn compare(field: SortField, a: &Token, b: &Token) -> Ordering {
         },
         SortField::LastUsed => a.last_use.map(|u| u.at).cmp(&b.last_use.map(|u| u.at)),
         SortField::Status => a.status.cmp(&b.status),
+        SortField::ExpiryNeverFirst => a.expiry.instant().cmp(&b.expiry.instant()),
     }
 }

@@ -871,7 +871,10 @@ impl<S: TokenStore> Tokens<S> {
                 outcome = Some(r);
                 used
             })
-            .map_err(|e| Denial::Store(Arc::new(e)))?;
+            .map_err(|e| match e {
+                StoreError::Stale { unconfirmed_for } => Denial::Stale { unconfirmed_for },
+                e => Denial::Store(Arc::new(e)),
+            })?;
         match outcome {
             Some(r) if found => r,
             _ => Err(Denial::Unknown),

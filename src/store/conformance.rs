@@ -19,7 +19,9 @@ use std::net::IpAddr;
 
 use time::{Duration, OffsetDateTime};
 
-use super::{Candidate, Change, Matched, Query, SortField, SortOrder, TimeRange, TokenStore};
+use super::{
+    Candidate, Change, Matched, Query, SortField, SortOrder, TextSearch, TimeRange, TokenStore,
+};
 use crate::error::StoreError;
 use crate::secret::SecretHash;
 use crate::token::{
@@ -54,6 +56,9 @@ pub fn run<S: TokenStore>(make: impl Fn() -> S) {
             inconsistent_records_are_refused,
         ),
         ("list filters of any size", list_filters_of_any_size),
+        ("query exact filters", query_exact_filters),
+        ("query text search", query_text_search),
+        ("query sorts by several keys", query_sorts_by_several_keys),
     ];
     for (name, check) in checks {
         let store = make();
@@ -677,5 +682,175 @@ fn list_filters_of_any_size(store: &dyn TokenStore) {
     assert_eq!(
         ids(&store.query(&Query::new().owners([odd]), t0()).unwrap()),
         vec![t.id]
+    );
+}
+
+fn query_exact_filters(store: &dyn TokenStore) {
+    let now = t0();
+    let mut a = sample(store, 2, "alpha");
+    a.expiry = Expiry::at(now + Duration::days(1));
+    a.last_use = Some(LastUse { at: now, ip: None });
+    let mut b = sample(store, 2, "Alpha");
+    b.created_at = now - Duration::days(3);
+    let mut c = sample(store, 3, "alpha");
+    c.expiry = Expiry::at(now - Duration::days(1));
+    c.last_use = Some(LastUse {
+        at: now - Duration::hours(2),
+        ip: None,
+    });
+    insert(store, vec![a.clone(), b.clone(), c.clone()]);
+    let q = |query: Query| ids(&store.query(&query, now).unwrap());
+    let n = |query: Query| store.count(&query, now).unwrap();
+    let name = |s: &str| TokenName::new(s).unwrap();
+    assert_eq!(
+        q(Query::new().names([name("alpha")])),
+        ids(&[a.clone(), c.clone()]),
+        "exact names are case-sensitive"
+    );
+    assert_eq!(
+        q(Query::new().names([name("Alpha"), name("zulu")])),
+        ids(&[b.clone()])
+    );
+    assert_eq!(q(Query::new().names([])), Vec::<TokenId>::new());
+    assert_eq!(
+        q(Query::new().expires_at([Expiry::NEVER])),
+        ids(&[b.clone()]),
+        "NEVER matches the never-expiring"
+    );
+    assert_eq!(
+        q(Query::new().expires_at([a.expiry, Expiry::NEVER])),
+        ids(&[a.clone(), b.clone()])
+    );
+    assert_eq!(
+        q(Query::new().expires_at([Expiry::at(now)])),
+        Vec::<TokenId>::new()
+    );
+    assert_eq!(
+        q(Query::new().created_at([now - Duration::days(3)])),
+        ids(&[b.clone()])
+    );
+    assert_eq!(
+        q(Query::new().created_at([now + Duration::milliseconds(1)])),
+        Vec::<TokenId>::new(),
+        "an instant between seconds equals no stored time"
+    );
+    assert_eq!(
+        q(Query::new().last_used_at([None])),
+        ids(&[b.clone()]),
+        "None matches the never-used"
+    );
+    assert_eq!(
+        q(Query::new().last_used_at([Some(now), Some(now - Duration::hours(2))])),
+        ids(&[a.clone(), c.clone()])
+    );
+    assert_eq!(
+        q(Query::new().last_used_at([None, Some(now)])),
+        ids(&[a.clone(), b.clone()])
+    );
+    assert_eq!(q(Query::new().last_used_at([])), Vec::<TokenId>::new());
+    assert_eq!(
+        n(Query::new()
+            .names([name("alpha")])
+            .owners([UserId::from(3)])),
+        1,
+        "exact filters combine with the others, in count too"
+    );
+}
+
+fn query_text_search(store: &dyn TokenStore) {
+    let now = t0();
+    let mut a = sample(store, 2, "deploy-prod");
+    a.description = "CI pipeline".into();
+    let mut b = sample(store, 2, "deploy-stage");
+    b.description = "nightly".into();
+    let mut c = sample(store, 2, "backup_prod");
+    c.description = "100% done".into();
+    insert(store, vec![a.clone(), b.clone(), c.clone()]);
+    let q = |s: TextSearch| ids(&store.query(&Query::new().search(s), now).unwrap());
+    let none = Vec::<TokenId>::new();
+    assert_eq!(
+        q(TextSearch::new().name(["DEPLOY"])),
+        ids(&[a.clone(), b.clone()])
+    );
+    assert_eq!(
+        q(TextSearch::new().name(["deploy", "prod"])),
+        ids(&[a.clone()]),
+        "all conditions by default"
+    );
+    assert_eq!(
+        q(TextSearch::new()
+            .name(["stage"])
+            .description(["pipe"])
+            .any(true)),
+        ids(&[a.clone(), b.clone()])
+    );
+    assert_eq!(
+        q(TextSearch::new().name(["prod"]).prefix(true)),
+        none,
+        "prefix"
+    );
+    assert_eq!(
+        q(TextSearch::new().name(["deploy"]).exclude(true)),
+        ids(&[c.clone()])
+    );
+    assert_eq!(
+        q(TextSearch::new().name(["*prod"]).wildcards(true)),
+        ids(&[a.clone(), c.clone()])
+    );
+    assert_eq!(
+        q(TextSearch::new().name(["deploy"]).wildcards(true)),
+        none,
+        "a wildcard pattern covers the whole value"
+    );
+    assert_eq!(
+        q(TextSearch::new().description(["%"])),
+        ids(&[c.clone()]),
+        "no SQL LIKE metacharacters: % and _ are literal"
+    );
+    assert_eq!(q(TextSearch::new().name(["p_o"])), none);
+    assert_eq!(
+        q(TextSearch::new()),
+        ids(&[a.clone(), b.clone(), c.clone()]),
+        "no patterns: everything"
+    );
+}
+
+fn query_sorts_by_several_keys(store: &dyn TokenStore) {
+    let now = t0();
+    let mut a = sample(store, 2, "same");
+    a.status = Status::Disabled;
+    let mut b = sample(store, 3, "same");
+    b.expiry = Expiry::at(now + Duration::days(1));
+    let mut c = sample(store, 4, "other");
+    c.expiry = Expiry::at(now + Duration::days(2));
+    insert(store, vec![a.clone(), b.clone(), c.clone()]);
+    let sorted = |q: Query| ids(&store.query(&q, now).unwrap());
+    use SortOrder::{Ascending, Descending};
+    assert_eq!(
+        sorted(
+            Query::new()
+                .then_sort(SortField::Name, Descending)
+                .then_sort(SortField::Status, Ascending)
+        ),
+        ids(&[b.clone(), a.clone(), c.clone()]),
+        "ties on the first key are broken by the second"
+    );
+    assert_eq!(
+        sorted(Query::new().sort(SortField::ExpiryNeverFirst, Ascending)),
+        ids(&[a.clone(), b.clone(), c.clone()]),
+        "never-expiring first"
+    );
+    assert_eq!(
+        sorted(Query::new().sort(SortField::ExpiryNeverFirst, Descending)),
+        ids(&[c.clone(), b.clone(), a.clone()])
+    );
+    assert_eq!(
+        sorted(
+            Query::new()
+                .sort(SortField::Name, Ascending)
+                .then_sort(SortField::Id, Descending)
+                .limit(2)
+        ),
+        ids(&[c.clone(), b.clone()])
     );
 }

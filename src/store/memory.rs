@@ -177,6 +177,32 @@ impl Entry {
         }
     }
 
+    /// The record as authentication sees it, for a presented `hash` it is known by. Which
+    /// secret matched is read from the record itself; a record that matches neither is not
+    /// used (fail closed).
+    fn candidate(&self, hash: &SecretHash) -> Option<Candidate<'_>> {
+        let matched = if self.hash.as_ref() == Some(hash) {
+            Matched::Current
+        } else {
+            match self.previous() {
+                Some(p) if p.hash == *hash => Matched::Previous {
+                    valid_until: p.valid_until,
+                },
+                _ => return None,
+            }
+        };
+        Some(Candidate {
+            id: self.id,
+            name: &self.name,
+            owner: &self.owner,
+            status: self.status,
+            expiry: self.expiry,
+            permissions: &self.permissions,
+            allowlist: &self.allowlist,
+            matched,
+        })
+    }
+
     fn hashes(&self) -> impl Iterator<Item = SecretHash> + '_ {
         self.hash.into_iter().chain(self.previous().map(|p| p.hash))
     }
@@ -249,20 +275,23 @@ impl LastUseCell {
             && self.lo.load(Relaxed) == l
     }
 
-    fn record(&self, u: LastUse) {
+    /// Records a use; returns whether the cell changed (a use it already holds, or an older
+    /// one, changes nothing).
+    fn record(&self, u: LastUse) -> bool {
         let secs = u.at.unix_timestamp();
         let ip = encode_ip(u.ip);
         if self.same(secs, ip) {
-            return;
+            return false;
         }
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         if self.is_set() && self.secs.load(Relaxed) > secs {
-            return; // keep the latest use
+            return false; // keep the latest use
         }
         self.secs.store(secs, Relaxed);
         self.kind.store(ip.0, Relaxed);
         self.hi.store(ip.1, Relaxed);
         self.lo.store(ip.2, Relaxed);
+        true
     }
 
     fn get(&self) -> Option<LastUse> {
@@ -621,6 +650,84 @@ impl MemoryStore {
     }
 }
 
+/// What a replica needs beyond the [`TokenStore`] port: it mirrors a database, whose records
+/// are the truth, so it installs them as they are instead of checking them as new writes.
+#[cfg(feature = "postgres")]
+impl MemoryStore {
+    /// [`TokenStore::authenticate`], also telling `noted` each last use that changed the
+    /// record (at most once per token per second and address): what a replica must write back.
+    pub(crate) fn authenticate_noting(
+        &self,
+        hash: &SecretHash,
+        check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
+        noted: &mut dyn FnMut(TokenId, LastUse),
+    ) -> bool {
+        let inner = self.read();
+        let Some(e) = inner.by_hash(hash) else {
+            return false;
+        };
+        let Some(candidate) = e.candidate(hash) else {
+            return false;
+        };
+        if let Some(used) = check(candidate)
+            && e.last.record(used)
+        {
+            noted(e.id, used);
+        }
+        true
+    }
+
+    /// Installs records read from the source of truth: each of `upserts` replaces the record
+    /// with its id (or is added), keeping the later of the two last uses; each of `deletes` is
+    /// removed. One write lock: an authentication sees the state before or after, never half.
+    /// Returns the ids of records left out because another record holds their name or hash.
+    pub(crate) fn replicate(&self, upserts: Vec<Token>, deletes: &[TokenId]) -> Vec<TokenId> {
+        let mut inner = self.write();
+        let mut refused = Vec::new();
+        for id in deletes {
+            inner.remove(*id);
+        }
+        // Every old version first, then every new one: renames that swap two names in one
+        // change never meet half-applied.
+        let mut local_uses = HashMap::new();
+        for t in &upserts {
+            if let Some(old) = inner.remove(t.id)
+                && let Some(u) = old.last.get()
+            {
+                local_uses.insert(t.id, u);
+            }
+        }
+        for mut t in upserts {
+            if let Some(local) = local_uses.get(&t.id)
+                && Some(local.at) > t.last_use.map(|u| u.at)
+            {
+                t.last_use = Some(*local);
+            }
+            // A record whose name or hash another one still holds would break the indexes:
+            // the source enforces both, so this only happens if it was changed behind its
+            // back. Leave the record out (it cannot authenticate: fail closed) rather than
+            // guess which one is right.
+            let name_clash = inner.find_name(&t.owner, &t.name).is_some();
+            let hash_clash = token_hashes(&t).any(|h| inner.by_hash(&h).is_some());
+            // A record in a state no valid token can be in is left out the same way.
+            if name_clash || hash_clash || t.check_consistent().is_err() {
+                refused.push(t.id);
+            } else {
+                inner.insert(t);
+            }
+        }
+        refused
+    }
+
+    /// Replaces everything this store holds with what `other` holds, at once.
+    pub(crate) fn replace_contents(&self, other: MemoryStore) {
+        let fresh = other.inner.into_inner().unwrap_or_else(|p| p.into_inner());
+        let next = other.next_id.into_inner();
+        *self.write() = fresh;
+        self.next_id.store(next, Relaxed);
+    }
+}
+
 impl Default for MemoryStore {
     fn default() -> Self {
         Self::new()
@@ -699,27 +806,8 @@ impl TokenStore for MemoryStore {
         let Some(e) = inner.by_hash(hash) else {
             return Ok(false);
         };
-        // Say which secret matched from the record itself; a record that matches neither is not
-        // used (fail closed).
-        let matched = if e.hash.as_ref() == Some(hash) {
-            Matched::Current
-        } else {
-            match e.previous() {
-                Some(p) if p.hash == *hash => Matched::Previous {
-                    valid_until: p.valid_until,
-                },
-                _ => return Ok(false),
-            }
-        };
-        let candidate = Candidate {
-            id: e.id,
-            name: &e.name,
-            owner: &e.owner,
-            status: e.status,
-            expiry: e.expiry,
-            permissions: &e.permissions,
-            allowlist: &e.allowlist,
-            matched,
+        let Some(candidate) = e.candidate(hash) else {
+            return Ok(false);
         };
         if let Some(used) = check(candidate) {
             e.last.record(used);

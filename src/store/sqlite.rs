@@ -50,7 +50,9 @@ use rusqlite::{
 };
 use time::{Duration, OffsetDateTime};
 
-use super::{Candidate, Change, Matched, Query, SortField, SortOrder, TimeRange, TokenStore};
+use super::{
+    Candidate, Change, Matched, Query, SortField, SortOrder, TextSearch, TimeRange, TokenStore,
+};
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
 use crate::permission::PermissionSet;
@@ -363,6 +365,10 @@ fn schema_state(conn: &Connection, waited: StdDuration) -> Result<SchemaState, S
         (false, _) => Ok(SchemaState::Empty),
         (true, 0) => Ok(SchemaState::V1),
         (true, v) if v == SCHEMA_VERSION => Ok(SchemaState::Current),
+        (true, v) if v > SCHEMA_VERSION => Err(StoreError::SchemaTooNew {
+            found: v,
+            supported: SCHEMA_VERSION,
+        }),
         (true, v) => Err(backend(SchemaError(format!(
             "schema version {v} is not one this library reads (it writes {SCHEMA_VERSION})"
         )))),
@@ -428,8 +434,8 @@ impl SqliteStore {
     /// # Errors
     /// The file cannot be opened; the schema cannot be created or migrated
     /// ([`StoreError::Busy`] when another connection kept the write lock all along,
-    /// [`StoreError::Inconsistent`] when a version-1 row breaks a rule); the schema is of a
-    /// version this library does not read.
+    /// [`StoreError::Inconsistent`] when a version-1 row breaks a rule); the schema is newer
+    /// than this library ([`StoreError::SchemaTooNew`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with_busy_timeout(path, DEFAULT_BUSY_TIMEOUT)
     }
@@ -491,6 +497,21 @@ impl SqliteStore {
                 let hay: String = ctx.get(0)?;
                 let needle: String = ctx.get(1)?;
                 Ok(hay.to_lowercase().contains(&needle.to_lowercase()))
+            },
+        )
+        .map_err(backend)?;
+        conn.create_scalar_function(
+            "api_tokens_search",
+            4,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            |ctx| {
+                let hay: String = ctx.get(0)?;
+                let pattern: String = ctx.get(1)?;
+                let search = TextSearch::new()
+                    .prefix(ctx.get::<bool>(2)?)
+                    .wildcards(ctx.get::<bool>(3)?);
+                // The pattern comes from `TextSearch::conditions`, lower-cased already.
+                Ok(search.pattern_matches(&hay.to_lowercase(), &pattern))
             },
         )
         .map_err(backend)?;
@@ -969,16 +990,101 @@ fn where_clause(q: &Query, now: OffsetDateTime) -> Where {
         w.push("last_used_at IS NOT NULL", []);
         w.range("last_used_at", r);
     }
+    exact_filters(q, &mut w);
     w
 }
 
+/// An instant as the whole seconds a column holds; `None` for an instant with a fraction of a
+/// second, which no stored value equals.
+fn exact_secs(t: OffsetDateTime) -> Option<i64> {
+    (t.nanosecond() == 0).then(|| t.unix_timestamp())
+}
+
+/// The exact-match filters and the search of `q`. Lists travel as one JSON parameter each, like
+/// the id, owner and creator lists.
+fn exact_filters(q: &Query, w: &mut Where) {
+    if let Some(names) = &q.names {
+        w.one_of(
+            "name",
+            json_array(names.iter().map(|n| json_string(n.as_str()))),
+        );
+    }
+    if let Some(expiries) = &q.expires_at {
+        let never = expiries.iter().any(|e| e.is_never());
+        let at = expiries.iter().filter_map(|e| e.unix());
+        or_null(
+            w,
+            "expires_at",
+            never,
+            json_array(at.map(|s| s.to_string())),
+        );
+    }
+    if let Some(instants) = &q.created_at {
+        let at = instants.iter().filter_map(|t| exact_secs(*t));
+        w.one_of("created_at", json_array(at.map(|s| s.to_string())));
+    }
+    if let Some(instants) = &q.last_used_at {
+        let never = instants.iter().any(Option::is_none);
+        let at = instants.iter().flatten().filter_map(|t| exact_secs(*t));
+        or_null(
+            w,
+            "last_used_at",
+            never,
+            json_array(at.map(|s| s.to_string())),
+        );
+    }
+    if let Some(s) = &q.search
+        && !s.is_empty()
+    {
+        let not = if s.is_exclude() { "NOT " } else { "" };
+        let glue = if s.is_any() { " OR " } else { " AND " };
+        let mut parts = Vec::new();
+        let mut args = Vec::new();
+        for (on_description, pattern) in s.conditions() {
+            let column = if on_description {
+                "description"
+            } else {
+                "name"
+            };
+            parts.push(format!("{not}api_tokens_search({column}, ?, ?, ?)"));
+            args.extend([
+                arg(pattern.to_owned()),
+                arg(s.is_prefix()),
+                arg(s.has_wildcards()),
+            ]);
+        }
+        w.push(format!("({})", parts.join(glue)), args);
+    }
+}
+
+/// `column IN (values) OR column IS NULL` (the `NULL` arm when `null` is set); nothing matches
+/// when both are empty. `json` is the values as a JSON array.
+fn or_null(w: &mut Where, column: &str, null: bool, json: String) {
+    if null {
+        w.push(
+            format!("({column} IS NULL OR {column} IN (SELECT value FROM json_each(?)))"),
+            [arg(json)],
+        );
+    } else {
+        w.one_of(column, json);
+    }
+}
+
 fn order_clause(q: &Query) -> String {
-    let (field, order) = q.sort.unwrap_or((SortField::Id, SortOrder::Ascending));
+    let first = q.sort.unwrap_or((SortField::Id, SortOrder::Ascending));
+    let keys: Vec<String> = std::iter::once(first)
+        .chain(q.then_sort.iter().copied())
+        .map(|(field, order)| sort_key(field, order))
+        .collect();
+    format!(" ORDER BY {}, id ASC", keys.join(", "))
+}
+
+fn sort_key(field: SortField, order: SortOrder) -> String {
     let dir = match order {
         SortOrder::Ascending => "ASC",
         SortOrder::Descending => "DESC",
     };
-    let key = match field {
+    match field {
         SortField::Id => format!("id {dir}"),
         SortField::Name => format!("name {dir}"),
         SortField::Created => format!("created_at {dir}"),
@@ -987,8 +1093,9 @@ fn order_clause(q: &Query) -> String {
         // Never-used tokens sort before all others (ascending): NULLs first, as SQLite does.
         SortField::LastUsed => format!("last_used_at {dir}"),
         SortField::Status => format!("status {dir}"),
-    };
-    format!(" ORDER BY {key}, id ASC")
+        // Never-expiring tokens (NULL) sort before all others (ascending), as SQLite does.
+        SortField::ExpiryNeverFirst => format!("expires_at {dir}"),
+    }
 }
 
 fn is_unique_violation(e: &rusqlite::Error, columns: &str) -> bool {

@@ -1,0 +1,961 @@
+//! [`PostgresStore`]: a [`TokenStore`] over PostgreSQL (feature `postgres`), and the source of
+//! truth a fleet of [`Replica`](super::replica::Replica)s reads from.
+//!
+//! * **Schema**: created and migrated by the store itself when it connects (`schema.rs`:
+//!   versioned, idempotent, serialised between processes; a newer schema is refused with
+//!   [`StoreError::SchemaTooNew`]).
+//! * **Batches**: each [`TokenStore::apply`] is one transaction. It first moves the change
+//!   clock (`api_token_clock.seq`), whose row lock serialises writers, so batches commit in
+//!   clock order; then deletes, replaces (`UPDATE … WHERE revision = $rev`: a stale read is
+//!   refused in SQL, [`StoreError::Conflict`]), inserts, and the `UNIQUE (owner, name)` and
+//!   hash-uniqueness checks. Triggers stamp each written row with the clock value, record
+//!   deleted ids, and `NOTIFY api_tokens` (they do the same for a change made by hand in SQL).
+//!   A batch is one statement per kind of change, however many tokens it holds.
+//! * **Ids** come from the sequence `api_token_ids`.
+//! * **Last use** is buffered in memory and written in one statement per flush, merged in SQL
+//!   so a later instant is never overwritten by an earlier one (several processes write it).
+//!   The buffer is written when [`PostgresStore::flush`] is called, before every read and
+//!   write the store makes, once the touch interval has passed, and on drop; a crash loses at
+//!   most the uses of the last interval.
+//! * **Runtime**: the driver is `tokio-postgres`, run on a small runtime the store owns. Every
+//!   call of the sync [`TokenStore`] API hands its work to that runtime and waits, so it works
+//!   the same from a plain thread, from `spawn_blocking` and from inside an async task (where it
+//!   never panics, but does block that task's thread: see [`AsyncTokens`](crate::AsyncTokens)
+//!   for the way an async host calls management).
+//!
+//! Without a replica, every authentication is one round trip to the database; with one, none.
+
+mod row;
+pub mod schema;
+mod sql;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tokio::runtime::{Handle, Runtime};
+use tokio::sync::OwnedMutexGuard;
+use tokio_postgres::{Client, Config, NoTls, Statement, Transaction};
+
+use super::{Candidate, Change, Matched, Query, TokenStore};
+use crate::error::StoreError;
+use crate::secret::SecretHash;
+use crate::token::{LastUse, SecretState, Token, TokenId, TokenName, UserId};
+pub(crate) use row::token_of;
+use row::{Columns, RuleCache, columns, corrupt, id_key, id_of, unnest};
+
+/// The channel every committed batch notifies, with the new clock value as payload.
+pub const CHANNEL: &str = "api_tokens";
+
+/// A pooled connection: reconnected on the next use once the server closed it.
+type Slot = Arc<tokio::sync::Mutex<Option<Session>>>;
+
+/// A connection and the statements prepared on it: each statement is parsed once per
+/// connection, so a query costs one round trip, not two.
+pub(crate) struct Session {
+    pub(crate) client: Client,
+    stmts: HashMap<String, Statement>,
+    /// False while a hand-written transaction is open on it: a session abandoned in that
+    /// state (its future was dropped) is closed rather than reused.
+    pub(crate) clean: bool,
+}
+
+/// Query texts vary with a query's filters; the cache is bounded.
+const MAX_STATEMENTS: usize = 256;
+
+impl Session {
+    pub(crate) fn new(client: Client) -> Self {
+        Self {
+            client,
+            stmts: HashMap::new(),
+            clean: true,
+        }
+    }
+
+    /// `sql` prepared on this connection (once).
+    pub(crate) async fn stmt(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.stmts.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql).await.map_err(db)?;
+        if self.stmts.len() >= MAX_STATEMENTS {
+            self.stmts.clear();
+        }
+        self.stmts.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    fn usable(&self) -> bool {
+        self.clean && !self.client.is_closed()
+    }
+}
+
+/// What the store's runtime shares with its tasks (the runtime itself stays with the
+/// [`PostgresStore`], so no task ever holds the last reference to it).
+pub(crate) struct Pg {
+    pub(crate) handle: Handle,
+    pub(crate) config: Config,
+    slots: Vec<Slot>,
+    next_slot: AtomicUsize,
+    pub(crate) timeout: Duration,
+    pending: Mutex<Pending>,
+    last_flush: Mutex<Instant>,
+    touch_interval: Duration,
+    /// Parsed permission lists and allowlists of looked-up tokens, by id and revision.
+    rules: RuleCache,
+}
+
+/// The operation took longer than the store's timeout; it was abandoned (a transaction in
+/// flight is rolled back).
+#[derive(Debug, thiserror::Error)]
+#[error("database operation timed out after {0:?}")]
+pub(crate) struct TimedOut(pub(crate) Duration);
+
+/// The store's runtime is gone (the store is being dropped).
+#[derive(Debug, thiserror::Error)]
+#[error("the store's runtime has shut down")]
+struct RuntimeGone;
+
+pub(crate) fn db(e: tokio_postgres::Error) -> StoreError {
+    StoreError::backend(e)
+}
+
+/// A connection taken from the pool for one operation.
+pub(crate) struct Conn(OwnedMutexGuard<Option<Session>>);
+
+impl Conn {
+    pub(crate) fn session(&mut self) -> Result<&mut Session, StoreError> {
+        self.0
+            .as_mut()
+            .ok_or_else(|| corrupt("connection slot empty"))
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // A connection the server closed, or one left inside a transaction, is replaced on
+        // the next use.
+        if self.0.as_ref().is_some_and(|s| !s.usable()) {
+            *self.0 = None;
+        }
+    }
+}
+
+/// Opens a connection and drives it on the current runtime.
+pub(crate) async fn connect(config: &Config) -> Result<Client, StoreError> {
+    let (client, connection) = config.connect(NoTls).await.map_err(db)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "api-tokens: database connection closed");
+        }
+    });
+    Ok(client)
+}
+
+impl Pg {
+    /// Runs `fut` on the store's runtime with the store's timeout and waits for it on the
+    /// calling thread (which need not belong to any runtime).
+    pub(crate) fn block<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let limit = self.timeout;
+        self.handle.spawn(async move {
+            let r = tokio::time::timeout(limit, fut)
+                .await
+                .unwrap_or_else(|_| Err(StoreError::backend(TimedOut(limit))));
+            let _ = tx.send(r);
+        });
+        rx.recv()
+            .unwrap_or_else(|_| Err(StoreError::backend(RuntimeGone)))
+    }
+
+    /// A connection of the pool: a free one if any, else the next in turn once it is free.
+    pub(crate) async fn conn(&self) -> Result<Conn, StoreError> {
+        let n = self.slots.len().max(1);
+        let start = self.next_slot.fetch_add(1, Relaxed) % n;
+        let mut guard = None;
+        for i in 0..n {
+            if let Some(slot) = self.slots.get((start + i) % n)
+                && let Ok(g) = slot.clone().try_lock_owned()
+            {
+                guard = Some(g);
+                break;
+            }
+        }
+        let mut guard = match guard {
+            Some(g) => g,
+            None => match self.slots.get(start) {
+                Some(slot) => slot.clone().lock_owned().await,
+                None => return Err(corrupt("empty connection pool")),
+            },
+        };
+        if guard.as_ref().is_none_or(|s| !s.usable()) {
+            *guard = Some(Session::new(connect(&self.config).await?));
+        }
+        Ok(Conn(guard))
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Buffers a last use (the later one wins when the buffer is compacted).
+    pub(crate) fn note_use(&self, id: TokenId, used: LastUse) {
+        self.pending().push(id, used);
+    }
+
+    /// Whether the touch interval has passed since the last flush.
+    fn flush_due(&self) -> bool {
+        self.last_flush
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+            >= self.touch_interval
+    }
+
+    /// Writes every buffered last use in one statement; on failure they stay buffered.
+    pub(crate) async fn flush(&self) -> Result<(), StoreError> {
+        let batch = self.pending().take();
+        *self.last_flush.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let r = async {
+            let mut conn = self.conn().await?;
+            write_last_uses(conn.session()?, &batch).await
+        }
+        .await;
+        if r.is_err() {
+            for (id, used) in batch {
+                self.note_use(id, used);
+            }
+        }
+        r
+    }
+
+    async fn flush_if_pending(&self) -> Result<(), StoreError> {
+        if self.pending().is_empty() {
+            Ok(())
+        } else {
+            self.flush().await
+        }
+    }
+}
+
+/// Last uses waiting to be written. A push is an append (the hot path of a replica pays a
+/// short lock and no hashing); the list is compacted — one entry per token, the latest — when
+/// it doubles, so it stays within twice the number of tokens used since the last flush.
+#[derive(Default)]
+struct Pending {
+    uses: Vec<(TokenId, LastUse)>,
+    compact_at: usize,
+}
+
+impl Pending {
+    const MIN_COMPACT: usize = 4096;
+
+    fn push(&mut self, id: TokenId, used: LastUse) {
+        self.uses.push((id, used));
+        if self.uses.len() >= self.compact_at.max(Self::MIN_COMPACT) {
+            self.compact();
+            self.compact_at = self.uses.len().saturating_mul(2);
+        }
+    }
+
+    /// One entry per token: its latest use.
+    fn compact(&mut self) {
+        self.uses
+            .sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.at.cmp(&a.1.at)));
+        self.uses.dedup_by_key(|u| u.0);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.uses.is_empty()
+    }
+
+    fn take(&mut self) -> Vec<(TokenId, LastUse)> {
+        self.compact();
+        self.compact_at = 0;
+        std::mem::take(&mut self.uses)
+    }
+}
+
+/// The merge rule for last use, in SQL: a later instant is never overwritten by an earlier one,
+/// whichever process writes last. Rows are locked in id order, the order every batch locks
+/// them in, so writers never deadlock.
+async fn write_last_uses(
+    session: &mut Session,
+    batch: &[(TokenId, LastUse)],
+) -> Result<(), StoreError> {
+    let mut ids = Vec::with_capacity(batch.len());
+    let mut ats = Vec::with_capacity(batch.len());
+    let mut ips: Vec<Option<String>> = Vec::with_capacity(batch.len());
+    for (id, used) in batch {
+        if let Some(key) = id_key(*id) {
+            ids.push(key);
+            ats.push(used.at.unix_timestamp());
+            ips.push(used.ip.map(|ip| ip.to_string()));
+        }
+    }
+    let lock = session.stmt(LOCK_ROWS).await?;
+    let write = session
+        .stmt(
+            "UPDATE api_tokens AS t SET last_used_at = v.at, last_used_ip = v.ip
+             FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS v(id, at, ip)
+             WHERE t.id = v.id AND (t.last_used_at IS NULL OR t.last_used_at <= v.at)",
+        )
+        .await?;
+    let tx = session.client.transaction().await.map_err(db)?;
+    tx.execute(&lock, &[&ids]).await.map_err(db)?;
+    tx.execute(&write, &[&ids, &ats, &ips]).await.map_err(db)?;
+    tx.commit().await.map_err(db)
+}
+
+/// What a committed batch wrote: the clock value it committed at, the rows as stored, and the
+/// ids it deleted. A replica installs exactly this.
+pub(crate) struct Committed {
+    pub(crate) seq: u64,
+    pub(crate) rows: Vec<Token>,
+    pub(crate) deleted: Vec<TokenId>,
+}
+
+fn seq_of(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| corrupt(format!("change clock at {v}")))
+}
+
+/// Locks existing rows in id order: every writer locks in this order, so none deadlock.
+const LOCK_ROWS: &str = "SELECT id FROM api_tokens WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+
+fn update_sql() -> String {
+    let set: Vec<String> = row::NAMES
+        .iter()
+        .filter(|n| !matches!(**n, "id" | "revision" | "last_used_at" | "last_used_ip"))
+        .map(|n| format!("{n} = v.{n}"))
+        .collect();
+    format!(
+        "UPDATE api_tokens AS t SET {},
+             revision = (t.revision + 1) % 4294967296,
+             change_seq = ${seq},
+             -- A use recorded since the caller read the token is kept.
+             last_used_at = CASE WHEN t.last_used_at > v.last_used_at OR v.last_used_at IS NULL
+                                 THEN t.last_used_at ELSE v.last_used_at END,
+             last_used_ip = CASE WHEN t.last_used_at > v.last_used_at OR v.last_used_at IS NULL
+                                 THEN t.last_used_ip ELSE v.last_used_ip END
+         FROM {}
+         WHERE t.id = v.id AND t.revision = v.revision
+         RETURNING {}",
+        set.join(", "),
+        unnest(1),
+        columns("t."),
+        seq = row::NAMES.len() + 1,
+    )
+}
+
+fn insert_sql() -> String {
+    format!(
+        "INSERT INTO api_tokens ({}, change_seq) SELECT v.*, ${} FROM {} RETURNING {}",
+        columns(""),
+        row::NAMES.len() + 1,
+        unnest(1),
+        columns("")
+    )
+}
+
+/// `UNIQUE (owner, name)` over the rows a batch wrote.
+const NAME_CLASH: &str = "SELECT t.owner, t.name FROM api_tokens AS t
+     JOIN unnest($1::text[], $2::text[]) AS v(owner, name)
+       ON t.owner = v.owner AND t.name = v.name
+     GROUP BY t.owner, t.name HAVING count(DISTINCT t.id) > 1 LIMIT 1";
+
+/// A hash held twice, in either column (no single index sees both).
+const HASH_CLASH: &str = "SELECT h FROM (
+         SELECT secret_hash AS h FROM api_tokens WHERE secret_hash = ANY($1)
+         UNION ALL
+         SELECT previous_hash FROM api_tokens WHERE previous_hash = ANY($1)
+     ) AS x GROUP BY h HAVING count(*) > 1 LIMIT 1";
+
+/// The statements of a batch, prepared before its transaction begins.
+struct BatchStatements {
+    clock: Statement,
+    lock: Statement,
+    delete: Statement,
+
+    update: Statement,
+    insert: Statement,
+
+    names: Statement,
+    hashes: Statement,
+}
+
+impl BatchStatements {
+    async fn prepare(s: &mut Session) -> Result<Self, StoreError> {
+        Ok(Self {
+            // The triggers' clock value for this transaction, taken first (see schema.rs).
+            clock: s.stmt("SELECT api_token_tick()").await?,
+            lock: s.stmt(LOCK_ROWS).await?,
+            delete: s.stmt("DELETE FROM api_tokens WHERE id = ANY($1)").await?,
+
+            update: s.stmt(&update_sql()).await?,
+            insert: s.stmt(&insert_sql()).await?,
+
+            names: s.stmt(NAME_CLASH).await?,
+            hashes: s.stmt(HASH_CLASH).await?,
+        })
+    }
+}
+
+/// One batch, in one transaction (see the module docs for the steps).
+pub(crate) async fn apply_batch(
+    session: &mut Session,
+    changes: Vec<Change>,
+) -> Result<Committed, StoreError> {
+    let mut seen = HashSet::new();
+    let (mut inserts, mut replaces, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
+    for c in &changes {
+        let id = match c {
+            Change::Insert(t) | Change::Replace(t) => t.id,
+            Change::Delete(id) => *id,
+        };
+        if !seen.insert(id) {
+            return Err(StoreError::IdTaken(id));
+        }
+        if let Change::Insert(t) | Change::Replace(t) = c {
+            t.check_consistent()?;
+        }
+        match c {
+            Change::Insert(t) => inserts.push(t),
+            Change::Replace(t) => replaces.push(t),
+            Change::Delete(id) => deletes.push(*id),
+        }
+    }
+    let st = BatchStatements::prepare(session).await?;
+    let tx = session.client.transaction().await.map_err(db)?;
+    // The change clock first: its row lock serialises batches, so they commit in clock order.
+    let seq: i64 = tx
+        .query_one(&st.clock, &[])
+        .await
+        .map_err(db)?
+        .try_get(0)
+        .map_err(db)?;
+    let touched: Vec<i64> = seen.iter().filter_map(|id| id_key(*id)).collect();
+    let existing: HashSet<i64> = tx
+        .query(&st.lock, &[&touched])
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|r| r.try_get::<_, i64>(0))
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
+    let exists = |id: TokenId| id_key(id).is_some_and(|k| existing.contains(&k));
+    for c in &changes {
+        match c {
+            Change::Insert(t) if exists(t.id) => return Err(StoreError::IdTaken(t.id)),
+            Change::Replace(t) if !exists(t.id) => return Err(StoreError::NotFound(t.id)),
+            Change::Delete(id) if !exists(*id) => return Err(StoreError::NotFound(*id)),
+            _ => {}
+        }
+    }
+    let mut rows = Vec::new();
+    if !deletes.is_empty() {
+        let keys: Vec<i64> = deletes.iter().filter_map(|id| id_key(*id)).collect();
+        // The delete trigger records each id for the replicas.
+        tx.execute(&st.delete, &[&keys]).await.map_err(db)?;
+    }
+    if !replaces.is_empty() {
+        let cols = Columns::of(replaces.iter().copied())?;
+        let mut params = cols.params().to_vec();
+        params.push(&seq);
+        // Revisions are enforced here: a row read at an older revision is not updated.
+        let updated = tx.query(&st.update, &params).await.map_err(db)?;
+        let done: HashSet<TokenId> = updated
+            .iter()
+            .map(|r| r.try_get::<_, i64>(0).map_err(db).and_then(id_of))
+            .collect::<Result<_, _>>()?;
+        if let Some(stale) = replaces.iter().find(|t| !done.contains(&t.id)) {
+            return Err(StoreError::Conflict(stale.id));
+        }
+        for r in &updated {
+            rows.push(token_of(r)?);
+        }
+    }
+    if !inserts.is_empty() {
+        let cols = Columns::of(inserts.iter().copied())?;
+        let mut params = cols.params().to_vec();
+        params.push(&seq);
+        let inserted = tx.query(&st.insert, &params).await.map_err(db)?;
+        for r in &inserted {
+            rows.push(token_of(r)?);
+        }
+    }
+    check_unique(&tx, &st, &rows).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(Committed {
+        seq: seq_of(seq)?,
+        rows,
+        deleted: deletes,
+    })
+}
+
+/// `UNIQUE (owner, name)` and unique hashes across both hash columns, checked against the
+/// state the batch produced (before commit, so the error can name the owner and name). Writers
+/// are serialised by the change clock, so no other batch can slip in between.
+async fn check_unique(
+    tx: &Transaction<'_>,
+    st: &BatchStatements,
+    rows: &[Token],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let cols = Columns::of(rows)?;
+    let (owners, names) = cols.owners_and_names();
+    if let Some(r) = tx
+        .query_opt(&st.names, &[&owners, &names])
+        .await
+        .map_err(db)?
+    {
+        let owner: String = r.try_get(0).map_err(db)?;
+        return Err(StoreError::NameTaken {
+            owner: UserId::new(&owner).map_err(corrupt)?,
+            name: r.try_get(1).map_err(db)?,
+        });
+    }
+    let hashes = cols.hashes();
+    if tx
+        .query_opt(&st.hashes, &[&hashes])
+        .await
+        .map_err(db)?
+        .is_some()
+    {
+        return Err(StoreError::HashTaken);
+    }
+    Ok(())
+}
+
+async fn get_token(s: &mut Session, id: TokenId) -> Result<Option<Token>, StoreError> {
+    let Some(key) = id_key(id) else {
+        return Ok(None);
+    };
+    let st = s
+        .stmt(&format!(
+            "SELECT {} FROM api_tokens WHERE id = $1",
+            columns("")
+        ))
+        .await?;
+    s.client
+        .query_opt(&st, &[&key])
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(token_of)
+        .transpose()
+}
+
+async fn by_hash(
+    s: &mut Session,
+    hash: SecretHash,
+    rules: &RuleCache,
+) -> Result<Option<Token>, StoreError> {
+    let bytes = hash.as_bytes().to_vec();
+    let cols = columns("");
+    let st = s
+        .stmt(&format!(
+            "SELECT {cols} FROM api_tokens WHERE secret_hash = $1
+             UNION ALL SELECT {cols} FROM api_tokens WHERE previous_hash = $1 LIMIT 1"
+        ))
+        .await?;
+    s.client
+        .query_opt(&st, &[&bytes])
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(|r| rules.token_of(r))
+        .transpose()
+}
+
+async fn query_tokens(
+    s: &mut Session,
+    query: &Query,
+    now: OffsetDateTime,
+) -> Result<Vec<Token>, StoreError> {
+    let st = sql::select(query, now);
+    let prepared = s.stmt(&st.sql).await?;
+    let rows = s.client.query(&prepared, &st.params()).await.map_err(db)?;
+    let mut out = rows.iter().map(token_of).collect::<Result<Vec<_>, _>>()?;
+    if sql::needs_rust_filter(query) {
+        out.retain(|t| query.matches(t, now));
+        if let Some(n) = query.limit {
+            out.truncate(n);
+        }
+    }
+    Ok(out)
+}
+
+/// A [`TokenStore`] over PostgreSQL. See the [module docs](self).
+///
+/// ```no_run
+/// use api_tokens::{Tokens, store::postgres::PostgresStore};
+/// let store = PostgresStore::connect("host=127.0.0.1 user=app dbname=app")?;
+/// let tokens = Tokens::new(store);
+/// # Ok::<(), api_tokens::StoreError>(())
+/// ```
+pub struct PostgresStore {
+    rt: Option<Runtime>,
+    pub(crate) pg: Arc<Pg>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("pool", &self.pg.slots.len())
+            .field("timeout", &self.pg.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings of a [`PostgresStore`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PostgresOptions {
+    /// Connections in the pool (default 4). Management calls and, without a replica,
+    /// authentications share them.
+    pub pool_size: usize,
+    /// The longest a call may take before it fails (default 10 s); a transaction in flight is
+    /// rolled back.
+    pub timeout: Duration,
+    /// Buffered last uses are written at least this often (default 10 s).
+    pub touch_interval: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 4,
+            timeout: Duration::from_secs(10),
+            touch_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl PostgresOptions {
+    /// Connections in the pool.
+    #[must_use]
+    pub fn pool_size(mut self, n: usize) -> Self {
+        self.pool_size = n;
+        self
+    }
+
+    /// The longest a call may take.
+    #[must_use]
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+
+    /// How often buffered last uses are written at least.
+    #[must_use]
+    pub fn touch_interval(mut self, d: Duration) -> Self {
+        self.touch_interval = d;
+        self
+    }
+}
+
+impl PostgresStore {
+    /// Connects with a libpq-style connection string (`host=… user=… dbname=…` or
+    /// `postgresql://user@host/db`) and the default options, and brings the schema up to date.
+    ///
+    /// # Errors
+    /// The string does not parse, the server cannot be reached, the schema is newer than this
+    /// crate knows ([`StoreError::SchemaTooNew`]), or a migration fails.
+    pub fn connect(params: &str) -> Result<Self, StoreError> {
+        Self::connect_with(params, PostgresOptions::default())
+    }
+
+    /// [`PostgresStore::connect`] with `options`.
+    ///
+    /// # Errors
+    /// As [`PostgresStore::connect`], and [`StoreError::Config`] for a pool of zero
+    /// connections or a zero timeout.
+    pub fn connect_with(params: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        let mut config: Config = params.parse().map_err(db)?;
+        Self::with_config(&mut config, options)
+    }
+
+    /// [`PostgresStore::connect_with`] for a `tokio_postgres::Config` the host built.
+    ///
+    /// # Errors
+    /// As [`PostgresStore::connect_with`].
+    pub fn with_config(config: &mut Config, options: PostgresOptions) -> Result<Self, StoreError> {
+        if options.pool_size == 0 || options.pool_size > 1024 {
+            return Err(StoreError::Config(format!(
+                "pool size {} (1 to 1024)",
+                options.pool_size
+            )));
+        }
+        if options.timeout.is_zero() {
+            return Err(StoreError::Config("a zero timeout".into()));
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(options.timeout);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("api-tokens");
+        }
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(10));
+        // Two workers: a replica's sync task keeps confirming while a management call or a
+        // last-use flush is being encoded on the other.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("api-tokens-postgres")
+            .enable_all()
+            .build()
+            .map_err(StoreError::backend)?;
+        let pg = Arc::new(Pg {
+            handle: rt.handle().clone(),
+            config: config.clone(),
+            slots: (0..options.pool_size)
+                .map(|_| Arc::new(tokio::sync::Mutex::new(None)))
+                .collect(),
+            next_slot: AtomicUsize::new(0),
+            timeout: options.timeout,
+            pending: Mutex::new(Pending::default()),
+            last_flush: Mutex::new(Instant::now()),
+            touch_interval: options.touch_interval,
+            rules: RuleCache::default(),
+        });
+        let store = Self { rt: Some(rt), pg };
+        let pg = store.pg.clone();
+        store.pg.block(async move {
+            let mut conn = pg.conn().await?;
+            schema::migrate(&mut conn.session()?.client).await
+        })?;
+        Ok(store)
+    }
+
+    /// Writes every buffered last use now.
+    ///
+    /// # Errors
+    /// Backend failures; the uses stay buffered for the next attempt.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let pg = self.pg.clone();
+        self.pg.block(async move { pg.flush().await })
+    }
+
+    /// Forgets deletion records older than `keep` (replicas use them to learn of deletions).
+    /// A replica that was disconnected for longer reloads everything when it returns. Returns
+    /// how many were removed. A [`Replica`](super::replica::Replica) calls this itself.
+    ///
+    /// # Errors
+    /// Backend failures.
+    pub fn prune_deletions(&self, keep: Duration) -> Result<u64, StoreError> {
+        let pg = self.pg.clone();
+        self.pg
+            .block(async move { prune_deletions(&pg, keep).await })
+    }
+
+    /// Runs `op` with a pooled connection on the store's runtime and waits for it.
+    fn run<T: Send + 'static, F>(
+        &self,
+        flush_first: bool,
+        op: impl FnOnce(Conn) -> F + Send + 'static,
+    ) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let pg = self.pg.clone();
+        self.pg.block(async move {
+            if flush_first {
+                pg.flush_if_pending().await?;
+            }
+            op(pg.conn().await?).await
+        })
+    }
+
+    /// The record a presented hash belongs to, read from the database.
+    fn lookup(&self, hash: &SecretHash) -> Result<Option<Token>, StoreError> {
+        let hash = *hash;
+        let pg = self.pg.clone();
+        self.run(false, move |mut conn| async move {
+            by_hash(conn.session()?, hash, &pg.rules).await
+        })
+    }
+}
+
+/// Deletion records older than `keep` go; `pruned_through` says how far.
+pub(crate) async fn prune_deletions(pg: &Pg, keep: Duration) -> Result<u64, StoreError> {
+    let secs = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
+    let mut conn = pg.conn().await?;
+    let tx = conn.session()?.client.transaction().await.map_err(db)?;
+    // The clock's row lock: no batch commits while the horizon moves.
+    tx.execute(
+        "SELECT seq FROM api_token_clock WHERE one = 1 FOR UPDATE",
+        &[],
+    )
+    .await
+    .map_err(db)?;
+    let gone = tx
+        .query(
+            "DELETE FROM api_token_deleted
+             WHERE deleted_at < now() - make_interval(secs => $1::bigint::double precision)
+             RETURNING change_seq",
+            &[&secs],
+        )
+        .await
+        .map_err(db)?;
+    let horizon = gone
+        .iter()
+        .map(|r| r.try_get::<_, i64>(0))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db)?
+        .into_iter()
+        .max();
+    if let Some(h) = horizon {
+        tx.execute(
+            "UPDATE api_token_clock SET pruned_through = GREATEST(pruned_through, $1) WHERE one = 1",
+            &[&h],
+        )
+        .await
+        .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(gone.len() as u64)
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // Best effort, bounded by the timeout: a failure loses only last-use times.
+        if let Err(e) = self.flush() {
+            tracing::warn!(error = %e, "api-tokens: last uses not written at shutdown");
+        }
+        if let Some(rt) = self.rt.take() {
+            // Never blocks, and never panics inside an async context.
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl TokenStore for PostgresStore {
+    fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError> {
+        let n = i64::try_from(n).map_err(|_| StoreError::IdsExhausted)?;
+        self.run(false, move |mut conn| async move {
+            let s = conn.session()?;
+            let st = s
+                .stmt("SELECT nextval('api_token_ids') FROM generate_series(1, $1::bigint)")
+                .await?;
+            let rows = s.client.query(&st, &[&n]).await.map_err(db)?;
+            rows.iter()
+                .map(|r| r.try_get::<_, i64>(0).map_err(db).and_then(id_of))
+                .collect()
+        })
+    }
+
+    fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.run(true, move |mut conn| async move {
+            apply_batch(conn.session()?, changes).await.map(|_| ())
+        })
+    }
+
+    fn get(&self, id: TokenId) -> Result<Option<Token>, StoreError> {
+        self.run(true, move |mut conn| async move {
+            get_token(conn.session()?, id).await
+        })
+    }
+
+    fn find_name(&self, owner: &UserId, name: &TokenName) -> Result<Option<TokenId>, StoreError> {
+        let (owner, name) = (owner.to_string(), name.to_string());
+        self.run(false, move |mut conn| async move {
+            let s = conn.session()?;
+            let st = s
+                .stmt("SELECT id FROM api_tokens WHERE owner = $1 AND name = $2")
+                .await?;
+            s.client
+                .query_opt(&st, &[&owner, &name])
+                .await
+                .map_err(db)?
+                .map(|r| r.try_get::<_, i64>(0).map_err(db).and_then(id_of))
+                .transpose()
+        })
+    }
+
+    fn query(&self, query: &Query, now: OffsetDateTime) -> Result<Vec<Token>, StoreError> {
+        let query = query.clone();
+        self.run(true, move |mut conn| async move {
+            query_tokens(conn.session()?, &query, now).await
+        })
+    }
+
+    fn count(&self, query: &Query, now: OffsetDateTime) -> Result<usize, StoreError> {
+        let query = query.clone();
+        self.run(true, move |mut conn| async move {
+            let s = conn.session()?;
+            if sql::needs_rust_filter(&query) {
+                let mut all = query.clone();
+                all.limit = None;
+                return Ok(query_tokens(s, &all, now).await?.len());
+            }
+            let st = sql::count(&query, now);
+            let prepared = s.stmt(&st.sql).await?;
+            let n: i64 = s
+                .client
+                .query_one(&prepared, &st.params())
+                .await
+                .map_err(db)?
+                .try_get(0)
+                .map_err(db)?;
+            usize::try_from(n).map_err(|_| corrupt("count"))
+        })
+    }
+
+    fn authenticate(
+        &self,
+        hash: &SecretHash,
+        check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
+    ) -> Result<bool, StoreError> {
+        let Some(t) = self.lookup(hash)? else {
+            return Ok(false);
+        };
+        // Say which secret matched from the record itself; a record that matches neither is not
+        // used (fail closed).
+        let matched = match t.secret {
+            Some(s) if s.hash == *hash => Matched::Current,
+            Some(SecretState {
+                previous: Some(p), ..
+            }) if p.hash == *hash => Matched::Previous {
+                valid_until: p.valid_until,
+            },
+            _ => return Ok(false),
+        };
+        let candidate = Candidate {
+            id: t.id,
+            name: &t.name,
+            owner: &t.owner,
+            status: t.status,
+            expiry: t.expiry,
+            permissions: &t.permissions,
+            allowlist: &t.allowlist,
+            matched,
+        };
+        if let Some(used) = check(candidate) {
+            self.pg.note_use(t.id, used);
+            if self.pg.flush_due() {
+                self.flush()?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The column list of `SELECT`s that [`token_of`] reads.
+pub(crate) fn select_columns() -> String {
+    columns("")
+}

@@ -1,0 +1,355 @@
+//! The one place a [`Token`] meets a row of `api_tokens`: the column list, the row → token
+//! mapping, and the column arrays a batch is sent as (`unnest($1::bigint[], …)`). A new field
+//! of `Token` is added here, in the schema (`schema.rs`) and nowhere else.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use crate::allowlist::IpAllowlist;
+use crate::error::StoreError;
+use crate::permission::PermissionSet;
+use crate::secret::SecretHash;
+use crate::token::{
+    Expiry, LastUse, PreviousSecret, Revoked, RevokedBy, SecretState, Status, Token, TokenId,
+    TokenName, UserId, from_unix,
+};
+
+/// The columns of a token, in the order [`token_of`] reads them and [`Columns`] sends them.
+pub(super) const NAMES: [&str; 19] = [
+    "id",
+    "owner",
+    "name",
+    "description",
+    "creator",
+    "status",
+    "created_at",
+    "expires_at",
+    "permissions",
+    "allowlist",
+    "last_used_at",
+    "last_used_ip",
+    "secret_hash",
+    "generated_at",
+    "previous_hash",
+    "previous_valid_until",
+    "revision",
+    "revoked_at",
+    "revoked_by",
+];
+
+/// The SQL array type of each column, for `unnest($n::type[])`.
+const TYPES: [&str; 19] = [
+    "bigint", "text", "text", "text", "text", "smallint", "bigint", "bigint", "text", "text",
+    "bigint", "text", "bytea", "bigint", "bytea", "bigint", "bigint", "bigint", "text",
+];
+
+/// `id, owner, …` with each name prefixed (`t.id, t.owner, …` for `prefix = "t."`).
+pub(super) fn columns(prefix: &str) -> String {
+    NAMES
+        .iter()
+        .map(|n| format!("{prefix}{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `unnest($first::bigint[], …) AS v(id, owner, …)`: the rows of a [`Columns`] as a table.
+pub(super) fn unnest(first: usize) -> String {
+    let args: Vec<String> = TYPES
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("${}::{t}[]", first + i))
+        .collect();
+    format!("unnest({}) AS v({})", args.join(", "), columns(""))
+}
+
+/// A value read back that the crate's types refuse: the row was written by something other
+/// than this crate, or the schema's checks were dropped.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt row in api_tokens: {0}")]
+pub(super) struct CorruptRow(pub(super) String);
+
+pub(super) fn corrupt(what: impl fmt::Display) -> StoreError {
+    StoreError::backend(CorruptRow(what.to_string()))
+}
+
+/// The row key of an id; `None` for ids no row can have (beyond `bigint`).
+pub(super) fn id_key(id: TokenId) -> Option<i64> {
+    i64::try_from(id.get()).ok()
+}
+
+pub(super) fn id_of(key: i64) -> Result<TokenId, StoreError> {
+    u64::try_from(key)
+        .map(TokenId::new)
+        .map_err(|_| corrupt(format!("id {key}")))
+}
+
+fn time_of(secs: i64) -> Result<time::OffsetDateTime, StoreError> {
+    from_unix(secs).ok_or_else(|| corrupt(format!("time {secs}")))
+}
+
+fn hash_of(bytes: Option<Vec<u8>>) -> Result<Option<SecretHash>, StoreError> {
+    bytes
+        .map(|b| {
+            <[u8; 32]>::try_from(b.as_slice())
+                .map(SecretHash::from_bytes)
+                .map_err(|_| corrupt("secret hash is not 32 bytes"))
+        })
+        .transpose()
+}
+
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
+    row.try_get(i).map_err(StoreError::backend)
+}
+
+/// A token from a row whose first 19 columns are [`NAMES`]. Every value passes the same
+/// constructors as input does, and the record rules ([`Token::check_consistent`]): a row that
+/// breaks a rule is refused, never half-read.
+pub(crate) fn token_of(row: &Row) -> Result<Token, StoreError> {
+    token_with(row, parse_rules)
+}
+
+/// The permissions and allowlist of a row, parsed.
+fn parse_rules(row: &Row) -> Result<(PermissionSet, IpAllowlist), StoreError> {
+    let permissions: String = get(row, 8)?;
+    let allowlist: String = get(row, 9)?;
+    Ok((
+        permissions.parse::<PermissionSet>().map_err(corrupt)?,
+        allowlist.parse::<IpAllowlist>().map_err(corrupt)?,
+    ))
+}
+
+/// The parsed permissions and allowlists of the tokens looked up by hash, by id and revision:
+/// authenticating without a replica parses a token's lists once per revision, not per request.
+#[derive(Default)]
+pub(super) struct RuleCache(Mutex<HashMap<TokenId, (u32, PermissionSet, IpAllowlist)>>);
+
+/// How many tokens' lists the cache keeps.
+const RULE_CACHE: usize = 4_096;
+
+impl RuleCache {
+    /// [`token_of`], taking the lists from the cache when the row's revision is the cached one.
+    pub(super) fn token_of(&self, row: &Row) -> Result<Token, StoreError> {
+        let id = id_of(get(row, 0)?)?;
+        let revision = get::<i64>(row, 16)?;
+        let lock = || self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let cached = lock()
+            .get(&id)
+            .filter(|(r, ..)| i64::from(*r) == revision)
+            .map(|(_, p, a)| (p.clone(), a.clone()));
+        token_with(row, |row| match cached {
+            Some(rules) => Ok(rules),
+            None => {
+                let (p, a) = parse_rules(row)?;
+                if let Ok(r) = u32::try_from(revision) {
+                    let mut cache = lock();
+                    if cache.len() >= RULE_CACHE {
+                        cache.clear();
+                    }
+                    cache.insert(id, (r, p.clone(), a.clone()));
+                }
+                Ok((p, a))
+            }
+        })
+    }
+}
+
+fn token_with(
+    row: &Row,
+    rules: impl FnOnce(&Row) -> Result<(PermissionSet, IpAllowlist), StoreError>,
+) -> Result<Token, StoreError> {
+    let status: i16 = get(row, 5)?;
+    let expires_at: Option<i64> = get(row, 7)?;
+    let last_used_at: Option<i64> = get(row, 10)?;
+    let last_used_ip: Option<String> = get(row, 11)?;
+    let hash = hash_of(get(row, 12)?)?;
+    let generated_at: Option<i64> = get(row, 13)?;
+    let previous = hash_of(get(row, 14)?)?;
+    let previous_until: Option<i64> = get(row, 15)?;
+    let revision: i64 = get(row, 16)?;
+    let revoked_at: Option<i64> = get(row, 17)?;
+    let revoked_by: Option<String> = get(row, 18)?;
+    let secret = match (hash, generated_at) {
+        (None, None) => None,
+        (Some(hash), Some(at)) => Some(SecretState {
+            hash,
+            generated_at: time_of(at)?,
+            previous: match (previous, previous_until) {
+                (None, None) => None,
+                (Some(hash), Some(until)) => Some(PreviousSecret {
+                    hash,
+                    valid_until: time_of(until)?,
+                }),
+                _ => return Err(corrupt("previous hash without its deadline, or back")),
+            },
+        }),
+        _ => return Err(corrupt("secret hash without its generation time, or back")),
+    };
+    if secret.is_none() && (previous.is_some() || previous_until.is_some()) {
+        return Err(corrupt("a previous secret without a current one"));
+    }
+    let revoked = match (revoked_at, revoked_by) {
+        (None, None) => None,
+        (Some(at), Some(by)) => Some(Revoked {
+            at: time_of(at)?,
+            by: RevokedBy::from_name(&by)
+                .ok_or_else(|| corrupt(format!("revocation cause {by:?}")))?,
+        }),
+        _ => return Err(corrupt("revocation time without its cause, or back")),
+    };
+    let (permissions, allowlist) = rules(row)?;
+    let token = Token {
+        id: id_of(get(row, 0)?)?,
+        owner: UserId::new(&get::<String>(row, 1)?).map_err(corrupt)?,
+        name: TokenName::new(&get::<String>(row, 2)?).map_err(corrupt)?,
+        description: get(row, 3)?,
+        creator: UserId::new(&get::<String>(row, 4)?).map_err(corrupt)?,
+        status: match status {
+            0 => Status::Enabled,
+            1 => Status::Disabled,
+            s => return Err(corrupt(format!("status {s}"))),
+        },
+        created_at: time_of(get(row, 6)?)?,
+        expiry: match expires_at {
+            None => Expiry::NEVER,
+            Some(s) => Expiry::from_unix(s).map_err(corrupt)?,
+        },
+        permissions,
+        allowlist,
+        last_use: match last_used_at {
+            None => None,
+            Some(at) => Some(LastUse {
+                at: time_of(at)?,
+                ip: match last_used_ip {
+                    None => None,
+                    Some(ip) => Some(ip.parse().map_err(corrupt)?),
+                },
+            }),
+        },
+        secret,
+        revision: u32::try_from(revision).map_err(|_| corrupt(format!("revision {revision}")))?,
+        revoked,
+    };
+    token.check_consistent()?;
+    Ok(token)
+}
+
+/// The permissions as stored: canonical names, space-separated.
+fn permissions_text(p: &PermissionSet) -> String {
+    p.iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The allowlist as stored: normalised entries, space-separated.
+fn allowlist_text(list: &IpAllowlist) -> String {
+    list.entry_strings().collect::<Vec<_>>().join(" ")
+}
+
+/// A batch of tokens as one array per column.
+#[derive(Default)]
+pub(super) struct Columns {
+    id: Vec<i64>,
+    owner: Vec<String>,
+    name: Vec<String>,
+    description: Vec<String>,
+    creator: Vec<String>,
+    status: Vec<i16>,
+    created_at: Vec<i64>,
+    expires_at: Vec<Option<i64>>,
+    permissions: Vec<String>,
+    allowlist: Vec<String>,
+    last_used_at: Vec<Option<i64>>,
+    last_used_ip: Vec<Option<String>>,
+    secret_hash: Vec<Option<Vec<u8>>>,
+    generated_at: Vec<Option<i64>>,
+    previous_hash: Vec<Option<Vec<u8>>>,
+    previous_valid_until: Vec<Option<i64>>,
+    revision: Vec<i64>,
+    revoked_at: Vec<Option<i64>>,
+    revoked_by: Vec<Option<&'static str>>,
+}
+
+impl Columns {
+    /// The columns of `tokens`.
+    ///
+    /// # Errors
+    /// An id beyond `bigint` (no row can hold it).
+    pub(super) fn of<'a>(tokens: impl IntoIterator<Item = &'a Token>) -> Result<Self, StoreError> {
+        let mut c = Self::default();
+        for t in tokens {
+            let secret = t.secret;
+            let previous = secret.and_then(|s| s.previous);
+            c.id.push(id_key(t.id).ok_or_else(|| corrupt(format!("id {} beyond bigint", t.id)))?);
+            c.owner.push(t.owner.to_string());
+            c.name.push(t.name.to_string());
+            c.description.push(t.description.clone());
+            c.creator.push(t.creator.to_string());
+            c.status.push(i16::from(t.status == Status::Disabled));
+            c.created_at.push(t.created_at.unix_timestamp());
+            c.expires_at.push(t.expiry.unix());
+            c.permissions.push(permissions_text(&t.permissions));
+            c.allowlist.push(allowlist_text(&t.allowlist));
+            c.last_used_at
+                .push(t.last_use.map(|u| u.at.unix_timestamp()));
+            c.last_used_ip
+                .push(t.last_use.and_then(|u| u.ip).map(|ip| ip.to_string()));
+            c.secret_hash
+                .push(secret.map(|s| s.hash.as_bytes().to_vec()));
+            c.generated_at
+                .push(secret.map(|s| s.generated_at.unix_timestamp()));
+            c.previous_hash
+                .push(previous.map(|p| p.hash.as_bytes().to_vec()));
+            c.previous_valid_until
+                .push(previous.map(|p| p.valid_until.unix_timestamp()));
+            c.revision.push(i64::from(t.revision));
+            c.revoked_at.push(t.revoked.map(|r| r.at.unix_timestamp()));
+            c.revoked_by.push(t.revoked.map(|r| r.by.as_str()));
+        }
+        Ok(c)
+    }
+
+    /// `(owner, name)` of each token.
+    pub(super) fn owners_and_names(&self) -> (&[String], &[String]) {
+        (&self.owner, &self.name)
+    }
+
+    /// Every secret hash the batch carries, current and previous.
+    pub(super) fn hashes(&self) -> Vec<Vec<u8>> {
+        self.secret_hash
+            .iter()
+            .chain(&self.previous_hash)
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// The arrays as query parameters, in [`NAMES`] order.
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 19] {
+        [
+            &self.id,
+            &self.owner,
+            &self.name,
+            &self.description,
+            &self.creator,
+            &self.status,
+            &self.created_at,
+            &self.expires_at,
+            &self.permissions,
+            &self.allowlist,
+            &self.last_used_at,
+            &self.last_used_ip,
+            &self.secret_hash,
+            &self.generated_at,
+            &self.previous_hash,
+            &self.previous_valid_until,
+            &self.revision,
+            &self.revoked_at,
+            &self.revoked_by,
+        ]
+    }
+}

@@ -1,0 +1,562 @@
+//! A fleet of replicas over one real PostgreSQL (started by the test): writes on one replica
+//! reach the others, revocations are refused everywhere within the bound, lost listeners and a
+//! stopped server fail closed and recover, concurrent writers lose nothing, last uses merge.
+#![cfg(feature = "postgres")]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use api_tokens::store::postgres::PostgresStore;
+use api_tokens::store::replica::{Replica, ReplicaOptions};
+use api_tokens::store::{Change, TokenStore};
+use api_tokens::{
+    Actor, CollectEvents, Denial, DenialKind, EventKind, ManualClock, NewToken, PublicDenial,
+    RequestContext, Status, StoreError, TokenId, TokenUpdate, Tokens, UserId,
+};
+use support::pg::{PgServer, wait_for};
+
+macro_rules! server {
+    () => {
+        match PgServer::start() {
+            Some(s) => s,
+            None => return,
+        }
+    };
+}
+
+fn replica(url: &str, options: ReplicaOptions) -> Tokens<Replica> {
+    Tokens::new(Replica::start(PostgresStore::connect(url).unwrap(), options).unwrap())
+}
+
+fn bounded(bound: Duration) -> ReplicaOptions {
+    ReplicaOptions::default().staleness_bound(bound)
+}
+
+fn admin() -> Actor {
+    Actor::admin(UserId::from(1))
+}
+
+fn ctx() -> RequestContext {
+    RequestContext::unknown_address()
+}
+
+fn kind(t: &Tokens<Replica>, secret: &str) -> Option<DenialKind> {
+    t.authenticate(secret, &ctx()).err().map(|d| d.kind())
+}
+
+#[test]
+fn three_replicas_see_every_write_within_the_bound() {
+    let pg = server!();
+    let url = pg.create_db("fleet");
+    let bound = Duration::from_secs(2);
+    let (a, b, c) = (
+        replica(&url, bounded(bound)),
+        replica(&url, bounded(bound)),
+        replica(&url, bounded(bound)),
+    );
+    // Issue on A: at once on A, within the bound on B and C.
+    let issued = a
+        .issue(&admin(), NewToken::new("deploy".parse().unwrap()))
+        .unwrap();
+    let id = issued.token.id;
+    let s = issued.secret.expose().to_owned();
+    assert_eq!(
+        kind(&a, &s),
+        None,
+        "the writer's own replica has it when the call returns"
+    );
+    for r in [&b, &c] {
+        wait_for(bound, "issued token usable", || kind(r, &s).is_none());
+    }
+    // Disable on B: refused on B when the call returns, on A and C within the bound.
+    b.set_status(&admin(), [id], Status::Disabled).unwrap();
+    assert_eq!(kind(&b, &s), Some(DenialKind::Disabled));
+    for r in [&a, &c] {
+        wait_for(bound, "disable seen", || {
+            kind(r, &s) == Some(DenialKind::Disabled)
+        });
+    }
+    // Enable and regenerate on C: the old secret stops everywhere, the new one works.
+    c.set_status(&admin(), [id], Status::Enabled).unwrap();
+    let (_, fresh) = c.generate(&admin(), [id]).unwrap().pop().unwrap();
+    let fresh = fresh.expose().to_owned();
+    assert_eq!(kind(&c, &s), Some(DenialKind::Superseded));
+    assert_eq!(kind(&c, &fresh), None);
+    for r in [&a, &b] {
+        wait_for(bound, "regeneration seen", || {
+            kind(r, &s) == Some(DenialKind::Superseded) && kind(r, &fresh).is_none()
+        });
+    }
+    // Delete on A: unknown everywhere.
+    a.delete(&admin(), [id]).unwrap();
+    assert_eq!(kind(&a, &fresh), Some(DenialKind::Unknown));
+    for r in [&b, &c] {
+        wait_for(bound, "delete seen", || {
+            kind(r, &fresh) == Some(DenialKind::Unknown)
+        });
+    }
+    // Management reads on any replica see the database.
+    assert!(b.get(&admin(), id).is_err());
+    assert_eq!(c.count(&admin(), &api_tokens::Query::new()).unwrap(), 0);
+}
+
+#[test]
+fn a_killed_listener_reconnects_and_misses_nothing() {
+    let pg = server!();
+    let url = pg.create_db("listener");
+    let bound = Duration::from_secs(2);
+    let (a, b) = (replica(&url, bounded(bound)), replica(&url, bounded(bound)));
+    let issued = a
+        .issue(&admin(), NewToken::new("t".parse().unwrap()))
+        .unwrap();
+    let s = issued.secret.expose().to_owned();
+    wait_for(bound, "issued", || kind(&b, &s).is_none());
+    let listeners = || {
+        pg.psql(
+            "listener",
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'api-tokens-listener'",
+        )
+        .trim()
+        .parse::<usize>()
+        .unwrap()
+    };
+    assert_eq!(listeners(), 2);
+    // Kill both listeners' backends, and revoke while they are gone.
+    assert_eq!(pg.terminate("listener", "api-tokens-listener"), 2);
+    a.set_status(&admin(), [issued.token.id], Status::Disabled)
+        .unwrap();
+    wait_for(bound, "revocation seen after the listener died", || {
+        kind(&b, &s) == Some(DenialKind::Disabled)
+    });
+    wait_for(Duration::from_secs(5), "listeners back", || {
+        listeners() == 2
+    });
+    // A change that sends no notification at all (triggers off, clock moved by hand) is still
+    // seen within the bound: the heartbeat catches up by the change clock.
+    pg.psql(
+        "listener",
+        &format!(
+            "SET session_replication_role = replica;
+             BEGIN;
+             UPDATE api_token_clock SET seq = seq + 1;
+             UPDATE api_tokens SET status = 0, revision = revision + 1,
+                    change_seq = (SELECT seq FROM api_token_clock) WHERE id = {};
+             COMMIT;",
+            issued.token.id
+        ),
+    );
+    for r in [&a, &b] {
+        wait_for(bound, "silent change seen", || kind(r, &s).is_none());
+    }
+}
+
+#[test]
+fn a_stopped_server_fails_closed_after_the_bound_and_recovers() {
+    let mut pg = server!();
+    let url = pg.create_db("outage");
+    let bound = Duration::from_secs(3);
+    let events = Arc::new(CollectEvents::new());
+    let a = replica(
+        &url,
+        bounded(bound)
+            .heartbeat(Duration::from_millis(100))
+            .events(events.clone()),
+    );
+    let b = replica(&url, bounded(bound).heartbeat(Duration::from_millis(100)));
+    let issued = a
+        .issue(&admin(), NewToken::new("t".parse().unwrap()))
+        .unwrap();
+    let s = issued.secret.expose().to_owned();
+    wait_for(bound, "issued", || kind(&b, &s).is_none());
+    pg.stop();
+    let stopped = Instant::now();
+    // Within the bound the copy still serves (authentication does no I/O) ...
+    assert_eq!(kind(&a, &s), None, "still within the bound");
+    // ... management fails with a typed error, never a panic ...
+    let err = a
+        .create(&admin(), [NewToken::new("during".parse().unwrap())])
+        .unwrap_err();
+    assert!(matches!(err, api_tokens::Error::Store(_)), "{err:?}");
+    // ... and past the bound every token is refused as stale, not unknown.
+    for r in [&a, &b] {
+        wait_for(bound + Duration::from_secs(2), "fail closed", || {
+            kind(r, &s) == Some(DenialKind::Stale)
+        });
+    }
+    assert!(
+        stopped.elapsed() <= bound + Duration::from_millis(500),
+        "refused {:?} after the stop (bound {bound:?})",
+        stopped.elapsed()
+    );
+    let d = a.authenticate(&s, &ctx()).unwrap_err();
+    assert!(matches!(d, Denial::Stale { .. }));
+    assert_eq!(d.public(), PublicDenial::Unavailable);
+    assert!(!a.store().is_current());
+    wait_for(Duration::from_secs(5), "stale event", || {
+        events
+            .take()
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::ReplicaStale { .. }))
+    });
+    pg.start_again();
+    for r in [&a, &b] {
+        wait_for(Duration::from_secs(10), "recovered", || {
+            kind(r, &s).is_none()
+        });
+    }
+    wait_for(Duration::from_secs(5), "current event", || {
+        events
+            .take()
+            .iter()
+            .any(|e| e.kind == EventKind::ReplicaCurrent)
+    });
+    // And writes flow again.
+    b.set_status(&admin(), [issued.token.id], Status::Disabled)
+        .unwrap();
+    wait_for(bound, "revocation after recovery", || {
+        kind(&a, &s) == Some(DenialKind::Disabled)
+    });
+}
+
+#[test]
+fn concurrent_writers_on_different_replicas_never_lose_an_update() {
+    let pg = server!();
+    let url = pg.create_db("writers");
+    let bound = Duration::from_secs(2);
+    let fleet: Vec<Arc<Tokens<Replica>>> = (0..3)
+        .map(|_| Arc::new(replica(&url, bounded(bound))))
+        .collect();
+    let id = fleet[0]
+        .create(&admin(), [NewToken::new("shared".parse().unwrap())])
+        .unwrap()[0];
+    // Read-modify-write at the store: a write based on a stale read is refused in SQL and
+    // retried, so every one of the 3 × 15 appends survives.
+    let threads: Vec<_> = fleet
+        .iter()
+        .enumerate()
+        .map(|(k, r)| {
+            let r = r.clone();
+            std::thread::spawn(move || {
+                let mut conflicts = 0;
+                for i in 0..15 {
+                    loop {
+                        let mut t = r.store().get(id).unwrap().unwrap();
+                        t.description.push_str(&format!("[{k}:{i}]"));
+                        match r.store().apply(vec![Change::Replace(t)]) {
+                            Ok(()) => break,
+                            Err(StoreError::Conflict(_)) => conflicts += 1,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+                conflicts
+            })
+        })
+        .collect();
+    let conflicts: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let t = fleet[1].get(&admin(), id).unwrap();
+    for k in 0..3 {
+        for i in 0..15 {
+            assert_eq!(t.description.matches(&format!("[{k}:{i}]")).count(), 1);
+        }
+    }
+    eprintln!("{conflicts} revision conflicts retried");
+    // Through the API: three replicas change three different fields at once; all stick.
+    let updates = [
+        TokenUpdate::new(id).name("renamed".parse().unwrap()),
+        TokenUpdate::new(id).permissions("dns.*".parse().unwrap()),
+        TokenUpdate::new(id).allowlist("10.0.0.0/8".parse().unwrap()),
+    ];
+    let threads: Vec<_> = fleet
+        .iter()
+        .zip(updates)
+        .map(|(r, u)| {
+            let r = r.clone();
+            std::thread::spawn(move || r.update(&admin(), [u]).unwrap())
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let t = fleet[2].get(&admin(), id).unwrap();
+    assert_eq!(t.name.as_str(), "renamed");
+    assert_eq!(t.permissions.to_string(), "dns.*");
+    assert_eq!(t.allowlist.to_string(), "10.0.0.0/8");
+}
+
+#[test]
+fn last_use_is_buffered_per_replica_and_merged_later_wins() {
+    let pg = server!();
+    let url = pg.create_db("lastuse");
+    let t0 = time::macros::datetime!(2026-01-01 0:00 UTC);
+    let clock = |s: i64| Arc::new(ManualClock::new(t0 + time::Duration::seconds(s)));
+    let long = bounded(Duration::from_secs(2)).last_use_flush(Duration::from_secs(3600));
+    let a = replica(&url, long.clone()).with_clock(clock(20));
+    let b = replica(&url, long).with_clock(clock(10));
+    let issued = a
+        .issue(&admin(), NewToken::new("t".parse().unwrap()))
+        .unwrap();
+    let s = issued.secret.expose().to_owned();
+    wait_for(Duration::from_secs(2), "issued", || kind(&b, &s).is_none());
+    let stored = || {
+        pg.psql(
+            "lastuse",
+            &format!(
+                "SELECT last_used_at FROM api_tokens WHERE id = {}",
+                issued.token.id
+            ),
+        )
+        .trim()
+        .to_owned()
+    };
+    a.authenticate(&s, &ctx()).unwrap();
+    b.authenticate(&s, &ctx()).unwrap();
+    assert_eq!(stored(), "", "buffered, not written per request");
+    a.store().flush().unwrap();
+    b.store().flush().unwrap(); // the earlier use, written later, does not win
+    assert_eq!(stored(), (t0.unix_timestamp() + 20).to_string());
+    // Shutting a replica down writes what it holds.
+    let c = replica(
+        &url,
+        bounded(Duration::from_secs(2)).last_use_flush(Duration::from_secs(3600)),
+    )
+    .with_clock(clock(30));
+    c.authenticate(&s, &ctx()).unwrap();
+    drop(c);
+    assert_eq!(stored(), (t0.unix_timestamp() + 30).to_string());
+    // And the interval writes without being asked.
+    let d = replica(
+        &url,
+        bounded(Duration::from_secs(2)).last_use_flush(Duration::from_millis(200)),
+    )
+    .with_clock(clock(40));
+    d.authenticate(&s, &ctx()).unwrap();
+    let want = (t0.unix_timestamp() + 40).to_string();
+    wait_for(Duration::from_secs(5), "flushed on the interval", || {
+        stored() == want
+    });
+}
+
+#[test]
+fn a_replica_back_from_beyond_the_deletion_horizon_reloads() {
+    let pg = server!();
+    let url = pg.create_db("horizon");
+    // A replica that confirms rarely, so the test decides when it catches up.
+    let a = replica(
+        &url,
+        bounded(Duration::from_secs(60)).heartbeat(Duration::from_secs(30)),
+    );
+    let x = a
+        .issue(&admin(), NewToken::new("x".parse().unwrap()))
+        .unwrap();
+    let y = a
+        .issue(&admin(), NewToken::new("y".parse().unwrap()))
+        .unwrap();
+    let (sx, sy) = (x.secret.expose().to_owned(), y.secret.expose().to_owned());
+    // Deleted behind the replica's back (no notification), and the record of it pruned.
+    pg.psql(
+        "horizon",
+        &format!(
+            "SET session_replication_role = replica;
+             BEGIN;
+             UPDATE api_token_clock SET seq = seq + 1;
+             DELETE FROM api_tokens WHERE id = {id};
+             INSERT INTO api_token_deleted (id, change_seq, deleted_at)
+                 VALUES ({id}, (SELECT seq FROM api_token_clock), now() - interval '1 hour');
+             COMMIT;",
+            id = x.token.id
+        ),
+    );
+    assert_eq!(
+        a.store()
+            .store()
+            .prune_deletions(Duration::from_secs(60))
+            .unwrap(),
+        1
+    );
+    assert_eq!(kind(&a, &sx), None, "not caught up yet");
+    pg.psql("horizon", "NOTIFY api_tokens");
+    wait_for(Duration::from_secs(5), "reloaded", || {
+        kind(&a, &sx) == Some(DenialKind::Unknown)
+    });
+    assert_eq!(kind(&a, &sy), None, "the rest survives the reload");
+    assert_eq!(a.store().len(), 1);
+}
+
+#[test]
+fn changes_made_by_hand_in_sql_reach_every_replica() {
+    let pg = server!();
+    let url = pg.create_db("byhand");
+    let bound = Duration::from_secs(2);
+    let (a, b) = (replica(&url, bounded(bound)), replica(&url, bounded(bound)));
+    let x = a
+        .issue(&admin(), NewToken::new("x".parse().unwrap()))
+        .unwrap();
+    let y = a
+        .issue(&admin(), NewToken::new("y".parse().unwrap()))
+        .unwrap();
+    let (sx, sy) = (x.secret.expose().to_owned(), y.secret.expose().to_owned());
+    wait_for(bound, "issued", || {
+        kind(&b, &sx).is_none() && kind(&b, &sy).is_none()
+    });
+    // An operator disables one token and deletes another with plain SQL.
+    pg.psql(
+        "byhand",
+        &format!("UPDATE api_tokens SET status = 1 WHERE id = {}", x.token.id),
+    );
+    pg.psql(
+        "byhand",
+        &format!("DELETE FROM api_tokens WHERE id = {}", y.token.id),
+    );
+    for r in [&a, &b] {
+        wait_for(bound, "hand edits seen", || {
+            kind(r, &sx) == Some(DenialKind::Disabled) && kind(r, &sy) == Some(DenialKind::Unknown)
+        });
+    }
+    // A last-use write is not a change replicas need: it does not move the clock.
+    let clock = || {
+        pg.psql("byhand", "SELECT seq FROM api_token_clock")
+            .trim()
+            .to_owned()
+    };
+    let before = clock();
+    pg.psql(
+        "byhand",
+        &format!(
+            "UPDATE api_tokens SET last_used_at = 1 WHERE id = {}",
+            x.token.id
+        ),
+    );
+    assert_eq!(clock(), before);
+}
+
+#[test]
+fn a_new_replica_loads_every_row_whatever_the_clock_says() {
+    let pg = server!();
+    let url = pg.create_db("restored");
+    let writer = Tokens::new(PostgresStore::connect(&url).unwrap());
+    let issued = writer
+        .issue(&admin(), NewToken::new("t".parse().unwrap()))
+        .unwrap();
+    // As after restoring a dump taken before any batch moved the clock.
+    pg.psql("restored", "UPDATE api_token_clock SET seq = 0");
+    let r = replica(&url, bounded(Duration::from_secs(2)));
+    assert_eq!(kind(&r, issued.secret.expose()), None);
+}
+
+#[test]
+fn bad_replica_settings_are_refused() {
+    let pg = server!();
+    let url = pg.create_db("settings");
+    for options in [
+        bounded(Duration::from_millis(1)),
+        bounded(Duration::from_secs(1)).heartbeat(Duration::from_secs(1)),
+        bounded(Duration::from_secs(1)).heartbeat(Duration::ZERO),
+        bounded(Duration::from_secs(1)).last_use_flush(Duration::ZERO),
+    ] {
+        let r = Replica::start(PostgresStore::connect(&url).unwrap(), options.clone());
+        assert!(matches!(r, Err(StoreError::Config(_))), "{options:?}");
+    }
+    // An unreachable database: a typed error within the timeout, not a hang.
+    let closed = format!(
+        "host=127.0.0.1 port={} user=postgres connect_timeout=2",
+        pg.port() ^ 1
+    );
+    assert!(PostgresStore::connect(&closed).is_err());
+}
+
+const CHILD_URL: &str = "API_TOKENS_FLEET_CHILD_URL";
+
+/// The child side of `replicas_in_separate_processes`: a replica in its own process that
+/// answers `auth SECRET` lines on stdin.
+#[test]
+#[ignore = "run by replicas_in_separate_processes as a child process"]
+fn child_replica() {
+    let Ok(url) = std::env::var(CHILD_URL) else {
+        return;
+    };
+    let tokens = replica(&url, bounded(Duration::from_secs(2)));
+    println!("READY");
+    for line in std::io::stdin().lines() {
+        let line = line.unwrap();
+        let Some(secret) = line.strip_prefix("auth ") else {
+            break;
+        };
+        match tokens.authenticate(secret, &ctx()) {
+            Ok(g) => println!("REPLY ok {}", g.token),
+            Err(d) => println!("REPLY denied {:?}", d.kind()),
+        }
+    }
+}
+
+struct Child {
+    proc: std::process::Child,
+    stdin: std::process::ChildStdin,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Child {
+    fn spawn(url: &str) -> Self {
+        let mut proc = Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "child_replica", "--nocapture"])
+            .env(CHILD_URL, url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = proc.stdin.take().unwrap();
+        let out = BufReader::new(proc.stdout.take().unwrap());
+        let mut c = Self { proc, stdin, out };
+        c.expect("READY");
+        c
+    }
+
+    fn expect(&mut self, marker: &str) -> String {
+        loop {
+            let mut line = String::new();
+            assert!(self.out.read_line(&mut line).unwrap() > 0, "child ended");
+            if let Some(at) = line.find(marker) {
+                return line[at + marker.len()..].trim().to_owned();
+            }
+        }
+    }
+
+    fn auth(&mut self, secret: &str) -> String {
+        writeln!(self.stdin, "auth {secret}").unwrap();
+        self.expect("REPLY ")
+    }
+}
+
+#[test]
+fn replicas_in_separate_processes() {
+    let pg = server!();
+    let url = pg.create_db("processes");
+    let bound = Duration::from_secs(2);
+    let mut children = [Child::spawn(&url), Child::spawn(&url)];
+    let a = replica(&url, bounded(bound));
+    let issued = a
+        .issue(&admin(), NewToken::new("t".parse().unwrap()))
+        .unwrap();
+    let id: TokenId = issued.token.id;
+    let s = issued.secret.expose().to_owned();
+    for c in &mut children {
+        wait_for(bound, "issued, in another process", || {
+            c.auth(&s) == format!("ok {id}")
+        });
+    }
+    a.set_status(&admin(), [id], Status::Disabled).unwrap();
+    for c in &mut children {
+        wait_for(bound, "revoked, in another process", || {
+            c.auth(&s) == "denied Disabled"
+        });
+    }
+    for mut c in children {
+        writeln!(c.stdin, "quit").unwrap();
+        drop(c.stdin);
+        assert!(c.proc.wait().unwrap().success());
+    }
+}

@@ -1,0 +1,448 @@
+//! PostgresStore against a real PostgreSQL the test starts itself: the conformance suite,
+//! migrations, SQL-side rules, last-use merging, and async hosts.
+#![cfg(all(feature = "postgres", feature = "testing"))]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use api_tokens::store::conformance;
+use api_tokens::store::postgres::{PostgresOptions, PostgresStore, schema};
+use api_tokens::store::replica::{Replica, ReplicaOptions};
+use api_tokens::store::{Change, TokenStore};
+use api_tokens::{
+    Actor, AsyncTokens, LastUse, NewToken, Query, RequestContext, StoreError, TokenName, Tokens,
+    UserId,
+};
+use support::pg::PgServer;
+
+macro_rules! server {
+    () => {
+        match PgServer::start() {
+            Some(s) => s,
+            None => return,
+        }
+    };
+}
+
+#[test]
+fn postgres_store_conforms() {
+    let pg = server!();
+    let url = pg.create_db("conf");
+    conformance::run(|| {
+        // A fresh schema for every check.
+        pg.psql("conf", "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+        PostgresStore::connect(&url).unwrap()
+    });
+    // Every use written at once (a touch interval of zero) conforms too.
+    conformance::run(|| {
+        pg.psql("conf", "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+        PostgresStore::connect_with(
+            &url,
+            PostgresOptions::default().touch_interval(Duration::ZERO),
+        )
+        .unwrap()
+    });
+}
+
+#[test]
+fn a_replica_conforms_too() {
+    // Writes go to PostgreSQL and into the copy before they return; authentication reads the
+    // copy: the suite sees one consistent store.
+    let pg = server!();
+    let url = pg.create_db("replica_conf");
+    conformance::run(|| {
+        pg.psql(
+            "replica_conf",
+            "DROP SCHEMA public CASCADE; CREATE SCHEMA public",
+        );
+        Replica::start(
+            PostgresStore::connect(&url).unwrap(),
+            ReplicaOptions::default(),
+        )
+        .unwrap()
+    });
+}
+
+#[test]
+fn migrations_are_versioned_idempotent_and_refuse_a_newer_schema() {
+    let pg = server!();
+    let url = pg.create_db("mig");
+    // Several processes starting at once migrate once, without tripping over each other.
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PostgresStore::connect(&url).map(drop))
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    let version = |pg: &PgServer| {
+        pg.psql("mig", "SELECT version FROM api_tokens_schema")
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(version(&pg), schema::LATEST.to_string());
+    // Connecting again changes nothing (and keeps the data).
+    let store = PostgresStore::connect(&url).unwrap();
+    let id = store.reserve_ids(1).unwrap()[0];
+    let t = conformance::sample(&store, 2, "kept");
+    store.apply(vec![Change::Insert(t.clone())]).unwrap();
+    drop(store);
+    let store = PostgresStore::connect(&url).unwrap();
+    assert_eq!(store.get(t.id).unwrap(), Some(t));
+    assert!(
+        store.reserve_ids(1).unwrap()[0] > id,
+        "the sequence kept its place"
+    );
+    drop(store);
+    // A database migrated by a newer release is refused, naming both versions.
+    pg.psql("mig", "UPDATE api_tokens_schema SET version = version + 1");
+    match PostgresStore::connect(&url) {
+        Err(StoreError::SchemaTooNew { found, supported }) => {
+            assert_eq!((found, supported), (schema::LATEST + 1, schema::LATEST));
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+    let msg = PostgresStore::connect(&url).unwrap_err().to_string();
+    assert!(msg.contains("newer than this crate supports"), "{msg}");
+}
+
+#[test]
+fn the_database_enforces_its_rules_and_odd_rows_fail_closed() {
+    let pg = server!();
+    let url = pg.create_db("rules");
+    let store = PostgresStore::connect(&url).unwrap();
+    // Ids come from the sequence.
+    let ids = store.reserve_ids(3).unwrap();
+    let last: u64 = pg
+        .psql("rules", "SELECT last_value FROM api_token_ids")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(ids.last().unwrap().get(), last);
+    // CHECK constraints refuse what the crate would never write.
+    let t = conformance::sample(&store, 2, "ok");
+    store.apply(vec![Change::Insert(t.clone())]).unwrap();
+    for bad in [
+        "UPDATE api_tokens SET status = 7",
+        "UPDATE api_tokens SET secret_hash = '\\x00'",
+        "UPDATE api_tokens SET revision = -1",
+        "UPDATE api_tokens SET previous_hash = decode(repeat('ab', 32), 'hex'), previous_valid_until = 1",
+    ] {
+        let err = pg.psql_err("rules", bad);
+        assert!(err.contains("violates check constraint"), "{bad}: {err}");
+    }
+    // A row the SQL checks allow but the crate's types refuse: an error, never a panic, and
+    // never a half-read token.
+    pg.psql(
+        "rules",
+        &format!(
+            "UPDATE api_tokens SET name = 'bad' || chr(10) || 'name' WHERE id = {}",
+            t.id
+        ),
+    );
+    assert!(matches!(store.get(t.id), Err(StoreError::Backend(_))));
+    // Revisions are enforced in SQL: an UPDATE at a stale revision changes nothing.
+    pg.psql(
+        "rules",
+        &format!("UPDATE api_tokens SET name = 'fixed' WHERE id = {}", t.id),
+    );
+    let fresh = store.get(t.id).unwrap().unwrap();
+    let mut stale = fresh.clone();
+    stale.revision = fresh.revision.wrapping_sub(1);
+    assert!(matches!(
+        store.apply(vec![Change::Replace(stale)]),
+        Err(StoreError::Conflict(id)) if id == t.id
+    ));
+    // A batch is one transaction: its clock moves once, and not at all when it fails.
+    let clock = || {
+        pg.psql("rules", "SELECT seq FROM api_token_clock")
+            .trim()
+            .to_owned()
+    };
+    let before = clock();
+    let a = conformance::sample(&store, 3, "a");
+    let b = conformance::sample(&store, 3, "a");
+    assert!(
+        store
+            .apply(vec![Change::Insert(a.clone()), Change::Insert(b)])
+            .is_err()
+    );
+    assert_eq!(clock(), before);
+    let c = conformance::sample(&store, 3, "c");
+    store
+        .apply(vec![Change::Insert(a), Change::Insert(c)])
+        .unwrap();
+    assert_eq!(
+        clock().parse::<u64>().unwrap(),
+        before.parse::<u64>().unwrap() + 1
+    );
+}
+
+#[test]
+fn last_use_from_several_processes_merges_later_wins() {
+    let pg = server!();
+    let url = pg.create_db("lastuse");
+    let a = PostgresStore::connect(&url).unwrap();
+    let b = PostgresStore::connect(&url).unwrap();
+    let mut t = conformance::sample(&a, 2, "shared");
+    t.secret = Some(api_tokens::SecretState {
+        hash: api_tokens::SecretHash::from_bytes([9; 32]),
+        generated_at: conformance::t0(),
+        previous: None,
+    });
+    a.apply(vec![Change::Insert(t.clone())]).unwrap();
+    let at = |s: i64| LastUse {
+        at: conformance::t0() + time::Duration::seconds(s),
+        ip: None,
+    };
+    let hash = api_tokens::SecretHash::from_bytes([9; 32]);
+    a.authenticate(&hash, &mut |_| Some(at(20))).unwrap();
+    b.authenticate(&hash, &mut |_| Some(at(10))).unwrap();
+    a.flush().unwrap();
+    b.flush().unwrap(); // earlier, and written later: must not win
+    let got = pg.psql(
+        "lastuse",
+        &format!("SELECT last_used_at FROM api_tokens WHERE id = {}", t.id),
+    );
+    assert_eq!(got.trim(), at(20).at.unix_timestamp().to_string());
+    // A management write based on an older read keeps the newer use too.
+    let read = a.get(t.id).unwrap().unwrap();
+    b.authenticate(&hash, &mut |_| Some(at(30))).unwrap();
+    b.flush().unwrap();
+    let mut renamed = read;
+    renamed.name = TokenName::new("renamed").unwrap();
+    a.apply(vec![Change::Replace(renamed)]).unwrap();
+    assert_eq!(a.get(t.id).unwrap().unwrap().last_use, Some(at(30)));
+    // Buffered uses are written when the store is dropped.
+    b.authenticate(&hash, &mut |_| Some(at(40))).unwrap();
+    drop(b);
+    assert_eq!(a.get(t.id).unwrap().unwrap().last_use, Some(at(40)));
+}
+
+#[test]
+fn async_hosts_never_block_the_executor_nor_panic() {
+    let pg = server!();
+    let url = pg.create_db("async");
+    let tokens = AsyncTokens::new(Tokens::new(PostgresStore::connect(&url).unwrap()));
+    let admin = Actor::admin(UserId::from(1));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let issued = rt
+        .block_on(tokens.issue(admin.clone(), NewToken::new("first".parse().unwrap())))
+        .unwrap();
+    let secret = issued.secret.expose().to_owned();
+    // Hold the change clock's row lock in another session: a create now waits for it.
+    let mut holder = pg.psql_session("async");
+    let mut stdin = holder.stdin.take().unwrap();
+    let mut out = BufReader::new(holder.stdout.take().unwrap());
+    writeln!(stdin, "BEGIN; SELECT seq FROM api_token_clock FOR UPDATE;").unwrap();
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(!line.trim().is_empty(), "lock taken");
+    let ticks = Arc::new(AtomicU64::new(0));
+    rt.block_on(async {
+        let t2 = tokens.clone();
+        let create = tokio::spawn(async move {
+            t2.create(
+                admin.clone(),
+                vec![NewToken::new("second".parse().unwrap())],
+            )
+            .await
+        });
+        // The single executor thread stays free: other tasks (here: authentication, which
+        // needs no I/O) keep running while the create waits on the database.
+        let ctx = RequestContext::unknown_address();
+        while ticks.load(Ordering::Relaxed) < 200 {
+            assert!(tokens.authenticate(&secret, &ctx).is_ok());
+            ticks.fetch_add(1, Ordering::Relaxed);
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !create.is_finished(),
+            "the create is still waiting for the lock"
+        );
+        writeln!(stdin, "COMMIT;").unwrap();
+        drop(stdin);
+        let ids = tokio::time::timeout(Duration::from_secs(10), create)
+            .await
+            .expect("create completes once the lock is released")
+            .unwrap()
+            .unwrap();
+        assert_eq!(ids.len(), 1);
+        // Listing from inside the runtime, through the documented path.
+        let all = tokens
+            .list(Actor::admin(UserId::from(1)), Query::new())
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 2);
+    });
+    let _ = holder.wait();
+    // A sync call made straight from async code (not the documented path) still neither
+    // panics nor deadlocks, even on a current-thread runtime: the store's I/O runs on its
+    // own runtime.
+    let n = rt.block_on(async {
+        tokens
+            .tokens()
+            .count(&Actor::admin(UserId::from(1)), &Query::new())
+    });
+    assert_eq!(n.unwrap(), 2);
+    // Dropping the store inside an async context does not panic either.
+    rt.block_on(async move { drop(tokens) });
+}
+
+/// Issue 17 on PostgreSQL: the record rules as CHECK constraints, rows that break them (the
+/// constraints dropped by hand) refused when read, and a version-1 database migrated, or
+/// refused naming the row that would break a new rule.
+#[test]
+fn issue_17_record_rules_hold_in_postgresql() {
+    let pg = server!();
+    let url = pg.create_db("rules17");
+    let store = PostgresStore::connect(&url).unwrap();
+    let mut t = conformance::sample(&store, 2, "t");
+    t.secret = Some(api_tokens::SecretState {
+        hash: api_tokens::SecretHash::from_bytes([5; 32]),
+        generated_at: conformance::t0(),
+        previous: None,
+    });
+    store.apply(vec![Change::Insert(t.clone())]).unwrap();
+    for (bad, constraint) in [
+        (
+            "UPDATE api_tokens SET revoked_at = 1, revoked_by = 'possession', \
+             secret_hash = NULL, generated_at = NULL",
+            "api_tokens_revoked_is_disabled",
+        ),
+        (
+            "UPDATE api_tokens SET status = 1, revoked_at = 1, revoked_by = 'possession'",
+            "api_tokens_revoked_has_no_secret",
+        ),
+        (
+            "UPDATE api_tokens SET revoked_by = 'possession', status = 1, \
+             secret_hash = NULL, generated_at = NULL",
+            "api_tokens_revoked_has_time_and_cause",
+        ),
+        (
+            "UPDATE api_tokens SET previous_hash = secret_hash, previous_valid_until = 1",
+            "api_tokens_previous_hash_differs",
+        ),
+    ] {
+        let err = pg.psql_err("rules17", bad);
+        assert!(err.contains(constraint), "{bad}: {err}");
+    }
+    // Written with the constraint gone, a revoked token that is enabled is refused when read:
+    // its secret is denied, never accepted.
+    pg.psql(
+        "rules17",
+        "ALTER TABLE api_tokens DROP CONSTRAINT api_tokens_revoked_is_disabled;
+         UPDATE api_tokens SET revoked_at = 1, revoked_by = 'possession',
+             secret_hash = NULL, generated_at = NULL",
+    );
+    assert!(matches!(
+        store.get(t.id),
+        Err(StoreError::Inconsistent { token, .. }) if token == t.id
+    ));
+    drop(store);
+
+    // Back to version 1 by hand, with a row a version-2 rule refuses: the migration names it
+    // and changes nothing; fixed, it migrates.
+    pg.psql(
+        "rules17",
+        "DROP SCHEMA public CASCADE; CREATE SCHEMA public;",
+    );
+    let store = PostgresStore::connect(&url).unwrap();
+    let mut t = conformance::sample(&store, 2, "v1");
+    t.secret = Some(api_tokens::SecretState {
+        hash: api_tokens::SecretHash::from_bytes([6; 32]),
+        generated_at: conformance::t0(),
+        previous: Some(api_tokens::PreviousSecret {
+            hash: api_tokens::SecretHash::from_bytes([7; 32]),
+            valid_until: conformance::t0(),
+        }),
+    });
+    store.apply(vec![Change::Insert(t.clone())]).unwrap();
+    drop(store);
+    pg.psql(
+        "rules17",
+        "DROP TRIGGER api_tokens_stamp_update ON api_tokens;
+         ALTER TABLE api_tokens DROP COLUMN revoked_at CASCADE, DROP COLUMN revoked_by CASCADE,
+             DROP CONSTRAINT api_tokens_previous_hash_differs;
+         CREATE TRIGGER api_tokens_stamp_update BEFORE UPDATE OF
+             id, owner, name, description, creator, status, created_at, expires_at,
+             permissions, allowlist, secret_hash, generated_at, previous_hash,
+             previous_valid_until, revision, change_seq
+             ON api_tokens FOR EACH ROW EXECUTE FUNCTION api_tokens_stamp();
+         UPDATE api_tokens SET previous_hash = secret_hash;
+         UPDATE api_tokens_schema SET version = 1;",
+    );
+    match PostgresStore::connect(&url) {
+        Err(StoreError::Inconsistent { token, problem }) => {
+            assert_eq!(token, t.id);
+            assert_eq!(problem, "the previous secret hash equals the current one");
+        }
+        other => panic!("expected the offending row named, got {other:?}"),
+    }
+    assert_eq!(
+        pg.psql("rules17", "SELECT version FROM api_tokens_schema")
+            .trim(),
+        "1",
+        "nothing changed"
+    );
+    pg.psql(
+        "rules17",
+        "UPDATE api_tokens SET previous_hash = decode(repeat('07', 32), 'hex')",
+    );
+    let store = PostgresStore::connect(&url).unwrap();
+    assert_eq!(store.get(t.id).unwrap(), Some(t));
+    assert_eq!(
+        pg.psql("rules17", "SELECT version FROM api_tokens_schema")
+            .trim(),
+        schema::LATEST.to_string()
+    );
+}
+
+/// Issue 17: a secret revoked by possession through one replica is refused by every replica,
+/// and no replica can enable the token again.
+#[test]
+fn revocation_by_possession_is_final_across_replicas() {
+    let pg = server!();
+    let url = pg.create_db("revoke17");
+    let replica = |url: &str| {
+        Tokens::new(
+            Replica::start(
+                PostgresStore::connect(url).unwrap(),
+                ReplicaOptions::default(),
+            )
+            .unwrap(),
+        )
+    };
+    let a = replica(&url);
+    let b = replica(&url);
+    let owner = Actor::user(UserId::from(2));
+    let issued = a
+        .issue(&owner, NewToken::new("leaked".parse().unwrap()))
+        .unwrap();
+    let ctx = RequestContext::unknown_address();
+    support::pg::wait_for(Duration::from_secs(30), "b sees the token", || {
+        b.authenticate(issued.secret.expose(), &ctx).is_ok()
+    });
+    assert_eq!(
+        a.revoke_by_secret(issued.secret.expose()).unwrap(),
+        api_tokens::Revocation::Disabled(issued.token.id)
+    );
+    support::pg::wait_for(Duration::from_secs(30), "b refuses the secret", || {
+        b.authenticate(issued.secret.expose(), &ctx).is_err()
+    });
+    let t = b.get(&owner, issued.token.id).unwrap();
+    assert!(t.revoked.is_some() && t.secret.is_none());
+    let err = b
+        .set_status(&owner, [issued.token.id], api_tokens::Status::Enabled)
+        .unwrap_err();
+    assert!(matches!(err, api_tokens::Error::Revoked { .. }), "{err}");
+}
