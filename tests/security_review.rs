@@ -111,6 +111,8 @@ fn list_filters_are_capped_with_a_clear_error() {
         Query::new().ids((0..=cap as u64).map(TokenId::new)),
         Query::new().owners((0..=cap as u64).map(UserId::from)),
         Query::new().creators((0..=cap as u64).map(UserId::from)),
+        Query::new().names((0..=cap).map(|i| name(&format!("n{i}")))),
+        Query::new().created_at((0..=cap as i64).map(|i| NOW + Duration::seconds(i))),
     ] {
         let err = tokens.list(&admin(), &q).unwrap_err();
         match &err {
