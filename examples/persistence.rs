@@ -1,5 +1,6 @@
 //! Persisting a `MemoryStore` to a JSON file and restoring it, and an audit log of events as
-//! JSON lines. The snapshot holds hashes only: no secret ever reaches the disk.
+//! JSON lines. The snapshot holds hashes only: no secret ever reaches the disk. It is sealed
+//! under the hash key, so an edited file is refused when restored.
 //!
 //! `cargo run --example persistence [DIR]` (default: a fresh folder in the system temp dir,
 //! removed at the end; a DIR you name is kept, for you to look at)
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use api_tokens::{
-    Actor, EventSink, HashKey, ManualClock, MemoryStore, NewToken, RequestContext, Snapshot,
+    Actor, EventSink, HashKey, ManualClock, MemoryStore, NewToken, RequestContext, SealedSnapshot,
     TokenEvent, Tokens, UserId,
 };
 use time::macros::datetime;
@@ -70,7 +71,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     )?;
     tokens.delete(&ops, [b.token.id])?;
 
-    let json = serde_json::to_string_pretty(&tokens.store().snapshot())?;
+    let json = serde_json::to_string_pretty(&tokens.sealed_snapshot())?;
     fs::write(&snapshot_path, &json)?;
     let leaked = json.contains(a.secret.expose()) || json.contains(b.secret.expose());
     println!("snapshot written: {} token(s)", tokens.store().len());
@@ -81,8 +82,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     drop(tokens);
 
     // A new process would start here.
-    let snapshot: Snapshot = serde_json::from_str(&fs::read_to_string(&snapshot_path)?)?;
-    let restored = Tokens::new(MemoryStore::from_snapshot(snapshot)?)
+    let sealed: SealedSnapshot = serde_json::from_str(&fs::read_to_string(&snapshot_path)?)?;
+    let restored = Tokens::new(MemoryStore::from_snapshot(sealed.open(&key)?)?)
         .with_hash_key(key)
         .with_clock(clock);
     println!("restored: {} token(s)", restored.store().len());

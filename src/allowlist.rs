@@ -14,11 +14,21 @@ const MAX_ENTRY_LEN: usize = 64;
 
 /// A normalised list of the addresses a token may be used from. Empty means any address.
 ///
-/// Normalised means: host bits cleared (`1.1.1.9/29` is `1.1.1.8/29`), IPv4-mapped IPv6 entries
-/// turned into IPv4, entries another entry already contains dropped (`1.1.1.1` beside
-/// `1.1.1.0/24`), sorted (IPv4 first, then IPv6), single hosts written without `/32` or `/128`,
-/// IPv6 written compressed. What remains are disjoint ranges in order, so [`IpAllowlist::allows`]
-/// is a binary search, not a scan.
+/// Normalised means: IPv4-mapped IPv6 entries turned into IPv4, entries another entry already
+/// contains dropped (`1.1.1.1` beside `1.1.1.0/24`), sorted (IPv4 first, then IPv6), single
+/// hosts written without `/32` or `/128`, IPv6 written compressed. What remains are disjoint
+/// ranges in order, so [`IpAllowlist::allows`] is a binary search, not a scan.
+///
+/// Parsed text is taken as written or refused, never widened: a range with host bits set
+/// (`10.0.0.1/8`) is refused with an error naming its network (`10.0.0.0/8`), as PostgreSQL's
+/// `cidr` type does, and an empty item between separators (`" , "`) is an error, not the empty
+/// list (which would mean any address). None of the seeds documents normalising such entries.
+///
+/// # IPv4 clients and `::/0`
+/// A client at an IPv4-mapped IPv6 address (`::ffff:1.2.3.4`, what a dual-stack socket reports
+/// for an IPv4 peer) is checked as the IPv4 address `1.2.3.4`. So `::/0` allows every IPv6
+/// client and **no** IPv4 client; `0.0.0.0/0` allows every IPv4 client (mapped or not) and no
+/// IPv6 one. To allow every address, leave the list empty.
 ///
 /// # Text and serde
 /// `FromStr` reads entries separated by commas and/or whitespace (the empty string is the
@@ -51,7 +61,8 @@ impl IpAllowlist {
     /// Parses entries: an IPv4 or IPv6 address, or either with a `/prefix`.
     ///
     /// # Errors
-    /// The first entry that is not an address or CIDR range, naming it.
+    /// The first entry that is not an address or CIDR range, or a range with host bits set
+    /// ([`Problem::HostBitsSet`], naming the network form), naming it.
     pub fn parse<I, S>(entries: I) -> Result<Self, ValidationError>
     where
         I: IntoIterator<Item = S>,
@@ -64,7 +75,8 @@ impl IpAllowlist {
         Ok(Self::new(nets))
     }
 
-    /// Builds a normalised list from ranges.
+    /// Builds a normalised list from ranges. Host bits are cleared here (`IpNet::trunc`): the
+    /// caller chose the values; text goes through [`IpAllowlist::parse`], which refuses them.
     pub fn new(nets: impl IntoIterator<Item = IpNet>) -> Self {
         let mut v: Vec<IpNet> = nets.into_iter().map(normalise).collect();
         // Sorted by (family, network, prefix): a containing range comes before what it contains.
@@ -161,6 +173,15 @@ fn parse_entry(s: &str) -> Result<IpNet, ValidationError> {
         return Err(ValidationError::new(Field::Allowlist, s, Problem::Empty));
     }
     if let Ok(net) = IpNet::from_str(t) {
+        if net.trunc() != net {
+            return Err(ValidationError::new(
+                Field::Allowlist,
+                s,
+                Problem::HostBitsSet {
+                    network: net.trunc(),
+                },
+            ));
+        }
         return Ok(net);
     }
     match IpAddr::from_str(t).map_err(|_| err())? {
@@ -179,9 +200,10 @@ fn write_net(f: &mut fmt::Formatter<'_>, n: &IpNet) -> fmt::Result {
 
 impl FromStr for IpAllowlist {
     type Err = ValidationError;
-    /// Comma- or whitespace-separated entries; an empty string is the empty list.
+    /// Comma- or whitespace-separated entries; a blank string is the empty list. An empty item
+    /// between commas (`" , "`, `"1.1.1.1,"`) is an error, never "any address".
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(crate::permission::list_items(s))
+        Self::parse(crate::permission::list_items(s, Field::Allowlist)?)
     }
 }
 
@@ -267,12 +289,10 @@ mod tests {
 
     #[test]
     fn normalisation_rules() {
-        let l = IpAllowlist::parse(["1.1.1.9/29", "10.0.0.0/8", "10.1.2.3", "10.0.0.0/8"]).unwrap();
-        assert_eq!(
-            l.to_string(),
-            "1.1.1.8/29, 10.0.0.0/8",
-            "host bits, dedup, contained"
-        );
+        let l = IpAllowlist::parse(["1.1.1.8/29", "10.0.0.0/8", "10.1.2.3", "10.0.0.0/8"]).unwrap();
+        assert_eq!(l.to_string(), "1.1.1.8/29, 10.0.0.0/8", "dedup, contained");
+        let built = IpAllowlist::new(["1.1.1.9/29".parse::<IpNet>().unwrap()]);
+        assert_eq!(built.to_string(), "1.1.1.8/29", "new() clears host bits");
         let l =
             IpAllowlist::parse(["::ffff:1.2.3.4", "::ffff:10.0.0.0/104", "1.2.3.4/32"]).unwrap();
         assert_eq!(
@@ -292,6 +312,73 @@ mod tests {
         assert_eq!(a, b);
         assert!(serde_json::from_str::<IpAllowlist>(r#""10.0.0.0/33""#).is_err());
         assert!(serde_json::from_str::<IpAllowlist>(r#"{"a": 1}"#).is_err());
+    }
+
+    #[test]
+    fn host_bits_are_refused_naming_the_network() {
+        for (bad, network) in [
+            ("10.0.0.1/8", "10.0.0.0/8"),
+            ("1.1.1.9/29", "1.1.1.8/29"),
+            ("2001:db8::1/32", "2001:db8::/32"),
+            ("::ffff:10.0.0.1/104", "::ffff:10.0.0.0/104"),
+        ] {
+            let e = IpAllowlist::parse(["1.1.1.1", bad]).unwrap_err();
+            assert_eq!(e.value, bad);
+            assert_eq!(
+                e.problem,
+                Problem::HostBitsSet {
+                    network: network.parse().unwrap()
+                }
+            );
+            assert!(e.to_string().contains(network), "{e}");
+            assert!(bad.parse::<IpAllowlist>().is_err());
+        }
+        // Network forms and single hosts stay accepted.
+        for ok in [
+            "10.0.0.0/8",
+            "10.0.0.1/32",
+            "10.0.0.1",
+            "::/0",
+            "0.0.0.0/0",
+            "::1/128",
+        ] {
+            assert!(IpAllowlist::parse([ok]).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn empty_items_are_errors_never_any_address() {
+        for bad in [
+            " , ",
+            ",",
+            "1.1.1.1,",
+            ",1.1.1.1",
+            "1.1.1.1,,2.2.2.2",
+            "1.1.1.1, ,2.2.2.2",
+        ] {
+            let e = bad.parse::<IpAllowlist>().unwrap_err();
+            assert_eq!(e.field, Field::Allowlist);
+            assert_eq!(e.problem, Problem::EmptyItem, "{bad:?}");
+        }
+        assert!("".parse::<IpAllowlist>().unwrap().is_empty());
+        assert_eq!(
+            "1.1.1.1, 2.2.2.2 3.3.3.3"
+                .parse::<IpAllowlist>()
+                .unwrap()
+                .len(),
+            3
+        );
+    }
+
+    #[test]
+    fn v6_any_does_not_allow_v4_clients() {
+        let v6_any = IpAllowlist::parse(["::/0"]).unwrap();
+        assert!(v6_any.allows(ip("2001:db8::1")));
+        assert!(!v6_any.allows(ip("10.0.0.1")));
+        assert!(!v6_any.allows(ip("::ffff:10.0.0.1")), "mapped is IPv4");
+        let v4_any = IpAllowlist::parse(["0.0.0.0/0"]).unwrap();
+        assert!(v4_any.allows(ip("::ffff:10.0.0.1")));
+        assert!(!v4_any.allows(ip("2001:db8::1")));
     }
 
     #[test]

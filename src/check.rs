@@ -376,6 +376,18 @@ pub fn decide(
     client_ip: Option<IpAddr>,
     owner: impl FnOnce(&UserId) -> UserState,
 ) -> Result<Grant, Denial> {
+    decide_with(token, now, client_ip, owner, PermissionSet::intersection)
+}
+
+/// [`decide`], intersecting the token's permissions with the owner's rights through
+/// `intersect` (the facade passes its memo, so a large set is not intersected per request).
+pub(crate) fn decide_with(
+    token: &Candidate<'_>,
+    now: OffsetDateTime,
+    client_ip: Option<IpAddr>,
+    owner: impl FnOnce(&UserId) -> UserState,
+    intersect: impl FnOnce(&PermissionSet, &PermissionSet) -> PermissionSet,
+) -> Result<Grant, Denial> {
     let id = token.id;
     if !token.matched.is_live_at(now) {
         return Err(Denial::Superseded { token: id });
@@ -407,7 +419,7 @@ pub fn decide(
         name: token.name.clone(),
         owner: token.owner.clone(),
         permissions: match rights {
-            Some(rights) => token.permissions.intersection(&rights),
+            Some(rights) => intersect(token.permissions, &rights),
             None => token.permissions.clone(),
         },
     })

@@ -35,8 +35,8 @@ pub enum Field {
     SecretPrefix,
     /// A query parameter.
     Query,
-    /// The grace period of a regenerated token's previous secret.
-    GracePeriod,
+    /// The grace period of a regenerated secret.
+    Grace,
 }
 
 impl Field {
@@ -54,7 +54,7 @@ impl Field {
             Self::TokenId => "token_id",
             Self::SecretPrefix => "secret_prefix",
             Self::Query => "query",
-            Self::GracePeriod => "grace_period",
+            Self::Grace => "grace_period",
         }
     }
 }
@@ -72,7 +72,7 @@ impl fmt::Display for Field {
             Self::TokenId => "token id",
             Self::SecretPrefix => "secret prefix",
             Self::Query => "query",
-            Self::GracePeriod => "grace period",
+            Self::Grace => "grace period",
         })
     }
 }
@@ -132,6 +132,26 @@ pub enum Problem {
     UnknownUser,
     /// The user exists but is not active.
     InactiveUser,
+    /// A CIDR range with bits set past its prefix (`10.0.0.1/8`): refused rather than silently
+    /// widened, naming the network the entry probably meant (as PostgreSQL's `cidr` does).
+    HostBitsSet {
+        /// The network form of the entry (`10.0.0.0/8`).
+        network: ipnet::IpNet,
+    },
+    /// A list with an empty item between separators (`" , "`, `"a,,b"`, `"a,"`).
+    EmptyItem,
+    /// A list (a query filter) carries more values than allowed.
+    TooManyValues {
+        /// How many it carries.
+        found: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A grace period longer than the policy's maximum.
+    GraceTooLong {
+        /// The maximum grace period in seconds.
+        max_seconds: i64,
+    },
     /// The policy requires the value and none was given ([`Policy::require_permissions`]).
     ///
     /// [`Policy::require_permissions`]: crate::Policy::require_permissions
@@ -159,6 +179,10 @@ impl Problem {
     /// | [`Duplicate`](Problem::Duplicate) | `duplicate_in_batch` |
     /// | [`UnknownUser`](Problem::UnknownUser) | `unknown_user` |
     /// | [`InactiveUser`](Problem::InactiveUser) | `inactive_user` |
+    /// | [`HostBitsSet`](Problem::HostBitsSet) | `host_bits_set` |
+    /// | [`EmptyItem`](Problem::EmptyItem) | `empty_item` |
+    /// | [`TooManyValues`](Problem::TooManyValues) | `too_many_values` |
+    /// | [`GraceTooLong`](Problem::GraceTooLong) | `grace_too_long` |
     /// | [`Required`](Problem::Required) | `required` |
     pub const fn code(&self) -> &'static str {
         match self {
@@ -178,6 +202,10 @@ impl Problem {
             Self::Duplicate => "duplicate_in_batch",
             Self::UnknownUser => "unknown_user",
             Self::InactiveUser => "inactive_user",
+            Self::HostBitsSet { .. } => "host_bits_set",
+            Self::EmptyItem => "empty_item",
+            Self::TooManyValues { .. } => "too_many_values",
+            Self::GraceTooLong { .. } => "grace_too_long",
             Self::Required => "required",
         }
     }
@@ -306,6 +334,18 @@ impl fmt::Display for Problem {
             Self::Duplicate => f.write_str("appears more than once in the batch"),
             Self::UnknownUser => f.write_str("is not a known user"),
             Self::InactiveUser => f.write_str("is not an active user"),
+            Self::HostBitsSet { network } => {
+                write!(f, "has host bits set (the network is {network})")
+            }
+            Self::EmptyItem => f.write_str("has an empty item between separators"),
+            Self::TooManyValues { found, max } => {
+                write!(f, "has {found} values (at most {max} are allowed)")
+            }
+            Self::GraceTooLong { max_seconds } => write!(
+                f,
+                "is longer than the longest grace period allowed ({})",
+                Span(*max_seconds)
+            ),
             Self::Required => f.write_str("is required"),
         }
     }
@@ -406,6 +446,41 @@ pub enum StoreError {
     /// The backend failed (I/O, driver, poisoned lock).
     #[error("the token store failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A record is in a state no valid token can be in (a previous secret hash without an end
+    /// time, a revoked token that is enabled or still has a secret, …). Refused, never read as
+    /// something that works: the record was written by something other than the crate.
+    #[error("token {token} is stored in an inconsistent state: {problem}")]
+    Inconsistent {
+        /// The token.
+        token: TokenId,
+        /// The rule the record breaks.
+        problem: &'static str,
+    },
+    /// The database is locked by another connection that is writing, and stayed locked for as
+    /// long as the store waits (its busy timeout). Nothing was changed; try again later.
+    #[error(
+        "the database is locked by another connection that is writing; gave up after waiting {} ms",
+        .waited.as_millis()
+    )]
+    Busy {
+        /// How long the store waited for the lock.
+        waited: std::time::Duration,
+    },
+    /// A sealed snapshot was made under another hash key than the one it is opened with.
+    #[error(
+        "snapshot was sealed under hash key {snapshot}, not under this key ({expected}): open it with the key it was made with"
+    )]
+    SnapshotKeyMismatch {
+        /// The key id the snapshot carries.
+        snapshot: crate::secret::KeyId,
+        /// The id of the key it was opened with.
+        expected: crate::secret::KeyId,
+    },
+    /// A sealed snapshot's contents do not match its seal: it was changed after it was made.
+    #[error(
+        "snapshot seal does not match its contents: the snapshot was changed after it was made"
+    )]
+    SnapshotTampered,
     /// The database's schema is newer than this version of the crate knows: another process
     /// runs a newer release. Nothing was read or written; upgrade this process.
     #[error("database schema version {found} is newer than this crate supports ({supported})")]
@@ -436,7 +511,8 @@ impl StoreError {
 
     /// The stable snake_case code: `name_taken`, `id_taken`, `hash_taken`,
     /// `concurrent_change`, `not_found`, `ids_exhausted`, `invalid_snapshot`,
-    /// `store_unavailable`, `schema_too_new`, `replica_stale`, `store_misconfigured` (see
+    /// `store_unavailable`, `inconsistent_record`, `store_busy`, `snapshot_key_mismatch`,
+    /// `snapshot_tampered`, `schema_too_new`, `replica_stale`, `store_misconfigured` (see
     /// [`Error::code`]).
     pub const fn code(&self) -> &'static str {
         match self {
@@ -448,6 +524,10 @@ impl StoreError {
             Self::IdsExhausted => "ids_exhausted",
             Self::InvalidSnapshot(_) => "invalid_snapshot",
             Self::Backend(_) => "store_unavailable",
+            Self::Inconsistent { .. } => "inconsistent_record",
+            Self::Busy { .. } => "store_busy",
+            Self::SnapshotKeyMismatch { .. } => "snapshot_key_mismatch",
+            Self::SnapshotTampered => "snapshot_tampered",
             Self::SchemaTooNew { .. } => "schema_too_new",
             Self::Stale { .. } => "replica_stale",
             Self::Config(_) => "store_misconfigured",
@@ -462,11 +542,14 @@ impl StoreError {
         match self {
             Self::NameTaken { .. } | Self::Conflict(_) => 409,
             Self::NotFound(_) => 404,
-            Self::Backend(_) | Self::Stale { .. } => 503,
+            Self::Backend(_) | Self::Busy { .. } | Self::Stale { .. } => 503,
             Self::IdTaken(_)
             | Self::HashTaken
             | Self::IdsExhausted
             | Self::InvalidSnapshot(_)
+            | Self::Inconsistent { .. }
+            | Self::SnapshotKeyMismatch { .. }
+            | Self::SnapshotTampered
             | Self::SchemaTooNew { .. }
             | Self::Config(_) => 500,
         }
@@ -584,6 +667,20 @@ pub enum Error {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The token was revoked by possession of its secret ([`Tokens::revoke_by_secret`]): that
+    /// is final. It cannot be enabled again or given a new secret; issue a new token instead.
+    ///
+    /// [`Tokens::revoke_by_secret`]: crate::Tokens::revoke_by_secret
+    #[error(
+        "{}token {token} was revoked because its secret was reported leaked: it cannot be enabled again or given a new secret",
+        item(.index)
+    )]
+    Revoked {
+        /// Position in the batch.
+        index: Option<usize>,
+        /// The token.
+        token: TokenId,
+    },
 }
 
 impl Error {
@@ -600,7 +697,8 @@ impl Error {
         match self {
             Self::Invalid { index, .. }
             | Self::Forbidden { index, .. }
-            | Self::NotFound { index, .. } => *index,
+            | Self::NotFound { index, .. }
+            | Self::Revoked { index, .. } => *index,
             Self::Store(_) => None,
         }
     }
@@ -613,7 +711,10 @@ impl Error {
                 source: Forbidden::PermissionsBeyondActor { .. },
                 ..
             } => Some(Field::Permissions),
-            Self::Forbidden { .. } | Self::NotFound { .. } | Self::Store(_) => None,
+            Self::Forbidden { .. }
+            | Self::NotFound { .. }
+            | Self::Store(_)
+            | Self::Revoked { .. } => None,
         }
     }
 
@@ -622,23 +723,27 @@ impl Error {
     ///
     /// | code | HTTP | when |
     /// | --- | --- | --- |
-    /// | [`Problem::code`]: `empty`, `too_long`, `invalid_character`, `must_start_with_letter`, `surrounding_whitespace`, `invalid_syntax`, `misplaced_wildcard`, `empty_segment`, `negative`, `expiry_not_in_future`, `lifetime_too_long`, `too_many`, `duplicate_in_batch`, `unknown_user`, `inactive_user`, `required` | 400 | [`Error::Invalid`]: a value was refused; [`Error::field`] says which |
+    /// | [`Problem::code`]: `empty`, `too_long`, `invalid_character`, `must_start_with_letter`, `surrounding_whitespace`, `invalid_syntax`, `misplaced_wildcard`, `empty_segment`, `negative`, `expiry_not_in_future`, `lifetime_too_long`, `too_many`, `duplicate_in_batch`, `unknown_user`, `inactive_user`, `host_bits_set`, `empty_item`, `too_many_values`, `grace_too_long`, `required` | 400 | [`Error::Invalid`]: a value was refused; [`Error::field`] says which |
     /// | `name_taken` | 409 | the owner has a token of that name already (in the store, or earlier in the batch) |
     /// | `cannot_manage_tokens` | 403 | the caller's role does not allow managing tokens |
     /// | `other_users_tokens` | 403 | the caller may only manage its own tokens |
     /// | `permissions_not_held` | 403 | the caller cannot grant permissions it does not hold |
     /// | `user_not_active` | 403 | the caller is unknown to the directory or disabled |
     /// | `not_found` | 404 | no such token, or not the caller's to see |
+    /// | `revoked` | 409 | the token was revoked by possession of its secret: final, it cannot be enabled or given a new secret |
     /// | `concurrent_change` | 409 | the token kept changing under the call; nothing was written |
     /// | `store_unavailable` | 503 | the store's backend failed |
+    /// | `store_busy` | 503 | the database stayed locked by another writer; nothing changed, try again |
     /// | `replica_stale` | 503 | a replica could not confirm it is current within its bound |
-    /// | `id_taken`, `hash_taken`, `ids_exhausted`, `invalid_snapshot` | 500 | a store in a state it should never reach |
+    /// | `id_taken`, `hash_taken`, `ids_exhausted`, `invalid_snapshot`, `inconsistent_record` | 500 | a store in a state it should never reach |
+    /// | `snapshot_key_mismatch`, `snapshot_tampered` | 500 | a sealed snapshot opened under another key, or changed after it was sealed |
     /// | `schema_too_new`, `store_misconfigured` | 500 | a store its operator must upgrade or configure |
     pub const fn code(&self) -> &'static str {
         match self {
             Self::Invalid { source, .. } => source.problem.code(),
             Self::Forbidden { source, .. } => source.code(),
             Self::NotFound { .. } => "not_found",
+            Self::Revoked { .. } => "revoked",
             Self::Store(e) => e.code(),
         }
     }
@@ -650,6 +755,7 @@ impl Error {
             Self::Invalid { source, .. } => source.problem.http_status(),
             Self::Forbidden { .. } => 403,
             Self::NotFound { .. } => 404,
+            Self::Revoked { .. } => 409,
             Self::Store(e) => e.http_status(),
         }
     }
@@ -720,6 +826,10 @@ mod tests {
                     | Problem::Duplicate
                     | Problem::UnknownUser
                     | Problem::InactiveUser
+                    | Problem::HostBitsSet { .. }
+                    | Problem::EmptyItem
+                    | Problem::TooManyValues { .. }
+                    | Problem::GraceTooLong { .. }
                     | Problem::Required => true,
                 },
                 Error::Forbidden { source, .. } => match source {
@@ -728,7 +838,7 @@ mod tests {
                     | Forbidden::PermissionsBeyondActor { .. }
                     | Forbidden::UserNotActive => true,
                 },
-                Error::NotFound { .. } => true,
+                Error::NotFound { .. } | Error::Revoked { .. } => true,
                 Error::Store(e) => match e {
                     StoreError::NameTaken { .. }
                     | StoreError::IdTaken(_)
@@ -738,6 +848,10 @@ mod tests {
                     | StoreError::IdsExhausted
                     | StoreError::InvalidSnapshot(_)
                     | StoreError::Backend(_)
+                    | StoreError::Inconsistent { .. }
+                    | StoreError::Busy { .. }
+                    | StoreError::SnapshotKeyMismatch { .. }
+                    | StoreError::SnapshotTampered
                     | StoreError::SchemaTooNew { .. }
                     | StoreError::Stale { .. }
                     | StoreError::Config(_) => true,

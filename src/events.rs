@@ -70,7 +70,9 @@ pub enum EventKind {
     },
     /// Deleted.
     Deleted,
-    /// Disabled because its secret was reported leaked.
+    /// Revoked for good because its secret was reported leaked
+    /// ([`Tokens::revoke_by_secret`](crate::Tokens::revoke_by_secret)): disabled, its secret
+    /// hashes dropped, never to be enabled again.
     RevokedBySecret,
     /// A successful authentication.
     Authenticated {

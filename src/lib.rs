@@ -144,15 +144,17 @@ pub use error::{
 };
 pub use events::{CollectEvents, EventKind, EventSink, NoEvents, TokenEvent, UpdatedField};
 pub use permission::{MAX_PERMISSION_LEN, Permission, PermissionSet};
-pub use policy::{NameCharset, Policy};
+pub use policy::{
+    DEFAULT_MAX_FILTER_VALUES, DEFAULT_MAX_GRACE, DEFAULT_MAX_PERMISSIONS, NameCharset, Policy,
+};
 pub use secret::{
-    HashKey, HashKeyError, MAX_PRESENTED_LEN, PresentedSecret, SecretFormat, SecretHash,
+    HashKey, HashKeyError, KeyId, MAX_PRESENTED_LEN, PresentedSecret, SecretFormat, SecretHash,
     SecretPrefix, TokenSecret,
 };
-pub use store::{MemoryStore, Query, Snapshot, TokenStore};
+pub use store::{MemoryStore, Query, SealedSnapshot, Snapshot, TokenStore};
 pub use token::{
-    Expiry, LastUse, MAX_NAME_LEN, MAX_USER_ID_LEN, PreviousSecret, SecretState, Status, Token,
-    TokenId, TokenName, UserId,
+    Expiry, LastUse, MAX_NAME_LEN, MAX_USER_ID_LEN, PreviousSecret, Revoked, RevokedBy,
+    SecretState, Status, Token, TokenId, TokenName, UserId,
 };
 pub use tokens::{Issued, NewToken, Revocation, TokenUpdate, Tokens};
 pub use view::{Revealed, TokenView};

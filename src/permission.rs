@@ -10,6 +10,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Field, Problem, ValidationError};
 
+mod memo;
+
+pub(crate) use memo::IntersectionMemo;
+
 /// The longest permission name, in bytes.
 pub const MAX_PERMISSION_LEN: usize = 128;
 
@@ -255,6 +259,8 @@ impl Permission {
     }
 
     fn covers_str(&self, other: &str) -> bool {
+        #[cfg(test)]
+        tests::count_cover();
         if *self.0 == *other || self.is_all() {
             return true;
         }
@@ -348,17 +354,12 @@ impl PermissionSet {
         Self(Arc::from([Permission::ALL]))
     }
 
-    /// Builds a normalised set.
+    /// Builds a normalised set: sorted, without duplicates or covered members. O(n log n).
     pub fn new(perms: impl IntoIterator<Item = Permission>) -> Self {
         let mut v: Vec<Permission> = perms.into_iter().collect();
         v.sort_unstable();
         v.dedup();
-        let reduced: Vec<Permission> = v
-            .iter()
-            .filter(|p| !v.iter().any(|q| q != *p && q.covers(p)))
-            .cloned()
-            .collect();
-        Self(reduced.into())
+        Self(drop_covered(v).into())
     }
 
     /// Parses each string.
@@ -408,23 +409,44 @@ impl PermissionSet {
     }
 
     fn allows_str(&self, p: &str) -> bool {
-        // Exact members first (binary search), then the few wildcards.
-        self.0.binary_search_by(|m| (*m.0).cmp(p)).is_ok()
-            || self.0.iter().any(|m| m.is_wildcard() && m.covers_str(p))
+        // The only member that can cover `p` is `p` itself or the greatest member before it
+        // (see `drop_covered`): one binary search.
+        let i = self.0.partition_point(|m| m.as_str() <= p);
+        i.checked_sub(1)
+            .and_then(|i| self.0.get(i))
+            .is_some_and(|m| m.covers_str(p))
     }
 
-    /// Whether every member of `self` is covered by `other` (`self <= other`).
+    /// Whether both handles share one allocation (so they are equal without comparing).
+    pub(crate) fn ptr_eq(&self, other: &PermissionSet) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Whether every member of `self` is covered by `other` (`self <= other`). O(n + m).
     pub fn is_subset(&self, other: &PermissionSet) -> bool {
-        other.is_all() || self.0.iter().all(|p| other.allows(p))
+        if self.ptr_eq(other) || other.is_all() {
+            return true;
+        }
+        let mut cover = Cursor::new(&other.0);
+        self.0.iter().all(|p| cover.covers(p))
     }
 
     /// The members of `self` that `other` does not cover (what an actor holding `other` may not
-    /// grant).
+    /// grant). O(n + m).
     pub fn not_covered_by(&self, other: &PermissionSet) -> PermissionSet {
-        PermissionSet::new(self.0.iter().filter(|p| !other.allows(p)).cloned())
+        let mut cover = Cursor::new(&other.0);
+        let missing: Vec<Permission> = self
+            .0
+            .iter()
+            .filter(|p| !cover.covers(p))
+            .cloned()
+            .collect();
+        // A part of a normalised set is normalised.
+        Self(missing.into())
     }
 
-    /// What both sets allow.
+    /// What both sets allow. O(n + m); when one set is within the other, the result shares
+    /// its storage (and nothing is allocated).
     pub fn intersection(&self, other: &PermissionSet) -> PermissionSet {
         if self.is_subset(other) {
             return self.clone();
@@ -432,11 +454,95 @@ impl PermissionSet {
         if other.is_subset(self) {
             return other.clone();
         }
+        // The members of each that the other covers, merged in order. No member of one part
+        // strictly covers a member of the other (one of the inputs would not be normalised),
+        // so the merge is the normalised result.
+        let (a, b): (&[Permission], &[Permission]) = (&self.0, &other.0);
+        let (mut in_a, mut in_b) = (Cursor::new(a), Cursor::new(b));
+        let (mut i, mut j) = (0, 0);
         let mut out = Vec::new();
-        for (a, b) in [(self, other), (other, self)] {
-            out.extend(a.0.iter().filter(|p| b.allows(p)).cloned());
+        loop {
+            let next = match (a.get(i), b.get(j)) {
+                (None, None) => break,
+                (Some(x), None) => {
+                    i += 1;
+                    in_b.covers(x).then_some(x)
+                }
+                (None, Some(y)) => {
+                    j += 1;
+                    in_a.covers(y).then_some(y)
+                }
+                (Some(x), Some(y)) => match x.cmp(y) {
+                    Ordering::Equal => {
+                        i += 1;
+                        j += 1;
+                        Some(x)
+                    }
+                    Ordering::Less => {
+                        i += 1;
+                        in_b.covers(x).then_some(x)
+                    }
+                    Ordering::Greater => {
+                        j += 1;
+                        in_a.covers(y).then_some(y)
+                    }
+                },
+            };
+            if let Some(p) = next {
+                out.push(p.clone());
+            }
         }
-        PermissionSet::new(out)
+        Self(out.into())
+    }
+}
+
+/// Drops the members another member covers, from a sorted list without duplicates, in one
+/// pass.
+///
+/// Why one pass is enough: `*` is the smallest character a permission may hold, so a wildcard
+/// `stem*` sorts right before everything it covers, and what it covers (every name that starts
+/// with `stem`) is one contiguous run. So the only member that can cover a name is the last
+/// wildcard kept before it; a wildcard inside a kept wildcard's run is covered itself.
+fn drop_covered(sorted: Vec<Permission>) -> Vec<Permission> {
+    let mut out: Vec<Permission> = Vec::with_capacity(sorted.len());
+    let mut last_wildcard: Option<usize> = None;
+    for p in sorted {
+        if last_wildcard
+            .and_then(|i| out.get(i))
+            .is_some_and(|w| w.covers(&p))
+        {
+            continue;
+        }
+        if p.is_wildcard() {
+            last_wildcard = Some(out.len());
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// Walks a normalised set alongside the ascending members of another, answering "is this one
+/// covered?" for each in amortised constant time: the candidate cover of a name is the greatest
+/// member at or before it (see [`drop_covered`]), and that only moves forward.
+struct Cursor<'a> {
+    set: &'a [Permission],
+    next: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(set: &'a [Permission]) -> Self {
+        Self { set, next: 0 }
+    }
+
+    /// Whether the set covers `p`; `p` must not be smaller than the previous call's.
+    fn covers(&mut self, p: &Permission) -> bool {
+        while self.set.get(self.next).is_some_and(|m| m <= p) {
+            self.next += 1;
+        }
+        self.next
+            .checked_sub(1)
+            .and_then(|i| self.set.get(i))
+            .is_some_and(|m| m.covers(p))
     }
 }
 
@@ -453,16 +559,32 @@ impl PartialOrd for PermissionSet {
 
 impl FromStr for PermissionSet {
     type Err = ValidationError;
-    /// Comma- or whitespace-separated names; an empty string is the empty set.
+    /// Comma- or whitespace-separated names; a blank string is the empty set. An empty item
+    /// between commas (`"a,,b"`, `" , "`, `"a,"`) is an error, never skipped.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(list_items(s))
+        Self::parse(list_items(s, Field::Permissions)?)
     }
 }
 
-/// The items of a comma- or whitespace-separated list, as `FromStr` of lists reads them.
-pub(crate) fn list_items(s: &str) -> impl Iterator<Item = &str> {
-    s.split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|item| !item.is_empty())
+/// The items of a comma- or whitespace-separated list, as `FromStr` of lists reads them: commas
+/// and runs of whitespace separate items, a blank string is the empty list, and an empty item
+/// between commas is an error (so `" , "` never reads as an empty list).
+///
+/// # Errors
+/// [`Problem::EmptyItem`] naming the whole list.
+pub(crate) fn list_items(s: &str, field: Field) -> Result<Vec<&str>, ValidationError> {
+    let mut items = Vec::new();
+    if s.trim().is_empty() {
+        return Ok(items);
+    }
+    for piece in s.split(',') {
+        let before = items.len();
+        items.extend(piece.split_whitespace());
+        if items.len() == before {
+            return Err(ValidationError::new(field, s, Problem::EmptyItem));
+        }
+    }
+    Ok(items)
 }
 
 impl FromIterator<Permission> for PermissionSet {
@@ -562,8 +684,30 @@ macro_rules! permission {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        static COVERS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// Counts one `covers` test (the unit of work of every set operation) on this thread.
+    pub(crate) fn count_cover() {
+        COVERS.with(|c| c.set(c.get() + 1));
+    }
+
+    /// How many `covers` tests this thread has run.
+    pub(crate) fn covers_calls() -> u64 {
+        COVERS.with(Cell::get)
+    }
+
+    /// `f`'s result and the `covers` tests it ran.
+    pub(crate) fn counting<T>(f: impl FnOnce() -> T) -> (T, u64) {
+        let before = covers_calls();
+        let out = f();
+        (out, covers_calls() - before)
+    }
 
     fn p(s: &str) -> Permission {
         Permission::new(s).unwrap()
@@ -740,5 +884,82 @@ mod tests {
             set("a.*, b").not_covered_by(&set("a.x, b")).to_string(),
             "a.*"
         );
+    }
+
+    /// The hostile shape of issue 17: many wildcards, none covering another, and as many names
+    /// each covered by one of them.
+    fn wildcards_and_covered(n: usize) -> Vec<Permission> {
+        (0..n)
+            .flat_map(|i| [p(&format!("g{i}.*")), p(&format!("g{i}.edit"))])
+            .collect()
+    }
+
+    #[test]
+    fn normalising_tests_each_member_once() {
+        let n = 20_000;
+        let input = wildcards_and_covered(n);
+        let (set, work) = counting(|| PermissionSet::new(input));
+        assert_eq!(set.len(), n, "every covered name dropped");
+        assert!(set.iter().all(Permission::is_wildcard));
+        // Pairwise normalising (the old way) ran n² tests here.
+        assert!(
+            work <= 2 * n as u64,
+            "{work} covers tests for {} members",
+            2 * n
+        );
+    }
+
+    #[test]
+    fn set_operations_are_linear() {
+        let n = 20_000;
+        let names: Vec<Permission> = (0..n).map(|i| p(&format!("g{i}.*"))).collect();
+        let all = PermissionSet::new(names.clone());
+        let fewer = PermissionSet::new(names.iter().skip(1).cloned());
+        let covered = PermissionSet::new((0..n).map(|i| p(&format!("g{i}.edit"))));
+        let bound = 2 * n as u64;
+
+        let (yes, work) = counting(|| fewer.is_subset(&all));
+        assert!(yes);
+        assert!(work <= bound, "subset: {work}");
+        let (no, work) = counting(|| all.is_subset(&fewer));
+        assert!(!no);
+        assert!(work <= bound, "subset: {work}");
+        let (i, work) = counting(|| all.intersection(&fewer));
+        assert_eq!(i, fewer);
+        assert!(work <= 2 * bound, "intersection: {work}");
+        let (i, work) = counting(|| covered.intersection(&fewer));
+        assert_eq!(i.len(), n - 1);
+        assert!(work <= 2 * bound, "intersection: {work}");
+        let (missing, work) = counting(|| all.not_covered_by(&fewer));
+        assert_eq!(missing.to_string(), "g0.*");
+        assert!(work <= bound, "not_covered_by: {work}");
+        // One test per lookup, however many wildcards the set holds.
+        let (hit, work) = counting(|| all.allows(&p("g19999.zone.edit")));
+        assert!(hit);
+        assert!(work <= 1, "allows: {work}");
+        let (hit, work) = counting(|| all.allows(&p("h.edit")));
+        assert!(!hit);
+        assert!(work <= 1, "allows: {work}");
+    }
+
+    #[test]
+    fn an_intersection_within_one_side_shares_its_storage() {
+        let big = set("a.*, b.*, c");
+        let small = set("a.x, c");
+        assert!(big.intersection(&small).ptr_eq(&small));
+        assert!(small.intersection(&big).ptr_eq(&small));
+        assert!(PermissionSet::all().intersection(&big).ptr_eq(&big));
+    }
+
+    #[test]
+    fn empty_items_between_commas_are_refused() {
+        for bad in [" , ", ",", "a,,b", "a,", ",a", "a, ,b"] {
+            let e = bad.parse::<PermissionSet>().unwrap_err();
+            assert_eq!(e.problem, Problem::EmptyItem, "{bad:?}");
+            assert_eq!(e.value, bad);
+        }
+        assert!("".parse::<PermissionSet>().unwrap().is_empty());
+        assert!("  ".parse::<PermissionSet>().unwrap().is_empty());
+        assert_eq!(set("a , b c,d").to_string(), "a, b, c, d");
     }
 }

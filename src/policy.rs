@@ -4,8 +4,20 @@ use time::{Duration, OffsetDateTime};
 
 use crate::allowlist::IpAllowlist;
 use crate::error::{Field, Problem, ValidationError};
+use crate::permission::PermissionSet;
 use crate::secret::SecretFormat;
+use crate::store::Query;
 use crate::token::{Expiry, TokenName};
+
+/// The default of [`Policy::max_permissions`]: ten times WHM's whole ACL catalogue (about a
+/// hundred privileges), so every preset's full list fits with room to spare.
+pub const DEFAULT_MAX_PERMISSIONS: usize = 1_024;
+
+/// The default of [`Policy::max_filter_values`].
+pub const DEFAULT_MAX_FILTER_VALUES: usize = 10_000;
+
+/// The default of [`Policy::max_grace`]: a week.
+pub const DEFAULT_MAX_GRACE: Duration = Duration::days(7);
 
 /// What characters a token name may hold (on top of [`TokenName`]'s own rules).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -37,6 +49,9 @@ pub enum NameCharset {
 /// | [`max_lifetime`](Policy::max_lifetime) | none | none | none |
 /// | [`max_allowlist`](Policy::max_allowlist) | 100 | 100 | 100 |
 /// | [`require_permissions`](Policy::require_permissions) | **yes** | no (all of the creator's) | no (all of the creator's) |
+/// | [`max_permissions`](Policy::max_permissions) | 1,024 | 1,024 | 1,024 |
+/// | [`max_filter_values`](Policy::max_filter_values) | 10,000 | 10,000 | 10,000 |
+/// | [`max_grace`](Policy::max_grace) | 7 days | 7 days | 7 days |
 /// | [`secret_format`](Policy::secret_format) | `tok_` + 43 base62 + 6 checksum ([`SecretFormat::default`]) | 64 hex digits ([`SecretFormat::Zabbix`]) | 32 × `[0-9A-Z]` ([`SecretFormat::Cpanel`]) |
 ///
 /// The default is strict: a token states its permissions (least privilege is the default, not
@@ -60,6 +75,19 @@ pub struct Policy {
     pub max_lifetime: Option<Duration>,
     /// Most allowlist entries after normalisation (cPanel: 100).
     pub max_allowlist: usize,
+    /// Most permissions one token may hold, after normalisation (default
+    /// [`DEFAULT_MAX_PERMISSIONS`]). Every operation on permission sets costs O(n log n) or less,
+    /// so the cap bounds what one token can cost, not whether the crate copes.
+    pub max_permissions: usize,
+    /// Most values one list filter ([`Query::ids`], [`Query::owners`], [`Query::creators`],
+    /// [`Query::names`], [`Query::expires_at`], [`Query::created_at`], [`Query::last_used_at`])
+    /// may carry in [`Tokens::list`](crate::Tokens::list) and [`Tokens::count`](crate::Tokens::count)
+    /// (default [`DEFAULT_MAX_FILTER_VALUES`]).
+    pub max_filter_values: usize,
+    /// The longest grace period [`Tokens::generate_with`](crate::Tokens::generate_with) accepts
+    /// for a replaced secret (default [`DEFAULT_MAX_GRACE`], a week). A grace period never
+    /// outlives the token's expiry, whatever its length.
+    pub max_grace: Duration,
     /// Whether a new token must list its permissions. When `true` (the default), a
     /// [`NewToken`](crate::NewToken) without [`permissions`](crate::NewToken::permissions) is
     /// refused with [`Problem::Required`](crate::Problem::Required); ask for all of the owner's
@@ -82,6 +110,9 @@ impl Policy {
             accept_past_expiry: true,
             max_lifetime: None,
             max_allowlist: 100,
+            max_permissions: DEFAULT_MAX_PERMISSIONS,
+            max_filter_values: DEFAULT_MAX_FILTER_VALUES,
+            max_grace: DEFAULT_MAX_GRACE,
             require_permissions: false,
             secret_format: SecretFormat::Zabbix,
         }
@@ -98,6 +129,9 @@ impl Policy {
             accept_past_expiry: false,
             max_lifetime: None,
             max_allowlist: 100,
+            max_permissions: DEFAULT_MAX_PERMISSIONS,
+            max_filter_values: DEFAULT_MAX_FILTER_VALUES,
+            max_grace: DEFAULT_MAX_GRACE,
             require_permissions: false,
             secret_format: SecretFormat::Cpanel,
         }
@@ -202,13 +236,80 @@ impl Policy {
             None => Ok(()),
         }
     }
+
+    /// Checks how many permissions a token holds.
+    ///
+    /// # Errors
+    /// More than [`Policy::max_permissions`]; the error names the first member over the cap,
+    /// and the cap.
+    pub fn check_permissions(&self, set: &PermissionSet) -> Result<(), ValidationError> {
+        match set.iter().nth(self.max_permissions) {
+            Some(first_over) => Err(ValidationError::new(
+                Field::Permissions,
+                first_over,
+                Problem::TooMany {
+                    max: self.max_permissions,
+                },
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks how many values each list filter of a query carries.
+    ///
+    /// # Errors
+    /// A filter with more than [`Policy::max_filter_values`] values, naming the filter.
+    pub fn check_query(&self, query: &Query) -> Result<(), ValidationError> {
+        let sizes = [
+            ("ids", query.ids.as_ref().map(Vec::len)),
+            ("owners", query.owners.as_ref().map(Vec::len)),
+            ("creators", query.creators.as_ref().map(Vec::len)),
+            ("names", query.names.as_ref().map(Vec::len)),
+            ("expires_at", query.expires_at.as_ref().map(Vec::len)),
+            ("created_at", query.created_at.as_ref().map(Vec::len)),
+            ("last_used_at", query.last_used_at.as_ref().map(Vec::len)),
+        ];
+        for (filter, found) in sizes {
+            if let Some(found) = found.filter(|&n| n > self.max_filter_values) {
+                return Err(ValidationError::new(
+                    Field::Query,
+                    filter,
+                    Problem::TooManyValues {
+                        found,
+                        max: self.max_filter_values,
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the grace period of a regenerated secret.
+    ///
+    /// # Errors
+    /// Negative, or longer than [`Policy::max_grace`].
+    pub fn check_grace(&self, grace: Duration) -> Result<(), ValidationError> {
+        if grace.is_negative() {
+            return Err(ValidationError::new(Field::Grace, grace, Problem::Negative));
+        }
+        if grace > self.max_grace {
+            return Err(ValidationError::new(
+                Field::Grace,
+                grace,
+                Problem::GraceTooLong {
+                    max_seconds: self.max_grace.whole_seconds(),
+                },
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Policy {
     /// Strict and sensible: names of 1–64 printable characters, descriptions up to 1,024
     /// characters, expiry must be in the future, at most 100 allowlist entries, permissions must
-    /// be listed, secrets in our prefixed and checksummed format with prefix `tok`. See the
-    /// [table](Policy#the-presets).
+    /// be listed (at most 1,024), 10,000 values per list filter and a week of grace, secrets in
+    /// our prefixed and checksummed format with prefix `tok`. See the [table](Policy#the-presets).
     fn default() -> Self {
         Self {
             max_name_chars: 64,
@@ -217,6 +318,9 @@ impl Default for Policy {
             accept_past_expiry: false,
             max_lifetime: None,
             max_allowlist: 100,
+            max_permissions: DEFAULT_MAX_PERMISSIONS,
+            max_filter_values: DEFAULT_MAX_FILTER_VALUES,
+            max_grace: DEFAULT_MAX_GRACE,
             require_permissions: true,
             secret_format: SecretFormat::default(),
         }
@@ -285,6 +389,58 @@ mod tests {
     }
 
     #[test]
+    fn permission_cap_names_the_first_over_and_the_cap() {
+        let p = Policy {
+            max_permissions: 3,
+            ..Policy::default()
+        };
+        assert!(p.check_permissions(&"a, b, c".parse().unwrap()).is_ok());
+        let e = p
+            .check_permissions(&"a, b, c, d".parse().unwrap())
+            .unwrap_err();
+        assert_eq!(e.field, Field::Permissions);
+        assert_eq!(e.problem, Problem::TooMany { max: 3 });
+        assert_eq!(e.value, "d");
+        assert!(e.to_string().contains("at most 3"), "{e}");
+        assert_eq!(Policy::default().max_permissions, 1_024);
+        assert_eq!(Policy::cpanel().max_permissions, 1_024);
+    }
+
+    #[test]
+    fn filter_cap_names_the_filter() {
+        let p = Policy {
+            max_filter_values: 2,
+            ..Policy::default()
+        };
+        let q = Query::new().owners([1u64, 2].map(crate::UserId::from));
+        assert!(p.check_query(&q).is_ok());
+        let q = q.creators([1u64, 2, 3].map(crate::UserId::from));
+        let e = p.check_query(&q).unwrap_err();
+        assert_eq!(e.field, Field::Query);
+        assert_eq!(e.value, "creators");
+        assert_eq!(e.problem, Problem::TooManyValues { found: 3, max: 2 });
+    }
+
+    #[test]
+    fn grace_is_bounded() {
+        let p = Policy::default();
+        assert!(p.check_grace(Duration::ZERO).is_ok());
+        assert!(p.check_grace(Duration::days(7)).is_ok());
+        let e = p
+            .check_grace(Duration::days(7) + Duration::SECOND)
+            .unwrap_err();
+        assert_eq!(e.field, Field::Grace);
+        assert_eq!(
+            e.problem,
+            Problem::GraceTooLong {
+                max_seconds: 7 * 86_400
+            }
+        );
+        assert!(p.check_grace(Duration::days(365 * 100)).is_err());
+        assert!(p.check_grace(-Duration::SECOND).is_err());
+    }
+
+    #[test]
     fn allowlist_limit() {
         let p = Policy::cpanel();
         let hundred: Vec<String> = (0..100).map(|i| format!("10.0.{i}.1")).collect();
@@ -331,6 +487,9 @@ mod tests {
             assert_eq!(p.max_lifetime, None);
             assert_eq!(p.max_allowlist, 100);
             assert_eq!(p.require_permissions, required);
+            assert_eq!(p.max_permissions, 1_024);
+            assert_eq!(p.max_filter_values, 10_000);
+            assert_eq!(p.max_grace, Duration::days(7));
         }
         assert_eq!(Policy::default().secret_format, SecretFormat::default());
         assert_eq!(Policy::zabbix().secret_format, SecretFormat::Zabbix);

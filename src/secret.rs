@@ -306,6 +306,97 @@ impl HashKey {
             Ok(self)
         }
     }
+
+    /// The key's public name: 8 bytes derived from it with BLAKE3 `derive_key` under a context
+    /// string of its own, so it tells keys apart without revealing anything of the key. Sealed
+    /// snapshots carry it, so a snapshot opened with the wrong key says so.
+    ///
+    /// ```
+    /// use api_tokens::HashKey;
+    /// let key = HashKey::new([7; 32]);
+    /// assert_eq!(key.id(), HashKey::new([7; 32]).id());
+    /// assert_ne!(key.id(), HashKey::default().id());
+    /// assert_eq!(key.id().to_string().len(), 16);
+    /// ```
+    pub fn id(&self) -> KeyId {
+        let d = blake3::derive_key("api-tokens 2026 hash key id", &self.0);
+        let mut id = [0u8; 8];
+        for (o, i) in id.iter_mut().zip(d) {
+            *o = i;
+        }
+        KeyId(id)
+    }
+
+    /// A key for another purpose, derived from this one (BLAKE3 `derive_key` under `context`).
+    pub(crate) fn derive(&self, context: &str) -> [u8; 32] {
+        blake3::derive_key(context, &self.0)
+    }
+}
+
+/// The public name of a [`HashKey`] ([`HashKey::id`]): 16 hex digits, safe to store and show.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyId([u8; 8]);
+
+impl KeyId {
+    /// The 8 bytes.
+    pub const fn as_bytes(&self) -> &[u8; 8] {
+        &self.0
+    }
+
+    /// Wraps 8 bytes (as read back from storage).
+    pub const fn from_bytes(bytes: [u8; 8]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+impl std::str::FromStr for KeyId {
+    type Err = crate::ValidationError;
+    /// 16 hex digits.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || {
+            crate::ValidationError::new(
+                crate::Field::Query,
+                s,
+                crate::Problem::Syntax {
+                    expected: "a key id of 16 hex digits",
+                },
+            )
+        };
+        if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(err());
+        }
+        let mut id = [0u8; 8];
+        for (i, o) in id.iter_mut().enumerate() {
+            let pair = s.get(2 * i..2 * i + 2).ok_or_else(err)?;
+            *o = u8::from_str_radix(pair, 16).map_err(|_| err())?;
+        }
+        Ok(Self(id))
+    }
+}
+
+impl Serialize for KeyId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 fn nibble(c: u8) -> Option<u8> {
@@ -720,6 +811,32 @@ fn decode_checksum(s: &[u8]) -> Option<u32> {
         v = v * 62 + u64::from(d);
     }
     u32::try_from(v).ok()
+}
+
+#[cfg(test)]
+mod key_id_tests {
+    use super::*;
+
+    #[test]
+    fn key_ids_round_trip_and_differ_from_the_key() {
+        let key = HashKey::new([9; 32]);
+        let id = key.id();
+        assert_eq!(id.to_string().parse::<KeyId>().unwrap(), id);
+        assert_eq!(format!("{id:?}"), format!("KeyId({id})"));
+        assert_ne!(&id.as_bytes()[..], &key.expose()[..8], "not the key itself");
+        assert_ne!(HashKey::random().id(), id);
+        for bad in [
+            "",
+            "0123",
+            "+123456789abcdef",
+            "0123456789abcdeg",
+            "0123456789abcdef0",
+        ] {
+            assert!(bad.parse::<KeyId>().is_err(), "{bad:?}");
+        }
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(serde_json::from_str::<KeyId>(&json).unwrap(), id);
+    }
 }
 
 #[cfg(test)]

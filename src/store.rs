@@ -6,6 +6,7 @@
 //! ([`Tokens`](crate::Tokens) or a host using the pure rules), never filtered inside a store.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
@@ -20,7 +21,7 @@ pub mod memory;
 mod record;
 mod text_search;
 
-pub use memory::{MemoryStore, Snapshot};
+pub use memory::{MemoryStore, SealedSnapshot, Snapshot};
 pub use record::StoredToken;
 pub use text_search::TextSearch;
 
@@ -254,6 +255,11 @@ pub enum SortOrder {
 /// Filters, sort and limit for listing tokens (Zabbix `token.get`, the *API tokens* screen's
 /// filters). Every filter that is set must match; an unset filter matches everything.
 ///
+/// The list filters (`ids`, `owners`, `creators`) cost O(n + k) for n tokens and k values in
+/// both stores (hash sets, not list scans), and [`Tokens::list`](crate::Tokens::list) and
+/// [`Tokens::count`](crate::Tokens::count) refuse a filter of more than
+/// [`Policy::max_filter_values`](crate::Policy::max_filter_values) values (10,000 by default).
+///
 /// ```
 /// use api_tokens::{Query, Status, UserId, store::SortField, store::SortOrder};
 /// let q = Query::new()
@@ -456,8 +462,15 @@ impl Query {
         self
     }
 
-    /// Whether `token` passes every filter at `now`. Stores that filter in memory use this;
-    /// stores that translate the query (SQL) must agree with it.
+    /// The query prepared for testing many tokens at `now` (see [`QueryMatcher`]): what stores
+    /// that filter in memory use.
+    pub fn matcher(&self, now: OffsetDateTime) -> QueryMatcher<'_> {
+        QueryMatcher::new(self, now)
+    }
+
+    /// Whether `token` passes every filter at `now`: the reference semantics. Stores that
+    /// translate the query (SQL) must agree with it. It scans the list filters, so it is for one
+    /// token; to filter many, use [`Query::matcher`], which agrees with it.
     pub fn matches(&self, token: &Token, now: OffsetDateTime) -> bool {
         let in_list =
             |list: &Option<Vec<UserId>>, u: &UserId| list.as_ref().is_none_or(|l| l.contains(u));
@@ -529,6 +542,121 @@ impl Query {
         if let Some(n) = self.limit {
             tokens.truncate(n);
         }
+    }
+}
+
+/// A [`Query`]'s filters prepared once for testing many tokens: every list filter (ids, owners,
+/// creators, names, expiries, creation and last-use instants) as a hash set and the search
+/// texts lowercased, so filtering n tokens with k filter values costs O(n + k), not O(n · k).
+/// Agrees with [`Query::matches`].
+///
+/// ```
+/// use api_tokens::{Query, TokenId};
+/// let q = Query::new().ids((1..=10_000).map(TokenId::new));
+/// let m = q.matcher(time::OffsetDateTime::UNIX_EPOCH);
+/// # let _ = m;
+/// ```
+#[derive(Debug)]
+pub struct QueryMatcher<'a> {
+    query: &'a Query,
+    now: OffsetDateTime,
+    ids: Option<HashSet<TokenId>>,
+    owners: Option<HashSet<&'a UserId>>,
+    creators: Option<HashSet<&'a UserId>>,
+    name: Option<String>,
+    description: Option<String>,
+    names: Option<HashSet<&'a TokenName>>,
+    expires_at: Option<HashSet<Expiry>>,
+    /// Instants as Unix nanoseconds: equal instants are equal keys whatever their offset.
+    created_at: Option<HashSet<i128>>,
+    last_used_at: Option<HashSet<Option<i128>>>,
+}
+
+impl<'a> QueryMatcher<'a> {
+    fn new(query: &'a Query, now: OffsetDateTime) -> Self {
+        Self {
+            query,
+            now,
+            ids: query.ids.as_ref().map(|v| v.iter().copied().collect()),
+            owners: query.owners.as_ref().map(|v| v.iter().collect()),
+            creators: query.creators.as_ref().map(|v| v.iter().collect()),
+            name: query.name_contains.as_ref().map(|t| t.to_lowercase()),
+            description: query
+                .description_contains
+                .as_ref()
+                .map(|t| t.to_lowercase()),
+            names: query.names.as_ref().map(|v| v.iter().collect()),
+            expires_at: query
+                .expires_at
+                .as_ref()
+                .map(|v| v.iter().copied().collect()),
+            created_at: query
+                .created_at
+                .as_ref()
+                .map(|v| v.iter().map(|t| t.unix_timestamp_nanos()).collect()),
+            last_used_at: query.last_used_at.as_ref().map(|v| {
+                v.iter()
+                    .map(|t| t.map(OffsetDateTime::unix_timestamp_nanos))
+                    .collect()
+            }),
+        }
+    }
+
+    /// The ids filter as a set, if the query has one.
+    pub(crate) fn id_set(&self) -> Option<&HashSet<TokenId>> {
+        self.ids.as_ref()
+    }
+
+    /// The owners filter as a set, if the query has one.
+    pub(crate) fn owner_set(&self) -> Option<&HashSet<&'a UserId>> {
+        self.owners.as_ref()
+    }
+
+    /// Whether `token` passes every filter.
+    pub fn matches(&self, token: &Token) -> bool {
+        let contains = |needle: &Option<String>, hay: &str| {
+            needle
+                .as_ref()
+                .is_none_or(|n| n.is_empty() || hay.to_lowercase().contains(n.as_str()))
+        };
+        let q = self.query;
+        self.ids.as_ref().is_none_or(|s| s.contains(&token.id))
+            && self
+                .owners
+                .as_ref()
+                .is_none_or(|s| s.contains(&token.owner))
+            && self
+                .creators
+                .as_ref()
+                .is_none_or(|s| s.contains(&token.creator))
+            && q.status.is_none_or(|s| s == token.status)
+            && contains(&self.name, token.name.as_str())
+            && contains(&self.description, &token.description)
+            && q.valid_at.is_none_or(|t| !token.expiry.is_expired_at(t))
+            && q.expired_at.is_none_or(|t| token.expiry.is_expired_at(t))
+            && q.expiring_within.is_none_or(|d| {
+                !token.expiry.is_expired_at(self.now)
+                    && token.expiry.is_expired_at(self.now.saturating_add(d))
+            })
+            && q.created.is_none_or(|r| r.contains(token.created_at))
+            && q.last_used
+                .is_none_or(|r| token.last_use.is_some_and(|u| r.contains(u.at)))
+            && self.names.as_ref().is_none_or(|s| s.contains(&token.name))
+            && self
+                .expires_at
+                .as_ref()
+                .is_none_or(|s| s.contains(&token.expiry))
+            && self
+                .created_at
+                .as_ref()
+                .is_none_or(|s| s.contains(&token.created_at.unix_timestamp_nanos()))
+            && self
+                .last_used_at
+                .as_ref()
+                .is_none_or(|s| s.contains(&token.last_use.map(|u| u.at.unix_timestamp_nanos())))
+            && q.search
+                .as_ref()
+                .is_none_or(|s| s.matches(token.name.as_str(), &token.description))
     }
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
 use crate::allowlist::IpAllowlist;
-use crate::error::{Field, Problem, ValidationError};
+use crate::error::{Field, Problem, StoreError, ValidationError};
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
 
@@ -512,6 +512,44 @@ pub struct PreviousSecret {
     pub valid_until: OffsetDateTime,
 }
 
+/// How a token came to be revoked for good.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RevokedBy {
+    /// Someone holding its secret reported it leaked
+    /// ([`Tokens::revoke_by_secret`](crate::Tokens::revoke_by_secret)).
+    Possession,
+}
+
+impl RevokedBy {
+    /// The name stores write (`"possession"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Possession => "possession",
+        }
+    }
+
+    /// Reads a name written by [`RevokedBy::as_str`].
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "possession" => Some(Self::Possession),
+            _ => None,
+        }
+    }
+}
+
+/// The mark of a token revoked for good: when, and how. A revoked token is disabled, holds no
+/// secret hash, and can never be enabled again or given a new secret.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Revoked {
+    /// When (whole seconds).
+    #[serde(with = "time::serde::timestamp")]
+    pub at: OffsetDateTime,
+    /// How.
+    pub by: RevokedBy,
+}
+
 /// A token as stored: everything but the secret, which exists only as hashes.
 ///
 /// Stores build these from their rows; the facade builds them from [`NewToken`]s. `Debug`
@@ -554,12 +592,49 @@ pub struct Token {
     /// since ([`StoreError::Conflict`](crate::StoreError::Conflict)): no write is ever based on a
     /// stale read (optimistic concurrency, as `UPDATE … WHERE revision = ?` in SQL).
     pub revision: u32,
+    /// Set when the token was revoked for good ([`Revoked`]); then `status` is
+    /// [`Status::Disabled`] and `secret` is `None`.
+    pub revoked: Option<Revoked>,
 }
 
 impl Token {
     /// Whether the token is expired at `now` (see [`Expiry`]).
     pub fn is_expired_at(&self, now: OffsetDateTime) -> bool {
         self.expiry.is_expired_at(now)
+    }
+
+    /// Whether the token was revoked for good.
+    pub fn is_revoked(&self) -> bool {
+        self.revoked.is_some()
+    }
+
+    /// Checks the rules every stored record keeps: a revoked token is disabled and holds no
+    /// secret hash, and a previous secret differs from the current one. (A previous secret
+    /// without a current one, or without an end time, cannot be expressed in a `Token`; SQL
+    /// stores check those columns themselves.) Every store calls this on what it writes and
+    /// reads, so a record in an unexpected state is refused, never used.
+    ///
+    /// # Errors
+    /// [`StoreError::Inconsistent`] naming the first broken rule.
+    pub fn check_consistent(&self) -> Result<(), StoreError> {
+        let broken = |problem| {
+            Err(StoreError::Inconsistent {
+                token: self.id,
+                problem,
+            })
+        };
+        if self.revoked.is_some() && self.status != Status::Disabled {
+            return broken("a revoked token is enabled");
+        }
+        if self.revoked.is_some() && self.secret.is_some() {
+            return broken("a revoked token still has a secret hash");
+        }
+        if let Some(s) = &self.secret
+            && s.previous.is_some_and(|p| p.hash == s.hash)
+        {
+            return broken("the previous secret hash equals the current one");
+        }
+        Ok(())
     }
 }
 
@@ -647,6 +722,67 @@ mod tests {
         let w = whole_seconds(datetime!(2021-01-21 16:07:52.5 +2));
         assert_eq!(w, datetime!(2021-01-21 14:07:52 UTC));
         assert!(w.offset().is_utc());
+    }
+
+    #[test]
+    fn inconsistent_records_are_named() {
+        let t = Token {
+            id: TokenId::new(5),
+            name: TokenName::new("t").unwrap(),
+            description: String::new(),
+            owner: UserId::from(2),
+            creator: UserId::from(2),
+            status: Status::Disabled,
+            created_at: datetime!(2025-01-01 0:00 UTC),
+            expiry: Expiry::NEVER,
+            permissions: PermissionSet::empty(),
+            allowlist: IpAllowlist::any(),
+            last_use: None,
+            secret: None,
+            revision: 0,
+            revoked: Some(Revoked {
+                at: datetime!(2025-01-02 0:00 UTC),
+                by: RevokedBy::Possession,
+            }),
+        };
+        assert!(t.check_consistent().is_ok());
+        let enabled = Token {
+            status: Status::Enabled,
+            ..t.clone()
+        };
+        let e = enabled.check_consistent().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "token 5 is stored in an inconsistent state: a revoked token is enabled"
+        );
+        let h = SecretHash::from_bytes([1; 32]);
+        let with_hash = Token {
+            secret: Some(SecretState {
+                hash: h,
+                generated_at: t.created_at,
+                previous: None,
+            }),
+            ..t.clone()
+        };
+        assert!(with_hash.check_consistent().is_err());
+        let same_previous = Token {
+            revoked: None,
+            secret: Some(SecretState {
+                hash: h,
+                generated_at: t.created_at,
+                previous: Some(PreviousSecret {
+                    hash: h,
+                    valid_until: t.created_at,
+                }),
+            }),
+            ..t
+        };
+        assert!(same_previous.check_consistent().is_err());
+        assert_eq!(
+            RevokedBy::from_name("possession"),
+            Some(RevokedBy::Possession)
+        );
+        assert_eq!(RevokedBy::from_name("x"), None);
     }
 
     #[test]

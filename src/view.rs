@@ -11,7 +11,9 @@ use crate::allowlist::IpAllowlist;
 use crate::permission::PermissionSet;
 use crate::secret::TokenSecret;
 use crate::timefmt;
-use crate::token::{Expiry, LastUse, Status, Token, TokenId, TokenName, UserId, from_unix};
+use crate::token::{
+    Expiry, LastUse, Revoked, RevokedBy, Status, Token, TokenId, TokenName, UserId, from_unix,
+};
 
 /// A token as an API response or a UI shows it: everything a user may know about it, and
 /// nothing else — no secret hash, no store revision.
@@ -62,6 +64,9 @@ use crate::token::{Expiry, LastUse, Status, Token, TokenId, TokenName, UserId, f
 ///         "last_used_ip": null,
 ///         "secret_generated_at": "2026-01-01T09:00:00Z",
 ///         "secret_generated_at_unix": 1767258000,
+///         "revoked_at": null,
+///         "revoked_at_unix": null,
+///         "revoked_by": null,
 ///     }])
 /// );
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -92,8 +97,10 @@ pub struct TokenView {
     /// The last successful authentication.
     pub last_use: Option<LastUse>,
     /// When its current secret was generated; `None` while it has none (created, not yet
-    /// generated).
+    /// generated, or revoked).
     pub secret_generated_at: Option<OffsetDateTime>,
+    /// Set when the token was revoked for good ([`Token::revoked`]).
+    pub revoked: Option<Revoked>,
 }
 
 impl From<&Token> for TokenView {
@@ -111,6 +118,7 @@ impl From<&Token> for TokenView {
             expiry: t.expiry,
             last_use: t.last_use,
             secret_generated_at: t.secret.map(|s| s.generated_at),
+            revoked: t.revoked,
         }
     }
 }
@@ -162,6 +170,9 @@ struct Out<'a> {
     last_used_ip: Option<IpAddr>,
     secret_generated_at: Option<String>,
     secret_generated_at_unix: Option<i64>,
+    revoked_at: Option<String>,
+    revoked_at_unix: Option<i64>,
+    revoked_by: Option<RevokedBy>,
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<&'a str>,
 }
@@ -190,6 +201,9 @@ impl<'a> Out<'a> {
             last_used_ip: v.last_use.and_then(|u| u.ip),
             secret_generated_at: rfc(v.secret_generated_at),
             secret_generated_at_unix: unix(v.secret_generated_at),
+            revoked_at: rfc(v.revoked.map(|r| r.at)),
+            revoked_at_unix: unix(v.revoked.map(|r| r.at)),
+            revoked_by: v.revoked.map(|r| r.by),
             secret,
         }
     }
@@ -226,6 +240,12 @@ struct In {
     secret_generated_at: Option<String>,
     #[serde(default)]
     secret_generated_at_unix: Option<i64>,
+    #[serde(default)]
+    revoked_at: Option<String>,
+    #[serde(default)]
+    revoked_at_unix: Option<i64>,
+    #[serde(default)]
+    revoked_by: Option<RevokedBy>,
 }
 
 /// One time from its RFC 3339 and Unix members: either may be missing; both must agree.
@@ -270,6 +290,17 @@ impl<'de> Deserialize<'de> for TokenView {
             w.secret_generated_at_unix,
         )
         .map_err(D::Error::custom)?;
+        let revoked_at =
+            instant("revoked_at", w.revoked_at, w.revoked_at_unix).map_err(D::Error::custom)?;
+        let revoked = match (revoked_at, w.revoked_by) {
+            (Some(at), Some(by)) => Some(Revoked { at, by }),
+            (None, None) => None,
+            _ => {
+                return Err(D::Error::custom(
+                    "revoked_at and revoked_by are given together or not at all",
+                ));
+            }
+        };
         Ok(Self {
             id: w.id,
             name: w.name,
@@ -286,6 +317,7 @@ impl<'de> Deserialize<'de> for TokenView {
                 ip: w.last_used_ip,
             }),
             secret_generated_at,
+            revoked,
         })
     }
 }

@@ -481,11 +481,26 @@ fn revoke_by_secret() {
         e.tokens.revoke_by_secret(s.expose()).unwrap(),
         Revocation::Disabled(id)
     );
-    assert_eq!(kind(e.auth(&s, from("10.0.0.1"))), DenialKind::Disabled);
+    // Revoked for good: the leaked secret's hash is gone, so it is unknown from now on.
+    assert_eq!(kind(e.auth(&s, from("10.0.0.1"))), DenialKind::Unknown);
+    let t = e.tokens.get(&admin(), id).unwrap();
+    assert_eq!(t.status, Status::Disabled);
+    assert!(t.secret.is_none());
+    assert_eq!(t.revoked.unwrap().at, NOW);
     assert_eq!(
         e.tokens.revoke_by_secret(s.expose()).unwrap(),
-        Revocation::AlreadyDisabled(id)
+        Revocation::Unknown
     );
+    // A disabled token whose secret leaks is revoked too.
+    let (id3, s3) = e.basic("leak3");
+    e.tokens
+        .set_status(&admin(), [id3], Status::Disabled)
+        .unwrap();
+    assert_eq!(
+        e.tokens.revoke_by_secret(s3.expose()).unwrap(),
+        Revocation::AlreadyDisabled(id3)
+    );
+    assert!(e.tokens.get(&admin(), id3).unwrap().revoked.is_some());
     let events = e.events.take();
     assert!(
         events

@@ -94,7 +94,7 @@ fn every_error_has_its_code_status_and_plain_message() {
              none at either end)",
         ),
         (
-            invalid(Field::GracePeriod, "-1h", Problem::Negative),
+            invalid(Field::Grace, "-1h", Problem::Negative),
             "negative",
             400,
             "grace period \"-1h\" cannot be negative",
@@ -163,6 +163,49 @@ fn every_error_has_its_code_status_and_plain_message() {
             "owner \"4\" is not an active user",
         ),
         (
+            invalid(
+                Field::Allowlist,
+                "10.0.0.1/8",
+                Problem::HostBitsSet {
+                    network: "10.0.0.0/8".parse().unwrap(),
+                },
+            ),
+            "host_bits_set",
+            400,
+            "allowlist entry \"10.0.0.1/8\" has host bits set (the network is 10.0.0.0/8)",
+        ),
+        (
+            invalid(Field::Permissions, "a,,b", Problem::EmptyItem),
+            "empty_item",
+            400,
+            "permission \"a,,b\" has an empty item between separators",
+        ),
+        (
+            invalid(
+                Field::Query,
+                "ids",
+                Problem::TooManyValues {
+                    found: 10_001,
+                    max: 10_000,
+                },
+            ),
+            "too_many_values",
+            400,
+            "query \"ids\" has 10001 values (at most 10000 are allowed)",
+        ),
+        (
+            invalid(
+                Field::Grace,
+                "8d",
+                Problem::GraceTooLong {
+                    max_seconds: 604_800,
+                },
+            ),
+            "grace_too_long",
+            400,
+            "grace period \"8d\" is longer than the longest grace period allowed (7 days)",
+        ),
+        (
             invalid(Field::Permissions, "", Problem::Required),
             "required",
             400,
@@ -200,6 +243,16 @@ fn every_error_has_its_code_status_and_plain_message() {
             "not_found",
             404,
             "token 42 not found",
+        ),
+        (
+            Error::Revoked {
+                index: None,
+                token: id,
+            },
+            "revoked",
+            409,
+            "token 42 was revoked because its secret was reported leaked: it cannot be enabled \
+             again or given a new secret",
         ),
         (
             Error::Store(StoreError::NameTaken {
@@ -251,6 +304,41 @@ fn every_error_has_its_code_status_and_plain_message() {
             "store_unavailable",
             503,
             "the token store failed",
+        ),
+        (
+            Error::Store(StoreError::Inconsistent {
+                token: id,
+                problem: "a revoked token is enabled",
+            }),
+            "inconsistent_record",
+            500,
+            "token 42 is stored in an inconsistent state: a revoked token is enabled",
+        ),
+        (
+            Error::Store(StoreError::Busy {
+                waited: std::time::Duration::from_millis(5000),
+            }),
+            "store_busy",
+            503,
+            "the database is locked by another connection that is writing; gave up after \
+             waiting 5000 ms",
+        ),
+        (
+            Error::Store(StoreError::SnapshotKeyMismatch {
+                snapshot: "0000000000000001".parse().unwrap(),
+                expected: "0000000000000002".parse().unwrap(),
+            }),
+            "snapshot_key_mismatch",
+            500,
+            "snapshot was sealed under hash key 0000000000000001, not under this key \
+             (0000000000000002): open it with the key it was made with",
+        ),
+        (
+            Error::Store(StoreError::SnapshotTampered),
+            "snapshot_tampered",
+            500,
+            "snapshot seal does not match its contents: the snapshot was changed after it was \
+             made",
         ),
         (
             Error::Store(StoreError::SchemaTooNew {
@@ -462,7 +550,7 @@ fn field_names_for_programs_are_stable_snake_case() {
         (Field::TokenId, "token_id"),
         (Field::SecretPrefix, "secret_prefix"),
         (Field::Query, "query"),
-        (Field::GracePeriod, "grace_period"),
+        (Field::Grace, "grace_period"),
     ];
     for (field, name) in fields {
         assert_eq!(field.as_str(), name);

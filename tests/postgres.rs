@@ -300,3 +300,155 @@ fn async_hosts_never_block_the_executor_nor_panic() {
     // Dropping the store inside an async context does not panic either.
     rt.block_on(async move { drop(tokens) });
 }
+
+/// Issue 17 on PostgreSQL: the record rules as CHECK constraints, rows that break them (the
+/// constraints dropped by hand) refused when read, and a version-1 database migrated, or
+/// refused naming the row that would break a new rule.
+#[test]
+fn issue_17_record_rules_hold_in_postgresql() {
+    let pg = server!();
+    let url = pg.create_db("rules17");
+    let store = PostgresStore::connect(&url).unwrap();
+    let mut t = conformance::sample(&store, 2, "t");
+    t.secret = Some(api_tokens::SecretState {
+        hash: api_tokens::SecretHash::from_bytes([5; 32]),
+        generated_at: conformance::t0(),
+        previous: None,
+    });
+    store.apply(vec![Change::Insert(t.clone())]).unwrap();
+    for (bad, constraint) in [
+        (
+            "UPDATE api_tokens SET revoked_at = 1, revoked_by = 'possession', \
+             secret_hash = NULL, generated_at = NULL",
+            "api_tokens_revoked_is_disabled",
+        ),
+        (
+            "UPDATE api_tokens SET status = 1, revoked_at = 1, revoked_by = 'possession'",
+            "api_tokens_revoked_has_no_secret",
+        ),
+        (
+            "UPDATE api_tokens SET revoked_by = 'possession', status = 1, \
+             secret_hash = NULL, generated_at = NULL",
+            "api_tokens_revoked_has_time_and_cause",
+        ),
+        (
+            "UPDATE api_tokens SET previous_hash = secret_hash, previous_valid_until = 1",
+            "api_tokens_previous_hash_differs",
+        ),
+    ] {
+        let err = pg.psql_err("rules17", bad);
+        assert!(err.contains(constraint), "{bad}: {err}");
+    }
+    // Written with the constraint gone, a revoked token that is enabled is refused when read:
+    // its secret is denied, never accepted.
+    pg.psql(
+        "rules17",
+        "ALTER TABLE api_tokens DROP CONSTRAINT api_tokens_revoked_is_disabled;
+         UPDATE api_tokens SET revoked_at = 1, revoked_by = 'possession',
+             secret_hash = NULL, generated_at = NULL",
+    );
+    assert!(matches!(
+        store.get(t.id),
+        Err(StoreError::Inconsistent { token, .. }) if token == t.id
+    ));
+    drop(store);
+
+    // Back to version 1 by hand, with a row a version-2 rule refuses: the migration names it
+    // and changes nothing; fixed, it migrates.
+    pg.psql(
+        "rules17",
+        "DROP SCHEMA public CASCADE; CREATE SCHEMA public;",
+    );
+    let store = PostgresStore::connect(&url).unwrap();
+    let mut t = conformance::sample(&store, 2, "v1");
+    t.secret = Some(api_tokens::SecretState {
+        hash: api_tokens::SecretHash::from_bytes([6; 32]),
+        generated_at: conformance::t0(),
+        previous: Some(api_tokens::PreviousSecret {
+            hash: api_tokens::SecretHash::from_bytes([7; 32]),
+            valid_until: conformance::t0(),
+        }),
+    });
+    store.apply(vec![Change::Insert(t.clone())]).unwrap();
+    drop(store);
+    pg.psql(
+        "rules17",
+        "DROP TRIGGER api_tokens_stamp_update ON api_tokens;
+         ALTER TABLE api_tokens DROP COLUMN revoked_at CASCADE, DROP COLUMN revoked_by CASCADE,
+             DROP CONSTRAINT api_tokens_previous_hash_differs;
+         CREATE TRIGGER api_tokens_stamp_update BEFORE UPDATE OF
+             id, owner, name, description, creator, status, created_at, expires_at,
+             permissions, allowlist, secret_hash, generated_at, previous_hash,
+             previous_valid_until, revision, change_seq
+             ON api_tokens FOR EACH ROW EXECUTE FUNCTION api_tokens_stamp();
+         UPDATE api_tokens SET previous_hash = secret_hash;
+         UPDATE api_tokens_schema SET version = 1;",
+    );
+    match PostgresStore::connect(&url) {
+        Err(StoreError::Inconsistent { token, problem }) => {
+            assert_eq!(token, t.id);
+            assert_eq!(problem, "the previous secret hash equals the current one");
+        }
+        other => panic!("expected the offending row named, got {other:?}"),
+    }
+    assert_eq!(
+        pg.psql("rules17", "SELECT version FROM api_tokens_schema")
+            .trim(),
+        "1",
+        "nothing changed"
+    );
+    pg.psql(
+        "rules17",
+        "UPDATE api_tokens SET previous_hash = decode(repeat('07', 32), 'hex')",
+    );
+    let store = PostgresStore::connect(&url).unwrap();
+    assert_eq!(store.get(t.id).unwrap(), Some(t));
+    assert_eq!(
+        pg.psql("rules17", "SELECT version FROM api_tokens_schema")
+            .trim(),
+        schema::LATEST.to_string()
+    );
+}
+
+/// Issue 17: a secret revoked by possession through one replica is refused by every replica,
+/// and no replica can enable the token again.
+#[test]
+fn revocation_by_possession_is_final_across_replicas() {
+    let pg = server!();
+    let url = pg.create_db("revoke17");
+    let replica = |url: &str| {
+        Tokens::new(
+            Replica::start(
+                PostgresStore::connect(url).unwrap(),
+                ReplicaOptions::default(),
+            )
+            .unwrap(),
+        )
+    };
+    let a = replica(&url);
+    let b = replica(&url);
+    let owner = Actor::user(UserId::from(2));
+    let issued = a
+        .issue(
+            &owner,
+            NewToken::new("leaked".parse().unwrap()).permissions(PermissionSet::all()),
+        )
+        .unwrap();
+    let ctx = RequestContext::unknown_address();
+    support::pg::wait_for(Duration::from_secs(30), "b sees the token", || {
+        b.authenticate(issued.secret.expose(), &ctx).is_ok()
+    });
+    assert_eq!(
+        a.revoke_by_secret(issued.secret.expose()).unwrap(),
+        api_tokens::Revocation::Disabled(issued.token.id)
+    );
+    support::pg::wait_for(Duration::from_secs(30), "b refuses the secret", || {
+        b.authenticate(issued.secret.expose(), &ctx).is_err()
+    });
+    let t = b.get(&owner, issued.token.id).unwrap();
+    assert!(t.revoked.is_some() && t.secret.is_none());
+    let err = b
+        .set_status(&owner, [issued.token.id], api_tokens::Status::Enabled)
+        .unwrap_err();
+    assert!(matches!(err, api_tokens::Error::Revoked { .. }), "{err}");
+}

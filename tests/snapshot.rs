@@ -1,10 +1,11 @@
 //! Snapshots: a round trip keeps every field; a tampered snapshot is refused with a clear error
-//! and the store it was meant to replace is left exactly as it was.
+//! and the store it was meant to replace is left exactly as it was; a persisted (sealed)
+//! snapshot that was edited, or made under another hash key, is refused before anything else.
 
 use api_tokens::store::memory::SNAPSHOT_VERSION;
 use api_tokens::{
-    Actor, Expiry, IpAllowlist, LastUse, MemoryStore, NewToken, PermissionSet, RequestContext,
-    Snapshot, StoreError, TokenName, TokenUpdate, Tokens, UserId,
+    Actor, Expiry, HashKey, IpAllowlist, LastUse, MemoryStore, NewToken, PermissionSet,
+    RequestContext, SealedSnapshot, Snapshot, StoreError, TokenName, TokenUpdate, Tokens, UserId,
 };
 use time::Duration;
 
@@ -66,11 +67,12 @@ fn round_trip_keeps_every_field_and_secrets_still_work() {
         snap.tokens[2].last_use.is_some(),
         "the fixture has a last use"
     );
-    let json = serde_json::to_string(&snap).unwrap();
+    let json = serde_json::to_string(&snap.seal(&HashKey::default())).unwrap();
     for s in &secrets {
         assert!(!json.contains(s.as_str()), "no secret in the snapshot");
     }
-    let back: Snapshot = serde_json::from_str(&json).unwrap();
+    let sealed: SealedSnapshot = serde_json::from_str(&json).unwrap();
+    let back = sealed.open(&HashKey::default()).unwrap();
     assert_eq!(back, snap, "every field survives JSON");
     let restored = MemoryStore::from_snapshot(back).unwrap();
     assert_eq!(restored.snapshot(), snap, "and the store");
@@ -146,6 +148,113 @@ fn an_expiry_far_in_the_future_or_past_survives() {
             .unwrap();
     }
     let snap = tokens.store().snapshot();
-    let json = serde_json::to_string(&snap).unwrap();
-    assert_eq!(serde_json::from_str::<Snapshot>(&json).unwrap(), snap);
+    let json = serde_json::to_string(&snap.seal(&HashKey::default())).unwrap();
+    let back = serde_json::from_str::<SealedSnapshot>(&json).unwrap();
+    assert_eq!(back.open(&HashKey::default()).unwrap(), snap);
+}
+
+/// A store under a key of its own, and the JSON of its sealed snapshot.
+fn sealed_json(key: &HashKey) -> (Tokens<MemoryStore>, String) {
+    let tokens = Tokens::in_memory().with_hash_key(key.clone());
+    let admin = Actor::admin(UserId::from(1));
+    tokens
+        .issue(
+            &admin,
+            NewToken::new(TokenName::new("deploy").unwrap())
+                .owner(UserId::from(2))
+                .permissions("dns.edit".parse().unwrap()),
+        )
+        .unwrap();
+    let json = serde_json::to_string(&tokens.sealed_snapshot()).unwrap();
+    (tokens, json)
+}
+
+#[test]
+fn a_snapshot_edited_by_hand_is_refused_and_the_store_untouched() {
+    let key = HashKey::new([42; 32]);
+    let (tokens, json) = sealed_json(&key);
+    let before = tokens.store().snapshot();
+    assert!(json.contains("\"owner\":\"2\""), "{json}");
+    // The review's edit: owner to `admin`, permissions to everything.
+    let edited = json
+        .replace("\"owner\":\"2\"", "\"owner\":\"admin\"")
+        .replace("\"permissions\":[\"dns.edit\"]", "\"permissions\":[\"*\"]");
+    assert_ne!(edited, json);
+    let sealed: SealedSnapshot = serde_json::from_str(&edited).unwrap();
+    let err = tokens.restore_sealed(sealed).unwrap_err();
+    assert!(matches!(err, StoreError::SnapshotTampered), "{err:?}");
+    assert!(
+        err.to_string().contains("changed after it was made"),
+        "{err}"
+    );
+    assert_eq!(tokens.store().snapshot(), before, "the store is untouched");
+    // Each single field counts: the seal covers every one.
+    for (from, to) in [
+        ("\"revision\":0", "\"revision\":7"),
+        ("\"next_id\":2", "\"next_id\":9"),
+        ("\"status\":\"enabled\"", "\"status\":\"disabled\""),
+        ("\"name\":\"deploy\"", "\"name\":\"deploy2\""),
+    ] {
+        assert!(json.contains(from), "{from} in {json}");
+        let sealed: SealedSnapshot = serde_json::from_str(&json.replace(from, to)).unwrap();
+        assert!(
+            matches!(sealed.open(&key), Err(StoreError::SnapshotTampered)),
+            "{from} -> {to}"
+        );
+    }
+    // The untouched file restores.
+    tokens
+        .restore_sealed(serde_json::from_str(&json).unwrap())
+        .unwrap();
+    assert_eq!(tokens.store().snapshot(), before);
+}
+
+#[test]
+fn a_snapshot_sealed_under_another_key_gets_its_own_error() {
+    let key = HashKey::new([42; 32]);
+    let other = HashKey::new([43; 32]);
+    let (_, json) = sealed_json(&key);
+    let (tokens, _) = sealed_json(&other);
+    let before = tokens.store().snapshot();
+    let sealed: SealedSnapshot = serde_json::from_str(&json).unwrap();
+    let err = tokens.restore_sealed(sealed).unwrap_err();
+    match &err {
+        StoreError::SnapshotKeyMismatch { snapshot, expected } => {
+            assert_eq!(*snapshot, key.id());
+            assert_eq!(*expected, other.id());
+        }
+        e => panic!("expected a key mismatch, got {e:?}"),
+    }
+    assert!(err.to_string().contains(&key.id().to_string()), "{err}");
+    assert!(
+        !err.to_string().contains("changed after"),
+        "not called tampered"
+    );
+    assert_eq!(tokens.store().snapshot(), before, "the store is untouched");
+    // The snapshot never shows the key, only its id.
+    let hex: String = key.expose().iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!json.contains(&hex));
+}
+
+#[test]
+fn an_unsealed_or_old_snapshot_is_refused() {
+    let key = HashKey::new([42; 32]);
+    let (tokens, json) = sealed_json(&key);
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v.as_object_mut().unwrap().remove("seal");
+    assert!(
+        serde_json::from_value::<SealedSnapshot>(v.clone()).is_err(),
+        "no seal, no snapshot"
+    );
+    v["seal"] = serde_json::Value::String("00".repeat(32));
+    let forged: SealedSnapshot = serde_json::from_value(v.clone()).unwrap();
+    assert!(matches!(
+        forged.open(&key),
+        Err(StoreError::SnapshotTampered)
+    ));
+    v["version"] = 1.into();
+    let old: SealedSnapshot = serde_json::from_value(v).unwrap();
+    let err = old.open(&key).unwrap_err();
+    assert!(err.to_string().contains("version 1"), "{err}");
+    drop(tokens);
 }

@@ -1,12 +1,20 @@
-//! Any bytes as snapshot JSON: never a panic; a refused restore leaves the store unchanged.
+//! Any bytes as sealed snapshot JSON: never a panic; a refused restore leaves the store
+//! unchanged. The seal is checked first (a fuzzer cannot forge one, so the contents are then
+//! restored as if it held, to reach the store's own checks too).
 #![no_main]
 
-use api_tokens::{MemoryStore, Snapshot};
+use api_tokens::{HashKey, MemoryStore, SealedSnapshot, Snapshot};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(snapshot) = serde_json::from_slice::<Snapshot>(data) else {
+    let Ok(sealed) = serde_json::from_slice::<SealedSnapshot>(data) else {
         return;
+    };
+    let _ = sealed.clone().open(&HashKey::default());
+    let snapshot = Snapshot {
+        version: sealed.version,
+        next_id: sealed.next_id,
+        tokens: sealed.tokens,
     };
     let store = MemoryStore::new();
     let before = store.snapshot();

@@ -3,8 +3,8 @@
 
 use api_tokens::{
     Actor, DenialKind, Expiry, IpAllowlist, MalformedSecret, MemoryStore, NewToken, Permission,
-    PermissionSet, Policy, Query, RequestContext, SecretFormat, Snapshot, TokenId, TokenName,
-    Tokens, UserId,
+    PermissionSet, Policy, Query, RequestContext, SealedSnapshot, SecretFormat, Snapshot, TokenId,
+    TokenName, Tokens, UserId,
 };
 use proptest::prelude::*;
 
@@ -96,8 +96,8 @@ proptest! {
     ) {
         let tokens = populated(Policy::default());
         let before = tokens.store().snapshot();
-        if let Ok(snapshot) = serde_json::from_slice::<Snapshot>(&bytes)
-            && tokens.store().restore(snapshot.clone()).is_err() {
+        if let Ok(sealed) = serde_json::from_slice::<SealedSnapshot>(&bytes)
+            && tokens.restore_sealed(sealed).is_err() {
                 prop_assert_eq!(tokens.store().snapshot(), before.clone());
             }
         let _ = MemoryStore::from_snapshot(before);
@@ -132,23 +132,23 @@ fn megabytes_are_refused_by_length_before_anything_else() {
 #[test]
 fn mangled_snapshot_json_is_refused_with_a_clear_error() {
     let tokens = populated(Policy::default());
-    let json = serde_json::to_string(&tokens.store().snapshot()).unwrap();
+    let json = serde_json::to_string(&tokens.sealed_snapshot()).unwrap();
     for cut in [0, 1, json.len() / 3, json.len() / 2, json.len() - 1] {
         assert!(
-            serde_json::from_str::<Snapshot>(&json[..cut]).is_err(),
+            serde_json::from_str::<SealedSnapshot>(&json[..cut]).is_err(),
             "a snapshot truncated at {cut} is refused"
         );
     }
     let bad_hash = json.replacen("\"hash\":\"", "\"hash\":\"zz", 1);
-    let err = serde_json::from_str::<Snapshot>(&bad_hash).unwrap_err();
+    let err = serde_json::from_str::<SealedSnapshot>(&bad_hash).unwrap_err();
     assert!(err.to_string().contains("64 hex digits"), "{err}");
     let bad_name = json.replacen("\"name\":\"t0\"", "\"name\":\" t0\"", 1);
-    let err = serde_json::from_str::<Snapshot>(&bad_name).unwrap_err();
+    let err = serde_json::from_str::<SealedSnapshot>(&bad_name).unwrap_err();
     assert!(err.to_string().contains("whitespace"), "{err}");
     let bad_ip = json.replacen("\"allowlist\":[]", "\"allowlist\":[\"1.2.3.999\"]", 1);
-    assert!(serde_json::from_str::<Snapshot>(&bad_ip).is_err());
+    assert!(serde_json::from_str::<SealedSnapshot>(&bad_ip).is_err());
     let bad_perm = json.replacen("\"permissions\":[\"*\"]", "\"permissions\":[\"a b\"]", 1);
-    assert!(serde_json::from_str::<Snapshot>(&bad_perm).is_err());
+    assert!(serde_json::from_str::<SealedSnapshot>(&bad_perm).is_err());
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Permission names and sets: parsing never panics, printing round-trips, and the set laws hold
-//! (moved from `src/permission.rs` so that proptest never builds for the library's examples).
+//! Permission names and sets: parsing never panics, printing round-trips, the set laws hold,
+//! and the fast set operations agree with their pairwise definitions (moved from
+//! `src/permission.rs` so that proptest never builds for the library's examples).
 
 use api_tokens::{Permission, PermissionSet};
 use proptest::prelude::*;
@@ -56,5 +57,64 @@ proptest! {
         let i = a.intersection(&b);
         prop_assert!(i <= a && i <= b);
         prop_assert_eq!(i.allows(&q), a.allows(&q) && b.allows(&q));
+    }
+}
+
+/// The obvious definitions, pairwise: what the fast operations must agree with.
+mod naive {
+    use api_tokens::Permission;
+
+    pub fn normalise(v: &[Permission]) -> Vec<Permission> {
+        let mut out: Vec<Permission> = v
+            .iter()
+            .filter(|x| !v.iter().any(|y| y != *x && y.covers(x)))
+            .cloned()
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    pub fn allows(set: &[Permission], q: &Permission) -> bool {
+        set.iter().any(|m| m.covers(q))
+    }
+}
+
+/// Names over characters on both sides of `*` and `.` in sort order (`-` `0` `:` `_` `a`),
+/// where an ordering mistake would show.
+fn tricky_perm() -> impl Strategy<Value = Permission> {
+    prop_oneof![
+        1 => Just(p("*")),
+        4 => "[-0:_a]{1,2}(\\.[-0:_a]{1,2}){0,2}".prop_map(|s| p(&s)),
+        4 => "[-0:_a]{1,2}(\\.[-0:_a]{1,2}){0,1}\\.\\*".prop_map(|s| p(&s)),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn fast_operations_agree_with_the_pairwise_definitions(
+        a in prop::collection::vec(tricky_perm(), 0..12),
+        b in prop::collection::vec(tricky_perm(), 0..12),
+        q in tricky_perm(),
+    ) {
+        let sa = PermissionSet::new(a.clone());
+        let sb = PermissionSet::new(b.clone());
+        prop_assert_eq!(sa.iter().cloned().collect::<Vec<_>>(), naive::normalise(&a));
+        prop_assert_eq!(sa.allows(&q), naive::allows(&a, &q));
+        let subset = a.iter().all(|x| naive::allows(&b, x));
+        prop_assert_eq!(sa.is_subset(&sb), subset);
+        let both: Vec<Permission> = a
+            .iter()
+            .chain(&b)
+            .filter(|x| naive::allows(&a, x) && naive::allows(&b, x))
+            .cloned()
+            .collect();
+        prop_assert_eq!(
+            sa.intersection(&sb).iter().cloned().collect::<Vec<_>>(),
+            naive::normalise(&both)
+        );
+        let missing: Vec<Permission> =
+            sa.iter().filter(|x| !naive::allows(&b, x)).cloned().collect();
+        prop_assert_eq!(sa.not_covered_by(&sb).iter().cloned().collect::<Vec<_>>(), missing);
     }
 }

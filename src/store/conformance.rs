@@ -27,7 +27,8 @@ use super::{
 use crate::error::StoreError;
 use crate::secret::SecretHash;
 use crate::token::{
-    Expiry, LastUse, PreviousSecret, SecretState, Status, Token, TokenId, TokenName, UserId,
+    Expiry, LastUse, PreviousSecret, Revoked, RevokedBy, SecretState, Status, Token, TokenId,
+    TokenName, UserId,
 };
 
 /// Runs every check, each on a fresh store from `make`.
@@ -51,6 +52,12 @@ pub fn run<S: TokenStore>(make: impl Fn() -> S) {
         ("an owner with many tokens", owner_with_many_tokens),
         ("query filters", query_filters),
         ("query sorts and limits", query_sorts_and_limits),
+        ("revoked records round-trip", revoked_records_round_trip),
+        (
+            "inconsistent records are refused",
+            inconsistent_records_are_refused,
+        ),
+        ("list filters of any size", list_filters_of_any_size),
         ("query exact filters", query_exact_filters),
         ("query text search", query_text_search),
         ("query sorts by several keys", query_sorts_by_several_keys),
@@ -101,6 +108,7 @@ pub fn sample(store: &dyn TokenStore, owner: u64, name: &str) -> Token {
         last_use: None,
         secret: None,
         revision: 0,
+        revoked: None,
     }
 }
 
@@ -578,6 +586,104 @@ fn query_sorts_and_limits(store: &dyn TokenStore) {
             .query(&Query::new().sort(SortField::Name, Ascending).limit(2), now)
             .unwrap()),
         vec![b, c]
+    );
+}
+
+fn revoked_records_round_trip(store: &dyn TokenStore) {
+    let t = with_secret(sample(store, 2, "leaked"), 11);
+    insert(store, vec![t.clone()]);
+    let mut revoked = store.get(t.id).unwrap().unwrap();
+    revoked.status = Status::Disabled;
+    revoked.secret = None;
+    revoked.revoked = Some(Revoked {
+        at: t0() + Duration::seconds(5),
+        by: RevokedBy::Possession,
+    });
+    store.apply(vec![Change::Replace(revoked.clone())]).unwrap();
+    let got = store.get(t.id).unwrap().unwrap();
+    assert_eq!(got.revoked, revoked.revoked, "the mark is kept");
+    assert_eq!(got.secret, None);
+    assert_eq!(find(store, hash(11)), None, "the leaked hash is gone");
+    assert_eq!(
+        ids(&store.query(&Query::new(), t0()).unwrap()),
+        vec![t.id],
+        "still listed"
+    );
+}
+
+fn inconsistent_records_are_refused(store: &dyn TokenStore) {
+    let good = sample(store, 2, "good");
+    let revoked = Revoked {
+        at: t0(),
+        by: RevokedBy::Possession,
+    };
+    let mut enabled_revoked = sample(store, 2, "enabled-revoked");
+    enabled_revoked.revoked = Some(revoked);
+    let mut revoked_with_hash = with_secret(sample(store, 2, "revoked-hash"), 12);
+    revoked_with_hash.status = Status::Disabled;
+    revoked_with_hash.revoked = Some(revoked);
+    let mut same_hashes = with_secret(sample(store, 2, "same-hashes"), 13);
+    if let Some(s) = &mut same_hashes.secret {
+        s.previous = Some(PreviousSecret {
+            hash: hash(13),
+            valid_until: t0(),
+        });
+    }
+    for bad in [enabled_revoked, revoked_with_hash, same_hashes] {
+        let err = store
+            .apply(vec![
+                Change::Insert(good.clone()),
+                Change::Insert(bad.clone()),
+            ])
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Inconsistent { token, .. } if token == bad.id),
+            "{} refused: {err:?}",
+            bad.name
+        );
+        assert_eq!(store.get(good.id).unwrap(), None, "nothing applied");
+    }
+    // Replacing a good record with a bad one is refused too, and changes nothing.
+    insert(store, vec![good.clone()]);
+    let mut bad = store.get(good.id).unwrap().unwrap();
+    bad.revoked = Some(revoked);
+    assert!(matches!(
+        store.apply(vec![Change::Replace(bad)]),
+        Err(StoreError::Inconsistent { .. })
+    ));
+    assert_eq!(store.get(good.id).unwrap().unwrap().revoked, None);
+}
+
+fn list_filters_of_any_size(store: &dyn TokenStore) {
+    let tokens: Vec<Token> = (0..50)
+        .map(|i| sample(store, 100 + i, &format!("f{i}")))
+        .collect();
+    insert(store, tokens.clone());
+    // More values than SQL engines bind as parameters (SQLite: 32,766), the hits at the end.
+    let n = 40_000u64;
+    let wanted: Vec<&Token> = tokens.iter().step_by(2).collect();
+    let mut id_list: Vec<TokenId> = (0..n).map(|i| TokenId::new(u64::MAX - i)).collect();
+    id_list.extend(wanted.iter().map(|t| t.id));
+    let mut owner_list: Vec<UserId> = (0..n).map(|i| UserId::from(1_000_000 + i)).collect();
+    owner_list.extend(wanted.iter().map(|t| t.owner.clone()));
+    let expect: Vec<TokenId> = wanted.iter().map(|t| t.id).collect();
+    let by_ids = Query::new().ids(id_list);
+    let by_owners = Query::new().owners(owner_list.clone());
+    let by_creators = Query::new().creators(owner_list);
+    assert_eq!(ids(&store.query(&by_ids, t0()).unwrap()), expect);
+    assert_eq!(store.count(&by_ids, t0()).unwrap(), expect.len());
+    assert_eq!(ids(&store.query(&by_owners, t0()).unwrap()), expect);
+    assert_eq!(store.count(&by_owners, t0()).unwrap(), expect.len());
+    assert_eq!(store.count(&by_creators, t0()).unwrap(), 0);
+    assert_eq!(store.count(&Query::new().ids([]), t0()).unwrap(), 0);
+    // Text that JSON or SQL would treat specially is still just a value.
+    let odd = UserId::new("o'\"\\[]").unwrap();
+    let mut t = sample(store, 1, "odd");
+    t.owner = odd.clone();
+    insert(store, vec![t.clone()]);
+    assert_eq!(
+        ids(&store.query(&Query::new().owners([odd]), t0()).unwrap()),
+        vec![t.id]
     );
 }
 

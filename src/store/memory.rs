@@ -6,39 +6,41 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Candidate, Change, Matched, Query, TokenStore};
+use super::{Candidate, Change, Matched, Query, QueryMatcher, TokenStore};
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
 use crate::token::{
-    Expiry, LastUse, PreviousSecret, SecretState, Status, Token, TokenId, TokenName, UserId,
-    from_unix,
+    Expiry, LastUse, PreviousSecret, Revoked, SecretState, Status, Token, TokenId, TokenName,
+    UserId, from_unix,
 };
 use slot_index::SlotIndex;
 
+pub use seal::{Seal, SealedSnapshot};
+
+mod seal;
 mod slot_index;
 
 /// The snapshot format version written by [`MemoryStore::snapshot`].
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
-/// Everything a [`MemoryStore`] holds, for the host to persist (serde; JSON in the examples).
-/// It holds secret hashes, never secrets.
+/// Everything a [`MemoryStore`] holds. It holds secret hashes, never secrets.
 ///
-/// Serde: `{"version": 1, "next_id": <number>, "tokens": [<StoredToken>, …]}`, each token in the
-/// [`StoredToken`](super::StoredToken) form (times as Unix seconds, hashes as 64 hex digits).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A `Snapshot` is the store's contents in memory, trusted as the host's own values. To persist
+/// one, [`seal`](Snapshot::seal) it under the hash key: a [`SealedSnapshot`] is what serde
+/// writes and reads, and [`SealedSnapshot::open`] refuses one that was edited or made under
+/// another key. (A `Snapshot` itself has no serde, so nothing read from disk reaches
+/// [`MemoryStore::restore`] unchecked.)
+#[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
     /// Format version; [`MemoryStore::restore`] refuses others.
     pub version: u32,
     /// The next id the store hands out.
     pub next_id: u64,
-    /// Every token, by id. Written with their hashes, as [`StoredToken`](super::StoredToken)s
-    /// (a `Token`'s own `Serialize` writes its public view, without them).
-    #[serde(with = "super::record::list")]
+    /// Every token, by id.
     pub tokens: Vec<Token>,
 }
 
@@ -68,9 +70,11 @@ struct Inner {
     by_hash: SlotIndex,
     by_owner: HashMap<UserId, OwnerIndex>,
     perm_sets: HashSet<PermissionSet>,
+    /// When `perm_sets` reaches this size, sets no entry uses any more are dropped.
+    perm_sweep_at: usize,
 }
 
-/// A token as kept in memory: times as Unix seconds, the rarely used previous secret boxed.
+/// A token as kept in memory: times as Unix seconds, the rarely used parts boxed.
 struct Entry {
     id: TokenId,
     name: TokenName,
@@ -84,9 +88,16 @@ struct Entry {
     allowlist: IpAllowlist,
     hash: Option<SecretHash>,
     generated_at: i64,
-    previous: Option<Box<PreviousSecret>>,
+    rare: Option<Box<Rare>>,
     last: LastUseCell,
     revision: u32,
+}
+
+/// The parts of a token few tokens have, boxed so that they cost others one pointer. At most
+/// one applies: a revoked token has no secret, so no previous one either.
+enum Rare {
+    Previous(PreviousSecret),
+    Revoked(Revoked),
 }
 
 /// A well-mixed 32-bit fragment of an id (ids are sequential).
@@ -123,7 +134,11 @@ impl Entry {
             allowlist: t.allowlist,
             hash: t.secret.map(|s| s.hash),
             generated_at: t.secret.map_or(0, |s| s.generated_at.unix_timestamp()),
-            previous: t.secret.and_then(|s| s.previous).map(Box::new),
+            rare: match (t.secret.and_then(|s| s.previous), t.revoked) {
+                (Some(p), _) => Some(Box::new(Rare::Previous(p))),
+                (None, Some(r)) => Some(Box::new(Rare::Revoked(r))),
+                (None, None) => None,
+            },
             last,
             revision: t.revision,
         }
@@ -145,21 +160,38 @@ impl Entry {
             secret: self.hash.map(|hash| SecretState {
                 hash,
                 generated_at: to_time(self.generated_at),
-                previous: self.previous.as_deref().copied(),
+                previous: self.previous().copied(),
             }),
             revision: self.revision,
+            revoked: match self.rare.as_deref() {
+                Some(Rare::Revoked(r)) => Some(*r),
+                _ => None,
+            },
         }
     }
 
-    /// The record as authentication sees it, for a presented `hash` it is known by.
-    fn candidate(&self, hash: &SecretHash) -> Candidate<'_> {
-        let matched = match &self.previous {
-            Some(p) if self.hash.as_ref() != Some(hash) => Matched::Previous {
-                valid_until: p.valid_until,
-            },
-            _ => Matched::Current,
+    fn previous(&self) -> Option<&PreviousSecret> {
+        match self.rare.as_deref() {
+            Some(Rare::Previous(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The record as authentication sees it, for a presented `hash` it is known by. Which
+    /// secret matched is read from the record itself; a record that matches neither is not
+    /// used (fail closed).
+    fn candidate(&self, hash: &SecretHash) -> Option<Candidate<'_>> {
+        let matched = if self.hash.as_ref() == Some(hash) {
+            Matched::Current
+        } else {
+            match self.previous() {
+                Some(p) if p.hash == *hash => Matched::Previous {
+                    valid_until: p.valid_until,
+                },
+                _ => return None,
+            }
         };
-        Candidate {
+        Some(Candidate {
             id: self.id,
             name: &self.name,
             owner: &self.owner,
@@ -168,13 +200,11 @@ impl Entry {
             permissions: &self.permissions,
             allowlist: &self.allowlist,
             matched,
-        }
+        })
     }
 
     fn hashes(&self) -> impl Iterator<Item = SecretHash> + '_ {
-        self.hash
-            .into_iter()
-            .chain(self.previous.as_ref().map(|p| p.hash))
+        self.hash.into_iter().chain(self.previous().map(|p| p.hash))
     }
 }
 
@@ -379,6 +409,13 @@ impl Inner {
         if let Some(existing) = self.perm_sets.get(&p) {
             return existing.clone();
         }
+        // A set whose last entry went while someone else held a clone (a grant, a listing, the
+        // facade's intersection memo) outlives it here; sweeping when the table has doubled
+        // keeps such sets to at most as many as are in use, at O(1) amortised per insert.
+        if self.perm_sets.len() >= self.perm_sweep_at {
+            self.perm_sets.retain(|s| s.ref_count() > 1);
+            self.perm_sweep_at = (self.perm_sets.len() * 2).max(64);
+        }
         self.perm_sets.insert(p.clone());
         p
     }
@@ -461,6 +498,7 @@ impl Inner {
                 Change::Insert(t) | Change::Replace(t) => t,
                 Change::Delete(_) => continue,
             };
+            t.check_consistent()?;
             let key = (&t.owner, &t.name);
             let taken_in_store =
                 self.find_name(&t.owner, &t.name).is_some() && !removed_names.contains(&key);
@@ -502,19 +540,19 @@ impl Inner {
         }
     }
 
-    /// The slots a query has to look at: by id or owner when it names them, else all.
-    fn candidates<'a>(&'a self, q: &'a Query) -> Box<dyn Iterator<Item = &'a Entry> + 'a> {
-        if let Some(ids) = &q.ids {
-            let mut ids = ids.clone();
-            ids.sort_unstable();
-            ids.dedup();
-            Box::new(ids.into_iter().filter_map(|id| self.by_id(id)))
-        } else if let Some(owners) = &q.owners {
-            let owners: HashSet<&UserId> = owners.iter().collect();
+    /// The slots a query has to look at: by id or owner when it names them, else all. The
+    /// lists come from the matcher's hash sets (each value once, no second set built).
+    fn candidates<'a>(
+        &'a self,
+        m: &'a QueryMatcher<'a>,
+    ) -> Box<dyn Iterator<Item = &'a Entry> + 'a> {
+        if let Some(ids) = m.id_set() {
+            Box::new(ids.iter().filter_map(|&id| self.by_id(id)))
+        } else if let Some(owners) = m.owner_set() {
             Box::new(
                 owners
-                    .into_iter()
-                    .filter_map(|o| self.by_owner.get(o))
+                    .iter()
+                    .filter_map(|o| self.by_owner.get(*o))
                     .flat_map(OwnerIndex::slots)
                     .filter_map(|s| self.entry(s)),
             )
@@ -563,11 +601,12 @@ impl MemoryStore {
         }
     }
 
-    /// Replaces the store's contents with a snapshot's.
+    /// Replaces the store's contents with a snapshot's (to restore a persisted one, open its
+    /// [`SealedSnapshot`] first).
     ///
     /// # Errors
     /// [`StoreError::InvalidSnapshot`] for an unknown version, duplicate ids, names or hashes,
-    /// or a `next_id` not above every id; the store is left untouched.
+    /// an inconsistent record, or a `next_id` not above every id; the store is left untouched.
     pub fn restore(&self, snapshot: Snapshot) -> Result<(), StoreError> {
         let fresh = Self::from_snapshot(snapshot)?;
         let (inner, next) = (
@@ -627,7 +666,10 @@ impl MemoryStore {
         let Some(e) = inner.by_hash(hash) else {
             return false;
         };
-        if let Some(used) = check(e.candidate(hash))
+        let Some(candidate) = e.candidate(hash) else {
+            return false;
+        };
+        if let Some(used) = check(candidate)
             && e.last.record(used)
         {
             noted(e.id, used);
@@ -667,7 +709,8 @@ impl MemoryStore {
             // guess which one is right.
             let name_clash = inner.find_name(&t.owner, &t.name).is_some();
             let hash_clash = token_hashes(&t).any(|h| inner.by_hash(&h).is_some());
-            if name_clash || hash_clash {
+            // A record in a state no valid token can be in is left out the same way.
+            if name_clash || hash_clash || t.check_consistent().is_err() {
                 refused.push(t.id);
             } else {
                 inner.insert(t);
@@ -733,11 +776,12 @@ impl TokenStore for MemoryStore {
     }
 
     fn query(&self, query: &Query, now: OffsetDateTime) -> Result<Vec<Token>, StoreError> {
+        let matcher = query.matcher(now);
         let inner = self.read();
         let mut out: Vec<Token> = inner
-            .candidates(query)
+            .candidates(&matcher)
             .map(Entry::to_token)
-            .filter(|t| query.matches(t, now))
+            .filter(|t| matcher.matches(t))
             .collect();
         drop(inner);
         query.sort_and_limit(&mut out);
@@ -745,10 +789,11 @@ impl TokenStore for MemoryStore {
     }
 
     fn count(&self, query: &Query, now: OffsetDateTime) -> Result<usize, StoreError> {
+        let matcher = query.matcher(now);
         let inner = self.read();
         Ok(inner
-            .candidates(query)
-            .filter(|e| query.matches(&e.to_token(), now))
+            .candidates(&matcher)
+            .filter(|e| matcher.matches(&e.to_token()))
             .count())
     }
 
@@ -761,9 +806,71 @@ impl TokenStore for MemoryStore {
         let Some(e) = inner.by_hash(hash) else {
             return Ok(false);
         };
-        if let Some(used) = check(e.candidate(hash)) {
+        let Some(candidate) = e.candidate(hash) else {
+            return Ok(false);
+        };
+        if let Some(used) = check(candidate) {
             e.last.record(used);
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(id: TokenId, permissions: &str) -> Token {
+        Token {
+            id,
+            name: TokenName::new(&format!("t{id}")).unwrap(),
+            description: String::new(),
+            owner: UserId::from(2),
+            creator: UserId::from(2),
+            status: Status::Enabled,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            expiry: Expiry::NEVER,
+            permissions: permissions.parse().unwrap(),
+            allowlist: IpAllowlist::any(),
+            last_use: None,
+            secret: None,
+            revision: 0,
+            revoked: None,
+        }
+    }
+
+    /// A set still held elsewhere when its last token goes (the facade's intersection memo
+    /// keeps up to 32) stays interned; a sweep keeps such sets from piling up.
+    #[test]
+    fn interned_sets_held_elsewhere_do_not_pile_up() {
+        let store = MemoryStore::new();
+        let mut held = std::collections::VecDeque::new();
+        for i in 0..1_000 {
+            let id = store.reserve_ids(1).unwrap()[0];
+            store
+                .apply(vec![Change::Insert(token(id, &format!("p{i}.*")))])
+                .unwrap();
+            held.push_back(store.get(id).unwrap().unwrap().permissions);
+            if held.len() > 32 {
+                held.pop_front();
+            }
+            store.apply(vec![Change::Delete(id)]).unwrap();
+        }
+        let interned = store.read().perm_sets.len();
+        assert!(interned <= 128, "{interned} sets interned for 32 in use");
+        // Sets in use are never swept.
+        let id = store.reserve_ids(1).unwrap()[0];
+        store
+            .apply(vec![Change::Insert(token(id, "kept.*"))])
+            .unwrap();
+        for i in 0..1_000 {
+            let other = store.reserve_ids(1).unwrap()[0];
+            store
+                .apply(vec![Change::Insert(token(other, &format!("q{i}")))])
+                .unwrap();
+            store.apply(vec![Change::Delete(other)]).unwrap();
+        }
+        let kept = store.get(id).unwrap().unwrap().permissions;
+        assert!(store.read().perm_sets.get(&kept).unwrap().ptr_eq(&kept));
     }
 }

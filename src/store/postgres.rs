@@ -46,7 +46,7 @@ use crate::error::StoreError;
 use crate::secret::SecretHash;
 use crate::token::{LastUse, SecretState, Token, TokenId, TokenName, UserId};
 pub(crate) use row::token_of;
-use row::{Columns, columns, corrupt, id_key, id_of, unnest};
+use row::{Columns, RuleCache, columns, corrupt, id_key, id_of, unnest};
 
 /// The channel every committed batch notifies, with the new clock value as payload.
 pub const CHANNEL: &str = "api_tokens";
@@ -105,6 +105,8 @@ pub(crate) struct Pg {
     pending: Mutex<Pending>,
     last_flush: Mutex<Instant>,
     touch_interval: Duration,
+    /// Parsed permission lists and allowlists of looked-up tokens, by id and revision.
+    rules: RuleCache,
 }
 
 /// The operation took longer than the store's timeout; it was abandoned (a transaction in
@@ -339,7 +341,7 @@ fn update_sql() -> String {
     format!(
         "UPDATE api_tokens AS t SET {},
              revision = (t.revision + 1) % 4294967296,
-             change_seq = $18,
+             change_seq = ${seq},
              -- A use recorded since the caller read the token is kept.
              last_used_at = CASE WHEN t.last_used_at > v.last_used_at OR v.last_used_at IS NULL
                                  THEN t.last_used_at ELSE v.last_used_at END,
@@ -350,14 +352,16 @@ fn update_sql() -> String {
          RETURNING {}",
         set.join(", "),
         unnest(1),
-        columns("t.")
+        columns("t."),
+        seq = row::NAMES.len() + 1,
     )
 }
 
 fn insert_sql() -> String {
     format!(
-        "INSERT INTO api_tokens ({}, change_seq) SELECT v.*, $18 FROM {} RETURNING {}",
+        "INSERT INTO api_tokens ({}, change_seq) SELECT v.*, ${} FROM {} RETURNING {}",
         columns(""),
+        row::NAMES.len() + 1,
         unnest(1),
         columns("")
     )
@@ -420,6 +424,9 @@ pub(crate) async fn apply_batch(
         };
         if !seen.insert(id) {
             return Err(StoreError::IdTaken(id));
+        }
+        if let Change::Insert(t) | Change::Replace(t) = c {
+            t.check_consistent()?;
         }
         match c {
             Change::Insert(t) => inserts.push(t),
@@ -550,7 +557,11 @@ async fn get_token(s: &mut Session, id: TokenId) -> Result<Option<Token>, StoreE
         .transpose()
 }
 
-async fn by_hash(s: &mut Session, hash: SecretHash) -> Result<Option<Token>, StoreError> {
+async fn by_hash(
+    s: &mut Session,
+    hash: SecretHash,
+    rules: &RuleCache,
+) -> Result<Option<Token>, StoreError> {
     let bytes = hash.as_bytes().to_vec();
     let cols = columns("");
     let st = s
@@ -564,7 +575,7 @@ async fn by_hash(s: &mut Session, hash: SecretHash) -> Result<Option<Token>, Sto
         .await
         .map_err(db)?
         .as_ref()
-        .map(token_of)
+        .map(|r| rules.token_of(r))
         .transpose()
 }
 
@@ -717,6 +728,7 @@ impl PostgresStore {
             pending: Mutex::new(Pending::default()),
             last_flush: Mutex::new(Instant::now()),
             touch_interval: options.touch_interval,
+            rules: RuleCache::default(),
         });
         let store = Self { rt: Some(rt), pg };
         let pg = store.pg.clone();
@@ -769,8 +781,9 @@ impl PostgresStore {
     /// The record a presented hash belongs to, read from the database.
     fn lookup(&self, hash: &SecretHash) -> Result<Option<Token>, StoreError> {
         let hash = *hash;
+        let pg = self.pg.clone();
         self.run(false, move |mut conn| async move {
-            by_hash(conn.session()?, hash).await
+            by_hash(conn.session()?, hash, &pg.rules).await
         })
     }
 }
@@ -911,15 +924,16 @@ impl TokenStore for PostgresStore {
         let Some(t) = self.lookup(hash)? else {
             return Ok(false);
         };
+        // Say which secret matched from the record itself; a record that matches neither is not
+        // used (fail closed).
         let matched = match t.secret {
+            Some(s) if s.hash == *hash => Matched::Current,
             Some(SecretState {
-                hash: current,
-                previous: Some(p),
-                ..
-            }) if current != *hash => Matched::Previous {
+                previous: Some(p), ..
+            }) if p.hash == *hash => Matched::Previous {
                 valid_until: p.valid_until,
             },
-            _ => Matched::Current,
+            _ => return Ok(false),
         };
         let candidate = Candidate {
             id: t.id,

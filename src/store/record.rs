@@ -5,15 +5,18 @@ use time::OffsetDateTime;
 
 use crate::allowlist::IpAllowlist;
 use crate::permission::PermissionSet;
-use crate::token::{Expiry, LastUse, SecretState, Status, Token, TokenId, TokenName, UserId};
+use crate::token::{
+    Expiry, LastUse, Revoked, SecretState, Status, Token, TokenId, TokenName, UserId,
+};
 
 /// A [`Token`] in its persistence form: every field, secret hashes and revision included —
 /// what a store or a snapshot writes, never what an API returns (that is
 /// [`TokenView`](crate::TokenView), which `Token`'s own `Serialize` writes).
 ///
 /// For hosts that keep tokens as documents (a key-value store, a JSON column). The form is the
-/// one [`Snapshot`](super::Snapshot) files have always used: times as Unix seconds, hashes as 64
-/// hex digits, permissions and allowlist as arrays of strings.
+/// one snapshot files have always used (now inside a [`SealedSnapshot`](super::SealedSnapshot)):
+/// times as Unix seconds, hashes as 64 hex digits, permissions and allowlist as arrays of
+/// strings, `revoked` as `null` or `{"at": <Unix seconds>, "by": "possession"}`.
 ///
 /// ```
 /// use api_tokens::store::StoredToken;
@@ -59,6 +62,7 @@ struct Out<'a> {
     last_use: Option<LastUse>,
     secret: Option<SecretState>,
     revision: u32,
+    revoked: Option<Revoked>,
 }
 
 /// The read form. A missing `revision` (files written before it existed) reads as 0.
@@ -79,6 +83,8 @@ struct In {
     secret: Option<SecretState>,
     #[serde(default)]
     revision: u32,
+    #[serde(default)]
+    revoked: Option<Revoked>,
 }
 
 pub(crate) fn write<S: Serializer>(t: &Token, s: S) -> Result<S::Ok, S::Error> {
@@ -96,6 +102,7 @@ pub(crate) fn write<S: Serializer>(t: &Token, s: S) -> Result<S::Ok, S::Error> {
         last_use: t.last_use,
         secret: t.secret,
         revision: t.revision,
+        revoked: t.revoked,
     }
     .serialize(s)
 }
@@ -116,6 +123,7 @@ fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Token, D::Error> {
         last_use: r.last_use,
         secret: r.secret,
         revision: r.revision,
+        revoked: r.revoked,
     })
 }
 

@@ -2,7 +2,9 @@
 //! mapping, and the column arrays a batch is sent as (`unnest($1::bigint[], …)`). A new field
 //! of `Token` is added here, in the schema (`schema.rs`) and nowhere else.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -12,12 +14,12 @@ use crate::error::StoreError;
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
 use crate::token::{
-    Expiry, LastUse, PreviousSecret, SecretState, Status, Token, TokenId, TokenName, UserId,
-    from_unix,
+    Expiry, LastUse, PreviousSecret, Revoked, RevokedBy, SecretState, Status, Token, TokenId,
+    TokenName, UserId, from_unix,
 };
 
 /// The columns of a token, in the order [`token_of`] reads them and [`Columns`] sends them.
-pub(super) const NAMES: [&str; 17] = [
+pub(super) const NAMES: [&str; 19] = [
     "id",
     "owner",
     "name",
@@ -35,12 +37,14 @@ pub(super) const NAMES: [&str; 17] = [
     "previous_hash",
     "previous_valid_until",
     "revision",
+    "revoked_at",
+    "revoked_by",
 ];
 
 /// The SQL array type of each column, for `unnest($n::type[])`.
-const TYPES: [&str; 17] = [
+const TYPES: [&str; 19] = [
     "bigint", "text", "text", "text", "text", "smallint", "bigint", "bigint", "text", "text",
-    "bigint", "text", "bytea", "bigint", "bytea", "bigint", "bigint",
+    "bigint", "text", "bytea", "bigint", "bytea", "bigint", "bigint", "bigint", "text",
 ];
 
 /// `id, owner, …` with each name prefixed (`t.id, t.owner, …` for `prefix = "t."`).
@@ -101,13 +105,64 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Res
     row.try_get(i).map_err(StoreError::backend)
 }
 
-/// A token from a row whose first 17 columns are [`NAMES`]. Every value passes the same
-/// constructors as input does: a row that breaks a rule is refused, never half-read.
+/// A token from a row whose first 19 columns are [`NAMES`]. Every value passes the same
+/// constructors as input does, and the record rules ([`Token::check_consistent`]): a row that
+/// breaks a rule is refused, never half-read.
 pub(crate) fn token_of(row: &Row) -> Result<Token, StoreError> {
-    let status: i16 = get(row, 5)?;
-    let expires_at: Option<i64> = get(row, 7)?;
+    token_with(row, parse_rules)
+}
+
+/// The permissions and allowlist of a row, parsed.
+fn parse_rules(row: &Row) -> Result<(PermissionSet, IpAllowlist), StoreError> {
     let permissions: String = get(row, 8)?;
     let allowlist: String = get(row, 9)?;
+    Ok((
+        permissions.parse::<PermissionSet>().map_err(corrupt)?,
+        allowlist.parse::<IpAllowlist>().map_err(corrupt)?,
+    ))
+}
+
+/// The parsed permissions and allowlists of the tokens looked up by hash, by id and revision:
+/// authenticating without a replica parses a token's lists once per revision, not per request.
+#[derive(Default)]
+pub(super) struct RuleCache(Mutex<HashMap<TokenId, (u32, PermissionSet, IpAllowlist)>>);
+
+/// How many tokens' lists the cache keeps.
+const RULE_CACHE: usize = 4_096;
+
+impl RuleCache {
+    /// [`token_of`], taking the lists from the cache when the row's revision is the cached one.
+    pub(super) fn token_of(&self, row: &Row) -> Result<Token, StoreError> {
+        let id = id_of(get(row, 0)?)?;
+        let revision = get::<i64>(row, 16)?;
+        let lock = || self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let cached = lock()
+            .get(&id)
+            .filter(|(r, ..)| i64::from(*r) == revision)
+            .map(|(_, p, a)| (p.clone(), a.clone()));
+        token_with(row, |row| match cached {
+            Some(rules) => Ok(rules),
+            None => {
+                let (p, a) = parse_rules(row)?;
+                if let Ok(r) = u32::try_from(revision) {
+                    let mut cache = lock();
+                    if cache.len() >= RULE_CACHE {
+                        cache.clear();
+                    }
+                    cache.insert(id, (r, p.clone(), a.clone()));
+                }
+                Ok((p, a))
+            }
+        })
+    }
+}
+
+fn token_with(
+    row: &Row,
+    rules: impl FnOnce(&Row) -> Result<(PermissionSet, IpAllowlist), StoreError>,
+) -> Result<Token, StoreError> {
+    let status: i16 = get(row, 5)?;
+    let expires_at: Option<i64> = get(row, 7)?;
     let last_used_at: Option<i64> = get(row, 10)?;
     let last_used_ip: Option<String> = get(row, 11)?;
     let hash = hash_of(get(row, 12)?)?;
@@ -115,6 +170,8 @@ pub(crate) fn token_of(row: &Row) -> Result<Token, StoreError> {
     let previous = hash_of(get(row, 14)?)?;
     let previous_until: Option<i64> = get(row, 15)?;
     let revision: i64 = get(row, 16)?;
+    let revoked_at: Option<i64> = get(row, 17)?;
+    let revoked_by: Option<String> = get(row, 18)?;
     let secret = match (hash, generated_at) {
         (None, None) => None,
         (Some(hash), Some(at)) => Some(SecretState {
@@ -134,7 +191,17 @@ pub(crate) fn token_of(row: &Row) -> Result<Token, StoreError> {
     if secret.is_none() && (previous.is_some() || previous_until.is_some()) {
         return Err(corrupt("a previous secret without a current one"));
     }
-    Ok(Token {
+    let revoked = match (revoked_at, revoked_by) {
+        (None, None) => None,
+        (Some(at), Some(by)) => Some(Revoked {
+            at: time_of(at)?,
+            by: RevokedBy::from_name(&by)
+                .ok_or_else(|| corrupt(format!("revocation cause {by:?}")))?,
+        }),
+        _ => return Err(corrupt("revocation time without its cause, or back")),
+    };
+    let (permissions, allowlist) = rules(row)?;
+    let token = Token {
         id: id_of(get(row, 0)?)?,
         owner: UserId::new(&get::<String>(row, 1)?).map_err(corrupt)?,
         name: TokenName::new(&get::<String>(row, 2)?).map_err(corrupt)?,
@@ -150,8 +217,8 @@ pub(crate) fn token_of(row: &Row) -> Result<Token, StoreError> {
             None => Expiry::NEVER,
             Some(s) => Expiry::from_unix(s).map_err(corrupt)?,
         },
-        permissions: permissions.parse::<PermissionSet>().map_err(corrupt)?,
-        allowlist: allowlist.parse::<IpAllowlist>().map_err(corrupt)?,
+        permissions,
+        allowlist,
         last_use: match last_used_at {
             None => None,
             Some(at) => Some(LastUse {
@@ -164,7 +231,10 @@ pub(crate) fn token_of(row: &Row) -> Result<Token, StoreError> {
         },
         secret,
         revision: u32::try_from(revision).map_err(|_| corrupt(format!("revision {revision}")))?,
-    })
+        revoked,
+    };
+    token.check_consistent()?;
+    Ok(token)
 }
 
 /// The permissions as stored: canonical names, space-separated.
@@ -200,6 +270,8 @@ pub(super) struct Columns {
     previous_hash: Vec<Option<Vec<u8>>>,
     previous_valid_until: Vec<Option<i64>>,
     revision: Vec<i64>,
+    revoked_at: Vec<Option<i64>>,
+    revoked_by: Vec<Option<&'static str>>,
 }
 
 impl Columns {
@@ -235,6 +307,8 @@ impl Columns {
             c.previous_valid_until
                 .push(previous.map(|p| p.valid_until.unix_timestamp()));
             c.revision.push(i64::from(t.revision));
+            c.revoked_at.push(t.revoked.map(|r| r.at.unix_timestamp()));
+            c.revoked_by.push(t.revoked.map(|r| r.by.as_str()));
         }
         Ok(c)
     }
@@ -255,7 +329,7 @@ impl Columns {
     }
 
     /// The arrays as query parameters, in [`NAMES`] order.
-    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 17] {
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 19] {
         [
             &self.id,
             &self.owner,
@@ -274,6 +348,8 @@ impl Columns {
             &self.previous_hash,
             &self.previous_valid_until,
             &self.revision,
+            &self.revoked_at,
+            &self.revoked_by,
         ]
     }
 }

@@ -13,7 +13,7 @@ use tokio_postgres::Client;
 use crate::error::StoreError;
 
 /// The newest schema version this crate knows.
-pub const LATEST: i64 = 1;
+pub const LATEST: i64 = 2;
 
 /// Key of the advisory lock taken while migrating ("api_toks" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6170_695f_746f_6b73;
@@ -127,8 +127,34 @@ CREATE TRIGGER api_tokens_forget AFTER DELETE ON api_tokens
     FOR EACH ROW EXECUTE FUNCTION api_tokens_forget();
 "#;
 
+/// Version 2 (issue 17): the mark of a token revoked by possession of its secret, and the
+/// record rules every store keeps as `CHECK` constraints (a previous hash differs from the
+/// current one; a revoked token is disabled, holds no hash, and says when and how). The stamp
+/// trigger learns the new columns, so a revocation made by hand reaches the replicas too.
+const V2: &str = r#"
+ALTER TABLE api_tokens
+    ADD COLUMN revoked_at bigint,
+    ADD COLUMN revoked_by text,
+    ADD CONSTRAINT api_tokens_previous_hash_differs
+        CHECK (previous_hash IS NULL OR previous_hash <> secret_hash),
+    ADD CONSTRAINT api_tokens_revoked_has_time_and_cause
+        CHECK ((revoked_at IS NULL) = (revoked_by IS NULL)),
+    ADD CONSTRAINT api_tokens_revoked_by_is_known
+        CHECK (revoked_by IS NULL OR revoked_by = 'possession'),
+    ADD CONSTRAINT api_tokens_revoked_is_disabled
+        CHECK (revoked_at IS NULL OR status = 1),
+    ADD CONSTRAINT api_tokens_revoked_has_no_secret
+        CHECK (revoked_at IS NULL OR (secret_hash IS NULL AND previous_hash IS NULL));
+DROP TRIGGER api_tokens_stamp_update ON api_tokens;
+CREATE TRIGGER api_tokens_stamp_update BEFORE UPDATE OF
+    id, owner, name, description, creator, status, created_at, expires_at, permissions,
+    allowlist, secret_hash, generated_at, previous_hash, previous_valid_until, revision,
+    revoked_at, revoked_by, change_seq
+    ON api_tokens FOR EACH ROW EXECUTE FUNCTION api_tokens_stamp();
+"#;
+
 /// Every migration, in order: `(version it brings the database to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
 
 /// Brings the database to [`LATEST`], or refuses a newer one. Idempotent.
 pub(super) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
@@ -160,6 +186,24 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     }
     if found == LATEST {
         return tx.commit().await.map_err(StoreError::backend);
+    }
+    if found == 1 {
+        // Version 2 adds constraints: name a row that would break one rather than fail with
+        // the database's generic message (the migration then changes nothing).
+        if let Some(row) = tx
+            .query_opt(
+                "SELECT id FROM api_tokens WHERE previous_hash = secret_hash ORDER BY id LIMIT 1",
+                &[],
+            )
+            .await
+            .map_err(StoreError::backend)?
+        {
+            let id: i64 = row.try_get(0).map_err(StoreError::backend)?;
+            return Err(StoreError::Inconsistent {
+                token: crate::token::TokenId::new(u64::try_from(id).unwrap_or_default()),
+                problem: "the previous secret hash equals the current one",
+            });
+        }
     }
     for (version, sql) in MIGRATIONS {
         if *version > found {
