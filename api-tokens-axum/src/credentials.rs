@@ -25,19 +25,10 @@ use axum::http::{HeaderValue, Uri};
 /// let sources = SecretSources::default().header(HeaderName::from_static("x-api-key"));
 /// # let _ = sources;
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct SecretSources {
     header: Option<HeaderName>,
     query: Option<Box<str>>,
-}
-
-impl Default for SecretSources {
-    fn default() -> Self {
-        Self {
-            header: None,
-            query: None,
-        }
-    }
 }
 
 impl SecretSources {
