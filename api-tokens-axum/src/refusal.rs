@@ -142,7 +142,7 @@ pub(crate) fn log_denial(denial: &Denial, client_ip: Option<IpAddr>) {
         Denial::Store(source) => tracing::error!(
             code,
             client_ip = ?client_ip,
-            error = %source,
+            error = %chain(source.as_ref()),
             "token refused: {denial}"
         ),
         Denial::Stale { .. } => {
@@ -150,6 +150,18 @@ pub(crate) fn log_denial(denial: &Denial, client_ip: Option<IpAddr>) {
         }
         _ => tracing::info!(code, token, client_ip = ?client_ip, "token refused: {denial}"),
     }
+}
+
+/// An error and its sources, `: `-separated.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 pub(crate) fn log_problem(problem: CredentialProblem, client_ip: Option<IpAddr>) {

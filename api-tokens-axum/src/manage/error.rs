@@ -226,14 +226,11 @@ impl IntoResponse for ApiError {
         let status = self.status();
         if status.is_server_error() {
             // The message says what failed; the source chain is for the operator only.
-            let mut chain = String::new();
-            let mut source = std::error::Error::source(&self);
-            while let Some(e) = source {
-                chain.push_str(": ");
-                chain.push_str(&e.to_string());
-                source = e.source();
-            }
-            tracing::error!(code = self.code(), "self-service call failed{chain}");
+            tracing::error!(
+                code = self.code(),
+                "self-service call failed: {}",
+                crate::refusal::chain(&self)
+            );
         } else {
             tracing::debug!(code = self.code(), "self-service call refused: {self}");
         }
