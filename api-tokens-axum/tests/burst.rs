@@ -61,7 +61,10 @@ impl Junk {
             0 => vec![("Authorization", &value)],
             1 => vec![("Authorization", &prefixed)],
             2 => vec![("X-API-Key", &value)],
-            3 => vec![("Authorization", secret.as_bytes()), ("Authorization", secret.as_bytes())],
+            3 => vec![
+                ("Authorization", secret.as_bytes()),
+                ("Authorization", secret.as_bytes()),
+            ],
             4 => vec![("Authorization", b"Bearer ")],
             _ => vec![("Authorization", &prefixed), ("X-API-Key", b"tok_other")],
         };
@@ -82,12 +85,15 @@ async fn a_burst_of_bad_tokens_leaves_the_server_up_and_the_store_untouched() {
         .secret
         .expose()
         .to_owned();
-    let app = Router::new()
-        .route("/whoami", get(|Authenticated(g): Authenticated| async move { g.owner.to_string() }))
-        .layer(
-            AuthLayer::new(tokens.clone())
-                .secret_sources(SecretSources::default().header(HeaderName::from_static("x-api-key"))),
-        );
+    let app =
+        Router::new()
+            .route(
+                "/whoami",
+                get(|Authenticated(g): Authenticated| async move { g.owner.to_string() }),
+            )
+            .layer(AuthLayer::new(tokens.clone()).secret_sources(
+                SecretSources::default().header(HeaderName::from_static("x-api-key")),
+            ));
     let server = serve(app).await;
     let addr = server.addr;
     let before = tokens.store().calls();
@@ -121,7 +127,10 @@ async fn a_burst_of_bad_tokens_leaves_the_server_up_and_the_store_untouched() {
     // Well-formed secrets nobody holds: one lookup each, refused.
     for _ in 0..50 {
         let guess = SecretFormat::default().generate();
-        assert_eq!(http_get(addr, "/whoami", Some(guess.expose())).await.status, 401);
+        assert_eq!(
+            http_get(addr, "/whoami", Some(guess.expose())).await.status,
+            401
+        );
     }
     assert_eq!(tokens.store().lookups(), 50);
 

@@ -1,5 +1,6 @@
 //! `cargo run -p api-tokens-axum-example`: serves on 127.0.0.1:3000 and prints a token to try:
-//! `curl -H "Authorization: Bearer TOKEN" http://127.0.0.1:3000/zones`.
+//! `curl -H "Authorization: Bearer TOKEN" http://127.0.0.1:3000/zones`, or list your tokens
+//! with `curl -H "Authorization: Bearer TOKEN" http://127.0.0.1:3000/api/tokens`.
 
 use api_tokens::{Actor, NewToken, Tokens, UserId};
 
