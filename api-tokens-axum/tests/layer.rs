@@ -289,7 +289,8 @@ async fn malformed_credentials_get_a_clean_401_and_never_a_store_lookup() {
     let last = if typo.pop() == Some('A') { 'B' } else { 'A' };
     typo.push(last);
     let typo = format!("Bearer {typo}");
-    let cases: Vec<(&str, Vec<(&str, &[u8])>)> = vec![
+    type Headers<'a> = Vec<(&'a str, &'a [u8])>;
+    let cases: Vec<(&str, Headers)> = vec![
         (
             "non-UTF-8",
             vec![("Authorization", b"Bearer tok_\xff\xfe\xfd")],
