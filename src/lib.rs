@@ -145,7 +145,8 @@ pub use error::{
 pub use events::{CollectEvents, EventKind, EventSink, NoEvents, TokenEvent, UpdatedField};
 pub use permission::{MAX_PERMISSION_LEN, Permission, PermissionSet};
 pub use policy::{
-    DEFAULT_MAX_FILTER_VALUES, DEFAULT_MAX_GRACE, DEFAULT_MAX_PERMISSIONS, NameCharset, Policy,
+    DEFAULT_MAX_FILTER_VALUES, DEFAULT_MAX_GRACE, DEFAULT_MAX_PERMISSIONS, MAX_SEARCH_PATTERNS,
+    MAX_SORT_KEYS, NameCharset, Policy,
 };
 pub use secret::{
     HashKey, HashKeyError, KeyId, MAX_PRESENTED_LEN, PresentedSecret, SecretFormat, SecretHash,

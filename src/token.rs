@@ -293,9 +293,27 @@ impl Expiry {
     /// Never expires.
     pub const NEVER: Self = Self(NEVER_SECS);
 
-    /// Expires at `t`, truncated to the whole second.
+    /// Expires at `t`, truncated to the whole second. An instant whose UTC form lies past the
+    /// last representable second (a local time late on 9999-12-31 with a negative offset) is
+    /// clamped to that second, so the token never lives longer than asked and every store can
+    /// hold it; use [`Expiry::try_at`] to refuse such an instant instead.
     pub fn at(t: OffsetDateTime) -> Self {
-        Self(t.unix_timestamp())
+        let secs = t.unix_timestamp();
+        if from_unix(secs).is_some() {
+            return Self(secs);
+        }
+        let max = time::PrimitiveDateTime::MAX.assume_utc().unix_timestamp();
+        let min = time::PrimitiveDateTime::MIN.assume_utc().unix_timestamp();
+        Self(secs.clamp(min, max))
+    }
+
+    /// Expires at `t`, truncated to the whole second, when its UTC form is representable.
+    ///
+    /// # Errors
+    /// When `t` in UTC falls outside the years -9999 to 9999 (for example
+    /// `9999-12-31T23:59:59-23:59`, which is in the year 10000 in UTC).
+    pub fn try_at(t: OffsetDateTime) -> Result<Self, ValidationError> {
+        Self::from_unix(t.unix_timestamp())
     }
 
     /// Expires at a Unix time in seconds.
@@ -381,17 +399,24 @@ impl FromStr for Expiry {
         if let Ok(secs) = s.parse::<i64>() {
             return Self::from_unix(secs);
         }
-        crate::timefmt::parse_rfc3339(s)
-            .map(Self::at)
-            .ok_or_else(|| {
-                ValidationError::new(
-                    Field::Expiry,
-                    format_args!("\"{s}\""),
-                    Problem::Syntax {
-                        expected: "an RFC 3339 time, Unix seconds or \"never\"",
-                    },
-                )
-            })
+        let t = crate::timefmt::parse_rfc3339(s).ok_or_else(|| {
+            ValidationError::new(
+                Field::Expiry,
+                format_args!("\"{s}\""),
+                Problem::Syntax {
+                    expected: "an RFC 3339 time, Unix seconds or \"never\"",
+                },
+            )
+        })?;
+        Self::try_at(t).map_err(|_| {
+            ValidationError::new(
+                Field::Expiry,
+                format_args!("\"{s}\""),
+                Problem::Syntax {
+                    expected: "a time between the years -9999 and 9999 in UTC",
+                },
+            )
+        })
     }
 }
 
@@ -713,6 +738,25 @@ mod tests {
         // A year RFC 3339 cannot write prints as seconds, which read back.
         let far = Expiry::from_unix(-62_167_219_201).unwrap();
         assert_eq!(far.to_string().parse::<Expiry>().unwrap(), far);
+    }
+
+    #[test]
+    fn an_expiry_past_the_representable_range_is_refused_or_clamped() {
+        // Year 10000 in UTC: every store would fail to read it back (review 1, item 1).
+        let late = "9999-12-31T23:59:59-23:59";
+        assert!(late.parse::<Expiry>().is_err());
+        assert!(serde_json::from_str::<Expiry>(&format!("\"{late}\"")).is_err());
+        let t = crate::timefmt::parse_rfc3339(late).unwrap();
+        assert!(Expiry::try_at(t).is_err());
+        let clamped = Expiry::at(t);
+        assert!(!clamped.is_never());
+        assert_eq!(
+            clamped.instant(),
+            Some(datetime!(9999-12-31 23:59:59 UTC)),
+            "clamped to the last representable second, never later than asked"
+        );
+        let json = serde_json::to_string(&clamped).unwrap();
+        assert_eq!(serde_json::from_str::<Expiry>(&json).unwrap(), clamped);
     }
 
     #[test]

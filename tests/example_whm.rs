@@ -188,7 +188,8 @@ fn acls_must_be_known_and_held() {
 
 #[test]
 fn an_acl_catalogue_can_be_loaded() {
-    let path = std::env::temp_dir().join(format!("api-tokens-acls-{}.txt", std::process::id()));
+    let dir = support::TempDir::new("whm-acls");
+    let path = dir.join("acls.txt");
     std::fs::write(
         &path,
         "# a server with a plugin\nkill-acct\nsoftware-plugin\n",
@@ -204,7 +205,6 @@ fn an_acl_catalogue_can_be_loaded() {
         reason(&out[1]),
         "Invalid or unauthorized ACL(s) specified: list-accts"
     );
-    let _ = std::fs::remove_file(path);
 }
 
 #[test]
