@@ -4,6 +4,14 @@
 
 mod support;
 
+// The example's own input checks (`CApiInputValidator`'s types) carry unit tests: they run here,
+// in this test binary. The example itself stays a plain example, which `cargo test` builds as
+// the program the tests below run (an example marked `test = true` is built only as a test
+// harness, so the program would be missing, or stale, when the tests start it).
+#[allow(dead_code)]
+#[path = "../examples/zabbix_jsonrpc/input.rs"]
+mod input;
+
 use serde_json::{Value, json};
 use support::{Session, json_lines, run};
 
