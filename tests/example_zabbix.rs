@@ -4,6 +4,14 @@
 
 mod support;
 
+// The example's own input checks (`CApiInputValidator`'s types) carry unit tests: they run here,
+// in this test binary. The example itself stays a plain example, which `cargo test` builds as
+// the program the tests below run (an example marked `test = true` is built only as a test
+// harness, so the program would be missing, or stale, when the tests start it).
+#[allow(dead_code)]
+#[path = "../examples/zabbix_jsonrpc/input.rs"]
+mod input;
+
 use serde_json::{Value, json};
 use support::{Session, json_lines, run};
 
@@ -559,7 +567,7 @@ fn zabbix_token_get_validation_tests_replayed() {
         ),
         (
             json!({"output": ["name", "token"]}),
-            "Invalid parameter \"/output/2\": value must be one of \"tokenid\", \"name\", \"description\", \"userid\", \"lastaccess\", \"status\", \"expires_at\", \"created_at\", \"creator_userid\".",
+            "Invalid parameter \"/output/2\": value must be one of \"tokenid\", \"name\", \"description\", \"userid\", \"lastaccess\", \"status\", \"expires_at\", \"created_at\", \"creator_userid\", \"revoked_at\".",
         ),
         (
             json!({"output": ["name", "name"]}),
@@ -855,9 +863,9 @@ fn zabbix_token_get_every_parameter_and_filter() {
         json!([{
             "tokenid": "1", "name": "test-get-1", "description": "", "userid": "5",
             "lastaccess": NOW.to_string(), "status": "0", "expires_at": "0",
-            "created_at": NOW.to_string(), "creator_userid": "1"
+            "created_at": NOW.to_string(), "creator_userid": "1", "revoked_at": "0"
         }]),
-        "extend: every field but the token's hash"
+        "extend: every field but the token's hash, and revoked_at (the example's own)"
     );
     // A user sees only its own tokens, whatever it asks for.
     let mine = z.ok(
@@ -940,6 +948,255 @@ fn zabbix_token_authentication_outcomes() {
         z.rpc(Some(&secret), "token.get", json!({}))
             .get("result")
             .is_some()
+    );
+}
+
+/// The example's own `token.revoke` (no `auth`): the result.
+fn revoke(z: &mut Session, secret: &str) -> Value {
+    z.ok(None, "token.revoke", json!({"token": secret}))
+}
+
+/// The `data` of the example's refusal to enable or regenerate a revoked token.
+fn revoked(path: &str, id: &str, what: &str) -> String {
+    format!(
+        "Invalid parameter \"{path}\": API token \"{id}\" was revoked because its secret was \
+         reported leaked: it cannot {what}."
+    )
+}
+
+#[test]
+fn zabbix_revocation_by_possession_is_final() {
+    let mut z = zabbix();
+    let (leaked, secret) = token_for(&mut z, "5", "leaked");
+    let (kept, kept_secret) = token_for(&mut z, "5", "kept");
+    let (other, _) = token_for(&mut z, "5", "other");
+    assert!(
+        z.rpc(Some(&secret), "token.get", json!({}))
+            .get("result")
+            .is_some()
+    );
+    assert_eq!(revoke(&mut z, &secret), json!({"tokenids": [leaked]}));
+    assert_eq!(
+        revoke(&mut z, &secret),
+        json!({"tokenids": []}),
+        "a second report of the same leak finds nothing"
+    );
+    assert_eq!(
+        z.err(Some(&secret), "token.get", json!({})),
+        "Not authorized.",
+        "the leaked secret stops working at once"
+    );
+    assert_eq!(
+        z.ok(None, "token.get", json!({"token": secret})),
+        json!([]),
+        "its hash is dropped: no token has the secret"
+    );
+    let state = |z: &mut Session| {
+        z.ok(
+            None,
+            "token.get",
+            json!({"tokenids": [leaked, kept, other],
+                   "output": ["tokenid", "name", "status", "revoked_at"]}),
+        )
+    };
+    let after_revoke = json!([
+        {"tokenid": leaked, "name": "leaked", "status": "1", "revoked_at": NOW.to_string()},
+        {"tokenid": kept, "name": "kept", "status": "0", "revoked_at": "0"},
+        {"tokenid": other, "name": "other", "status": "0", "revoked_at": "0"}
+    ]);
+    assert_eq!(
+        state(&mut z),
+        after_revoke,
+        "listed, disabled, with when it was revoked"
+    );
+
+    // Enabling it, alone: refused with the item's path, also in a batch of one.
+    assert_eq!(
+        z.rpc(
+            None,
+            "token.update",
+            json!({"tokenid": leaked, "status": 0})
+        )["error"],
+        json!({"code": -32602, "message": "Invalid params.",
+               "data": revoked("/1/status", &leaked, "be enabled again")})
+    );
+    // ...with other changes in the same item, by its owner: nothing changes.
+    let owner = z.ok(
+        None,
+        "token.create",
+        json!({"name": "owner-login", "userid": "5"}),
+    )["tokenids"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let owner_secret = z.ok(None, "token.generate", json!([owner]))[0]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        z.err(
+            Some(&owner_secret),
+            "token.update",
+            json!([{"tokenid": leaked, "name": "renamed", "status": "0"}])
+        ),
+        revoked("/1/status", &leaked, "be enabled again")
+    );
+    // A new secret: refused, and the batch's other token keeps its secret.
+    assert_eq!(
+        z.rpc(None, "token.generate", json!([kept, leaked]))["error"],
+        json!({"code": -32602, "message": "Invalid params.",
+               "data": revoked("/2", &leaked, "be given a new secret")})
+    );
+    assert!(
+        z.rpc(Some(&kept_secret), "token.get", json!({}))
+            .get("result")
+            .is_some(),
+        "nothing in the refused generate changed"
+    );
+    assert_eq!(state(&mut z), after_revoke);
+
+    // A mass enable (the frontend's: one token.update of several status: 0) that holds it.
+    z.ok(
+        None,
+        "token.update",
+        json!([{"tokenid": kept, "status": 1}, {"tokenid": other, "status": 1}]),
+    );
+    assert_eq!(
+        z.err(
+            None,
+            "token.update",
+            json!([{"tokenid": kept, "status": 0}, {"tokenid": leaked, "status": 0},
+                   {"tokenid": other, "status": 0}])
+        ),
+        revoked("/2/status", &leaked, "be enabled again")
+    );
+    assert_eq!(
+        state(&mut z),
+        json!([
+            {"tokenid": leaked, "name": "leaked", "status": "1", "revoked_at": NOW.to_string()},
+            {"tokenid": kept, "name": "kept", "status": "1", "revoked_at": "0"},
+            {"tokenid": other, "name": "other", "status": "1", "revoked_at": "0"}
+        ]),
+        "nothing in the refused mass enable changed"
+    );
+
+    // Describing, renaming, keeping it disabled and deleting it are allowed.
+    z.ok(
+        None,
+        "token.update",
+        json!({"tokenid": leaked, "name": "leaked-1", "description": "reported", "status": 1}),
+    );
+    assert_eq!(
+        z.ok(
+            None,
+            "token.get",
+            json!({"tokenids": leaked, "output": ["name", "description", "status", "revoked_at"]})
+        ),
+        json!([{"name": "leaked-1", "description": "reported", "status": "1",
+                "revoked_at": NOW.to_string()}])
+    );
+    assert_eq!(
+        z.ok(None, "token.delete", json!([leaked])),
+        json!({"tokenids": [leaked]})
+    );
+}
+
+#[test]
+fn zabbix_token_revoke_is_called_without_auth_and_checks_its_input() {
+    let mut z = zabbix();
+    let (id, secret) = token_for(&mut z, "5", "t");
+    let without_auth = "The \"token.revoke\" method must be called without the \"auth\" parameter.";
+    for auth in [secret.as_str(), ""] {
+        assert_eq!(
+            z.rpc(Some(auth), "token.revoke", json!({"token": secret}))["error"],
+            json!({"code": -32602, "message": "Invalid params.", "data": without_auth}),
+            "auth {auth:?}"
+        );
+    }
+    // `"auth": null` is no auth.
+    let request = format!(
+        r#"{{"jsonrpc":"2.0","method":"token.revoke","params":{{"token":"{}"}},"auth":null,"id":3}}"#,
+        "0".repeat(64)
+    );
+    assert_eq!(
+        z.line(&request),
+        json!({"jsonrpc": "2.0", "result": {"tokenids": []}, "id": 3})
+    );
+    let cases = [
+        (
+            json!({}),
+            "Invalid parameter \"/\": the parameter \"token\" is missing.",
+        ),
+        (
+            json!([]),
+            "Invalid parameter \"/\": the parameter \"token\" is missing.",
+        ),
+        (
+            json!([secret]),
+            "Invalid parameter \"/\": unexpected parameter \"0\".",
+        ),
+        (
+            json!({"token": secret, "tokenid": id}),
+            "Invalid parameter \"/\": unexpected parameter \"tokenid\".",
+        ),
+        (
+            json!({"token": 5}),
+            "Invalid parameter \"/token\": a character string is expected.",
+        ),
+        (
+            json!({"token": null}),
+            "Invalid parameter \"/token\": a character string is expected.",
+        ),
+        (
+            json!({"token": ""}),
+            "Invalid parameter \"/token\": cannot be empty.",
+        ),
+        (
+            json!({"token": format!("{secret}0")}),
+            "Invalid parameter \"/token\": value is too long.",
+        ),
+    ];
+    for (params, expected) in cases {
+        assert_eq!(
+            z.err(None, "token.revoke", params.clone()),
+            expected,
+            "{params}"
+        );
+    }
+    assert!(
+        z.rpc(Some(&secret), "token.get", json!({}))
+            .get("result")
+            .is_some(),
+        "no refused call revoked anything"
+    );
+    // Secrets that belong to no token: nothing revoked.
+    for nobody in ["0".repeat(64), "x".into(), secret.to_uppercase()] {
+        assert_eq!(revoke(&mut z, &nobody), json!({"tokenids": []}), "{nobody}");
+    }
+    // A replaced secret no longer belongs to its token: reporting it changes nothing.
+    let replaced = secret;
+    let current = z.ok(None, "token.generate", json!([id]))[0]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(revoke(&mut z, &replaced), json!({"tokenids": []}));
+    assert!(
+        z.rpc(Some(&current), "token.get", json!({}))
+            .get("result")
+            .is_some()
+    );
+    // A disabled token's secret: revoked as well, and it can no longer be enabled.
+    z.ok(None, "token.update", json!({"tokenid": id, "status": 1}));
+    assert_eq!(revoke(&mut z, &current), json!({"tokenids": [id]}));
+    assert_eq!(
+        z.err(None, "token.update", json!({"tokenid": id, "status": 0})),
+        revoked("/1/status", &id, "be enabled again")
+    );
+    // It needs no role: the holder of the secret of a user without *Manage API tokens*.
+    let (no_rights, no_rights_secret) = token_for(&mut z, "7", "no-rights");
+    assert_eq!(
+        revoke(&mut z, &no_rights_secret),
+        json!({"tokenids": [no_rights]})
     );
 }
 
