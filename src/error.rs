@@ -34,6 +34,8 @@ pub enum Field {
     Query,
     /// The grace period of a regenerated secret.
     Grace,
+    /// An imported token's hash in another system's scheme ([`LegacyHash`](crate::LegacyHash)).
+    LegacyHash,
 }
 
 impl fmt::Display for Field {
@@ -50,6 +52,7 @@ impl fmt::Display for Field {
             Self::SecretPrefix => "secret prefix",
             Self::Query => "query",
             Self::Grace => "grace period",
+            Self::LegacyHash => "legacy hash",
         })
     }
 }
@@ -122,6 +125,10 @@ pub enum Problem {
         /// The maximum grace period in seconds.
         max_seconds: i64,
     },
+    /// An imported hash in a legacy scheme the `Tokens` does not honour
+    /// ([`Tokens::with_legacy_scheme`](crate::Tokens::with_legacy_scheme)): its secret could
+    /// never authenticate.
+    SchemeNotHonoured,
 }
 
 /// A value was refused: which field, the offending value (never a secret), and why.
@@ -186,6 +193,9 @@ impl fmt::Display for Problem {
             Self::GraceTooLong { max_seconds } => {
                 write!(f, "is longer than the maximum of {max_seconds} seconds")
             }
+            Self::SchemeNotHonoured => f.write_str(
+                "is in a legacy scheme that is not honoured (enable it with Tokens::with_legacy_scheme)",
+            ),
         }
     }
 }
@@ -316,6 +326,64 @@ pub enum StoreError {
     /// A store was configured with a value it cannot work with.
     #[error("invalid store configuration: {0}")]
     Config(String),
+    /// The store holds secret hashes made under hash keys the [`Tokens`](crate::Tokens) does
+    /// not hold (or in legacy schemes it does not honour): the secrets they stand for could
+    /// never match, so the store is refused rather than every such token answered "unknown".
+    /// Configure the key that made them (as the current key, or as an old key for
+    /// verification), or honour the scheme; see "Rotating the hash key" in the README.
+    #[error("{}", hash_keys_missing(missing, legacy, held))]
+    HashKeysMissing {
+        /// Each key id hashes were made under that is not held, with how many hashes.
+        missing: Vec<(crate::secret::KeyId, u64)>,
+        /// Each legacy scheme imported hashes use that is not honoured, with how many.
+        legacy: Vec<(crate::legacy::LegacyScheme, u64)>,
+        /// The ids of the keys held, the current one first.
+        held: Vec<crate::secret::KeyId>,
+    },
+}
+
+fn hash_keys_missing(
+    missing: &[(crate::secret::KeyId, u64)],
+    legacy: &[(crate::legacy::LegacyScheme, u64)],
+    held: &[crate::secret::KeyId],
+) -> String {
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        let keys: Vec<String> = missing
+            .iter()
+            .map(|(k, n)| format!("{k} ({n} hash{})", if *n == 1 { "" } else { "es" }))
+            .collect();
+        let held: Vec<String> = held
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                if i == 0 {
+                    format!("{k} (current)")
+                } else {
+                    k.to_string()
+                }
+            })
+            .collect();
+        parts.push(format!(
+            "stored secret hashes were made under hash key(s) {} that are not configured \
+             (configured: {}): configure the key that made them, as the current key or as an \
+             old key",
+            keys.join(", "),
+            held.join(", ")
+        ));
+    }
+    if !legacy.is_empty() {
+        let schemes: Vec<String> = legacy
+            .iter()
+            .map(|(l, n)| format!("{l} ({n} hash{})", if *n == 1 { "" } else { "es" }))
+            .collect();
+        parts.push(format!(
+            "imported hashes use legacy scheme(s) {} that are not honoured: enable them \
+             with Tokens::with_legacy_scheme",
+            schemes.join(", ")
+        ));
+    }
+    parts.join("; ")
 }
 
 impl StoreError {

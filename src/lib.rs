@@ -104,6 +104,8 @@ mod clock;
 mod directory;
 mod error;
 mod events;
+mod keys;
+mod legacy;
 mod permission;
 mod policy;
 mod secret;
@@ -122,6 +124,8 @@ pub use error::{
     Error, Field, Forbidden, MalformedSecret, Problem, Result, StoreError, ValidationError,
 };
 pub use events::{CollectEvents, EventKind, EventSink, NoEvents, TokenEvent, UpdatedField};
+pub use keys::{HashKeyReport, HashScheme, KeyUsage, MAX_OLD_KEYS};
+pub use legacy::{LegacyHash, LegacyScheme, MIN_LEGACY_SECRET_LEN};
 pub use permission::{MAX_PERMISSION_LEN, Permission, PermissionSet};
 pub use policy::{
     DEFAULT_MAX_FILTER_VALUES, DEFAULT_MAX_GRACE, DEFAULT_MAX_PERMISSIONS, NameCharset, Policy,
@@ -135,4 +139,4 @@ pub use token::{
     Expiry, LastUse, MAX_NAME_LEN, MAX_USER_ID_LEN, PreviousSecret, Revoked, RevokedBy,
     SecretState, Status, Token, TokenId, TokenName, UserId,
 };
-pub use tokens::{Issued, NewToken, Revocation, TokenUpdate, Tokens};
+pub use tokens::{ImportedToken, Issued, NewToken, Revocation, TokenUpdate, Tokens};

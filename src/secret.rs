@@ -222,6 +222,12 @@ impl SecretHash {
         Self(*blake3::keyed_hash(&key.0, s.as_bytes()).as_bytes())
     }
 
+    /// Hashes a presented text that passed a format check (the host's, or a legacy scheme's
+    /// shape) under `key`.
+    pub(crate) fn of_text(key: &HashKey, s: &str) -> Self {
+        Self::of_str(key, s)
+    }
+
     /// Wraps 32 bytes read back from a store.
     pub const fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::allowlist::IpAllowlist;
 use crate::error::{Field, Problem, StoreError, ValidationError};
+use crate::keys::HashScheme;
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
 
@@ -361,6 +362,10 @@ pub struct LastUse {
 pub struct SecretState {
     /// The hash of the current secret.
     pub hash: SecretHash,
+    /// How `hash` was made: under which key, from what (issue 14). Records written before it
+    /// was recorded read as [`HashScheme::UNRECORDED`].
+    #[serde(default)]
+    pub scheme: HashScheme,
     /// When the current secret was generated.
     #[serde(with = "time::serde::timestamp")]
     pub generated_at: OffsetDateTime,
@@ -382,6 +387,9 @@ impl SecretState {
 pub struct PreviousSecret {
     /// Its hash.
     pub hash: SecretHash,
+    /// How `hash` was made (see [`SecretState::scheme`]).
+    #[serde(default)]
+    pub scheme: HashScheme,
     /// It is refused from this instant on.
     #[serde(with = "time::serde::timestamp")]
     pub valid_until: OffsetDateTime,
@@ -596,6 +604,7 @@ mod tests {
         let with_hash = Token {
             secret: Some(SecretState {
                 hash: h,
+                scheme: HashScheme::UNRECORDED,
                 generated_at: t.created_at,
                 previous: None,
             }),
@@ -606,9 +615,11 @@ mod tests {
             revoked: None,
             secret: Some(SecretState {
                 hash: h,
+                scheme: HashScheme::UNRECORDED,
                 generated_at: t.created_at,
                 previous: Some(PreviousSecret {
                     hash: h,
+                    scheme: HashScheme::UNRECORDED,
                     valid_until: t.created_at,
                 }),
             }),

@@ -14,6 +14,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::directory::{AllowAllUsers, UserDirectory, UserState};
 use crate::error::{Error, Field, Forbidden, Problem, Result, StoreError, ValidationError};
 use crate::events::{EventKind, EventSink, NoEvents, TokenEvent, UpdatedField};
+use crate::keys::HashKeys;
+use crate::legacy::LegacyScheme;
 use crate::permission::{IntersectionMemo, PermissionSet};
 use crate::policy::Policy;
 use crate::secret::{HashKey, SecretHash, TokenSecret};
@@ -236,7 +238,11 @@ pub enum Revocation {
 pub struct Tokens<S = MemoryStore> {
     store: S,
     policy: Policy,
-    key: HashKey,
+    /// The current hash key, older ones for verification, honoured legacy schemes (issue 14).
+    keys: HashKeys,
+    /// The outcome of the hash-key check ([`Tokens::check_hash_keys`]), once there is one: run
+    /// by the host at startup, or by the first authentication that finds none.
+    key_check: rotation::KeyCheck,
     clock: Box<dyn Clock>,
     directory: Box<dyn UserDirectory>,
     events: Box<dyn EventSink>,
@@ -260,17 +266,26 @@ impl Tokens<MemoryStore> {
     /// The store's contents sealed under this `Tokens`' hash key, for the host to persist
     /// ([`SealedSnapshot`](crate::SealedSnapshot)).
     pub fn sealed_snapshot(&self) -> crate::SealedSnapshot {
-        self.store.snapshot().seal(&self.key)
+        self.store.snapshot().seal(self.keys.current())
     }
 
     /// Replaces the store's contents with a sealed snapshot's, after checking its seal under
-    /// this `Tokens`' hash key.
+    /// the hash key it names (the current key or an old one this `Tokens` holds) and that every
+    /// hash in it was made under a key this `Tokens` holds.
     ///
     /// # Errors
-    /// As [`SealedSnapshot::open`](crate::SealedSnapshot::open) and
-    /// [`MemoryStore::restore`]; the store is left untouched.
+    /// As [`SealedSnapshot::open`](crate::SealedSnapshot::open) (sealed under a key not held:
+    /// [`StoreError::SnapshotKeyMismatch`]) and [`MemoryStore::restore`];
+    /// [`StoreError::HashKeysMissing`] when its hashes were made under keys (or legacy schemes)
+    /// this `Tokens` does not hold, naming them. The store is left untouched.
     pub fn restore_sealed(&self, sealed: crate::SealedSnapshot) -> Result<(), StoreError> {
-        self.store.restore(sealed.open(&self.key)?)
+        let key = self
+            .keys
+            .key(sealed.key_id)
+            .unwrap_or_else(|| self.keys.current());
+        let snapshot = sealed.open(key)?;
+        self.keys_cover(&crate::store::usage_of(&snapshot.tokens, self.now()))?;
+        self.store.restore(snapshot)
     }
 }
 
@@ -281,7 +296,8 @@ impl<S: TokenStore> Tokens<S> {
         Self {
             store,
             policy: Policy::default(),
-            key: HashKey::default(),
+            keys: HashKeys::default(),
+            key_check: rotation::KeyCheck::default(),
             clock: Box::new(SystemClock),
             directory: Box::new(AllowAllUsers::new()),
             events: Box::new(NoEvents),
@@ -296,10 +312,36 @@ impl<S: TokenStore> Tokens<S> {
         self
     }
 
-    /// Hashes secrets under `key` (see [`HashKey`]).
+    /// Hashes secrets under `key` (see [`HashKey`]): every new hash is made with it, and
+    /// hashes made under it are never re-hashed.
     #[must_use]
     pub fn with_hash_key(mut self, key: HashKey) -> Self {
-        self.key = key;
+        self.keys = self.keys.with_current(key);
+        self.key_check = rotation::KeyCheck::default();
+        self
+    }
+
+    /// Also verifies secrets hashed under `key`, an older key (see "Rotating the hash key" in
+    /// the README): a token whose hash was made under it still authenticates, and is re-hashed
+    /// under the current key on its first success. At most [`MAX_OLD_KEYS`](crate::MAX_OLD_KEYS)
+    /// old keys ([`Tokens::check_hash_keys`] refuses more). Each one costs a secret that
+    /// matches nothing one more hash and lookup; ordinary tokens pay nothing.
+    #[must_use]
+    pub fn with_old_hash_key(mut self, key: HashKey) -> Self {
+        if !self.keys.add_old(key) {
+            self.key_check.too_many_old_keys();
+        }
+        self.key_check = self.key_check.reset();
+        self
+    }
+
+    /// Honours hashes imported in `scheme` ([`Tokens::import`]): secrets of the scheme's shape
+    /// pass the format check, and one that matches an imported hash authenticates and is
+    /// re-hashed the ordinary way on its first success.
+    #[must_use]
+    pub fn with_legacy_scheme(mut self, scheme: LegacyScheme) -> Self {
+        self.keys.add_legacy(scheme);
+        self.key_check = self.key_check.reset();
         self
     }
 
@@ -390,10 +432,11 @@ impl<S: TokenStore> Tokens<S> {
         let now = self.now();
         let mut tokens = self.prepare_new(actor, vec![item], now)?;
         let secret = self.policy.secret_format.generate_with_rng(rng);
-        let hash = SecretHash::of_secret(&self.key, &secret);
+        let hash = SecretHash::of_secret(self.keys.current(), &secret);
         for t in &mut tokens {
             t.secret = Some(SecretState {
                 hash,
+                scheme: self.keys.current_scheme(),
                 generated_at: now,
                 previous: None,
             });
@@ -587,10 +630,12 @@ impl<S: TokenStore> Tokens<S> {
             grace_ends.push(valid_until);
             let previous = t.secret.map(|s| PreviousSecret {
                 hash: s.hash,
+                scheme: s.scheme,
                 valid_until,
             });
             t.secret = Some(SecretState {
-                hash: SecretHash::of_secret(&self.key, &secret),
+                hash: SecretHash::of_secret(self.keys.current(), &secret),
+                scheme: self.keys.current_scheme(),
                 generated_at: now,
                 previous,
             });
@@ -847,16 +892,45 @@ impl<S: TokenStore> Tokens<S> {
         ip: Option<std::net::IpAddr>,
         now: OffsetDateTime,
     ) -> Result<Grant, Denial> {
-        let parsed = self
-            .policy
-            .secret_format
-            .parse(presented)
-            .map_err(Denial::Malformed)?;
-        let hash = SecretHash::of(&self.key, &parsed);
+        self.key_check.passed(|| self.run_key_check())?;
+        if let Err(e) = self.policy.secret_format.parse(presented)
+            && !self.keys.accepts_legacy_shape(presented)
+        {
+            return Err(Denial::Malformed(e));
+        }
+        let hash = SecretHash::of_text(self.keys.current(), presented);
+        match self.try_hash(&hash, ip, now)? {
+            // The ordinary hit: the record says its hash is the current key's own.
+            Some((r, _, scheme)) if scheme == self.keys.current_scheme() => r,
+            // Found under the current key, but labelled otherwise (unrecorded): label it.
+            Some((r, matched, _)) => {
+                self.after_found(&r, &hash, matched, presented, now);
+                r
+            }
+            None => self.decide_miss(presented, ip, now),
+        }
+    }
+
+    /// Looks `hash` up and decides on the record it finds: the decision, which secret matched
+    /// and how the record says its hash was made; `None` when no record has it.
+    #[allow(clippy::type_complexity)]
+    fn try_hash(
+        &self,
+        hash: &SecretHash,
+        ip: Option<std::net::IpAddr>,
+        now: OffsetDateTime,
+    ) -> Result<
+        Option<(
+            Result<Grant, Denial>,
+            crate::store::Matched,
+            crate::HashScheme,
+        )>,
+        Denial,
+    > {
         let mut outcome = None;
         let found = self
             .store
-            .authenticate(&hash, &mut |candidate| {
+            .authenticate(hash, &mut |candidate| {
                 let r = check::decide_with(
                     &candidate,
                     now,
@@ -868,17 +942,14 @@ impl<S: TokenStore> Tokens<S> {
                     at: whole_seconds(now),
                     ip,
                 });
-                outcome = Some(r);
+                outcome = Some((r, candidate.matched, candidate.scheme));
                 used
             })
             .map_err(|e| match e {
                 StoreError::Stale { unconfirmed_for } => Denial::Stale { unconfirmed_for },
                 e => Denial::Store(Arc::new(e)),
             })?;
-        match outcome {
-            Some(r) if found => r,
-            _ => Err(Denial::Unknown),
-        }
+        Ok(outcome.filter(|_| found))
     }
 
     /// The id of the token a presented secret belongs to, when the actor may see that token:
@@ -890,18 +961,17 @@ impl<S: TokenStore> Tokens<S> {
         if !actor.manage_tokens {
             return Err(Error::forbidden(None, Forbidden::CannotManageTokens));
         }
-        let Ok(parsed) = self.policy.secret_format.parse(presented) else {
+        if !self.accepts_shape(presented) {
             return Ok(None);
-        };
+        }
         let now = self.clock.now();
         let mut hit = None;
-        self.store
-            .authenticate(&SecretHash::of(&self.key, &parsed), &mut |c| {
-                if c.matched.is_live_at(now) && actor.may_manage(c.owner) {
-                    hit = Some(c.id);
-                }
-                None
-            })?;
+        self.find_hash(presented, &mut |c| {
+            if c.matched.is_live_at(now) && actor.may_manage(c.owner) {
+                hit = Some(c.id);
+            }
+            None
+        })?;
         Ok(hit)
     }
 
@@ -923,17 +993,16 @@ impl<S: TokenStore> Tokens<S> {
     }
 
     fn try_revoke_by_secret(&self, presented: &str) -> Result<Revocation> {
-        let Ok(parsed) = self.policy.secret_format.parse(presented) else {
+        if !self.accepts_shape(presented) {
             return Ok(Revocation::Unknown);
-        };
-        let hash = SecretHash::of(&self.key, &parsed);
+        }
         let now = self.now();
         let mut hit = None;
-        self.store.authenticate(&hash, &mut |c| {
+        let hash = self.find_hash(presented, &mut |c| {
             hit = Some((c.id, c.matched));
             None
         })?;
-        let Some((id, matched)) = hit else {
+        let (Some(hash), Some((id, matched))) = (hash, hit) else {
             return Ok(Revocation::Unknown);
         };
         if !matched.is_live_at(now) {
@@ -967,6 +1036,11 @@ impl<S: TokenStore> Tokens<S> {
         })
     }
 }
+
+mod import;
+mod rotation;
+
+pub use import::ImportedToken;
 
 /// How many times an operation re-reads and tries again after a concurrent change.
 const ATTEMPTS: usize = 8;

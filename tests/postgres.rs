@@ -193,6 +193,7 @@ fn last_use_from_several_processes_merges_later_wins() {
     let mut t = conformance::sample(&a, 2, "shared");
     t.secret = Some(api_tokens::SecretState {
         hash: api_tokens::SecretHash::from_bytes([9; 32]),
+        scheme: api_tokens::HashScheme::UNRECORDED,
         generated_at: conformance::t0(),
         previous: None,
     });
@@ -309,6 +310,7 @@ fn issue_17_record_rules_hold_in_postgresql() {
     let mut t = conformance::sample(&store, 2, "t");
     t.secret = Some(api_tokens::SecretState {
         hash: api_tokens::SecretHash::from_bytes([5; 32]),
+        scheme: api_tokens::HashScheme::UNRECORDED,
         generated_at: conformance::t0(),
         previous: None,
     });
@@ -360,9 +362,11 @@ fn issue_17_record_rules_hold_in_postgresql() {
     let mut t = conformance::sample(&store, 2, "v1");
     t.secret = Some(api_tokens::SecretState {
         hash: api_tokens::SecretHash::from_bytes([6; 32]),
+        scheme: api_tokens::HashScheme::UNRECORDED,
         generated_at: conformance::t0(),
         previous: Some(api_tokens::PreviousSecret {
             hash: api_tokens::SecretHash::from_bytes([7; 32]),
+            scheme: api_tokens::HashScheme::UNRECORDED,
             valid_until: conformance::t0(),
         }),
     });
@@ -372,7 +376,9 @@ fn issue_17_record_rules_hold_in_postgresql() {
         "rules17",
         "DROP TRIGGER api_tokens_stamp_update ON api_tokens;
          ALTER TABLE api_tokens DROP COLUMN revoked_at CASCADE, DROP COLUMN revoked_by CASCADE,
-             DROP CONSTRAINT api_tokens_previous_hash_differs;
+             DROP CONSTRAINT api_tokens_previous_hash_differs,
+             DROP COLUMN secret_key_id CASCADE, DROP COLUMN secret_legacy CASCADE,
+             DROP COLUMN previous_key_id CASCADE, DROP COLUMN previous_legacy CASCADE;
          CREATE TRIGGER api_tokens_stamp_update BEFORE UPDATE OF
              id, owner, name, description, creator, status, created_at, expires_at,
              permissions, allowlist, secret_hash, generated_at, previous_hash,
