@@ -24,6 +24,7 @@ use crate::token::{Expiry, LastUse, SecretState, Status, Token, TokenName, UserI
 /// ```
 /// use api_tokens::{ImportedToken, LegacyHash, LegacyScheme, Status, UserId};
 /// let row = ImportedToken::new("Your token".parse()?, UserId::from(2))
+///     .permissions(api_tokens::PermissionSet::all())
 ///     .hash(LegacyHash::parse(LegacyScheme::ZabbixSha512, &"0f".repeat(64))?)
 ///     .status(Status::Disabled)
 ///     .created_at(time::macros::datetime!(2021-01-21 14:07:52 UTC));
@@ -49,8 +50,9 @@ pub struct ImportedToken {
     pub created_at: Option<OffsetDateTime>,
     /// Its last successful use.
     pub last_use: Option<LastUse>,
-    /// Its permissions (default: every privilege of the importing actor, as for
-    /// [`NewToken`](crate::NewToken)).
+    /// Its permissions, as for [`NewToken::permissions`](crate::NewToken::permissions):
+    /// required by [`Policy::default`](crate::Policy::default); give
+    /// [`PermissionSet::all`] (`"*"`) for all of the owner's rights, as a Zabbix token has.
     pub permissions: Option<PermissionSet>,
     /// Its allowlist (default: any address).
     pub allowlist: IpAllowlist,
@@ -179,16 +181,18 @@ impl<S: TokenStore> Tokens<S> {
             if !actor.may_manage(&item.owner) {
                 return Err(Error::forbidden(at, Forbidden::OtherUsersTokens));
             }
-            self.policy.check_name(&item.name).map_err(invalid)?;
-            self.policy
+            self.config.policy.check_name(&item.name).map_err(invalid)?;
+            self.config
+                .policy
                 .check_description(&item.description)
                 .map_err(invalid)?;
-            self.policy
+            self.config
+                .policy
                 .check_allowlist(&item.allowlist)
                 .map_err(invalid)?;
             let state = owners
                 .entry(item.owner.clone())
-                .or_insert_with(|| self.directory.user(&item.owner));
+                .or_insert_with(|| self.config.directory.user(&item.owner));
             if matches!(state, UserState::Unknown) {
                 return Err(invalid(ValidationError::new(
                     Field::Owner,
@@ -196,14 +200,23 @@ impl<S: TokenStore> Tokens<S> {
                     Problem::UnknownUser,
                 )));
             }
-            if let Some(p) = &item.permissions {
-                check_grantable(actor, p, at)?;
+            match &item.permissions {
+                Some(p) => check_grantable(actor, p, at)?,
+                None if self.config.policy.require_permissions => {
+                    return Err(invalid(ValidationError::new(
+                        Field::Permissions,
+                        "",
+                        Problem::Required,
+                    )));
+                }
+                None => {}
             }
-            self.policy
+            self.config
+                .policy
                 .check_permissions(item.permissions.as_ref().unwrap_or(&actor.privileges))
                 .map_err(invalid)?;
             if let Some(h) = &item.hash {
-                if !self.keys.legacy().contains(&h.scheme()) {
+                if !self.config.keys.legacy().contains(&h.scheme()) {
                     return Err(invalid(ValidationError::new(
                         Field::LegacyHash,
                         h.scheme(),
@@ -251,8 +264,8 @@ impl<S: TokenStore> Tokens<S> {
                         ip: u.ip,
                     }),
                     secret: item.hash.map(|h| SecretState {
-                        hash: self.keys.import_hash(h.scheme(), h.digest()),
-                        scheme: HashScheme::legacy(h.scheme(), self.keys.current_id()),
+                        hash: self.config.keys.import_hash(h.scheme(), h.digest()),
+                        scheme: HashScheme::legacy(h.scheme(), self.config.keys.current_id()),
                         generated_at: created_at,
                         previous: None,
                     }),

@@ -115,7 +115,7 @@ impl<S: TokenStore> Tokens<S> {
     /// stolen database lets anyone test guesses offline, and a sealed snapshot can be forged.
     /// [`Tokens::check_hash_keys`] reports it too (an event, and its report).
     pub fn uses_default_key(&self) -> bool {
-        self.keys.current_id() == HashKey::default().id()
+        self.config.keys.current_id() == HashKey::default().id()
     }
 
     /// The keys this `Tokens` holds and how many of the store's hashes each one (and each
@@ -129,12 +129,12 @@ impl<S: TokenStore> Tokens<S> {
     }
 
     fn report(&self) -> std::result::Result<HashKeyReport, StoreError> {
-        let usage = self.store.key_usage(self.clock.now())?;
+        let usage = self.store.key_usage(self.config.clock.now())?;
         Ok(HashKeyReport {
-            current: self.keys.current_id(),
+            current: self.config.keys.current_id(),
             current_is_default: self.uses_default_key(),
-            old: self.keys.old_ids(),
-            legacy: self.keys.legacy().to_vec(),
+            old: self.config.keys.old_ids(),
+            legacy: self.config.keys.legacy().to_vec(),
             usage,
         })
     }
@@ -179,7 +179,7 @@ impl<S: TokenStore> Tokens<S> {
     pub fn check_hash_keys(&self) -> Result<HashKeyReport> {
         let report = self.report()?;
         let outcome = self.judge(&report);
-        self.key_check.record(&outcome);
+        self.config.key_check.record(&outcome);
         outcome?;
         Ok(report)
     }
@@ -193,7 +193,7 @@ impl<S: TokenStore> Tokens<S> {
     /// Reports the check's findings as an event and says whether they pass.
     fn judge(&self, report: &HashKeyReport) -> std::result::Result<(), StoreError> {
         let missing = report.missing_keys();
-        self.events.record(TokenEvent {
+        self.config.events.record(TokenEvent {
             at: self.now(),
             actor: None,
             token: None,
@@ -207,7 +207,7 @@ impl<S: TokenStore> Tokens<S> {
                 missing: missing.iter().map(|(k, _)| *k).collect(),
             },
         });
-        if self.key_check.too_many_old_keys {
+        if self.config.key_check.too_many_old_keys {
             return Err(StoreError::Config(format!(
                 "more than {MAX_OLD_KEYS} old hash keys"
             )));
@@ -218,10 +218,10 @@ impl<S: TokenStore> Tokens<S> {
     /// Refuses hashes made under keys (or legacy schemes) this `Tokens` does not hold.
     pub(super) fn keys_cover(&self, usage: &[KeyUsage]) -> std::result::Result<(), StoreError> {
         let report = HashKeyReport {
-            current: self.keys.current_id(),
+            current: self.config.keys.current_id(),
             current_is_default: false,
-            old: self.keys.old_ids(),
-            legacy: self.keys.legacy().to_vec(),
+            old: self.config.keys.old_ids(),
+            legacy: self.config.keys.legacy().to_vec(),
             usage: usage.to_vec(),
         };
         let missing = report.missing_keys();
@@ -229,8 +229,8 @@ impl<S: TokenStore> Tokens<S> {
         if missing.is_empty() && legacy.is_empty() {
             return Ok(());
         }
-        let mut held = vec![self.keys.current_id()];
-        held.extend(self.keys.old_ids());
+        let mut held = vec![self.config.keys.current_id()];
+        held.extend(self.config.keys.old_ids());
         Err(StoreError::HashKeysMissing {
             missing,
             legacy,
@@ -241,8 +241,8 @@ impl<S: TokenStore> Tokens<S> {
     /// Whether `presented` passes a format check: the policy's format, or the shape of an
     /// honoured legacy scheme.
     pub(super) fn accepts_shape(&self, presented: &str) -> bool {
-        self.policy.secret_format.parse(presented).is_ok()
-            || self.keys.accepts_legacy_shape(presented)
+        self.config.policy.secret_format.parse(presented).is_ok()
+            || self.config.keys.accepts_legacy_shape(presented)
     }
 
     /// Looks a presented secret up every way it may be stored (the current key, then the miss
@@ -252,9 +252,9 @@ impl<S: TokenStore> Tokens<S> {
         presented: &str,
         check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
     ) -> std::result::Result<Option<SecretHash>, StoreError> {
-        let first = SecretHash::of_text(self.keys.current(), presented);
+        let first = SecretHash::of_text(self.config.keys.current(), presented);
         let attempts =
-            std::iter::once(first).chain(self.keys.miss_attempts(presented).map(|(h, _)| h));
+            std::iter::once(first).chain(self.config.keys.miss_attempts(presented).map(|(h, _)| h));
         for hash in attempts {
             if self.store.authenticate(&hash, check)? {
                 return Ok(Some(hash));
@@ -273,7 +273,7 @@ impl<S: TokenStore> Tokens<S> {
         ip: Option<std::net::IpAddr>,
         now: OffsetDateTime,
     ) -> std::result::Result<Grant, Denial> {
-        for (hash, _) in self.keys.miss_attempts(presented) {
+        for (hash, _) in self.config.keys.miss_attempts(presented) {
             if let Some((r, matched, _)) = self.try_hash(&hash, ip, now)? {
                 self.after_found(&r, &hash, matched, presented, now);
                 return r;
@@ -314,8 +314,8 @@ impl<S: TokenStore> Tokens<S> {
         presented: &str,
         now: OffsetDateTime,
     ) {
-        let to = self.keys.current_scheme();
-        let new = SecretHash::of_text(self.keys.current(), presented);
+        let to = self.config.keys.current_scheme();
+        let new = SecretHash::of_text(self.config.keys.current(), presented);
         for _ in 0..ATTEMPTS {
             let Ok(Some(mut t)) = self.store.get(id) else {
                 return;
@@ -343,7 +343,7 @@ impl<S: TokenStore> Tokens<S> {
             };
             match self.store.apply(vec![Change::Replace(t.clone())]) {
                 Ok(()) => {
-                    self.events.record(TokenEvent {
+                    self.config.events.record(TokenEvent {
                         at: whole_seconds(now),
                         actor: None,
                         token: Some(t.id),
