@@ -106,6 +106,11 @@ pub struct Candidate<'a> {
 
 /// Storage for token records. Sync, object-safe, shareable between threads.
 ///
+/// A store keeps every field of a [`Token`], including each hash's
+/// [`SecretState::scheme`](crate::SecretState::scheme) (the conformance suite checks it): the
+/// facade re-hashes (or re-labels) a token whose matched hash is not under its current key, so
+/// a store that dropped schemes would be written to by every authentication.
+///
 /// # What the caller has already done
 /// [`Tokens`](crate::Tokens) validates every value (types and policy), checks the actor's
 /// rights, checks name uniqueness against the store, and takes ids from
