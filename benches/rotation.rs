@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api_tokens::{
-    Actor, HashKey, ImportedToken, LegacyHash, LegacyScheme, MemoryStore, NewToken,
-    PermissionSet, RequestContext, SecretFormat, TokenName, Tokens, UserId,
+    Actor, HashKey, ImportedToken, LegacyHash, LegacyScheme, MemoryStore, NewToken, PermissionSet,
+    RequestContext, SecretFormat, TokenName, Tokens, UserId,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use time::OffsetDateTime;

@@ -1231,14 +1231,24 @@ fn tokens_imported_from_a_zabbix_database_keep_their_secrets() {
     // A wrong secret, a disabled token's and an expired token's are refused as Zabbix does.
     let mut wrong = live.to_owned();
     wrong.replace_range(63.., "1");
-    assert_eq!(z.err(Some(&wrong), "token.get", json!({})), "Not authorized.");
+    assert_eq!(
+        z.err(Some(&wrong), "token.get", json!({})),
+        "Not authorized."
+    );
     assert_eq!(z.err(Some(off), "token.get", json!({})), "Not authorized.");
-    assert_eq!(z.err(Some(old), "token.get", json!({})), "API token expired.");
+    assert_eq!(
+        z.err(Some(old), "token.get", json!({})),
+        "API token expired."
+    );
     // The token never generated has no secret until token.generate gives it one.
     let generated = z.ok(None, "token.generate", json!(["4"]));
     let secret = generated[0]["token"].as_str().unwrap().to_owned();
     assert_eq!(
-        z.ok(Some(&secret), "token.get", json!({"output": ["tokenid", "name"]})),
+        z.ok(
+            Some(&secret),
+            "token.get",
+            json!({"output": ["tokenid", "name"]})
+        ),
         json!([{"tokenid": "4", "name": "never generated"}])
     );
 }

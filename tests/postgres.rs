@@ -509,16 +509,25 @@ fn issue_14_key_ids_and_rotation_across_replicas() {
     let watcher = replica(&[&b, &a]);
     assert_eq!(rotated.check_hash_keys().unwrap().hashes_under(a.id()), 1);
     rotated.authenticate(issued.secret.expose(), &ctx).unwrap();
-    let stored = PostgresStore::connect(&url).unwrap().get(id).unwrap().unwrap();
+    let stored = PostgresStore::connect(&url)
+        .unwrap()
+        .get(id)
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.secret.unwrap().scheme, HashScheme::keyed(b.id()));
-    support::pg::wait_for(Duration::from_secs(30), "the watcher sees the re-hash", || {
-        watcher.hash_key_report().unwrap().hashes_under(a.id()) == 0
-    });
+    support::pg::wait_for(
+        Duration::from_secs(30),
+        "the watcher sees the re-hash",
+        || watcher.hash_key_report().unwrap().hashes_under(a.id()) == 0,
+    );
     // Now b alone is enough, on a replica started after it.
     let b_only = replica(&[&b]);
     b_only.check_hash_keys().unwrap();
     assert_eq!(
-        b_only.authenticate(issued.secret.expose(), &ctx).unwrap().token,
+        b_only
+            .authenticate(issued.secret.expose(), &ctx)
+            .unwrap()
+            .token,
         id
     );
 }

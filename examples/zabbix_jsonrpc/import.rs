@@ -98,8 +98,12 @@ pub fn import(
     json: &str,
 ) -> Result<Vec<(i64, u64)>, Box<dyn StdError>> {
     let rows: Vec<Value> = serde_json::from_str(json)?;
-    let (zabbix_ids, items): (Vec<i64>, Vec<ImportedToken>) =
-        rows.iter().map(row).collect::<Result<Vec<_>, _>>()?.into_iter().unzip();
+    let (zabbix_ids, items): (Vec<i64>, Vec<ImportedToken>) = rows
+        .iter()
+        .map(row)
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .unzip();
     let ids = tokens.import(&Actor::admin(UserId::from(1)), items)?;
     Ok(zabbix_ids
         .into_iter()
