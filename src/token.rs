@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::allowlist::IpAllowlist;
 use crate::error::{Field, Problem, StoreError, ValidationError};
+use crate::keys::HashScheme;
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
 
@@ -511,6 +512,10 @@ pub struct LastUse {
 pub struct SecretState {
     /// The hash of the current secret.
     pub hash: SecretHash,
+    /// How `hash` was made: under which key, from what (issue 14). Records written before it
+    /// was recorded read as [`HashScheme::UNRECORDED`].
+    #[serde(default)]
+    pub scheme: HashScheme,
     /// When the current secret was generated.
     #[serde(with = "time::serde::timestamp")]
     pub generated_at: OffsetDateTime,
@@ -532,6 +537,9 @@ impl SecretState {
 pub struct PreviousSecret {
     /// Its hash.
     pub hash: SecretHash,
+    /// How `hash` was made (see [`SecretState::scheme`]).
+    #[serde(default)]
+    pub scheme: HashScheme,
     /// It is refused from this instant on.
     #[serde(with = "time::serde::timestamp")]
     pub valid_until: OffsetDateTime,
@@ -803,6 +811,7 @@ mod tests {
         let with_hash = Token {
             secret: Some(SecretState {
                 hash: h,
+                scheme: HashScheme::UNRECORDED,
                 generated_at: t.created_at,
                 previous: None,
             }),
@@ -813,9 +822,11 @@ mod tests {
             revoked: None,
             secret: Some(SecretState {
                 hash: h,
+                scheme: HashScheme::UNRECORDED,
                 generated_at: t.created_at,
                 previous: Some(PreviousSecret {
                     hash: h,
+                    scheme: HashScheme::UNRECORDED,
                     valid_until: t.created_at,
                 }),
             }),

@@ -1415,3 +1415,95 @@ fn zabbix_users_fixture_is_checked() {
         assert!(err.contains(why), "{bad}: {err}");
     }
 }
+
+/// Issue 14: rows of a Zabbix database's `token` table, imported with `--import`: the old
+/// Zabbix secrets keep working (and are re-hashed on first use), names, owners, status,
+/// expiry, creation and last-use times are kept, and a wrong secret is refused.
+#[test]
+fn tokens_imported_from_a_zabbix_database_keep_their_secrets() {
+    use sha2::{Digest, Sha512};
+    let dir = support::TempDir::new("zabbix-import");
+    let sha512 = |s: &str| {
+        Sha512::digest(s.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    // Secrets as Zabbix's token.generate hands them out: bin2hex(random_bytes(32)).
+    let live = "3f9c0a57d1e2b4c6a8f0e1d2c3b4a5968778695a4b3c2d1e0f1a2b3c4d5e6f70";
+    let off = "1111111111111111111111111111111111111111111111111111111111111111";
+    let old = "2222222222222222222222222222222222222222222222222222222222222222";
+    let rows = json!([
+        {"tokenid": "12", "name": "backup", "description": "nightly", "userid": "5",
+         "token": sha512(live), "lastaccess": "1690000100", "status": "0",
+         "expires_at": "0", "created_at": "1690000000", "creator_userid": "1"},
+        {"tokenid": "13", "name": "off", "description": "", "userid": "5",
+         "token": sha512(off), "lastaccess": 0, "status": 1,
+         "expires_at": 0, "created_at": 1690000000, "creator_userid": null},
+        {"tokenid": "14", "name": "old", "description": "", "userid": "5",
+         "token": sha512(old), "lastaccess": "0", "status": "0",
+         "expires_at": "1600000000", "created_at": "1590000000", "creator_userid": "5"},
+        {"tokenid": "15", "name": "never generated", "description": "", "userid": "2",
+         "token": "", "lastaccess": "0", "status": "0",
+         "expires_at": "0", "created_at": "1690000000", "creator_userid": "1"}
+    ]);
+    let file = dir.join("token.json");
+    std::fs::write(&file, rows.to_string()).unwrap();
+    let users = users_file();
+    let mut z = Session::start(
+        "zabbix_jsonrpc",
+        &[
+            "--now",
+            &NOW.to_string(),
+            "--users",
+            users.to_str().unwrap(),
+            "--import",
+            file.to_str().unwrap(),
+        ],
+    );
+    // The old secret authenticates as its owner, user 5, who sees the imported tokens.
+    let mine = z.ok(
+        Some(live),
+        "token.get",
+        json!({"output": ["tokenid", "name", "description", "userid", "status", "expires_at", "created_at", "creator_userid", "lastaccess"], "sortfield": "name"}),
+    );
+    assert_eq!(
+        mine,
+        json!([
+            {"tokenid": "1", "name": "backup", "description": "nightly", "userid": "5",
+             "status": "0", "expires_at": "0", "created_at": "1690000000",
+             "creator_userid": "1", "lastaccess": NOW.to_string()},
+            {"tokenid": "2", "name": "off", "description": "", "userid": "5", "status": "1",
+             "expires_at": "0", "created_at": "1690000000", "creator_userid": "1",
+             "lastaccess": "0"},
+            {"tokenid": "3", "name": "old", "description": "", "userid": "5", "status": "0",
+             "expires_at": "1600000000", "created_at": "1590000000", "creator_userid": "5",
+             "lastaccess": "0"},
+        ])
+    );
+    // Again, now under the example's own hash.
+    assert!(z.ok(Some(live), "token.get", json!({"countOutput": true})) == json!("3"));
+    // A wrong secret, a disabled token's and an expired token's are refused as Zabbix does.
+    let mut wrong = live.to_owned();
+    wrong.replace_range(63.., "1");
+    assert_eq!(
+        z.err(Some(&wrong), "token.get", json!({})),
+        "Not authorized."
+    );
+    assert_eq!(z.err(Some(off), "token.get", json!({})), "Not authorized.");
+    assert_eq!(
+        z.err(Some(old), "token.get", json!({})),
+        "API token expired."
+    );
+    // The token never generated has no secret until token.generate gives it one.
+    let generated = z.ok(None, "token.generate", json!(["4"]));
+    let secret = generated[0]["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        z.ok(
+            Some(&secret),
+            "token.get",
+            json!({"output": ["tokenid", "name"]})
+        ),
+        json!([{"tokenid": "4", "name": "never generated"}])
+    );
+}

@@ -412,6 +412,7 @@ impl TokenStore for RegeneratesAfterLookup {
             let mut t = self.inner.get(id)?.unwrap();
             t.secret = Some(api_tokens::SecretState {
                 hash: api_tokens::SecretHash::from_bytes([9; 32]),
+                scheme: api_tokens::HashScheme::UNRECORDED,
                 generated_at: NOW,
                 previous: None,
             });

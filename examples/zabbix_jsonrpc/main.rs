@@ -13,7 +13,9 @@
 //!
 //! Options: `--first-id N` (the store's first token id), `--now UNIX` (fix the clock),
 //! `--users FILE` (the user table, see `users.rs`; by default `1` is the Super admin, `2` and
-//! `3` are users, `4` is a disabled user).
+//! `3` are users, `4` is a disabled user), `--import FILE` (rows of a Zabbix database's `token`
+//! table, imported before the first request, after which their old secrets keep working: see
+//! `import.rs`).
 //!
 //! # Who calls
 //! A request with `"auth"` is made by the owner of that API token (64 characters), checked like
@@ -120,6 +122,7 @@
 //!   uniqueness error as `value (userid, name)=(1, x)`. The example follows the test suite of
 //!   the 6.0 era for these.
 
+mod import;
 mod input;
 mod token_api;
 mod users;
@@ -131,7 +134,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use api_tokens::{
-    Actor, ManualClock, MemoryStore, Policy, PublicDenial, RequestContext, Snapshot, Tokens,
+    Actor, LegacyScheme, ManualClock, MemoryStore, Policy, PublicDenial, RequestContext, Snapshot,
+    Tokens,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -395,6 +399,7 @@ fn main() -> Result<(), Box<dyn StdError>> {
     let mut now: Option<i64> = None;
     let mut file = None;
     let mut users = None;
+    let mut import_file = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -404,6 +409,7 @@ fn main() -> Result<(), Box<dyn StdError>> {
                 let path = args.next().ok_or("--users needs a file")?;
                 users = Some(Users::parse(&std::fs::read_to_string(path)?)?);
             }
+            "--import" => import_file = Some(args.next().ok_or("--import needs a file")?),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}").into()),
             path => file = Some(path.to_owned()),
         }
@@ -417,14 +423,24 @@ fn main() -> Result<(), Box<dyn StdError>> {
         next_id: first_id,
         tokens: Vec::new(),
     })?;
+    // Zabbix's own hashes are honoured, so tokens imported from a Zabbix database keep their
+    // secrets (each one re-hashed under the example's key when it is first used).
     let mut tokens = Tokens::new(store)
         .with_policy(Policy::zabbix())
-        .with_directory(users.directory());
+        .with_directory(users.directory())
+        .with_legacy_scheme(LegacyScheme::ZabbixSha512);
     if let Some(secs) = now {
         tokens = tokens.with_clock(Arc::new(ManualClock::new(
             OffsetDateTime::from_unix_timestamp(secs)?,
         )));
     }
+    if let Some(path) = import_file {
+        for (zabbix_id, id) in import::import(&tokens, &std::fs::read_to_string(path)?)? {
+            eprintln!("imported Zabbix token {zabbix_id} as token {id}");
+        }
+    }
+    // The startup check: every stored hash is under a key (or scheme) this process holds.
+    tokens.check_hash_keys()?;
     let server = Server {
         api: TokenApi { tokens, users },
     };
