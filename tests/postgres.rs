@@ -377,7 +377,9 @@ fn issue_17_record_rules_hold_in_postgresql() {
     drop(store);
     pg.psql(
         "rules17",
-        "DROP TRIGGER api_tokens_stamp_update ON api_tokens;
+        "DROP TRIGGER api_tokens_truncated ON api_tokens;
+         DROP FUNCTION api_tokens_truncated();
+         DROP TRIGGER api_tokens_stamp_update ON api_tokens;
          ALTER TABLE api_tokens DROP COLUMN revoked_at CASCADE, DROP COLUMN revoked_by CASCADE,
              DROP CONSTRAINT api_tokens_previous_hash_differs,
              DROP COLUMN secret_key_id CASCADE, DROP COLUMN secret_legacy CASCADE,
@@ -578,7 +580,9 @@ fn issue_14_imported_and_unrecorded_hashes_in_postgresql() {
     // hashes' keys unrecorded until a secret matches.
     pg.psql(
         "legacy14",
-        "DROP TRIGGER api_tokens_stamp_update ON api_tokens;
+        "DROP TRIGGER api_tokens_truncated ON api_tokens;
+         DROP FUNCTION api_tokens_truncated();
+         DROP TRIGGER api_tokens_stamp_update ON api_tokens;
          ALTER TABLE api_tokens DROP COLUMN secret_key_id CASCADE,
              DROP COLUMN secret_legacy CASCADE, DROP COLUMN previous_key_id CASCADE,
              DROP COLUMN previous_legacy CASCADE;
@@ -595,4 +599,112 @@ fn issue_14_imported_and_unrecorded_hashes_in_postgresql() {
     let t = tokens.store().get(ordinary.token.id).unwrap().unwrap();
     assert_eq!(t.secret.unwrap().scheme, HashScheme::keyed(key.id()));
     assert_eq!(tokens.hash_key_report().unwrap().unrecorded(), 1);
+}
+
+#[test]
+fn lists_narrowed_by_hand_in_sql_are_never_served_from_the_rule_cache() {
+    // The store parses a token's lists once and keeps them; a hand-made UPDATE does not move
+    // the revision, but the stamp trigger moves change_seq, which the cache is keyed on too.
+    let pg = server!();
+    let url = pg.create_db("narrowed");
+    let tokens = Tokens::new(PostgresStore::connect(&url).unwrap());
+    let admin = Actor::admin(UserId::from(1));
+    let issued = tokens
+        .issue(
+            &admin,
+            NewToken::new("t".parse().unwrap())
+                .permissions("reports.read dns.edit".parse().unwrap())
+                .allowlist("203.0.113.0/24 10.0.0.0/8".parse().unwrap()),
+        )
+        .unwrap();
+    let secret = issued.secret.expose().to_owned();
+    let outside = RequestContext::from_ip("203.0.113.9".parse().unwrap());
+    let inside = RequestContext::from_ip("10.1.2.3".parse().unwrap());
+    let dns_edit = "dns.edit".parse().unwrap();
+    // Fills the cache.
+    let grant = tokens.authenticate(&secret, &outside).unwrap();
+    assert!(grant.require(&dns_edit).is_ok());
+    pg.psql(
+        "narrowed",
+        &format!(
+            "UPDATE api_tokens SET allowlist = '10.0.0.0/8', permissions = 'reports.read' \
+             WHERE id = {}",
+            issued.token.id
+        ),
+    );
+    assert_eq!(
+        tokens
+            .authenticate(&secret, &outside)
+            .err()
+            .map(|d| d.kind()),
+        Some(api_tokens::DenialKind::AddressNotAllowed)
+    );
+    let grant = tokens.authenticate(&secret, &inside).unwrap();
+    assert!(grant.require(&dns_edit).is_err());
+    assert!(grant.require(&"reports.read".parse().unwrap()).is_ok());
+}
+
+#[test]
+fn a_locked_row_never_turns_a_valid_token_away() {
+    // Last-use bookkeeping is written in the background: a row lock held by another session
+    // (or a slow database) delays it, never the request, and the uses are written later.
+    let pg = server!();
+    let url = pg.create_db("rowlock");
+    let tokens = Tokens::new(
+        PostgresStore::connect_with(
+            &url,
+            PostgresOptions::default()
+                .timeout(Duration::from_secs(2))
+                .touch_interval(Duration::ZERO),
+        )
+        .unwrap(),
+    );
+    let admin = Actor::admin(UserId::from(1));
+    let issued = tokens
+        .issue(
+            &admin,
+            NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
+        )
+        .unwrap();
+    let secret = issued.secret.expose().to_owned();
+    let ctx = RequestContext::unknown_address();
+    let mut holder = pg.psql_session("rowlock");
+    let mut stdin = holder.stdin.take().unwrap();
+    let mut out = BufReader::new(holder.stdout.take().unwrap());
+    writeln!(stdin, "BEGIN; SELECT id FROM api_tokens FOR UPDATE;").unwrap();
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(!line.trim().is_empty(), "lock taken");
+    // Each authentication (a second apart, so each is a newer use) starts a flush that waits
+    // on the lock; none of them may fail for it.
+    let t0 = time::OffsetDateTime::now_utc();
+    for i in 0..5 {
+        let at = t0 + time::Duration::seconds(i);
+        let r = tokens.authenticate_at(&secret, &ctx, at);
+        assert!(
+            r.is_ok(),
+            "a valid token refused: {:?}",
+            r.err().map(|d| d.kind())
+        );
+    }
+    // The lock goes: the newest use is written (by the next flush).
+    writeln!(stdin, "ROLLBACK;").unwrap();
+    drop(stdin);
+    let _ = holder.wait();
+    let newest = (t0 + time::Duration::seconds(4))
+        .unix_timestamp()
+        .to_string();
+    support::pg::wait_for(Duration::from_secs(10), "the newest use written", || {
+        tokens.store().flush().is_ok()
+            && pg
+                .psql(
+                    "rowlock",
+                    &format!(
+                        "SELECT last_used_at FROM api_tokens WHERE id = {}",
+                        issued.token.id
+                    ),
+                )
+                .trim()
+                == newest
+    });
 }

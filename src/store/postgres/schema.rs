@@ -13,7 +13,7 @@ use tokio_postgres::Client;
 use crate::error::StoreError;
 
 /// The newest schema version this crate knows.
-pub const LATEST: i64 = 3;
+pub const LATEST: i64 = 4;
 
 /// Key of the advisory lock taken while migrating ("api_toks" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6170_695f_746f_6b73;
@@ -183,8 +183,27 @@ CREATE TRIGGER api_tokens_stamp_update BEFORE UPDATE OF
     ON api_tokens FOR EACH ROW EXECUTE FUNCTION api_tokens_stamp();
 "#;
 
+/// Version 4: a `TRUNCATE api_tokens` made by hand (say, wiping every token after a breach)
+/// reaches the replicas. `TRUNCATE` fires no row trigger, so without this the clock would not
+/// move, no deletion would be recorded and replicas would keep honouring every token. The
+/// statement trigger moves the clock (notifying) and sets `pruned_through` to the new value:
+/// every replica is then behind the deletion horizon and reloads everything. A rolled-back
+/// `TRUNCATE` rolls the clock back with it.
+const V4: &str = r#"
+CREATE FUNCTION api_tokens_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    s bigint := api_token_tick();
+BEGIN
+    UPDATE api_token_clock SET pruned_through = s WHERE one = 1;
+    DELETE FROM api_token_deleted;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER api_tokens_truncated BEFORE TRUNCATE ON api_tokens
+    FOR EACH STATEMENT EXECUTE FUNCTION api_tokens_truncated();
+"#;
+
 /// Every migration, in order: `(version it brings the database to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// Brings the database to [`LATEST`], or refuses a newer one. Idempotent.
 pub(super) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
