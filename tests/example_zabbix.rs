@@ -1449,7 +1449,7 @@ fn tokens_imported_from_a_zabbix_database_keep_their_secrets() {
     ]);
     let file = dir.join("token.json");
     std::fs::write(&file, rows.to_string()).unwrap();
-    let users = users_file();
+    let (_users_dir, users) = users_file();
     let mut z = Session::start(
         "zabbix_jsonrpc",
         &[
