@@ -486,3 +486,37 @@ async fn refusals_have_the_rfc_6750_status_header_and_the_public_body() {
         "a secret was logged"
     );
 }
+
+/// The layer wrapped around a whole `Router` as a tower service (the cheaper form the README
+/// names: no per-route boxing), served with `ConnectInfo`: the same grant, the same refusals.
+#[tokio::test]
+async fn the_layer_wrapped_around_the_whole_router_serves_the_same() {
+    use axum::ServiceExt;
+    use tower_layer::Layer;
+
+    let f = Fixture::new();
+    let reader = f.issue("reader", "dns.read");
+    let router = Router::new().route("/whoami", get(whoami)).route(
+        "/dns/zones/edit",
+        post(|| async { "edited" }).route_layer(require(DNS_EDIT)),
+    );
+    let app = AuthLayer::new(f.tokens.clone()).layer(router);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let r = http_get(addr, "/whoami", Some(&reader)).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "alice via token 1"));
+    let r = http_get(addr, "/whoami", None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    let r = call(addr, "POST", "/dns/zones/edit", &reader, None).await;
+    assert_eq!(r.status, 403);
+    task.abort();
+}
