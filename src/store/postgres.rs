@@ -280,12 +280,6 @@ impl Pg {
     }
 
     async fn flush_if_pending(&self) -> Result<(), StoreError> {
-        // A flush that authentication started in the background may have taken uses out of the
-        // buffer and not written them yet: a read must not miss them, so let it end first (it
-        // ends within the store's timeout, and puts the uses back if it fails).
-        while self.flushing.load(Acquire) {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
         if self.pending().is_empty() {
             Ok(())
         } else {
