@@ -166,7 +166,7 @@ impl<S: TokenStore> Tokens<S> {
     ///
     /// // Rotation: a new current key, the old one kept for verification.
     /// let rotated = Tokens::in_memory().with_hash_key(HashKey::new([2; 32])).with_old_hash_key(a.clone());
-    /// rotated.restore_sealed(saved)?;
+    /// rotated.restore_sealed_under_old_key(saved)?; // sealed under a, before the rotation
     /// let report = rotated.check_hash_keys()?;
     /// assert_eq!(report.hashes_under(a.id()), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
