@@ -1076,3 +1076,87 @@ fn imports_are_for_administrators_and_keep_to_the_policy_and_the_clock() {
     );
     assert_eq!(ids.len(), 1);
 }
+
+/// A store whose key count fails while `down` is set, counting how often it is asked.
+struct Flaky {
+    inner: MemoryStore,
+    down: std::sync::atomic::AtomicBool,
+    asked: AtomicUsize,
+}
+
+impl TokenStore for Flaky {
+    fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError> {
+        self.inner.reserve_ids(n)
+    }
+    fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        self.inner.apply(changes)
+    }
+    fn get(&self, id: TokenId) -> Result<Option<Token>, StoreError> {
+        self.inner.get(id)
+    }
+    fn find_name(
+        &self,
+        owner: &UserId,
+        name: &api_tokens::TokenName,
+    ) -> Result<Option<TokenId>, StoreError> {
+        self.inner.find_name(owner, name)
+    }
+    fn query(&self, query: &Query, now: OffsetDateTime) -> Result<Vec<Token>, StoreError> {
+        self.inner.query(query, now)
+    }
+    fn count(&self, query: &Query, now: OffsetDateTime) -> Result<usize, StoreError> {
+        self.inner.count(query, now)
+    }
+    fn authenticate(
+        &self,
+        hash: &SecretHash,
+        check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
+    ) -> Result<bool, StoreError> {
+        self.inner.authenticate(hash, check)
+    }
+    fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<api_tokens::KeyUsage>, StoreError> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::backend(std::io::Error::other("database down")));
+        }
+        self.inner.key_usage(now)
+    }
+}
+
+#[test]
+fn a_failing_key_check_is_retried_at_most_once_a_second_and_never_passes_meanwhile() {
+    // The lazy check counts every hash in the store: a database hiccup must not turn every
+    // request into such a count. Requests in between are refused (the check never passed).
+    let store = Flaky {
+        inner: MemoryStore::new(),
+        down: std::sync::atomic::AtomicBool::new(false),
+        asked: AtomicUsize::new(0),
+    };
+    let (tokens, _) = tokens_on(store, key_a());
+    let (_, secret) = issue(&tokens, "ci");
+    tokens.store().down.store(true, Ordering::SeqCst);
+    for _ in 0..200 {
+        let d = tokens.authenticate(secret.expose(), &ctx()).unwrap_err();
+        assert_eq!(d.kind(), DenialKind::Store);
+    }
+    let asked = tokens.store().asked.load(Ordering::SeqCst);
+    assert!(
+        (1..10).contains(&asked),
+        "200 refused requests asked the store {asked} times"
+    );
+    // Back up: within a few retry intervals the check runs again and passes, for good.
+    tokens.store().down.store(false, Ordering::SeqCst);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tokens.authenticate(secret.expose(), &ctx()).is_err() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the check never ran again"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let asked = tokens.store().asked.load(Ordering::SeqCst);
+    for _ in 0..100 {
+        assert!(tokens.authenticate(secret.expose(), &ctx()).is_ok());
+    }
+    assert_eq!(tokens.store().asked.load(Ordering::SeqCst), asked);
+}
