@@ -18,7 +18,14 @@
 //!   write the store makes, in the background once the touch interval has passed (an
 //!   authentication never waits for it nor fails because of it: a row locked elsewhere or a
 //!   slow database delays only the bookkeeping, and a failed write keeps the uses for the next
-//!   flush), and on drop; a crash loses at most the uses of the last interval.
+//!   flush), and on drop; a crash loses at most the uses of the last interval. Flushes go
+//!   through one connection of their own besides the pool (so a write waiting on a row lock
+//!   never holds a connection a lookup needs), one at a time: a read waits for a flush in
+//!   flight and sees every use noted before it.
+//! * **Changes made by hand** in SQL are stamped like the store's own (clock, `NOTIFY`) and
+//!   move the revision (schema version 5), so a write the store prepared before them is
+//!   refused as a conflict rather than applied over them; a hash set to NULL loses its scheme
+//!   with it, so a process older than the scheme columns can still revoke.
 //! * **Lists parsed once**: authentication without a replica keeps each looked-up token's
 //!   parsed permissions and allowlist, keyed on the row's revision *and* change clock value,
 //!   so an `UPDATE` made by hand in SQL is seen at the next request.
@@ -118,6 +125,11 @@ pub(crate) struct Pg {
     touch_interval: Duration,
     /// A last-use flush started by authentication is running (at most one at a time).
     flushing: AtomicBool,
+    /// The connection last-use writes go through, outside the pool: a write waiting on a row
+    /// locked elsewhere never holds a connection a lookup or a management call needs. Its lock
+    /// also orders flushes, so a read that flushes first waits for one in flight and sees
+    /// every use noted before it.
+    flush_slot: Slot,
     /// Parsed permission lists and allowlists of looked-up tokens, by id, revision and change
     /// clock value.
     rules: RuleCache,
@@ -233,9 +245,11 @@ impl Pg {
             >= self.touch_interval
     }
 
-    /// Writes every buffered last use in one statement, within the store's timeout; on failure
-    /// (a timeout included) they stay buffered.
+    /// Writes every buffered last use in one statement on the flush connection, within the
+    /// store's timeout; on failure (a timeout included) they stay buffered. Waits for a flush
+    /// in flight first.
     pub(crate) async fn flush(&self) -> Result<(), StoreError> {
+        let mut slot = self.flush_slot.clone().lock_owned().await;
         let batch = self.pending().take();
         *self.last_flush.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         if batch.is_empty() {
@@ -243,13 +257,20 @@ impl Pg {
         }
         let limit = self.timeout;
         let write = async {
-            let mut conn = self.conn().await?;
-            write_last_uses(conn.session()?, &batch).await
+            if slot.as_ref().is_none_or(|s| !s.usable()) {
+                *slot = Some(Session::new(connect(&self.config).await?));
+            }
+            match slot.as_mut() {
+                Some(session) => write_last_uses(session, &batch).await,
+                None => Err(corrupt("flush connection missing")),
+            }
         };
         let r = tokio::time::timeout(limit, write)
             .await
             .unwrap_or_else(|_| Err(StoreError::backend(TimedOut(limit))));
         if r.is_err() {
+            // The connection may have been left mid-transaction: the next flush opens another.
+            *slot = None;
             for (id, used) in batch {
                 self.note_use(id, used);
             }
@@ -280,7 +301,7 @@ impl Pg {
     }
 
     async fn flush_if_pending(&self) -> Result<(), StoreError> {
-        if self.pending().is_empty() {
+        if self.pending().is_empty() && !self.flushing.load(Acquire) {
             Ok(())
         } else {
             self.flush().await
@@ -769,6 +790,7 @@ impl PostgresStore {
             last_flush: Mutex::new(Instant::now()),
             touch_interval: options.touch_interval,
             flushing: AtomicBool::new(false),
+            flush_slot: Arc::new(tokio::sync::Mutex::new(None)),
             rules: RuleCache::default(),
         });
         let store = Self { rt: Some(rt), pg };
@@ -786,14 +808,8 @@ impl PostgresStore {
     /// Backend failures; the uses stay buffered for the next attempt.
     pub fn flush(&self) -> Result<(), StoreError> {
         let pg = self.pg.clone();
-        self.pg.block(async move {
-            // A flush that authentication started may hold some of the uses: let it end first
-            // (it puts them back if it fails), so none is left behind.
-            while pg.flushing.load(Acquire) {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            pg.flush().await
-        })
+        // A flush in flight (started by authentication) is waited for: none is left behind.
+        self.pg.block(async move { pg.flush().await })
     }
 
     /// Forgets deletion records older than `keep` (replicas use them to learn of deletions).
