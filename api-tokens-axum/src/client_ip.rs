@@ -129,7 +129,10 @@ impl ClientAddress {
         let mut last = peer;
         let mut hops = 0;
         for value in values.iter().rev() {
-            for element in split_list(value).into_iter().rev() {
+            let Some(elements) = split_list(value) else {
+                return Some(Walk::Unknown);
+            };
+            for element in elements.into_iter().rev() {
                 let element = element.trim_matches([' ', '\t']);
                 if element.is_empty() {
                     continue;
@@ -164,8 +167,10 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Splits a header list at commas outside quoted strings (RFC 7230 `#rule`, RFC 7239).
-fn split_list(value: &str) -> Vec<&str> {
+/// Splits a header list at commas outside quoted strings (RFC 7230 `#rule`, RFC 7239); `None`
+/// when the value ends inside a quoted string or right after a `\` escape in one (fail closed:
+/// an unclosed quote would otherwise swallow the elements that later hops appended).
+fn split_list(value: &str) -> Option<Vec<&str>> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut quoted = false;
@@ -176,14 +181,17 @@ fn split_list(value: &str) -> Vec<&str> {
             '\\' if quoted => escaped = true,
             '"' => quoted = !quoted,
             ',' if !quoted => {
-                out.push(value.get(start..i).unwrap_or_default());
+                out.push(value.get(start..i)?);
                 start = i + 1;
             }
             _ => {}
         }
     }
-    out.push(value.get(start..).unwrap_or_default());
-    out
+    if quoted || escaped {
+        return None;
+    }
+    out.push(value.get(start..)?);
+    Some(out)
 }
 
 /// An `X-Forwarded-For` entry: an address, `v4:port`, `[v6]` or `[v6]:port`.
@@ -193,24 +201,80 @@ fn xff_entry(entry: &str) -> Option<IpAddr> {
 
 /// The `for=` parameter of one `Forwarded` element (`for=192.0.2.60;proto=http`,
 /// `For="[2001:db8::1]:4711"`): the address, or `None` for `unknown`, obfuscated identifiers,
-/// a missing `for` and anything that is not an address.
+/// a missing or repeated `for` and anything that is not an address.
+///
+/// The element is read with RFC 7239's grammar: pairs separated by `;` (empty pairs allowed,
+/// whitespace around `;` tolerated), each `token "=" ( token / quoted-string )`. Any pair that
+/// does not parse (an unclosed quote, a dangling `\`, no `=`, an empty or non-token name or
+/// value, text after a closing quote) makes the whole element, and so the address, unknown: a
+/// parameter the client wrote must never hide or replace the one a proxy wrote.
 fn forwarded_for(element: &str) -> Option<IpAddr> {
     let mut found = None;
-    for pair in element.split(';') {
-        let (key, value) = pair.split_once('=')?;
-        if key.trim_matches([' ', '\t']).eq_ignore_ascii_case("for") {
+    let mut rest = element;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t']);
+        if let Some(after) = rest.strip_prefix(';') {
+            // An empty pair.
+            rest = after;
+            continue;
+        }
+        if rest.is_empty() {
+            return found;
+        }
+        let (key, after) = token(rest)?;
+        let after = after.strip_prefix('=')?;
+        let (value, after) = match after.strip_prefix('"') {
+            Some(quoted) => quoted_string(quoted)?,
+            None => {
+                let (value, after) = token(after)?;
+                (value.to_owned(), after)
+            }
+        };
+        if key.eq_ignore_ascii_case("for") {
             if found.is_some() {
                 return None;
             }
-            let value = value.trim_matches([' ', '\t']);
-            let value = match value.strip_prefix('"') {
-                Some(rest) => rest.strip_suffix('"')?,
-                None => value,
-            };
-            found = Some(node(value)?);
+            found = Some(node(&value)?);
+        }
+        let after = after.trim_start_matches([' ', '\t']);
+        if after.is_empty() {
+            return found;
+        }
+        // After a pair: the next `;`, or the element is malformed.
+        rest = after.strip_prefix(';')?;
+    }
+}
+
+/// A leading RFC 7230 `token` (one or more `tchar`) and the text after it.
+fn token(text: &str) -> Option<(&str, &str)> {
+    let n = text
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b))
+        .count();
+    if n == 0 {
+        return None;
+    }
+    Some((text.get(..n)?, text.get(n..)?))
+}
+
+/// A quoted string's content (escapes removed) and the text after its closing quote; `text`
+/// starts just after the opening quote. `None` when it never closes or ends in an escape.
+fn quoted_string(text: &str) -> Option<(String, &str)> {
+    let mut out = String::new();
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if escaped {
+            out.push(c);
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            return Some((out, text.get(i + 1..)?));
+        } else {
+            out.push(c);
         }
     }
-    found
+    None
 }
 
 /// A node: `v4`, `v4:port`, `[v6]`, `[v6]:port`, or a bare IPv6 address.
@@ -272,6 +336,22 @@ mod tests {
             ("for=\"1.2.3.4", None),
             ("for=1.2.3.4:99999999", None),
             ("garbage", None),
+            // RFC 7239 grammar: empty pairs are allowed, quoted `;` and `,` stay in their value.
+            ("for=192.0.2.60;", Some("192.0.2.60")),
+            (";for=192.0.2.60;;proto=http", Some("192.0.2.60")),
+            ("x=\"a;for=6.6.6.6\";for=192.0.2.60", Some("192.0.2.60")),
+            ("x=\"a\\\"b;c\";for=192.0.2.60", Some("192.0.2.60")),
+            // Malformed pairs anywhere make the element unknown (fail closed).
+            ("for=1.2.3.4;x=\"", None),
+            ("for=1.2.3.4;x=\"abc\\", None),
+            ("for=1.2.3.4;x=\"abc\\\"", None),
+            ("for=1.2.3.4;x", None),
+            ("for=1.2.3.4;x=", None),
+            ("for=1.2.3.4;=y", None),
+            ("for=1.2.3.4;x=\"a\"b", None),
+            ("for=1.2.3.4 proto=http", None),
+            ("for=1.2.3.4;x=a b", None),
+            ("for=\"1.2.3.4\"\"", None),
         ] {
             assert_eq!(forwarded_for(element), expected.map(ip), "{element}");
         }

@@ -240,3 +240,57 @@ async fn without_the_peer_address_allowlists_fail_closed() {
         .count();
     assert_eq!(warnings, 1, "warned once: {}", logs.all());
 }
+
+/// Review 3, #1: the client sent `Forwarded: for=1.2.3.4;x="` and the trusted proxy appended its
+/// own element to the same field. The unclosed quote must not swallow the proxy's element and
+/// hand the client the address it chose: the element is malformed, so the address is unknown.
+#[test]
+fn forwarded_with_an_unclosed_quote_does_not_let_the_client_choose_its_address() {
+    let proxies = ClientAddress::behind_proxies("10.0.0.0/8".parse().unwrap()).forwarded();
+    let peer = Some("10.0.0.1".parse().unwrap());
+    for value in [
+        r#"for=1.2.3.4;x=", for=6.6.6.6"#,
+        r#"for=1.2.3.4;x=", for="[2001:db8::66]:4711""#,
+        r#"for=1.2.3.4;x="abc\"#,
+        // A malformed element where the walk reads: unknown.
+        r#"for=6.6.6.6, for=1.2.3.4;x"#,
+        r#"for=6.6.6.6, for=1.2.3.4;x="a"b"#,
+        r#"for=6.6.6.6, for=1.2.3.4 by=x"#,
+    ] {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert("forwarded", value.parse().unwrap());
+        assert_eq!(proxies.resolve(peer, &h), None, "{value}");
+    }
+    // A malformed element left of the client is never read (as junk in X-Forwarded-For).
+    let mut h = axum::http::HeaderMap::new();
+    h.insert(
+        "forwarded",
+        r#"for=1.2.3.4;x, for=6.6.6.6"#.parse().unwrap(),
+    );
+    assert_eq!(proxies.resolve(peer, &h), Some("6.6.6.6".parse().unwrap()));
+    // Quoted `;` and `,` inside another parameter are that parameter's, not separators.
+    let mut h = axum::http::HeaderMap::new();
+    h.insert(
+        "forwarded",
+        r#"for=1.2.3.4;x="a;for=9.9.9.9, for=8.8.8.8", for=6.6.6.6"#
+            .parse()
+            .unwrap(),
+    );
+    assert_eq!(proxies.resolve(peer, &h), Some("6.6.6.6".parse().unwrap()));
+}
+
+#[tokio::test]
+async fn a_forwarded_spoof_with_an_unclosed_quote_does_not_pass_an_ip_allowlist() {
+    let f = Fixture::new();
+    let (_, office) = f.token("office-only", "1.2.3.4/32");
+    let server = serve(app(AuthLayer::new(f.tokens.clone()).client_address(
+        ClientAddress::behind_proxies("127.0.0.0/8".parse().unwrap()).forwarded(),
+    )))
+    .await;
+    // 127.0.0.1 plays the trusted proxy, which appended the real client 6.6.6.6.
+    let spoof = [("Forwarded", r#"for=1.2.3.4;x=", for=6.6.6.6"#)];
+    assert_eq!(status(server.addr, &office, &spoof).await, 403);
+    // The well-formed header from the client's address still passes.
+    let honest = [("Forwarded", "for=1.2.3.4;proto=https")];
+    assert_eq!(status(server.addr, &office, &honest).await, 200);
+}
