@@ -44,8 +44,14 @@ use crate::require::RequireLayer;
 /// // axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
 /// ```
 ///
-/// Authentication does no I/O with the in-memory and SQLite stores and replicas (the core's
-/// rule), so the layer calls it in place, on the request's task.
+/// **Which stores may authenticate in place.** The layer calls [`Tokens::authenticate`] in
+/// place, on the request's task: right for stores whose lookup never waits, `MemoryStore` and
+/// a `Replica` (an in-memory copy). A `SqliteStore` runs a `SELECT` (and at times a last-use
+/// write that can wait for the write lock up to its busy timeout), and a bare `PostgresStore`
+/// waits on the network: in place, such a lookup blocks an executor thread, and on a
+/// current-thread runtime or with few workers every connection waits, public routes too. With
+/// those stores use [`AuthLayer::blocking`] (each authentication on tokio's blocking pool), or
+/// put a `Replica` in front.
 ///
 /// Public routes: put them beside the layered router (`Router::merge`), layer only a nested
 /// router, or make the layer [`optional`](AuthLayer::optional).
@@ -157,6 +163,128 @@ impl<S: TokenStore + 'static> AuthLayer<S> {
     /// The `Tokens` the layer authenticates with.
     pub fn tokens(&self) -> &Tokens<S> {
         &self.shared.tokens
+    }
+
+    /// This layer, authenticating on tokio's blocking pool (`spawn_blocking`) instead of in
+    /// place: for stores whose lookup waits on a database (`SqliteStore`, a bare
+    /// `PostgresStore`), so a slow lookup holds a blocking thread and never an executor thread.
+    /// Costs a blocking-pool hop and a boxed future per request; `MemoryStore` and `Replica`
+    /// do not need it.
+    ///
+    /// ```
+    /// use api_tokens::Tokens;
+    /// use api_tokens_axum::{AuthLayer, Authenticated};
+    /// use axum::{Router, routing::get};
+    ///
+    /// # let tokens = Tokens::in_memory(); // a SqliteStore or PostgresStore in practice
+    /// let app: Router = Router::new()
+    ///     .route("/zones", get(|Authenticated(g): Authenticated| async move { g.owner.to_string() }))
+    ///     .layer(AuthLayer::new(tokens).blocking());
+    /// ```
+    pub fn blocking(self) -> BlockingAuthLayer<S> {
+        BlockingAuthLayer {
+            shared: self.shared,
+        }
+    }
+}
+
+/// [`AuthLayer::blocking`]: an [`AuthLayer`] that authenticates on tokio's blocking pool.
+pub struct BlockingAuthLayer<S = MemoryStore> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> Clone for BlockingAuthLayer<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S> fmt::Debug for BlockingAuthLayer<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockingAuthLayer")
+            .field("sources", &self.shared.sources)
+            .field("client", &self.shared.client)
+            .field("optional", &self.shared.optional)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I, S> Layer<I> for BlockingAuthLayer<S> {
+    type Service = BlockingAuthService<I, S>;
+
+    fn layer(&self, inner: I) -> Self::Service {
+        BlockingAuthService {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The service [`BlockingAuthLayer`] wraps around the inner one.
+pub struct BlockingAuthService<I, S = MemoryStore> {
+    inner: I,
+    shared: Arc<Shared<S>>,
+}
+
+impl<I: Clone, S> Clone for BlockingAuthService<I, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<I: fmt::Debug, S> fmt::Debug for BlockingAuthService<I, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockingAuthService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The response future of [`BlockingAuthService`].
+pub type BlockingResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+impl<I, S, B> Service<Request<B>> for BlockingAuthService<I, S>
+where
+    I: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    I::Future: Send + 'static,
+    S: TokenStore + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = I::Error;
+    type Future = BlockingResponseFuture<I::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // The clone takes the place of the service made ready by `poll_ready`, which serves
+        // this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move {
+            let checked = tokio::task::spawn_blocking(move || {
+                let result = shared.check(&mut req);
+                (req, result)
+            })
+            .await;
+            match checked {
+                Ok((req, Ok(()))) => inner.call(req).await,
+                Ok((_, Err(refusal))) => Ok(refusal.into_response()),
+                // A panic in the store, or the runtime shutting down: as a store failure.
+                Err(e) => {
+                    tracing::error!("authentication did not complete on the blocking pool: {e}");
+                    Ok(Refusal::unavailable().into_response())
+                }
+            }
+        })
     }
 }
 

@@ -66,6 +66,15 @@ impl Refusal {
         }
     }
 
+    /// Authentication could not complete (503, as a store failure).
+    pub(crate) fn unavailable() -> Self {
+        Self {
+            public: PublicDenial::Unavailable,
+            no_credentials: false,
+            missing: None,
+        }
+    }
+
     /// The public form of `denial`; the missing permission only with `reveal_missing_permission`.
     pub fn from_denial(denial: &Denial, reveal_missing_permission: bool) -> Self {
         let missing = match denial {

@@ -522,3 +522,51 @@ async fn the_layer_wrapped_around_the_whole_router_serves_the_same() {
     assert_eq!(r.status, 403);
     task.abort();
 }
+
+/// Review 3, #4: a store whose lookup waits (a database) must not hold the executor. With
+/// `blocking()` the lookup waits on the blocking pool, so on this single-threaded runtime a
+/// public route is answered while one authentication waits in the store. (In place, without
+/// `blocking()`, the one runtime thread is the one waiting, and `/ping` is not answered until
+/// the gate's timeout.)
+#[tokio::test]
+async fn a_blocking_layer_keeps_the_executor_free_while_a_lookup_waits() {
+    let f = Fixture::new();
+    f.tokens.check_hash_keys().unwrap();
+    let secret = f.issue("t", "*");
+    let app = Router::new()
+        .route("/zones", get(whoami))
+        .layer(AuthLayer::new(f.tokens.clone()).blocking())
+        .merge(Router::new().route("/ping", get(|| async { "pong" })));
+    let server = serve(app).await;
+    let a = server.addr;
+
+    // The blocking layer answers as the layer does.
+    assert_eq!(
+        call(a, "GET", "/zones", &secret, None).await.body,
+        "alice via token 1"
+    );
+    assert_eq!(http_get(a, "/zones", None).await.status, 401);
+    assert_eq!(call(a, "GET", "/zones", "tok_nope", None).await.status, 401);
+
+    let gate = || f.tokens.store().auth_gate();
+    gate().close();
+    let held = tokio::spawn({
+        let secret = secret.clone();
+        async move { call(a, "GET", "/zones", &secret, None).await }
+    });
+    let deadline = std::time::Instant::now() + support::TIMEOUT;
+    while gate().waiting() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(gate().waiting(), 1, "the authentication reached the store");
+    let r = http_get(a, "/ping", None).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "pong"));
+    assert_eq!(
+        gate().waiting(),
+        1,
+        "answered while the lookup still waited"
+    );
+    gate().open();
+    let r = held.await.unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "alice via token 1"));
+}

@@ -176,6 +176,7 @@ pub struct CountingStore {
     calls: AtomicUsize,
     fail: Mutex<Option<fn() -> StoreError>>,
     gate: Gate,
+    auth_gate: Gate,
 }
 
 impl CountingStore {
@@ -201,6 +202,11 @@ impl CountingStore {
     /// The gate `query` waits at while closed.
     pub fn gate(&self) -> &Gate {
         &self.gate
+    }
+
+    /// The gate `authenticate` waits at while closed (a database lookup that waits).
+    pub fn auth_gate(&self) -> &Gate {
+        &self.auth_gate
     }
 
     fn enter(&self) -> Result<(), StoreError> {
@@ -285,6 +291,7 @@ impl TokenStore for CountingStore {
     ) -> Result<bool, StoreError> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         self.enter()?;
+        self.auth_gate.pass();
         self.inner.authenticate(hash, check)
     }
 }
