@@ -24,15 +24,35 @@
 //! **Who the caller is** is the host's: an [`ActorMapping`] turns a request into an
 //! [`Actor`]. The default, [`FromGrant`], takes the [`Grant`](api_tokens::Grant) of an
 //! [`AuthLayer`](crate::AuthLayer) in front: the token's owner, holding the token's effective
-//! permissions, managing its own tokens (and everyone's when the grant holds the admin
-//! permission the host names). [`actor_from_fn`] maps a request any other way (a session).
+//! permissions, managing its own tokens only when the grant holds the management permission
+//! the host names ([`FromGrant::new`]; without it every call is refused, 403), and everyone's
+//! when it holds the admin permission the host names. [`actor_from_fn`] maps a request any
+//! other way (a session).
+//!
+//! **A token cannot outlive or outreach itself**: when the request was authenticated with an
+//! API token (it carries a [`Grant`](api_tokens::Grant), whatever the mapping), the tokens it
+//! creates, changes, regenerates or enables may not expire later than the calling token nor
+//! admit an address its allowlist refuses ([`TokenBounds`]; `beyond_calling_token`, 403).
 //!
 //! **A caller acts only on tokens that can do no more than it can**: regenerating, changing,
 //! enabling, disabling or deleting a token whose effective permissions (its own, within its
 //! owner's current rights) exceed the caller's privileges is refused (`permissions_not_held`,
 //! 403). Without it, a token holding only `dns.read` could regenerate its owner's `*` token and
 //! read the new secret. Creating is bounded by the core already (a caller cannot grant what it
-//! does not hold).
+//! does not hold). When a token's owner is inactive or unknown to the directory, the token's
+//! own permissions (not intersected with the owner's current rights, which are none) are
+//! compared: they bound what the token carries if the owner comes back, so a limited admin
+//! cannot take a secret that regains `*` later (fail closed), and can still disable or delete
+//! the token when its permissions are within its own.
+//!
+//! **Cross-site requests**: a request whose `Content-Type` is present and not
+//! `application/json` is refused (415) on every state-changing route, even with an empty body.
+//! A browser sends a cross-site form post (`application/x-www-form-urlencoded`,
+//! `multipart/form-data`, `text/plain`) without asking the server first, but not a JSON one.
+//! That is the only guard against cross-site request forgery here: an [`ActorMapping`] that
+//! reads a browser session (a cookie) also needs `SameSite` cookies or a CSRF token of the
+//! host's; API tokens in `Authorization` are not sent by browsers on their own and need
+//! neither.
 //!
 //! **Management never blocks the executor**: each call runs on tokio's blocking pool
 //! (`spawn_blocking`, the core's documented path for stores that wait on a network), so a slow
@@ -42,8 +62,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use api_tokens::{
-    Actor, Error, Forbidden, Issued, MemoryStore, NewToken, Permission, Query, Status, StoreError,
-    Token, TokenId, TokenSecret, TokenStore, TokenUpdate, Tokens,
+    Actor, Error, Forbidden, Grant, Issued, MemoryStore, NewToken, Permission, Query, Status,
+    StoreError, Token, TokenId, TokenSecret, TokenStore, TokenUpdate, Tokens,
 };
 use axum::Router;
 use axum::body::Body;
@@ -56,10 +76,12 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::Value;
 
+mod bounds;
 mod error;
 pub mod list;
 pub mod request;
 
+pub use bounds::TokenBounds;
 pub use error::ApiError;
 
 use crate::layer::grant_of;
@@ -103,23 +125,44 @@ pub trait ActorMapping<S>: Send + Sync + 'static {
 
 /// The default [`ActorMapping`]: the caller is the owner of the token the
 /// [`AuthLayer`](crate::AuthLayer) authenticated, holding the grant's permissions (the
-/// token's, within the owner's current rights), managing its own tokens; and everyone's when
-/// the grant allows the [admin permission](FromGrant::admin_permission).
+/// token's, within the owner's current rights). It manages its own tokens only when the grant
+/// allows the management permission the host names (Zabbix's *Manage API tokens* role right),
+/// and everyone's when the grant allows the [admin permission](FromGrant::admin_permission).
+/// A grant with neither is refused every call (403, `cannot_manage_tokens`): a token made to
+/// read DNS zones is not, by default, a token that mints tokens.
 ///
-/// A request without a grant is refused with 401.
+/// A request without a grant is refused with 401. The tokens such a caller creates or changes
+/// stay within its token's expiry and allowlist ([`TokenBounds`]).
+///
+/// [`FromGrant::default`] names no management permission and so refuses every caller: it is
+/// what [`SelfService::new`] starts with, until the host names one with
+/// [`SelfService::actors`].
+///
+/// ```
+/// use api_tokens::permission;
+/// use api_tokens_axum::manage::FromGrant;
+///
+/// let actors = FromGrant::new(permission!("tokens.manage"))
+///     .admin_permission(permission!("tokens.admin"));
+/// # let _ = actors;
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct FromGrant {
+    manage: Option<Permission>,
     admin: Option<Permission>,
 }
 
 impl FromGrant {
-    /// No admins: every caller manages its own tokens.
-    pub fn new() -> Self {
-        Self::default()
+    /// Callers whose grant allows `manage` manage their own tokens; no admins.
+    pub fn new(manage: Permission) -> Self {
+        Self {
+            manage: Some(manage),
+            admin: None,
+        }
     }
 
     /// Callers whose grant allows `permission` manage everyone's tokens (Zabbix's Super
-    /// admin), within their own privileges.
+    /// admin), within their own privileges. It implies the management permission.
     #[must_use]
     pub fn admin_permission(mut self, permission: Permission) -> Self {
         self.admin = Some(permission);
@@ -132,6 +175,14 @@ impl<S: TokenStore + 'static> ActorMapping<S> for FromGrant {
         let grant = grant_of(&parts.extensions)?;
         let mut actor = Actor::user(grant.owner.clone()).privileges(grant.permissions.clone());
         actor.manage_others = self.admin.as_ref().is_some_and(|p| grant.allows(p));
+        actor.manage_tokens =
+            actor.manage_others || self.manage.as_ref().is_some_and(|p| grant.allows(p));
+        if self.manage.is_none() && self.admin.is_none() {
+            tracing::warn!(
+                "self-service refused: FromGrant names no management permission \
+                 (use `FromGrant::new(permission!(\"tokens.manage\"))`)"
+            );
+        }
         Ok(actor)
     }
 }
@@ -207,6 +258,36 @@ pub struct SelfService<S = MemoryStore, M = FromGrant> {
     tokens: Tokens<S>,
     actors: M,
     limits: Limits,
+    credentials_parameter: Option<String>,
+}
+
+/// Who calls a self-service operation: the [`Actor`], and when the request was authenticated
+/// with an API token, that token's [`TokenBounds`]. An `Actor` converts into a caller without
+/// bounds (for hosts calling the operations themselves); [`SelfService::caller`] reads both
+/// from a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Caller {
+    /// The actor the core checks.
+    pub actor: Actor,
+    /// The calling token's bounds, if a token authenticated the request.
+    pub bounds: Option<TokenBounds>,
+}
+
+impl Caller {
+    /// `actor`, bounded by `bounds` when given.
+    pub fn new(actor: Actor, bounds: Option<TokenBounds>) -> Self {
+        Self { actor, bounds }
+    }
+}
+
+impl From<Actor> for Caller {
+    fn from(actor: Actor) -> Self {
+        Self {
+            actor,
+            bounds: None,
+        }
+    }
 }
 
 impl<S, M: std::fmt::Debug> std::fmt::Debug for SelfService<S, M> {
@@ -220,12 +301,15 @@ impl<S, M: std::fmt::Debug> std::fmt::Debug for SelfService<S, M> {
 
 impl<S: TokenStore + 'static> SelfService<S, FromGrant> {
     /// The API over `tokens`, callers from the [`AuthLayer`](crate::AuthLayer)'s grant
-    /// ([`FromGrant`]), default [`Limits`].
+    /// ([`FromGrant`]), default [`Limits`]. No management permission is named yet, so every
+    /// caller is refused (403) until [`actors`](SelfService::actors) names one, e.g.
+    /// `.actors(FromGrant::new(permission!("tokens.manage")))`.
     pub fn new(tokens: Tokens<S>) -> Self {
         Self {
             tokens,
-            actors: FromGrant::new(),
+            actors: FromGrant::default(),
             limits: Limits::default(),
+            credentials_parameter: None,
         }
     }
 }
@@ -237,7 +321,17 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> SelfService<S, M> {
             tokens: self.tokens,
             actors,
             limits: self.limits,
+            credentials_parameter: self.credentials_parameter,
         }
+    }
+
+    /// The query parameter the [`AuthLayer`](crate::AuthLayer) reads secrets from
+    /// ([`SecretSources::query_parameter_leak_risk`](crate::SecretSources::query_parameter_leak_risk)):
+    /// the list ignores it instead of refusing it as an unknown filter.
+    #[must_use]
+    pub fn credentials_query_parameter(mut self, name: &str) -> Self {
+        self.credentials_parameter = Some(name.to_owned());
+        self
     }
 
     /// Uses `limits`.
@@ -260,11 +354,39 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> SelfService<S, M> {
         self.actors.actor(parts, &self.tokens).await
     }
 
+    /// The caller of a request: its [`actor`](SelfService::actor), and when the request
+    /// carries a [`Grant`] (an API token authenticated it), the bounds of that token, read
+    /// from the store. The router's handlers call the operations with this.
+    ///
+    /// # Errors
+    /// The mapping's refusal; 401 when the calling token is gone from the store; a store
+    /// failure.
+    pub async fn caller(&self, parts: &Parts) -> Result<Caller, ApiError> {
+        let actor = self.actor(parts).await?;
+        let Some(id) = parts.extensions.get::<Grant>().map(|g| g.token) else {
+            return Ok(Caller::from(actor));
+        };
+        let token = run(&self.tokens, move |t| {
+            t.store().get(id).map_err(Error::Store)
+        })
+        .await?;
+        match token {
+            Some(token) => Ok(Caller::new(actor, Some(TokenBounds::of(&token)))),
+            // Deleted since it authenticated this request: no bounds to keep, refuse.
+            None => Err(ApiError::Refused(crate::Refusal::invalid_token())),
+        }
+    }
+
     /// [`Tokens::list`].
     ///
     /// # Errors
     /// As [`Tokens::list`].
-    pub async fn list(&self, actor: Actor, query: Query) -> Result<Vec<Token>, ApiError> {
+    pub async fn list(
+        &self,
+        caller: impl Into<Caller>,
+        query: Query,
+    ) -> Result<Vec<Token>, ApiError> {
+        let actor = caller.into().actor;
         run(&self.tokens, move |t| t.list(&actor, &query)).await
     }
 
@@ -272,37 +394,71 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> SelfService<S, M> {
     ///
     /// # Errors
     /// As [`Tokens::get`].
-    pub async fn get(&self, actor: Actor, id: TokenId) -> Result<Token, ApiError> {
+    pub async fn get(&self, caller: impl Into<Caller>, id: TokenId) -> Result<Token, ApiError> {
+        let actor = caller.into().actor;
         run(&self.tokens, move |t| t.get(&actor, id)).await
     }
 
     /// [`Tokens::issue`]: a token and its secret in one step.
     ///
     /// # Errors
-    /// As [`Tokens::issue`].
-    pub async fn issue(&self, actor: Actor, new: NewToken) -> Result<Issued, ApiError> {
+    /// As [`Tokens::issue`], and the caller's [`TokenBounds`].
+    pub async fn issue(
+        &self,
+        caller: impl Into<Caller>,
+        new: NewToken,
+    ) -> Result<Issued, ApiError> {
+        let Caller { actor, bounds } = caller.into();
+        if let Some(b) = &bounds {
+            b.check(new.expiry, &new.allowlist, None)?;
+        }
         run(&self.tokens, move |t| t.issue(&actor, new)).await
     }
 
     /// [`Tokens::create`]: tokens without secrets, all or none.
     ///
     /// # Errors
-    /// More than [`Limits::max_batch`] items; as [`Tokens::create`].
-    pub async fn create(&self, actor: Actor, new: Vec<NewToken>) -> Result<Vec<TokenId>, ApiError> {
+    /// More than [`Limits::max_batch`] items; as [`Tokens::create`]; the caller's
+    /// [`TokenBounds`].
+    pub async fn create(
+        &self,
+        caller: impl Into<Caller>,
+        new: Vec<NewToken>,
+    ) -> Result<Vec<TokenId>, ApiError> {
         self.check_batch("tokens", new.len())?;
+        let Caller { actor, bounds } = caller.into();
+        if let Some(b) = &bounds {
+            for (i, n) in new.iter().enumerate() {
+                b.check(n.expiry, &n.allowlist, request::position(i, new.len()))?;
+            }
+        }
         run(&self.tokens, move |t| t.create(&actor, new)).await
     }
 
     /// [`Tokens::update`] of one token; returns it as it is now.
     ///
     /// # Errors
-    /// As [`Tokens::update`], and the containment rule (see the [module](self)).
-    pub async fn update(&self, actor: Actor, update: TokenUpdate) -> Result<Token, ApiError> {
-        run(&self.tokens, move |t| {
+    /// As [`Tokens::update`], the containment rule (see the [module](self)), and the caller's
+    /// [`TokenBounds`] (the token as it would be after the change).
+    pub async fn update(
+        &self,
+        caller: impl Into<Caller>,
+        update: TokenUpdate,
+    ) -> Result<Token, ApiError> {
+        let Caller { actor, bounds } = caller.into();
+        run(&self.tokens, move |t| -> Result<Token, ApiError> {
             let id = update.id;
-            contained(t, &actor, &[id])?;
+            contained(t, &actor, &[id], None)?;
+            if let Some(b) = &bounds {
+                let now = t.get(&actor, id)?;
+                b.check(
+                    update.expiry.unwrap_or(now.expiry),
+                    update.allowlist.as_ref().unwrap_or(&now.allowlist),
+                    None,
+                )?;
+            }
             t.update(&actor, [update])?;
-            t.get(&actor, id)
+            Ok(t.get(&actor, id)?)
         })
         .await
     }
@@ -311,18 +467,19 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> SelfService<S, M> {
     /// all, the default).
     ///
     /// # Errors
-    /// As [`Tokens::generate_with`], more than [`Limits::max_batch`] ids, and the containment
-    /// rule.
+    /// As [`Tokens::generate_with`], more than [`Limits::max_batch`] ids, the containment
+    /// rule, and the caller's [`TokenBounds`] (each token regenerated).
     pub async fn regenerate(
         &self,
-        actor: Actor,
+        caller: impl Into<Caller>,
         ids: Vec<TokenId>,
         grace: api_tokens::time::Duration,
     ) -> Result<Vec<(TokenId, TokenSecret)>, ApiError> {
         self.check_batch("ids", ids.len())?;
-        run(&self.tokens, move |t| {
-            contained(t, &actor, &ids)?;
-            t.generate_with(&actor, ids, grace, &mut rand::rng())
+        let Caller { actor, bounds } = caller.into();
+        run(&self.tokens, move |t| -> Result<_, ApiError> {
+            contained(t, &actor, &ids, bounds.as_ref())?;
+            Ok(t.generate_with(&actor, ids, grace, &mut rand::rng())?)
         })
         .await
     }
@@ -330,17 +487,20 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> SelfService<S, M> {
     /// [`Tokens::set_status`]: mass enable/disable.
     ///
     /// # Errors
-    /// As [`Tokens::set_status`], more than [`Limits::max_batch`] ids, and the containment rule.
+    /// As [`Tokens::set_status`], more than [`Limits::max_batch`] ids, the containment rule,
+    /// and, when enabling, the caller's [`TokenBounds`] (each token enabled).
     pub async fn set_status(
         &self,
-        actor: Actor,
+        caller: impl Into<Caller>,
         ids: Vec<TokenId>,
         status: Status,
     ) -> Result<Vec<TokenId>, ApiError> {
         self.check_batch("ids", ids.len())?;
-        run(&self.tokens, move |t| {
-            contained(t, &actor, &ids)?;
-            t.set_status(&actor, ids, status)
+        let Caller { actor, bounds } = caller.into();
+        let bounds = bounds.filter(|_| status == Status::Enabled);
+        run(&self.tokens, move |t| -> Result<_, ApiError> {
+            contained(t, &actor, &ids, bounds.as_ref())?;
+            Ok(t.set_status(&actor, ids, status)?)
         })
         .await
     }
@@ -349,11 +509,16 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> SelfService<S, M> {
     ///
     /// # Errors
     /// As [`Tokens::delete`], more than [`Limits::max_batch`] ids, and the containment rule.
-    pub async fn delete(&self, actor: Actor, ids: Vec<TokenId>) -> Result<Vec<TokenId>, ApiError> {
+    pub async fn delete(
+        &self,
+        caller: impl Into<Caller>,
+        ids: Vec<TokenId>,
+    ) -> Result<Vec<TokenId>, ApiError> {
         self.check_batch("ids", ids.len())?;
-        run(&self.tokens, move |t| {
-            contained(t, &actor, &ids)?;
-            t.delete(&actor, ids)
+        let actor = caller.into().actor;
+        run(&self.tokens, move |t| -> Result<_, ApiError> {
+            contained(t, &actor, &ids, None)?;
+            Ok(t.delete(&actor, ids)?)
         })
         .await
     }
@@ -386,45 +551,63 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> SelfService<S, M> {
 }
 
 /// Runs a management call on tokio's blocking pool.
-async fn run<S, T, F>(tokens: &Tokens<S>, op: F) -> Result<T, ApiError>
+async fn run<S, T, E, F>(tokens: &Tokens<S>, op: F) -> Result<T, ApiError>
 where
     S: TokenStore + 'static,
     T: Send + 'static,
-    F: FnOnce(&Tokens<S>) -> Result<T, Error> + Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+    F: FnOnce(&Tokens<S>) -> Result<T, E> + Send + 'static,
 {
     let tokens = tokens.clone();
     match tokio::task::spawn_blocking(move || op(&tokens)).await {
-        Ok(result) => result.map_err(ApiError::from),
+        Ok(result) => result.map_err(Into::into),
         // The call panicked (in a host's store or directory) or the runtime is shutting down.
         Err(e) => Err(ApiError::Tokens(Error::Store(StoreError::backend(e)))),
     }
 }
 
 /// The containment rule: every token of `ids` the actor can see may do no more than the actor
-/// (its permissions, within its owner's current rights, are within the actor's privileges).
+/// (its permissions, within its owner's current rights, are within the actor's privileges);
+/// and, with `bounds`, each is within the calling token's expiry and allowlist.
+///
+/// An owner the directory does not know as active has no current rights, so the token's own
+/// permissions are compared instead: they bound what it carries if the owner comes back (fail
+/// closed). Cost: a hash map of the ids and one sort, n log n.
 fn contained<S: TokenStore>(
     tokens: &Tokens<S>,
     actor: &Actor,
     ids: &[TokenId],
-) -> Result<(), Error> {
-    if actor.privileges.is_all() || ids.is_empty() {
+    bounds: Option<&TokenBounds>,
+) -> Result<(), ApiError> {
+    let check_permissions = !actor.privileges.is_all();
+    if ids.is_empty() || !(check_permissions || bounds.is_some()) {
         return Ok(());
     }
+    let mut first = std::collections::HashMap::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        first.entry(*id).or_insert(i);
+    }
+    let at = |id: TokenId| first.get(&id).copied().unwrap_or(usize::MAX);
     let mut visible = tokens.list(actor, &Query::new().ids(ids.iter().copied()))?;
-    let at = |id: TokenId| ids.iter().position(|i| *i == id).unwrap_or(usize::MAX);
     visible.sort_by_key(|t| at(t.id));
     for token in visible {
-        // An owner the directory no longer knows as active: the token works for nobody.
-        let Ok(owner) = tokens.actor(&token.owner) else {
-            continue;
-        };
-        let effective = token.permissions.intersection(&owner.privileges);
-        let missing = effective.not_covered_by(&actor.privileges);
-        if !missing.is_empty() {
-            return Err(Error::Forbidden {
-                index: request::position(at(token.id), ids.len()),
-                source: Forbidden::PermissionsBeyondActor { missing },
-            });
+        let index = request::position(at(token.id), ids.len());
+        if check_permissions {
+            let effective = match tokens.actor(&token.owner) {
+                Ok(owner) => token.permissions.intersection(&owner.privileges),
+                // Inactive, unknown, or the directory failed: the token's own permissions.
+                Err(_) => token.permissions.clone(),
+            };
+            let missing = effective.not_covered_by(&actor.privileges);
+            if !missing.is_empty() {
+                return Err(ApiError::Tokens(Error::Forbidden {
+                    index,
+                    source: Forbidden::PermissionsBeyondActor { missing },
+                }));
+            }
+        }
+        if let Some(b) = bounds {
+            b.check(token.expiry, &token.allowlist, index)?;
         }
     }
     Ok(())
@@ -483,21 +666,14 @@ async fn body_json(
             format!("the request body is larger than {limit} bytes"),
         )
     })?;
+    // A `Content-Type` that is there and not JSON is refused even with no body: a cross-site
+    // form post is sent so, and must not reach a state-changing route (see the module docs).
+    refuse_other_content_types(parts)?;
     if bytes.is_empty() && !required {
         return Ok(Value::Null);
     }
-    let is_json = parts
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(ApiError::bad_request(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "the request body must be JSON, sent as Content-Type: application/json",
-        ));
+    if parts.headers.get(CONTENT_TYPE).is_none() {
+        return Err(unsupported_media_type());
     }
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(
@@ -508,8 +684,34 @@ async fn body_json(
     })
 }
 
+/// 415 when the request has a `Content-Type` other than `application/json`.
+fn refuse_other_content_types(parts: &Parts) -> Result<(), ApiError> {
+    let Some(value) = parts.headers.get(CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let is_json = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(unsupported_media_type())
+    }
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::bad_request(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "the request body must be JSON, sent as Content-Type: application/json",
+    )
+}
+
 fn path_id(text: &str) -> Result<TokenId, ApiError> {
-    text.parse().map_err(|e| ApiError::invalid("id", None, &e))
+    text.parse()
+        .map_err(|e| ApiError::invalid_id("id", None, &e))
 }
 
 async fn list_tokens<S: TokenStore + 'static, M: ActorMapping<S>>(
@@ -520,7 +722,11 @@ async fn list_tokens<S: TokenStore + 'static, M: ActorMapping<S>>(
         async {
             let (parts, _) = req.into_parts();
             let actor = svc.actor(&parts).await?;
-            let query = list::query(parts.uri.query().unwrap_or_default(), svc.limits.max_page)?;
+            let query = list::query_ignoring(
+                parts.uri.query().unwrap_or_default(),
+                svc.limits.max_page,
+                svc.credentials_parameter.as_deref(),
+            )?;
             let tokens = svc.list(actor, query).await?;
             Ok(json(
                 StatusCode::OK,
@@ -538,7 +744,7 @@ async fn create_tokens<S: TokenStore + 'static, M: ActorMapping<S>>(
     respond(
         async {
             let (parts, body) = req.into_parts();
-            let actor = svc.actor(&parts).await?;
+            let actor = svc.caller(&parts).await?;
             let value = body_json(&parts, body, svc.limits.max_body_bytes, true).await?;
             if let Value::Array(items) = &value {
                 svc.check_batch("tokens", items.len())?;
@@ -547,7 +753,7 @@ async fn create_tokens<S: TokenStore + 'static, M: ActorMapping<S>>(
                     .enumerate()
                     .map(|(i, v)| request::new_token(v, request::position(i, items.len())))
                     .collect::<Result<Vec<_>, _>>()?;
-                let user = actor.user.clone();
+                let user = actor.actor.user.clone();
                 let ids = svc.create(actor, news).await?;
                 tracing::info!(actor = %user, tokens = ?ids, "tokens created");
                 return Ok(json(
@@ -556,7 +762,7 @@ async fn create_tokens<S: TokenStore + 'static, M: ActorMapping<S>>(
                 ));
             }
             let new = request::new_token(&value, None)?;
-            let user = actor.user.clone();
+            let user = actor.actor.user.clone();
             let issued = svc.issue(actor, new).await?;
             tracing::info!(actor = %user, token = issued.token.id.get(), "token issued");
             Ok(json(StatusCode::CREATED, &issued.reveal()))
@@ -589,11 +795,11 @@ async fn update_token<S: TokenStore + 'static, M: ActorMapping<S>>(
     respond(
         async {
             let (parts, body) = req.into_parts();
-            let actor = svc.actor(&parts).await?;
+            let actor = svc.caller(&parts).await?;
             let id = path_id(&id)?;
             let value = body_json(&parts, body, svc.limits.max_body_bytes, true).await?;
             let update = request::update(id, &value)?;
-            let user = actor.user.clone();
+            let user = actor.actor.user.clone();
             let token = svc.update(actor, update).await?;
             tracing::info!(actor = %user, token = id.get(), "token updated");
             Ok(json(StatusCode::OK, &token))
@@ -610,9 +816,10 @@ async fn delete_token<S: TokenStore + 'static, M: ActorMapping<S>>(
     respond(
         async {
             let (parts, _) = req.into_parts();
-            let actor = svc.actor(&parts).await?;
+            refuse_other_content_types(&parts)?;
+            let actor = svc.caller(&parts).await?;
             let id = path_id(&id)?;
-            let user = actor.user.clone();
+            let user = actor.actor.user.clone();
             svc.delete(actor, vec![id]).await?;
             tracing::info!(actor = %user, token = id.get(), "token deleted");
             Ok(no_store(StatusCode::NO_CONTENT.into_response()))
@@ -629,11 +836,11 @@ async fn regenerate_token<S: TokenStore + 'static, M: ActorMapping<S>>(
     respond(
         async {
             let (parts, body) = req.into_parts();
-            let actor = svc.actor(&parts).await?;
+            let actor = svc.caller(&parts).await?;
             let id = path_id(&id)?;
             let value = body_json(&parts, body, svc.limits.max_body_bytes, false).await?;
             let grace = request::regenerate_one(&value)?;
-            let user = actor.user.clone();
+            let user = actor.actor.user.clone();
             let mut secrets = svc.regenerate(actor, vec![id], grace).await?;
             tracing::info!(actor = %user, token = id.get(), "token regenerated");
             match secrets.pop() {
@@ -652,10 +859,10 @@ async fn regenerate_many<S: TokenStore + 'static, M: ActorMapping<S>>(
     respond(
         async {
             let (parts, body) = req.into_parts();
-            let actor = svc.actor(&parts).await?;
+            let actor = svc.caller(&parts).await?;
             let value = body_json(&parts, body, svc.limits.max_body_bytes, true).await?;
             let (ids, grace) = request::regenerate(&value, svc.limits.max_batch)?;
-            let user = actor.user.clone();
+            let user = actor.actor.user.clone();
             let secrets = svc.regenerate(actor, ids, grace).await?;
             let secrets: Vec<NewSecret> = secrets
                 .into_iter()
@@ -678,10 +885,10 @@ async fn mass<S: TokenStore + 'static, M: ActorMapping<S>>(
     status: Option<Status>,
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
-    let actor = svc.actor(&parts).await?;
+    let actor = svc.caller(&parts).await?;
     let value = body_json(&parts, body, svc.limits.max_body_bytes, true).await?;
     let ids = request::ids(&value, svc.limits.max_batch)?;
-    let user = actor.user.clone();
+    let user = actor.actor.user.clone();
     let done = match status {
         Some(status) => svc.set_status(actor, ids, status).await?,
         None => svc.delete(actor, ids).await?,

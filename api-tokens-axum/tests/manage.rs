@@ -5,7 +5,7 @@
 mod support;
 
 use api_tokens::{
-    Actor, NewToken, StaticDirectory, TokenId, Tokens, UserId, UserState, permission,
+    Actor, Expiry, NewToken, StaticDirectory, TokenId, Tokens, UserId, UserState, permission,
 };
 use api_tokens_axum::AuthLayer;
 use api_tokens_axum::manage::{FromGrant, Limits, SelfService};
@@ -24,9 +24,12 @@ fn tokens() -> T {
     let directory = StaticDirectory::new()
         .with(
             user("alice"),
-            UserState::Active("dns.*, mail.*".parse().unwrap()),
+            UserState::Active("dns.*, mail.*, tokens.manage".parse().unwrap()),
         )
-        .with(user("bob"), UserState::Active("dns.*".parse().unwrap()))
+        .with(
+            user("bob"),
+            UserState::Active("dns.*, tokens.manage".parse().unwrap()),
+        )
         .with(user("root"), UserState::Unrestricted);
     let t = Tokens::new(CountingStore::new()).with_directory(directory);
     // The startup check a host runs; otherwise the first authentication runs it, in the
@@ -53,7 +56,10 @@ fn app(tokens: &T, limits: Limits) -> Router {
         .nest(
             "/api/tokens",
             SelfService::new(tokens.clone())
-                .actors(FromGrant::new().admin_permission(permission!("tokens.admin")))
+                .actors(
+                    FromGrant::new(permission!("tokens.manage"))
+                        .admin_permission(permission!("tokens.admin")),
+                )
                 .limits(limits)
                 .router(),
         )
@@ -91,7 +97,7 @@ async fn a_user_issues_lists_changes_regenerates_and_deletes_its_own_tokens() {
         "/api/tokens",
         &alice,
         Some(
-            r#"{"name": "ci", "permissions": ["dns.read", "dns.edit"],
+            r#"{"name": "ci", "permissions": ["dns.read", "dns.edit", "tokens.manage"],
         "allowlist": "127.0.0.1", "expires_at": "2099-01-01T00:00:00Z", "description": "deploys"}"#,
         ),
     )
@@ -102,7 +108,10 @@ async fn a_user_issues_lists_changes_regenerates_and_deletes_its_own_tokens() {
     let ci_id = created["id"].as_u64().unwrap();
     let ci = created["secret"].as_str().unwrap().to_owned();
     assert!(ci.starts_with("tok_"));
-    assert_eq!(created["permissions"], json!(["dns.edit", "dns.read"]));
+    assert_eq!(
+        created["permissions"],
+        json!(["dns.edit", "dns.read", "tokens.manage"])
+    );
     assert_eq!(created["expires_at"], "2099-01-01T00:00:00Z");
     secrets.push(ci.clone());
     // The new secret works at once, from here.
@@ -245,8 +254,8 @@ async fn a_user_issues_lists_changes_regenerates_and_deletes_its_own_tokens() {
 async fn an_admin_manages_everyones_tokens_and_a_user_only_its_own() {
     let t = tokens();
     let (_, root) = bootstrap(&t, "root", "root-console", "*");
-    let (alices_id, alice) = bootstrap(&t, "alice", "console", "dns.*, mail.*");
-    let (bobs_id, bob) = bootstrap(&t, "bob", "bobs", "dns.read");
+    let (alices_id, alice) = bootstrap(&t, "alice", "console", "dns.*, mail.*, tokens.manage");
+    let (bobs_id, bob) = bootstrap(&t, "bob", "bobs", "dns.read, tokens.manage");
     let server = serve(app(&t, Limits::default())).await;
     let a = server.addr;
 
@@ -305,8 +314,8 @@ async fn an_admin_manages_everyones_tokens_and_a_user_only_its_own() {
 async fn a_narrow_token_cannot_act_on_a_wider_one() {
     let t = tokens();
     let (wide, _) = bootstrap(&t, "alice", "wide", "*");
-    let (narrow_id, narrow) = bootstrap(&t, "alice", "narrow", "dns.read");
-    let (_, other_narrow) = bootstrap(&t, "alice", "narrow-2", "dns.read");
+    let (narrow_id, narrow) = bootstrap(&t, "alice", "narrow", "dns.read, tokens.manage");
+    let (_, other_narrow) = bootstrap(&t, "alice", "narrow-2", "dns.read, tokens.manage");
     let server = serve(app(&t, Limits::default())).await;
     let a = server.addr;
 
@@ -622,4 +631,405 @@ async fn a_slow_store_does_not_block_the_executor() {
     t.store().gate().open();
     let r = listing.await.unwrap();
     assert_eq!(r.status, 200);
+}
+
+// ------------------------------------------------------------------------------------------
+// Review 3: a token must not mint or widen tokens beyond itself, containment fails closed,
+// no cross-site form posts, no secret echoed, query-string credentials and the list.
+
+/// A token issued by root with every field given.
+fn bootstrap_with(tokens: &T, new: NewToken) -> (TokenId, String) {
+    let issued = tokens.issue(&Actor::admin(user("root")), new).unwrap();
+    (issued.token.id, issued.secret.expose().to_owned())
+}
+
+fn in_seconds(s: i64) -> i64 {
+    api_tokens::time::OffsetDateTime::now_utc().unix_timestamp() + s
+}
+
+#[tokio::test]
+async fn managing_tokens_needs_the_management_permission_the_host_names() {
+    let t = tokens();
+    // alice's rights include tokens.manage; this token does not carry it.
+    let (_, reader) = bootstrap(&t, "alice", "reader", "dns.read");
+    let (_, manager) = bootstrap(&t, "alice", "manager", "dns.read, tokens.manage");
+    let server = serve(app(&t, Limits::default())).await;
+    let a = server.addr;
+    let r = call(a, "GET", "/api/tokens", &reader, None).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (403, Some("cannot_manage_tokens"))
+    );
+    let new = r#"{"name": "forever", "permissions": "dns.read"}"#;
+    assert_eq!(
+        call(a, "POST", "/api/tokens", &reader, Some(new))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        call(a, "GET", "/api/tokens", &manager, None).await.status,
+        200
+    );
+
+    // `SelfService::new` alone names no management permission: everyone is refused.
+    let (_, star) = bootstrap(&t, "root", "all", "*");
+    let bare = serve(
+        Router::new()
+            .nest("/api/tokens", SelfService::new(t.clone()).router())
+            .layer(AuthLayer::new(t.clone())),
+    )
+    .await;
+    assert_eq!(
+        call(bare.addr, "GET", "/api/tokens", &star, None)
+            .await
+            .status,
+        403
+    );
+}
+
+/// Review 3, #2: a token bound to an hour and 127.0.0.1/32 cannot mint a permanent or
+/// address-free token, strip its own bounds, or take the secret of a sibling beyond them.
+#[tokio::test]
+async fn a_short_lived_address_bound_token_cannot_mint_or_widen_beyond_itself() {
+    let t = tokens();
+    let hour = in_seconds(3600);
+    let (id, secret) = bootstrap_with(
+        &t,
+        NewToken::new("ci-job".parse().unwrap())
+            .owner(user("alice"))
+            .permissions("dns.read, tokens.manage".parse().unwrap())
+            .expiry(Expiry::from_unix(hour).unwrap())
+            .allowlist("127.0.0.1/32".parse().unwrap()),
+    );
+    let (forever, _) = bootstrap(&t, "alice", "forever", "dns.read");
+    let server = serve(app(&t, Limits::default())).await;
+    let a = server.addr;
+    let beyond = |r: &Reply, field: &str| {
+        assert_eq!(r.status, 403, "{}", r.body);
+        let v = r.json();
+        assert_eq!(v["code"], "beyond_calling_token", "{}", r.body);
+        assert_eq!(v["field"], field, "{}", r.body);
+    };
+
+    // Minting: no expiry, a later one, no allowlist, a wider one: refused.
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens",
+        &secret,
+        Some(r#"{"name": "x", "permissions": "dns.read"}"#),
+    )
+    .await;
+    beyond(&r, "expires_at");
+    let later = format!(
+        r#"{{"name": "x", "expires_at": {}, "allowlist": "127.0.0.1"}}"#,
+        hour + 60
+    );
+    beyond(
+        &call(a, "POST", "/api/tokens", &secret, Some(&later)).await,
+        "expires_at",
+    );
+    let open = format!(r#"{{"name": "x", "expires_at": {hour}}}"#);
+    beyond(
+        &call(a, "POST", "/api/tokens", &secret, Some(&open)).await,
+        "allowlist",
+    );
+    let wider = format!(r#"{{"name": "x", "expires_at": {hour}, "allowlist": "127.0.0.0/8"}}"#);
+    beyond(
+        &call(a, "POST", "/api/tokens", &secret, Some(&wider)).await,
+        "allowlist",
+    );
+    // A batch: the item beyond is named.
+    let batch = format!(
+        r#"[{{"name": "y", "expires_at": {hour}, "allowlist": "127.0.0.1"}}, {{"name": "z"}}]"#
+    );
+    let r = call(a, "POST", "/api/tokens", &secret, Some(&batch)).await;
+    beyond(&r, "expires_at");
+    assert_eq!(r.json()["index"], 1);
+    // Within the bounds: created.
+    let within = format!(
+        r#"{{"name": "x", "expires_at": {}, "allowlist": "127.0.0.1", "permissions": "dns.read"}}"#,
+        hour - 60
+    );
+    assert_eq!(
+        call(a, "POST", "/api/tokens", &secret, Some(&within))
+            .await
+            .status,
+        201
+    );
+
+    // Widening itself: refused; a change that keeps it within its bounds: fine.
+    let me = format!("/api/tokens/{id}");
+    beyond(
+        &call(a, "PATCH", &me, &secret, Some(r#"{"expires_at": null}"#)).await,
+        "expires_at",
+    );
+    beyond(
+        &call(a, "PATCH", &me, &secret, Some(r#"{"allowlist": []}"#)).await,
+        "allowlist",
+    );
+    let r = call(
+        a,
+        "PATCH",
+        &me,
+        &secret,
+        Some(r#"{"description": "nightly"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = call(a, "GET", &me, &secret, None).await;
+    assert_eq!(r.json()["allowlist"], json!(["127.0.0.1"]), "{}", r.body);
+    assert!(r.json()["expires_at"].is_string(), "{}", r.body);
+
+    // A permanent sibling: not regenerated (its secret would outlive the caller), not enabled
+    // again, but it may be disabled (that only takes away).
+    let sib = format!("/api/tokens/{forever}/regenerate");
+    beyond(&call(a, "POST", &sib, &secret, None).await, "expires_at");
+    let ids = format!(r#"{{"ids": [{forever}]}}"#);
+    assert_eq!(
+        call(a, "POST", "/api/tokens/disable", &secret, Some(&ids))
+            .await
+            .status,
+        200
+    );
+    beyond(
+        &call(a, "POST", "/api/tokens/enable", &secret, Some(&ids)).await,
+        "expires_at",
+    );
+    // Its own secret it may regenerate (within its bounds by definition).
+    assert_eq!(
+        call(a, "POST", &format!("{me}/regenerate"), &secret, None)
+            .await
+            .status,
+        200
+    );
+}
+
+/// A directory whose users' states a test changes.
+#[derive(Default, Clone)]
+struct Directory(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<UserId, UserState>>>);
+
+impl Directory {
+    fn set(&self, u: &str, s: UserState) {
+        self.0.lock().unwrap().insert(user(u), s);
+    }
+}
+
+impl api_tokens::UserDirectory for Directory {
+    fn user(&self, id: &UserId) -> UserState {
+        self.0
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .unwrap_or(UserState::Unknown)
+    }
+}
+
+/// Review 3, #3: while a token's owner is suspended, a limited admin cannot regenerate the
+/// owner's `*` token and keep a secret that regains `*` when the owner returns; it can still
+/// disable a token whose own permissions are within its own.
+#[tokio::test]
+async fn containment_compares_a_suspended_owners_token_by_its_own_permissions() {
+    let dir = Directory::default();
+    dir.set("root", UserState::Unrestricted);
+    dir.set(
+        "helpdesk",
+        UserState::Active("tokens.admin, dns.read".parse().unwrap()),
+    );
+    dir.set("bob", UserState::Unrestricted);
+    let t = Tokens::new(CountingStore::new()).with_directory(dir.clone());
+    t.check_hash_keys().unwrap();
+    let (_, helpdesk) = bootstrap_with(
+        &t,
+        NewToken::new("desk".parse().unwrap())
+            .owner(user("helpdesk"))
+            .permissions("tokens.admin, dns.read".parse().unwrap()),
+    );
+    let (bobs_star, _) = bootstrap_with(
+        &t,
+        NewToken::new("all".parse().unwrap())
+            .owner(user("bob"))
+            .permissions("*".parse().unwrap()),
+    );
+    let (bobs_read, _) = bootstrap_with(
+        &t,
+        NewToken::new("read".parse().unwrap())
+            .owner(user("bob"))
+            .permissions("dns.read".parse().unwrap()),
+    );
+    let server = serve(app(&t, Limits::default())).await;
+    let a = server.addr;
+    let regenerate = format!("/api/tokens/{bobs_star}/regenerate");
+    let r = call(a, "POST", &regenerate, &helpdesk, None).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    dir.set("bob", UserState::Inactive);
+    let r = call(a, "POST", &regenerate, &helpdesk, None).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (403, Some("permissions_not_held")),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("tok_"), "{}", r.body);
+    dir.set("bob", UserState::Unknown);
+    assert_eq!(
+        call(a, "POST", &regenerate, &helpdesk, None).await.status,
+        403
+    );
+    // Within its own permissions: allowed while bob is away.
+    let ids = format!(r#"{{"ids": [{bobs_read}]}}"#);
+    let r = call(a, "POST", "/api/tokens/disable", &helpdesk, Some(&ids)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Review 3, #5: a cross-site form post carries a form `Content-Type`; with a session-based
+/// mapping it must not regenerate (or delete) a token, even with no body.
+#[tokio::test]
+async fn a_form_content_type_is_refused_even_without_a_body() {
+    let t = tokens();
+    let (id, _) = bootstrap(&t, "alice", "deploy", "*");
+    let actors = api_tokens_axum::manage::actor_from_fn(|parts| {
+        match parts.headers.get("cookie").and_then(|v| v.to_str().ok()) {
+            Some("session=alice") => Ok(Actor::user(user("alice"))),
+            _ => Err(api_tokens_axum::Refusal::no_credentials().into()),
+        }
+    });
+    let app: Router = Router::new().nest(
+        "/api/tokens",
+        SelfService::new(t.clone()).actors(actors).router(),
+    );
+    let server = serve(app).await;
+    let path = format!("/api/tokens/{id}/regenerate");
+    for (method, path) in [
+        ("POST", path.as_str()),
+        ("DELETE", &format!("/api/tokens/{id}")),
+    ] {
+        for content_type in [
+            &b"application/x-www-form-urlencoded"[..],
+            b"multipart/form-data; boundary=x",
+            b"text/plain",
+        ] {
+            let r = send(
+                server.addr,
+                &raw(
+                    method,
+                    path,
+                    &[
+                        ("Cookie", b"session=alice"),
+                        ("Content-Type", content_type),
+                        ("Content-Length", b"0"),
+                    ],
+                    None,
+                ),
+            )
+            .await;
+            assert_eq!(r.status, 415, "{method} {path}: {} {}", r.status, r.body);
+        }
+    }
+    // No Content-Type and no body (a client's plain POST): still fine.
+    let r = send(
+        server.addr,
+        &raw(
+            "POST",
+            &path,
+            &[("Cookie", b"session=alice"), ("Content-Length", b"0")],
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Review 3, #6: a secret pasted where a token id belongs is neither echoed nor logged.
+#[tokio::test]
+async fn a_secret_given_as_a_token_id_is_never_echoed_or_logged() {
+    let (logs, _guard) = Logs::capture();
+    let t = tokens();
+    let (_, alice) = bootstrap(&t, "alice", "console", "*");
+    let (_, other) = bootstrap(&t, "alice", "other", "*");
+    let server = serve(app(&t, Limits::default())).await;
+    let a = server.addr;
+    let body = format!(r#"{{"ids": ["{other}"]}}"#);
+    for r in [
+        call(a, "POST", "/api/tokens/disable", &alice, Some(&body)).await,
+        call(a, "POST", "/api/tokens/regenerate", &alice, Some(&body)).await,
+        call(a, "GET", &format!("/api/tokens/{other}"), &alice, None).await,
+        call(
+            a,
+            "PATCH",
+            &format!("/api/tokens/{other}"),
+            &alice,
+            Some("{}"),
+        )
+        .await,
+        call(a, "GET", &format!("/api/tokens?ids={other}"), &alice, None).await,
+    ] {
+        assert_eq!(r.status, 422, "{}", r.body);
+        assert!(!r.body.contains(&other), "echoed: {}", r.body);
+        assert!(
+            r.json()["field"] == "ids" || r.json()["field"] == "id",
+            "{}",
+            r.body
+        );
+    }
+    assert!(!logs.all().contains(&other), "logged: {}", logs.all());
+    assert!(
+        logs.all().contains("self-service call refused"),
+        "{}",
+        logs.all()
+    );
+}
+
+/// Review 3, #7: with credentials in the query string, the list ignores that parameter once
+/// the router is told its name.
+#[tokio::test]
+async fn the_list_ignores_the_credentials_query_parameter() {
+    let t = tokens();
+    let (_, alice) = bootstrap(&t, "alice", "hook", "*");
+    let layer = || {
+        AuthLayer::new(t.clone()).secret_sources(
+            api_tokens_axum::SecretSources::default().query_parameter_leak_risk("api_key"),
+        )
+    };
+    let actors = || FromGrant::new(permission!("tokens.manage"));
+    let told = serve(
+        Router::new()
+            .nest(
+                "/api/tokens",
+                SelfService::new(t.clone())
+                    .actors(actors())
+                    .credentials_query_parameter("api_key")
+                    .router(),
+            )
+            .layer(layer()),
+    )
+    .await;
+    let r = support::get(told.addr, &format!("/api/tokens?api_key={alice}"), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(ids(&r.json()), [1]);
+    let r = support::get(
+        told.addr,
+        &format!("/api/tokens?status=disabled&api_key={alice}"),
+        None,
+    )
+    .await;
+    assert_eq!((r.status, ids(&r.json())), (200, vec![]), "{}", r.body);
+    // Not told: the parameter is an unknown filter, named without its value.
+    let untold = serve(
+        Router::new()
+            .nest(
+                "/api/tokens",
+                SelfService::new(t.clone()).actors(actors()).router(),
+            )
+            .layer(layer()),
+    )
+    .await;
+    let r = support::get(untold.addr, &format!("/api/tokens?api_key={alice}"), None).await;
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (422, Some("api_key"))
+    );
+    assert!(!r.body.contains(&alice), "{}", r.body);
 }

@@ -23,6 +23,11 @@ use crate::Refusal;
 /// * A body that is not JSON (`invalid_json`, 400), not `application/json`
 ///   (`unsupported_media_type`, 415) or too large (`body_too_large`, 413).
 /// * A caller without credentials: the [`Refusal`] (401).
+/// * A token beyond the bounds of the calling token (`beyond_calling_token`, 403).
+///
+/// A refused token id (`ids`, the path's `{id}`) is never repeated in the message: a secret
+/// pasted where an id belongs must not come back in the answer or go into the log. Log lines
+/// of refused calls carry the code, field and index only.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ApiError {
@@ -50,6 +55,17 @@ pub enum ApiError {
     },
     /// No caller could be established.
     Refused(Refusal),
+    /// A caller that came in with an API token asked for a token that would outlive that
+    /// token or be usable from addresses it is not (see
+    /// [`TokenBounds`](super::TokenBounds)): 403, code `beyond_calling_token`.
+    BeyondCallingToken {
+        /// `expires_at` or `allowlist`.
+        field: &'static str,
+        /// The item of a batch of more than one.
+        index: Option<usize>,
+        /// What is wrong, in plain words.
+        message: String,
+    },
 }
 
 impl From<Error> for ApiError {
@@ -95,6 +111,20 @@ impl ApiError {
         }
     }
 
+    /// A refused token id in member `field`, item `index`: the core's code, and a message that
+    /// leaves the value out (it may be a pasted secret).
+    pub fn invalid_id(field: &str, index: Option<usize>, e: &ValidationError) -> Self {
+        Self::Invalid {
+            field: field.to_owned(),
+            index,
+            code: e.code(),
+            message: format!(
+                "{}{field}: a token id is a non-negative integer",
+                item(index)
+            ),
+        }
+    }
+
     /// Member `field` is not one this request takes.
     pub fn unknown(field: &str, index: Option<usize>, known: &[&str]) -> Self {
         let shown: String = field.chars().take(64).collect();
@@ -134,6 +164,7 @@ impl ApiError {
                 StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BeyondCallingToken { .. } => StatusCode::FORBIDDEN,
             Self::BadRequest { status, .. } => *status,
             Self::Refused(r) => {
                 StatusCode::from_u16(r.public().http_status()).unwrap_or(StatusCode::UNAUTHORIZED)
@@ -146,6 +177,7 @@ impl ApiError {
         match self {
             Self::Tokens(e) => e.code(),
             Self::Invalid { code, .. } | Self::BadRequest { code, .. } => code,
+            Self::BeyondCallingToken { .. } => "beyond_calling_token",
             Self::Refused(r) => r.public().code(),
         }
     }
@@ -155,6 +187,7 @@ impl ApiError {
         match self {
             Self::Tokens(e) => e.field().map(member),
             Self::Invalid { field, .. } => Some(field),
+            Self::BeyondCallingToken { field, .. } => Some(field),
             Self::BadRequest { .. } | Self::Refused(_) => None,
         }
     }
@@ -163,7 +196,7 @@ impl ApiError {
     pub fn index(&self) -> Option<usize> {
         match self {
             Self::Tokens(e) => e.index(),
-            Self::Invalid { index, .. } => *index,
+            Self::Invalid { index, .. } | Self::BeyondCallingToken { index, .. } => *index,
             Self::BadRequest { .. } | Self::Refused(_) => None,
         }
     }
@@ -173,9 +206,9 @@ impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Tokens(e) => fmt::Display::fmt(e, f),
-            Self::Invalid { message, .. } | Self::BadRequest { message, .. } => {
-                f.write_str(message)
-            }
+            Self::Invalid { message, .. }
+            | Self::BadRequest { message, .. }
+            | Self::BeyondCallingToken { message, .. } => f.write_str(message),
             Self::Refused(r) => fmt::Display::fmt(&r.public(), f),
         }
     }
@@ -232,7 +265,13 @@ impl IntoResponse for ApiError {
                 crate::refusal::chain(&self)
             );
         } else {
-            tracing::debug!(code = self.code(), "self-service call refused: {self}");
+            // The code, member and item only: a refused value may be a pasted secret.
+            tracing::debug!(
+                code = self.code(),
+                field = self.field(),
+                index = self.index(),
+                "self-service call refused"
+            );
         }
         let body = Body {
             code: self.code(),

@@ -49,12 +49,25 @@ const MAX_WITHIN_SECONDS: i64 = 100 * 366 * 86_400;
 /// A parameter that is unknown, given twice (those that take one value), or whose value does
 /// not parse, naming it.
 pub fn query(text: &str, max_limit: usize) -> Result<Query, ApiError> {
+    query_ignoring(text, max_limit, None)
+}
+
+/// [`query`], skipping every parameter named `ignored` (the query parameter the layer reads
+/// credentials from, see [`SelfService::credentials_query_parameter`](super::SelfService::credentials_query_parameter)).
+pub(crate) fn query_ignoring(
+    text: &str,
+    max_limit: usize,
+    ignored: Option<&str>,
+) -> Result<Query, ApiError> {
     let mut q = Query::new();
     let mut seen: Vec<&str> = Vec::new();
     let mut limit = None;
     for pair in text.split('&').filter(|p| !p.is_empty()) {
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = decode(raw_key).unwrap_or_default();
+        if ignored.is_some_and(|name| name == key) {
+            continue;
+        }
         let Some(&key) = PARAMETERS.iter().find(|p| **p == key) else {
             return Err(ApiError::unknown(&key, None, PARAMETERS));
         };
@@ -74,7 +87,18 @@ pub fn query(text: &str, max_limit: usize) -> Result<Query, ApiError> {
             seen.push(key);
         }
         match key {
-            "ids" => extend(&mut q.ids, key, value, |s| s.parse::<TokenId>())?,
+            "ids" => {
+                extend(&mut q.ids, key, value, |s| s.parse::<TokenId>()).map_err(|e| match e {
+                    // Never the value: it may be a pasted secret.
+                    ApiError::Invalid { code, .. } => ApiError::Invalid {
+                        field: key.to_owned(),
+                        index: None,
+                        code,
+                        message: format!("{key}: a token id is a non-negative integer"),
+                    },
+                    other => other,
+                })?
+            }
             "owners" => extend_users(&mut q.owners, key, value)?,
             "creators" => extend_users(&mut q.creators, key, value)?,
             "names" => extend(&mut q.names, key, value, TokenName::new)?,

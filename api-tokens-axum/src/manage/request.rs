@@ -313,7 +313,9 @@ fn token_id(v: &Value, index: Option<usize>) -> Result<TokenId, ApiError> {
             .as_u64()
             .map(TokenId::new)
             .ok_or_else(|| ApiError::wrong_type("ids", index, "a non-negative integer")),
-        Value::String(s) => s.parse().map_err(|e| ApiError::invalid("ids", index, &e)),
+        Value::String(s) => s
+            .parse()
+            .map_err(|e| ApiError::invalid_id("ids", index, &e)),
         _ => Err(ApiError::wrong_type("ids", index, "a non-negative integer")),
     }
 }

@@ -7,7 +7,7 @@
 //! * `require(permission!(…))` guards a route; refusals are the crate's RFC 6750 answers
 //!   (401/403 with `WWW-Authenticate`, and the core's public `{"code", "message"}` body).
 //! * `/api/tokens` lets a caller list, create, regenerate, enable/disable and delete its own
-//!   tokens (and everyone's with `tokens.admin`).
+//!   tokens when its token holds `tokens.manage` (and everyone's with `tokens.admin`).
 
 use std::net::SocketAddr;
 
@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 /// The routes' permissions, checked at compile time: nothing is parsed per request.
 const DNS_READ: Permission = permission!("dns.read");
 const KILL_ACCT: Permission = permission!("kill-acct");
+const TOKENS_MANAGE: Permission = permission!("tokens.manage");
 const TOKENS_ADMIN: Permission = permission!("tokens.admin");
 
 async fn whoami(Authenticated(grant): Authenticated) -> Json<Value> {
@@ -42,7 +43,7 @@ async fn kill_account() -> Json<Value> {
 /// The application: every route behind the token layer.
 pub fn app(tokens: Tokens) -> Router {
     let tokens_api = SelfService::new(tokens.clone())
-        .actors(FromGrant::new().admin_permission(TOKENS_ADMIN))
+        .actors(FromGrant::new(TOKENS_MANAGE).admin_permission(TOKENS_ADMIN))
         .router();
     Router::new()
         .route("/whoami", get(whoami))

@@ -12,11 +12,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokens.check_hash_keys()?;
     let issued = tokens.issue(
         &Actor::user(UserId::new("alice")?),
-        NewToken::new("demo".parse()?).permissions("dns.*".parse()?),
+        NewToken::new("demo".parse()?).permissions("dns.*, tokens.manage".parse()?),
     )?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}", listener.local_addr()?);
-    println!("token (dns.* only): {}", issued.secret.expose());
+    println!("token (dns.*, tokens.manage): {}", issued.secret.expose());
     api_tokens_axum_example::serve(listener, tokens).await?;
     Ok(())
 }

@@ -33,7 +33,8 @@ async fn bearer_tokens_over_a_real_connection() {
     let dns = tokens
         .issue(
             &alice,
-            NewToken::new("dns".parse().unwrap()).permissions("dns.*".parse().unwrap()),
+            NewToken::new("dns".parse().unwrap())
+                .permissions("dns.*, tokens.manage".parse().unwrap()),
         )
         .unwrap();
     let remote = tokens
