@@ -99,9 +99,9 @@ fn every_change_is_seen_by_a_thread_holding_a_copy_once_the_change_returns() {
             for _ in 0..WARM {
                 remote().unwrap();
             }
-            warm(&tokens, &secret);
-            change(&tokens, &issued);
-            let here = tokens.authenticate(&secret, &ctx("10.0.0.1"));
+            warm(tokens, secret);
+            change(tokens, &issued);
+            let here = tokens.authenticate(secret, &ctx("10.0.0.1"));
             assert!(here.is_err(), "{what}: this thread still authenticates");
             assert!(
                 remote().is_err(),

@@ -947,12 +947,12 @@ mod tests {
             let (tokens, ctx) = (&tokens, &ctx);
             s.spawn(move || {
                 for _ in 0..3 {
-                    tokens.authenticate(secret, &ctx).unwrap();
+                    tokens.authenticate(secret, ctx).unwrap();
                 }
                 ready.send(()).unwrap();
                 started.recv().unwrap();
                 let before = locked_path();
-                let r = tokens.authenticate(secret, &ctx).map(|g| g.token);
+                let r = tokens.authenticate(secret, ctx).map(|g| g.token);
                 done.send((r, locked_path() - before)).unwrap();
             });
             warmed.recv().unwrap();
