@@ -418,8 +418,16 @@ impl SecretFormat {
     /// [`MalformedSecret`] says what is wrong: empty, too long (over [`MAX_PRESENTED_LEN`] bytes,
     /// refused before anything else), wrong length, wrong prefix, a character outside the format's
     /// alphabet, or a bad checksum. The error never contains the presented text.
+    #[inline]
     pub fn parse<'a>(&self, presented: &'a str) -> Result<PresentedSecret<'a>, MalformedSecret> {
-        let bytes = presented.as_bytes();
+        // The checks return only the verdict; the borrowed string never makes a round trip
+        // through memory (a 16-byte result written in halves and read whole stalls the
+        // store-to-load forwarding on every request).
+        self.check(presented.as_bytes())?;
+        Ok(PresentedSecret(presented))
+    }
+
+    fn check(&self, bytes: &[u8]) -> Result<(), MalformedSecret> {
         if bytes.is_empty() {
             return Err(MalformedSecret::Empty);
         }
@@ -432,9 +440,12 @@ impl SecretFormat {
         match self {
             Self::Prefixed(prefix) => {
                 let p = prefix.0.as_bytes();
-                let Some(rest) = bytes
-                    .strip_prefix(p)
-                    .and_then(|rest| rest.strip_prefix(b"_"))
+                // Compared byte by byte: the prefix is a few bytes, and `strip_prefix` calls
+                // `memcmp`.
+                let head = bytes.get(..p.len() + 1);
+                let Some(rest) = head
+                    .filter(|h| h.iter().zip(p.iter().chain(b"_")).all(|(a, b)| a == b))
+                    .and_then(|_| bytes.get(p.len() + 1..))
                 else {
                     return Err(MalformedSecret::WrongPrefix);
                 };
@@ -458,7 +469,7 @@ impl SecretFormat {
             Self::Zabbix => check_fixed(bytes, expected, is_lower_hex)?,
             Self::Cpanel => check_fixed(bytes, expected, is_upper_base36)?,
         }
-        Ok(PresentedSecret(presented))
+        Ok(())
     }
 }
 

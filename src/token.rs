@@ -344,6 +344,7 @@ impl<'de> Deserialize<'de> for Expiry {
 }
 
 /// `t` with the fraction of a second dropped, in UTC.
+#[inline]
 pub(crate) fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
     let utc = if t.offset().is_utc() {
         t

@@ -853,6 +853,7 @@ impl<S: TokenStore> Tokens<S> {
             .parse(presented)
             .map_err(Denial::Malformed)?;
         let hash = SecretHash::of(&self.key, &parsed);
+        let at = whole_seconds(now);
         let mut outcome = None;
         let found = self
             .store
@@ -864,10 +865,7 @@ impl<S: TokenStore> Tokens<S> {
                     |u| self.directory.user(u),
                     |token, rights| self.memo.intersection(token, rights),
                 );
-                let used = r.is_ok().then(|| LastUse {
-                    at: whole_seconds(now),
-                    ip,
-                });
+                let used = r.is_ok().then_some(LastUse { at, ip });
                 outcome = Some(r);
                 used
             })
