@@ -127,7 +127,9 @@ fn filled<S: TokenStore>(store: S) -> Tokens<S> {
     let admin = Actor::admin(UserId::from(0));
     for owner in 0..1_000u64 {
         let batch = (0..10).map(|i| {
-            NewToken::new(TokenName::new(&format!("token-{i}")).unwrap()).owner(UserId::from(owner))
+            NewToken::new(TokenName::new(&format!("token-{i}")).unwrap())
+                .owner(UserId::from(owner))
+                .permissions(PermissionSet::all())
         });
         tokens.create(&admin, batch).unwrap();
     }

@@ -3,7 +3,7 @@
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use api_tokens::{Actor, MemoryStore, NewToken, Query, TokenName, Tokens, UserId};
+use api_tokens::{Actor, MemoryStore, NewToken, PermissionSet, Query, TokenName, Tokens, UserId};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 /// A store of `n` tokens: owners with 10 tokens each.
@@ -12,7 +12,9 @@ fn store_of(n: u64) -> Tokens<MemoryStore> {
     let admin = Actor::admin(UserId::from(0));
     for owner in 0..n / 10 {
         let batch = (0..10).map(|i| {
-            NewToken::new(TokenName::new(&format!("token-{i}")).unwrap()).owner(UserId::from(owner))
+            NewToken::new(TokenName::new(&format!("token-{i}")).unwrap())
+                .owner(UserId::from(owner))
+                .permissions(PermissionSet::all())
         });
         tokens.create(&admin, batch).unwrap();
     }
@@ -30,7 +32,8 @@ fn manage(c: &mut Criterion) {
         b.iter(|| {
             let i = n.fetch_add(1, Ordering::Relaxed);
             let name = TokenName::new(&format!("t{i}")).unwrap();
-            let id = tokens.create(&actor, [NewToken::new(name)]).unwrap()[0];
+            let item = NewToken::new(name).permissions(PermissionSet::all());
+            let id = tokens.create(&actor, [item]).unwrap()[0];
             black_box(tokens.generate(&actor, [id]).unwrap())
         })
     });

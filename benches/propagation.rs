@@ -57,7 +57,10 @@ fn main() {
     let ids = a
         .create(
             &admin,
-            (0..n).map(|i| NewToken::new(TokenName::new(&format!("t{i}")).unwrap())),
+            (0..n).map(|i| {
+                NewToken::new(TokenName::new(&format!("t{i}")).unwrap())
+                    .permissions("deploy.*".parse().unwrap())
+            }),
         )
         .unwrap();
     let secrets: Vec<(api_tokens::TokenId, String)> = a

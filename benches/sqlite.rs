@@ -34,6 +34,15 @@ fn fill<S: TokenStore>(tokens: &Tokens<S>) -> Vec<String> {
 fn bench(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("api-tokens-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // Removed when the function returns, however it returns (after the store, declared later,
+    // is closed).
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _remove = Remove(dir.clone());
     let sqlite = Tokens::new(SqliteStore::open(dir.join("bench.db")).unwrap());
     let memory = Tokens::new(MemoryStore::new());
     let s_secrets = fill(&sqlite);
@@ -60,8 +69,6 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
-    drop(sqlite);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 criterion_group!(benches, bench);

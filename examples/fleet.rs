@@ -55,7 +55,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = format!("deploy-{}", std::process::id());
 
     let t = Instant::now();
-    let issued = a.1.issue(&admin, NewToken::new(name.parse()?))?;
+    let issued = a.1.issue(
+        &admin,
+        NewToken::new(name.parse()?).permissions("deploy.*".parse()?),
+    )?;
     println!(
         "A: issued token {} \"{name}\" in {}",
         issued.token.id,

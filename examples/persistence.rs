@@ -2,7 +2,8 @@
 //! JSON lines. The snapshot holds hashes only: no secret ever reaches the disk. It is sealed
 //! under the hash key, so an edited file is refused when restored.
 //!
-//! `cargo run --example persistence [DIR]` (default: a fresh folder in the system temp dir)
+//! `cargo run --example persistence [DIR]` (default: a fresh folder in the system temp dir,
+//! removed at the end; a DIR you name is kept, for you to look at)
 
 use std::error::Error;
 use std::fs::{self, File};
@@ -34,9 +35,12 @@ impl EventSink for JsonLines {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let dir = match std::env::args().nth(1) {
-        Some(d) => PathBuf::from(d),
-        None => std::env::temp_dir().join(format!("api-tokens-{}", std::process::id())),
+    let (dir, scratch) = match std::env::args().nth(1) {
+        Some(d) => (PathBuf::from(d), false),
+        None => (
+            std::env::temp_dir().join(format!("api-tokens-{}", std::process::id())),
+            true,
+        ),
     };
     fs::create_dir_all(&dir)?;
     let snapshot_path = dir.join("tokens.json");
@@ -55,11 +59,15 @@ fn main() -> Result<(), Box<dyn Error>> {
     let ops = Actor::admin(UserId::new("ops")?);
     let a = tokens.issue(
         &ops,
-        NewToken::new("backup".parse()?).owner(UserId::new("alice")?),
+        NewToken::new("backup".parse()?)
+            .owner(UserId::new("alice")?)
+            .permissions("backup.*".parse()?),
     )?;
     let b = tokens.issue(
         &ops,
-        NewToken::new("monitor".parse()?).owner(UserId::new("bob")?),
+        NewToken::new("monitor".parse()?)
+            .owner(UserId::new("bob")?)
+            .permissions("metrics.read".parse()?),
     )?;
     tokens.delete(&ops, [b.token.id])?;
 
@@ -93,6 +101,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("audit log:");
     for line in fs::read_to_string(&audit_path)?.lines() {
         println!("{line}");
+    }
+    if scratch {
+        fs::remove_dir_all(&dir)?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Tokens in SQLite: issue, "restart" (drop and reopen the database file), authenticate.
 //!
-//! `cargo run --features sqlite --example sqlite [DB_FILE]`
+//! `cargo run --features sqlite --example sqlite [DB_FILE]` (default: a file in a fresh folder
+//! of the system temp dir, removed at the end; a DB_FILE you name is kept)
 
 use std::error::Error;
 
@@ -8,13 +9,13 @@ use api_tokens::store::sqlite::SqliteStore;
 use api_tokens::{Actor, HashKey, NewToken, Query, RequestContext, Tokens, UserId};
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let path = match std::env::args().nth(1) {
-        Some(p) => std::path::PathBuf::from(p),
+    let (path, scratch) = match std::env::args().nth(1) {
+        Some(p) => (std::path::PathBuf::from(p), None),
         None => {
             let dir =
                 std::env::temp_dir().join(format!("api-tokens-sqlite-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
-            dir.join("tokens.db")
+            (dir.join("tokens.db"), Some(dir))
         }
     };
     // The hash key lives outside the database; the same key must be used after a restart.
@@ -49,5 +50,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
     grant.require(&"backup.run".parse()?)?;
     println!("backup.run: allowed");
+    drop(tokens);
+    if let Some(dir) = scratch {
+        std::fs::remove_dir_all(dir)?;
+    }
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! [`Actor`]: who calls the management API, and the rules of what it may do.
 
+use crate::directory::{UserDirectory, UserState};
+use crate::error::Forbidden;
 use crate::permission::PermissionSet;
 use crate::token::UserId;
 
@@ -54,6 +56,36 @@ impl Actor {
         Self {
             manage_tokens: false,
             ..Self::user(user)
+        }
+    }
+
+    /// The caller `user` as `directory` knows it now: a user who manages its own tokens and
+    /// may grant exactly the rights the directory gives it (every right when it is
+    /// [`UserState::Unrestricted`]). [`Tokens::actor`](crate::Tokens::actor) asks the
+    /// directory the facade was built with.
+    ///
+    /// ```
+    /// use api_tokens::{Actor, StaticDirectory, UserId, UserState};
+    /// let directory = StaticDirectory::new()
+    ///     .with(UserId::from(2), UserState::Active("dns.*".parse()?))
+    ///     .with(UserId::from(4), UserState::Inactive);
+    /// let actor = Actor::from_directory(&directory, &UserId::from(2))?;
+    /// assert_eq!(actor.privileges.to_string(), "dns.*");
+    /// assert!(Actor::from_directory(&directory, &UserId::from(4)).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Forbidden::UserNotActive`] when the directory does not know the user, or knows it as
+    /// inactive: such a caller may do nothing.
+    pub fn from_directory(
+        directory: &(impl UserDirectory + ?Sized),
+        user: &UserId,
+    ) -> Result<Self, Forbidden> {
+        match directory.user(user) {
+            UserState::Active(rights) => Ok(Self::user(user.clone()).privileges(rights)),
+            UserState::Unrestricted => Ok(Self::user(user.clone())),
+            UserState::Inactive | UserState::Unknown => Err(Forbidden::UserNotActive),
         }
     }
 

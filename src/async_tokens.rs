@@ -8,8 +8,6 @@
 //! are never blocked, on a multi-threaded or a current-thread runtime alike. Outside a tokio
 //! runtime the call runs in place.
 
-use std::sync::Arc;
-
 use crate::actor::Actor;
 use crate::check::{Denial, Grant, RequestContext};
 use crate::error::{Error, Result, StoreError};
@@ -26,7 +24,8 @@ use crate::tokens::{Issued, NewToken, Revocation, TokenUpdate, Tokens};
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
 /// let tokens = AsyncTokens::new(Tokens::in_memory());
 /// let alice = Actor::user(UserId::new("alice")?);
-/// let issued = tokens.issue(alice, NewToken::new("ci".parse()?)).await?;
+/// let ci = NewToken::new("ci".parse()?).permissions("deploy".parse()?);
+/// let issued = tokens.issue(alice, ci).await?;
 /// let grant = tokens.authenticate(issued.secret.expose(), &RequestContext::unknown_address())?;
 /// assert_eq!(grant.owner.as_str(), "alice");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -34,8 +33,10 @@ use crate::tokens::{Issued, NewToken, Revocation, TokenUpdate, Tokens};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub struct AsyncTokens<S = MemoryStore> {
-    tokens: Arc<Tokens<S>>,
+    // `Tokens` is itself a cheap, shared handle: a clone shares the store and configuration.
+    tokens: Tokens<S>,
 }
 
 impl<S> Clone for AsyncTokens<S> {
@@ -55,9 +56,7 @@ struct NotCompleted(#[source] tokio::task::JoinError);
 impl<S: TokenStore + 'static> AsyncTokens<S> {
     /// Shares `tokens`.
     pub fn new(tokens: Tokens<S>) -> Self {
-        Self {
-            tokens: Arc::new(tokens),
-        }
+        Self { tokens }
     }
 
     /// The sync API underneath.

@@ -73,6 +73,23 @@ impl Grant {
 }
 
 /// Why a request was refused: precise, for logs. Tell the client only [`Denial::public`].
+///
+/// [`Denial::code`] is a stable snake_case code for logs and metrics (the same as
+/// [`DenialKind`]'s), [`Denial::http_status`] the status of the public form.
+///
+/// | denial | code | public form | HTTP |
+/// | --- | --- | --- | --- |
+/// | [`Malformed`](Denial::Malformed) | `malformed` | [`InvalidToken`](PublicDenial::InvalidToken) | 401 |
+/// | [`Unknown`](Denial::Unknown) | `unknown` | [`InvalidToken`](PublicDenial::InvalidToken) | 401 |
+/// | [`Superseded`](Denial::Superseded) | `superseded` | [`InvalidToken`](PublicDenial::InvalidToken) | 401 |
+/// | [`Disabled`](Denial::Disabled) | `disabled` | [`InvalidToken`](PublicDenial::InvalidToken) | 401 |
+/// | [`OwnerUnknown`](Denial::OwnerUnknown) | `owner_unknown` | [`InvalidToken`](PublicDenial::InvalidToken) | 401 |
+/// | [`OwnerInactive`](Denial::OwnerInactive) | `owner_inactive` | [`InvalidToken`](PublicDenial::InvalidToken) | 401 |
+/// | [`Expired`](Denial::Expired) | `expired` | [`Expired`](PublicDenial::Expired) | 401 |
+/// | [`AddressNotAllowed`](Denial::AddressNotAllowed) | `address_not_allowed` | [`AddressNotAllowed`](PublicDenial::AddressNotAllowed) | 403 |
+/// | [`MissingPermission`](Denial::MissingPermission) | `missing_permission` | [`Forbidden`](PublicDenial::Forbidden) | 403 |
+/// | [`Store`](Denial::Store) | `store_unavailable` | [`Unavailable`](PublicDenial::Unavailable) | 503 |
+/// | [`Stale`](Denial::Stale) | `replica_stale` | [`Unavailable`](PublicDenial::Unavailable) | 503 |
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Denial {
@@ -145,7 +162,8 @@ fn display_ip(ip: &Option<IpAddr>) -> String {
     ip.map_or_else(|| "(none given)".to_owned(), |ip| ip.to_string())
 }
 
-/// The reason of a [`Denial`] without its data: for events and metrics.
+/// The reason of a [`Denial`] without its data: for events and metrics. Serialized as its
+/// [`code`](DenialKind::code).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -169,14 +187,59 @@ pub enum DenialKind {
     /// See [`Denial::MissingPermission`].
     MissingPermission,
     /// See [`Denial::Store`].
+    #[serde(rename = "store_unavailable")]
     Store,
     /// See [`Denial::Stale`].
+    #[serde(rename = "replica_stale")]
     Stale,
+}
+
+impl DenialKind {
+    /// The stable snake_case code (the table at [`Denial`]).
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Unknown => "unknown",
+            Self::Superseded => "superseded",
+            Self::Disabled => "disabled",
+            Self::Expired => "expired",
+            Self::OwnerUnknown => "owner_unknown",
+            Self::OwnerInactive => "owner_inactive",
+            Self::AddressNotAllowed => "address_not_allowed",
+            Self::MissingPermission => "missing_permission",
+            Self::Store => "store_unavailable",
+            Self::Stale => "replica_stale",
+        }
+    }
 }
 
 /// What a client may be told. Unknown, malformed, replaced and disabled tokens, and tokens of
 /// unknown or inactive owners, all look the same (as in Zabbix), so a client cannot probe which
 /// tokens exist; an expired token may be told apart so that its user knows to renew it.
+///
+/// | public form | code | HTTP | message |
+/// | --- | --- | --- | --- |
+/// | [`InvalidToken`](PublicDenial::InvalidToken) | `invalid_token` | 401 | Not authorized. |
+/// | [`Expired`](PublicDenial::Expired) | `token_expired` | 401 | API token expired. |
+/// | [`AddressNotAllowed`](PublicDenial::AddressNotAllowed) | `address_not_allowed` | 403 | Not allowed from this address. |
+/// | [`Forbidden`](PublicDenial::Forbidden) | `missing_permission` | 403 | No permissions for this operation. |
+/// | [`Unavailable`](PublicDenial::Unavailable) | `unavailable` | 503 | Service unavailable. |
+///
+/// `Serialize` writes `{"code", "message"}`, a response body as it is:
+///
+/// ```
+/// use api_tokens::{RequestContext, Tokens};
+/// let denial = Tokens::in_memory()
+///     .authenticate("tok_guess", &RequestContext::unknown_address())
+///     .unwrap_err();
+/// let public = denial.public();
+/// assert_eq!((public.code(), public.http_status()), ("invalid_token", 401));
+/// assert_eq!(
+///     serde_json::to_string(&public)?,
+///     r#"{"code":"invalid_token","message":"Not authorized."}"#
+/// );
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PublicDenial {
@@ -204,9 +267,54 @@ impl fmt::Display for PublicDenial {
     }
 }
 
+impl PublicDenial {
+    /// The stable snake_case code (the table at [`PublicDenial`]).
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidToken => "invalid_token",
+            Self::Expired => "token_expired",
+            Self::AddressNotAllowed => "address_not_allowed",
+            Self::Forbidden => "missing_permission",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    /// The HTTP status that fits: `401` when the token is not (or no longer) valid, `403` when
+    /// it is valid but not for this address or operation, `503` when the store failed.
+    pub const fn http_status(&self) -> u16 {
+        match self {
+            Self::InvalidToken | Self::Expired => 401,
+            Self::AddressNotAllowed | Self::Forbidden => 403,
+            Self::Unavailable => 503,
+        }
+    }
+}
+
+impl Serialize for PublicDenial {
+    /// `{"code": …, "message": …}`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("code", self.code())?;
+        map.serialize_entry("message", &self.to_string())?;
+        map.end()
+    }
+}
+
 impl Denial {
+    /// The stable snake_case code, for logs and metrics (the table at [`Denial`]). Tell the
+    /// client only [`PublicDenial::code`].
+    pub const fn code(&self) -> &'static str {
+        self.kind().code()
+    }
+
+    /// The HTTP status of the public form (what the client is told).
+    pub const fn http_status(&self) -> u16 {
+        self.public().http_status()
+    }
+
     /// The reason without data.
-    pub fn kind(&self) -> DenialKind {
+    pub const fn kind(&self) -> DenialKind {
         match self {
             Self::Malformed(_) => DenialKind::Malformed,
             Self::Unknown => DenialKind::Unknown,
@@ -237,7 +345,7 @@ impl Denial {
     }
 
     /// What the client may be told.
-    pub fn public(&self) -> PublicDenial {
+    pub const fn public(&self) -> PublicDenial {
         match self {
             Self::Malformed(_)
             | Self::Unknown

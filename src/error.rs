@@ -9,6 +9,9 @@ use crate::token::{TokenId, UserId};
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Which field of a token (or of a call) a problem is about.
+///
+/// [`Field::as_str`] is a stable snake_case name for programs (an API's `"field"` member);
+/// `Display` is the label used in messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Field {
@@ -36,6 +39,26 @@ pub enum Field {
     Grace,
 }
 
+impl Field {
+    /// The stable snake_case name: `name`, `description`, `owner`, `user_id`, `expiry`,
+    /// `permissions`, `allowlist`, `token_id`, `secret_prefix`, `query`, `grace_period`.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::Description => "description",
+            Self::Owner => "owner",
+            Self::UserId => "user_id",
+            Self::Expiry => "expiry",
+            Self::Permissions => "permissions",
+            Self::Allowlist => "allowlist",
+            Self::TokenId => "token_id",
+            Self::SecretPrefix => "secret_prefix",
+            Self::Query => "query",
+            Self::Grace => "grace_period",
+        }
+    }
+}
+
 impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -54,7 +77,7 @@ impl fmt::Display for Field {
     }
 }
 
-/// What is wrong with a value.
+/// What is wrong with a value. [`Problem::code`] is its stable snake_case name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Problem {
@@ -74,11 +97,17 @@ pub enum Problem {
     MustStartWithLetter,
     /// Leading or trailing whitespace.
     SurroundingWhitespace,
-    /// Not of the expected syntax (an address, a number, a wildcard in the wrong place).
+    /// Not of the expected syntax (an address, a number).
     Syntax {
         /// What was expected.
         expected: &'static str,
     },
+    /// A permission with `*` anywhere but as the whole name or its whole last segment.
+    MisplacedWildcard,
+    /// A permission with an empty segment (two dots in a row, or a dot at either end).
+    EmptySegment,
+    /// A negative duration where only zero or more makes sense.
+    Negative,
     /// An expiry at or before the current instant, where the policy refuses it.
     InThePast,
     /// An expiry further away than the policy's maximum lifetime.
@@ -91,7 +120,8 @@ pub enum Problem {
         /// The limit.
         max: usize,
     },
-    /// The name is already used by another token of the same owner.
+    /// The name is already used by another token of the same owner (in the store, or earlier
+    /// in the same batch).
     NameTaken {
         /// The owner.
         owner: UserId,
@@ -122,21 +152,98 @@ pub enum Problem {
         /// The maximum grace period in seconds.
         max_seconds: i64,
     },
+    /// The policy requires the value and none was given ([`Policy::require_permissions`]).
+    ///
+    /// [`Policy::require_permissions`]: crate::Policy::require_permissions
+    Required,
+}
+
+impl Problem {
+    /// The stable snake_case code of the problem; [`Error::code`] of an [`Error::Invalid`].
+    ///
+    /// | problem | code |
+    /// | --- | --- |
+    /// | [`Empty`](Problem::Empty) | `empty` |
+    /// | [`TooLong`](Problem::TooLong) | `too_long` |
+    /// | [`InvalidCharacter`](Problem::InvalidCharacter) | `invalid_character` |
+    /// | [`MustStartWithLetter`](Problem::MustStartWithLetter) | `must_start_with_letter` |
+    /// | [`SurroundingWhitespace`](Problem::SurroundingWhitespace) | `surrounding_whitespace` |
+    /// | [`Syntax`](Problem::Syntax) | `invalid_syntax` |
+    /// | [`MisplacedWildcard`](Problem::MisplacedWildcard) | `misplaced_wildcard` |
+    /// | [`EmptySegment`](Problem::EmptySegment) | `empty_segment` |
+    /// | [`Negative`](Problem::Negative) | `negative` |
+    /// | [`InThePast`](Problem::InThePast) | `expiry_not_in_future` |
+    /// | [`LifetimeTooLong`](Problem::LifetimeTooLong) | `lifetime_too_long` |
+    /// | [`TooMany`](Problem::TooMany) | `too_many` |
+    /// | [`NameTaken`](Problem::NameTaken) | `name_taken` |
+    /// | [`Duplicate`](Problem::Duplicate) | `duplicate_in_batch` |
+    /// | [`UnknownUser`](Problem::UnknownUser) | `unknown_user` |
+    /// | [`InactiveUser`](Problem::InactiveUser) | `inactive_user` |
+    /// | [`HostBitsSet`](Problem::HostBitsSet) | `host_bits_set` |
+    /// | [`EmptyItem`](Problem::EmptyItem) | `empty_item` |
+    /// | [`TooManyValues`](Problem::TooManyValues) | `too_many_values` |
+    /// | [`GraceTooLong`](Problem::GraceTooLong) | `grace_too_long` |
+    /// | [`Required`](Problem::Required) | `required` |
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::TooLong { .. } => "too_long",
+            Self::InvalidCharacter { .. } => "invalid_character",
+            Self::MustStartWithLetter => "must_start_with_letter",
+            Self::SurroundingWhitespace => "surrounding_whitespace",
+            Self::Syntax { .. } => "invalid_syntax",
+            Self::MisplacedWildcard => "misplaced_wildcard",
+            Self::EmptySegment => "empty_segment",
+            Self::Negative => "negative",
+            Self::InThePast => "expiry_not_in_future",
+            Self::LifetimeTooLong { .. } => "lifetime_too_long",
+            Self::TooMany { .. } => "too_many",
+            Self::NameTaken { .. } => "name_taken",
+            Self::Duplicate => "duplicate_in_batch",
+            Self::UnknownUser => "unknown_user",
+            Self::InactiveUser => "inactive_user",
+            Self::HostBitsSet { .. } => "host_bits_set",
+            Self::EmptyItem => "empty_item",
+            Self::TooManyValues { .. } => "too_many_values",
+            Self::GraceTooLong { .. } => "grace_too_long",
+            Self::Required => "required",
+        }
+    }
+
+    /// The HTTP status that fits: `409 Conflict` for a taken name, `400 Bad Request` for every
+    /// other problem.
+    pub const fn http_status(&self) -> u16 {
+        match self {
+            Self::NameTaken { .. } => 409,
+            _ => 400,
+        }
+    }
 }
 
 /// A value was refused: which field, the offending value (never a secret), and why.
 ///
+/// Messages name the field and quote the value; times are written in RFC 3339 with the Unix
+/// seconds beside them (`expiry 2021-01-21T14:07:52Z (Unix time 1611238072) is not in the
+/// future`).
+///
 /// ```
-/// use api_tokens::TokenName;
+/// use api_tokens::{Permission, TokenName};
 /// let err = TokenName::new("").unwrap_err();
-/// assert_eq!(err.to_string(), "name \"\" cannot be empty");
+/// assert_eq!(err.to_string(), "name cannot be empty");
+/// assert_eq!(err.code(), "empty");
+/// let err = Permission::new("reports:*").unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "permission \"reports:*\" has a wildcard in the wrong place: \
+///      \"*\" is either the whole permission or its whole last segment, as in \"reports.*\""
+/// );
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{field} \"{value}\" {problem}")]
 pub struct ValidationError {
     /// The field.
     pub field: Field,
-    /// The offending value as given (cut to 100 characters).
+    /// The offending value as given (cut to 100 characters); a time is written as RFC 3339
+    /// followed by its Unix seconds.
     pub value: String,
     /// What is wrong with it.
     pub problem: Problem,
@@ -156,6 +263,47 @@ impl ValidationError {
             problem,
         }
     }
+
+    /// The problem's stable code (see [`Problem::code`]).
+    pub const fn code(&self) -> &'static str {
+        self.problem.code()
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let field = self.field;
+        match &self.problem {
+            Problem::Empty => write!(f, "{field} cannot be empty"),
+            Problem::Required if field == Field::Permissions => f.write_str(
+                "permissions are required: list the ones the token needs (for example \
+                 \"reports.read\"), or give \"*\" for all of its owner's rights",
+            ),
+            Problem::Required => write!(f, "{field} is required"),
+            Problem::MisplacedWildcard => {
+                let stem = self
+                    .value
+                    .split('*')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+                let example = if stem.is_empty() { "dns" } else { stem };
+                write!(
+                    f,
+                    "{field} \"{}\" {}, as in \"{example}.*\"",
+                    self.value, self.problem
+                )
+            }
+            Problem::LifetimeTooLong { max_seconds } if self.value == "never" => write!(
+                f,
+                "{field} cannot be never: the longest lifetime allowed is {}",
+                Span(*max_seconds)
+            ),
+            // Times are not quoted: they read as "expiry 2021-01-21T14:07:52Z (Unix time …)".
+            _ if field == Field::Expiry => write!(f, "{field} {} {}", self.value, self.problem),
+            _ => write!(f, "{field} \"{}\" {}", self.value, self.problem),
+        }
+    }
 }
 
 impl fmt::Display for Problem {
@@ -167,10 +315,20 @@ impl fmt::Display for Problem {
             Self::MustStartWithLetter => f.write_str("must start with a letter"),
             Self::SurroundingWhitespace => f.write_str("cannot start or end with whitespace"),
             Self::Syntax { expected } => write!(f, "is not {expected}"),
+            Self::MisplacedWildcard => f.write_str(
+                "has a wildcard in the wrong place: \"*\" is either the whole permission or its \
+                 whole last segment",
+            ),
+            Self::EmptySegment => f.write_str(
+                "has an empty segment (segments are separated by single dots, none at either end)",
+            ),
+            Self::Negative => f.write_str("cannot be negative"),
             Self::InThePast => f.write_str("is not in the future"),
-            Self::LifetimeTooLong { max_seconds } => {
-                write!(f, "is more than {max_seconds} seconds away")
-            }
+            Self::LifetimeTooLong { max_seconds } => write!(
+                f,
+                "is further away than the longest lifetime allowed ({})",
+                Span(*max_seconds)
+            ),
             Self::TooMany { max } => write!(f, "is one too many (at most {max} entries)"),
             Self::NameTaken { owner } => write!(f, "already exists for owner \"{owner}\""),
             Self::Duplicate => f.write_str("appears more than once in the batch"),
@@ -183,10 +341,37 @@ impl fmt::Display for Problem {
             Self::TooManyValues { found, max } => {
                 write!(f, "has {found} values (at most {max} are allowed)")
             }
-            Self::GraceTooLong { max_seconds } => {
-                write!(f, "is longer than the maximum of {max_seconds} seconds")
-            }
+            Self::GraceTooLong { max_seconds } => write!(
+                f,
+                "is longer than the longest grace period allowed ({})",
+                Span(*max_seconds)
+            ),
+            Self::Required => f.write_str("is required"),
         }
+    }
+}
+
+/// A number of seconds in the largest unit that divides it: `90 days`, `12 hours`, `1 second`.
+struct Span(i64);
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        let (n, unit) = [(86_400, "day"), (3_600, "hour"), (60, "minute")]
+            .into_iter()
+            .find(|(size, _)| s != 0 && s % size == 0)
+            .map_or((s, "second"), |(size, unit)| (s / size, unit));
+        write!(f, "{n} {unit}{}", if n == 1 { "" } else { "s" })
+    }
+}
+
+/// `t` for a message: RFC 3339 and Unix seconds (`2021-01-21T14:07:52Z (Unix time 1611238072)`),
+/// or the seconds alone for a year RFC 3339 cannot write.
+pub(crate) fn time_for_message(t: time::OffsetDateTime) -> String {
+    let secs = t.unix_timestamp();
+    match crate::timefmt::rfc3339(t) {
+        Some(text) => format!("{text} (Unix time {secs})"),
+        None => format!("Unix time {secs}"),
     }
 }
 
@@ -247,10 +432,10 @@ pub enum StoreError {
     #[error("secret hash already in use")]
     HashTaken,
     /// The token changed since it was read (its revision moved on); nothing was written.
-    #[error("token {0} was changed concurrently")]
+    #[error("token {0} was changed by another request at the same time; nothing was written")]
     Conflict(TokenId),
     /// The token to replace or delete does not exist.
-    #[error("token {0} does not exist")]
+    #[error("token {0} not found")]
     NotFound(TokenId),
     /// No ids are left to hand out.
     #[error("token ids exhausted")]
@@ -259,7 +444,7 @@ pub enum StoreError {
     #[error("invalid snapshot: {0}")]
     InvalidSnapshot(String),
     /// The backend failed (I/O, driver, poisoned lock).
-    #[error("store backend failed")]
+    #[error("the token store failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A record is in a state no valid token can be in (a previous secret hash without an end
     /// time, a revoked token that is enabled or still has a secret, …). Refused, never read as
@@ -323,35 +508,132 @@ impl StoreError {
     pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Backend(Box::new(e))
     }
+
+    /// The stable snake_case code: `name_taken`, `id_taken`, `hash_taken`,
+    /// `concurrent_change`, `not_found`, `ids_exhausted`, `invalid_snapshot`,
+    /// `store_unavailable`, `inconsistent_record`, `store_busy`, `snapshot_key_mismatch`,
+    /// `snapshot_tampered`, `schema_too_new`, `replica_stale`, `store_misconfigured` (see
+    /// [`Error::code`]).
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::NameTaken { .. } => "name_taken",
+            Self::IdTaken(_) => "id_taken",
+            Self::HashTaken => "hash_taken",
+            Self::Conflict(_) => "concurrent_change",
+            Self::NotFound(_) => "not_found",
+            Self::IdsExhausted => "ids_exhausted",
+            Self::InvalidSnapshot(_) => "invalid_snapshot",
+            Self::Backend(_) => "store_unavailable",
+            Self::Inconsistent { .. } => "inconsistent_record",
+            Self::Busy { .. } => "store_busy",
+            Self::SnapshotKeyMismatch { .. } => "snapshot_key_mismatch",
+            Self::SnapshotTampered => "snapshot_tampered",
+            Self::SchemaTooNew { .. } => "schema_too_new",
+            Self::Stale { .. } => "replica_stale",
+            Self::Config(_) => "store_misconfigured",
+        }
+    }
+
+    /// The HTTP status that fits: `409` for a taken name or a concurrent change (the client may
+    /// try again), `404` for a token that is gone, `503` when the backend failed or a replica is
+    /// not confirmed current (both pass), `500` for the rest (a store in a state it should
+    /// never reach, or one that needs its operator).
+    pub const fn http_status(&self) -> u16 {
+        match self {
+            Self::NameTaken { .. } | Self::Conflict(_) => 409,
+            Self::NotFound(_) => 404,
+            Self::Backend(_) | Self::Busy { .. } | Self::Stale { .. } => 503,
+            Self::IdTaken(_)
+            | Self::HashTaken
+            | Self::IdsExhausted
+            | Self::InvalidSnapshot(_)
+            | Self::Inconsistent { .. }
+            | Self::SnapshotKeyMismatch { .. }
+            | Self::SnapshotTampered
+            | Self::SchemaTooNew { .. }
+            | Self::Config(_) => 500,
+        }
+    }
 }
 
-/// Why an actor may not do what it asked.
+/// Why the caller may not do what it asked. Messages speak to the caller ("you").
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Forbidden {
-    /// The actor's role does not allow managing API tokens at all.
-    #[error("not allowed to manage API tokens")]
+    /// The caller's role does not allow managing API tokens at all.
+    #[error("you are not allowed to manage API tokens")]
     CannotManageTokens,
-    /// The actor may only manage its own tokens.
-    #[error("not allowed to manage tokens of other users")]
+    /// The caller may only manage its own tokens.
+    #[error("you may only manage your own tokens")]
     OtherUsersTokens,
-    /// The token would get permissions the actor does not hold itself.
-    #[error("cannot grant permissions the actor does not hold: {missing}")]
+    /// The token would get permissions the caller does not hold itself.
+    #[error("you cannot grant permissions you do not hold: {missing}")]
     PermissionsBeyondActor {
-        /// Every permission the actor lacks.
+        /// Every permission the caller lacks.
         missing: PermissionSet,
     },
+    /// The caller is unknown to the directory or disabled ([`Tokens::actor`]).
+    ///
+    /// [`Tokens::actor`]: crate::Tokens::actor
+    #[error("your user account is unknown or disabled")]
+    UserNotActive,
 }
 
+impl Forbidden {
+    /// The stable snake_case code: `cannot_manage_tokens`, `other_users_tokens`,
+    /// `permissions_not_held`, `user_not_active`.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::CannotManageTokens => "cannot_manage_tokens",
+            Self::OtherUsersTokens => "other_users_tokens",
+            Self::PermissionsBeyondActor { .. } => "permissions_not_held",
+            Self::UserNotActive => "user_not_active",
+        }
+    }
+}
+
+/// `item 2: ` (counting from 1, as people do) when the error is about one item of a batch.
 fn item(index: &Option<usize>) -> String {
-    index.map(|i| format!("item {i}: ")).unwrap_or_default()
+    index
+        .map(|i| format!("item {}: ", i.saturating_add(1)))
+        .unwrap_or_default()
 }
 
 /// The error of every management operation of [`Tokens`](crate::Tokens).
 ///
-/// Batch operations are all-or-nothing: on any error nothing was changed. `index` is the
-/// 0-based position of the offending item in the batch (`None` for single-item calls or problems
-/// of the whole call).
+/// Batch operations are all-or-nothing: on any error nothing was changed. When a batch of more
+/// than one item is refused because of one item, `index` is that item's 0-based position and
+/// the message starts with `item N: ` counting from 1 (`index: Some(1)` reads `item 2: `).
+/// Single-item calls ([`Tokens::issue`], [`Tokens::get`]), batches of one item and problems of
+/// the whole call carry no index.
+///
+/// For programs: [`Error::code`] is a stable snake_case code for each condition,
+/// [`Error::http_status`] the HTTP status that fits, [`Error::field`] the field at fault. For
+/// people: the message (`Display`) in plain words, safe to show the caller (it never holds a
+/// secret, and a token the caller may not see reads exactly like one that does not exist).
+/// `Serialize` writes all of it as `{"code", "message", "field"?, "index"?}`:
+///
+/// ```
+/// use api_tokens::{Actor, NewToken, Tokens, UserId};
+/// let tokens = Tokens::in_memory();
+/// let alice = Actor::user(UserId::new("alice")?);
+/// let err = tokens.issue(&alice, NewToken::new("deploy".parse()?)).unwrap_err();
+/// assert_eq!(err.code(), "required");
+/// assert_eq!(err.http_status(), 400);
+/// assert_eq!(
+///     serde_json::to_value(&err)?,
+///     serde_json::json!({
+///         "code": "required",
+///         "field": "permissions",
+///         "message": "permissions are required: list the ones the token needs \
+///                     (for example \"reports.read\"), or give \"*\" for all of its owner's rights",
+///     })
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// [`Tokens::issue`]: crate::Tokens::issue
+/// [`Tokens::get`]: crate::Tokens::get
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -364,7 +646,7 @@ pub enum Error {
         #[source]
         source: ValidationError,
     },
-    /// The actor may not do this.
+    /// The caller may not do this.
     #[error("{}{source}", item(.index))]
     Forbidden {
         /// Position in the batch.
@@ -373,12 +655,14 @@ pub enum Error {
         #[source]
         source: Forbidden,
     },
-    /// The token does not exist, or the actor may not see it: the two are not told apart (as in
-    /// Zabbix, "No permissions to referred object or it does not exist!").
-    #[error("{}no permissions to referred object or it does not exist", item(.index))]
+    /// The token does not exist, or the caller may not see it: the two read the same, so that
+    /// nobody learns which tokens of other users exist.
+    #[error("{}token {id} not found", item(.index))]
     NotFound {
         /// Position in the batch.
         index: Option<usize>,
+        /// The token asked for.
+        id: TokenId,
     },
     /// The store failed.
     #[error(transparent)]
@@ -408,15 +692,92 @@ impl Error {
         Self::Forbidden { index, source }
     }
 
-    /// The batch position the error is about, if any.
+    /// The batch position the error is about, if any (see [`Error`]).
     pub fn index(&self) -> Option<usize> {
         match self {
             Self::Invalid { index, .. }
             | Self::Forbidden { index, .. }
-            | Self::NotFound { index }
+            | Self::NotFound { index, .. }
             | Self::Revoked { index, .. } => *index,
             Self::Store(_) => None,
         }
+    }
+
+    /// The field at fault, for errors about a value.
+    pub fn field(&self) -> Option<Field> {
+        match self {
+            Self::Invalid { source, .. } => Some(source.field),
+            Self::Forbidden {
+                source: Forbidden::PermissionsBeyondActor { .. },
+                ..
+            } => Some(Field::Permissions),
+            Self::Forbidden { .. }
+            | Self::NotFound { .. }
+            | Self::Store(_)
+            | Self::Revoked { .. } => None,
+        }
+    }
+
+    /// A stable snake_case code, one per condition, for programs (an API's error code, a
+    /// metric label). Codes never change meaning; new conditions get new codes.
+    ///
+    /// | code | HTTP | when |
+    /// | --- | --- | --- |
+    /// | [`Problem::code`]: `empty`, `too_long`, `invalid_character`, `must_start_with_letter`, `surrounding_whitespace`, `invalid_syntax`, `misplaced_wildcard`, `empty_segment`, `negative`, `expiry_not_in_future`, `lifetime_too_long`, `too_many`, `duplicate_in_batch`, `unknown_user`, `inactive_user`, `host_bits_set`, `empty_item`, `too_many_values`, `grace_too_long`, `required` | 400 | [`Error::Invalid`]: a value was refused; [`Error::field`] says which |
+    /// | `name_taken` | 409 | the owner has a token of that name already (in the store, or earlier in the batch) |
+    /// | `cannot_manage_tokens` | 403 | the caller's role does not allow managing tokens |
+    /// | `other_users_tokens` | 403 | the caller may only manage its own tokens |
+    /// | `permissions_not_held` | 403 | the caller cannot grant permissions it does not hold |
+    /// | `user_not_active` | 403 | the caller is unknown to the directory or disabled |
+    /// | `not_found` | 404 | no such token, or not the caller's to see |
+    /// | `revoked` | 409 | the token was revoked by possession of its secret: final, it cannot be enabled or given a new secret |
+    /// | `concurrent_change` | 409 | the token kept changing under the call; nothing was written |
+    /// | `store_unavailable` | 503 | the store's backend failed |
+    /// | `store_busy` | 503 | the database stayed locked by another writer; nothing changed, try again |
+    /// | `replica_stale` | 503 | a replica could not confirm it is current within its bound |
+    /// | `id_taken`, `hash_taken`, `ids_exhausted`, `invalid_snapshot`, `inconsistent_record` | 500 | a store in a state it should never reach |
+    /// | `snapshot_key_mismatch`, `snapshot_tampered` | 500 | a sealed snapshot opened under another key, or changed after it was sealed |
+    /// | `schema_too_new`, `store_misconfigured` | 500 | a store its operator must upgrade or configure |
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid { source, .. } => source.problem.code(),
+            Self::Forbidden { source, .. } => source.code(),
+            Self::NotFound { .. } => "not_found",
+            Self::Revoked { .. } => "revoked",
+            Self::Store(e) => e.code(),
+        }
+    }
+
+    /// The HTTP status that fits the error (see the table at [`Error::code`]): a hint for
+    /// hosts that answer over HTTP; the crate itself speaks no HTTP.
+    pub const fn http_status(&self) -> u16 {
+        match self {
+            Self::Invalid { source, .. } => source.problem.http_status(),
+            Self::Forbidden { .. } => 403,
+            Self::NotFound { .. } => 404,
+            Self::Revoked { .. } => 409,
+            Self::Store(e) => e.http_status(),
+        }
+    }
+}
+
+impl serde::Serialize for Error {
+    /// `{"code", "message", "field"?, "index"?}`: `field` and `index` only when known.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let field = self.field();
+        let index = self.index();
+        let len = 2 + usize::from(field.is_some()) + usize::from(index.is_some());
+        let mut map = s.serialize_map(Some(len))?;
+        map.serialize_entry("code", self.code())?;
+        if let Some(field) = field {
+            map.serialize_entry("field", field.as_str())?;
+        }
+        if let Some(index) = index {
+            map.serialize_entry("index", &index)?;
+        }
+        map.serialize_entry("message", &self.to_string())?;
+        map.end()
     }
 }
 
@@ -434,6 +795,87 @@ impl From<Forbidden> for Error {
         Self::Forbidden {
             index: None,
             source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No wildcard arm: a new variant does not compile until it is listed here, and then it
+    /// must be added to the table in `tests/errors.rs` (code, status, message).
+    #[test]
+    fn every_variant_is_in_the_code_table() {
+        fn listed(e: &Error) -> bool {
+            match e {
+                Error::Invalid { source, .. } => match source.problem {
+                    Problem::Empty
+                    | Problem::TooLong { .. }
+                    | Problem::InvalidCharacter { .. }
+                    | Problem::MustStartWithLetter
+                    | Problem::SurroundingWhitespace
+                    | Problem::Syntax { .. }
+                    | Problem::MisplacedWildcard
+                    | Problem::EmptySegment
+                    | Problem::Negative
+                    | Problem::InThePast
+                    | Problem::LifetimeTooLong { .. }
+                    | Problem::TooMany { .. }
+                    | Problem::NameTaken { .. }
+                    | Problem::Duplicate
+                    | Problem::UnknownUser
+                    | Problem::InactiveUser
+                    | Problem::HostBitsSet { .. }
+                    | Problem::EmptyItem
+                    | Problem::TooManyValues { .. }
+                    | Problem::GraceTooLong { .. }
+                    | Problem::Required => true,
+                },
+                Error::Forbidden { source, .. } => match source {
+                    Forbidden::CannotManageTokens
+                    | Forbidden::OtherUsersTokens
+                    | Forbidden::PermissionsBeyondActor { .. }
+                    | Forbidden::UserNotActive => true,
+                },
+                Error::NotFound { .. } | Error::Revoked { .. } => true,
+                Error::Store(e) => match e {
+                    StoreError::NameTaken { .. }
+                    | StoreError::IdTaken(_)
+                    | StoreError::HashTaken
+                    | StoreError::Conflict(_)
+                    | StoreError::NotFound(_)
+                    | StoreError::IdsExhausted
+                    | StoreError::InvalidSnapshot(_)
+                    | StoreError::Backend(_)
+                    | StoreError::Inconsistent { .. }
+                    | StoreError::Busy { .. }
+                    | StoreError::SnapshotKeyMismatch { .. }
+                    | StoreError::SnapshotTampered
+                    | StoreError::SchemaTooNew { .. }
+                    | StoreError::Stale { .. }
+                    | StoreError::Config(_) => true,
+                },
+            }
+        }
+        assert!(listed(&Error::NotFound {
+            index: None,
+            id: TokenId::new(1)
+        }));
+    }
+
+    #[test]
+    fn spans_read_in_the_largest_whole_unit() {
+        for (secs, text) in [
+            (7_776_000, "90 days"),
+            (86_400, "1 day"),
+            (7_200, "2 hours"),
+            (90, "90 seconds"),
+            (120, "2 minutes"),
+            (1, "1 second"),
+            (0, "0 seconds"),
+        ] {
+            assert_eq!(Span(secs).to_string(), text);
         }
     }
 }

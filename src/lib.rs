@@ -6,19 +6,24 @@
 //! # Tutorial
 //!
 //! A host keeps one [`Tokens`]: a [`Policy`], a store (the embedded [`MemoryStore`] here), and
-//! optionally its own clock, hash key, user directory and event sink.
+//! optionally its own clock, hash key, user directory and event sink. Times are
+//! [`time::OffsetDateTime`] and [`time::Duration`], re-exported as [`api_tokens::time`](time);
+//! the `datetime!` macro below needs `time` in your own `Cargo.toml` (`time = { version =
+//! "0.3", features = ["macros"] }`), or write `OffsetDateTime::now_utc()` instead.
 //!
 //! ```
 //! use api_tokens::{
 //!     Actor, DenialKind, HashKey, ManualClock, NewToken, Policy, RequestContext, Tokens, UserId,
+//!     permission,
 //! };
+//! use api_tokens::time::Duration;
 //! use std::sync::Arc;
-//! use time::{Duration, macros::datetime};
+//! use time::macros::datetime;
 //!
 //! let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 9:00 UTC)));
 //! let tokens = Tokens::in_memory()
 //!     .with_policy(Policy::default())
-//!     .with_hash_key(HashKey::new([7; 32])) // keep yours outside the database
+//!     .with_hash_key(HashKey::new([7; 32])) // yours: HashKey::from_env("API_TOKENS_HASH_KEY")?
 //!     .with_clock(clock.clone());
 //!
 //! // A user issues itself a token: two permissions, a week's life, one network.
@@ -36,16 +41,22 @@
 //! let office = RequestContext::from_ip("10.1.2.3".parse()?);
 //! let grant = tokens.authenticate(secret.expose(), &office)?;
 //! assert_eq!(grant.owner.as_str(), "alice");
-//! grant.require(&"dns.edit".parse()?)?;
-//! assert!(grant.require(&"billing.read".parse()?).is_err());
+//! grant.require(&permission!("dns.edit"))?; // checked at compile time, no parse per request
+//! assert!(grant.require(&permission!("billing.read")).is_err());
 //!
-//! // From elsewhere, or after expiry, it is refused with a reason for the log.
+//! // From elsewhere, or after expiry, it is refused with a reason for the log, and a public
+//! // form (code, HTTP status, message) for the client.
 //! let cafe = RequestContext::from_ip("203.0.113.9".parse()?);
 //! let denial = tokens.authenticate(secret.expose(), &cafe).unwrap_err();
 //! assert_eq!(denial.kind(), DenialKind::AddressNotAllowed);
+//! assert_eq!(denial.public().http_status(), 403);
 //! clock.advance(Duration::days(7));
 //! let denial = tokens.authenticate(secret.expose(), &office).unwrap_err();
-//! assert_eq!(denial.kind(), DenialKind::Expired);
+//! assert_eq!((denial.code(), denial.public().code()), ("expired", "token_expired"));
+//!
+//! // A token states its permissions (least privilege by default); the error says how.
+//! let err = tokens.issue(&alice, NewToken::new("lazy".parse()?)).unwrap_err();
+//! assert_eq!((err.code(), err.http_status()), ("required", 400));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -54,10 +65,16 @@
 //! [`Tokens::issue`] (both in one step), [`Tokens::update`], [`Tokens::set_status`] (mass
 //! enable/disable), [`Tokens::delete`], [`Tokens::get`], [`Tokens::list`] and
 //! [`Tokens::count`] with a [`Query`]. Each batch is all-or-nothing and each refusal is a typed
-//! [`Error`] naming the field and the batch item.
+//! [`Error`] with a stable [`code`](Error::code), an [`HTTP status`](Error::http_status) and a
+//! message in plain words, naming the field and, in a batch, the item. What `list` and `get`
+//! return serializes as a [`TokenView`]: no hash, ever.
 //!
 //! The rules are also plain functions ([`decide`], [`Policy`]'s checks, [`Actor::may_manage`])
 //! for hosts that keep tokens in their own database and call it themselves, sync or async.
+//!
+//! [The web service guide](guide::web_service) puts it together behind HTTP: authentication as
+//! a plain call, self-service create/list/revoke with JSON bodies, and which calls go through
+//! tokio's blocking pool (`AsyncTokens`, or `spawn_blocking`).
 //!
 //! # Non-goals
 //!
@@ -71,6 +88,7 @@
 //!   and `AsyncTokens` for tokio hosts.
 //! * **User management.** Users, roles and their rights are the host's; it answers through
 //!   [`UserDirectory`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
@@ -104,12 +122,15 @@ mod clock;
 mod directory;
 mod error;
 mod events;
+pub mod guide;
 mod permission;
 mod policy;
 mod secret;
 pub mod store;
+mod timefmt;
 mod token;
 mod tokens;
+mod view;
 
 pub use actor::Actor;
 pub use allowlist::IpAllowlist;
@@ -127,8 +148,8 @@ pub use policy::{
     DEFAULT_MAX_FILTER_VALUES, DEFAULT_MAX_GRACE, DEFAULT_MAX_PERMISSIONS, NameCharset, Policy,
 };
 pub use secret::{
-    HashKey, KeyId, MAX_PRESENTED_LEN, PresentedSecret, SecretFormat, SecretHash, SecretPrefix,
-    TokenSecret,
+    HashKey, HashKeyError, KeyId, MAX_PRESENTED_LEN, PresentedSecret, SecretFormat, SecretHash,
+    SecretPrefix, TokenSecret,
 };
 pub use store::{MemoryStore, Query, SealedSnapshot, Snapshot, TokenStore};
 pub use token::{
@@ -136,3 +157,9 @@ pub use token::{
     SecretState, Status, Token, TokenId, TokenName, UserId,
 };
 pub use tokens::{Issued, NewToken, Revocation, TokenUpdate, Tokens};
+pub use view::{Revealed, TokenView};
+
+/// The `time` crate this crate's API speaks ([`time::OffsetDateTime`], [`time::Duration`]), so
+/// that a host need not keep its own `time` dependency in step. Its `macros` (`datetime!`)
+/// expand to paths of a crate named `time`: to use them, add `time` to your own `Cargo.toml`.
+pub use time;

@@ -37,6 +37,28 @@ pub enum NameCharset {
 /// policy.max_lifetime = Some(time::Duration::days(90));
 /// assert_eq!(policy.max_name_chars, 50);
 /// ```
+///
+/// # The presets
+///
+/// | field | [`Policy::default()`] | [`Policy::zabbix()`] | [`Policy::cpanel()`] |
+/// | --- | --- | --- | --- |
+/// | [`max_name_chars`](Policy::max_name_chars) | 64 | 64 | 50 |
+/// | [`name_charset`](Policy::name_charset) | [`Printable`](NameCharset::Printable) | [`Printable`](NameCharset::Printable) | [`Word`](NameCharset::Word) (`[A-Za-z0-9_-]`) |
+/// | [`max_description_chars`](Policy::max_description_chars) | 1,024 | 65,535 | 1,024 |
+/// | [`accept_past_expiry`](Policy::accept_past_expiry) | no | yes | no |
+/// | [`max_lifetime`](Policy::max_lifetime) | none | none | none |
+/// | [`max_allowlist`](Policy::max_allowlist) | 100 | 100 | 100 |
+/// | [`require_permissions`](Policy::require_permissions) | **yes** | no (all of the creator's) | no (all of the creator's) |
+/// | [`max_permissions`](Policy::max_permissions) | 1,024 | 1,024 | 1,024 |
+/// | [`max_filter_values`](Policy::max_filter_values) | 10,000 | 10,000 | 10,000 |
+/// | [`max_grace`](Policy::max_grace) | 7 days | 7 days | 7 days |
+/// | [`secret_format`](Policy::secret_format) | `tok_` + 43 base62 + 6 checksum ([`SecretFormat::default`]) | 64 hex digits ([`SecretFormat::Zabbix`]) | 32 × `[0-9A-Z]` ([`SecretFormat::Cpanel`]) |
+///
+/// The default is strict: a token states its permissions (least privilege is the default, not
+/// an option), cannot be created already expired, and its secret carries a prefix for secret
+/// scanners and a checksum that refuses typos without a lookup. The presets keep their seed's
+/// rules: Zabbix tokens act with all of their user's rights, and cPanel gives a token all of
+/// its creator's privileges when none are listed.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Policy {
@@ -66,13 +88,20 @@ pub struct Policy {
     /// for a replaced secret (default [`DEFAULT_MAX_GRACE`], a week). A grace period never
     /// outlives the token's expiry, whatever its length.
     pub max_grace: Duration,
+    /// Whether a new token must list its permissions. When `true` (the default), a
+    /// [`NewToken`](crate::NewToken) without [`permissions`](crate::NewToken::permissions) is
+    /// refused with [`Problem::Required`](crate::Problem::Required); ask for all of the owner's
+    /// rights with [`PermissionSet::all`](crate::PermissionSet::all) (`"*"`). When `false` (the
+    /// seeds' rule), such a token gets every privilege of the caller who creates it.
+    pub require_permissions: bool,
     /// The shape of generated secrets, and the only shape accepted at authentication.
     pub secret_format: SecretFormat,
 }
 
 impl Policy {
     /// Zabbix's rules: names of 1–64 printable characters, descriptions up to 65,535 characters,
-    /// expiry in the past accepted, secrets of 64 hex digits.
+    /// expiry in the past accepted, permissions optional (a Zabbix token acts with its user's
+    /// rights), secrets of 64 hex digits. See the [table](Policy#the-presets).
     pub fn zabbix() -> Self {
         Self {
             max_name_chars: 64,
@@ -84,12 +113,14 @@ impl Policy {
             max_permissions: DEFAULT_MAX_PERMISSIONS,
             max_filter_values: DEFAULT_MAX_FILTER_VALUES,
             max_grace: DEFAULT_MAX_GRACE,
+            require_permissions: false,
             secret_format: SecretFormat::Zabbix,
         }
     }
 
     /// cPanel & WHM's rules: names `[A-Za-z0-9_-]{1,50}`, expiry must be in the future, at most
-    /// 100 allowlist entries, secrets of 32 characters `[0-9A-Z]`.
+    /// 100 allowlist entries, no ACLs listed means all of the creator's, secrets of 32
+    /// characters `[0-9A-Z]`. See the [table](Policy#the-presets).
     pub fn cpanel() -> Self {
         Self {
             max_name_chars: 50,
@@ -101,6 +132,7 @@ impl Policy {
             max_permissions: DEFAULT_MAX_PERMISSIONS,
             max_filter_values: DEFAULT_MAX_FILTER_VALUES,
             max_grace: DEFAULT_MAX_GRACE,
+            require_permissions: false,
             secret_format: SecretFormat::Cpanel,
         }
     }
@@ -161,7 +193,7 @@ impl Policy {
         let shown = || {
             expiry
                 .instant()
-                .map_or_else(|| "never".to_owned(), |t| t.unix_timestamp().to_string())
+                .map_or_else(|| "never".to_owned(), crate::error::time_for_message)
         };
         if !self.accept_past_expiry && expiry.is_expired_at(now) {
             return Err(ValidationError::new(
@@ -258,13 +290,7 @@ impl Policy {
     /// Negative, or longer than [`Policy::max_grace`].
     pub fn check_grace(&self, grace: Duration) -> Result<(), ValidationError> {
         if grace.is_negative() {
-            return Err(ValidationError::new(
-                Field::Grace,
-                grace,
-                Problem::Syntax {
-                    expected: "a grace period of zero or more",
-                },
-            ));
+            return Err(ValidationError::new(Field::Grace, grace, Problem::Negative));
         }
         if grace > self.max_grace {
             return Err(ValidationError::new(
@@ -281,9 +307,9 @@ impl Policy {
 
 impl Default for Policy {
     /// Strict and sensible: names of 1–64 printable characters, descriptions up to 1,024
-    /// characters, expiry must be in the future, at most 100 allowlist entries, 1,024
-    /// permissions, 10,000 values per list filter and a week of grace, secrets in our prefixed
-    /// and checksummed format with prefix `tok`.
+    /// characters, expiry must be in the future, at most 100 allowlist entries, permissions must
+    /// be listed (at most 1,024), 10,000 values per list filter and a week of grace, secrets in
+    /// our prefixed and checksummed format with prefix `tok`. See the [table](Policy#the-presets).
     fn default() -> Self {
         Self {
             max_name_chars: 64,
@@ -295,6 +321,7 @@ impl Default for Policy {
             max_permissions: DEFAULT_MAX_PERMISSIONS,
             max_filter_values: DEFAULT_MAX_FILTER_VALUES,
             max_grace: DEFAULT_MAX_GRACE,
+            require_permissions: true,
             secret_format: SecretFormat::default(),
         }
     }
@@ -428,5 +455,72 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.problem, Problem::TooMany { max: 100 });
         assert_eq!(e.value, "10.0.200.1");
+    }
+
+    /// The table in `Policy`'s docs, row by row: change one and the other together.
+    #[test]
+    fn presets_match_the_documented_table() {
+        let rows = [
+            (
+                Policy::default(),
+                64,
+                NameCharset::Printable,
+                1_024,
+                false,
+                true,
+            ),
+            (
+                Policy::zabbix(),
+                64,
+                NameCharset::Printable,
+                65_535,
+                true,
+                false,
+            ),
+            (Policy::cpanel(), 50, NameCharset::Word, 1_024, false, false),
+        ];
+        for (p, name, charset, description, past, required) in rows {
+            assert_eq!(p.max_name_chars, name);
+            assert_eq!(p.name_charset, charset);
+            assert_eq!(p.max_description_chars, description);
+            assert_eq!(p.accept_past_expiry, past);
+            assert_eq!(p.max_lifetime, None);
+            assert_eq!(p.max_allowlist, 100);
+            assert_eq!(p.require_permissions, required);
+            assert_eq!(p.max_permissions, 1_024);
+            assert_eq!(p.max_filter_values, 10_000);
+            assert_eq!(p.max_grace, Duration::days(7));
+        }
+        assert_eq!(Policy::default().secret_format, SecretFormat::default());
+        assert_eq!(Policy::zabbix().secret_format, SecretFormat::Zabbix);
+        assert_eq!(Policy::cpanel().secret_format, SecretFormat::Cpanel);
+    }
+
+    #[test]
+    fn expiry_errors_read_as_rfc_3339_beside_unix_seconds() {
+        let now = datetime!(2025-01-01 0:00 UTC);
+        let past = Expiry::from_unix(1_611_238_072).unwrap();
+        let e = Policy::cpanel().check_expiry(&past, now).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "expiry 2021-01-21T14:07:52Z (Unix time 1611238072) is not in the future"
+        );
+        let p = Policy {
+            max_lifetime: Some(Duration::days(90)),
+            ..Policy::default()
+        };
+        let e = p
+            .check_expiry(&Expiry::at(datetime!(2026-01-01 0:00 UTC)), now)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "expiry 2026-01-01T00:00:00Z (Unix time 1767225600) is further away than the longest \
+             lifetime allowed (90 days)"
+        );
+        let e = p.check_expiry(&Expiry::NEVER, now).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "expiry cannot be never: the longest lifetime allowed is 90 days"
+        );
     }
 }

@@ -42,6 +42,37 @@ impl TokenSecret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Serializes the plaintext, for a response that shows a new secret once: name it in
+    /// `#[serde(serialize_with = "TokenSecret::serialize_exposed")]` on a field of your response
+    /// type, and the secret goes from its wrapper (wiped when dropped) straight into the
+    /// output, with no copy in between. `TokenSecret` itself has no `Serialize`, so no secret is
+    /// ever serialized by accident.
+    ///
+    /// ```
+    /// use api_tokens::{Actor, NewToken, TokenId, TokenSecret, Tokens, UserId};
+    ///
+    /// #[derive(serde::Serialize)]
+    /// struct Regenerated {
+    ///     id: TokenId,
+    ///     #[serde(serialize_with = "TokenSecret::serialize_exposed")]
+    ///     secret: TokenSecret,
+    /// }
+    ///
+    /// let tokens = Tokens::in_memory();
+    /// let alice = Actor::user(UserId::new("alice")?);
+    /// let issued = tokens.issue(&alice, NewToken::new("ci".parse()?).permissions("deploy".parse()?))?;
+    /// let (id, secret) = tokens.generate(&alice, [issued.token.id])?.remove(0);
+    /// let body = serde_json::to_value(Regenerated { id, secret })?;
+    /// assert!(body["secret"].as_str().unwrap().starts_with("tok_"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Whatever the serializer returns.
+    pub fn serialize_exposed<S: Serializer>(secret: &TokenSecret, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(secret.expose())
+    }
 }
 
 impl fmt::Debug for TokenSecret {
@@ -71,8 +102,79 @@ impl ZeroizeOnDrop for TokenSecret {}
 /// attacker test guesses offline. [`HashKey::default`] is a fixed, public key derived from the
 /// context string `"api-tokens 2026 default secret hash key"`; it is fine for tests and for hosts
 /// that accept that the secrets' own 256 bits of entropy are their only protection.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+///
+/// Make a key once with [`HashKey::random`] and store its [`to_hex`](HashKey::to_hex); load it
+/// with [`HashKey::from_env`], [`from_hex`](HashKey::from_hex) or
+/// [`from_base64`](HashKey::from_base64). The loaders' errors never contain the key.
+///
+/// ```
+/// use api_tokens::HashKey;
+/// let stored = HashKey::random().to_hex(); // 64 hex digits: put them in your secrets manager
+/// let key = HashKey::from_hex(&stored)?;
+/// assert!(HashKey::from_hex("not a key").is_err());
+/// // At startup: `let key = HashKey::from_env("API_TOKENS_HASH_KEY")?;`
+/// # Ok::<(), api_tokens::HashKeyError>(())
+/// ```
+#[derive(Clone)]
 pub struct HashKey([u8; 32]);
+
+// Written out rather than derived: `zeroize`'s derive macro would pull a second `syn` into every
+// build of the crate for these few lines.
+impl Zeroize for HashKey {
+    fn zeroize(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl Drop for HashKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for HashKey {}
+
+/// Why text is not a [`HashKey`]. Never contains the text: it may be most of a key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HashKeyError {
+    /// Not the length of 32 bytes in either encoding.
+    #[error(
+        "a hash key is 32 bytes, written as 64 hex digits or 43 base64 characters (44 with \
+         padding); this text has {found} characters"
+    )]
+    WrongLength {
+        /// The length found, in characters, after trimming surrounding whitespace.
+        found: usize,
+    },
+    /// A character that is not a hex digit.
+    #[error("the hash key is not hex: invalid character at position {position}")]
+    InvalidHex {
+        /// Its 0-based position.
+        position: usize,
+    },
+    /// A character outside base64 (standard or URL-safe alphabet), or bits after the 32nd byte.
+    #[error("the hash key is not base64: invalid character at position {position}")]
+    InvalidBase64 {
+        /// Its 0-based position.
+        position: usize,
+    },
+    /// Every byte is zero: a placeholder, not a key.
+    #[error("the hash key is all zeros: a placeholder, not a key (make one with HashKey::random)")]
+    AllZero,
+    /// The environment variable is not set.
+    #[error("the environment variable {var} is not set")]
+    EnvMissing {
+        /// Its name.
+        var: String,
+    },
+    /// The environment variable is not valid Unicode.
+    #[error("the environment variable {var} is not valid Unicode")]
+    EnvNotUnicode {
+        /// Its name.
+        var: String,
+    },
+}
 
 impl HashKey {
     /// A key from 32 bytes.
@@ -91,6 +193,118 @@ impl HashKey {
     /// The key's bytes, for the host to store.
     pub fn expose(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// The key as 64 lowercase hex digits, for the host to store (wiped when dropped).
+    pub fn to_hex(&self) -> zeroize::Zeroizing<String> {
+        let mut out = zeroize::Zeroizing::new(String::with_capacity(64));
+        for b in self.0 {
+            out.push(hex_digit(b >> 4));
+            out.push(hex_digit(b & 0xf));
+        }
+        out
+    }
+
+    /// A key from 64 hex digits (either case); surrounding whitespace is ignored.
+    ///
+    /// # Errors
+    /// [`HashKeyError::WrongLength`], [`HashKeyError::InvalidHex`], [`HashKeyError::AllZero`].
+    pub fn from_hex(text: &str) -> Result<Self, HashKeyError> {
+        let text = text.trim();
+        if text.len() != 64 {
+            return Err(HashKeyError::WrongLength {
+                found: text.chars().count(),
+            });
+        }
+        let mut key = Self([0; 32]);
+        let mut digits = text.bytes().enumerate();
+        for byte in &mut key.0 {
+            let mut next = || {
+                let (position, c) = digits
+                    .next()
+                    .ok_or(HashKeyError::WrongLength { found: 64 })?;
+                nibble(c).ok_or(HashKeyError::InvalidHex { position })
+            };
+            *byte = (next()? << 4) | next()?;
+        }
+        key.checked()
+    }
+
+    /// A key from base64: 43 characters, or 44 ending in `=`, of the standard (`+/`) or the
+    /// URL-safe (`-_`) alphabet; surrounding whitespace is ignored.
+    ///
+    /// # Errors
+    /// [`HashKeyError::WrongLength`], [`HashKeyError::InvalidBase64`] (also when the last
+    /// character carries bits beyond the 32nd byte), [`HashKeyError::AllZero`].
+    pub fn from_base64(text: &str) -> Result<Self, HashKeyError> {
+        let text = text.trim();
+        let body = text.strip_suffix('=').unwrap_or(text);
+        if body.len() != 43 || (text.len() != 43 && text.len() != 44) {
+            return Err(HashKeyError::WrongLength {
+                found: text.chars().count(),
+            });
+        }
+        let mut key = Self([0; 32]);
+        let mut acc: u32 = 0;
+        let mut bits = 0;
+        let mut out = key.0.iter_mut();
+        for (position, c) in body.bytes().enumerate() {
+            let v = sextet(c).ok_or(HashKeyError::InvalidBase64 { position })?;
+            acc = (acc << 6) | u32::from(v);
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                let byte = (acc >> bits) as u8;
+                match out.next() {
+                    Some(slot) => *slot = byte,
+                    None => return Err(HashKeyError::InvalidBase64 { position }),
+                }
+                acc &= (1 << bits) - 1;
+            }
+        }
+        // 43 sextets are 258 bits: the last 2 must be zero, or the text is not an encoding of
+        // exactly these 32 bytes.
+        if acc != 0 {
+            acc.zeroize();
+            return Err(HashKeyError::InvalidBase64 { position: 42 });
+        }
+        key.checked()
+    }
+
+    /// A key from the environment variable `var`, written in hex ([`HashKey::from_hex`]) or
+    /// base64 ([`HashKey::from_base64`]), told apart by length.
+    ///
+    /// # Errors
+    /// [`HashKeyError::EnvMissing`], [`HashKeyError::EnvNotUnicode`], or the decoder's error.
+    pub fn from_env(var: &str) -> Result<Self, HashKeyError> {
+        let mut value = std::env::var(var).map_err(|e| match e {
+            std::env::VarError::NotPresent => HashKeyError::EnvMissing {
+                var: var.to_owned(),
+            },
+            std::env::VarError::NotUnicode(_) => HashKeyError::EnvNotUnicode {
+                var: var.to_owned(),
+            },
+        })?;
+        let key = Self::from_text(&value);
+        value.zeroize();
+        key
+    }
+
+    /// Hex or base64, told apart by length.
+    fn from_text(text: &str) -> Result<Self, HashKeyError> {
+        if text.trim().len() == 64 {
+            Self::from_hex(text)
+        } else {
+            Self::from_base64(text)
+        }
+    }
+
+    fn checked(self) -> Result<Self, HashKeyError> {
+        if self.0.iter().all(|&b| b == 0) {
+            Err(HashKeyError::AllZero)
+        } else {
+            Ok(self)
+        }
     }
 
     /// The key's public name: 8 bytes derived from it with BLAKE3 `derive_key` under a context
@@ -182,6 +396,26 @@ impl<'de> Deserialize<'de> for KeyId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn sextet(c: u8) -> Option<u8> {
+    match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' | b'-' => Some(62),
+        b'/' | b'_' => Some(63),
+        _ => None,
     }
 }
 
@@ -841,24 +1075,98 @@ mod tests {
         }
     }
 
-    proptest::proptest! {
-        /// What a format generates, it parses; the hash of it prints and reads back.
-        #[test]
-        fn generated_secrets_parse_and_hashes_roundtrip(seed in proptest::prelude::any::<u64>()) {
-            let key = HashKey::new([3; 32]);
-            for format in [
-                SecretFormat::default(),
-                SecretFormat::prefixed("acme9").unwrap(),
-                SecretFormat::Zabbix,
-                SecretFormat::Cpanel,
-            ] {
-                let s = format.generate_with_rng(&mut StdRng::seed_from_u64(seed));
-                proptest::prop_assert_eq!(s.expose().len(), format.secret_len());
-                let parsed = format.parse(s.expose()).unwrap();
-                let h = SecretHash::of(&key, &parsed);
-                proptest::prop_assert_eq!(SecretHash::from_hex(&h.to_hex()).unwrap(), h);
-            }
+    #[test]
+    fn hash_keys_load_from_hex_base64_and_text() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(1));
+        let key = HashKey::new(bytes);
+        let hex = key.to_hex();
+        assert_eq!(hex.len(), 64);
+        assert_eq!(HashKey::from_hex(&hex).unwrap().expose(), &bytes);
+        assert_eq!(
+            HashKey::from_hex(&hex.to_uppercase()).unwrap().expose(),
+            &bytes
+        );
+        assert_eq!(
+            HashKey::from_hex(&format!(" {}\n", *hex)).unwrap().expose(),
+            &bytes
+        );
+        // The same bytes in base64, standard and URL-safe, with and without padding (the
+        // vector is Python's `base64.b64encode` of the bytes).
+        let b64 = encode_b64(&bytes);
+        assert_eq!(b64, "ASZLcJW63wQpTnOYveIHLFF2m8DlCi9UeZ7D6A0yV3w");
+        for text in [
+            b64.clone(),
+            format!("{b64}="),
+            b64.replace('+', "-").replace('/', "_"),
+        ] {
+            assert_eq!(
+                HashKey::from_base64(&text).unwrap().expose(),
+                &bytes,
+                "{text}"
+            );
+            assert_eq!(
+                HashKey::from_text(&text).unwrap().expose(),
+                &bytes,
+                "{text}"
+            );
         }
+        assert_eq!(HashKey::from_text(&hex).unwrap().expose(), &bytes);
+    }
+
+    /// A plain reference encoder for the test (standard alphabet, no padding).
+    fn encode_b64(bytes: &[u8]) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut bits = String::new();
+        for b in bytes {
+            bits.push_str(&format!("{b:08b}"));
+        }
+        while !bits.len().is_multiple_of(6) {
+            bits.push('0');
+        }
+        bits.as_bytes()
+            .chunks(6)
+            .map(|c| A[usize::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap()] as char)
+            .collect()
+    }
+
+    #[test]
+    fn bad_hash_keys_get_errors_that_never_show_the_key() {
+        let hex = HashKey::new([0xab; 32]).to_hex();
+        let cases: Vec<(String, HashKeyError)> = vec![
+            ("abc".into(), HashKeyError::WrongLength { found: 3 }),
+            (
+                format!("{}z", &hex[..63]),
+                HashKeyError::InvalidHex { position: 63 },
+            ),
+            ("0".repeat(64), HashKeyError::AllZero),
+            ("A".repeat(43), HashKeyError::AllZero),
+            (
+                format!("{}*", "q".repeat(42)),
+                HashKeyError::InvalidBase64 { position: 42 },
+            ),
+            // 43 characters whose last one carries bits past the 32nd byte.
+            ("q".repeat(43), HashKeyError::InvalidBase64 { position: 42 }),
+            ("q".repeat(45), HashKeyError::WrongLength { found: 45 }),
+            (
+                format!("{}==", "q".repeat(42)),
+                HashKeyError::InvalidBase64 { position: 42 },
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = HashKey::from_text(&text).unwrap_err();
+            assert_eq!(err, expected, "{text}");
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains(&text), "{shown}");
+        }
+        let err = HashKey::from_env("API_TOKENS_TEST_NO_SUCH_VARIABLE_7f3a").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the environment variable API_TOKENS_TEST_NO_SUCH_VARIABLE_7f3a is not set"
+        );
+        assert!(matches!(
+            HashKey::from_env("PATH"),
+            Err(HashKeyError::WrongLength { .. } | HashKeyError::InvalidBase64 { .. })
+        ));
     }
 
     #[test]

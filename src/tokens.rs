@@ -23,15 +23,19 @@ use crate::token::{
     Expiry, LastUse, PreviousSecret, Revoked, RevokedBy, SecretState, Status, Token, TokenId,
     TokenName, UserId, whole_seconds,
 };
+use crate::view::Revealed;
 
-/// A token to create. Only the name is required.
+/// A token to create: a name, and under [`Policy::default`] its permissions; every other
+/// field has a default.
 ///
 /// ```
-/// use api_tokens::{NewToken, Status, UserId};
+/// use api_tokens::{NewToken, PermissionSet, Status, UserId};
 /// let t = NewToken::new("Your token".parse()?)
 ///     .owner(UserId::from(2))
+///     .permissions("reports.read, reports.export".parse()?)
 ///     .status(Status::Disabled)
 ///     .expires_at(time::macros::datetime!(2021-01-21 14:07:52 UTC));
+/// let everything = NewToken::new("admin".parse()?).permissions(PermissionSet::all());
 /// # Ok::<(), api_tokens::ValidationError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,8 +51,10 @@ pub struct NewToken {
     pub status: Status,
     /// Expiry (default never).
     pub expiry: Expiry,
-    /// Permissions (default: every privilege of the actor, which for an actor holding every
-    /// privilege means every right the owner holds at authentication).
+    /// Permissions. Required by [`Policy::default`] ([`Policy::require_permissions`]): give
+    /// [`PermissionSet::all`] (`"*"`) for all of the owner's rights, intersected at every
+    /// authentication with what the owner holds then. Under the seeds' presets a token without
+    /// them gets every privilege of the caller who creates it.
     pub permissions: Option<PermissionSet>,
     /// Allowlist (default empty: any address).
     pub allowlist: IpAllowlist,
@@ -211,6 +217,15 @@ pub struct Issued {
     pub secret: TokenSecret,
 }
 
+impl Issued {
+    /// The token's [`TokenView`](crate::TokenView) and its secret as one value whose
+    /// `Serialize` writes both: the response to a create call in one step, without copying the
+    /// secret out of its wrapper (see [`Revealed`]).
+    pub fn reveal(self) -> Revealed {
+        Revealed::new(self.token.view(), self.secret)
+    }
+}
+
 /// What [`Tokens::revoke_by_secret`] did. A token revoked by either of the first two is revoked
 /// for good: disabled, its secret hashes dropped, marked [`Token::revoked`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,22 +246,51 @@ pub enum Revocation {
 /// The API: a [`Policy`], a [`TokenStore`], a [`Clock`], a [`HashKey`], a [`UserDirectory`] and an
 /// [`EventSink`], and the operations of Zabbix's `token.*` and cPanel's `api_token_*` over them.
 ///
-/// Every batch operation is all-or-nothing and returns results in input order. Errors name the
-/// 0-based position of the offending item.
+/// Every batch operation is all-or-nothing and returns results in input order. Errors of a batch
+/// of more than one item name the offending item (see [`Error`]).
+///
+/// `Tokens` is cheap to clone (two reference counts) and every clone shares the same store, so
+/// a web service keeps one in its state and hands a clone to each handler: no
+/// `Arc<Tokens<..>>`. The `with_*` builders change only the value they are called on: configure
+/// first, then clone.
+///
+/// ```
+/// use api_tokens::Tokens;
+/// let tokens = Tokens::in_memory();
+/// let for_a_handler = tokens.clone(); // same store
+/// # let _ = for_a_handler;
+/// ```
 pub struct Tokens<S = MemoryStore> {
-    store: S,
+    store: Arc<S>,
+    config: Arc<Config>,
+}
+
+/// Everything but the store: cloned on write by the `with_*` builders.
+#[derive(Clone)]
+struct Config {
     policy: Policy,
     key: HashKey,
-    clock: Box<dyn Clock>,
-    directory: Box<dyn UserDirectory>,
-    events: Box<dyn EventSink>,
-    memo: IntersectionMemo,
+    clock: Arc<dyn Clock>,
+    directory: Arc<dyn UserDirectory>,
+    events: Arc<dyn EventSink>,
+    /// Shared by clones and by configurations derived from them: it is keyed by the identity
+    /// of the two sets it intersected, so any `Tokens` may use any entry.
+    memo: Arc<IntersectionMemo>,
+}
+
+impl<S> Clone for Tokens<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            config: Arc::clone(&self.config),
+        }
+    }
 }
 
 impl<S> fmt::Debug for Tokens<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tokens")
-            .field("policy", &self.policy)
+            .field("policy", &self.config.policy)
             .finish_non_exhaustive()
     }
 }
@@ -260,7 +304,7 @@ impl Tokens<MemoryStore> {
     /// The store's contents sealed under this `Tokens`' hash key, for the host to persist
     /// ([`SealedSnapshot`](crate::SealedSnapshot)).
     pub fn sealed_snapshot(&self) -> crate::SealedSnapshot {
-        self.store.snapshot().seal(&self.key)
+        self.store.snapshot().seal(&self.config.key)
     }
 
     /// Replaces the store's contents with a sealed snapshot's, after checking its seal under
@@ -270,7 +314,7 @@ impl Tokens<MemoryStore> {
     /// As [`SealedSnapshot::open`](crate::SealedSnapshot::open) and
     /// [`MemoryStore::restore`]; the store is left untouched.
     pub fn restore_sealed(&self, sealed: crate::SealedSnapshot) -> Result<(), StoreError> {
-        self.store.restore(sealed.open(&self.key)?)
+        self.store.restore(sealed.open(&self.config.key)?)
     }
 }
 
@@ -279,49 +323,51 @@ impl<S: TokenStore> Tokens<S> {
     /// [`SystemClock`], [`AllowAllUsers`] and [`NoEvents`].
     pub fn new(store: S) -> Self {
         Self {
-            store,
-            policy: Policy::default(),
-            key: HashKey::default(),
-            clock: Box::new(SystemClock),
-            directory: Box::new(AllowAllUsers::new()),
-            events: Box::new(NoEvents),
-            memo: IntersectionMemo::default(),
+            store: Arc::new(store),
+            config: Arc::new(Config {
+                policy: Policy::default(),
+                key: HashKey::default(),
+                clock: Arc::new(SystemClock),
+                directory: Arc::new(AllowAllUsers::new()),
+                events: Arc::new(NoEvents),
+                memo: Arc::new(IntersectionMemo::default()),
+            }),
         }
+    }
+
+    fn configure(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(Arc::make_mut(&mut self.config));
+        self
     }
 
     /// Uses `policy`.
     #[must_use]
-    pub fn with_policy(mut self, policy: Policy) -> Self {
-        self.policy = policy;
-        self
+    pub fn with_policy(self, policy: Policy) -> Self {
+        self.configure(|c| c.policy = policy)
     }
 
     /// Hashes secrets under `key` (see [`HashKey`]).
     #[must_use]
-    pub fn with_hash_key(mut self, key: HashKey) -> Self {
-        self.key = key;
-        self
+    pub fn with_hash_key(self, key: HashKey) -> Self {
+        self.configure(|c| c.key = key)
     }
 
     /// Reads time from `clock`.
     #[must_use]
-    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Box::new(clock);
-        self
+    pub fn with_clock(self, clock: impl Clock + 'static) -> Self {
+        self.configure(|c| c.clock = Arc::new(clock))
     }
 
     /// Asks `directory` about users.
     #[must_use]
-    pub fn with_directory(mut self, directory: impl UserDirectory + 'static) -> Self {
-        self.directory = Box::new(directory);
-        self
+    pub fn with_directory(self, directory: impl UserDirectory + 'static) -> Self {
+        self.configure(|c| c.directory = Arc::new(directory))
     }
 
     /// Sends events to `sink`.
     #[must_use]
-    pub fn with_events(mut self, sink: impl EventSink + 'static) -> Self {
-        self.events = Box::new(sink);
-        self
+    pub fn with_events(self, sink: impl EventSink + 'static) -> Self {
+        self.configure(|c| c.events = Arc::new(sink))
     }
 
     /// The store.
@@ -331,16 +377,39 @@ impl<S: TokenStore> Tokens<S> {
 
     /// The policy.
     pub fn policy(&self) -> &Policy {
-        &self.policy
+        &self.config.policy
     }
 
     /// The clock's current instant, in whole seconds.
     pub fn now(&self) -> OffsetDateTime {
-        whole_seconds(self.clock.now())
+        whole_seconds(self.config.clock.now())
+    }
+
+    /// The caller `user` as the directory knows it, in one call: an [`Actor`] that manages its
+    /// own tokens and may grant exactly the rights the directory gives it now (every right for
+    /// an [`UserState::Unrestricted`] user), so the directory stays the one source of truth.
+    /// Set [`Actor::manage_others`] on the result for a Super admin.
+    ///
+    /// ```
+    /// use api_tokens::{StaticDirectory, Tokens, UserId, UserState};
+    /// let tokens = Tokens::in_memory().with_directory(
+    ///     StaticDirectory::new().with(UserId::from(2), UserState::Active("reports.*".parse()?)),
+    /// );
+    /// let actor = tokens.actor(&UserId::from(2))?;
+    /// assert_eq!(actor.privileges.to_string(), "reports.*");
+    /// assert_eq!(tokens.actor(&UserId::from(3)).unwrap_err().code(), "user_not_active");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Forbidden::UserNotActive`] when the directory does not know the user or it is
+    /// inactive.
+    pub fn actor(&self, user: &UserId) -> Result<Actor> {
+        Actor::from_directory(&*self.config.directory, user).map_err(Error::from)
     }
 
     fn emit(&self, at: OffsetDateTime, actor: Option<&Actor>, t: &Token, kind: EventKind) {
-        self.events.record(TokenEvent {
+        self.config.events.record(TokenEvent {
             at,
             actor: actor.map(|a| a.user.clone()),
             token: Some(t.id),
@@ -389,8 +458,8 @@ impl<S: TokenStore> Tokens<S> {
     ) -> Result<Issued> {
         let now = self.now();
         let mut tokens = self.prepare_new(actor, vec![item], now)?;
-        let secret = self.policy.secret_format.generate_with_rng(rng);
-        let hash = SecretHash::of_secret(&self.key, &secret);
+        let secret = self.config.policy.secret_format.generate_with_rng(rng);
+        let hash = SecretHash::of_secret(&self.config.key, &secret);
         for t in &mut tokens {
             t.secret = Some(SecretState {
                 hash,
@@ -399,7 +468,8 @@ impl<S: TokenStore> Tokens<S> {
             });
         }
         self.insert(actor, tokens.clone(), now)?;
-        let token = tokens.pop().ok_or(Error::NotFound { index: None })?;
+        // `prepare_new` gives one token per item, or fails.
+        let token = tokens.pop().ok_or(Error::Store(StoreError::IdsExhausted))?;
         self.emit(
             now,
             Some(actor),
@@ -432,25 +502,28 @@ impl<S: TokenStore> Tokens<S> {
         let mut names = HashSet::new();
         let mut owners_checked: HashMap<UserId, UserState> = HashMap::new();
         for (i, item) in items.iter().enumerate() {
-            let at = Some(i);
+            let at = position(i, items.len());
             let owner = item.owner.as_ref().unwrap_or(&actor.user);
             if !actor.may_manage(owner) {
                 return Err(Error::forbidden(at, Forbidden::OtherUsersTokens));
             }
             let invalid = |e| Error::invalid(at, e);
-            self.policy.check_name(&item.name).map_err(invalid)?;
-            self.policy
+            self.config.policy.check_name(&item.name).map_err(invalid)?;
+            self.config
+                .policy
                 .check_description(&item.description)
                 .map_err(invalid)?;
-            self.policy
+            self.config
+                .policy
                 .check_expiry(&item.expiry, now)
                 .map_err(invalid)?;
-            self.policy
+            self.config
+                .policy
                 .check_allowlist(&item.allowlist)
                 .map_err(invalid)?;
             let state = owners_checked
                 .entry(owner.clone())
-                .or_insert_with(|| self.directory.user(owner));
+                .or_insert_with(|| self.config.directory.user(owner));
             let problem = match state {
                 UserState::Active(_) | UserState::Unrestricted => None,
                 UserState::Inactive => Some(Problem::InactiveUser),
@@ -459,24 +532,33 @@ impl<S: TokenStore> Tokens<S> {
             if let Some(problem) = problem {
                 return Err(invalid(ValidationError::new(Field::Owner, owner, problem)));
             }
-            if let Some(p) = &item.permissions {
-                check_grantable(actor, p, at)?;
+            match &item.permissions {
+                Some(p) => check_grantable(actor, p, at)?,
+                None if self.config.policy.require_permissions => {
+                    return Err(invalid(ValidationError::new(
+                        Field::Permissions,
+                        "",
+                        Problem::Required,
+                    )));
+                }
+                None => {}
             }
-            self.policy
+            self.config
+                .policy
                 .check_permissions(item.permissions.as_ref().unwrap_or(&actor.privileges))
                 .map_err(invalid)?;
-            if !names.insert((owner.clone(), item.name.clone())) {
-                return Err(invalid(ValidationError::new(
-                    Field::Name,
-                    &item.name,
-                    Problem::Duplicate,
-                )));
-            }
-            if self.store.find_name(owner, &item.name)?.is_some() {
+            // Taken earlier in this batch or in the store: the same condition, one error.
+            if !names.insert((owner.clone(), item.name.clone()))
+                || self.store.find_name(owner, &item.name)?.is_some()
+            {
                 return Err(invalid(name_taken(owner, &item.name)));
             }
         }
         let ids = self.store.reserve_ids(items.len())?;
+        if ids.len() != items.len() {
+            // A store that hands out fewer ids than asked must not make a batch silently shorter.
+            return Err(Error::Store(StoreError::IdsExhausted));
+        }
         Ok(items
             .into_iter()
             .zip(ids)
@@ -508,15 +590,16 @@ impl<S: TokenStore> Tokens<S> {
         let mut seen = HashSet::new();
         let mut out = Vec::with_capacity(ids.len());
         for (i, &id) in ids.iter().enumerate() {
+            let index = position(i, ids.len());
             if !seen.insert(id) {
                 return Err(Error::invalid(
-                    Some(i),
+                    index,
                     ValidationError::new(Field::TokenId, id, Problem::Duplicate),
                 ));
             }
             match self.store.get(id)? {
                 Some(t) if actor.may_manage(&t.owner) => out.push(t),
-                _ => return Err(Error::NotFound { index: Some(i) }),
+                _ => return Err(Error::NotFound { index, id }),
             }
         }
         Ok(out)
@@ -551,7 +634,8 @@ impl<S: TokenStore> Tokens<S> {
         grace: Duration,
         rng: &mut R,
     ) -> Result<Vec<(TokenId, TokenSecret)>> {
-        self.policy
+        self.config
+            .policy
             .check_grace(grace)
             .map_err(|e| Error::invalid(None, e))?;
         let ids: Vec<TokenId> = ids.into_iter().collect();
@@ -570,7 +654,7 @@ impl<S: TokenStore> Tokens<S> {
         for (i, t) in tokens.iter().enumerate() {
             if t.revoked.is_some() {
                 return Err(Error::Revoked {
-                    index: Some(i),
+                    index: position(i, tokens.len()),
                     token: t.id,
                 });
             }
@@ -578,7 +662,7 @@ impl<S: TokenStore> Tokens<S> {
         let mut secrets = Vec::with_capacity(tokens.len());
         let mut grace_ends = Vec::with_capacity(tokens.len());
         for t in &mut tokens {
-            let secret = self.policy.secret_format.generate_with_rng(rng);
+            let secret = self.config.policy.secret_format.generate_with_rng(rng);
             // A grace period never outlives the token.
             let valid_until = match t.expiry.instant() {
                 Some(end) => now.saturating_add(grace).min(end),
@@ -590,7 +674,7 @@ impl<S: TokenStore> Tokens<S> {
                 valid_until,
             });
             t.secret = Some(SecretState {
-                hash: SecretHash::of_secret(&self.key, &secret),
+                hash: SecretHash::of_secret(&self.config.key, &secret),
                 generated_at: now,
                 previous,
             });
@@ -629,13 +713,14 @@ impl<S: TokenStore> Tokens<S> {
         let batch: HashSet<TokenId> = ids.iter().copied().collect();
         let mut final_names = HashSet::new();
         let mut changed = Vec::new();
+        let len = updates.len();
         for (i, (u, old)) in updates.into_iter().zip(current).enumerate() {
-            let at = Some(i);
+            let at = position(i, len);
             let invalid = |e| Error::invalid(at, e);
             let mut t = old.clone();
             let mut fields = Vec::new();
             if let Some(name) = u.name.filter(|n| *n != t.name) {
-                self.policy.check_name(&name).map_err(invalid)?;
+                self.config.policy.check_name(&name).map_err(invalid)?;
                 if let Some(other) = self.store.find_name(&t.owner, &name)?
                     && !batch.contains(&other)
                 {
@@ -645,30 +730,26 @@ impl<S: TokenStore> Tokens<S> {
                 fields.push(UpdatedField::Name);
             }
             if !final_names.insert((t.owner.clone(), t.name.clone())) {
-                return Err(invalid(ValidationError::new(
-                    Field::Name,
-                    &t.name,
-                    Problem::Duplicate,
-                )));
+                return Err(invalid(name_taken(&t.owner, &t.name)));
             }
             if let Some(d) = u.description.filter(|d| *d != t.description) {
-                self.policy.check_description(&d).map_err(invalid)?;
+                self.config.policy.check_description(&d).map_err(invalid)?;
                 t.description = d;
                 fields.push(UpdatedField::Description);
             }
             if let Some(e) = u.expiry.filter(|e| *e != t.expiry) {
-                self.policy.check_expiry(&e, now).map_err(invalid)?;
+                self.config.policy.check_expiry(&e, now).map_err(invalid)?;
                 t.expiry = e;
                 fields.push(UpdatedField::Expiry);
             }
             if let Some(p) = u.permissions.filter(|p| *p != t.permissions) {
                 check_grantable(actor, &p, at)?;
-                self.policy.check_permissions(&p).map_err(invalid)?;
+                self.config.policy.check_permissions(&p).map_err(invalid)?;
                 t.permissions = p;
                 fields.push(UpdatedField::Permissions);
             }
             if let Some(a) = u.allowlist.filter(|a| *a != t.allowlist) {
-                self.policy.check_allowlist(&a).map_err(invalid)?;
+                self.config.policy.check_allowlist(&a).map_err(invalid)?;
                 t.allowlist = a;
                 fields.push(UpdatedField::Allowlist);
             }
@@ -748,18 +829,16 @@ impl<S: TokenStore> Tokens<S> {
     /// [`Error::NotFound`] when it does not exist or the actor may not see it;
     /// [`Error::Forbidden`] when the actor may not manage tokens.
     pub fn get(&self, actor: &Actor, id: TokenId) -> Result<Token> {
-        let mut v = self.load(actor, &[id]).map_err(|e| match e {
-            Error::NotFound { .. } => Error::NotFound { index: None },
-            e => e,
-        })?;
-        v.pop().ok_or(Error::NotFound { index: None })
+        self.load(actor, &[id])?
+            .pop()
+            .ok_or(Error::NotFound { index: None, id })
     }
 
     fn visible(&self, actor: &Actor, query: &Query) -> Result<Query> {
         if !actor.manage_tokens {
             return Err(Error::forbidden(None, Forbidden::CannotManageTokens));
         }
-        self.policy.check_query(query)?;
+        self.config.policy.check_query(query)?;
         let mut q = query.clone();
         if !actor.manage_others {
             let own = vec![actor.user.clone()];
@@ -779,7 +858,7 @@ impl<S: TokenStore> Tokens<S> {
     /// filter carries more than [`Policy::max_filter_values`] values; store failures.
     pub fn list(&self, actor: &Actor, query: &Query) -> Result<Vec<Token>> {
         let q = self.visible(actor, query)?;
-        Ok(self.store.query(&q, self.clock.now())?)
+        Ok(self.store.query(&q, self.config.clock.now())?)
     }
 
     /// How many tokens match `query` among those the actor may see (`countOutput`).
@@ -788,7 +867,7 @@ impl<S: TokenStore> Tokens<S> {
     /// As [`Tokens::list`].
     pub fn count(&self, actor: &Actor, query: &Query) -> Result<usize> {
         let q = self.visible(actor, query)?;
-        Ok(self.store.count(&q, self.clock.now())?)
+        Ok(self.store.count(&q, self.config.clock.now())?)
     }
 
     /// Authenticates a presented secret at the clock's current instant.
@@ -796,7 +875,7 @@ impl<S: TokenStore> Tokens<S> {
     /// # Errors
     /// A [`Denial`] saying why (log it; tell the client only [`Denial::public`]).
     pub fn authenticate(&self, presented: &str, ctx: &RequestContext) -> Result<Grant, Denial> {
-        self.authenticate_at(presented, ctx, self.clock.now())
+        self.authenticate_at(presented, ctx, self.config.clock.now())
     }
 
     /// Authenticates a presented secret at `now`. The checks, in order: the secret's format
@@ -814,7 +893,7 @@ impl<S: TokenStore> Tokens<S> {
     ) -> Result<Grant, Denial> {
         let ip = ctx.client_ip;
         let result = self.decide(presented, ip, now);
-        if self.events.wants_auth_events() {
+        if self.config.events.wants_auth_events() {
             let (token, owner, kind) = match &result {
                 Ok(g) => (
                     Some(g.token),
@@ -830,7 +909,7 @@ impl<S: TokenStore> Tokens<S> {
                     },
                 ),
             };
-            self.events.record(TokenEvent {
+            self.config.events.record(TokenEvent {
                 at: whole_seconds(now),
                 actor: None,
                 token,
@@ -848,11 +927,12 @@ impl<S: TokenStore> Tokens<S> {
         now: OffsetDateTime,
     ) -> Result<Grant, Denial> {
         let parsed = self
+            .config
             .policy
             .secret_format
             .parse(presented)
             .map_err(Denial::Malformed)?;
-        let hash = SecretHash::of(&self.key, &parsed);
+        let hash = SecretHash::of(&self.config.key, &parsed);
         let at = whole_seconds(now);
         let mut outcome = None;
         let found = self
@@ -862,8 +942,8 @@ impl<S: TokenStore> Tokens<S> {
                     &candidate,
                     now,
                     ip,
-                    |u| self.directory.user(u),
-                    |token, rights| self.memo.intersection(token, rights),
+                    |u| self.config.directory.user(u),
+                    |token, rights| self.config.memo.intersection(token, rights),
                 );
                 let used = r.is_ok().then_some(LastUse { at, ip });
                 outcome = Some(r);
@@ -888,13 +968,13 @@ impl<S: TokenStore> Tokens<S> {
         if !actor.manage_tokens {
             return Err(Error::forbidden(None, Forbidden::CannotManageTokens));
         }
-        let Ok(parsed) = self.policy.secret_format.parse(presented) else {
+        let Ok(parsed) = self.config.policy.secret_format.parse(presented) else {
             return Ok(None);
         };
-        let now = self.clock.now();
+        let now = self.config.clock.now();
         let mut hit = None;
         self.store
-            .authenticate(&SecretHash::of(&self.key, &parsed), &mut |c| {
+            .authenticate(&SecretHash::of(&self.config.key, &parsed), &mut |c| {
                 if c.matched.is_live_at(now) && actor.may_manage(c.owner) {
                     hit = Some(c.id);
                 }
@@ -921,10 +1001,10 @@ impl<S: TokenStore> Tokens<S> {
     }
 
     fn try_revoke_by_secret(&self, presented: &str) -> Result<Revocation> {
-        let Ok(parsed) = self.policy.secret_format.parse(presented) else {
+        let Ok(parsed) = self.config.policy.secret_format.parse(presented) else {
             return Ok(Revocation::Unknown);
         };
-        let hash = SecretHash::of(&self.key, &parsed);
+        let hash = SecretHash::of(&self.config.key, &parsed);
         let now = self.now();
         let mut hit = None;
         self.store.authenticate(&hash, &mut |c| {
@@ -994,7 +1074,7 @@ fn check_grantable(actor: &Actor, p: &PermissionSet, at: Option<usize>) -> Resul
     }
 }
 
-fn name_taken(owner: &UserId, name: &TokenName) -> ValidationError {
+fn name_taken(owner: &UserId, name: impl fmt::Display) -> ValidationError {
     ValidationError::new(
         Field::Name,
         name,
@@ -1004,18 +1084,22 @@ fn name_taken(owner: &UserId, name: &TokenName) -> ValidationError {
     )
 }
 
+/// The position of item `i` in errors: only in batches of more than one item, where it tells
+/// which item is meant.
+fn position(i: usize, len: usize) -> Option<usize> {
+    (len > 1).then_some(i)
+}
+
 /// A name conflict the store found (another writer got there first) becomes the same error the
-/// pre-check gives, at the item that caused it.
+/// pre-check gives, at the item that caused it: one condition, one error.
 fn name_conflict_at(e: StoreError, tokens: &[Token]) -> Error {
     match e {
         StoreError::NameTaken { owner, name } => {
             let index = tokens
                 .iter()
-                .position(|t| t.owner == owner && t.name.as_str() == name);
-            match TokenName::new(&name) {
-                Ok(n) => Error::invalid(index, name_taken(&owner, &n)),
-                Err(_) => Error::Store(StoreError::NameTaken { owner, name }),
-            }
+                .position(|t| t.owner == owner && t.name.as_str() == name)
+                .and_then(|i| position(i, tokens.len()));
+            Error::invalid(index, name_taken(&owner, name))
         }
         e => Error::Store(e),
     }

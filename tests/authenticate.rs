@@ -286,7 +286,11 @@ fn checks_run_in_the_documented_order() {
 fn expiry_boundary_to_the_second() {
     let e = env();
     let exp = NOW + Duration::hours(1);
-    let (_, s) = e.issue(NewToken::new(TokenName::new("b").unwrap()).expires_at(exp));
+    let (_, s) = e.issue(
+        NewToken::new(TokenName::new("b").unwrap())
+            .permissions(PermissionSet::all())
+            .expires_at(exp),
+    );
     let at = |t| e.tokens.authenticate_at(s.expose(), &from("1.2.3.4"), t);
     assert!(at(exp - Duration::seconds(1)).is_ok());
     assert!(at(exp - Duration::nanoseconds(1)).is_ok());
@@ -307,6 +311,7 @@ fn ipv4_mapped_clients_match_ipv4_entries() {
     let e = env();
     let (_, s) = e.issue(
         NewToken::new(TokenName::new("m").unwrap())
+            .permissions(PermissionSet::all())
             .allowlist("1.1.1.1, 1.1.1.8/29".parse().unwrap()),
     );
     assert!(e.auth(&s, from("::ffff:1.1.1.1")).is_ok());
@@ -571,7 +576,10 @@ fn authentication_events_go_to_the_sink_and_are_skipped_for_the_default() {
     let quiet = Arc::new(Quiet(AtomicUsize::new(0)));
     let t = Tokens::in_memory().with_events(quiet.clone());
     let issued = t
-        .issue(&admin(), NewToken::new(TokenName::new("q").unwrap()))
+        .issue(
+            &admin(),
+            NewToken::new(TokenName::new("q").unwrap()).permissions(PermissionSet::all()),
+        )
         .unwrap();
     let after_issue = quiet.0.load(Ordering::SeqCst);
     assert!(after_issue > 0);
@@ -594,7 +602,8 @@ fn no_secret_works_after_the_call_that_invalidated_it_returned() {
             let t = tokens
                 .issue(
                     &actor,
-                    NewToken::new(TokenName::new(&format!("c{i}")).unwrap()),
+                    NewToken::new(TokenName::new(&format!("c{i}")).unwrap())
+                        .permissions(PermissionSet::all()),
                 )
                 .unwrap();
             (t.token.id, t.secret)

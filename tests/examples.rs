@@ -3,7 +3,9 @@
 
 mod support;
 
-use support::run;
+use std::process::{Command, Stdio};
+
+use support::{TempDir, example, run};
 
 #[test]
 fn quickstart_shows_every_rule() {
@@ -34,8 +36,8 @@ fn quickstart_shows_every_rule() {
 
 #[test]
 fn persistence_restores_tokens_without_secrets_on_disk() {
-    let dir = std::env::temp_dir().join(format!("api-tokens-example-test-{}", std::process::id()));
-    let out = run("persistence", &[dir.to_str().unwrap()], "");
+    let dir = TempDir::new("persistence");
+    let out = run("persistence", &[dir.path().to_str().unwrap()], "");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[..6],
@@ -78,15 +80,32 @@ fn persistence_restores_tokens_without_secrets_on_disk() {
         64,
         "the hash is kept, as 64 hex digits"
     );
-    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Run without a directory, an example works in a folder of its own in the temp dir
+/// (`api-tokens-[sqlite-]PID`) and removes it at the end.
+#[test]
+fn examples_run_without_a_directory_leave_nothing_behind() {
+    let mut names = vec![("persistence", "api-tokens")];
+    if cfg!(feature = "sqlite") {
+        names.push(("sqlite", "api-tokens-sqlite"));
+    }
+    for (name, prefix) in names {
+        let child = Command::new(example(name))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start example");
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", child.id()));
+        let out = child.wait_with_output().expect("example ran");
+        assert!(out.status.success(), "{name}");
+        assert!(!dir.exists(), "{name} left {}", dir.display());
+    }
 }
 
 #[cfg(feature = "sqlite")]
 #[test]
 fn sqlite_example_survives_a_restart() {
-    let dir =
-        std::env::temp_dir().join(format!("api-tokens-sqlite-example-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("sqlite-example");
     let db = dir.join("tokens.db");
     let out = run("sqlite", &[db.to_str().unwrap()], "");
     let lines: Vec<&str> = out.lines().collect();
@@ -102,7 +121,6 @@ fn sqlite_example_survives_a_restart() {
             "backup.run: allowed",
         ]
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[cfg(feature = "postgres")]

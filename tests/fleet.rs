@@ -14,8 +14,8 @@ use api_tokens::store::postgres::PostgresStore;
 use api_tokens::store::replica::{Replica, ReplicaOptions};
 use api_tokens::store::{Change, TokenStore};
 use api_tokens::{
-    Actor, CollectEvents, Denial, DenialKind, EventKind, ManualClock, NewToken, PublicDenial,
-    RequestContext, Status, StoreError, TokenId, TokenUpdate, Tokens, UserId,
+    Actor, CollectEvents, Denial, DenialKind, EventKind, ManualClock, NewToken, PermissionSet,
+    PublicDenial, RequestContext, Status, StoreError, TokenId, TokenUpdate, Tokens, UserId,
 };
 use support::pg::{PgServer, wait_for};
 
@@ -60,7 +60,10 @@ fn three_replicas_see_every_write_within_the_bound() {
     );
     // Issue on A: at once on A, within the bound on B and C.
     let issued = a
-        .issue(&admin(), NewToken::new("deploy".parse().unwrap()))
+        .issue(
+            &admin(),
+            NewToken::new("deploy".parse().unwrap()).permissions(PermissionSet::all()),
+        )
         .unwrap();
     let id = issued.token.id;
     let s = issued.secret.expose().to_owned();
@@ -111,7 +114,10 @@ fn a_killed_listener_reconnects_and_misses_nothing() {
     let bound = Duration::from_secs(2);
     let (a, b) = (replica(&url, bounded(bound)), replica(&url, bounded(bound)));
     let issued = a
-        .issue(&admin(), NewToken::new("t".parse().unwrap()))
+        .issue(
+            &admin(),
+            NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
+        )
         .unwrap();
     let s = issued.secret.expose().to_owned();
     wait_for(bound, "issued", || kind(&b, &s).is_none());
@@ -168,7 +174,10 @@ fn a_stopped_server_fails_closed_after_the_bound_and_recovers() {
     );
     let b = replica(&url, bounded(bound).heartbeat(Duration::from_millis(100)));
     let issued = a
-        .issue(&admin(), NewToken::new("t".parse().unwrap()))
+        .issue(
+            &admin(),
+            NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
+        )
         .unwrap();
     let s = issued.secret.expose().to_owned();
     wait_for(bound, "issued", || kind(&b, &s).is_none());
@@ -178,7 +187,10 @@ fn a_stopped_server_fails_closed_after_the_bound_and_recovers() {
     assert_eq!(kind(&a, &s), None, "still within the bound");
     // ... management fails with a typed error, never a panic ...
     let err = a
-        .create(&admin(), [NewToken::new("during".parse().unwrap())])
+        .create(
+            &admin(),
+            [NewToken::new("during".parse().unwrap()).permissions(PermissionSet::all())],
+        )
         .unwrap_err();
     assert!(matches!(err, api_tokens::Error::Store(_)), "{err:?}");
     // ... and past the bound every token is refused as stale, not unknown.
@@ -231,7 +243,10 @@ fn concurrent_writers_on_different_replicas_never_lose_an_update() {
         .map(|_| Arc::new(replica(&url, bounded(bound))))
         .collect();
     let id = fleet[0]
-        .create(&admin(), [NewToken::new("shared".parse().unwrap())])
+        .create(
+            &admin(),
+            [NewToken::new("shared".parse().unwrap()).permissions(PermissionSet::all())],
+        )
         .unwrap()[0];
     // Read-modify-write at the store: a write based on a stale read is refused in SQL and
     // retried, so every one of the 3 × 15 appends survives.
@@ -298,7 +313,10 @@ fn last_use_is_buffered_per_replica_and_merged_later_wins() {
     let a = replica(&url, long.clone()).with_clock(clock(20));
     let b = replica(&url, long).with_clock(clock(10));
     let issued = a
-        .issue(&admin(), NewToken::new("t".parse().unwrap()))
+        .issue(
+            &admin(),
+            NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
+        )
         .unwrap();
     let s = issued.secret.expose().to_owned();
     wait_for(Duration::from_secs(2), "issued", || kind(&b, &s).is_none());
@@ -351,10 +369,16 @@ fn a_replica_back_from_beyond_the_deletion_horizon_reloads() {
         bounded(Duration::from_secs(60)).heartbeat(Duration::from_secs(30)),
     );
     let x = a
-        .issue(&admin(), NewToken::new("x".parse().unwrap()))
+        .issue(
+            &admin(),
+            NewToken::new("x".parse().unwrap()).permissions(PermissionSet::all()),
+        )
         .unwrap();
     let y = a
-        .issue(&admin(), NewToken::new("y".parse().unwrap()))
+        .issue(
+            &admin(),
+            NewToken::new("y".parse().unwrap()).permissions(PermissionSet::all()),
+        )
         .unwrap();
     let (sx, sy) = (x.secret.expose().to_owned(), y.secret.expose().to_owned());
     // Deleted behind the replica's back (no notification), and the record of it pruned.
@@ -394,10 +418,16 @@ fn changes_made_by_hand_in_sql_reach_every_replica() {
     let bound = Duration::from_secs(2);
     let (a, b) = (replica(&url, bounded(bound)), replica(&url, bounded(bound)));
     let x = a
-        .issue(&admin(), NewToken::new("x".parse().unwrap()))
+        .issue(
+            &admin(),
+            NewToken::new("x".parse().unwrap()).permissions(PermissionSet::all()),
+        )
         .unwrap();
     let y = a
-        .issue(&admin(), NewToken::new("y".parse().unwrap()))
+        .issue(
+            &admin(),
+            NewToken::new("y".parse().unwrap()).permissions(PermissionSet::all()),
+        )
         .unwrap();
     let (sx, sy) = (x.secret.expose().to_owned(), y.secret.expose().to_owned());
     wait_for(bound, "issued", || {
@@ -440,7 +470,10 @@ fn a_new_replica_loads_every_row_whatever_the_clock_says() {
     let url = pg.create_db("restored");
     let writer = Tokens::new(PostgresStore::connect(&url).unwrap());
     let issued = writer
-        .issue(&admin(), NewToken::new("t".parse().unwrap()))
+        .issue(
+            &admin(),
+            NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
+        )
         .unwrap();
     // As after restoring a dump taken before any batch moved the clock.
     pg.psql("restored", "UPDATE api_token_clock SET seq = 0");
@@ -539,7 +572,10 @@ fn replicas_in_separate_processes() {
     let mut children = [Child::spawn(&url), Child::spawn(&url)];
     let a = replica(&url, bounded(bound));
     let issued = a
-        .issue(&admin(), NewToken::new("t".parse().unwrap()))
+        .issue(
+            &admin(),
+            NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
+        )
         .unwrap();
     let id: TokenId = issued.token.id;
     let s = issued.secret.expose().to_owned();

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use api_tokens::{
-    Actor, Clock, CollectEvents, Error, HashKey, ManualClock, MemoryStore, NewToken, Policy,
-    RequestContext, SecretFormat, SecretHash, Status, TokenName, TokenUpdate, Tokens, UserId,
+    Actor, Clock, CollectEvents, Error, HashKey, ManualClock, MemoryStore, NewToken, PermissionSet,
+    Policy, RequestContext, SecretFormat, SecretHash, Status, TokenName, TokenUpdate, Tokens,
+    UserId,
 };
 use time::Duration;
 use time::macros::datetime;
@@ -26,6 +27,7 @@ fn nothing_printable_holds_a_secret_or_a_full_hash() {
             .issue(
                 &admin,
                 NewToken::new(TokenName::new("h").unwrap())
+                    .permissions(PermissionSet::all())
                     .allowlist("10.0.0.0/8".parse().unwrap())
                     .expires_at(clock.now() + Duration::days(1)),
             )
@@ -57,6 +59,10 @@ fn nothing_printable_holds_a_secret_or_a_full_hash() {
         show(format!("{:?}", policy.secret_format.parse(&secret)));
         for t in &snapshot.tokens {
             show(format!("{t:?}"));
+            // What an API returns: the token's public view, serialized.
+            show(serde_json::to_string(t).unwrap());
+            show(serde_json::to_string(&t.view()).unwrap());
+            show(format!("{:?}", t.view()));
         }
         // Every denial, and its public form.
         let ctx = RequestContext::from_ip("10.0.0.1".parse().unwrap());
@@ -96,7 +102,19 @@ fn nothing_printable_holds_a_secret_or_a_full_hash() {
         for e in &errors {
             show(format!("{e:?}"));
             show(e.to_string());
+            show(serde_json::to_string(e).unwrap());
         }
+        // A revealed token shows its secret only when serialized on purpose, never in Debug.
+        let revealed = tokens
+            .issue(
+                &admin,
+                NewToken::new(TokenName::new("r").unwrap()).permissions(PermissionSet::all()),
+            )
+            .unwrap()
+            .reveal();
+        show(format!("{revealed:?}"));
+        show(format!("{:?}", HashKey::from_hex(&key.to_hex())));
+        show(format!("{:?}", HashKey::from_hex(&key.to_hex()[1..])));
         for ev in events.take() {
             show(format!("{ev:?}"));
             show(serde_json::to_string(&ev).unwrap());

@@ -54,7 +54,13 @@ fn name(s: &str) -> TokenName {
     TokenName::new(s).unwrap()
 }
 
+/// A token that states its permissions (all of its owner's), as the default policy requires.
 fn new(s: &str) -> NewToken {
+    bare(s).permissions(PermissionSet::all())
+}
+
+/// A token without permissions: the seeds' presets give it the creator's privileges.
+fn bare(s: &str) -> NewToken {
     NewToken::new(name(s))
 }
 
@@ -102,7 +108,7 @@ fn seed_example_enabled_never_expiring_token_for_user_2() {
     let e = env_with(Policy::zabbix());
     let ids = e
         .tokens
-        .create(&admin(), [new("Your token").owner(uid(2))])
+        .create(&admin(), [bare("Your token").owner(uid(2))])
         .unwrap();
     assert_eq!(ids.len(), 1);
     let t = e.get(ids[0]);
@@ -128,7 +134,7 @@ fn seed_example_disabled_token_of_the_caller_expiring_at_1611238072() {
         .tokens
         .create(
             &user(3),
-            [new("Your token")
+            [bare("Your token")
                 .status(Status::Disabled)
                 .expiry(Expiry::from_unix(1_611_238_072).unwrap())],
         )
@@ -163,8 +169,11 @@ fn policy_name_rules_refuse_with_field_and_index() {
     );
     assert_eq!(
         err.to_string(),
-        "item 1: name \"not ok\" contains the invalid character ' '"
+        "item 2: name \"not ok\" contains the invalid character ' '",
+        "items are counted from 1 in messages"
     );
+    assert_eq!(err.code(), "invalid_character");
+    assert_eq!(err.field(), Some(Field::Name));
     let long = "x".repeat(51);
     let err = e.refused(|t| t.create(&admin(), [new(&long)]).map(drop));
     assert_eq!(invalid(&err).2, Problem::TooLong { max: 50 });
@@ -187,8 +196,9 @@ fn name_unique_per_owner_against_the_store() {
     );
     assert_eq!(
         err.to_string(),
-        "item 1: name \"deploy\" already exists for owner \"2\""
+        "item 2: name \"deploy\" already exists for owner \"2\""
     );
+    assert_eq!((err.code(), err.http_status()), ("name_taken", 409));
 }
 
 #[test]
@@ -198,7 +208,12 @@ fn name_unique_inside_one_batch() {
         t.create(&admin(), [new("x").owner(uid(2)), new("x").owner(uid(2))])
             .map(drop)
     });
-    assert_eq!(invalid(&err), (Some(1), Field::Name, Problem::Duplicate));
+    // The same condition as a name taken in the store: one error, one code.
+    assert_eq!(
+        invalid(&err),
+        (Some(1), Field::Name, Problem::NameTaken { owner: uid(2) })
+    );
+    assert_eq!(err.code(), "name_taken");
 }
 
 #[test]
@@ -249,7 +264,10 @@ fn two_items_renamed_to_the_same_name_in_one_batch_are_refused() {
         )
         .map(drop)
     });
-    assert_eq!(invalid(&err), (Some(1), Field::Name, Problem::Duplicate));
+    assert_eq!(
+        invalid(&err),
+        (Some(1), Field::Name, Problem::NameTaken { owner: uid(1) })
+    );
     // Renaming one onto the unchanged name of another in the batch is refused too.
     let err = e.refused(|t| {
         t.update(
@@ -295,7 +313,8 @@ fn description_length_per_policy() {
     });
     assert_eq!(
         invalid(&err),
-        (Some(0), Field::Description, Problem::TooLong { max: 1024 })
+        (None, Field::Description, Problem::TooLong { max: 1024 }),
+        "a batch of one names no item"
     );
     let id = e.one(&admin(), new("upd"));
     let err = e.refused(|t| {
@@ -313,7 +332,11 @@ fn past_expiry_refused_or_accepted_per_policy() {
     let past = Expiry::at(NOW - Duration::seconds(1));
     let e = env();
     let err = e.refused(|t| t.create(&admin(), [new("p").expiry(past)]).map(drop));
-    assert_eq!(invalid(&err), (Some(0), Field::Expiry, Problem::InThePast));
+    assert_eq!(invalid(&err), (None, Field::Expiry, Problem::InThePast));
+    assert_eq!(
+        err.to_string(),
+        "expiry 2025-06-01T11:59:59Z (Unix time 1748779199) is not in the future"
+    );
     let err = e.refused(|t| {
         t.create(&admin(), [new("p").expiry(Expiry::at(NOW))])
             .map(drop)
@@ -338,7 +361,7 @@ fn allowlist_over_the_policy_limit_is_refused_naming_the_entry() {
     let Error::Invalid { index, source } = &err else {
         panic!("{err:?}")
     };
-    assert_eq!(*index, Some(0));
+    assert_eq!(*index, None);
     assert_eq!(source.field, Field::Allowlist);
     assert_eq!(source.problem, Problem::TooMany { max: 100 });
     assert_eq!(source.value, "10.0.100.1");
@@ -351,12 +374,9 @@ fn allowlist_over_the_policy_limit_is_refused_naming_the_entry() {
 fn unknown_or_inactive_owner_cannot_get_a_token() {
     let e = env();
     let err = e.refused(|t| t.create(&admin(), [new("a").owner(uid(99))]).map(drop));
-    assert_eq!(invalid(&err), (Some(0), Field::Owner, Problem::UnknownUser));
+    assert_eq!(invalid(&err), (None, Field::Owner, Problem::UnknownUser));
     let err = e.refused(|t| t.issue(&admin(), new("a").owner(uid(4))).map(drop));
-    assert_eq!(
-        invalid(&err),
-        (Some(0), Field::Owner, Problem::InactiveUser)
-    );
+    assert_eq!(invalid(&err), (None, Field::Owner, Problem::InactiveUser));
     // A user disabled later can no longer get new tokens.
     e.directory.set(uid(2), UserState::Inactive);
     e.refused(|t| t.create(&admin(), [new("b").owner(uid(2))]).map(drop));
@@ -373,13 +393,21 @@ fn permissions_beyond_the_actor_are_refused_listing_each() {
         .unwrap();
     let err = e.refused(|t| t.create(&reseller, [new("x").permissions(asked)]).map(drop));
     let Error::Forbidden {
-        index: Some(0),
+        index: None,
         source: Forbidden::PermissionsBeyondActor { missing },
     } = &err
     else {
         panic!("{err:?}")
     };
     assert_eq!(missing.to_string(), "kill-acct, suspend-acct");
+    assert_eq!(
+        err.to_string(),
+        "you cannot grant permissions you do not hold: kill-acct, suspend-acct"
+    );
+    assert_eq!(
+        (err.code(), err.field()),
+        ("permissions_not_held", Some(Field::Permissions))
+    );
     // Widening through update is refused too; `dns.edit` never grants `dns.*`.
     let narrow = user(3).privileges("dns.edit".parse().unwrap());
     let id = e.one(&narrow, new("n").permissions("dns.edit".parse().unwrap()));
@@ -390,15 +418,45 @@ fn permissions_beyond_the_actor_are_refused_listing_each() {
         )
         .map(drop)
     });
-    assert!(matches!(err, Error::Forbidden { index: Some(0), .. }));
+    assert!(matches!(err, Error::Forbidden { index: None, .. }));
 }
 
 #[test]
-fn default_permissions_are_the_actors_privileges() {
+fn the_presets_give_a_token_without_permissions_the_actors_privileges() {
+    for policy in [Policy::cpanel(), Policy::zabbix()] {
+        let e = env_with(policy);
+        let reseller = user(2).privileges("create-acct, dns.*".parse().unwrap());
+        let id = e.one(&reseller, bare("default"));
+        assert_eq!(e.get(id).permissions.to_string(), "create-acct, dns.*");
+    }
+}
+
+#[test]
+fn the_default_policy_refuses_a_token_without_permissions_and_says_how_to_ask_for_all() {
     let e = env();
-    let reseller = user(2).privileges("create-acct, dns.*".parse().unwrap());
-    let id = e.one(&reseller, new("default"));
-    assert_eq!(e.get(id).permissions.to_string(), "create-acct, dns.*");
+    let err = e.refused(|t| t.issue(&user(2), bare("x")).map(drop));
+    assert_eq!(invalid(&err), (None, Field::Permissions, Problem::Required));
+    assert_eq!(
+        err.to_string(),
+        "permissions are required: list the ones the token needs (for example \
+         \"reports.read\"), or give \"*\" for all of its owner's rights"
+    );
+    assert_eq!((err.code(), err.http_status()), ("required", 400));
+    let err = e.refused(|t| t.create(&user(2), [new("a"), bare("b")]).map(drop));
+    assert_eq!(err.index(), Some(1));
+    // What the message says works: "*" is all of the owner's rights, cut to what the
+    // directory gives the owner at every authentication.
+    e.directory
+        .set(uid(2), UserState::Active("reports.*".parse().unwrap()));
+    let issued = e
+        .tokens
+        .issue(&user(2), bare("all").permissions("*".parse().unwrap()))
+        .unwrap();
+    let g = e
+        .tokens
+        .authenticate(issued.secret.expose(), &RequestContext::unknown_address())
+        .unwrap();
+    assert_eq!(g.permissions.to_string(), "reports.*");
 }
 
 // --- Ids and batches --------------------------------------------------------------------------
@@ -464,19 +522,23 @@ fn a_user_manages_only_its_own_tokens() {
     assert!(matches!(
         err,
         Error::Forbidden {
-            index: Some(0),
+            index: None,
             source: Forbidden::OtherUsersTokens
         }
     ));
+    assert_eq!(err.to_string(), "you may only manage your own tokens");
     // Someone else's token and a token that does not exist give the same answer.
     let other = e.refused(|t| t.delete(&user(2), [mine, theirs]).map(drop));
     let missing = e.refused(|t| t.delete(&user(2), [mine, ghost]).map(drop));
-    assert!(matches!(other, Error::NotFound { index: Some(1) }));
-    assert_eq!(other.to_string(), missing.to_string());
+    assert!(matches!(other, Error::NotFound { index: Some(1), id } if id == theirs));
+    // Each message names the id asked for and nothing else: with the ids blanked they match.
+    let blank = |e: &Error, id: TokenId| e.to_string().replace(&format!("token {id} "), "token N ");
+    assert_eq!(blank(&other, theirs), blank(&missing, ghost));
     assert_eq!(
         other.to_string(),
-        "item 1: no permissions to referred object or it does not exist"
+        format!("item 2: token {theirs} not found")
     );
+    assert_eq!((other.code(), other.http_status()), ("not_found", 404));
     for op in [
         |t: &Tokens<MemoryStore>, ids: [TokenId; 2]| t.generate(&user(2), ids).map(drop),
         |t: &Tokens<MemoryStore>, ids: [TokenId; 2]| {
@@ -492,11 +554,12 @@ fn a_user_manages_only_its_own_tokens() {
     ] {
         let a = e.refused(|t| op(t, [mine, theirs]));
         let b = e.refused(|t| op(t, [mine, ghost]));
-        assert_eq!(a.to_string(), b.to_string());
+        assert_eq!(blank(&a, theirs), blank(&b, ghost));
+        assert_eq!((a.code(), a.index()), (b.code(), b.index()));
     }
     assert!(matches!(
         e.tokens.get(&user(2), theirs),
-        Err(Error::NotFound { index: None })
+        Err(Error::NotFound { index: None, .. })
     ));
     // Listing shows only its own, whatever the query asks for.
     let listed = e.tokens.list(&user(2), &Query::new()).unwrap();
@@ -561,7 +624,7 @@ fn issue_creates_and_generates_in_one_step() {
         .unwrap();
     assert_eq!(g.permissions.to_string(), "kill-acct");
     // A refused issue stores nothing.
-    e.refused(|t| t.issue(&user(2), new("ci")).map(drop));
+    e.refused(|t| t.issue(&user(2), new("ci").owner(uid(99))).map(drop));
 }
 
 #[test]

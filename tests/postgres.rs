@@ -14,8 +14,8 @@ use api_tokens::store::postgres::{PostgresOptions, PostgresStore, schema};
 use api_tokens::store::replica::{Replica, ReplicaOptions};
 use api_tokens::store::{Change, TokenStore};
 use api_tokens::{
-    Actor, AsyncTokens, LastUse, NewToken, Query, RequestContext, StoreError, TokenName, Tokens,
-    UserId,
+    Actor, AsyncTokens, LastUse, NewToken, PermissionSet, Query, RequestContext, StoreError,
+    TokenName, Tokens, UserId,
 };
 use support::pg::PgServer;
 
@@ -236,7 +236,10 @@ fn async_hosts_never_block_the_executor_nor_panic() {
         .build()
         .unwrap();
     let issued = rt
-        .block_on(tokens.issue(admin.clone(), NewToken::new("first".parse().unwrap())))
+        .block_on(tokens.issue(
+            admin.clone(),
+            NewToken::new("first".parse().unwrap()).permissions(PermissionSet::all()),
+        ))
         .unwrap();
     let secret = issued.secret.expose().to_owned();
     // Hold the change clock's row lock in another session: a create now waits for it.
@@ -253,7 +256,7 @@ fn async_hosts_never_block_the_executor_nor_panic() {
         let create = tokio::spawn(async move {
             t2.create(
                 admin.clone(),
-                vec![NewToken::new("second".parse().unwrap())],
+                vec![NewToken::new("second".parse().unwrap()).permissions(PermissionSet::all())],
             )
             .await
         });
@@ -426,7 +429,10 @@ fn revocation_by_possession_is_final_across_replicas() {
     let b = replica(&url);
     let owner = Actor::user(UserId::from(2));
     let issued = a
-        .issue(&owner, NewToken::new("leaked".parse().unwrap()))
+        .issue(
+            &owner,
+            NewToken::new("leaked".parse().unwrap()).permissions(PermissionSet::all()),
+        )
         .unwrap();
     let ctx = RequestContext::unknown_address();
     support::pg::wait_for(Duration::from_secs(30), "b sees the token", || {

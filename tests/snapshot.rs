@@ -4,8 +4,8 @@
 
 use api_tokens::store::memory::SNAPSHOT_VERSION;
 use api_tokens::{
-    Actor, Expiry, HashKey, IpAllowlist, LastUse, MemoryStore, NewToken, RequestContext,
-    SealedSnapshot, Snapshot, StoreError, TokenName, TokenUpdate, Tokens, UserId,
+    Actor, Expiry, HashKey, IpAllowlist, LastUse, MemoryStore, NewToken, PermissionSet,
+    RequestContext, SealedSnapshot, Snapshot, StoreError, TokenName, TokenUpdate, Tokens, UserId,
 };
 use time::Duration;
 
@@ -142,6 +142,7 @@ fn an_expiry_far_in_the_future_or_past_survives() {
             .create(
                 &admin,
                 [NewToken::new(TokenName::new(&format!("e{i}")).unwrap())
+                    .permissions(PermissionSet::all())
                     .expiry(Expiry::from_unix(secs).unwrap())],
             )
             .unwrap();

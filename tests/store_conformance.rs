@@ -18,26 +18,20 @@ fn memory_store_restored_from_a_snapshot_conforms() {
 }
 
 #[cfg(feature = "sqlite")]
+mod support;
+
+#[cfg(feature = "sqlite")]
 mod sqlite {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use super::support::{TempDir, temp_entries};
     use api_tokens::store::conformance;
     use api_tokens::store::sqlite::SqliteStore;
     use api_tokens::{
-        Actor, NewToken, Query, RequestContext, Status, TokenName, TokenUpdate, Tokens, UserId,
+        Actor, NewToken, PermissionSet, Query, RequestContext, Status, TokenName, TokenUpdate,
+        Tokens, UserId,
     };
     use time::Duration;
-
-    fn temp_db(tag: &str) -> std::path::PathBuf {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "api-tokens-sqlite-{}-{tag}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join("tokens.db")
-    }
 
     #[test]
     fn in_memory_sqlite_conforms() {
@@ -55,12 +49,30 @@ mod sqlite {
 
     #[test]
     fn sqlite_file_conforms() {
-        conformance::run(|| SqliteStore::open(temp_db("conf")).unwrap());
+        // One directory for the whole run, a fresh file for each store the suite asks for; the
+        // directory goes when the test ends, after every store is closed.
+        let dir = TempDir::new("sqlite-conf");
+        let n = AtomicUsize::new(0);
+        conformance::run(|| {
+            let file = format!("{}.db", n.fetch_add(1, Ordering::SeqCst));
+            SqliteStore::open(dir.join(&file)).unwrap()
+        });
+        let path = dir.path().to_owned();
+        drop(dir);
+        assert!(!path.exists(), "the test's files are gone");
+        assert!(
+            temp_entries(&format!(
+                "api-tokens-test-sqlite-conf-{}-",
+                std::process::id()
+            ))
+            .is_empty()
+        );
     }
 
     #[test]
     fn a_restart_keeps_every_token_and_every_secret() {
-        let path = temp_db("restart");
+        let dir = TempDir::new("sqlite-restart");
+        let path = dir.join("tokens.db");
         let admin = Actor::admin(UserId::from(1));
         let ctx = RequestContext::from_ip("10.1.2.3".parse().unwrap());
         let (secrets, before) = {
@@ -102,16 +114,21 @@ mod sqlite {
             }
         }
         // New ids continue after the old ones.
-        let next = tokens
-            .create(&admin, [NewToken::new(TokenName::new("later").unwrap())])
-            .unwrap()[0];
+        let next =
+            tokens
+                .create(
+                    &admin,
+                    [NewToken::new(TokenName::new("later").unwrap())
+                        .permissions(PermissionSet::all())],
+                )
+                .unwrap()[0];
         assert!(secrets.iter().all(|(id, _)| *id < next));
-        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     #[test]
     fn last_use_writes_are_coalesced_but_never_lost() {
-        let path = temp_db("touch");
+        let dir = TempDir::new("sqlite-touch");
+        let path = dir.join("tokens.db");
         let admin = Actor::admin(UserId::from(1));
         let clock = std::sync::Arc::new(api_tokens::ManualClock::new(
             time::macros::datetime!(2026-01-01 0:00 UTC),
@@ -121,7 +138,10 @@ mod sqlite {
             .with_touch_interval(Duration::minutes(1));
         let tokens = Tokens::new(store).with_clock(clock.clone());
         let issued = tokens
-            .issue(&admin, NewToken::new(TokenName::new("t").unwrap()))
+            .issue(
+                &admin,
+                NewToken::new(TokenName::new("t").unwrap()).permissions(PermissionSet::all()),
+            )
             .unwrap();
         let ctx = RequestContext::unknown_address();
         let raw = sqlite_column(&path, issued.token.id.get());
@@ -153,7 +173,6 @@ mod sqlite {
             .last_use
             .unwrap();
         assert_eq!(kept.at, clock_now(&clock), "flushed on drop");
-        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     fn clock_now(c: &api_tokens::ManualClock) -> time::OffsetDateTime {

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
 use api_tokens::{
-    Actor, MemoryStore, NewToken, Query, RequestContext, Status, TokenId, TokenName, TokenStore,
-    TokenUpdate, Tokens, UserId,
+    Actor, MemoryStore, NewToken, PermissionSet, Query, RequestContext, Status, TokenId, TokenName,
+    TokenStore, TokenUpdate, Tokens, UserId,
 };
 
 struct Live {
@@ -96,7 +96,9 @@ fn one_round() {
                 let mut r = rng(t + 11);
                 for _ in 0..OPS {
                     let name = TokenName::new(&format!("n{}", r() % 10)).unwrap();
-                    let item = NewToken::new(name).owner(UserId::from(r() % 4));
+                    let item = NewToken::new(name)
+                        .owner(UserId::from(r() % 4))
+                        .permissions(PermissionSet::all());
                     if let Ok(issued) = tokens.issue(admin, item) {
                         registry.add(issued.token.id, issued.secret.expose().to_owned());
                     }

@@ -43,6 +43,42 @@ fn public_types_are_send_and_sync() {
     send_sync::<CollectEvents>();
     send_sync::<StaticDirectory>();
     send_sync::<ManualClock>();
+    send_sync::<TokenView>();
+    send_sync::<Revealed>();
+    send_sync::<HashKeyError>();
+    send_sync::<store::StoredToken>();
+}
+
+#[test]
+fn clones_of_tokens_share_the_store_and_configure_apart() {
+    fn clone<T: Clone>(t: &T) -> T {
+        t.clone()
+    }
+    let a = Tokens::in_memory();
+    let b = clone(&a).with_policy(Policy::zabbix());
+    let alice = Actor::user(UserId::from(1));
+    let issued = a
+        .issue(
+            &alice,
+            NewToken::new("shared".parse().unwrap()).permissions(PermissionSet::all()),
+        )
+        .unwrap();
+    assert_eq!(b.store().len(), 1, "one store behind both");
+    assert_eq!(a.policy().max_name_chars, 64);
+    assert!(
+        b.policy().secret_format == SecretFormat::Zabbix && a.policy().require_permissions,
+        "a builder on a clone changes only that clone"
+    );
+    // The clone's policy refuses the original's secret format: the configs really differ.
+    assert!(
+        b.authenticate(issued.secret.expose(), &RequestContext::unknown_address())
+            .is_err()
+    );
+    let c = clone(&a);
+    assert!(
+        c.authenticate(issued.secret.expose(), &RequestContext::unknown_address())
+            .is_ok()
+    );
 }
 
 #[test]
@@ -52,7 +88,7 @@ fn a_boxed_store_works_behind_the_facade() {
     let issued = tokens
         .issue(
             &Actor::user(UserId::from(1)),
-            NewToken::new("boxed".parse().unwrap()),
+            NewToken::new("boxed".parse().unwrap()).permissions(PermissionSet::all()),
         )
         .unwrap();
     assert!(
@@ -70,7 +106,7 @@ fn an_arc_store_can_be_shared_between_facades() {
     let issued = a
         .issue(
             &Actor::user(UserId::from(1)),
-            NewToken::new("shared".parse().unwrap()),
+            NewToken::new("shared".parse().unwrap()).permissions(PermissionSet::all()),
         )
         .unwrap();
     assert!(

@@ -69,7 +69,8 @@ pub struct TokenApi {
 fn from_error(e: &Error, method: &str) -> ApiError {
     match e {
         Error::Invalid { index, source } => {
-            let item = index.map_or_else(|| "/".to_owned(), |i| element("/", i));
+            // The library names an item only in batches of more than one; Zabbix always does.
+            let item = element("/", index.unwrap_or(0));
             match &source.problem {
                 Problem::NameTaken { owner } => invalid_params(format!(
                     "API token \"{}\" already exists for userid \"{owner}\".",

@@ -1,7 +1,9 @@
 //! The store conformance suite: what every [`TokenStore`] must do, written once.
 //!
-//! Enable the `testing` feature and call [`run`] from a test with a function that makes an empty
-//! store; each check panics with a message naming the rule it found broken.
+//! **Needs the crate feature `testing`** (as a dev-dependency feature:
+//! `api-tokens = { version = "…", features = ["testing"] }` under `[dev-dependencies]`). Call
+//! [`run`] from a test with a function that makes an empty store; each check panics with a
+//! message naming the rule it found broken.
 //!
 //! ```
 //! # #[cfg(feature = "testing")]

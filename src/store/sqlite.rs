@@ -1,5 +1,8 @@
 //! [`SqliteStore`]: a [`TokenStore`] over SQLite, and the worked example for hosts that keep
-//! tokens in SQL (feature `sqlite`).
+//! tokens in SQL.
+//!
+//! **Needs the crate feature `sqlite`** (`api-tokens = { version = "…", features = ["sqlite"] }`;
+//! SQLite is bundled, no system library is needed).
 //!
 //! * One table, `api_tokens`, with `UNIQUE(owner, name)`, unique indexes on the current and
 //!   previous secret hashes, and named `CHECK` constraints for every rule a record keeps (a
@@ -319,7 +322,8 @@ struct Rules {
 /// # #[cfg(feature = "sqlite")] {
 /// use api_tokens::{Actor, NewToken, RequestContext, Tokens, UserId, store::sqlite::SqliteStore};
 /// let tokens = Tokens::new(SqliteStore::open_in_memory()?);
-/// let issued = tokens.issue(&Actor::user(UserId::from(7)), NewToken::new("ci".parse()?))?;
+/// let ci = NewToken::new("ci".parse()?).permissions("deploy.*".parse()?);
+/// let issued = tokens.issue(&Actor::user(UserId::from(7)), ci)?;
 /// assert!(tokens.authenticate(issued.secret.expose(), &RequestContext::unknown_address()).is_ok());
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -3,14 +3,14 @@
 //! * The middleware reads the bearer token and the client address **from the connection**
 //!   (`ConnectInfo`), never from forwarding headers: behind a proxy, the host decides which
 //!   header it trusts and passes that address instead.
-//! * A refused request gets the public form of the denial: 401 for an invalid or expired
-//!   token, 403 for an address outside the token's allowlist or a missing permission.
+//! * A refused request gets the public form of the denial, with the status and the
+//!   `{"code", "message"}` body the crate gives it: 401 for an invalid or expired token, 403 for
+//!   an address outside the token's allowlist or a missing permission.
 //! * Routes require permissions from the `Grant` the middleware puts in the request.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use api_tokens::{Denial, Grant, Permission, PublicDenial, RequestContext, Tokens};
+use api_tokens::{Denial, Grant, Permission, RequestContext, Tokens, permission};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
@@ -22,12 +22,9 @@ use serde_json::json;
 /// The status and body a refused request gets: only the public form of the denial.
 pub fn refusal(denial: &Denial) -> Response {
     let public = denial.public();
-    let status = match public {
-        PublicDenial::InvalidToken | PublicDenial::Expired => StatusCode::UNAUTHORIZED,
-        PublicDenial::AddressNotAllowed | PublicDenial::Forbidden => StatusCode::FORBIDDEN,
-        _ => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    let mut response = (status, Json(json!({ "error": public.to_string() }))).into_response();
+    let status =
+        StatusCode::from_u16(public.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, Json(json!({ "error": public }))).into_response();
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -38,7 +35,7 @@ pub fn refusal(denial: &Denial) -> Response {
 }
 
 async fn authenticate(
-    State(tokens): State<Arc<Tokens>>,
+    State(tokens): State<Tokens>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut request: Request,
     next: Next,
@@ -64,17 +61,18 @@ async fn authenticate(
 /// Runs `handler` when the grant holds `permission`; otherwise answers with the refusal.
 fn with_permission(
     grant: &Grant,
-    permission: &str,
+    permission: &Permission,
     handler: impl FnOnce() -> Response,
 ) -> Response {
-    match permission.parse::<Permission>() {
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-        Ok(p) => match grant.require(&p) {
-            Ok(()) => handler(),
-            Err(denial) => refusal(&denial),
-        },
+    match grant.require(permission) {
+        Ok(()) => handler(),
+        Err(denial) => refusal(&denial),
     }
 }
+
+/// The routes' permissions, checked at compile time: nothing is parsed per request.
+const DNS_READ: Permission = permission!("dns.read");
+const KILL_ACCT: Permission = permission!("kill-acct");
 
 async fn whoami(Extension(grant): Extension<Grant>) -> Json<serde_json::Value> {
     Json(json!({
@@ -85,19 +83,20 @@ async fn whoami(Extension(grant): Extension<Grant>) -> Json<serde_json::Value> {
 }
 
 async fn list_zones(Extension(grant): Extension<Grant>) -> Response {
-    with_permission(&grant, "dns.read", || {
+    with_permission(&grant, &DNS_READ, || {
         Json(json!({ "zones": ["example.com", "example.org"] })).into_response()
     })
 }
 
 async fn kill_account(Extension(grant): Extension<Grant>) -> Response {
-    with_permission(&grant, "kill-acct", || {
+    with_permission(&grant, &KILL_ACCT, || {
         Json(json!({ "killed": true })).into_response()
     })
 }
 
-/// The application: every route behind the token middleware.
-pub fn app(tokens: Arc<Tokens>) -> Router {
+/// The application: every route behind the token middleware. `Tokens` is cheap to clone and
+/// every clone shares one store, so it is the router's state as it is.
+pub fn app(tokens: Tokens) -> Router {
     Router::new()
         .route("/whoami", get(whoami))
         .route("/zones", get(list_zones))
@@ -107,7 +106,7 @@ pub fn app(tokens: Arc<Tokens>) -> Router {
 }
 
 /// Serves `app` on `listener`, with the peer address available to the middleware.
-pub async fn serve(listener: tokio::net::TcpListener, tokens: Arc<Tokens>) -> std::io::Result<()> {
+pub async fn serve(listener: tokio::net::TcpListener, tokens: Tokens) -> std::io::Result<()> {
     axum::serve(
         listener,
         app(tokens).into_make_service_with_connect_info::<SocketAddr>(),

@@ -1,13 +1,11 @@
 //! `cargo run -p api-tokens-axum-example`: serves on 127.0.0.1:3000 and prints a token to try:
 //! `curl -H "Authorization: Bearer TOKEN" http://127.0.0.1:3000/zones`.
 
-use std::sync::Arc;
-
 use api_tokens::{Actor, NewToken, Tokens, UserId};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let tokens = Arc::new(Tokens::in_memory());
+    let tokens = Tokens::in_memory();
     let issued = tokens.issue(
         &Actor::user(UserId::new("alice")?),
         NewToken::new("demo".parse()?).permissions("dns.*".parse()?),

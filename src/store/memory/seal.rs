@@ -29,7 +29,10 @@ const SEAL_CONTEXT: &str = "api-tokens 2026 snapshot seal";
 /// use api_tokens::store::memory::SealedSnapshot;
 /// let key = HashKey::new([7; 32]);
 /// let tokens = Tokens::in_memory().with_hash_key(key.clone());
-/// tokens.issue(&Actor::user(UserId::from(2)), NewToken::new("ci".parse()?))?;
+/// tokens.issue(
+///     &Actor::user(UserId::from(2)),
+///     NewToken::new("ci".parse()?).permissions("deploy".parse()?),
+/// )?;
 ///
 /// let json = serde_json::to_string(&tokens.store().snapshot().seal(&key))?;
 /// let sealed: SealedSnapshot = serde_json::from_str(&json)?;
@@ -49,7 +52,10 @@ pub struct SealedSnapshot {
     pub key_id: KeyId,
     /// The next id the store hands out.
     pub next_id: u64,
-    /// Every token, by id.
+    /// Every token, by id. Written with their hashes, in the
+    /// [`StoredToken`](crate::store::StoredToken) form (a `Token`'s own `Serialize` writes its
+    /// public view, without them).
+    #[serde(with = "crate::store::record::list")]
     pub tokens: Vec<Token>,
     /// The MAC of everything above.
     pub seal: Seal,

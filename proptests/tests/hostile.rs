@@ -24,7 +24,8 @@ fn populated(policy: Policy) -> Tokens<MemoryStore> {
         tokens
             .issue(
                 &admin,
-                NewToken::new(TokenName::new(&format!("t{i}")).unwrap()),
+                NewToken::new(TokenName::new(&format!("t{i}")).unwrap())
+                    .permissions(PermissionSet::all()),
             )
             .unwrap();
     }
@@ -175,12 +176,12 @@ fn an_exhausted_id_space_is_an_error_not_a_panic() {
     .unwrap();
     let tokens = Tokens::new(store);
     let admin = Actor::admin(UserId::from(1));
-    let one = tokens.create(&admin, [NewToken::new(TokenName::new("last").unwrap())]);
+    let item =
+        |n: &str| NewToken::new(TokenName::new(n).unwrap()).permissions(PermissionSet::all());
+    let one = tokens.create(&admin, [item("last")]);
     assert!(one.is_ok(), "the last id is still handed out");
     let before = tokens.store().snapshot();
-    let err = tokens
-        .create(&admin, [NewToken::new(TokenName::new("over").unwrap())])
-        .unwrap_err();
+    let err = tokens.create(&admin, [item("over")]).unwrap_err();
     assert!(matches!(err, api_tokens::Error::Store(_)), "{err}");
     assert_eq!(tokens.store().snapshot(), before, "nothing changed");
 }
