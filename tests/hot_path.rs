@@ -207,3 +207,30 @@ fn a_directory_may_authenticate_through_the_same_store() {
         assert_eq!(g.permissions, PermissionSet::parse(["dns.*"]).unwrap());
     }
 }
+
+#[test]
+fn a_replaced_secret_held_in_a_copy_is_superseded_when_its_grace_ends() {
+    let clock = Arc::new(ManualClock::new(datetime!(2025-06-01 12:00 UTC)));
+    let tokens = Tokens::in_memory().with_clock(clock.clone());
+    let issued = issue(&tokens, "t");
+    let old = issued.secret.expose();
+    let new = tokens
+        .generate_with(
+            &admin(),
+            [issued.token.id],
+            Duration::seconds(60),
+            &mut rand::rng(),
+        )
+        .unwrap();
+    // The old secret works in its grace period, from this thread's copy too ...
+    warm(&tokens, old);
+    clock.advance(Duration::seconds(59));
+    tokens.authenticate(old, &ctx("10.0.0.1")).unwrap();
+    // ... and not from its end, with no write in between to refresh the copy.
+    clock.advance(Duration::seconds(1));
+    let d = tokens.authenticate(old, &ctx("10.0.0.1")).unwrap_err();
+    assert!(matches!(d, Denial::Superseded { .. }), "{d:?}");
+    tokens
+        .authenticate(new[0].1.expose(), &ctx("10.0.0.1"))
+        .unwrap();
+}
