@@ -472,7 +472,13 @@ const UNIX_RANGE: &str = "Unix seconds between the years -9999 and 9999";
 #[inline]
 pub(crate) fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
     // `checked_`: a local time near the end of the range may have no UTC form; keep it as it is.
-    let utc = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
+    // Already UTC (every instant a `SystemClock` reads) skips the conversion: this runs on
+    // every authentication.
+    let utc = if t.offset().is_utc() {
+        t
+    } else {
+        t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t)
+    };
     utc.replace_nanosecond(0).unwrap_or(utc)
 }
 
