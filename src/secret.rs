@@ -676,10 +676,9 @@ impl SecretFormat {
                 let p = prefix.0.as_bytes();
                 // Compared byte by byte: the prefix is a few bytes, and `strip_prefix` calls
                 // `memcmp`.
-                let head = bytes.get(..p.len() + 1);
-                let Some(rest) = head
-                    .filter(|h| h.iter().zip(p.iter().chain(b"_")).all(|(a, b)| a == b))
-                    .and_then(|_| bytes.get(p.len() + 1..))
+                let Some(rest) = bytes
+                    .strip_prefix(p)
+                    .and_then(|rest| rest.strip_prefix(b"_"))
                 else {
                     return Err(MalformedSecret::WrongPrefix);
                 };

@@ -69,13 +69,20 @@ impl Epoch {
 /// The per-thread caches of one store.
 #[derive(Default)]
 pub(super) struct HotCaches {
-    caches: ThreadLocal<RefCell<Cache>>,
+    caches: ThreadLocal<Padded>,
 }
+
+/// One thread's cache on cache lines of its own: `ThreadLocal` keeps the threads' values side
+/// by side, and every hit writes the borrow flag and the bookkeeping, so neighbours would
+/// otherwise pull the same line back and forth between cores (false sharing).
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded(RefCell<Cache>);
 
 impl HotCaches {
     /// This thread's cache.
     pub(super) fn local(&self) -> &RefCell<Cache> {
-        self.caches.get_or_default()
+        &self.caches.get_or_default().0
     }
 }
 
