@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration as StdDuration;
 
+use api_tokens::store::Change;
 use api_tokens::{
-    Actor, Denial, ManualClock, MemoryStore, NewToken, PermissionSet, RequestContext, Revocation,
-    Status, TokenStore, TokenUpdate, Tokens, UserDirectory, UserId, UserState,
+    Actor, Denial, HashKey, HashScheme, ManualClock, MemoryStore, NewToken, PermissionSet,
+    RequestContext, Revocation, Status, TokenStore, TokenUpdate, Tokens, UserDirectory, UserId,
+    UserState,
 };
 use time::Duration;
 use time::macros::datetime;
@@ -233,4 +235,81 @@ fn a_replaced_secret_held_in_a_copy_is_superseded_when_its_grace_ends() {
     tokens
         .authenticate(new[0].1.expose(), &ctx("10.0.0.1"))
         .unwrap();
+}
+
+/// Issue 14's re-hash is a write like any other: once a re-hash under a new key returns, no
+/// thread is served from a copy of the token under its old hash, which the store no longer
+/// holds. The re-hash itself starts from this thread's copy (a hit whose scheme is not the
+/// current key's).
+#[test]
+fn a_rehash_under_a_new_key_retires_every_copy_of_the_old_hash() {
+    let (key_a, key_b) = (HashKey::new([0xa; 32]), HashKey::new([0xb; 32]));
+    let old = Tokens::new(MemoryStore::new()).with_hash_key(key_a.clone());
+    let issued = issue(&old, "t");
+    let secret = issued.secret.expose().to_owned();
+    let (ask, asked) = mpsc::channel::<()>();
+    let (tell, told) = mpsc::channel::<Result<(), Denial>>();
+    std::thread::scope(|s| {
+        let (old, secret) = (&old, &secret);
+        s.spawn(move || {
+            while asked.recv().is_ok() {
+                let r = old.authenticate(secret, &ctx("10.0.0.1")).map(|_| ());
+                tell.send(r).unwrap();
+            }
+        });
+        let remote = || {
+            ask.send(()).unwrap();
+            told.recv_timeout(StdDuration::from_secs(30)).unwrap()
+        };
+        for _ in 0..WARM {
+            remote().unwrap();
+        }
+        warm(old, secret);
+        let rotated = old
+            .clone()
+            .with_hash_key(key_b.clone())
+            .with_old_hash_key(key_a);
+        rotated.authenticate(secret, &ctx("10.0.0.1")).unwrap();
+        let stored = old.store().get(issued.token.id).unwrap().unwrap();
+        assert_eq!(
+            stored.secret.unwrap().scheme,
+            HashScheme::keyed(key_b.id()),
+            "re-hashed under the new key"
+        );
+        // The key-A-only facade hashes the secret under A: that hash is gone from the store,
+        // so neither thread may still find the token by it.
+        let here = old.authenticate(secret, &ctx("10.0.0.1")).unwrap_err();
+        assert!(matches!(here, Denial::Unknown), "this thread: {here:?}");
+        let there = remote().unwrap_err();
+        assert!(matches!(there, Denial::Unknown), "other thread: {there:?}");
+        rotated.authenticate(secret, &ctx("10.0.0.1")).unwrap();
+        drop(ask);
+    });
+}
+
+/// A copy carries the scheme of the hash it was found by (issue 14): a hash stored before
+/// schemes were recorded, served from this thread's copy, is still labelled with the current
+/// key on its first success through the facade.
+#[test]
+fn an_unrecorded_hash_served_from_a_copy_is_labelled() {
+    let store = Arc::new(MemoryStore::new());
+    let tokens = Tokens::new(store.clone());
+    let issued = issue(&tokens, "t");
+    let mut t = store.get(issued.token.id).unwrap().unwrap();
+    let secret = t.secret.as_mut().unwrap();
+    secret.scheme = HashScheme::UNRECORDED;
+    let hash = secret.hash;
+    store.apply(vec![Change::Replace(t)]).unwrap();
+    // This thread copies the token as the store holds it, unrecorded, by plain lookups.
+    for _ in 0..WARM {
+        assert!(store.authenticate(&hash, &mut |_| None).unwrap());
+    }
+    tokens
+        .authenticate(issued.secret.expose(), &ctx("10.0.0.1"))
+        .unwrap();
+    let stored = store.get(issued.token.id).unwrap().unwrap();
+    assert_eq!(
+        stored.secret.unwrap().scheme,
+        HashScheme::keyed(HashKey::default().id())
+    );
 }

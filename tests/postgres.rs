@@ -193,6 +193,7 @@ fn last_use_from_several_processes_merges_later_wins() {
     let mut t = conformance::sample(&a, 2, "shared");
     t.secret = Some(api_tokens::SecretState {
         hash: api_tokens::SecretHash::from_bytes([9; 32]),
+        scheme: api_tokens::HashScheme::UNRECORDED,
         generated_at: conformance::t0(),
         previous: None,
     });
@@ -312,6 +313,7 @@ fn issue_17_record_rules_hold_in_postgresql() {
     let mut t = conformance::sample(&store, 2, "t");
     t.secret = Some(api_tokens::SecretState {
         hash: api_tokens::SecretHash::from_bytes([5; 32]),
+        scheme: api_tokens::HashScheme::UNRECORDED,
         generated_at: conformance::t0(),
         previous: None,
     });
@@ -363,9 +365,11 @@ fn issue_17_record_rules_hold_in_postgresql() {
     let mut t = conformance::sample(&store, 2, "v1");
     t.secret = Some(api_tokens::SecretState {
         hash: api_tokens::SecretHash::from_bytes([6; 32]),
+        scheme: api_tokens::HashScheme::UNRECORDED,
         generated_at: conformance::t0(),
         previous: Some(api_tokens::PreviousSecret {
             hash: api_tokens::SecretHash::from_bytes([7; 32]),
+            scheme: api_tokens::HashScheme::UNRECORDED,
             valid_until: conformance::t0(),
         }),
     });
@@ -375,7 +379,9 @@ fn issue_17_record_rules_hold_in_postgresql() {
         "rules17",
         "DROP TRIGGER api_tokens_stamp_update ON api_tokens;
          ALTER TABLE api_tokens DROP COLUMN revoked_at CASCADE, DROP COLUMN revoked_by CASCADE,
-             DROP CONSTRAINT api_tokens_previous_hash_differs;
+             DROP CONSTRAINT api_tokens_previous_hash_differs,
+             DROP COLUMN secret_key_id CASCADE, DROP COLUMN secret_legacy CASCADE,
+             DROP COLUMN previous_key_id CASCADE, DROP COLUMN previous_legacy CASCADE;
          CREATE TRIGGER api_tokens_stamp_update BEFORE UPDATE OF
              id, owner, name, description, creator, status, created_at, expires_at,
              permissions, allowlist, secret_hash, generated_at, previous_hash,
@@ -451,4 +457,142 @@ fn revocation_by_possession_is_final_across_replicas() {
         .set_status(&owner, [issued.token.id], api_tokens::Status::Enabled)
         .unwrap_err();
     assert!(matches!(err, api_tokens::Error::Revoked { .. }), "{err}");
+}
+
+/// Issue 14: a replica started under the wrong key fails the startup check naming the key; a
+/// replica holding the old key re-hashes a token under the new one, in PostgreSQL, and every
+/// replica's copy learns it; after that the new key alone suffices.
+#[test]
+fn issue_14_key_ids_and_rotation_across_replicas() {
+    use api_tokens::{Error, HashKey, HashScheme};
+    let pg = server!();
+    let url = pg.create_db("keys14");
+    let (a, b) = (HashKey::new([0xa; 32]), HashKey::new([0xb; 32]));
+    let replica = |keys: &[&HashKey]| {
+        let mut t = Tokens::new(
+            Replica::start(
+                PostgresStore::connect(&url).unwrap(),
+                ReplicaOptions::default(),
+            )
+            .unwrap(),
+        )
+        .with_hash_key(keys[0].clone());
+        for k in &keys[1..] {
+            t = t.with_old_hash_key((*k).clone());
+        }
+        t
+    };
+    let under_a = replica(&[&a]);
+    let issued = under_a
+        .issue(
+            &Actor::user(UserId::from(2)),
+            NewToken::new("rotated".parse().unwrap()).permissions("x".parse().unwrap()),
+        )
+        .unwrap();
+    let id = issued.token.id;
+    let ctx = RequestContext::unknown_address();
+
+    // Under b alone: refused at startup, naming a.
+    let wrong = replica(&[&b]);
+    match wrong.check_hash_keys() {
+        Err(Error::Store(StoreError::HashKeysMissing { missing, .. })) => {
+            assert_eq!(missing, vec![(a.id(), 1)]);
+        }
+        other => panic!("expected the missing key named, got {other:?}"),
+    }
+    // PostgresStore without a replica says the same.
+    let direct = Tokens::new(PostgresStore::connect(&url).unwrap()).with_hash_key(b.clone());
+    assert!(direct.check_hash_keys().is_err());
+
+    // Rotated: b current, a old. A watcher replica with the same keys sees the re-hash.
+    let rotated = replica(&[&b, &a]);
+    let watcher = replica(&[&b, &a]);
+    assert_eq!(rotated.check_hash_keys().unwrap().hashes_under(a.id()), 1);
+    rotated.authenticate(issued.secret.expose(), &ctx).unwrap();
+    let stored = PostgresStore::connect(&url)
+        .unwrap()
+        .get(id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.secret.unwrap().scheme, HashScheme::keyed(b.id()));
+    support::pg::wait_for(
+        Duration::from_secs(30),
+        "the watcher sees the re-hash",
+        || watcher.hash_key_report().unwrap().hashes_under(a.id()) == 0,
+    );
+    // Now b alone is enough, on a replica started after it.
+    let b_only = replica(&[&b]);
+    b_only.check_hash_keys().unwrap();
+    assert_eq!(
+        b_only
+            .authenticate(issued.secret.expose(), &ctx)
+            .unwrap()
+            .token,
+        id
+    );
+}
+
+/// Issue 14: imported legacy hashes live in PostgreSQL like any other; rows from before schema
+/// 3 read as made under the host's key and are labelled when first used.
+#[test]
+fn issue_14_imported_and_unrecorded_hashes_in_postgresql() {
+    use api_tokens::{HashKey, HashScheme, ImportedToken, LegacyHash, LegacyScheme};
+    use sha2::{Digest, Sha512};
+    let pg = server!();
+    let url = pg.create_db("legacy14");
+    let key = HashKey::new([7; 32]);
+    let secret = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let digest: String = Sha512::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let tokens = Tokens::new(PostgresStore::connect(&url).unwrap())
+        .with_hash_key(key.clone())
+        .with_legacy_scheme(LegacyScheme::ZabbixSha512);
+    let ids = tokens
+        .import(
+            &Actor::admin(UserId::from(1)),
+            [ImportedToken::new("z".parse().unwrap(), UserId::from(2))
+                .permissions(PermissionSet::all())
+                .hash(LegacyHash::parse(LegacyScheme::ZabbixSha512, &digest).unwrap())],
+        )
+        .unwrap();
+    let ordinary = tokens
+        .issue(
+            &Actor::user(UserId::from(2)),
+            NewToken::new("plain".parse().unwrap()).permissions("x".parse().unwrap()),
+        )
+        .unwrap();
+    drop(tokens);
+    let ctx = RequestContext::unknown_address();
+    let tokens = Tokens::new(PostgresStore::connect(&url).unwrap())
+        .with_hash_key(key.clone())
+        .with_legacy_scheme(LegacyScheme::ZabbixSha512);
+    let report = tokens.check_hash_keys().unwrap();
+    assert_eq!(report.usage.len(), 2, "{report:?}");
+    assert_eq!(tokens.authenticate(secret, &ctx).unwrap().token, ids[0]);
+    assert_eq!(tokens.hash_key_report().unwrap().not_current(), 0);
+    drop(tokens);
+
+    // Back to schema 2 by hand (the scheme columns gone): migrated again on connect, the
+    // hashes' keys unrecorded until a secret matches.
+    pg.psql(
+        "legacy14",
+        "DROP TRIGGER api_tokens_stamp_update ON api_tokens;
+         ALTER TABLE api_tokens DROP COLUMN secret_key_id CASCADE,
+             DROP COLUMN secret_legacy CASCADE, DROP COLUMN previous_key_id CASCADE,
+             DROP COLUMN previous_legacy CASCADE;
+         CREATE TRIGGER api_tokens_stamp_update BEFORE UPDATE OF
+             id, owner, name, description, creator, status, created_at, expires_at,
+             permissions, allowlist, secret_hash, generated_at, previous_hash,
+             previous_valid_until, revision, revoked_at, revoked_by, change_seq
+             ON api_tokens FOR EACH ROW EXECUTE FUNCTION api_tokens_stamp();
+         UPDATE api_tokens_schema SET version = 2;",
+    );
+    let tokens = Tokens::new(PostgresStore::connect(&url).unwrap()).with_hash_key(key.clone());
+    assert_eq!(tokens.check_hash_keys().unwrap().unrecorded(), 2);
+    assert!(tokens.authenticate(ordinary.secret.expose(), &ctx).is_ok());
+    let t = tokens.store().get(ordinary.token.id).unwrap().unwrap();
+    assert_eq!(t.secret.unwrap().scheme, HashScheme::keyed(key.id()));
+    assert_eq!(tokens.hash_key_report().unwrap().unrecorded(), 1);
 }

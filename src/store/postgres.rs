@@ -43,6 +43,7 @@ use tokio_postgres::{Client, Config, NoTls, Statement, Transaction};
 
 use super::{Candidate, Change, Matched, Query, TokenStore};
 use crate::error::StoreError;
+use crate::keys::{KeyUsage, sort_usage};
 use crate::secret::SecretHash;
 use crate::token::{LastUse, SecretState, Token, TokenId, TokenName, UserId};
 pub(crate) use row::token_of;
@@ -916,6 +917,12 @@ impl TokenStore for PostgresStore {
         })
     }
 
+    fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<KeyUsage>, StoreError> {
+        self.run(true, move |mut conn| async move {
+            key_usage(conn.session()?, now).await
+        })
+    }
+
     fn authenticate(
         &self,
         hash: &SecretHash,
@@ -926,13 +933,16 @@ impl TokenStore for PostgresStore {
         };
         // Say which secret matched from the record itself; a record that matches neither is not
         // used (fail closed).
-        let matched = match t.secret {
-            Some(s) if s.hash == *hash => Matched::Current,
+        let (matched, scheme) = match t.secret {
+            Some(s) if s.hash == *hash => (Matched::Current, s.scheme),
             Some(SecretState {
                 previous: Some(p), ..
-            }) if p.hash == *hash => Matched::Previous {
-                valid_until: p.valid_until,
-            },
+            }) if p.hash == *hash => (
+                Matched::Previous {
+                    valid_until: p.valid_until,
+                },
+                p.scheme,
+            ),
             _ => return Ok(false),
         };
         let candidate = Candidate {
@@ -944,6 +954,7 @@ impl TokenStore for PostgresStore {
             permissions: &t.permissions,
             allowlist: &t.allowlist,
             matched,
+            scheme,
         };
         if let Some(used) = check(candidate) {
             self.pg.note_use(t.id, used);
@@ -953,6 +964,54 @@ impl TokenStore for PostgresStore {
         }
         Ok(true)
     }
+}
+
+/// Counts hashes by scheme in SQL (see [`TokenStore::key_usage`]).
+pub(crate) async fn key_usage(
+    s: &mut Session,
+    now: OffsetDateTime,
+) -> Result<Vec<KeyUsage>, StoreError> {
+    let st = s
+        .stmt(
+            "SELECT secret_key_id, secret_legacy, count(*), false FROM api_tokens
+             WHERE secret_hash IS NOT NULL GROUP BY 1, 2
+             UNION ALL
+             SELECT previous_key_id, previous_legacy, count(*), true FROM api_tokens
+             WHERE previous_hash IS NOT NULL AND previous_valid_until > $1 GROUP BY 1, 2",
+        )
+        .await?;
+    let rows = s
+        .client
+        .query(&st, &[&now.unix_timestamp()])
+        .await
+        .map_err(db)?;
+    let mut usage: Vec<KeyUsage> = Vec::new();
+    for r in rows {
+        let scheme = row::scheme_of(r.try_get(0).map_err(db)?, r.try_get(1).map_err(db)?)?;
+        let n = u64::try_from(r.try_get::<_, i64>(2).map_err(db)?)
+            .map_err(|_| corrupt("a negative count"))?;
+        let previous: bool = r.try_get(3).map_err(db)?;
+        let i = match usage.iter().position(|u| u.scheme == scheme) {
+            Some(i) => i,
+            None => {
+                usage.push(KeyUsage {
+                    scheme,
+                    current: 0,
+                    previous: 0,
+                });
+                usage.len() - 1
+            }
+        };
+        if let Some(u) = usage.get_mut(i) {
+            if previous {
+                u.previous += n;
+            } else {
+                u.current += n;
+            }
+        }
+    }
+    sort_usage(&mut usage);
+    Ok(usage)
 }
 
 /// The column list of `SELECT`s that [`token_of`] reads.

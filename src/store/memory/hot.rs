@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use thread_local::ThreadLocal;
 
 use super::{Entry, hash_frag};
+use crate::HashScheme;
 use crate::allowlist::IpAllowlist;
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
@@ -98,6 +99,10 @@ pub(super) struct Hot {
     permissions: PermissionSet,
     allowlist: IpAllowlist,
     matched: Matched,
+    /// How the matched hash was made (issue 14): the facade compares it with its current
+    /// key's scheme after every hit, and re-hashes (a write, so the epoch moves) when they
+    /// differ.
+    scheme: HashScheme,
     /// The last use this thread knows the store holds for the token: a repeat within the
     /// same second from the same address writes nothing.
     recorded: Option<LastUse>,
@@ -126,6 +131,7 @@ impl Hot {
             permissions: c.permissions.unshared(),
             allowlist: c.allowlist.clone(),
             matched: c.matched,
+            scheme: c.scheme,
             recorded: None,
         })
     }
@@ -140,6 +146,7 @@ impl Hot {
             permissions: &self.permissions,
             allowlist: &self.allowlist,
             matched: self.matched,
+            scheme: self.scheme,
         }
     }
 

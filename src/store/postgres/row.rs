@@ -11,15 +11,17 @@ use tokio_postgres::types::ToSql;
 
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
+use crate::keys::HashScheme;
+use crate::legacy::LegacyScheme;
 use crate::permission::PermissionSet;
-use crate::secret::SecretHash;
+use crate::secret::{KeyId, SecretHash};
 use crate::token::{
     Expiry, LastUse, PreviousSecret, Revoked, RevokedBy, SecretState, Status, Token, TokenId,
     TokenName, UserId, from_unix,
 };
 
 /// The columns of a token, in the order [`token_of`] reads them and [`Columns`] sends them.
-pub(super) const NAMES: [&str; 19] = [
+pub(super) const NAMES: [&str; 23] = [
     "id",
     "owner",
     "name",
@@ -39,12 +41,17 @@ pub(super) const NAMES: [&str; 19] = [
     "revision",
     "revoked_at",
     "revoked_by",
+    "secret_key_id",
+    "secret_legacy",
+    "previous_key_id",
+    "previous_legacy",
 ];
 
 /// The SQL array type of each column, for `unnest($n::type[])`.
-const TYPES: [&str; 19] = [
+const TYPES: [&str; 23] = [
     "bigint", "text", "text", "text", "text", "smallint", "bigint", "bigint", "text", "text",
-    "bigint", "text", "bytea", "bigint", "bytea", "bigint", "bigint", "bigint", "text",
+    "bigint", "text", "bytea", "bigint", "bytea", "bigint", "bigint", "bigint", "text", "bytea",
+    "text", "bytea", "text",
 ];
 
 /// `id, owner, …` with each name prefixed (`t.id, t.owner, …` for `prefix = "t."`).
@@ -105,7 +112,7 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Res
     row.try_get(i).map_err(StoreError::backend)
 }
 
-/// A token from a row whose first 19 columns are [`NAMES`]. Every value passes the same
+/// A token from a row whose first 23 columns are [`NAMES`]. Every value passes the same
 /// constructors as input does, and the record rules ([`Token::check_consistent`]): a row that
 /// breaks a rule is refused, never half-read.
 pub(crate) fn token_of(row: &Row) -> Result<Token, StoreError> {
@@ -172,15 +179,24 @@ fn token_with(
     let revision: i64 = get(row, 16)?;
     let revoked_at: Option<i64> = get(row, 17)?;
     let revoked_by: Option<String> = get(row, 18)?;
+    let scheme = scheme_of(get(row, 19)?, get(row, 20)?)?;
+    let previous_scheme = scheme_of(get(row, 21)?, get(row, 22)?)?;
+    if (hash.is_none() && !scheme.is_unrecorded())
+        || (previous.is_none() && !previous_scheme.is_unrecorded())
+    {
+        return Err(corrupt("a hash scheme without its hash"));
+    }
     let secret = match (hash, generated_at) {
         (None, None) => None,
         (Some(hash), Some(at)) => Some(SecretState {
             hash,
+            scheme,
             generated_at: time_of(at)?,
             previous: match (previous, previous_until) {
                 (None, None) => None,
                 (Some(hash), Some(until)) => Some(PreviousSecret {
                     hash,
+                    scheme: previous_scheme,
                     valid_until: time_of(until)?,
                 }),
                 _ => return Err(corrupt("previous hash without its deadline, or back")),
@@ -237,6 +253,37 @@ fn token_with(
     Ok(token)
 }
 
+/// The scheme in a row's key id and legacy columns.
+pub(super) fn scheme_of(
+    key: Option<Vec<u8>>,
+    legacy: Option<String>,
+) -> Result<HashScheme, StoreError> {
+    let key = key
+        .map(|k| {
+            <[u8; 8]>::try_from(k.as_slice())
+                .map(KeyId::from_bytes)
+                .map_err(|_| corrupt("a key id that is not 8 bytes"))
+        })
+        .transpose()?;
+    let legacy = legacy
+        .map(|l| LegacyScheme::from_name(&l).ok_or_else(|| corrupt(format!("legacy scheme {l:?}"))))
+        .transpose()?;
+    match (key, legacy) {
+        (None, None) => Ok(HashScheme::UNRECORDED),
+        (None, Some(_)) => Err(corrupt("a legacy hash without its key id")),
+        (Some(k), None) => Ok(HashScheme::keyed(k)),
+        (Some(k), Some(l)) => Ok(HashScheme::legacy(l, k)),
+    }
+}
+
+fn key_column(s: Option<HashScheme>) -> Option<Vec<u8>> {
+    s.and_then(|s| s.key()).map(|k| k.as_bytes().to_vec())
+}
+
+fn legacy_column(s: Option<HashScheme>) -> Option<&'static str> {
+    s.and_then(|s| s.legacy_scheme()).map(LegacyScheme::as_str)
+}
+
 /// The permissions as stored: canonical names, space-separated.
 fn permissions_text(p: &PermissionSet) -> String {
     p.iter()
@@ -272,6 +319,10 @@ pub(super) struct Columns {
     revision: Vec<i64>,
     revoked_at: Vec<Option<i64>>,
     revoked_by: Vec<Option<&'static str>>,
+    secret_key_id: Vec<Option<Vec<u8>>>,
+    secret_legacy: Vec<Option<&'static str>>,
+    previous_key_id: Vec<Option<Vec<u8>>>,
+    previous_legacy: Vec<Option<&'static str>>,
 }
 
 impl Columns {
@@ -309,6 +360,12 @@ impl Columns {
             c.revision.push(i64::from(t.revision));
             c.revoked_at.push(t.revoked.map(|r| r.at.unix_timestamp()));
             c.revoked_by.push(t.revoked.map(|r| r.by.as_str()));
+            let scheme = secret.map(|s| s.scheme);
+            let previous_scheme = previous.map(|p| p.scheme);
+            c.secret_key_id.push(key_column(scheme));
+            c.secret_legacy.push(legacy_column(scheme));
+            c.previous_key_id.push(key_column(previous_scheme));
+            c.previous_legacy.push(legacy_column(previous_scheme));
         }
         Ok(c)
     }
@@ -329,7 +386,7 @@ impl Columns {
     }
 
     /// The arrays as query parameters, in [`NAMES`] order.
-    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 19] {
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 23] {
         [
             &self.id,
             &self.owner,
@@ -350,6 +407,10 @@ impl Columns {
             &self.revision,
             &self.revoked_at,
             &self.revoked_by,
+            &self.secret_key_id,
+            &self.secret_legacy,
+            &self.previous_key_id,
+            &self.previous_legacy,
         ]
     }
 }

@@ -13,7 +13,7 @@ use tokio_postgres::Client;
 use crate::error::StoreError;
 
 /// The newest schema version this crate knows.
-pub const LATEST: i64 = 2;
+pub const LATEST: i64 = 3;
 
 /// Key of the advisory lock taken while migrating ("api_toks" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6170_695f_746f_6b73;
@@ -153,8 +153,38 @@ CREATE TRIGGER api_tokens_stamp_update BEFORE UPDATE OF
     ON api_tokens FOR EACH ROW EXECUTE FUNCTION api_tokens_stamp();
 "#;
 
+/// Version 3 (issue 14): how each hash was made, so a store opened under the wrong key says
+/// so: the id of the key (8 bytes) and, for an imported hash, its legacy scheme. Rows from
+/// before keep NULL key ids (unrecorded: looked up under every key held, labelled when a
+/// secret first matches). The stamp trigger learns the new columns, so a re-hash reaches the
+/// replicas.
+const V3: &str = r#"
+ALTER TABLE api_tokens
+    ADD COLUMN secret_key_id bytea CHECK (octet_length(secret_key_id) = 8),
+    ADD COLUMN secret_legacy text,
+    ADD COLUMN previous_key_id bytea CHECK (octet_length(previous_key_id) = 8),
+    ADD COLUMN previous_legacy text,
+    ADD CONSTRAINT api_tokens_secret_scheme_needs_hash
+        CHECK ((secret_key_id IS NULL AND secret_legacy IS NULL) OR secret_hash IS NOT NULL),
+    ADD CONSTRAINT api_tokens_previous_scheme_needs_hash
+        CHECK ((previous_key_id IS NULL AND previous_legacy IS NULL) OR previous_hash IS NOT NULL),
+    ADD CONSTRAINT api_tokens_legacy_is_known
+        CHECK ((secret_legacy IS NULL OR secret_legacy IN ('zabbix-sha512', 'sha256'))
+           AND (previous_legacy IS NULL OR previous_legacy IN ('zabbix-sha512', 'sha256'))),
+    ADD CONSTRAINT api_tokens_legacy_has_key_id
+        CHECK ((secret_legacy IS NULL OR secret_key_id IS NOT NULL)
+           AND (previous_legacy IS NULL OR previous_key_id IS NOT NULL));
+DROP TRIGGER api_tokens_stamp_update ON api_tokens;
+CREATE TRIGGER api_tokens_stamp_update BEFORE UPDATE OF
+    id, owner, name, description, creator, status, created_at, expires_at, permissions,
+    allowlist, secret_hash, generated_at, previous_hash, previous_valid_until, revision,
+    revoked_at, revoked_by, secret_key_id, secret_legacy, previous_key_id, previous_legacy,
+    change_seq
+    ON api_tokens FOR EACH ROW EXECUTE FUNCTION api_tokens_stamp();
+"#;
+
 /// Every migration, in order: `(version it brings the database to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// Brings the database to [`LATEST`], or refuses a newer one. Idempotent.
 pub(super) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
