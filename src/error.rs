@@ -39,12 +39,16 @@ pub enum Field {
     Grace,
     /// An imported token's hash in another system's scheme ([`LegacyHash`](crate::LegacyHash)).
     LegacyHash,
+    /// An imported token's creation time.
+    CreatedAt,
+    /// An imported token's last use.
+    LastUse,
 }
 
 impl Field {
     /// The stable snake_case name: `name`, `description`, `owner`, `user_id`, `expiry`,
     /// `permissions`, `allowlist`, `token_id`, `secret_prefix`, `query`, `grace_period`,
-    /// `legacy_hash`.
+    /// `legacy_hash`, `created_at`, `last_use`.
     pub const fn as_str(&self) -> &'static str {
         match self {
             Self::Name => "name",
@@ -59,6 +63,8 @@ impl Field {
             Self::Query => "query",
             Self::Grace => "grace_period",
             Self::LegacyHash => "legacy_hash",
+            Self::CreatedAt => "created_at",
+            Self::LastUse => "last_use",
         }
     }
 }
@@ -78,6 +84,8 @@ impl fmt::Display for Field {
             Self::Query => "query",
             Self::Grace => "grace period",
             Self::LegacyHash => "legacy hash",
+            Self::CreatedAt => "creation time",
+            Self::LastUse => "last use",
         })
     }
 }
@@ -165,6 +173,9 @@ pub enum Problem {
     /// ([`Tokens::with_legacy_scheme`](crate::Tokens::with_legacy_scheme)): its secret could
     /// never authenticate.
     SchemeNotHonoured,
+    /// A time outside the range allowed: an imported creation or last-use time before
+    /// 1970-01-01T00:00:00Z or after the current instant.
+    OutOfRange,
 }
 
 impl Problem {
@@ -194,6 +205,7 @@ impl Problem {
     /// | [`GraceTooLong`](Problem::GraceTooLong) | `grace_too_long` |
     /// | [`Required`](Problem::Required) | `required` |
     /// | [`SchemeNotHonoured`](Problem::SchemeNotHonoured) | `scheme_not_honoured` |
+    /// | [`OutOfRange`](Problem::OutOfRange) | `out_of_range` |
     pub const fn code(&self) -> &'static str {
         match self {
             Self::Empty => "empty",
@@ -218,6 +230,7 @@ impl Problem {
             Self::GraceTooLong { .. } => "grace_too_long",
             Self::Required => "required",
             Self::SchemeNotHonoured => "scheme_not_honoured",
+            Self::OutOfRange => "out_of_range",
         }
     }
 
@@ -361,6 +374,9 @@ impl fmt::Display for Problem {
             Self::SchemeNotHonoured => f.write_str(
                 "is in a legacy scheme that is not honoured (enable it with Tokens::with_legacy_scheme)",
             ),
+            Self::OutOfRange => {
+                f.write_str("is outside the range allowed (from 1970-01-01T00:00:00Z to now)")
+            }
         }
     }
 }
@@ -651,17 +667,24 @@ pub enum Forbidden {
     /// [`Tokens::actor`]: crate::Tokens::actor
     #[error("your user account is unknown or disabled")]
     UserNotActive,
+    /// Importing tokens ([`Tokens::import`]) is for an actor that manages every user's tokens:
+    /// an import keeps another system's secrets, expiry and times as they are.
+    ///
+    /// [`Tokens::import`]: crate::Tokens::import
+    #[error("only an actor that manages every user's tokens may import tokens")]
+    ImportNeedsAdmin,
 }
 
 impl Forbidden {
     /// The stable snake_case code: `cannot_manage_tokens`, `other_users_tokens`,
-    /// `permissions_not_held`, `user_not_active`.
+    /// `permissions_not_held`, `user_not_active`, `import_needs_admin`.
     pub const fn code(&self) -> &'static str {
         match self {
             Self::CannotManageTokens => "cannot_manage_tokens",
             Self::OtherUsersTokens => "other_users_tokens",
             Self::PermissionsBeyondActor { .. } => "permissions_not_held",
             Self::UserNotActive => "user_not_active",
+            Self::ImportNeedsAdmin => "import_needs_admin",
         }
     }
 }
@@ -797,12 +820,13 @@ impl Error {
     ///
     /// | code | HTTP | when |
     /// | --- | --- | --- |
-    /// | [`Problem::code`]: `empty`, `too_long`, `invalid_character`, `must_start_with_letter`, `surrounding_whitespace`, `invalid_syntax`, `misplaced_wildcard`, `empty_segment`, `negative`, `expiry_not_in_future`, `lifetime_too_long`, `too_many`, `duplicate_in_batch`, `unknown_user`, `inactive_user`, `host_bits_set`, `empty_item`, `too_many_values`, `grace_too_long`, `required`, `scheme_not_honoured` | 400 | [`Error::Invalid`]: a value was refused; [`Error::field`] says which |
+    /// | [`Problem::code`]: `empty`, `too_long`, `invalid_character`, `must_start_with_letter`, `surrounding_whitespace`, `invalid_syntax`, `misplaced_wildcard`, `empty_segment`, `negative`, `expiry_not_in_future`, `lifetime_too_long`, `too_many`, `duplicate_in_batch`, `unknown_user`, `inactive_user`, `host_bits_set`, `empty_item`, `too_many_values`, `grace_too_long`, `required`, `scheme_not_honoured`, `out_of_range` | 400 | [`Error::Invalid`]: a value was refused; [`Error::field`] says which |
     /// | `name_taken` | 409 | the owner has a token of that name already (in the store, or earlier in the batch) |
     /// | `cannot_manage_tokens` | 403 | the caller's role does not allow managing tokens |
     /// | `other_users_tokens` | 403 | the caller may only manage its own tokens |
     /// | `permissions_not_held` | 403 | the caller cannot grant permissions it does not hold |
     /// | `user_not_active` | 403 | the caller is unknown to the directory or disabled |
+    /// | `import_needs_admin` | 403 | importing tokens needs an actor that manages every user's tokens |
     /// | `not_found` | 404 | no such token, or not the caller's to see |
     /// | `revoked` | 409 | the token was revoked by possession of its secret: final, it cannot be enabled or given a new secret |
     /// | `concurrent_change` | 409 | the token kept changing under the call; nothing was written |
@@ -906,13 +930,15 @@ mod tests {
                     | Problem::TooManyValues { .. }
                     | Problem::GraceTooLong { .. }
                     | Problem::Required
-                    | Problem::SchemeNotHonoured => true,
+                    | Problem::SchemeNotHonoured
+                    | Problem::OutOfRange => true,
                 },
                 Error::Forbidden { source, .. } => match source {
                     Forbidden::CannotManageTokens
                     | Forbidden::OtherUsersTokens
                     | Forbidden::PermissionsBeyondActor { .. }
-                    | Forbidden::UserNotActive => true,
+                    | Forbidden::UserNotActive
+                    | Forbidden::ImportNeedsAdmin => true,
                 },
                 Error::NotFound { .. } | Error::Revoked { .. } => true,
                 Error::Store(e) => match e {

@@ -185,7 +185,7 @@ impl LegacyDigest {
 /// A hash as another system stored it: its [`LegacyScheme`] and digest, parsed from the text
 /// that system kept. Import it with [`Tokens::import`](crate::Tokens::import).
 ///
-/// `Debug` shows the scheme and the digest's first 8 hex digits, never more.
+/// `Debug` shows the scheme only, never any part of the (unkeyed) digest.
 ///
 /// ```
 /// use api_tokens::{LegacyHash, LegacyScheme};
@@ -206,15 +206,10 @@ pub struct LegacyHash {
 }
 
 impl fmt::Debug for LegacyHash {
+    /// The scheme only: the digest is unkeyed, so even a few of its bytes in a log would let
+    /// anyone who reads the log check guesses of a weak imported secret offline.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let head: String = self
-            .digest
-            .as_bytes()
-            .iter()
-            .take(4)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        write!(f, "LegacyHash({}, {head}…)", self.scheme)
+        write!(f, "LegacyHash({}, <digest withheld>)", self.scheme)
     }
 }
 
@@ -433,6 +428,10 @@ mod tests {
         let other = LegacyScheme::Sha256.digest("a-legacy-secret-of-yours");
         assert_ne!(h, other.lookup_hash(&s.lookup_key(&k1)));
         let dbg = format!("{:?}", LegacyHash::parse(s, &"ab".repeat(32)).unwrap());
-        assert_eq!(dbg, "LegacyHash(sha256, abababab…)");
+        assert_eq!(dbg, "LegacyHash(sha256, <digest withheld>)");
+        assert!(
+            !dbg.contains("ab"),
+            "no byte of the unkeyed digest in Debug: {dbg}"
+        );
     }
 }

@@ -315,17 +315,43 @@ impl Tokens<MemoryStore> {
     }
 
     /// Replaces the store's contents with a sealed snapshot's, after checking its seal under
-    /// the hash key it names (the current key or an old one this `Tokens` holds) and that every
-    /// hash in it was made under a key this `Tokens` holds.
+    /// the current hash key and that every hash in it was made under a key this `Tokens`
+    /// holds. A snapshot sealed under an old key is refused: an old key may be retired because
+    /// it leaked, and whoever holds it could seal anything. To read a snapshot written before a
+    /// rotation, see [`Tokens::restore_sealed_under_old_key`].
     ///
     /// # Errors
-    /// As [`SealedSnapshot::open`](crate::SealedSnapshot::open) (sealed under a key not held:
+    /// As [`SealedSnapshot::open`](crate::SealedSnapshot::open) (sealed under another key:
     /// [`StoreError::SnapshotKeyMismatch`]) and [`MemoryStore::restore`];
     /// [`StoreError::HashKeysMissing`] when its hashes were made under keys (or legacy schemes)
     /// this `Tokens` does not hold, naming them. The store is left untouched.
     pub fn restore_sealed(&self, sealed: crate::SealedSnapshot) -> Result<(), StoreError> {
+        self.restore_sealed_under(self.config.keys.current(), sealed)
+    }
+
+    /// [`Tokens::restore_sealed`], also accepting a snapshot sealed under one of the old keys
+    /// this `Tokens` holds ([`Tokens::with_old_hash_key`]): for the one restore right after a
+    /// rotation, of a snapshot written before it. Never use it when the old key is being
+    /// retired because it leaked; seal a fresh snapshot under the current key
+    /// ([`Tokens::sealed_snapshot`]) as soon as it is restored.
+    ///
+    /// # Errors
+    /// As [`Tokens::restore_sealed`]; a snapshot sealed under a key this `Tokens` does not
+    /// hold at all is [`StoreError::SnapshotKeyMismatch`].
+    pub fn restore_sealed_under_old_key(
+        &self,
+        sealed: crate::SealedSnapshot,
+    ) -> Result<(), StoreError> {
         let keys = &self.config.keys;
         let key = keys.key(sealed.key_id).unwrap_or_else(|| keys.current());
+        self.restore_sealed_under(key, sealed)
+    }
+
+    fn restore_sealed_under(
+        &self,
+        key: &HashKey,
+        sealed: crate::SealedSnapshot,
+    ) -> Result<(), StoreError> {
         let snapshot = sealed.open(key)?;
         self.keys_cover(&crate::store::usage_of(&snapshot.tokens, self.now()))?;
         self.store.restore(snapshot)

@@ -133,10 +133,17 @@ fn a_snapshot_opened_under_the_wrong_key_is_refused_and_the_store_untouched() {
     assert!(b.authenticate(kept_secret.expose(), &ctx()).is_ok());
     assert_eq!(b.get(&admin(), kept).unwrap().name.as_str(), "already-here");
 
-    // Holding the key as an old one opens it, and its secrets work.
+    // Holding the key as an old one is not enough for the plain restore (an old key may be
+    // retired because it leaked, and could have sealed anything) ...
     let (rotated, _) = tokens_on(MemoryStore::new(), key_b());
     let rotated = rotated.with_old_hash_key(key_a());
-    rotated.restore_sealed(sealed).unwrap();
+    assert!(matches!(
+        rotated.restore_sealed(sealed.clone()),
+        Err(StoreError::SnapshotKeyMismatch { .. })
+    ));
+    assert!(rotated.store().is_empty(), "store untouched");
+    // ... the explicit restore after a rotation opens it, and its secrets work.
+    rotated.restore_sealed_under_old_key(sealed).unwrap();
     assert!(rotated.authenticate(secret.expose(), &ctx()).is_ok());
 }
 
@@ -147,7 +154,8 @@ fn a_snapshot_whose_hashes_need_a_dropped_key_is_refused_naming_it() {
     let (id, secret) = issue(&a, "old");
     let (both, _) = tokens_on(MemoryStore::new(), key_b());
     let both = both.with_old_hash_key(key_a());
-    both.restore_sealed(a.sealed_snapshot()).unwrap();
+    both.restore_sealed_under_old_key(a.sealed_snapshot())
+        .unwrap();
     let sealed = both.sealed_snapshot();
     assert_eq!(sealed.key_id, key_b().id());
 
@@ -984,4 +992,171 @@ mod sqlite {
         );
         assert!(t.authenticate(secret, &ctx()).is_ok());
     }
+}
+
+#[test]
+fn imports_are_for_administrators_and_keep_to_the_policy_and_the_clock() {
+    let (t, _) = tokens_on(MemoryStore::new(), key_b());
+    let mut policy = api_tokens::Policy::default();
+    policy.max_lifetime = Some(Duration::days(90));
+    let t = t
+        .with_legacy_scheme(LegacyScheme::ZabbixSha512)
+        .with_policy(policy);
+    let secret = "0000000000000000000000000000000000000000000000000000000000000007";
+    let row = |name: &str| {
+        ImportedToken::new(name.parse().unwrap(), UserId::from(2))
+            .permissions("reports.read".parse().unwrap())
+            .hash(zabbix_row(secret))
+            .expiry(Expiry::at(NOW + Duration::days(30)))
+    };
+    // A user may not import a secret of its choosing for itself, even one it "owns".
+    let e = t
+        .import(&Actor::user(UserId::from(2)), [row("mine")])
+        .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::Forbidden {
+                source: api_tokens::Forbidden::ImportNeedsAdmin,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.code(), "import_needs_admin");
+    // An expiry still ahead obeys the longest lifetime ("never" included) ...
+    for expiry in [Expiry::NEVER, Expiry::at(NOW + Duration::days(91))] {
+        let e = t
+            .import(&admin(), [row("long").expiry(expiry)])
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Invalid { source, .. } if source.field == Field::Expiry
+                && matches!(source.problem, Problem::LifetimeTooLong { .. })),
+            "{e:?}"
+        );
+    }
+    // ... creation and last-use times lie between the epoch and now ...
+    let late = NOW + Duration::seconds(1);
+    let used = |at| LastUse { at, ip: None };
+    for (item, field) in [
+        (row("future").created_at(late), Field::CreatedAt),
+        (
+            row("ancient").created_at(datetime!(1969-12-31 23:59:59 UTC)),
+            Field::CreatedAt,
+        ),
+        (row("used later").last_use(used(late)), Field::LastUse),
+        (
+            // A local time whose UTC form is past year 9999.
+            row("edge").last_use(used(datetime!(9999-12-31 23:59:59 -23:59))),
+            Field::LastUse,
+        ),
+    ] {
+        let e = t.import(&admin(), [item]).unwrap_err();
+        assert!(
+            matches!(&e, Error::Invalid { source, .. } if source.field == field
+                && source.problem == Problem::OutOfRange),
+            "{e:?}"
+        );
+        assert_eq!(e.code(), "out_of_range");
+    }
+    assert!(t.store().is_empty(), "nothing refused was imported");
+    // ... and an expiry already past is kept as it is, and so are times within range.
+    let ids = t
+        .import(
+            &admin(),
+            [row("expired")
+                .expiry(Expiry::at(datetime!(2020-01-01 0:00 UTC)))
+                .created_at(datetime!(2019-01-01 0:00 UTC))
+                .last_use(used(NOW))],
+        )
+        .unwrap();
+    assert_eq!(
+        t.authenticate(secret, &ctx()).unwrap_err().kind(),
+        DenialKind::Expired
+    );
+    assert_eq!(ids.len(), 1);
+}
+
+/// A store whose key count fails while `down` is set, counting how often it is asked.
+struct Flaky {
+    inner: MemoryStore,
+    down: std::sync::atomic::AtomicBool,
+    asked: AtomicUsize,
+}
+
+impl TokenStore for Flaky {
+    fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError> {
+        self.inner.reserve_ids(n)
+    }
+    fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        self.inner.apply(changes)
+    }
+    fn get(&self, id: TokenId) -> Result<Option<Token>, StoreError> {
+        self.inner.get(id)
+    }
+    fn find_name(
+        &self,
+        owner: &UserId,
+        name: &api_tokens::TokenName,
+    ) -> Result<Option<TokenId>, StoreError> {
+        self.inner.find_name(owner, name)
+    }
+    fn query(&self, query: &Query, now: OffsetDateTime) -> Result<Vec<Token>, StoreError> {
+        self.inner.query(query, now)
+    }
+    fn count(&self, query: &Query, now: OffsetDateTime) -> Result<usize, StoreError> {
+        self.inner.count(query, now)
+    }
+    fn authenticate(
+        &self,
+        hash: &SecretHash,
+        check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
+    ) -> Result<bool, StoreError> {
+        self.inner.authenticate(hash, check)
+    }
+    fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<api_tokens::KeyUsage>, StoreError> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::backend(std::io::Error::other("database down")));
+        }
+        self.inner.key_usage(now)
+    }
+}
+
+#[test]
+fn a_failing_key_check_is_retried_at_most_once_a_second_and_never_passes_meanwhile() {
+    // The lazy check counts every hash in the store: a database hiccup must not turn every
+    // request into such a count. Requests in between are refused (the check never passed).
+    let store = Flaky {
+        inner: MemoryStore::new(),
+        down: std::sync::atomic::AtomicBool::new(false),
+        asked: AtomicUsize::new(0),
+    };
+    let (tokens, _) = tokens_on(store, key_a());
+    let (_, secret) = issue(&tokens, "ci");
+    tokens.store().down.store(true, Ordering::SeqCst);
+    for _ in 0..200 {
+        let d = tokens.authenticate(secret.expose(), &ctx()).unwrap_err();
+        assert_eq!(d.kind(), DenialKind::Store);
+    }
+    let asked = tokens.store().asked.load(Ordering::SeqCst);
+    assert!(
+        (1..10).contains(&asked),
+        "200 refused requests asked the store {asked} times"
+    );
+    // Back up: within a few retry intervals the check runs again and passes, for good.
+    tokens.store().down.store(false, Ordering::SeqCst);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tokens.authenticate(secret.expose(), &ctx()).is_err() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the check never ran again"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let asked = tokens.store().asked.load(Ordering::SeqCst);
+    for _ in 0..100 {
+        assert!(tokens.authenticate(secret.expose(), &ctx()).is_ok());
+    }
+    assert_eq!(tokens.store().asked.load(Ordering::SeqCst), asked);
 }

@@ -17,6 +17,25 @@ use crate::permission::PermissionSet;
 use crate::store::{Change, TokenStore};
 use crate::token::{Expiry, LastUse, SecretState, Status, Token, TokenName, UserId, whole_seconds};
 
+/// A time another system recorded must lie between the Unix epoch and `now`: a creation or
+/// last use in the future would stop later uses from being recorded (the later instant wins),
+/// and one outside that range may have no form some store can keep.
+fn check_past(
+    t: Option<OffsetDateTime>,
+    field: Field,
+    now: OffsetDateTime,
+) -> std::result::Result<(), ValidationError> {
+    match t {
+        Some(t) if t < OffsetDateTime::UNIX_EPOCH || t > now => Err(ValidationError::new(
+            field,
+            t.checked_to_offset(time::UtcOffset::UTC)
+                .map_or_else(|| t.to_string(), crate::error::time_for_message),
+            Problem::OutOfRange,
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A token to import: what the other system knew of it, and the hash it kept of its secret.
 /// The owner, name and hash are required; times and status are kept as given (an expired
 /// token stays expired, a disabled one disabled).
@@ -152,13 +171,18 @@ impl<S: TokenStore> Tokens<S> {
     /// expiry, creation and last-use times are kept. Returns the new ids in input order (the
     /// other system's ids are not kept: map them from this result).
     ///
-    /// The names, descriptions, permissions and allowlists must pass the policy like new
-    /// tokens'; expiry times are kept as they are, past or not, and so is an inactive owner
-    /// (its tokens are refused at authentication, as before).
+    /// Importing is for an actor that manages every user's tokens
+    /// ([`Actor::manage_others`]): an import keeps secrets the library did not generate. The
+    /// names, descriptions, permissions and allowlists must pass the policy like new tokens';
+    /// an expiry already past is kept as it is (the token stays expired), one still ahead must
+    /// be within the policy's longest lifetime, like a new token's; creation and last-use
+    /// times must lie between the Unix epoch and now. An inactive owner is kept (its tokens
+    /// are refused at authentication, as before).
     ///
     /// # Errors
-    /// Nothing is imported when any item is refused: the actor may not manage tokens or not
-    /// for that owner; a value breaks the policy; the name is taken for the owner (in the store
+    /// Nothing is imported when any item is refused: the actor may not manage every user's
+    /// tokens ([`Forbidden::ImportNeedsAdmin`]); a value breaks the policy; a creation or
+    /// last-use time is out of range ([`Problem::OutOfRange`]); the name is taken for the owner (in the store
     /// or earlier in the batch); the owner is unknown; the permissions exceed the actor's
     /// privileges; a hash's scheme is not honoured ([`Problem::SchemeNotHonoured`]) or the
     /// same hash appears twice ([`Problem::Duplicate`]); or the store fails.
@@ -169,6 +193,11 @@ impl<S: TokenStore> Tokens<S> {
     ) -> Result<Vec<super::TokenId>> {
         if !actor.manage_tokens {
             return Err(Error::forbidden(None, Forbidden::CannotManageTokens));
+        }
+        // An import keeps another system's secrets (whatever their strength), expiry and times:
+        // a migration an administrator runs, never a way for a user to choose a secret.
+        if !actor.manage_others {
+            return Err(Error::forbidden(None, Forbidden::ImportNeedsAdmin));
         }
         let items: Vec<ImportedToken> = items.into_iter().collect();
         let now = self.now();
@@ -190,6 +219,16 @@ impl<S: TokenStore> Tokens<S> {
                 .policy
                 .check_allowlist(&item.allowlist)
                 .map_err(invalid)?;
+            // An expiry already past is kept (the token stays expired); one still ahead obeys
+            // the policy's longest lifetime, like a new token's ("never" included).
+            if !item.expiry.is_expired_at(now) {
+                self.config
+                    .policy
+                    .check_expiry(&item.expiry, now)
+                    .map_err(invalid)?;
+            }
+            check_past(item.created_at, Field::CreatedAt, now).map_err(invalid)?;
+            check_past(item.last_use.map(|u| u.at), Field::LastUse, now).map_err(invalid)?;
             let state = owners
                 .entry(item.owner.clone())
                 .or_insert_with(|| self.config.directory.user(&item.owner));

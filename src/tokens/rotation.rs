@@ -2,7 +2,8 @@
 //! `Tokens` holds, the miss path of authentication (older keys, imported legacy hashes), and
 //! the re-hash of a token under the current key after it authenticated some other way.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
@@ -17,18 +18,31 @@ use crate::token::{LastUse, TokenId, whole_seconds};
 
 /// The outcome of the hash-key check, shared by every authentication of a `Tokens` (and reset
 /// when its keys change). Only a definitive outcome is kept: a store that failed to answer is
-/// asked again by the next authentication.
+/// asked again, by one authentication at a time and at most once per [`RETRY_AFTER`]; the
+/// requests in between are refused with the same error (the check has not passed). Without
+/// that, a database hiccup would turn every request into a count over every token.
 #[derive(Clone, Default)]
 pub(super) struct KeyCheck {
     outcome: Arc<OnceLock<std::result::Result<(), Arc<StoreError>>>>,
+    /// Held while the check runs, so concurrent first requests run it once; and the last
+    /// failure that asking again may change, with when it happened.
+    running: Arc<Mutex<Option<Failure>>>,
     too_many_old_keys: bool,
 }
+
+/// A failure of the check that asking again may change, and when it happened.
+type Failure = (Instant, Arc<StoreError>);
+
+/// How long a check that failed for a reason asking again may change (a backend error) is not
+/// run again.
+pub(super) const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl KeyCheck {
     /// A fresh check for changed keys.
     pub(super) fn reset(&self) -> Self {
         Self {
             outcome: Arc::default(),
+            running: Arc::default(),
             too_many_old_keys: self.too_many_old_keys,
         }
     }
@@ -58,15 +72,30 @@ impl KeyCheck {
         &self,
         run: impl FnOnce() -> std::result::Result<(), StoreError>,
     ) -> std::result::Result<(), Denial> {
+        let mut last_failure = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        // Another request may have run it while this one waited.
+        match self.outcome.get() {
+            Some(Ok(())) => return Ok(()),
+            Some(Err(e)) => return Err(Denial::Store(e.clone())),
+            None => {}
+        }
+        if let Some((at, e)) = &*last_failure
+            && at.elapsed() < RETRY_AFTER
+        {
+            return Err(Denial::Store(e.clone()));
+        }
         match run() {
             Ok(()) => {
                 let _ = self.outcome.set(Ok(()));
+                *last_failure = None;
                 Ok(())
             }
             Err(e) => {
                 let e = Arc::new(e);
                 if is_definitive(&e) {
                     let _ = self.outcome.set(Err(e.clone()));
+                } else {
+                    *last_failure = Some((Instant::now(), e.clone()));
                 }
                 Err(Denial::Store(e))
             }
@@ -166,7 +195,7 @@ impl<S: TokenStore> Tokens<S> {
     ///
     /// // Rotation: a new current key, the old one kept for verification.
     /// let rotated = Tokens::in_memory().with_hash_key(HashKey::new([2; 32])).with_old_hash_key(a.clone());
-    /// rotated.restore_sealed(saved)?;
+    /// rotated.restore_sealed_under_old_key(saved)?; // sealed under a, before the rotation
     /// let report = rotated.check_hash_keys()?;
     /// assert_eq!(report.hashes_under(a.id()), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())

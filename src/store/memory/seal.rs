@@ -25,6 +25,11 @@ const SEAL_CONTEXT: &str = "api-tokens 2026 snapshot seal";
 /// The seal protects only as well as the key: with the public [`HashKey::default`], anyone can
 /// seal anything.
 ///
+/// **The seal does not prevent a rollback.** An older snapshot sealed under the same key opens
+/// as well as the newest: whoever can replace the file can bring back tokens deleted, disabled,
+/// regenerated or revoked by possession since it was sealed. Keep snapshots where only the
+/// host writes, and after a revocation write a new one at once (and remove older copies).
+///
 /// ```
 /// use api_tokens::{Actor, HashKey, MemoryStore, NewToken, StoreError, Tokens, UserId};
 /// use api_tokens::store::memory::SealedSnapshot;

@@ -129,24 +129,32 @@ fn parse_rules(row: &Row) -> Result<(PermissionSet, IpAllowlist), StoreError> {
     ))
 }
 
-/// The parsed permissions and allowlists of the tokens looked up by hash, by id and revision:
-/// authenticating without a replica parses a token's lists once per revision, not per request.
+/// The parsed permissions and allowlists of the tokens looked up by hash: authenticating
+/// without a replica parses a token's lists once per change, not per request.
+///
+/// An entry is used only for the same id, revision *and* change clock value (`change_seq`, the
+/// 24th column of the lookup). The store moves the revision on every write, but an operator's
+/// hand-made `UPDATE` of `permissions` or `allowlist` does not; the stamp trigger moves
+/// `change_seq` for every write, whoever makes it, so a narrowed list is never served from
+/// the cache.
 #[derive(Default)]
-pub(super) struct RuleCache(Mutex<HashMap<TokenId, (u32, PermissionSet, IpAllowlist)>>);
+pub(super) struct RuleCache(Mutex<HashMap<TokenId, (u32, i64, PermissionSet, IpAllowlist)>>);
 
 /// How many tokens' lists the cache keeps.
 const RULE_CACHE: usize = 4_096;
 
 impl RuleCache {
-    /// [`token_of`], taking the lists from the cache when the row's revision is the cached one.
+    /// [`token_of`], taking the lists from the cache when the row's revision and change clock
+    /// value are the cached ones. The row must carry `change_seq` after the [`NAMES`] columns.
     pub(super) fn token_of(&self, row: &Row) -> Result<Token, StoreError> {
         let id = id_of(get(row, 0)?)?;
         let revision = get::<i64>(row, 16)?;
+        let seq = get::<i64>(row, NAMES.len())?;
         let lock = || self.0.lock().unwrap_or_else(|p| p.into_inner());
         let cached = lock()
             .get(&id)
-            .filter(|(r, ..)| i64::from(*r) == revision)
-            .map(|(_, p, a)| (p.clone(), a.clone()));
+            .filter(|(r, s, ..)| i64::from(*r) == revision && *s == seq)
+            .map(|(_, _, p, a)| (p.clone(), a.clone()));
         token_with(row, |row| match cached {
             Some(rules) => Ok(rules),
             None => {
@@ -156,7 +164,7 @@ impl RuleCache {
                     if cache.len() >= RULE_CACHE {
                         cache.clear();
                     }
-                    cache.insert(id, (r, p.clone(), a.clone()));
+                    cache.insert(id, (r, seq, p.clone(), a.clone()));
                 }
                 Ok((p, a))
             }

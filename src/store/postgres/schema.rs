@@ -13,7 +13,7 @@ use tokio_postgres::Client;
 use crate::error::StoreError;
 
 /// The newest schema version this crate knows.
-pub const LATEST: i64 = 3;
+pub const LATEST: i64 = 5;
 
 /// Key of the advisory lock taken while migrating ("api_toks" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6170_695f_746f_6b73;
@@ -183,8 +183,59 @@ CREATE TRIGGER api_tokens_stamp_update BEFORE UPDATE OF
     ON api_tokens FOR EACH ROW EXECUTE FUNCTION api_tokens_stamp();
 "#;
 
+/// Version 4: a `TRUNCATE api_tokens` made by hand (say, wiping every token after a breach)
+/// reaches the replicas. `TRUNCATE` fires no row trigger, so without this the clock would not
+/// move, no deletion would be recorded and replicas would keep honouring every token. The
+/// statement trigger moves the clock (notifying) and sets `pruned_through` to the new value:
+/// every replica is then behind the deletion horizon and reloads everything. A rolled-back
+/// `TRUNCATE` rolls the clock back with it.
+const V4: &str = r#"
+CREATE FUNCTION api_tokens_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    s bigint := api_token_tick();
+BEGIN
+    UPDATE api_token_clock SET pruned_through = s WHERE one = 1;
+    DELETE FROM api_token_deleted;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER api_tokens_truncated BEFORE TRUNCATE ON api_tokens
+    FOR EACH STATEMENT EXECUTE FUNCTION api_tokens_truncated();
+"#;
+
+/// Version 5: the stamp trigger keeps two rules for writers that do not know them.
+///
+/// * **A change made by hand moves the revision.** The store's own updates move it
+///   themselves; an operator's `UPDATE api_tokens SET status = 1 …` during an incident did
+///   not, so a write the store had prepared before it (a re-hash on use, say) still matched
+///   its revision and put the old row back. Now any stamped update that leaves the revision
+///   as it was moves it by one: a write read before the change is refused as a conflict.
+/// * **A hash gone takes its scheme with it.** A process built before version 3 (still
+///   connected while another migrates) revokes by setting the hash to NULL and knows nothing
+///   of the scheme columns; version 3's rules then refused its revocation. The trigger clears
+///   the scheme of a NULL hash before the rules are checked, so such a revocation commits.
+const V5: &str = r#"
+CREATE OR REPLACE FUNCTION api_tokens_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.change_seq := api_token_tick();
+    IF TG_OP = 'INSERT' THEN
+        DELETE FROM api_token_deleted WHERE id = NEW.id;
+    ELSIF NEW.revision = OLD.revision THEN
+        NEW.revision := (OLD.revision + 1) % 4294967296;
+    END IF;
+    IF NEW.secret_hash IS NULL THEN
+        NEW.secret_key_id := NULL;
+        NEW.secret_legacy := NULL;
+    END IF;
+    IF NEW.previous_hash IS NULL THEN
+        NEW.previous_key_id := NULL;
+        NEW.previous_legacy := NULL;
+    END IF;
+    RETURN NEW;
+END $$;
+"#;
+
 /// Every migration, in order: `(version it brings the database to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
 
 /// Brings the database to [`LATEST`], or refuses a newer one. Idempotent.
 pub(super) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
