@@ -80,7 +80,9 @@
 //!
 //! * **Transport.** No HTTP, RPC or header parsing: the host reads the presented secret and the
 //!   client address it trusts, and maps [`Denial::public`] to its own responses. The examples
-//!   show Zabbix JSON-RPC, WHM API 1 and an axum server.
+//!   show Zabbix JSON-RPC and WHM API 1; for axum and tower, the workspace's integration crate
+//!   `api-tokens-axum` does it (a layer, permission requirements per route, a self-service
+//!   router).
 //! * **Persistence.** [`MemoryStore`] snapshots to anything serde writes; a database is the
 //!   host's, behind the small [`TokenStore`] trait (see the SQLite example). The crate ships
 //!   two SQL stores behind features: SQLite (`sqlite`) and PostgreSQL (`postgres`), the latter

@@ -1,80 +1,29 @@
-//! An axum server that authenticates `Authorization: Bearer` API tokens with api-tokens.
+//! An axum server that authenticates API tokens with `api-tokens-axum`: the layer, permission
+//! requirements per route, and the self-service token API under `/api/tokens`.
 //!
-//! * The middleware reads the bearer token and the client address **from the connection**
-//!   (`ConnectInfo`), never from forwarding headers: behind a proxy, the host decides which
-//!   header it trusts and passes that address instead.
-//! * A refused request gets the public form of the denial, with the status and the
-//!   `{"code", "message"}` body the crate gives it: 401 for an invalid or expired token, 403 for
-//!   an address outside the token's allowlist or a missing permission.
-//! * Routes require permissions from the `Grant` the middleware puts in the request.
+//! * `AuthLayer` reads `Authorization: Bearer …` and the client address from the connection
+//!   (serve with `into_make_service_with_connect_info`, as [`serve`] does), and puts the
+//!   `Grant` in each request.
+//! * `require(permission!(…))` guards a route; refusals are the crate's RFC 6750 answers
+//!   (401/403 with `WWW-Authenticate`, and the core's public `{"code", "message"}` body).
+//! * `/api/tokens` lets a caller list, create, regenerate, enable/disable and delete its own
+//!   tokens (and everyone's with `tokens.admin`).
 
 use std::net::SocketAddr;
 
-use api_tokens::{Denial, Grant, Permission, RequestContext, Tokens, permission};
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use api_tokens::{Permission, Tokens, permission};
+use api_tokens_axum::manage::{FromGrant, SelfService};
+use api_tokens_axum::{AuthLayer, Authenticated, require};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
-use serde_json::json;
-
-/// The status and body a refused request gets: only the public form of the denial.
-pub fn refusal(denial: &Denial) -> Response {
-    let public = denial.public();
-    let status =
-        StatusCode::from_u16(public.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, Json(json!({ "error": public }))).into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
-    }
-    response
-}
-
-async fn authenticate(
-    State(tokens): State<Tokens>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    match tokens.authenticate(presented, &RequestContext::from_ip(peer.ip())) {
-        Ok(grant) => {
-            request.extensions_mut().insert(grant);
-            next.run(request).await
-        }
-        Err(denial) => {
-            eprintln!("refused {peer}: {denial}"); // the detailed reason goes to the log only
-            refusal(&denial)
-        }
-    }
-}
-
-/// Runs `handler` when the grant holds `permission`; otherwise answers with the refusal.
-fn with_permission(
-    grant: &Grant,
-    permission: &Permission,
-    handler: impl FnOnce() -> Response,
-) -> Response {
-    match grant.require(permission) {
-        Ok(()) => handler(),
-        Err(denial) => refusal(&denial),
-    }
-}
+use axum::{Json, Router};
+use serde_json::{Value, json};
 
 /// The routes' permissions, checked at compile time: nothing is parsed per request.
 const DNS_READ: Permission = permission!("dns.read");
 const KILL_ACCT: Permission = permission!("kill-acct");
+const TOKENS_ADMIN: Permission = permission!("tokens.admin");
 
-async fn whoami(Extension(grant): Extension<Grant>) -> Json<serde_json::Value> {
+async fn whoami(Authenticated(grant): Authenticated) -> Json<Value> {
     Json(json!({
         "user": grant.owner.as_str(),
         "token": grant.token.get(),
@@ -82,30 +31,31 @@ async fn whoami(Extension(grant): Extension<Grant>) -> Json<serde_json::Value> {
     }))
 }
 
-async fn list_zones(Extension(grant): Extension<Grant>) -> Response {
-    with_permission(&grant, &DNS_READ, || {
-        Json(json!({ "zones": ["example.com", "example.org"] })).into_response()
-    })
+async fn list_zones() -> Json<Value> {
+    Json(json!({ "zones": ["example.com", "example.org"] }))
 }
 
-async fn kill_account(Extension(grant): Extension<Grant>) -> Response {
-    with_permission(&grant, &KILL_ACCT, || {
-        Json(json!({ "killed": true })).into_response()
-    })
+async fn kill_account() -> Json<Value> {
+    Json(json!({ "killed": true }))
 }
 
-/// The application: every route behind the token middleware. `Tokens` is cheap to clone and
-/// every clone shares one store, so it is the router's state as it is.
+/// The application: every route behind the token layer.
 pub fn app(tokens: Tokens) -> Router {
+    let tokens_api = SelfService::new(tokens.clone())
+        .actors(FromGrant::new().admin_permission(TOKENS_ADMIN))
+        .router();
     Router::new()
         .route("/whoami", get(whoami))
-        .route("/zones", get(list_zones))
-        .route("/kill-account", get(kill_account))
-        .layer(middleware::from_fn_with_state(tokens.clone(), authenticate))
-        .with_state(tokens)
+        .route("/zones", get(list_zones).route_layer(require(DNS_READ)))
+        .route(
+            "/kill-account",
+            get(kill_account).route_layer(require(KILL_ACCT)),
+        )
+        .nest("/api/tokens", tokens_api)
+        .layer(AuthLayer::new(tokens))
 }
 
-/// Serves `app` on `listener`, with the peer address available to the middleware.
+/// Serves `app` on `listener`, with the peer address available to the layer.
 pub async fn serve(listener: tokio::net::TcpListener, tokens: Tokens) -> std::io::Result<()> {
     axum::serve(
         listener,

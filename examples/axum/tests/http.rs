@@ -70,8 +70,8 @@ async fn bearer_tokens_over_a_real_connection() {
     assert_eq!(status, 403, "a permission the token lacks");
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&body).unwrap(),
-        serde_json::json!({"error": {"code": "missing_permission",
-                                      "message": "No permissions for this operation."}}),
+        serde_json::json!({"code": "missing_permission",
+                           "message": "No permissions for this operation."}),
         "the body is the public denial as the crate serializes it"
     );
 
@@ -90,6 +90,13 @@ async fn bearer_tokens_over_a_real_connection() {
     let (status, body) = get(addr, "/zones", Some(remote.secret.expose())).await;
     assert_eq!(status, 403, "127.0.0.1 is outside the token's allowlist");
     assert!(body.contains("Not allowed from this address."), "{body}");
+
+    // The self-service API: alice's own tokens, never a secret.
+    let (status, body) = get(addr, "/api/tokens", Some(secret)).await;
+    assert_eq!(status, 200, "{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed["tokens"].as_array().unwrap().len(), 3);
+    assert!(!body.contains(secret));
 
     // Last use records the real peer address.
     let used = tokens.get(&alice, dns.token.id).unwrap().last_use.unwrap();

@@ -1,0 +1,37 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations)]
+#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
+// No panics in library code, as in the core crate.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+mod client_ip;
+mod credentials;
+mod layer;
+pub mod manage;
+mod refusal;
+mod require;
+
+pub use client_ip::ClientAddress;
+pub use credentials::{Absent, CredentialProblem, Presented, SecretSources, Source};
+pub use layer::{AuthLayer, AuthService, Authenticated, ResponseFuture};
+pub use refusal::Refusal;
+pub use require::{RequireLayer, RequireService, require};

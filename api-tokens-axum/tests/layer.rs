@@ -1,0 +1,524 @@
+//! Items 1, 2 and 4 over real HTTP on 127.0.0.1: the layer and the extractor, permissions per
+//! route and per router, public routes, where the secret comes from, malformed credentials (no
+//! store lookup), and every refusal's status, header and body.
+
+mod support;
+
+use std::sync::Arc;
+
+use api_tokens::time::Duration;
+use api_tokens::time::OffsetDateTime;
+use api_tokens::{
+    Actor, Grant, ManualClock, NewToken, Permission, Status, StoreError, Tokens, UserId, permission,
+};
+use api_tokens_axum::{AuthLayer, Authenticated, SecretSources, require};
+use axum::http::HeaderName;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use support::{CountingStore, Logs, call, get as http_get, raw, send, serve};
+
+const DNS_READ: Permission = permission!("dns.read");
+const DNS_EDIT: Permission = permission!("dns.edit");
+
+type T = Tokens<CountingStore>;
+
+struct Fixture {
+    tokens: T,
+    clock: Arc<ManualClock>,
+    alice: Actor,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let clock = Arc::new(ManualClock::new(
+            OffsetDateTime::from_unix_timestamp(1_767_258_000).unwrap(),
+        ));
+        Self {
+            tokens: Tokens::new(CountingStore::new()).with_clock(clock.clone()),
+            clock,
+            alice: Actor::user(UserId::new("alice").unwrap()),
+        }
+    }
+
+    fn issue(&self, name: &str, permissions: &str) -> String {
+        self.issue_with(
+            NewToken::new(name.parse().unwrap()).permissions(permissions.parse().unwrap()),
+        )
+    }
+
+    fn issue_with(&self, new: NewToken) -> String {
+        self.tokens
+            .issue(&self.alice, new)
+            .unwrap()
+            .secret
+            .expose()
+            .to_owned()
+    }
+}
+
+async fn whoami(Authenticated(grant): Authenticated) -> String {
+    format!("{} via token {}", grant.owner, grant.token)
+}
+
+async fn by_extension(Extension(grant): Extension<Grant>) -> String {
+    grant.owner.to_string()
+}
+
+async fn maybe(grant: Option<Authenticated>) -> String {
+    grant.map_or_else(|| "anonymous".to_owned(), |g| g.owner.to_string())
+}
+
+/// The application under test: per-route and per-router requirements, a public route.
+fn app(layer: AuthLayer<CountingStore>) -> Router {
+    let dns = Router::new()
+        .route("/dns/zones", get(|| async { "zones" }))
+        .route(
+            "/dns/zones/edit",
+            post(|| async { "edited" }).route_layer(layer.require(DNS_EDIT)),
+        )
+        .route_layer(layer.require(DNS_READ));
+    Router::new()
+        .route("/whoami", get(whoami))
+        .route("/extension", get(by_extension))
+        .route("/maybe", get(maybe))
+        .route(
+            "/admin",
+            get(|| async { "admin" }).route_layer(require(permission!("admin"))),
+        )
+        .merge(dns)
+        .layer(layer)
+        .route("/health", get(|| async { "ok" }))
+}
+
+#[tokio::test]
+async fn the_grant_reaches_handlers_and_requirements_apply_per_route_and_router() {
+    let f = Fixture::new();
+    let reader = f.issue("reader", "dns.read");
+    let editor = f.issue("editor", "dns.*");
+    let server = serve(app(AuthLayer::new(f.tokens.clone()))).await;
+
+    let r = http_get(server.addr, "/whoami", Some(&reader)).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "alice via token 1"));
+    let r = http_get(server.addr, "/extension", Some(&editor)).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "alice"));
+
+    // The router's requirement (dns.read) and the route's own (dns.edit).
+    assert_eq!(
+        http_get(server.addr, "/dns/zones", Some(&reader))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call(server.addr, "POST", "/dns/zones/edit", &editor, None)
+            .await
+            .status,
+        200
+    );
+    let r = call(server.addr, "POST", "/dns/zones/edit", &reader, None).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(
+            r#"Bearer error="insufficient_scope", error_description="No permissions for this operation.""#
+        )
+    );
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"code": "missing_permission", "message": "No permissions for this operation."}),
+        "the missing permission is not named unless the host opts in"
+    );
+    assert_eq!(
+        http_get(server.addr, "/admin", Some(&editor)).await.status,
+        403
+    );
+
+    // A public route needs nothing; a protected one without credentials is a 401 without an
+    // error code (RFC 6750 §3.1).
+    let r = http_get(server.addr, "/health", None).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok"));
+    let r = http_get(server.addr, "/dns/zones", None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(r.json()["code"], "invalid_token");
+}
+
+#[tokio::test]
+async fn the_missing_permission_is_named_only_when_the_host_opts_in() {
+    let f = Fixture::new();
+    let reader = f.issue("reader", "dns.read");
+    let server = serve(app(
+        AuthLayer::new(f.tokens.clone()).reveal_missing_permission()
+    ))
+    .await;
+    let r = call(server.addr, "POST", "/dns/zones/edit", &reader, None).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(
+            r#"Bearer error="insufficient_scope", error_description="No permissions for this operation.", scope="dns.edit""#
+        )
+    );
+    assert_eq!(r.json()["permission"], "dns.edit");
+}
+
+#[tokio::test]
+async fn an_optional_layer_lets_anonymous_requests_through_but_not_bad_tokens() {
+    let f = Fixture::new();
+    let reader = f.issue("reader", "dns.read");
+    let server = serve(app(AuthLayer::new(f.tokens.clone()).optional())).await;
+    let r = http_get(server.addr, "/maybe", None).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "anonymous"));
+    let r = http_get(server.addr, "/maybe", Some(&reader)).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "alice"));
+    assert_eq!(
+        http_get(server.addr, "/maybe", Some("tok_guess"))
+            .await
+            .status,
+        401
+    );
+    // Requirements and the plain extractor still refuse the anonymous.
+    assert_eq!(http_get(server.addr, "/dns/zones", None).await.status, 401);
+    assert_eq!(http_get(server.addr, "/whoami", None).await.status, 401);
+}
+
+#[tokio::test]
+async fn a_handler_without_the_layer_is_refused_not_let_through() {
+    let (logs, _guard) = Logs::capture();
+    let app = Router::new().route("/whoami", get(whoami)).route(
+        "/zones",
+        get(|| async { "zones" }).route_layer(require(DNS_READ)),
+    );
+    let server = serve(app).await;
+    assert_eq!(http_get(server.addr, "/whoami", None).await.status, 401);
+    assert_eq!(http_get(server.addr, "/zones", None).await.status, 401);
+    assert!(
+        logs.all().contains("no AuthLayer ran before it"),
+        "{}",
+        logs.all()
+    );
+}
+
+#[tokio::test]
+async fn the_scheme_is_matched_in_any_case() {
+    let f = Fixture::new();
+    let secret = f.issue("reader", "dns.read");
+    let server = serve(app(AuthLayer::new(f.tokens.clone()))).await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let value = format!("{scheme}  {secret}");
+        let r = send(
+            server.addr,
+            &raw(
+                "GET",
+                "/whoami",
+                &[("Authorization", value.as_bytes())],
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{scheme}");
+    }
+    // Another scheme is no credentials at all.
+    let value = format!("Basic {secret}");
+    let r = send(
+        server.addr,
+        &raw(
+            "GET",
+            "/whoami",
+            &[("Authorization", value.as_bytes())],
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.header("www-authenticate")),
+        (401, Some("Bearer"))
+    );
+}
+
+#[tokio::test]
+async fn the_hosts_header_and_the_query_string_only_when_configured() {
+    let f = Fixture::new();
+    let secret = f.issue("reader", "dns.read");
+    let plain = serve(app(AuthLayer::new(f.tokens.clone()))).await;
+    let header = [("X-API-Key", secret.as_bytes())];
+    assert_eq!(
+        send(plain.addr, &raw("GET", "/whoami", &header, None))
+            .await
+            .status,
+        401
+    );
+    let query = format!("/whoami?api_key={secret}");
+    assert_eq!(http_get(plain.addr, &query, None).await.status, 401);
+
+    let sources = SecretSources::default()
+        .header(HeaderName::from_static("x-api-key"))
+        .query_parameter_leak_risk("api_key");
+    let both = serve(app(AuthLayer::new(f.tokens.clone()).secret_sources(sources))).await;
+    assert_eq!(
+        send(both.addr, &raw("GET", "/whoami", &header, None))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(http_get(both.addr, &query, None).await.status, 200);
+    // The same secret twice is fine; two different ones are refused.
+    assert_eq!(http_get(both.addr, &query, Some(&secret)).await.status, 200);
+    let other = f.issue("other", "dns.read");
+    let r = http_get(both.addr, &query, Some(&other)).await;
+    assert_eq!(r.status, 401);
+}
+
+/// Item 2's malformed inputs: each a clean 401, none reaching the store.
+#[tokio::test]
+async fn malformed_credentials_get_a_clean_401_and_never_a_store_lookup() {
+    let (logs, _guard) = Logs::capture();
+    let f = Fixture::new();
+    let secret = f.issue("reader", "dns.read");
+    let sources = SecretSources::default().header(HeaderName::from_static("x-api-key"));
+    let server = serve(app(AuthLayer::new(f.tokens.clone()).secret_sources(sources))).await;
+    let lookups = f.tokens.store().lookups();
+
+    let junk = vec![b'x'; 16 * 1024];
+    let bearer_junk = [&b"Bearer "[..], &junk].concat();
+    let long = format!("Bearer tok_{}", "a".repeat(200));
+    let bearer = format!("Bearer {secret}");
+    let other = f.issue("other", "dns.read");
+    // A secret with its last character changed: the right shape, a wrong checksum.
+    let mut typo = secret.clone();
+    let last = if typo.pop() == Some('A') { 'B' } else { 'A' };
+    typo.push(last);
+    let typo = format!("Bearer {typo}");
+    type Headers<'a> = Vec<(&'a str, &'a [u8])>;
+    let cases: Vec<(&str, Headers)> = vec![
+        (
+            "non-UTF-8",
+            vec![("Authorization", b"Bearer tok_\xff\xfe\xfd")],
+        ),
+        (
+            "Latin-1 in the header",
+            vec![("Authorization", "Bearer tok_café".as_bytes())],
+        ),
+        (
+            "two Authorization headers",
+            vec![
+                ("Authorization", bearer.as_bytes()),
+                ("Authorization", bearer.as_bytes()),
+            ],
+        ),
+        ("the scheme alone", vec![("Authorization", b"Bearer")]),
+        (
+            "the scheme and spaces",
+            vec![("Authorization", b"Bearer    ")],
+        ),
+        ("an empty API key header", vec![("X-API-Key", b"")]),
+        ("16 KiB of junk", vec![("Authorization", &junk)]),
+        (
+            "16 KiB of junk after the scheme",
+            vec![("Authorization", &bearer_junk)],
+        ),
+        (
+            "longer than any secret",
+            vec![("Authorization", long.as_bytes())],
+        ),
+        ("not a token68", vec![("Authorization", b"Bearer tok_a b")]),
+        (
+            "a quoted string",
+            vec![("Authorization", b"Bearer \"tok_a\"")],
+        ),
+        (
+            "different secrets in two places",
+            vec![
+                ("Authorization", bearer.as_bytes()),
+                ("X-API-Key", other.as_bytes()),
+            ],
+        ),
+        (
+            "a malformed secret",
+            vec![("Authorization", b"Bearer tok_not-a-real-token")],
+        ),
+        ("a wrong checksum", vec![("Authorization", typo.as_bytes())]),
+    ];
+    for (what, headers) in &cases {
+        let r = send(server.addr, &raw("GET", "/whoami", headers, None)).await;
+        assert_eq!(r.status, 401, "{what}: {r:?}");
+        assert_eq!(r.json()["code"], "invalid_token", "{what}");
+        let challenge = r.header("www-authenticate").unwrap_or_default();
+        assert!(challenge.starts_with("Bearer"), "{what}: {challenge}");
+    }
+    assert_eq!(
+        f.tokens.store().lookups(),
+        lookups,
+        "no malformed request reached the store"
+    );
+
+    // The counter counts: a well-formed unknown secret is looked up once.
+    let unknown = api_tokens::SecretFormat::default().generate();
+    let r = http_get(server.addr, "/whoami", Some(unknown.expose())).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(f.tokens.store().lookups(), lookups + 1);
+
+    // The log says why; never the secret.
+    let all = logs.all();
+    for code in [
+        "credentials_not_ascii",
+        "credentials_repeated",
+        "credentials_empty",
+        "credentials_too_long",
+        "credentials_syntax",
+        "credentials_conflicting",
+        "code=malformed",
+        "checksum",
+    ] {
+        assert!(all.contains(code), "{code} not logged:\n{all}");
+    }
+    assert!(!all.contains(&secret), "a secret was logged");
+}
+
+#[tokio::test]
+async fn refusals_have_the_rfc_6750_status_header_and_the_public_body() {
+    let (logs, _guard) = Logs::capture();
+    let f = Fixture::new();
+    let unknown = api_tokens::SecretFormat::default().generate();
+    let disabled = f.issue_with(
+        NewToken::new("off".parse().unwrap())
+            .permissions("dns.*".parse().unwrap())
+            .status(Status::Disabled),
+    );
+    let expiring = f.issue_with(
+        NewToken::new("short".parse().unwrap())
+            .permissions("dns.*".parse().unwrap())
+            .expires_at(f.tokens.now() + Duration::hours(1)),
+    );
+    let elsewhere = f.issue_with(
+        NewToken::new("office".parse().unwrap())
+            .permissions("dns.*".parse().unwrap())
+            .allowlist("10.0.0.0/8".parse().unwrap()),
+    );
+    let good = f.issue("good", "dns.*");
+    let server = serve(app(AuthLayer::new(f.tokens.clone()))).await;
+    let invalid = r#"Bearer error="invalid_token", error_description="Not authorized.""#;
+
+    let r = http_get(server.addr, "/whoami", Some(unknown.expose())).await;
+    assert_eq!(
+        (r.status, r.header("www-authenticate")),
+        (401, Some(invalid))
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let unknown_body = r.body.clone();
+    assert_eq!(
+        unknown_body,
+        r#"{"code":"invalid_token","message":"Not authorized."}"#
+    );
+
+    let r = http_get(server.addr, "/whoami", Some(&disabled)).await;
+    assert_eq!(
+        (r.status, r.header("www-authenticate")),
+        (401, Some(invalid))
+    );
+    assert_eq!(
+        r.body, unknown_body,
+        "a disabled token reads like an unknown one"
+    );
+
+    assert_eq!(
+        http_get(server.addr, "/whoami", Some(&expiring))
+            .await
+            .status,
+        200
+    );
+    f.clock.advance(Duration::hours(1));
+    let r = http_get(server.addr, "/whoami", Some(&expiring)).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(r#"Bearer error="invalid_token", error_description="API token expired.""#)
+    );
+    assert_eq!(r.json()["code"], "token_expired");
+
+    let r = http_get(server.addr, "/whoami", Some(&elsewhere)).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("www-authenticate"), None);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"code": "address_not_allowed", "message": "Not allowed from this address."})
+    );
+
+    // The store fails; then a replica is stale: 503, "unavailable", nothing more.
+    f.tokens.store().fail_with(Some(|| {
+        StoreError::backend(std::io::Error::other("disk on fire"))
+    }));
+    let r = http_get(server.addr, "/whoami", Some(&good)).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"code": "unavailable", "message": "Service unavailable."})
+    );
+    f.tokens.store().fail_with(Some(|| StoreError::Stale {
+        unconfirmed_for: std::time::Duration::from_secs(9),
+    }));
+    let r = http_get(server.addr, "/whoami", Some(&good)).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (503, Some("unavailable"))
+    );
+    f.tokens.store().fail_with(None);
+    assert_eq!(
+        http_get(server.addr, "/whoami", Some(&good)).await.status,
+        200
+    );
+
+    // The detailed reasons went to the log, with the token and the client address.
+    let all = logs.all();
+    for detail in [
+        "code=unknown",
+        "token refused: token 1 is disabled",
+        "code=expired",
+        "token refused: token 3: client address 127.0.0.1 not allowed",
+        "code=store_unavailable",
+        "disk on fire",
+        "code=replica_stale",
+    ] {
+        assert!(all.contains(detail), "{detail} not logged:\n{all}");
+    }
+    assert!(
+        !all.contains(&good) && !all.contains(&disabled),
+        "a secret was logged"
+    );
+}
+
+/// The layer wrapped around a whole `Router` as a tower service (the cheaper form the README
+/// names: no per-route boxing), served with `ConnectInfo`: the same grant, the same refusals.
+#[tokio::test]
+async fn the_layer_wrapped_around_the_whole_router_serves_the_same() {
+    use axum::ServiceExt;
+    use tower_layer::Layer;
+
+    let f = Fixture::new();
+    let reader = f.issue("reader", "dns.read");
+    let router = Router::new().route("/whoami", get(whoami)).route(
+        "/dns/zones/edit",
+        post(|| async { "edited" }).route_layer(require(DNS_EDIT)),
+    );
+    let app = AuthLayer::new(f.tokens.clone()).layer(router);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                std::net::SocketAddr,
+            >(app),
+        )
+        .await
+        .unwrap();
+    });
+    let r = http_get(addr, "/whoami", Some(&reader)).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "alice via token 1"));
+    let r = http_get(addr, "/whoami", None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    let r = call(addr, "POST", "/dns/zones/edit", &reader, None).await;
+    assert_eq!(r.status, 403);
+    task.abort();
+}

@@ -1,0 +1,625 @@
+//! Item 5 over real HTTP on 127.0.0.1: the self-service router nested under `/api/tokens`
+//! behind the layer: own tokens for users, anyone's for admins, secrets once, typed 422s with
+//! the member and the item, no secret in a list or a log, and an executor that never blocks.
+
+mod support;
+
+use api_tokens::{
+    Actor, NewToken, StaticDirectory, TokenId, Tokens, UserId, UserState, permission,
+};
+use api_tokens_axum::AuthLayer;
+use api_tokens_axum::manage::{FromGrant, Limits, SelfService};
+use axum::Router;
+use axum::routing::get;
+use serde_json::{Value, json};
+use support::{CountingStore, Logs, Reply, call, raw, send, serve};
+
+type T = Tokens<CountingStore>;
+
+fn user(name: &str) -> UserId {
+    UserId::new(name).unwrap()
+}
+
+fn tokens() -> T {
+    let directory = StaticDirectory::new()
+        .with(
+            user("alice"),
+            UserState::Active("dns.*, mail.*".parse().unwrap()),
+        )
+        .with(user("bob"), UserState::Active("dns.*".parse().unwrap()))
+        .with(user("root"), UserState::Unrestricted);
+    let t = Tokens::new(CountingStore::new()).with_directory(directory);
+    // The startup check a host runs; otherwise the first authentication runs it, in the
+    // store, on the executor (and a closed gate would hold it there).
+    t.check_hash_keys().unwrap();
+    t
+}
+
+/// A token issued directly (the bootstrap a host does once).
+fn bootstrap(tokens: &T, owner: &str, name: &str, permissions: &str) -> (TokenId, String) {
+    let issued = tokens
+        .issue(
+            &Actor::admin(user("root")),
+            NewToken::new(name.parse().unwrap())
+                .owner(user(owner))
+                .permissions(permissions.parse().unwrap()),
+        )
+        .unwrap();
+    (issued.token.id, issued.secret.expose().to_owned())
+}
+
+fn app(tokens: &T, limits: Limits) -> Router {
+    Router::new()
+        .nest(
+            "/api/tokens",
+            SelfService::new(tokens.clone())
+                .actors(FromGrant::new().admin_permission(permission!("tokens.admin")))
+                .limits(limits)
+                .router(),
+        )
+        .route("/ping", get(|| async { "pong" }))
+        .layer(AuthLayer::new(tokens.clone()).optional())
+}
+
+fn ids(v: &Value) -> Vec<u64> {
+    v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect()
+}
+
+fn assert_no_store(r: &Reply) {
+    assert_eq!(r.header("cache-control"), Some("no-store"), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_user_issues_lists_changes_regenerates_and_deletes_its_own_tokens() {
+    let (logs, _guard) = Logs::capture();
+    let t = tokens();
+    let (_, alice) = bootstrap(&t, "alice", "console", "*");
+    let (bobs_id, _) = bootstrap(&t, "bob", "bobs", "dns.read");
+    let server = serve(app(&t, Limits::default())).await;
+    let a = server.addr;
+    let mut secrets = vec![alice.clone()];
+
+    // Issue: the secret once, in the answer, never cached.
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens",
+        &alice,
+        Some(
+            r#"{"name": "ci", "permissions": ["dns.read", "dns.edit"],
+        "allowlist": "127.0.0.1", "expires_at": "2099-01-01T00:00:00Z", "description": "deploys"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_no_store(&r);
+    let created = r.json();
+    let ci_id = created["id"].as_u64().unwrap();
+    let ci = created["secret"].as_str().unwrap().to_owned();
+    assert!(ci.starts_with("tok_"));
+    assert_eq!(created["permissions"], json!(["dns.edit", "dns.read"]));
+    assert_eq!(created["expires_at"], "2099-01-01T00:00:00Z");
+    secrets.push(ci.clone());
+    // The new secret works at once, from here.
+    assert_eq!(call(a, "GET", "/api/tokens", &ci, None).await.status, 200);
+
+    // List: own tokens only (bob's is not there even when asked for), no secret, no hash.
+    let r = call(a, "GET", "/api/tokens", &alice, None).await;
+    assert_eq!(r.status, 200);
+    assert_no_store(&r);
+    assert_eq!(ids(&r.json()), [1, ci_id]);
+    let r = call(a, "GET", "/api/tokens?owners=bob", &alice, None).await;
+    assert_eq!(ids(&r.json()), Vec::<u64>::new());
+    let r = call(
+        a,
+        "GET",
+        "/api/tokens?name=C&sort=-id&limit=1",
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(ids(&r.json()), [ci_id]);
+
+    // Get, change, and the owner's other token reads "not found" for someone else.
+    let r = call(a, "GET", &format!("/api/tokens/{ci_id}"), &alice, None).await;
+    assert_eq!((r.status, r.json()["name"].as_str()), (200, Some("ci")));
+    let r = call(a, "GET", &format!("/api/tokens/{bobs_id}"), &alice, None).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let r = call(
+        a,
+        "PATCH",
+        &format!("/api/tokens/{ci_id}"),
+        &alice,
+        Some(r#"{"name": "ci-2", "expires_at": null, "status": "disabled"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(
+        (
+            v["name"].as_str(),
+            v["expires_at"].clone(),
+            v["status"].as_str()
+        ),
+        (Some("ci-2"), Value::Null, Some("disabled"))
+    );
+    assert_eq!(
+        call(a, "GET", "/api/tokens", &ci, None).await.status,
+        401,
+        "disabled now"
+    );
+
+    // Mass enable, then regenerate: the old secret stops, the new one works.
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens/enable",
+        &alice,
+        Some(&format!(r#"{{"ids": [{ci_id}]}}"#)),
+    )
+    .await;
+    assert_eq!((r.status, r.json()), (200, json!({"ids": [ci_id]})));
+    assert_eq!(call(a, "GET", "/api/tokens", &ci, None).await.status, 200);
+    let r = call(
+        a,
+        "POST",
+        &format!("/api/tokens/{ci_id}/regenerate"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_no_store(&r);
+    let fresh = r.json()["secret"].as_str().unwrap().to_owned();
+    secrets.push(fresh.clone());
+    assert_eq!(call(a, "GET", "/api/tokens", &ci, None).await.status, 401);
+    assert_eq!(
+        call(a, "GET", "/api/tokens", &fresh, None).await.status,
+        200
+    );
+
+    // With a grace period the old secret keeps working; a mass regenerate returns each secret.
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens/regenerate",
+        &alice,
+        Some(&format!(r#"{{"ids": [{ci_id}], "grace_seconds": 600}}"#)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let newest = r.json()["secrets"][0]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(r.json()["secrets"][0]["id"], ci_id);
+    secrets.push(newest.clone());
+    assert_eq!(
+        call(a, "GET", "/api/tokens", &fresh, None).await.status,
+        200
+    );
+    assert_eq!(
+        call(a, "GET", "/api/tokens", &newest, None).await.status,
+        200
+    );
+
+    // Delete: one, then gone.
+    let r = call(a, "DELETE", &format!("/api/tokens/{ci_id}"), &alice, None).await;
+    assert_eq!(r.status, 204);
+    assert_no_store(&r);
+    assert_eq!(
+        call(a, "GET", "/api/tokens", &newest, None).await.status,
+        401
+    );
+    assert_eq!(
+        call(a, "DELETE", &format!("/api/tokens/{ci_id}"), &alice, None)
+            .await
+            .status,
+        404
+    );
+
+    // No list, and no log line, ever held a secret.
+    let r = call(a, "GET", "/api/tokens", &alice, None).await;
+    let listed = r.body;
+    let logged = logs.all();
+    assert!(
+        logged.contains("token issued") && logged.contains("token regenerated"),
+        "{logged}"
+    );
+    for secret in &secrets {
+        assert!(!listed.contains(secret.as_str()), "a secret in a list");
+        assert!(!logged.contains(secret.as_str()), "a secret in the log");
+    }
+    assert!(!listed.contains("hash"), "{listed}");
+}
+
+#[tokio::test]
+async fn an_admin_manages_everyones_tokens_and_a_user_only_its_own() {
+    let t = tokens();
+    let (_, root) = bootstrap(&t, "root", "root-console", "*");
+    let (alices_id, alice) = bootstrap(&t, "alice", "console", "dns.*, mail.*");
+    let (bobs_id, bob) = bootstrap(&t, "bob", "bobs", "dns.read");
+    let server = serve(app(&t, Limits::default())).await;
+    let a = server.addr;
+
+    let r = call(a, "GET", "/api/tokens?owners=bob", &root, None).await;
+    assert_eq!(ids(&r.json()), [bobs_id.get()]);
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens/disable",
+        &root,
+        Some(&format!(r#"{{"ids": [{bobs_id}]}}"#)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(call(a, "GET", "/api/tokens", &bob, None).await.status, 401);
+    // The admin creates a token for bob, within bob's own rights and its own.
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens",
+        &root,
+        Some(r#"{"name": "for-bob", "owner": "bob", "permissions": "dns.read"}"#),
+    )
+    .await;
+    assert_eq!((r.status, r.json()["owner"].as_str()), (201, Some("bob")));
+
+    // Alice may not touch bob's token, in a batch or alone: "not found", nothing changed.
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens/enable",
+        &alice,
+        Some(&format!(r#"{{"ids": [{alices_id}, {bobs_id}]}}"#)),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json(),
+        json!({"code": "not_found", "index": 1, "message": format!("item 2: token {bobs_id} not found")})
+    );
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens",
+        &alice,
+        Some(r#"{"name": "x", "owner": "bob", "permissions": "dns.read"}"#),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (403, Some("other_users_tokens"))
+    );
+}
+
+#[tokio::test]
+async fn a_narrow_token_cannot_act_on_a_wider_one() {
+    let t = tokens();
+    let (wide, _) = bootstrap(&t, "alice", "wide", "*");
+    let (narrow_id, narrow) = bootstrap(&t, "alice", "narrow", "dns.read");
+    let (_, other_narrow) = bootstrap(&t, "alice", "narrow-2", "dns.read");
+    let server = serve(app(&t, Limits::default())).await;
+    let a = server.addr;
+
+    // Regenerating its owner's wider token would hand it a secret that can do more.
+    let r = call(
+        a,
+        "POST",
+        &format!("/api/tokens/{wide}/regenerate"),
+        &narrow,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.json()["code"], "permissions_not_held");
+    assert!(
+        r.json()["message"].as_str().unwrap().contains("mail.*"),
+        "{}",
+        r.body
+    );
+    for (method, path, body) in [
+        (
+            "PATCH",
+            format!("/api/tokens/{wide}"),
+            Some(r#"{"allowlist": ""}"#.to_owned()),
+        ),
+        ("DELETE", format!("/api/tokens/{wide}"), None),
+        (
+            "POST",
+            "/api/tokens/disable".to_owned(),
+            Some(format!(r#"{{"ids": [{narrow_id}, {wide}]}}"#)),
+        ),
+    ] {
+        let r = call(a, method, &path, &narrow, body.as_deref()).await;
+        assert_eq!(
+            (r.status, r.json()["code"].as_str()),
+            (403, Some("permissions_not_held")),
+            "{method} {path}"
+        );
+    }
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens/disable",
+        &narrow,
+        Some(&format!(r#"{{"ids": [{narrow_id}, {wide}]}}"#)),
+    )
+    .await;
+    assert_eq!(r.json()["index"], 1);
+    // Nor can it create one beyond itself.
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens",
+        &narrow,
+        Some(r#"{"name": "more", "permissions": "dns.*"}"#),
+    )
+    .await;
+    assert_eq!(
+        (
+            r.status,
+            r.json()["code"].as_str(),
+            r.json()["field"].as_str()
+        ),
+        (403, Some("permissions_not_held"), Some("permissions"))
+    );
+    // Tokens as narrow as itself are fine.
+    let r = call(a, "POST", "/api/tokens/3/regenerate", &narrow, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        call(a, "GET", "/api/tokens", &other_narrow, None)
+            .await
+            .status,
+        401,
+        "regenerated"
+    );
+}
+
+#[tokio::test]
+async fn refused_values_answer_422_with_the_member_and_the_item() {
+    let t = tokens();
+    let (_, alice) = bootstrap(&t, "alice", "console", "*");
+    let mut limits = Limits::default();
+    limits.max_batch = 3;
+    limits.max_body_bytes = 1024;
+    let server = serve(app(&t, limits)).await;
+    let a = server.addr;
+    let post = |body: String| {
+        let alice = alice.clone();
+        async move { call(a, "POST", "/api/tokens", &alice, Some(&body)).await }
+    };
+
+    for (body, status, code, field, index) in [
+        (
+            r#"[{"name": "a", "permissions": "dns.read"}, {"name": "b", "permissions": "dns:*"}]"#,
+            422,
+            "misplaced_wildcard",
+            Some("permissions"),
+            Some(1),
+        ),
+        (
+            r#"[{"name": "a", "permissions": "dns.read"}, {"name": "b", "permission": "dns.read"}]"#,
+            422,
+            "unknown_field",
+            Some("permission"),
+            Some(1),
+        ),
+        (
+            r#"[{"name": "a", "permissions": "dns.read"}, {"name": "a", "permissions": "dns.read"}]"#,
+            409,
+            "name_taken",
+            Some("name"),
+            Some(1),
+        ),
+        (
+            r#"{"name": "c"}"#,
+            422,
+            "required",
+            Some("permissions"),
+            None,
+        ),
+        (
+            r#"{"name": "c", "permissions": "dns.read", "expires_at": "2001-01-01T00:00:00Z"}"#,
+            422,
+            "expiry_not_in_future",
+            Some("expires_at"),
+            None,
+        ),
+        (
+            r#"{"name": "c", "permissions": "dns.read", "allowlist": ["10.0.0.1/8"]}"#,
+            422,
+            "host_bits_set",
+            Some("allowlist"),
+            None,
+        ),
+        (
+            r#"{"name": "c", "permissions": "billing.read"}"#,
+            403,
+            "permissions_not_held",
+            Some("permissions"),
+            None,
+        ),
+        (
+            r#"{"permissions": "dns.read"}"#,
+            422,
+            "required",
+            Some("name"),
+            None,
+        ),
+        (
+            r#"{"name": 7, "permissions": "dns.read"}"#,
+            422,
+            "invalid_syntax",
+            Some("name"),
+            None,
+        ),
+        (
+            r#"[{"name": "a", "permissions": "*"}, {"name": "b", "permissions": "*"}, {"name": "c", "permissions": "*"}, {"name": "d", "permissions": "*"}]"#,
+            422,
+            "too_many_values",
+            Some("tokens"),
+            None,
+        ),
+        ("{\"name\": ", 400, "invalid_json", None, None),
+        ("\"just a string\"", 400, "invalid_json", None, None),
+    ] {
+        let r = post(body.to_owned()).await;
+        let v = r.json();
+        assert_eq!(
+            (
+                r.status,
+                v["code"].as_str(),
+                v["field"].as_str(),
+                v["index"].as_u64()
+            ),
+            (status, Some(code), field, index.map(|i: u64| i)),
+            "{body}: {}",
+            r.body
+        );
+        assert_no_store(&r);
+    }
+    // Nothing of a refused batch was created.
+    let r = call(a, "GET", "/api/tokens", &alice, None).await;
+    assert_eq!(ids(&r.json()), [1]);
+
+    let big = format!(r#"{{"name": "{}"}}"#, "x".repeat(2000));
+    let r = post(big).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (413, Some("body_too_large"))
+    );
+    let form = [
+        ("Authorization", format!("Bearer {alice}")),
+        ("Content-Type", "text/plain".to_owned()),
+        ("Content-Length", "2".to_owned()),
+    ];
+    let headers: Vec<(&str, &[u8])> = form.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+    let mut req = raw("POST", "/api/tokens", &headers, None);
+    req.extend_from_slice(b"{}");
+    let r = send(a, &req).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens/delete",
+        &alice,
+        Some(r#"{"ids": [1, 2, 3, 4]}"#),
+    )
+    .await;
+    assert_eq!(
+        (
+            r.status,
+            r.json()["code"].as_str(),
+            r.json()["field"].as_str()
+        ),
+        (422, Some("too_many_values"), Some("ids"))
+    );
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens/delete",
+        &alice,
+        Some(r#"{"ids": [1, "x"]}"#),
+    )
+    .await;
+    assert_eq!(
+        (
+            r.status,
+            r.json()["field"].as_str(),
+            r.json()["index"].as_u64()
+        ),
+        (422, Some("ids"), Some(1))
+    );
+    let r = call(a, "GET", "/api/tokens/abc", &alice, None).await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (422, Some("id")));
+    let r = call(a, "GET", "/api/tokens?statuss=enabled", &alice, None).await;
+    assert_eq!(
+        (
+            r.status,
+            r.json()["code"].as_str(),
+            r.json()["field"].as_str()
+        ),
+        (422, Some("unknown_field"), Some("statuss"))
+    );
+    let r = call(
+        a,
+        "PATCH",
+        "/api/tokens/1",
+        &alice,
+        Some(r#"{"owner": "bob"}"#),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (422, Some("unknown_field"))
+    );
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens/1/regenerate",
+        &alice,
+        Some(r#"{"grace_seconds": 99999999}"#),
+    )
+    .await;
+    assert_eq!(
+        (
+            r.status,
+            r.json()["code"].as_str(),
+            r.json()["field"].as_str()
+        ),
+        (422, Some("grace_too_long"), Some("grace_seconds"))
+    );
+
+    // Without credentials: the layer's refusal.
+    let r = send(a, &raw("GET", "/api/tokens", &[], None)).await;
+    assert_eq!(
+        (r.status, r.header("www-authenticate")),
+        (401, Some("Bearer"))
+    );
+}
+
+/// A management call that waits in the store holds a blocking-pool thread, not the executor:
+/// on this single-threaded runtime another request is answered meanwhile.
+#[tokio::test]
+async fn a_slow_store_does_not_block_the_executor() {
+    let t = tokens();
+    let (_, alice) = bootstrap(&t, "alice", "console", "*");
+    let server = serve(app(&t, Limits::default())).await;
+    let a = server.addr;
+    t.store().gate().close();
+    let listing = tokio::spawn({
+        let alice = alice.clone();
+        async move { call(a, "GET", "/api/tokens", &alice, None).await }
+    });
+    let deadline = std::time::Instant::now() + support::TIMEOUT;
+    while t.store().gate().waiting() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        t.store().gate().waiting(),
+        1,
+        "the list call reached the store"
+    );
+    let r = call(a, "GET", "/ping", &alice, None).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "pong"));
+    assert_eq!(
+        t.store().gate().waiting(),
+        1,
+        "answered while the list call still waited"
+    );
+    t.store().gate().open();
+    let r = listing.await.unwrap();
+    assert_eq!(r.status, 200);
+}
