@@ -22,7 +22,7 @@
 //! [`Limits::max_body_bytes`].
 //!
 //! **Who the caller is** is the host's: an [`ActorMapping`] turns a request into an
-//! [`Actor`]. The default, [`FromGrant`], takes the [`Grant`](api_tokens::Grant) of an
+//! [`Actor`]. The default, [`FromGrant`], takes the [`Grant`] of an
 //! [`AuthLayer`](crate::AuthLayer) in front: the token's owner, holding the token's effective
 //! permissions, managing its own tokens only when the grant holds the management permission
 //! the host names ([`FromGrant::new`]; without it every call is refused, 403), and everyone's
@@ -30,7 +30,7 @@
 //! other way (a session).
 //!
 //! **A token cannot outlive or outreach itself**: when the request was authenticated with an
-//! API token (it carries a [`Grant`](api_tokens::Grant), whatever the mapping), the tokens it
+//! API token (it carries a [`Grant`], whatever the mapping), the tokens it
 //! creates, changes, regenerates or enables may not expire later than the calling token nor
 //! admit an address its allowlist refuses ([`TokenBounds`]; `beyond_calling_token`, 403).
 //!
@@ -249,7 +249,10 @@ where
 ///     .nest(
 ///         "/api/tokens",
 ///         SelfService::new(tokens.clone())
-///             .actors(FromGrant::new().admin_permission(permission!("tokens.admin")))
+///             .actors(
+///                 FromGrant::new(permission!("tokens.manage"))
+///                     .admin_permission(permission!("tokens.admin")),
+///             )
 ///             .router(),
 ///     )
 ///     .layer(AuthLayer::new(tokens));
