@@ -310,12 +310,12 @@ fn sort_link(h: &mut Html, frame: &Frame<'_>, view: &ListView, col: Col, label: 
 
 fn expiry_cell(h: &mut Html, token: &Token, now: api_tokens::time::OffsetDateTime) {
     match token.expiry.instant() {
-        None => h.s("<td>Never</td>"),
+        None => h.s("<td class=\"time\">Never</td>"),
         Some(at) if token.is_expired_at(now) => h.w(format_args!(
-            "<td class=\"expired\"><span class=\"red\">{}</span> <span class=\"badge\">Expired</span></td>",
+            "<td class=\"time expired\"><span class=\"red\">{}</span> <span class=\"badge\">Expired</span></td>",
             E(&datetime(at))
         )),
-        Some(at) => h.w(format_args!("<td>{}</td>", E(&datetime(at)))),
+        Some(at) => h.w(format_args!("<td class=\"time\">{}</td>", E(&datetime(at)))),
     }
 }
 
@@ -396,7 +396,7 @@ pub(crate) fn list(
         }
         expiry_cell(&mut h, t, now);
         h.w(format_args!(
-            "<td>{}</td><td>{}</td><td>{}</td>",
+            "<td class=\"time\">{}</td><td>{}</td><td class=\"time\">{}</td>",
             E(&datetime(t.created_at)),
             E(t.creator.as_str()),
             E(&t.last_use
