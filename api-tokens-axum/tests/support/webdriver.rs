@@ -420,6 +420,13 @@ impl Drop for Browser {
                     .stderr(Stdio::null())
                     .status();
             };
+            // chromedriver's own shutdown first: it waits for the browser's processes, which
+            // are then not left to an init that may not reap them.
+            let _ = std::panic::catch_unwind(|| exchange(self.addr, "GET", "/shutdown", None));
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline && !matches!(driver.try_wait(), Ok(Some(_))) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             signal("-TERM");
             let deadline = Instant::now() + Duration::from_secs(3);
             while Instant::now() < deadline && !matches!(driver.try_wait(), Ok(Some(_))) {
