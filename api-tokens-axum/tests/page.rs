@@ -627,3 +627,135 @@ async fn sessions_are_bounded_and_cookies_are_strict() {
         "the evicted session's CSRF token no longer works"
     );
 }
+
+/// The rows' token ids, in order.
+fn row_ids(html: &str) -> Vec<u64> {
+    html.split("<tr id=\"token-")
+        .skip(1)
+        .map(|r| r[..r.find('"').unwrap()].parse().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_column_sorts_both_ways_and_pages_split_the_list() {
+    let tokens = demo::tokens();
+    demo::seed(&tokens).unwrap();
+    let admin = Actor::admin(user("alice"));
+    // Last uses, so that the column has an order: "grafana" used before "deploy".
+    for (name, at) in [("grafana", 10), ("deploy", 20)] {
+        let secret = tokens
+            .generate(
+                &admin,
+                [tokens
+                    .list(&admin, &Query::new().names([name.parse().unwrap()]))
+                    .unwrap()[0]
+                    .id],
+            )
+            .unwrap()
+            .pop()
+            .unwrap()
+            .1;
+        tokens
+            .authenticate_at(
+                secret.expose(),
+                &RequestContext::unknown_address(),
+                tokens.now() + api_tokens::time::Duration::seconds(at),
+            )
+            .unwrap();
+    }
+    let page = TokensPage::new(tokens.clone())
+        .page_size(4)
+        .actors(actor_from_fn(|_| {
+            Ok(Actor::admin(UserId::new("alice").unwrap()))
+        }));
+    let server = serve(Router::new().nest("/tokens", page.router())).await;
+    let mut alice = Client::new(server.addr, "alice");
+    let all = tokens.list(&admin, &Query::new()).unwrap();
+    let by_id = |id: u64| all.iter().find(|t| t.id.get() == id).unwrap();
+    type Key = Box<dyn Fn(&api_tokens::Token) -> (i128, String)>;
+    let never_last = |e: api_tokens::Expiry| e.unix().map_or(i128::MAX, i128::from);
+    let columns: Vec<(&str, Key)> = vec![
+        ("name", Box::new(|t| (0, t.name.as_str().to_owned()))),
+        ("user", Box::new(|t| (0, t.owner.as_str().to_owned()))),
+        (
+            "expires_at",
+            Box::new(move |t| (never_last(t.expiry), String::new())),
+        ),
+        (
+            "created_at",
+            Box::new(|t| (t.created_at.unix_timestamp_nanos(), String::new())),
+        ),
+        ("creator", Box::new(|t| (0, t.creator.as_str().to_owned()))),
+        (
+            "last_used_at",
+            Box::new(|t| {
+                (
+                    t.last_use
+                        .map_or(i128::MIN, |u| u.at.unix_timestamp_nanos()),
+                    String::new(),
+                )
+            }),
+        ),
+        (
+            "status",
+            Box::new(|t| (i128::from(t.status != Status::Enabled), String::new())),
+        ),
+    ];
+    for (column, key) in &columns {
+        for order in ["asc", "desc"] {
+            let mut ids = Vec::new();
+            for page in 1..=2 {
+                let reply = alice
+                    .get(&format!("/tokens?sort={column}&order={order}&page={page}"))
+                    .await;
+                assert_eq!(reply.status, 200, "{column} {order}");
+                assert!(reply.body.contains(&format!("id=\"sort-{column}\"")));
+                ids.extend(row_ids(&reply.body));
+            }
+            assert_eq!(
+                ids.len(),
+                all.len(),
+                "{column} {order}: two pages hold every token once"
+            );
+            let keys: Vec<_> = ids.iter().map(|id| key(by_id(*id))).collect();
+            let mut sorted = keys.clone();
+            sorted.sort();
+            if order == "desc" {
+                sorted.reverse();
+            }
+            assert_eq!(keys, sorted, "{column} {order}: {ids:?}");
+        }
+    }
+    // The used tokens sort after the unused ones, in the order they were used.
+    let reply = alice.get("/tokens?sort=last_used_at&order=desc").await;
+    let ids = row_ids(&reply.body);
+    let names: Vec<&str> = ids[..2].iter().map(|id| by_id(*id).name.as_str()).collect();
+    assert_eq!(names, ["deploy", "grafana"]);
+
+    // The pager: 4 a page, page 2 holds the rest, a page past the end shows the last.
+    let first = alice.get("/tokens").await;
+    assert!(
+        first.body.contains("Displaying 1 to 4 of 6 found"),
+        "{}",
+        first.body
+    );
+    assert!(
+        first
+            .body
+            .contains("<a href=\"/tokens?sort=name&amp;order=asc&amp;page=2\">2</a>")
+    );
+    let last = alice.get("/tokens?page=9").await;
+    assert!(last.body.contains("Displaying 5 to 6 of 6 found"));
+    assert_eq!(row_ids(&last.body).len(), 2);
+
+    // More matches than one list reads: said, not silently cut.
+    let page = TokensPage::new(tokens.clone())
+        .max_rows(3)
+        .actors(actor_from_fn(|_| {
+            Ok(Actor::admin(UserId::new("alice").unwrap()))
+        }));
+    let server = serve(Router::new().nest("/tokens", page.router())).await;
+    let reply = Client::new(server.addr, "alice").get("/tokens").await;
+    assert_eq!(row_ids(&reply.body).len(), 3);
+    assert!(reply.body.contains("of 3+ found") && reply.body.contains("narrow the filter"));
+}
