@@ -67,7 +67,7 @@ use axum::http::header::{
     SET_COOKIE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
@@ -1169,7 +1169,12 @@ async fn secret_page<S: TokenStore + 'static, M: ActorMapping<S>>(
         );
     };
     let (session, csrf, _, _, cookie) = shared.session(&ctx);
-    let pending = shared.sessions.take(Some(&session), &ctx.actor.user, id);
+    // Only a GET shows (and so spends) the secret: a HEAD (a link checker, a prefetch) leaves it.
+    let pending = if parts.method == Method::GET {
+        shared.sessions.take(Some(&session), &ctx.actor.user, id)
+    } else {
+        None
+    };
     let token = shared.service.get(ctx.actor.clone(), id).await.ok();
     let status = if pending.is_some() {
         StatusCode::OK

@@ -220,6 +220,12 @@ async fn the_secret_is_shown_once_never_in_a_url_a_log_or_a_later_page() {
     assert_eq!(location, format!("/tokens/{id}/secret"));
     assert_eq!(reply.header("cache-control"), Some("no-store"));
 
+    // A HEAD (a link checker, a prefetch) does not spend it.
+    let request = format!(
+        "HEAD {location} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nCookie: {}\r\n\r\n",
+        alice.cookie()
+    );
+    send(d.server.addr, request.as_bytes()).await;
     let shown = alice.get(&location).await;
     assert_eq!(shown.status, 200);
     assert_eq!(shown.header("cache-control"), Some("no-store"));

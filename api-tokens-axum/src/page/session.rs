@@ -12,12 +12,16 @@ use rand::Rng;
 ///
 /// A session holds a CSRF token, the list's filter and at most one new secret waiting to be
 /// shown; it belongs to one user (a request of another user on the same browser starts a fresh
-/// one). When `max_sessions` are open, opening another closes the least recently used.
+/// one). A user with `max_per_user` sessions who opens another closes their own least recently
+/// used, so no user can push others' sessions out; when `max_sessions` are open in all, opening
+/// another closes the least recently used of all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SessionLimits {
     /// Most sessions kept at once. Default 10,000.
     pub max_sessions: usize,
+    /// Most sessions of one user (browsers, tabs without cookies). Default 16.
+    pub max_per_user: usize,
     /// A session unused this long is closed. Default 30 minutes.
     pub idle: Duration,
     /// A new secret not shown within this time is dropped (wiped) unseen. Default 10 minutes.
@@ -28,6 +32,7 @@ impl Default for SessionLimits {
     fn default() -> Self {
         Self {
             max_sessions: 10_000,
+            max_per_user: 16,
             idle: Duration::from_secs(30 * 60),
             reveal_within: Duration::from_secs(10 * 60),
         }
@@ -167,15 +172,24 @@ impl Sessions {
             let idle = self.limits.idle;
             map.retain(|_, s| now.duration_since(s.seen) < idle);
         }
-        while map.len() >= self.limits.max_sessions.max(1) {
+        // The user's own first, then anyone's: the least recently used goes.
+        let close_oldest = |map: &mut HashMap<String, Session>, only: Option<&UserId>| {
             let oldest = map
                 .iter()
+                .filter(|(_, s)| only.is_none_or(|u| s.user == *u))
                 .min_by_key(|(_, s)| s.seen)
                 .map(|(id, _)| id.clone());
-            match oldest {
-                Some(id) => map.remove(&id),
-                None => break,
-            };
+            oldest.is_some_and(|id| map.remove(&id).is_some())
+        };
+        while map.values().filter(|s| s.user == *user).count() >= self.limits.max_per_user.max(1) {
+            if !close_oldest(&mut map, Some(user)) {
+                break;
+            }
+        }
+        while map.len() >= self.limits.max_sessions.max(1) {
+            if !close_oldest(&mut map, None) {
+                break;
+            }
         }
         let id = random_hex();
         map.insert(
@@ -294,6 +308,24 @@ mod tests {
         assert!(sessions.with(Some(&ids[1]), &alice, |_| ()).is_none());
         assert!(sessions.with(Some(&ids[0]), &alice, |_| ()).is_some());
         assert!(sessions.with(Some(&fourth), &alice, |_| ()).is_some());
+    }
+
+    #[test]
+    fn one_user_cannot_push_out_the_sessions_of_others() {
+        let sessions = Sessions::new(SessionLimits {
+            max_sessions: 10,
+            max_per_user: 3,
+            ..SessionLimits::default()
+        });
+        let (bobs, _) = sessions.open(None, &user("bob"));
+        let mallory = user("mallory");
+        let first = sessions.open(None, &mallory).0;
+        for _ in 0..100 {
+            sessions.open(None, &mallory);
+        }
+        assert_eq!(sessions.len(), 4, "bob's one and mallory's three");
+        assert!(sessions.with(Some(&bobs), &user("bob"), |_| ()).is_some());
+        assert!(sessions.with(Some(&first), &mallory, |_| ()).is_none());
     }
 
     #[test]
