@@ -48,6 +48,14 @@
 //! token is escaped. Nothing the page logs contains a secret or a CSRF token. Sessions are
 //! bounded ([`SessionLimits`]).
 //!
+//! **Sessions live in the process** that serves the page (in memory, bounded): behind a load
+//! balancer over several processes, send each browser to one of them (sticky sessions), or a
+//! form posted to another process is refused as without its CSRF token.
+//!
+//! **Lists** read at most [`TokensPage::max_rows`] tokens (10,000 by default) and page them
+//! in memory (the core's [`Query`] has a limit, no offset); sorting by user or creator (which
+//! the core does not sort by) happens there too. Past the cap the page says so.
+//!
 //! **Without JavaScript** the page works the same: a confirmation is a page of its own instead
 //! of a dialog, and the copy button is left to the keyboard.
 
