@@ -59,7 +59,14 @@ fn names(b: &Browser) -> Vec<String> {
 }
 
 fn status_of(b: &Browser, id: u64) -> String {
-    b.text(&b.find(&format!("#status-{id}")))
+    b.wait(&format!("the status of token {id}"), || {
+        b.script(
+            "const e = document.getElementById(arguments[0]); return e ? e.textContent : null;",
+            json!([format!("status-{id}")]),
+        )
+        .as_str()
+        .map(str::to_owned)
+    })
 }
 
 fn id_of(tokens: &Tokens<MemoryStore>, name: &str) -> u64 {
@@ -200,15 +207,6 @@ fn the_api_tokens_page_in_a_real_browser() {
     assert_eq!(names(&b), ["deploy", "reports"], "remembered");
     b.click(&b.find("#filter-reset"));
     b.wait("the whole list", || (names(&b).len() == 8).then_some(()));
-    // Status filter.
-    b.click(&b.find("input[name=status][value=disabled]"));
-    b.click(&b.find("#filter-apply"));
-    b.wait("disabled tokens", || {
-        (names(&b) == ["old laptop"]).then_some(())
-    });
-    b.click(&b.find("#filter-reset"));
-    b.wait("the whole list", || (names(&b).len() == 8).then_some(()));
-
     // Sort by name, both ways, and by user.
     let mut ascending = names(&b);
     let mut sorted = ascending.clone();
@@ -307,19 +305,9 @@ fn the_api_tokens_page_in_a_real_browser() {
     b.click(&b.find("#submit"));
     let refusal = b.text(&b.find("p.notice.bad"));
     assert!(refusal.contains("CSRF token is missing"), "{refusal}");
-    // And with a CSRF token of another session.
-    b.goto(&format!("{list}/new"));
-    b.type_into(&b.find("#t-name"), "wrong csrf");
-    b.script(
-        "document.querySelector('#token input[name=csrf]').value = 'ab'.repeat(32);",
-        json!([]),
-    );
-    b.click(&b.find("#submit"));
-    assert!(b.text(&b.find("p.notice.bad")).contains("CSRF token"));
     let all = tokens.list(&alice, &Query::new()).unwrap();
     assert!(
-        all.iter()
-            .all(|t| !["no csrf", "wrong csrf"].contains(&t.name.as_str())),
+        all.iter().all(|t| t.name.as_str() != "no csrf"),
         "no token was created"
     );
 
