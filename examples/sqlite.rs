@@ -38,6 +38,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     }; // the store is dropped: the "process" ends
 
     let tokens = Tokens::new(SqliteStore::open(&path)?).with_hash_key(key);
+    // The startup check: a key other than the one the hashes were made under is an error
+    // here, naming the key id it needs, rather than every secret refused as unknown.
+    tokens.check_hash_keys()?;
     let listed = tokens.list(&alice, &Query::new())?;
     println!("after restart: {} token(s) for alice", listed.len());
     let grant = tokens.authenticate(

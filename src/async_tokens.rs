@@ -1,9 +1,11 @@
 //! [`AsyncTokens`]: the management API as `async` methods, for hosts on tokio (feature
 //! `tokio`, on with `postgres`).
 //!
-//! Authentication never does I/O (a [`MemoryStore`](crate::MemoryStore), or a replica of a
-//! PostgreSQL store, answers from memory), so it stays a plain call,
-//! fine inside any async handler. Management reaches the database: each method runs the sync
+//! Authentication against a [`MemoryStore`](crate::MemoryStore) or a replica of a PostgreSQL
+//! store does no I/O (they answer from memory), so it stays a plain call, fine inside any
+//! async handler. (Over a store that looks tokens up in a database, such as a bare
+//! `PostgresStore` or a `SqliteStore`, each authentication waits for that lookup on the
+//! calling thread: async hosts use a replica.) Management reaches the database: each method runs the sync
 //! call on tokio's blocking pool (`spawn_blocking`) and awaits it, so the executor's threads
 //! are never blocked, on a multi-threaded or a current-thread runtime alike. Outside a tokio
 //! runtime the call runs in place.
@@ -85,7 +87,8 @@ impl<S: TokenStore + 'static> AsyncTokens<S> {
         }
     }
 
-    /// [`Tokens::authenticate`]: no I/O, a plain call.
+    /// [`Tokens::authenticate`]: a plain call, with no I/O over a `MemoryStore` or a replica
+    /// (see the module docs for stores that read a database).
     ///
     /// # Errors
     /// A [`Denial`].

@@ -37,11 +37,18 @@ pub enum Field {
     Query,
     /// The grace period of a regenerated secret.
     Grace,
+    /// An imported token's hash in another system's scheme ([`LegacyHash`](crate::LegacyHash)).
+    LegacyHash,
+    /// An imported token's creation time.
+    CreatedAt,
+    /// An imported token's last use.
+    LastUse,
 }
 
 impl Field {
     /// The stable snake_case name: `name`, `description`, `owner`, `user_id`, `expiry`,
-    /// `permissions`, `allowlist`, `token_id`, `secret_prefix`, `query`, `grace_period`.
+    /// `permissions`, `allowlist`, `token_id`, `secret_prefix`, `query`, `grace_period`,
+    /// `legacy_hash`, `created_at`, `last_use`.
     pub const fn as_str(&self) -> &'static str {
         match self {
             Self::Name => "name",
@@ -55,6 +62,9 @@ impl Field {
             Self::SecretPrefix => "secret_prefix",
             Self::Query => "query",
             Self::Grace => "grace_period",
+            Self::LegacyHash => "legacy_hash",
+            Self::CreatedAt => "created_at",
+            Self::LastUse => "last_use",
         }
     }
 }
@@ -73,6 +83,9 @@ impl fmt::Display for Field {
             Self::SecretPrefix => "secret prefix",
             Self::Query => "query",
             Self::Grace => "grace period",
+            Self::LegacyHash => "legacy hash",
+            Self::CreatedAt => "creation time",
+            Self::LastUse => "last use",
         })
     }
 }
@@ -156,6 +169,13 @@ pub enum Problem {
     ///
     /// [`Policy::require_permissions`]: crate::Policy::require_permissions
     Required,
+    /// An imported hash in a legacy scheme the `Tokens` does not honour
+    /// ([`Tokens::with_legacy_scheme`](crate::Tokens::with_legacy_scheme)): its secret could
+    /// never authenticate.
+    SchemeNotHonoured,
+    /// A time outside the range allowed: an imported creation or last-use time before
+    /// 1970-01-01T00:00:00Z or after the current instant.
+    OutOfRange,
 }
 
 impl Problem {
@@ -184,6 +204,8 @@ impl Problem {
     /// | [`TooManyValues`](Problem::TooManyValues) | `too_many_values` |
     /// | [`GraceTooLong`](Problem::GraceTooLong) | `grace_too_long` |
     /// | [`Required`](Problem::Required) | `required` |
+    /// | [`SchemeNotHonoured`](Problem::SchemeNotHonoured) | `scheme_not_honoured` |
+    /// | [`OutOfRange`](Problem::OutOfRange) | `out_of_range` |
     pub const fn code(&self) -> &'static str {
         match self {
             Self::Empty => "empty",
@@ -207,6 +229,8 @@ impl Problem {
             Self::TooManyValues { .. } => "too_many_values",
             Self::GraceTooLong { .. } => "grace_too_long",
             Self::Required => "required",
+            Self::SchemeNotHonoured => "scheme_not_honoured",
+            Self::OutOfRange => "out_of_range",
         }
     }
 
@@ -347,6 +371,12 @@ impl fmt::Display for Problem {
                 Span(*max_seconds)
             ),
             Self::Required => f.write_str("is required"),
+            Self::SchemeNotHonoured => f.write_str(
+                "is in a legacy scheme that is not honoured (enable it with Tokens::with_legacy_scheme)",
+            ),
+            Self::OutOfRange => {
+                f.write_str("is outside the range allowed (from 1970-01-01T00:00:00Z to now)")
+            }
         }
     }
 }
@@ -501,6 +531,64 @@ pub enum StoreError {
     /// A store was configured with a value it cannot work with.
     #[error("invalid store configuration: {0}")]
     Config(String),
+    /// The store holds secret hashes made under hash keys the [`Tokens`](crate::Tokens) does
+    /// not hold (or in legacy schemes it does not honour): the secrets they stand for could
+    /// never match, so the store is refused rather than every such token answered "unknown".
+    /// Configure the key that made them (as the current key, or as an old key for
+    /// verification), or honour the scheme; see "Rotating the hash key" in the README.
+    #[error("{}", hash_keys_missing(missing, legacy, held))]
+    HashKeysMissing {
+        /// Each key id hashes were made under that is not held, with how many hashes.
+        missing: Vec<(crate::secret::KeyId, u64)>,
+        /// Each legacy scheme imported hashes use that is not honoured, with how many.
+        legacy: Vec<(crate::legacy::LegacyScheme, u64)>,
+        /// The ids of the keys held, the current one first.
+        held: Vec<crate::secret::KeyId>,
+    },
+}
+
+fn hash_keys_missing(
+    missing: &[(crate::secret::KeyId, u64)],
+    legacy: &[(crate::legacy::LegacyScheme, u64)],
+    held: &[crate::secret::KeyId],
+) -> String {
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        let keys: Vec<String> = missing
+            .iter()
+            .map(|(k, n)| format!("{k} ({n} hash{})", if *n == 1 { "" } else { "es" }))
+            .collect();
+        let held: Vec<String> = held
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                if i == 0 {
+                    format!("{k} (current)")
+                } else {
+                    k.to_string()
+                }
+            })
+            .collect();
+        parts.push(format!(
+            "stored secret hashes were made under hash key(s) {} that are not configured \
+             (configured: {}): configure the key that made them, as the current key or as an \
+             old key",
+            keys.join(", "),
+            held.join(", ")
+        ));
+    }
+    if !legacy.is_empty() {
+        let schemes: Vec<String> = legacy
+            .iter()
+            .map(|(l, n)| format!("{l} ({n} hash{})", if *n == 1 { "" } else { "es" }))
+            .collect();
+        parts.push(format!(
+            "imported hashes use legacy scheme(s) {} that are not honoured: enable them \
+             with Tokens::with_legacy_scheme",
+            schemes.join(", ")
+        ));
+    }
+    parts.join("; ")
 }
 
 impl StoreError {
@@ -512,8 +600,8 @@ impl StoreError {
     /// The stable snake_case code: `name_taken`, `id_taken`, `hash_taken`,
     /// `concurrent_change`, `not_found`, `ids_exhausted`, `invalid_snapshot`,
     /// `store_unavailable`, `inconsistent_record`, `store_busy`, `snapshot_key_mismatch`,
-    /// `snapshot_tampered`, `schema_too_new`, `replica_stale`, `store_misconfigured` (see
-    /// [`Error::code`]).
+    /// `snapshot_tampered`, `schema_too_new`, `replica_stale`, `store_misconfigured`,
+    /// `hash_keys_missing` (see [`Error::code`]).
     pub const fn code(&self) -> &'static str {
         match self {
             Self::NameTaken { .. } => "name_taken",
@@ -531,6 +619,7 @@ impl StoreError {
             Self::SchemaTooNew { .. } => "schema_too_new",
             Self::Stale { .. } => "replica_stale",
             Self::Config(_) => "store_misconfigured",
+            Self::HashKeysMissing { .. } => "hash_keys_missing",
         }
     }
 
@@ -551,7 +640,8 @@ impl StoreError {
             | Self::SnapshotKeyMismatch { .. }
             | Self::SnapshotTampered
             | Self::SchemaTooNew { .. }
-            | Self::Config(_) => 500,
+            | Self::Config(_)
+            | Self::HashKeysMissing { .. } => 500,
         }
     }
 }
@@ -577,17 +667,24 @@ pub enum Forbidden {
     /// [`Tokens::actor`]: crate::Tokens::actor
     #[error("your user account is unknown or disabled")]
     UserNotActive,
+    /// Importing tokens ([`Tokens::import`]) is for an actor that manages every user's tokens:
+    /// an import keeps another system's secrets, expiry and times as they are.
+    ///
+    /// [`Tokens::import`]: crate::Tokens::import
+    #[error("only an actor that manages every user's tokens may import tokens")]
+    ImportNeedsAdmin,
 }
 
 impl Forbidden {
     /// The stable snake_case code: `cannot_manage_tokens`, `other_users_tokens`,
-    /// `permissions_not_held`, `user_not_active`.
+    /// `permissions_not_held`, `user_not_active`, `import_needs_admin`.
     pub const fn code(&self) -> &'static str {
         match self {
             Self::CannotManageTokens => "cannot_manage_tokens",
             Self::OtherUsersTokens => "other_users_tokens",
             Self::PermissionsBeyondActor { .. } => "permissions_not_held",
             Self::UserNotActive => "user_not_active",
+            Self::ImportNeedsAdmin => "import_needs_admin",
         }
     }
 }
@@ -723,12 +820,13 @@ impl Error {
     ///
     /// | code | HTTP | when |
     /// | --- | --- | --- |
-    /// | [`Problem::code`]: `empty`, `too_long`, `invalid_character`, `must_start_with_letter`, `surrounding_whitespace`, `invalid_syntax`, `misplaced_wildcard`, `empty_segment`, `negative`, `expiry_not_in_future`, `lifetime_too_long`, `too_many`, `duplicate_in_batch`, `unknown_user`, `inactive_user`, `host_bits_set`, `empty_item`, `too_many_values`, `grace_too_long`, `required` | 400 | [`Error::Invalid`]: a value was refused; [`Error::field`] says which |
+    /// | [`Problem::code`]: `empty`, `too_long`, `invalid_character`, `must_start_with_letter`, `surrounding_whitespace`, `invalid_syntax`, `misplaced_wildcard`, `empty_segment`, `negative`, `expiry_not_in_future`, `lifetime_too_long`, `too_many`, `duplicate_in_batch`, `unknown_user`, `inactive_user`, `host_bits_set`, `empty_item`, `too_many_values`, `grace_too_long`, `required`, `scheme_not_honoured`, `out_of_range` | 400 | [`Error::Invalid`]: a value was refused; [`Error::field`] says which |
     /// | `name_taken` | 409 | the owner has a token of that name already (in the store, or earlier in the batch) |
     /// | `cannot_manage_tokens` | 403 | the caller's role does not allow managing tokens |
     /// | `other_users_tokens` | 403 | the caller may only manage its own tokens |
     /// | `permissions_not_held` | 403 | the caller cannot grant permissions it does not hold |
     /// | `user_not_active` | 403 | the caller is unknown to the directory or disabled |
+    /// | `import_needs_admin` | 403 | importing tokens needs an actor that manages every user's tokens |
     /// | `not_found` | 404 | no such token, or not the caller's to see |
     /// | `revoked` | 409 | the token was revoked by possession of its secret: final, it cannot be enabled or given a new secret |
     /// | `concurrent_change` | 409 | the token kept changing under the call; nothing was written |
@@ -738,6 +836,7 @@ impl Error {
     /// | `id_taken`, `hash_taken`, `ids_exhausted`, `invalid_snapshot`, `inconsistent_record` | 500 | a store in a state it should never reach |
     /// | `snapshot_key_mismatch`, `snapshot_tampered` | 500 | a sealed snapshot opened under another key, or changed after it was sealed |
     /// | `schema_too_new`, `store_misconfigured` | 500 | a store its operator must upgrade or configure |
+    /// | `hash_keys_missing` | 500 | the store's hashes were made under hash keys (or legacy schemes) this `Tokens` is not configured with |
     pub const fn code(&self) -> &'static str {
         match self {
             Self::Invalid { source, .. } => source.problem.code(),
@@ -830,13 +929,16 @@ mod tests {
                     | Problem::EmptyItem
                     | Problem::TooManyValues { .. }
                     | Problem::GraceTooLong { .. }
-                    | Problem::Required => true,
+                    | Problem::Required
+                    | Problem::SchemeNotHonoured
+                    | Problem::OutOfRange => true,
                 },
                 Error::Forbidden { source, .. } => match source {
                     Forbidden::CannotManageTokens
                     | Forbidden::OtherUsersTokens
                     | Forbidden::PermissionsBeyondActor { .. }
-                    | Forbidden::UserNotActive => true,
+                    | Forbidden::UserNotActive
+                    | Forbidden::ImportNeedsAdmin => true,
                 },
                 Error::NotFound { .. } | Error::Revoked { .. } => true,
                 Error::Store(e) => match e {
@@ -854,7 +956,8 @@ mod tests {
                     | StoreError::SnapshotTampered
                     | StoreError::SchemaTooNew { .. }
                     | StoreError::Stale { .. }
-                    | StoreError::Config(_) => true,
+                    | StoreError::Config(_)
+                    | StoreError::HashKeysMissing { .. } => true,
                 },
             }
         }

@@ -9,6 +9,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::check::DenialKind;
+use crate::keys::HashScheme;
+use crate::legacy::LegacyScheme;
+use crate::secret::KeyId;
 use crate::token::{Status, TokenId, UserId};
 
 /// Something that happened to a token.
@@ -94,6 +97,38 @@ pub enum EventKind {
     },
     /// A stale replica caught up with the database and authenticates again.
     ReplicaCurrent,
+    /// The hash-key check ran ([`Tokens::check_hash_keys`](crate::Tokens::check_hash_keys), or
+    /// the first authentication): which key is current, whether it is the public default
+    /// (acceptable only by choice: see [`HashKey`](crate::HashKey)), and how many hashes are
+    /// not yet under it.
+    HashKeysChecked {
+        /// The id of the current key.
+        current: KeyId,
+        /// Whether the current key is [`HashKey::default`](crate::HashKey::default).
+        default_key: bool,
+        /// The ids of the old keys held for verification.
+        old: Vec<KeyId>,
+        /// Hashes under old keys, imported or unrecorded: not yet under the current key.
+        not_current: u64,
+        /// Hashes whose key was not recorded (stored before schema version 3).
+        unrecorded: u64,
+        /// Key ids stored hashes were made under that are not held (the check then fails).
+        missing: Vec<KeyId>,
+    },
+    /// A token's secret authenticated under an old key, an imported legacy hash, or an
+    /// unrecorded one, and was re-hashed under the current key.
+    Rehashed {
+        /// How the hash had been made.
+        from: HashScheme,
+        /// How it is made now.
+        to: HashScheme,
+    },
+    /// Imported with [`Tokens::import`](crate::Tokens::import), with its secret's hash in
+    /// `legacy` (none: imported without a secret).
+    Imported {
+        /// The imported hash's scheme.
+        legacy: Option<LegacyScheme>,
+    },
 }
 
 /// Where events go. Small and `&self`; called after the change has been applied, on the

@@ -125,6 +125,8 @@ mod directory;
 mod error;
 mod events;
 pub mod guide;
+mod keys;
+mod legacy;
 mod permission;
 mod policy;
 mod secret;
@@ -145,9 +147,12 @@ pub use error::{
     Error, Field, Forbidden, MalformedSecret, Problem, Result, StoreError, ValidationError,
 };
 pub use events::{CollectEvents, EventKind, EventSink, NoEvents, TokenEvent, UpdatedField};
+pub use keys::{HashKeyReport, HashScheme, KeyUsage, MAX_OLD_KEYS};
+pub use legacy::{LegacyHash, LegacyScheme, MIN_LEGACY_SECRET_LEN};
 pub use permission::{MAX_PERMISSION_LEN, Permission, PermissionSet};
 pub use policy::{
-    DEFAULT_MAX_FILTER_VALUES, DEFAULT_MAX_GRACE, DEFAULT_MAX_PERMISSIONS, NameCharset, Policy,
+    DEFAULT_MAX_FILTER_VALUES, DEFAULT_MAX_GRACE, DEFAULT_MAX_PERMISSIONS, MAX_SEARCH_PATTERNS,
+    MAX_SORT_KEYS, NameCharset, Policy,
 };
 pub use secret::{
     HashKey, HashKeyError, KeyId, MAX_PRESENTED_LEN, PresentedSecret, SecretFormat, SecretHash,
@@ -158,7 +163,7 @@ pub use token::{
     Expiry, LastUse, MAX_NAME_LEN, MAX_USER_ID_LEN, PreviousSecret, Revoked, RevokedBy,
     SecretState, Status, Token, TokenId, TokenName, UserId,
 };
-pub use tokens::{Issued, NewToken, Revocation, TokenUpdate, Tokens};
+pub use tokens::{ImportedToken, Issued, NewToken, Revocation, TokenUpdate, Tokens};
 pub use view::{Revealed, TokenView};
 
 /// The `time` crate this crate's API speaks ([`time::OffsetDateTime`], [`time::Duration`]), so

@@ -16,6 +16,15 @@ pub const DEFAULT_MAX_PERMISSIONS: usize = 1_024;
 /// The default of [`Policy::max_filter_values`].
 pub const DEFAULT_MAX_FILTER_VALUES: usize = 10_000;
 
+/// The most patterns one [`Query::search`] may carry (on names and descriptions together).
+/// Every pattern is tried on every listed token, so the count is bounded like any list filter,
+/// but tighter: a search is a handful of words, not a list of ids.
+pub const MAX_SEARCH_PATTERNS: usize = 100;
+
+/// The most sort keys one [`Query`] may carry ([`Query::sort`] plus [`Query::then_sort`]):
+/// there are only a few fields to sort by, and each key is compared on every comparison.
+pub const MAX_SORT_KEYS: usize = 8;
+
 /// The default of [`Policy::max_grace`]: a week.
 pub const DEFAULT_MAX_GRACE: Duration = Duration::days(7);
 
@@ -255,10 +264,13 @@ impl Policy {
         }
     }
 
-    /// Checks how many values each list filter of a query carries.
+    /// Checks how many values each list filter of a query carries, and bounds its search and
+    /// sort.
     ///
     /// # Errors
-    /// A filter with more than [`Policy::max_filter_values`] values, naming the filter.
+    /// A filter with more than [`Policy::max_filter_values`] values, naming the filter; a
+    /// search with more than [`MAX_SEARCH_PATTERNS`] patterns or a pattern longer than any
+    /// stored name or description can be; more than [`MAX_SORT_KEYS`] sort keys.
     pub fn check_query(&self, query: &Query) -> Result<(), ValidationError> {
         let sizes = [
             ("ids", query.ids.as_ref().map(Vec::len)),
@@ -280,6 +292,45 @@ impl Policy {
                     },
                 ));
             }
+        }
+        if let Some(search) = &query.search {
+            if search.len() > MAX_SEARCH_PATTERNS {
+                return Err(ValidationError::new(
+                    Field::Query,
+                    "search",
+                    Problem::TooManyValues {
+                        found: search.len(),
+                        max: MAX_SEARCH_PATTERNS,
+                    },
+                ));
+            }
+            // No stored text is longer than this, so a longer pattern can never match: refusing
+            // it bounds the cost of every comparison by the longest value.
+            let max = self
+                .max_name_chars
+                .max(self.max_description_chars)
+                .max(crate::token::MAX_NAME_LEN);
+            if let Some((_, long)) = search
+                .conditions()
+                .find(|(_, p)| p.chars().nth(max).is_some())
+            {
+                return Err(ValidationError::new(
+                    Field::Query,
+                    long,
+                    Problem::TooLong { max },
+                ));
+            }
+        }
+        let sort_keys = usize::from(query.sort.is_some()) + query.then_sort.len();
+        if sort_keys > MAX_SORT_KEYS {
+            return Err(ValidationError::new(
+                Field::Query,
+                "sort",
+                Problem::TooManyValues {
+                    found: sort_keys,
+                    max: MAX_SORT_KEYS,
+                },
+            ));
         }
         Ok(())
     }

@@ -101,7 +101,19 @@ impl ZeroizeOnDrop for TokenSecret {}
 /// environment variable, a secrets manager), so that a stolen database alone does not let an
 /// attacker test guesses offline. [`HashKey::default`] is a fixed, public key derived from the
 /// context string `"api-tokens 2026 default secret hash key"`; it is fine for tests and for hosts
-/// that accept that the secrets' own 256 bits of entropy are their only protection.
+/// that accept that the secrets' own 256 bits of entropy are their only protection — not for
+/// imported legacy tokens, whose secrets may be weaker, nor where sealed snapshots must be
+/// trusted (anyone can seal under a public key). [`Tokens::uses_default_key`] and
+/// [`Tokens::check_hash_keys`] report it when it is in use.
+///
+/// Every stored hash records the [`id`](HashKey::id) of the key that made it, so a store opened
+/// under another key is refused at startup ([`Tokens::check_hash_keys`]) and a key can be
+/// rotated without reissuing tokens ([`Tokens::with_old_hash_key`]; README, "Rotating the hash
+/// key").
+///
+/// [`Tokens::uses_default_key`]: crate::Tokens::uses_default_key
+/// [`Tokens::check_hash_keys`]: crate::Tokens::check_hash_keys
+/// [`Tokens::with_old_hash_key`]: crate::Tokens::with_old_hash_key
 ///
 /// Make a key once with [`HashKey::random`] and store its [`to_hex`](HashKey::to_hex); load it
 /// with [`HashKey::from_env`], [`from_hex`](HashKey::from_hex) or
@@ -454,6 +466,12 @@ impl SecretHash {
 
     fn of_str(key: &HashKey, s: &str) -> Self {
         Self(*blake3::keyed_hash(&key.0, s.as_bytes()).as_bytes())
+    }
+
+    /// Hashes a presented text that passed a format check (the host's, or a legacy scheme's
+    /// shape) under `key`.
+    pub(crate) fn of_text(key: &HashKey, s: &str) -> Self {
+        Self::of_str(key, s)
     }
 
     /// Wraps 32 bytes read back from a store.

@@ -13,6 +13,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
+use crate::keys::{HashScheme, KeyUsage, count_into, sort_usage};
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
 use crate::token::{Expiry, LastUse, Status, Token, TokenId, TokenName, UserId};
@@ -98,9 +99,17 @@ pub struct Candidate<'a> {
     pub allowlist: &'a IpAllowlist,
     /// Which secret matched.
     pub matched: Matched,
+    /// How the matched hash was made, as the record says ([`HashScheme`]): the facade
+    /// re-hashes a token under its current key when this is not that key's ordinary scheme.
+    pub scheme: HashScheme,
 }
 
 /// Storage for token records. Sync, object-safe, shareable between threads.
+///
+/// A store keeps every field of a [`Token`], including each hash's
+/// [`SecretState::scheme`](crate::SecretState::scheme) (the conformance suite checks it): the
+/// facade re-hashes (or re-labels) a token whose matched hash is not under its current key, so
+/// a store that dropped schemes would be written to by every authentication.
 ///
 /// # What the caller has already done
 /// [`Tokens`](crate::Tokens) validates every value (types and policy), checks the actor's
@@ -163,6 +172,36 @@ pub trait TokenStore: Send + Sync {
         hash: &SecretHash,
         check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
     ) -> Result<bool, StoreError>;
+
+    /// How many stored hashes were made each way ([`HashScheme`]): one entry per scheme in
+    /// use, counting current hashes and previous ones still in their grace period at `now`.
+    /// [`Tokens::check_hash_keys`](crate::Tokens::check_hash_keys) compares it with the keys it
+    /// holds.
+    ///
+    /// The default reads every token through [`TokenStore::query`]; stores that can count
+    /// in place (SQL `GROUP BY`) should.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<KeyUsage>, StoreError> {
+        Ok(usage_of(&self.query(&Query::new(), now)?, now))
+    }
+}
+
+/// The key usage of `tokens` at `now` (see [`TokenStore::key_usage`]), sorted.
+pub(crate) fn usage_of<'a>(
+    tokens: impl IntoIterator<Item = &'a Token>,
+    now: OffsetDateTime,
+) -> Vec<KeyUsage> {
+    let mut usage = Vec::new();
+    for s in tokens.into_iter().filter_map(|t| t.secret.as_ref()) {
+        count_into(&mut usage, s.scheme, false);
+        if let Some(p) = s.previous.filter(|p| now < p.valid_until) {
+            count_into(&mut usage, p.scheme, true);
+        }
+    }
+    sort_usage(&mut usage);
+    usage
 }
 
 /// `Box<dyn TokenStore>` and `Arc<S>` are stores too: a host can choose its store at run time,
@@ -198,6 +237,9 @@ macro_rules! delegate_store {
                 check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
             ) -> Result<bool, StoreError> {
                 (**self).authenticate(hash, check)
+            }
+            fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<KeyUsage>, StoreError> {
+                (**self).key_usage(now)
             }
         }
     )*};

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::allowlist::IpAllowlist;
 use crate::error::{Field, Problem, StoreError, ValidationError};
+use crate::keys::HashScheme;
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
 
@@ -293,9 +294,27 @@ impl Expiry {
     /// Never expires.
     pub const NEVER: Self = Self(NEVER_SECS);
 
-    /// Expires at `t`, truncated to the whole second.
+    /// Expires at `t`, truncated to the whole second. An instant whose UTC form lies past the
+    /// last representable second (a local time late on 9999-12-31 with a negative offset) is
+    /// clamped to that second, so the token never lives longer than asked and every store can
+    /// hold it; use [`Expiry::try_at`] to refuse such an instant instead.
     pub fn at(t: OffsetDateTime) -> Self {
-        Self(t.unix_timestamp())
+        let secs = t.unix_timestamp();
+        if from_unix(secs).is_some() {
+            return Self(secs);
+        }
+        let max = time::PrimitiveDateTime::MAX.assume_utc().unix_timestamp();
+        let min = time::PrimitiveDateTime::MIN.assume_utc().unix_timestamp();
+        Self(secs.clamp(min, max))
+    }
+
+    /// Expires at `t`, truncated to the whole second, when its UTC form is representable.
+    ///
+    /// # Errors
+    /// When `t` in UTC falls outside the years -9999 to 9999 (for example
+    /// `9999-12-31T23:59:59-23:59`, which is in the year 10000 in UTC).
+    pub fn try_at(t: OffsetDateTime) -> Result<Self, ValidationError> {
+        Self::from_unix(t.unix_timestamp())
     }
 
     /// Expires at a Unix time in seconds.
@@ -381,17 +400,24 @@ impl FromStr for Expiry {
         if let Ok(secs) = s.parse::<i64>() {
             return Self::from_unix(secs);
         }
-        crate::timefmt::parse_rfc3339(s)
-            .map(Self::at)
-            .ok_or_else(|| {
-                ValidationError::new(
-                    Field::Expiry,
-                    format_args!("\"{s}\""),
-                    Problem::Syntax {
-                        expected: "an RFC 3339 time, Unix seconds or \"never\"",
-                    },
-                )
-            })
+        let t = crate::timefmt::parse_rfc3339(s).ok_or_else(|| {
+            ValidationError::new(
+                Field::Expiry,
+                format_args!("\"{s}\""),
+                Problem::Syntax {
+                    expected: "an RFC 3339 time, Unix seconds or \"never\"",
+                },
+            )
+        })?;
+        Self::try_at(t).map_err(|_| {
+            ValidationError::new(
+                Field::Expiry,
+                format_args!("\"{s}\""),
+                Problem::Syntax {
+                    expected: "a time between the years -9999 and 9999 in UTC",
+                },
+            )
+        })
     }
 }
 
@@ -486,6 +512,10 @@ pub struct LastUse {
 pub struct SecretState {
     /// The hash of the current secret.
     pub hash: SecretHash,
+    /// How `hash` was made: under which key, from what (issue 14). Records written before it
+    /// was recorded read as [`HashScheme::UNRECORDED`].
+    #[serde(default)]
+    pub scheme: HashScheme,
     /// When the current secret was generated.
     #[serde(with = "time::serde::timestamp")]
     pub generated_at: OffsetDateTime,
@@ -507,6 +537,9 @@ impl SecretState {
 pub struct PreviousSecret {
     /// Its hash.
     pub hash: SecretHash,
+    /// How `hash` was made (see [`SecretState::scheme`]).
+    #[serde(default)]
+    pub scheme: HashScheme,
     /// It is refused from this instant on.
     #[serde(with = "time::serde::timestamp")]
     pub valid_until: OffsetDateTime,
@@ -716,6 +749,25 @@ mod tests {
     }
 
     #[test]
+    fn an_expiry_past_the_representable_range_is_refused_or_clamped() {
+        // Year 10000 in UTC: every store would fail to read it back (review 1, item 1).
+        let late = "9999-12-31T23:59:59-23:59";
+        assert!(late.parse::<Expiry>().is_err());
+        assert!(serde_json::from_str::<Expiry>(&format!("\"{late}\"")).is_err());
+        let t = crate::timefmt::parse_rfc3339(late).unwrap();
+        assert!(Expiry::try_at(t).is_err());
+        let clamped = Expiry::at(t);
+        assert!(!clamped.is_never());
+        assert_eq!(
+            clamped.instant(),
+            Some(datetime!(9999-12-31 23:59:59 UTC)),
+            "clamped to the last representable second, never later than asked"
+        );
+        let json = serde_json::to_string(&clamped).unwrap();
+        assert_eq!(serde_json::from_str::<Expiry>(&json).unwrap(), clamped);
+    }
+
+    #[test]
     fn whole_seconds_drops_the_fraction_and_normalises_to_utc() {
         let t = datetime!(2021-01-21 14:07:52.9 UTC);
         assert_eq!(whole_seconds(t), datetime!(2021-01-21 14:07:52 UTC));
@@ -759,6 +811,7 @@ mod tests {
         let with_hash = Token {
             secret: Some(SecretState {
                 hash: h,
+                scheme: HashScheme::UNRECORDED,
                 generated_at: t.created_at,
                 previous: None,
             }),
@@ -769,9 +822,11 @@ mod tests {
             revoked: None,
             secret: Some(SecretState {
                 hash: h,
+                scheme: HashScheme::UNRECORDED,
                 generated_at: t.created_at,
                 previous: Some(PreviousSecret {
                     hash: h,
+                    scheme: HashScheme::UNRECORDED,
                     valid_until: t.created_at,
                 }),
             }),

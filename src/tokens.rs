@@ -14,6 +14,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::directory::{AllowAllUsers, UserDirectory, UserState};
 use crate::error::{Error, Field, Forbidden, Problem, Result, StoreError, ValidationError};
 use crate::events::{EventKind, EventSink, NoEvents, TokenEvent, UpdatedField};
+use crate::keys::HashKeys;
+use crate::legacy::LegacyScheme;
 use crate::permission::{IntersectionMemo, PermissionSet};
 use crate::policy::Policy;
 use crate::secret::{HashKey, SecretHash, TokenSecret};
@@ -269,7 +271,12 @@ pub struct Tokens<S = MemoryStore> {
 #[derive(Clone)]
 struct Config {
     policy: Policy,
-    key: HashKey,
+    /// The current hash key, older ones for verification, honoured legacy schemes (issue 14).
+    keys: HashKeys,
+    /// The outcome of the hash-key check ([`Tokens::check_hash_keys`]), once there is one: run
+    /// by the host at startup, or by the first authentication that finds none. Shared by
+    /// clones; a builder that changes the keys starts a fresh one.
+    key_check: rotation::KeyCheck,
     clock: Arc<dyn Clock>,
     directory: Arc<dyn UserDirectory>,
     events: Arc<dyn EventSink>,
@@ -304,17 +311,50 @@ impl Tokens<MemoryStore> {
     /// The store's contents sealed under this `Tokens`' hash key, for the host to persist
     /// ([`SealedSnapshot`](crate::SealedSnapshot)).
     pub fn sealed_snapshot(&self) -> crate::SealedSnapshot {
-        self.store.snapshot().seal(&self.config.key)
+        self.store.snapshot().seal(self.config.keys.current())
     }
 
     /// Replaces the store's contents with a sealed snapshot's, after checking its seal under
-    /// this `Tokens`' hash key.
+    /// the current hash key and that every hash in it was made under a key this `Tokens`
+    /// holds. A snapshot sealed under an old key is refused: an old key may be retired because
+    /// it leaked, and whoever holds it could seal anything. To read a snapshot written before a
+    /// rotation, see [`Tokens::restore_sealed_under_old_key`].
     ///
     /// # Errors
-    /// As [`SealedSnapshot::open`](crate::SealedSnapshot::open) and
-    /// [`MemoryStore::restore`]; the store is left untouched.
+    /// As [`SealedSnapshot::open`](crate::SealedSnapshot::open) (sealed under another key:
+    /// [`StoreError::SnapshotKeyMismatch`]) and [`MemoryStore::restore`];
+    /// [`StoreError::HashKeysMissing`] when its hashes were made under keys (or legacy schemes)
+    /// this `Tokens` does not hold, naming them. The store is left untouched.
     pub fn restore_sealed(&self, sealed: crate::SealedSnapshot) -> Result<(), StoreError> {
-        self.store.restore(sealed.open(&self.config.key)?)
+        self.restore_sealed_under(self.config.keys.current(), sealed)
+    }
+
+    /// [`Tokens::restore_sealed`], also accepting a snapshot sealed under one of the old keys
+    /// this `Tokens` holds ([`Tokens::with_old_hash_key`]): for the one restore right after a
+    /// rotation, of a snapshot written before it. Never use it when the old key is being
+    /// retired because it leaked; seal a fresh snapshot under the current key
+    /// ([`Tokens::sealed_snapshot`]) as soon as it is restored.
+    ///
+    /// # Errors
+    /// As [`Tokens::restore_sealed`]; a snapshot sealed under a key this `Tokens` does not
+    /// hold at all is [`StoreError::SnapshotKeyMismatch`].
+    pub fn restore_sealed_under_old_key(
+        &self,
+        sealed: crate::SealedSnapshot,
+    ) -> Result<(), StoreError> {
+        let keys = &self.config.keys;
+        let key = keys.key(sealed.key_id).unwrap_or_else(|| keys.current());
+        self.restore_sealed_under(key, sealed)
+    }
+
+    fn restore_sealed_under(
+        &self,
+        key: &HashKey,
+        sealed: crate::SealedSnapshot,
+    ) -> Result<(), StoreError> {
+        let snapshot = sealed.open(key)?;
+        self.keys_cover(&crate::store::usage_of(&snapshot.tokens, self.now()))?;
+        self.store.restore(snapshot)
     }
 }
 
@@ -326,7 +366,8 @@ impl<S: TokenStore> Tokens<S> {
             store: Arc::new(store),
             config: Arc::new(Config {
                 policy: Policy::default(),
-                key: HashKey::default(),
+                keys: HashKeys::default(),
+                key_check: rotation::KeyCheck::default(),
                 clock: Arc::new(SystemClock),
                 directory: Arc::new(AllowAllUsers::new()),
                 events: Arc::new(NoEvents),
@@ -346,10 +387,41 @@ impl<S: TokenStore> Tokens<S> {
         self.configure(|c| c.policy = policy)
     }
 
-    /// Hashes secrets under `key` (see [`HashKey`]).
+    /// Hashes secrets under `key` (see [`HashKey`]): every new hash is made with it, and
+    /// hashes made under it are never re-hashed.
     #[must_use]
     pub fn with_hash_key(self, key: HashKey) -> Self {
-        self.configure(|c| c.key = key)
+        self.configure(|c| {
+            c.keys = c.keys.with_current(key);
+            c.key_check = c.key_check.reset();
+        })
+    }
+
+    /// Also verifies secrets hashed under `key`, an older key (see "Rotating the hash key" in
+    /// the README): a token whose hash was made under it still authenticates, and is re-hashed
+    /// under the current key on its first success. At most [`MAX_OLD_KEYS`](crate::MAX_OLD_KEYS)
+    /// old keys ([`Tokens::check_hash_keys`] refuses more). Each one costs a secret that
+    /// matches nothing one more hash and lookup; ordinary tokens pay nothing.
+    #[must_use]
+    pub fn with_old_hash_key(self, key: HashKey) -> Self {
+        self.configure(|c| {
+            let mut check = c.key_check.reset();
+            if !c.keys.add_old(key) {
+                check.too_many_old_keys();
+            }
+            c.key_check = check;
+        })
+    }
+
+    /// Honours hashes imported in `scheme` ([`Tokens::import`]): secrets of the scheme's shape
+    /// pass the format check, and one that matches an imported hash authenticates and is
+    /// re-hashed the ordinary way on its first success.
+    #[must_use]
+    pub fn with_legacy_scheme(self, scheme: LegacyScheme) -> Self {
+        self.configure(|c| {
+            c.keys.add_legacy(scheme);
+            c.key_check = c.key_check.reset();
+        })
     }
 
     /// Reads time from `clock`.
@@ -459,10 +531,11 @@ impl<S: TokenStore> Tokens<S> {
         let now = self.now();
         let mut tokens = self.prepare_new(actor, vec![item], now)?;
         let secret = self.config.policy.secret_format.generate_with_rng(rng);
-        let hash = SecretHash::of_secret(&self.config.key, &secret);
+        let hash = SecretHash::of_secret(self.config.keys.current(), &secret);
         for t in &mut tokens {
             t.secret = Some(SecretState {
                 hash,
+                scheme: self.config.keys.current_scheme(),
                 generated_at: now,
                 previous: None,
             });
@@ -671,10 +744,12 @@ impl<S: TokenStore> Tokens<S> {
             grace_ends.push(valid_until);
             let previous = t.secret.map(|s| PreviousSecret {
                 hash: s.hash,
+                scheme: s.scheme,
                 valid_until,
             });
             t.secret = Some(SecretState {
-                hash: SecretHash::of_secret(&self.config.key, &secret),
+                hash: SecretHash::of_secret(self.config.keys.current(), &secret),
+                scheme: self.config.keys.current_scheme(),
                 generated_at: now,
                 previous,
             });
@@ -926,17 +1001,46 @@ impl<S: TokenStore> Tokens<S> {
         ip: Option<std::net::IpAddr>,
         now: OffsetDateTime,
     ) -> Result<Grant, Denial> {
-        let parsed = self
-            .config
-            .policy
-            .secret_format
-            .parse(presented)
-            .map_err(Denial::Malformed)?;
-        let hash = SecretHash::of(&self.config.key, &parsed);
+        let config = &*self.config;
+        config.key_check.passed(|| self.run_key_check())?;
+        if let Err(e) = config.policy.secret_format.parse(presented)
+            && !config.keys.accepts_legacy_shape(presented)
+        {
+            return Err(Denial::Malformed(e));
+        }
+        let hash = SecretHash::of_text(config.keys.current(), presented);
+        match self.try_hash(&hash, ip, now)? {
+            // The ordinary hit: the record says its hash is the current key's own.
+            Some((r, _, scheme)) if scheme == config.keys.current_scheme() => r,
+            // Found under the current key but labelled otherwise (unrecorded): label it.
+            Some((r, matched, _)) => {
+                self.after_found(&r, &hash, matched, presented, now);
+                r
+            }
+            None => self.decide_miss(presented, ip, now),
+        }
+    }
+
+    /// Looks `hash` up and decides on the record it finds: the decision, which secret matched
+    /// and how the record says its hash was made; `None` when no record has it.
+    #[allow(clippy::type_complexity)]
+    fn try_hash(
+        &self,
+        hash: &SecretHash,
+        ip: Option<std::net::IpAddr>,
+        now: OffsetDateTime,
+    ) -> Result<
+        Option<(
+            Result<Grant, Denial>,
+            crate::store::Matched,
+            crate::HashScheme,
+        )>,
+        Denial,
+    > {
         let mut outcome = None;
         let found = self
             .store
-            .authenticate(&hash, &mut |candidate| {
+            .authenticate(hash, &mut |candidate| {
                 let r = check::decide_with(
                     &candidate,
                     now,
@@ -948,17 +1052,14 @@ impl<S: TokenStore> Tokens<S> {
                     at: whole_seconds(now),
                     ip,
                 });
-                outcome = Some(r);
+                outcome = Some((r, candidate.matched, candidate.scheme));
                 used
             })
             .map_err(|e| match e {
                 StoreError::Stale { unconfirmed_for } => Denial::Stale { unconfirmed_for },
                 e => Denial::Store(Arc::new(e)),
             })?;
-        match outcome {
-            Some(r) if found => r,
-            _ => Err(Denial::Unknown),
-        }
+        Ok(outcome.filter(|_| found))
     }
 
     /// The id of the token a presented secret belongs to, when the actor may see that token:
@@ -970,18 +1071,17 @@ impl<S: TokenStore> Tokens<S> {
         if !actor.manage_tokens {
             return Err(Error::forbidden(None, Forbidden::CannotManageTokens));
         }
-        let Ok(parsed) = self.config.policy.secret_format.parse(presented) else {
+        if !self.accepts_shape(presented) {
             return Ok(None);
-        };
+        }
         let now = self.config.clock.now();
         let mut hit = None;
-        self.store
-            .authenticate(&SecretHash::of(&self.config.key, &parsed), &mut |c| {
-                if c.matched.is_live_at(now) && actor.may_manage(c.owner) {
-                    hit = Some(c.id);
-                }
-                None
-            })?;
+        self.find_hash(presented, &mut |c| {
+            if c.matched.is_live_at(now) && actor.may_manage(c.owner) {
+                hit = Some(c.id);
+            }
+            None
+        })?;
         Ok(hit)
     }
 
@@ -1003,17 +1103,16 @@ impl<S: TokenStore> Tokens<S> {
     }
 
     fn try_revoke_by_secret(&self, presented: &str) -> Result<Revocation> {
-        let Ok(parsed) = self.config.policy.secret_format.parse(presented) else {
+        if !self.accepts_shape(presented) {
             return Ok(Revocation::Unknown);
-        };
-        let hash = SecretHash::of(&self.config.key, &parsed);
+        }
         let now = self.now();
         let mut hit = None;
-        self.store.authenticate(&hash, &mut |c| {
+        let hash = self.find_hash(presented, &mut |c| {
             hit = Some((c.id, c.matched));
             None
         })?;
-        let Some((id, matched)) = hit else {
+        let (Some(hash), Some((id, matched))) = (hash, hit) else {
             return Ok(Revocation::Unknown);
         };
         if !matched.is_live_at(now) {
@@ -1047,6 +1146,11 @@ impl<S: TokenStore> Tokens<S> {
         })
     }
 }
+
+mod import;
+mod rotation;
+
+pub use import::ImportedToken;
 
 /// How many times an operation re-reads and tries again after a concurrent change.
 const ATTEMPTS: usize = 8;

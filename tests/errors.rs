@@ -206,6 +206,17 @@ fn every_error_has_its_code_status_and_plain_message() {
             "grace period \"8d\" is longer than the longest grace period allowed (7 days)",
         ),
         (
+            invalid(
+                Field::LegacyHash,
+                "zabbix-sha512",
+                Problem::SchemeNotHonoured,
+            ),
+            "scheme_not_honoured",
+            400,
+            "legacy hash \"zabbix-sha512\" is in a legacy scheme that is not honoured (enable it \
+             with Tokens::with_legacy_scheme)",
+        ),
+        (
             invalid(Field::Permissions, "", Problem::Required),
             "required",
             400,
@@ -362,6 +373,23 @@ fn every_error_has_its_code_status_and_plain_message() {
             "store_misconfigured",
             500,
             "invalid store configuration: a zero timeout",
+        ),
+        (
+            Error::Store(StoreError::HashKeysMissing {
+                missing: vec![(api_tokens::KeyId::from_bytes([0xa; 8]), 3)],
+                legacy: vec![(api_tokens::LegacyScheme::ZabbixSha512, 1)],
+                held: vec![
+                    api_tokens::KeyId::from_bytes([0xb; 8]),
+                    api_tokens::KeyId::from_bytes([0xc; 8]),
+                ],
+            }),
+            "hash_keys_missing",
+            500,
+            "stored secret hashes were made under hash key(s) 0a0a0a0a0a0a0a0a (3 hashes) that \
+             are not configured (configured: 0b0b0b0b0b0b0b0b (current), 0c0c0c0c0c0c0c0c): \
+             configure the key that made them, as the current key or as an old key; imported \
+             hashes use legacy scheme(s) zabbix-sha512 (1 hash) that are not honoured: enable \
+             them with Tokens::with_legacy_scheme",
         ),
     ];
     for (err, code, status, message) in &rows {

@@ -188,7 +188,8 @@ fn acls_must_be_known_and_held() {
 
 #[test]
 fn an_acl_catalogue_can_be_loaded() {
-    let path = std::env::temp_dir().join(format!("api-tokens-acls-{}.txt", std::process::id()));
+    let dir = support::TempDir::new("whm-acls");
+    let path = dir.join("acls.txt");
     std::fs::write(
         &path,
         "# a server with a plugin\nkill-acct\nsoftware-plugin\n",
@@ -204,7 +205,6 @@ fn an_acl_catalogue_can_be_loaded() {
         reason(&out[1]),
         "Invalid or unauthorized ACL(s) specified: list-accts"
     );
-    let _ = std::fs::remove_file(path);
 }
 
 #[test]
@@ -443,9 +443,109 @@ fn get_details_looks_a_token_up_by_its_secret() {
 }
 
 #[test]
+fn revoke_leaked_is_final() {
+    let mut s = support::Session::start("whm_api", &["--now", NOW]);
+    let token = |s: &mut support::Session, call: &str| {
+        ok(&s.line(call))["token"].as_str().unwrap().to_owned()
+    };
+    let leaked = token(
+        &mut s,
+        "api_token_create?token_name=leaked&acl=list-accts&whitelist_ip=10.0.0.0/8",
+    );
+    let kept = token(&mut s, "api_token_create?token_name=kept");
+    let done = |command: &str| json!({"metadata": {"command": command, "reason": "OK", "result": 1, "version": 1}});
+    let revoke = format!("api_token_revoke_leaked?token={leaked}");
+    assert_eq!(
+        s.line(&revoke),
+        done("api_token_revoke_leaked"),
+        "metadata only"
+    );
+    assert_eq!(
+        s.line(&format!("api_token_get_details?token={leaked}")),
+        done("api_token_get_details"),
+        "the leaked secret is gone: no details"
+    );
+    assert_eq!(
+        ok(&s.line(&format!("api_token_get_details?token={kept}")))["name"],
+        "kept",
+        "only the leaked token is revoked"
+    );
+    let listed = ok(&s.line("api_token_list")).clone();
+    let now: i64 = NOW.parse().unwrap();
+    assert_eq!(listed["tokens"]["leaked"]["revoke_time"], now);
+    assert_eq!(listed["tokens"]["leaked"]["acls"]["list-accts"], 1);
+    assert_eq!(
+        listed["tokens"]["leaked"]["whitelist_ips"],
+        json!(["10.0.0.0/8"])
+    );
+    assert!(
+        listed["tokens"]["kept"].get("revoke_time").is_none(),
+        "a token that was not revoked has no revoke_time"
+    );
+
+    // Every kind of update is refused, and nothing changes.
+    for change in [
+        "new_name=renamed",
+        "acl=create-acct",
+        "whitelist_ip=any",
+        "expires_at=1609372800",
+        "new_name=leaked&acl=list-accts",
+    ] {
+        assert_eq!(
+            reason(&s.line(&format!("api_token_update?token_name=leaked&{change}"))),
+            "The API token \"leaked\" was revoked because its secret was reported leaked: it \
+             cannot be updated.",
+            "{change}"
+        );
+    }
+    // A second report, and a secret that belongs to no token: no data, no change.
+    assert_eq!(s.line(&revoke), done("api_token_revoke_leaked"));
+    assert_eq!(
+        s.line("api_token_revoke_leaked?token=UWU28DCA23NKY76CN17MDPKM3O7EFQY8"),
+        done("api_token_revoke_leaked")
+    );
+    assert_eq!(ok(&s.line("api_token_list")), &listed);
+    assert_eq!(
+        reason(&s.line("api_token_revoke_leaked")),
+        "Provide the \"token\" argument."
+    );
+    assert_eq!(
+        reason(&s.line(&format!(
+            "api_token_revoke_leaked?token={kept}&token_name=kept"
+        ))),
+        "Unrecognized API token revoke_leaked parameter(s): token_name"
+    );
+    assert_eq!(
+        reason(&s.line(&format!(
+            "api_token_revoke_leaked?token={kept}&token={kept}"
+        ))),
+        "The \"token\" argument may be given only once."
+    );
+    assert_eq!(
+        ok(&s.line(&format!("api_token_get_details?token={kept}")))["name"],
+        "kept",
+        "the refused calls revoked nothing"
+    );
+    // Revoking by name removes it and frees the name; the new token is not revoked.
+    assert_eq!(
+        s.line("api_token_revoke?token_name=leaked"),
+        done("api_token_revoke")
+    );
+    let tokens = ok(&s.line("api_token_list"))["tokens"].clone();
+    assert_eq!(
+        tokens.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["kept"]
+    );
+    let again = token(&mut s, "api_token_create?token_name=leaked");
+    let details = s.line(&format!("api_token_get_details?token={again}"));
+    assert_eq!(ok(&details)["name"], "leaked");
+    assert!(ok(&details).get("revoke_time").is_none());
+}
+
+#[test]
 fn an_expired_token_has_no_details() {
-    // The system clock this time: a token expiring two seconds from now is found until then,
-    // and has no details after (polled, with a bounded wait).
+    // The system clock this time: a token expiring four seconds from now is found until then
+    // (a margin for a loaded machine), and has no details after (polled, with a bounded wait).
     let mut s = support::Session::start("whm_api", &[]);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -453,12 +553,12 @@ fn an_expired_token_has_no_details() {
         .as_secs();
     let created = s.line(&format!(
         "api_token_create?token_name=brief&expires_at={}",
-        now + 2
+        now + 4
     ));
     let secret = ok(&created)["token"].as_str().unwrap().to_owned();
     let ask = format!("api_token_get_details?token={secret}");
     assert_eq!(s.line(&ask)["data"]["name"], "brief");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         let answer = s.line(&ask);
         if answer.get("data").is_none() {

@@ -193,6 +193,7 @@ fn last_use_from_several_processes_merges_later_wins() {
     let mut t = conformance::sample(&a, 2, "shared");
     t.secret = Some(api_tokens::SecretState {
         hash: api_tokens::SecretHash::from_bytes([9; 32]),
+        scheme: api_tokens::HashScheme::UNRECORDED,
         generated_at: conformance::t0(),
         previous: None,
     });
@@ -312,6 +313,7 @@ fn issue_17_record_rules_hold_in_postgresql() {
     let mut t = conformance::sample(&store, 2, "t");
     t.secret = Some(api_tokens::SecretState {
         hash: api_tokens::SecretHash::from_bytes([5; 32]),
+        scheme: api_tokens::HashScheme::UNRECORDED,
         generated_at: conformance::t0(),
         previous: None,
     });
@@ -363,9 +365,11 @@ fn issue_17_record_rules_hold_in_postgresql() {
     let mut t = conformance::sample(&store, 2, "v1");
     t.secret = Some(api_tokens::SecretState {
         hash: api_tokens::SecretHash::from_bytes([6; 32]),
+        scheme: api_tokens::HashScheme::UNRECORDED,
         generated_at: conformance::t0(),
         previous: Some(api_tokens::PreviousSecret {
             hash: api_tokens::SecretHash::from_bytes([7; 32]),
+            scheme: api_tokens::HashScheme::UNRECORDED,
             valid_until: conformance::t0(),
         }),
     });
@@ -373,9 +377,21 @@ fn issue_17_record_rules_hold_in_postgresql() {
     drop(store);
     pg.psql(
         "rules17",
-        "DROP TRIGGER api_tokens_stamp_update ON api_tokens;
+        "DROP TRIGGER api_tokens_truncated ON api_tokens;
+         DROP FUNCTION api_tokens_truncated();
+         CREATE OR REPLACE FUNCTION api_tokens_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             NEW.change_seq := api_token_tick();
+             IF TG_OP = 'INSERT' THEN
+                 DELETE FROM api_token_deleted WHERE id = NEW.id;
+             END IF;
+             RETURN NEW;
+         END $$;
+         DROP TRIGGER api_tokens_stamp_update ON api_tokens;
          ALTER TABLE api_tokens DROP COLUMN revoked_at CASCADE, DROP COLUMN revoked_by CASCADE,
-             DROP CONSTRAINT api_tokens_previous_hash_differs;
+             DROP CONSTRAINT api_tokens_previous_hash_differs,
+             DROP COLUMN secret_key_id CASCADE, DROP COLUMN secret_legacy CASCADE,
+             DROP COLUMN previous_key_id CASCADE, DROP COLUMN previous_legacy CASCADE;
          CREATE TRIGGER api_tokens_stamp_update BEFORE UPDATE OF
              id, owner, name, description, creator, status, created_at, expires_at,
              permissions, allowlist, secret_hash, generated_at, previous_hash,
@@ -451,4 +467,471 @@ fn revocation_by_possession_is_final_across_replicas() {
         .set_status(&owner, [issued.token.id], api_tokens::Status::Enabled)
         .unwrap_err();
     assert!(matches!(err, api_tokens::Error::Revoked { .. }), "{err}");
+}
+
+/// Issue 14: a replica started under the wrong key fails the startup check naming the key; a
+/// replica holding the old key re-hashes a token under the new one, in PostgreSQL, and every
+/// replica's copy learns it; after that the new key alone suffices.
+#[test]
+fn issue_14_key_ids_and_rotation_across_replicas() {
+    use api_tokens::{Error, HashKey, HashScheme};
+    let pg = server!();
+    let url = pg.create_db("keys14");
+    let (a, b) = (HashKey::new([0xa; 32]), HashKey::new([0xb; 32]));
+    let replica = |keys: &[&HashKey]| {
+        let mut t = Tokens::new(
+            Replica::start(
+                PostgresStore::connect(&url).unwrap(),
+                ReplicaOptions::default(),
+            )
+            .unwrap(),
+        )
+        .with_hash_key(keys[0].clone());
+        for k in &keys[1..] {
+            t = t.with_old_hash_key((*k).clone());
+        }
+        t
+    };
+    let under_a = replica(&[&a]);
+    let issued = under_a
+        .issue(
+            &Actor::user(UserId::from(2)),
+            NewToken::new("rotated".parse().unwrap()).permissions("x".parse().unwrap()),
+        )
+        .unwrap();
+    let id = issued.token.id;
+    let ctx = RequestContext::unknown_address();
+
+    // Under b alone: refused at startup, naming a.
+    let wrong = replica(&[&b]);
+    match wrong.check_hash_keys() {
+        Err(Error::Store(StoreError::HashKeysMissing { missing, .. })) => {
+            assert_eq!(missing, vec![(a.id(), 1)]);
+        }
+        other => panic!("expected the missing key named, got {other:?}"),
+    }
+    // PostgresStore without a replica says the same.
+    let direct = Tokens::new(PostgresStore::connect(&url).unwrap()).with_hash_key(b.clone());
+    assert!(direct.check_hash_keys().is_err());
+
+    // Rotated: b current, a old. A watcher replica with the same keys sees the re-hash.
+    let rotated = replica(&[&b, &a]);
+    let watcher = replica(&[&b, &a]);
+    assert_eq!(rotated.check_hash_keys().unwrap().hashes_under(a.id()), 1);
+    rotated.authenticate(issued.secret.expose(), &ctx).unwrap();
+    let stored = PostgresStore::connect(&url)
+        .unwrap()
+        .get(id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.secret.unwrap().scheme, HashScheme::keyed(b.id()));
+    support::pg::wait_for(
+        Duration::from_secs(30),
+        "the watcher sees the re-hash",
+        || watcher.hash_key_report().unwrap().hashes_under(a.id()) == 0,
+    );
+    // Now b alone is enough, on a replica started after it.
+    let b_only = replica(&[&b]);
+    b_only.check_hash_keys().unwrap();
+    assert_eq!(
+        b_only
+            .authenticate(issued.secret.expose(), &ctx)
+            .unwrap()
+            .token,
+        id
+    );
+}
+
+/// Issue 14: imported legacy hashes live in PostgreSQL like any other; rows from before schema
+/// 3 read as made under the host's key and are labelled when first used.
+#[test]
+fn issue_14_imported_and_unrecorded_hashes_in_postgresql() {
+    use api_tokens::{HashKey, HashScheme, ImportedToken, LegacyHash, LegacyScheme};
+    use sha2::{Digest, Sha512};
+    let pg = server!();
+    let url = pg.create_db("legacy14");
+    let key = HashKey::new([7; 32]);
+    let secret = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let digest: String = Sha512::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let tokens = Tokens::new(PostgresStore::connect(&url).unwrap())
+        .with_hash_key(key.clone())
+        .with_legacy_scheme(LegacyScheme::ZabbixSha512);
+    let ids = tokens
+        .import(
+            &Actor::admin(UserId::from(1)),
+            [ImportedToken::new("z".parse().unwrap(), UserId::from(2))
+                .permissions(PermissionSet::all())
+                .hash(LegacyHash::parse(LegacyScheme::ZabbixSha512, &digest).unwrap())],
+        )
+        .unwrap();
+    let ordinary = tokens
+        .issue(
+            &Actor::user(UserId::from(2)),
+            NewToken::new("plain".parse().unwrap()).permissions("x".parse().unwrap()),
+        )
+        .unwrap();
+    drop(tokens);
+    let ctx = RequestContext::unknown_address();
+    let tokens = Tokens::new(PostgresStore::connect(&url).unwrap())
+        .with_hash_key(key.clone())
+        .with_legacy_scheme(LegacyScheme::ZabbixSha512);
+    let report = tokens.check_hash_keys().unwrap();
+    assert_eq!(report.usage.len(), 2, "{report:?}");
+    assert_eq!(tokens.authenticate(secret, &ctx).unwrap().token, ids[0]);
+    assert_eq!(tokens.hash_key_report().unwrap().not_current(), 0);
+    drop(tokens);
+
+    // Back to schema 2 by hand (the scheme columns gone): migrated again on connect, the
+    // hashes' keys unrecorded until a secret matches.
+    pg.psql(
+        "legacy14",
+        "DROP TRIGGER api_tokens_truncated ON api_tokens;
+         DROP FUNCTION api_tokens_truncated();
+         CREATE OR REPLACE FUNCTION api_tokens_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             NEW.change_seq := api_token_tick();
+             IF TG_OP = 'INSERT' THEN
+                 DELETE FROM api_token_deleted WHERE id = NEW.id;
+             END IF;
+             RETURN NEW;
+         END $$;
+         DROP TRIGGER api_tokens_stamp_update ON api_tokens;
+         ALTER TABLE api_tokens DROP COLUMN secret_key_id CASCADE,
+             DROP COLUMN secret_legacy CASCADE, DROP COLUMN previous_key_id CASCADE,
+             DROP COLUMN previous_legacy CASCADE;
+         CREATE TRIGGER api_tokens_stamp_update BEFORE UPDATE OF
+             id, owner, name, description, creator, status, created_at, expires_at,
+             permissions, allowlist, secret_hash, generated_at, previous_hash,
+             previous_valid_until, revision, revoked_at, revoked_by, change_seq
+             ON api_tokens FOR EACH ROW EXECUTE FUNCTION api_tokens_stamp();
+         UPDATE api_tokens_schema SET version = 2;",
+    );
+    let tokens = Tokens::new(PostgresStore::connect(&url).unwrap()).with_hash_key(key.clone());
+    assert_eq!(tokens.check_hash_keys().unwrap().unrecorded(), 2);
+    assert!(tokens.authenticate(ordinary.secret.expose(), &ctx).is_ok());
+    let t = tokens.store().get(ordinary.token.id).unwrap().unwrap();
+    assert_eq!(t.secret.unwrap().scheme, HashScheme::keyed(key.id()));
+    assert_eq!(tokens.hash_key_report().unwrap().unrecorded(), 1);
+}
+
+#[test]
+fn lists_narrowed_by_hand_in_sql_are_never_served_from_the_rule_cache() {
+    // The store parses a token's lists once and keeps them; a hand-made UPDATE does not move
+    // the revision, but the stamp trigger moves change_seq, which the cache is keyed on too.
+    let pg = server!();
+    let url = pg.create_db("narrowed");
+    let tokens = Tokens::new(PostgresStore::connect(&url).unwrap());
+    let admin = Actor::admin(UserId::from(1));
+    let issued = tokens
+        .issue(
+            &admin,
+            NewToken::new("t".parse().unwrap())
+                .permissions("reports.read dns.edit".parse().unwrap())
+                .allowlist("203.0.113.0/24 10.0.0.0/8".parse().unwrap()),
+        )
+        .unwrap();
+    let secret = issued.secret.expose().to_owned();
+    let outside = RequestContext::from_ip("203.0.113.9".parse().unwrap());
+    let inside = RequestContext::from_ip("10.1.2.3".parse().unwrap());
+    let dns_edit = "dns.edit".parse().unwrap();
+    // Fills the cache.
+    let grant = tokens.authenticate(&secret, &outside).unwrap();
+    assert!(grant.require(&dns_edit).is_ok());
+    pg.psql(
+        "narrowed",
+        &format!(
+            "UPDATE api_tokens SET allowlist = '10.0.0.0/8', permissions = 'reports.read' \
+             WHERE id = {}",
+            issued.token.id
+        ),
+    );
+    assert_eq!(
+        tokens
+            .authenticate(&secret, &outside)
+            .err()
+            .map(|d| d.kind()),
+        Some(api_tokens::DenialKind::AddressNotAllowed)
+    );
+    let grant = tokens.authenticate(&secret, &inside).unwrap();
+    assert!(grant.require(&dns_edit).is_err());
+    assert!(grant.require(&"reports.read".parse().unwrap()).is_ok());
+}
+
+#[test]
+fn a_locked_row_never_turns_a_valid_token_away() {
+    // Last-use bookkeeping is written in the background, on a connection of its own: a row
+    // lock held by another session (or a slow database) delays it, never the request (not
+    // even its lookup, with a pool of one), and the uses are written later.
+    let pg = server!();
+    let url = pg.create_db("rowlock");
+    let tokens = Tokens::new(
+        PostgresStore::connect_with(
+            &url,
+            // One pooled connection: the flush must not hold it while it waits.
+            PostgresOptions::default()
+                .pool_size(1)
+                .timeout(Duration::from_secs(2))
+                .touch_interval(Duration::ZERO),
+        )
+        .unwrap(),
+    );
+    let admin = Actor::admin(UserId::from(1));
+    let issued = tokens
+        .issue(
+            &admin,
+            NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
+        )
+        .unwrap();
+    let secret = issued.secret.expose().to_owned();
+    let ctx = RequestContext::unknown_address();
+    let mut holder = pg.psql_session("rowlock");
+    let mut stdin = holder.stdin.take().unwrap();
+    let mut out = BufReader::new(holder.stdout.take().unwrap());
+    writeln!(stdin, "BEGIN; SELECT id FROM api_tokens FOR UPDATE;").unwrap();
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(!line.trim().is_empty(), "lock taken");
+    // Each authentication (a second apart, so each is a newer use) starts a flush that waits
+    // on the lock; none of them may fail for it.
+    let t0 = time::OffsetDateTime::now_utc();
+    for i in 0..5 {
+        let at = t0 + time::Duration::seconds(i);
+        let r = tokens.authenticate_at(&secret, &ctx, at);
+        assert!(
+            r.is_ok(),
+            "a valid token refused: {:?}",
+            r.err().map(|d| d.kind())
+        );
+    }
+    // The lock goes: the newest use is written (by the next flush).
+    writeln!(stdin, "ROLLBACK;").unwrap();
+    drop(stdin);
+    let _ = holder.wait();
+    let newest = (t0 + time::Duration::seconds(4))
+        .unix_timestamp()
+        .to_string();
+    support::pg::wait_for(Duration::from_secs(10), "the newest use written", || {
+        tokens.store().flush().is_ok()
+            && pg
+                .psql(
+                    "rowlock",
+                    &format!(
+                        "SELECT last_used_at FROM api_tokens WHERE id = {}",
+                        issued.token.id
+                    ),
+                )
+                .trim()
+                == newest
+    });
+}
+
+#[test]
+fn a_read_right_after_an_authentication_sees_its_use() {
+    // The use is written in the background; a read waits for a flush in flight.
+    let pg = server!();
+    let url = pg.create_db("readyourown");
+    let tokens = Tokens::new(
+        PostgresStore::connect_with(
+            &url,
+            PostgresOptions::default().touch_interval(Duration::ZERO),
+        )
+        .unwrap(),
+    );
+    let issued = tokens
+        .issue(
+            &Actor::admin(UserId::from(1)),
+            NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
+        )
+        .unwrap();
+    let secret = issued.secret.expose().to_owned();
+    let ctx = RequestContext::unknown_address();
+    let t0 = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let mut missed = 0;
+    for i in 0..30 {
+        let at = t0 + time::Duration::seconds(i);
+        tokens.authenticate_at(&secret, &ctx, at).unwrap();
+        let seen = tokens
+            .store()
+            .get(issued.token.id)
+            .unwrap()
+            .unwrap()
+            .last_use;
+        if seen.map(|u| u.at) != Some(at) {
+            missed += 1;
+        }
+    }
+    assert_eq!(
+        missed, 0,
+        "{missed} of 30 reads right after an authentication missed its use"
+    );
+}
+
+/// Runs a hook once, just before the first `Replace` reaches the store: a write the library
+/// prepared (a re-hash on use) interleaved with an operator's change made by hand in SQL.
+struct Interleave {
+    inner: Arc<PostgresStore>,
+    hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl TokenStore for Interleave {
+    fn reserve_ids(&self, n: usize) -> Result<Vec<api_tokens::TokenId>, StoreError> {
+        self.inner.reserve_ids(n)
+    }
+    fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        if changes.iter().any(|c| matches!(c, Change::Replace(_)))
+            && let Some(hook) = self.hook.lock().unwrap().take()
+        {
+            hook();
+        }
+        self.inner.apply(changes)
+    }
+    fn get(&self, id: api_tokens::TokenId) -> Result<Option<api_tokens::Token>, StoreError> {
+        self.inner.get(id)
+    }
+    fn find_name(
+        &self,
+        owner: &UserId,
+        name: &TokenName,
+    ) -> Result<Option<api_tokens::TokenId>, StoreError> {
+        self.inner.find_name(owner, name)
+    }
+    fn query(
+        &self,
+        query: &Query,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<api_tokens::Token>, StoreError> {
+        self.inner.query(query, now)
+    }
+    fn count(&self, query: &Query, now: time::OffsetDateTime) -> Result<usize, StoreError> {
+        self.inner.count(query, now)
+    }
+    fn authenticate(
+        &self,
+        hash: &api_tokens::SecretHash,
+        check: &mut dyn FnMut(api_tokens::store::Candidate<'_>) -> Option<LastUse>,
+    ) -> Result<bool, StoreError> {
+        self.inner.authenticate(hash, check)
+    }
+}
+
+#[test]
+fn a_rehash_never_undoes_a_change_made_by_hand_in_sql() {
+    // Schema version 5: a stamped UPDATE that leaves the revision as it was moves it, so a
+    // write read before an operator's change is refused as a conflict, not applied over it.
+    let pg = Arc::new(server!());
+    let url = pg.create_db("handmade");
+    let a = api_tokens::HashKey::new([0xa; 32]);
+    let b = api_tokens::HashKey::new([0xb; 32]);
+    let inner = Arc::new(PostgresStore::connect(&url).unwrap());
+    let admin = Actor::admin(UserId::from(1));
+    let under_a = Tokens::new(inner.clone()).with_hash_key(a.clone());
+    let ctx = RequestContext::unknown_address();
+    for (name, sql) in [
+        (
+            "disabled",
+            "UPDATE api_tokens SET status = 1 WHERE id = {id}",
+        ),
+        (
+            "cleared",
+            "UPDATE api_tokens SET secret_hash = NULL, generated_at = NULL, status = 1 \
+             WHERE id = {id}",
+        ),
+    ] {
+        let issued = under_a
+            .issue(
+                &admin,
+                NewToken::new(name.parse().unwrap()).permissions(PermissionSet::all()),
+            )
+            .unwrap();
+        let id = issued.token.id;
+        let secret = issued.secret.expose().to_owned();
+        let revision = |pg: &PgServer| {
+            pg.psql(
+                "handmade",
+                &format!("SELECT revision FROM api_tokens WHERE id = {id}"),
+            )
+            .trim()
+            .to_owned()
+        };
+        let before = revision(&pg);
+        let sql = sql.replace("{id}", &id.to_string());
+        let server = pg.clone();
+        let rotated = Tokens::new(Interleave {
+            inner: inner.clone(),
+            hook: std::sync::Mutex::new(Some(Box::new(move || {
+                server.psql("handmade", &sql);
+            }))),
+        })
+        .with_hash_key(b.clone())
+        .with_old_hash_key(a.clone());
+        rotated.check_hash_keys().unwrap();
+        // The request that raced the operator was let in (it was looked up before the
+        // change); what matters is the row afterwards, and every later request.
+        let _ = rotated.authenticate(&secret, &ctx);
+        assert_ne!(
+            revision(&pg),
+            before,
+            "{name}: the hand-made change moved the revision"
+        );
+        assert_eq!(
+            pg.psql(
+                "handmade",
+                &format!("SELECT status FROM api_tokens WHERE id = {id}")
+            )
+            .trim(),
+            "1",
+            "{name}: the re-hash put the row back"
+        );
+        assert!(
+            rotated.authenticate(&secret, &ctx).is_err(),
+            "{name}: the secret works again"
+        );
+    }
+}
+
+#[test]
+fn a_revocation_by_a_process_older_than_the_schema_still_commits() {
+    // A process built before schema version 3 (still connected while another migrated)
+    // knows nothing of the scheme columns; its revocation clears the hashes only. The stamp
+    // trigger clears their schemes, so version 3's rules do not refuse it.
+    let pg = server!();
+    let url = pg.create_db("oldwriter");
+    let tokens = Tokens::new(PostgresStore::connect(&url).unwrap());
+    let issued = tokens
+        .issue(
+            &Actor::admin(UserId::from(1)),
+            NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
+        )
+        .unwrap();
+    let id = issued.token.id;
+    // Exactly the columns a version-2 process's UPDATE sets for a revocation by possession.
+    pg.psql(
+        "oldwriter",
+        &format!(
+            "UPDATE api_tokens SET status = 1, secret_hash = NULL, generated_at = NULL, \
+             previous_hash = NULL, previous_valid_until = NULL, revoked_at = 1, \
+             revoked_by = 'possession', revision = revision + 1 WHERE id = {id}"
+        ),
+    );
+    assert_eq!(
+        pg.psql(
+            "oldwriter",
+            &format!(
+                "SELECT secret_key_id IS NULL AND secret_legacy IS NULL FROM api_tokens \
+                 WHERE id = {id}"
+            )
+        )
+        .trim(),
+        "t"
+    );
+    assert!(
+        tokens
+            .authenticate(issued.secret.expose(), &RequestContext::unknown_address())
+            .is_err()
+    );
 }

@@ -11,6 +11,8 @@
 //!
 //! The snapshot row is tested in `tests/snapshot.rs` (sealed snapshots).
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration as StdDuration;
@@ -102,6 +104,52 @@ fn permissions_beyond_the_cap_are_refused_naming_the_cap() {
         .unwrap_err();
     assert!(
         matches!(&err, Error::Invalid { source, .. } if source.problem == Problem::TooMany { max: cap }),
+        "{err}"
+    );
+}
+
+// Review 1: search patterns and sort keys are bounded like the list filters.
+#[test]
+fn search_patterns_and_sort_keys_are_capped() {
+    use api_tokens::store::{SortField, SortOrder, TextSearch};
+    use api_tokens::{MAX_SEARCH_PATTERNS, MAX_SORT_KEYS};
+    let tokens = Tokens::in_memory();
+    let words = |n: usize| (0..n).map(|i| format!("w{i}")).collect::<Vec<_>>();
+    let at_cap = Query::new().search(TextSearch::new().name(words(MAX_SEARCH_PATTERNS)));
+    assert!(tokens.list(&admin(), &at_cap).is_ok());
+    let over = Query::new().search(
+        TextSearch::new()
+            .name(words(MAX_SEARCH_PATTERNS))
+            .description(["one more"]),
+    );
+    let err = tokens.count(&admin(), &over).unwrap_err();
+    assert!(
+        matches!(&err, Error::Invalid { source, .. } if source.problem
+            == Problem::TooManyValues { found: MAX_SEARCH_PATTERNS + 1, max: MAX_SEARCH_PATTERNS }),
+        "{err}"
+    );
+    // A pattern longer than any stored text can be never matches: refused, not scanned.
+    let policy = Policy::default();
+    let longest = policy.max_description_chars.max(api_tokens::MAX_NAME_LEN);
+    let ok = Query::new().search(TextSearch::new().description(["x".repeat(longest)]));
+    assert!(tokens.list(&admin(), &ok).is_ok());
+    let long = Query::new().search(TextSearch::new().description(["x".repeat(longest + 1)]));
+    let err = tokens.list(&admin(), &long).unwrap_err();
+    assert!(
+        matches!(&err, Error::Invalid { source, .. } if source.problem
+            == Problem::TooLong { max: longest }),
+        "{err}"
+    );
+    let mut sorted = Query::new().sort(SortField::Name, SortOrder::Ascending);
+    for _ in 1..MAX_SORT_KEYS {
+        sorted = sorted.then_sort(SortField::Created, SortOrder::Descending);
+    }
+    assert!(tokens.list(&admin(), &sorted).is_ok());
+    let too_many = sorted.then_sort(SortField::Id, SortOrder::Ascending);
+    let err = tokens.list(&admin(), &too_many).unwrap_err();
+    assert!(
+        matches!(&err, Error::Invalid { source, .. } if source.problem
+            == Problem::TooManyValues { found: MAX_SORT_KEYS + 1, max: MAX_SORT_KEYS }),
         "{err}"
     );
 }
@@ -364,6 +412,7 @@ impl TokenStore for RegeneratesAfterLookup {
             let mut t = self.inner.get(id)?.unwrap();
             t.secret = Some(api_tokens::SecretState {
                 hash: api_tokens::SecretHash::from_bytes([9; 32]),
+                scheme: api_tokens::HashScheme::UNRECORDED,
                 generated_at: NOW,
                 previous: None,
             });
@@ -494,21 +543,17 @@ fn allowlist_text_is_taken_as_written_or_refused() {
 #[cfg(feature = "sqlite")]
 mod sqlite {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use api_tokens::StoreError;
     use api_tokens::store::sqlite::SqliteStore;
     use rusqlite::Connection;
 
-    fn temp_db(tag: &str) -> std::path::PathBuf {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "api-tokens-review-{}-{tag}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join("tokens.db")
+    /// A database path in a fresh temp dir, removed (even when the test fails) when the
+    /// returned guard drops.
+    fn temp_db(tag: &str) -> (super::support::TempDir, std::path::PathBuf) {
+        let dir = super::support::TempDir::new(&format!("review-{tag}"));
+        let path = dir.join("tokens.db");
+        (dir, path)
     }
 
     fn raw(path: &std::path::Path) -> Connection {
@@ -519,14 +564,15 @@ mod sqlite {
 
     #[test]
     fn revocation_by_possession_is_final_in_sqlite() {
-        revocation_is_final(SqliteStore::open(temp_db("revoke")).unwrap());
+        let (_dir, path) = temp_db("revoke");
+        revocation_is_final(SqliteStore::open(path).unwrap());
     }
 
     // Row: another connection holds the write lock: a valid token waited 5 s, then was
     // refused (503).
     #[test]
     fn a_valid_token_is_granted_while_another_connection_writes() {
-        let path = temp_db("busy");
+        let (_dir, path) = temp_db("busy");
         // A long busy timeout: if authentication waited for the lock, it would wait this long
         // and then fail.
         let store = SqliteStore::open_with_busy_timeout(&path, StdDuration::from_secs(60))
@@ -593,7 +639,7 @@ mod sqlite {
     #[test]
     fn opening_while_another_connection_writes() {
         // A database whose schema is current opens without writing, so without waiting.
-        let path = temp_db("open");
+        let (_dir, path) = temp_db("open");
         drop(SqliteStore::open(&path).unwrap());
         let other = raw(&path);
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -601,7 +647,7 @@ mod sqlite {
         assert!(store.is_ok(), "{:?}", store.err());
         other.execute_batch("ROLLBACK").unwrap();
         // A fresh one needs the lock to create the schema: it waits, then says so.
-        let fresh = temp_db("fresh");
+        let (_fresh_dir, fresh) = temp_db("fresh");
         let other = raw(&fresh);
         other
             .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
@@ -646,7 +692,7 @@ mod sqlite {
     // accepted with no time limit.
     #[test]
     fn a_previous_hash_without_an_end_is_refused() {
-        let path = temp_db("previous");
+        let (_dir, path) = temp_db("previous");
         let (old, new) = rotated(&path);
         let c = raw(&path);
         // The schema refuses the state outright...
@@ -706,7 +752,7 @@ mod sqlite {
 
     #[test]
     fn a_version_1_database_is_migrated_or_refused_at_open() {
-        let path = temp_db("v1");
+        let (_dir, path) = temp_db("v1");
         let c = raw(&path);
         c.execute_batch(V1_SCHEMA).unwrap();
         c.execute(

@@ -232,12 +232,25 @@ fn a_snapshot_written_before_the_view_existed_still_restores() {
     let key = HashKey::new([3; 32]);
     let sealed: SealedSnapshot = serde_json::from_str(old).unwrap();
     let tokens = Tokens::new(MemoryStore::from_snapshot(sealed.open(&key).unwrap()).unwrap())
-        .with_hash_key(key);
-    let again = serde_json::to_value(tokens.sealed_snapshot()).unwrap();
+        .with_hash_key(key.clone());
+    let mut again = serde_json::to_value(tokens.sealed_snapshot()).unwrap();
+    // Issue 14: sealed again, it is version 3, each hash saying which key made it (the one
+    // the version-2 snapshot was sealed under); otherwise the same document.
+    assert_eq!(again["version"], 3);
     assert_eq!(
-        again,
-        serde_json::from_str::<serde_json::Value>(old).unwrap()
+        again["tokens"][0]["secret"]["scheme"],
+        format!("blake3:{}", key.id())
     );
+    let mut before = serde_json::from_str::<serde_json::Value>(old).unwrap();
+    for doc in [&mut again, &mut before] {
+        let o = doc.as_object_mut().unwrap();
+        o.remove("version");
+        o.remove("seal");
+        if let Some(secret) = doc["tokens"][0]["secret"].as_object_mut() {
+            secret.remove("scheme");
+        }
+    }
+    assert_eq!(again, before);
     let grant = tokens
         .authenticate(secret, &RequestContext::unknown_address())
         .unwrap();

@@ -94,6 +94,9 @@ async fn a_burst_of_bad_tokens_leaves_the_server_up_and_the_store_untouched() {
             .layer(AuthLayer::new(tokens.clone()).secret_sources(
                 SecretSources::default().header(HeaderName::from_static("x-api-key")),
             ));
+    // The startup check a host runs (it reads the store once; otherwise the first
+    // authentication would run it, and that read is not the burst's doing).
+    tokens.check_hash_keys().unwrap();
     let server = serve(app).await;
     let addr = server.addr;
     let before = tokens.store().calls();

@@ -289,7 +289,8 @@ async fn malformed_credentials_get_a_clean_401_and_never_a_store_lookup() {
     let last = if typo.pop() == Some('A') { 'B' } else { 'A' };
     typo.push(last);
     let typo = format!("Bearer {typo}");
-    let cases: Vec<(&str, Vec<(&str, &[u8])>)> = vec![
+    type Headers<'a> = Vec<(&'a str, &'a [u8])>;
+    let cases: Vec<(&str, Headers)> = vec![
         (
             "non-UTF-8",
             vec![("Authorization", b"Bearer tok_\xff\xfe\xfd")],
@@ -484,4 +485,40 @@ async fn refusals_have_the_rfc_6750_status_header_and_the_public_body() {
         !all.contains(&good) && !all.contains(&disabled),
         "a secret was logged"
     );
+}
+
+/// The layer wrapped around a whole `Router` as a tower service (the cheaper form the README
+/// names: no per-route boxing), served with `ConnectInfo`: the same grant, the same refusals.
+#[tokio::test]
+async fn the_layer_wrapped_around_the_whole_router_serves_the_same() {
+    use axum::ServiceExt;
+    use tower_layer::Layer;
+
+    let f = Fixture::new();
+    let reader = f.issue("reader", "dns.read");
+    let router = Router::new().route("/whoami", get(whoami)).route(
+        "/dns/zones/edit",
+        post(|| async { "edited" }).route_layer(require(DNS_EDIT)),
+    );
+    let app = AuthLayer::new(f.tokens.clone()).layer(router);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                std::net::SocketAddr,
+            >(app),
+        )
+        .await
+        .unwrap();
+    });
+    let r = http_get(addr, "/whoami", Some(&reader)).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "alice via token 1"));
+    let r = http_get(addr, "/whoami", None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    let r = call(addr, "POST", "/dns/zones/edit", &reader, None).await;
+    assert_eq!(r.status, 403);
+    task.abort();
 }

@@ -28,7 +28,11 @@ fn tokens() -> T {
         )
         .with(user("bob"), UserState::Active("dns.*".parse().unwrap()))
         .with(user("root"), UserState::Unrestricted);
-    Tokens::new(CountingStore::new()).with_directory(directory)
+    let t = Tokens::new(CountingStore::new()).with_directory(directory);
+    // The startup check a host runs; otherwise the first authentication runs it, in the
+    // store, on the executor (and a closed gate would hold it there).
+    t.check_hash_keys().unwrap();
+    t
 }
 
 /// A token issued directly (the bootstrap a host does once).

@@ -21,19 +21,28 @@
 //! | function | parameters | `data` |
 //! | --- | --- | --- |
 //! | `api_token_create` | `token_name` (required), `acl`/`acl-N` (default: every privilege of the caller), `expires_at` (Unix time; `0` never), `whitelist_ip`/`whitelist_ip-N` | `acls` (absent for a full-access token), `create_time`, `expires_at` (`null`: never), `name`, `token` (shown once), `whitelist_ips` (`null`: any) |
-//! | `api_token_list` | — | `tokens`: by name, each `acls` (every ACL of the caller: `1` the token has it, `0` not; absent for full access), `create_time`, `expires_at`, `name`, `whitelist_ips` |
+//! | `api_token_list` | — | `tokens`: by name, each `acls` (every ACL of the caller: `1` the token has it, `0` not; absent for full access), `create_time`, `expires_at`, `name`, `whitelist_ips`, and for a token revoked by possession `revoke_time` (the example's own) |
 //! | `api_token_update` | `token_name` (required), `new_name`, `acl`/`acl-N` (replaces all), `expires_at` (`0` clears), `whitelist_ip`/`whitelist_ip-N` (replaces all; `whitelist_ip=any` clears) | as create, without `token` |
 //! | `api_token_revoke` | `token_name`/`token_name-N` (names that do not exist are skipped) | none |
-//! | `api_token_get_details` | `token` (the plaintext token) | as update; no `data` at all for an unknown or expired token |
+//! | `api_token_get_details` | `token` (the plaintext token) | as update; no `data` at all for an unknown, expired or revoked token |
+//! | `api_token_revoke_leaked` (the example's own) | `token` (a leaked plaintext token) | none, also when no token has that secret |
 //!
 //! `whitelist_ips` are written as WHM writes them: IPv4 before IPv6, sorted by address, IPv6
 //! fully expanded (`fc00:abcd:0000:0000:0000:0000:0000:000f`), single-host suffixes (`/32`,
 //! `/128`) dropped, duplicates removed. `api.version` is accepted on every call.
 //!
+//! # Revocation by possession (the example's own)
+//! WHM revokes tokens by name only. The library's `revoke_by_secret` is final, and the example
+//! maps it onto WHM's forms: `api_token_revoke_leaked?token=…` revokes the token the secret
+//! belongs to; the secret stops working at once (`api_token_get_details` has no `data` for it:
+//! its hash is dropped); the token stays in `api_token_list` with `revoke_time` (Unix time);
+//! `api_token_update` refuses it, whatever it would change; `api_token_revoke` by name removes
+//! it, which frees the name.
+//!
 //! | rule | `reason` (with `result: 0`) | source |
 //! | --- | --- | --- |
 //! | an unknown function | `Unknown app ("x") requested for this version (1) of the API.` | WHM |
-//! | a name missing | `Provide the "token_name" argument.` | the example's, after the revoke text |
+//! | a name missing (get_details, revoke_leaked: the token) | `Provide the "token_name" argument.` (`Provide the "token" argument.`) | the example's, after the revoke text |
 //! | a name invalid (empty, over 50, outside `a-z A-Z 0-9 _ -`) | `"X" is not a valid API token name. An API token name must not be longer than 50 characters and may only contain the following characters: a-z A-Z 0-9 _ -` | issue |
 //! | create: the name taken | `A conflicting API token with the name "X" already exists.` | issue |
 //! | update: `new_name` taken | `An API token with the name "X" already exists.` | issue |
@@ -46,8 +55,9 @@
 //! | more than 1,000 parameters (30,000 `acl-N` included) | `You have entered "N" parameters, which is above the limit of 1000.` | the example's bound, in the IP limit's words |
 //! | revoke: no name | `Provide at least one "token_name" argument.` | issue |
 //! | update: nothing to change | `Specify a new name, updated ACLs, or IPs.` | issue |
+//! | update: a token revoked by possession (any change) | `The API token "X" was revoked because its secret was reported leaked: it cannot be updated.` | the example's |
 //! | update: an unknown parameter | `Unrecognized API token update parameter(s): x, y` | issue (the list's separator is the example's) |
-//! | create, list, revoke, get: an unknown parameter | `Unrecognized API token create parameter(s): x` (and so on) | the example's, after the update text; WHM may ignore them |
+//! | create, list, revoke, get, revoke_leaked: an unknown parameter | `Unrecognized API token create parameter(s): x` (`list`, `revoke`, `details`, `revoke_leaked`) | the example's, after the update text; WHM may ignore them |
 //! | a single-valued parameter given twice | `The "token_name" argument may be given only once.` | the example's |
 //! | a call line over 1 MiB | `The request is too large.` | the example's bound |
 //!
@@ -210,6 +220,10 @@ fn details(t: &Token) -> Map<String, Value> {
     o.insert("expires_at".into(), expires(t));
     o.insert("name".into(), json!(t.name.as_str()));
     o.insert("whitelist_ips".into(), whitelist(t));
+    // The example's own: when the token was revoked by possession of its secret.
+    if let Some(r) = t.revoked {
+        o.insert("revoke_time".into(), json!(unix(r.at)));
+    }
     o
 }
 
@@ -448,6 +462,12 @@ impl Whm {
         let current = self
             .find(raw)?
             .ok_or_else(|| format!("The API token \"{raw}\" does not exist."))?;
+        if current.revoked.is_some() {
+            return Err(format!(
+                "The API token \"{raw}\" was revoked because its secret was reported leaked: \
+                 it cannot be updated."
+            ));
+        }
         let mut u = TokenUpdate::new(current.id);
         if let Some(new) = call.one("new_name")? {
             let name = Self::name(new)?;
@@ -506,6 +526,20 @@ impl Whm {
         Ok(None)
     }
 
+    /// The example's own `api_token_revoke_leaked?token=…`: revokes, for good, the token a
+    /// leaked secret belongs to (the library's `revoke_by_secret`). Holding the secret is the
+    /// authority. Like `api_token_revoke`, it answers no `data`, also when no token has that
+    /// secret (unknown, or revoked already). The token stays listed with `revoke_time` until it
+    /// is revoked by name.
+    fn revoke_leaked(&self, call: &Call) -> Result<Option<Value>, String> {
+        Self::refuse_unknown(call, "revoke_leaked", &["token"])?;
+        let secret = Self::required(call, "token")?;
+        self.tokens
+            .revoke_by_secret(secret)
+            .map_err(|e| reason(&e))?;
+        Ok(None)
+    }
+
     fn get_details(&self, call: &Call) -> Result<Option<Value>, String> {
         Self::refuse_unknown(call, "details", &["token"])?;
         let secret = Self::required(call, "token")?;
@@ -532,6 +566,7 @@ impl Whm {
                     "api_token_list" => self.list(&call),
                     "api_token_update" => self.update(&call),
                     "api_token_revoke" => self.revoke(&call),
+                    "api_token_revoke_leaked" => self.revoke_leaked(&call),
                     "api_token_get_details" => self.get_details(&call),
                     other => Err(format!(
                         "Unknown app (\"{other}\") requested for this version (1) of the API."

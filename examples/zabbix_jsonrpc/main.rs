@@ -3,8 +3,8 @@
 //! Reads JSON-RPC 2.0 requests (JSON values one after another, or batch arrays) from a file named
 //! on the command line or from stdin and prints one response per line; a notification (a request
 //! without `"id"`) gets no response, as in Zabbix. Methods: `token.create`, `token.update`,
-//! `token.delete`, `token.get`, `token.generate`. Ids are strings, times Unix seconds, `0` means
-//! never.
+//! `token.delete`, `token.get`, `token.generate`, and the example's own `token.revoke` (see
+//! "Revocation by possession"). Ids are strings, times Unix seconds, `0` means never.
 //!
 //! ```sh
 //! echo '{"jsonrpc":"2.0","method":"token.create","params":{"name":"Your token","userid":"2"},"id":1}' \
@@ -13,14 +13,17 @@
 //!
 //! Options: `--first-id N` (the store's first token id), `--now UNIX` (fix the clock),
 //! `--users FILE` (the user table, see `users.rs`; by default `1` is the Super admin, `2` and
-//! `3` are users, `4` is a disabled user).
+//! `3` are users, `4` is a disabled user), `--import FILE` (rows of a Zabbix database's `token`
+//! table, imported before the first request, after which their old secrets keep working: see
+//! `import.rs`).
 //!
 //! # Who calls
 //! A request with `"auth"` is made by the owner of that API token (64 characters), checked like
 //! any authentication. A request without `"auth"` (or with `"auth": null`) is made by user `1`,
 //! as if it had logged in: the example has no `user.login`. Any other `auth` is refused, never
 //! read as "no auth": a non-string is an invalid request, an empty string is not authorized, and
-//! a string of another length is a session the example does not know.
+//! a string of another length is a session the example does not know. `token.revoke` is the
+//! exception: it is called without `auth` (see below).
 //!
 //! # Parameters and errors
 //! The references are Zabbix 6.x's `CToken`, `CApiInputValidator`, `CJsonRpc` and
@@ -49,6 +52,8 @@
 //! | auth | 64 characters: an expired token | `API token expired.` (-32500 `Application error.`) |
 //! | auth | any other string | `Session terminated, re-login, please.` (-32602) |
 //! | role | the caller lacks *Manage API tokens* | `No permissions to call "token.get".` (-32602) |
+//! | revoke | `auth` given (even a valid one) | `The "token.revoke" method must be called without the "auth" parameter.` (-32602; Zabbix's text for `apiinfo.version`) |
+//! | revoke | members: `token` (required, 1–64 characters); anything else | `Invalid parameter "/": the parameter "token" is missing.` / `Invalid parameter "/token": cannot be empty.` / `… value is too long.` / `Invalid parameter "/": unexpected parameter "x".` (-32602) |
 //! | all methods | an array parameter over 10,000 elements | `Invalid parameter "/": value is too long.` (-32602; the example's bound) |
 //! | create, update | params empty | `Invalid parameter "/": cannot be empty.` (-32602) |
 //! | create, update | an item not an object | `Invalid parameter "/1": an array is expected.` (-32602) |
@@ -67,13 +72,15 @@
 //! | create | `userid` of another user, by a caller that is not the Super admin, or of no user | `User with ID "5" is not available.` (-32602) |
 //! | create, update | the name is taken for that user (update: also by a token renamed away in the same batch) | `API token "x" already exists for userid "2".` (-32602) |
 //! | update, delete, generate | an id that does not exist or is not the caller's | `No permissions to referred object or it does not exist!` (-32500) |
+//! | update | `status: 0` for a token revoked by possession, alone or in a mass enable (nothing in the batch changes) | `Invalid parameter "/2/status": API token "188" was revoked because its secret was reported leaked: it cannot be enabled again.` (-32602; the example's) |
+//! | generate | a token revoked by possession (nothing in the batch changes) | `Invalid parameter "/2": API token "188" was revoked because its secret was reported leaked: it cannot be given a new secret.` (-32602; the example's) |
 //! | get | members: `tokenids`, `userids` (ids; a lone id accepted), `token` (string ≤ 64), `valid_at`, `expired_at` (int32), `filter`, `search`, `searchByAny`, `startSearch`, `excludeSearch`, `searchWildcardsEnabled`, `output`, `countOutput`, `sortfield`, `sortorder`, `limit`, `preservekeys`; anything else | `Invalid parameter "/": unexpected parameter "x".` (-32602) |
 //! | get | `tokenids: "x"` | `Invalid parameter "/tokenids": an array is expected.` (-32602) |
 //! | get | `filter` members: `tokenid`, `userid`, `creator_userid` (ids), `name` (strings), `lastaccess`, `status` (`0`, `1`), `expires_at`, `created_at` (int32); each exact, an array meaning any of; anything else | `Invalid parameter "/filter": unexpected parameter "x".` (-32602) |
 //! | get | `filter.status: 2` | `Invalid parameter "/filter/status/1": value must be one of 0, 1.` (-32602) |
 //! | get | `search` members: `name`, `description` (strings; at most 100 each, each at most 65,535 characters: the example's bounds, answered `… value is too long.`); anything else | `Invalid parameter "/search": unexpected parameter "x".` (-32602) |
 //! | get | `searchByAny`, `searchWildcardsEnabled`, `preservekeys` not a boolean | `Invalid parameter "/preservekeys": a boolean is expected.` (-32602) |
-//! | get | `output`: `"extend"` or field names | `Invalid parameter "/output": value must be "extend".` / `Invalid parameter "/output/1": value must be one of "tokenid", "name", …` / `Invalid parameter "/output/2": value (name) already exists.` (-32602) |
+//! | get | `output`: `"extend"` or field names (the token's fields and the example's `revoked_at`) | `Invalid parameter "/output": value must be "extend".` / `Invalid parameter "/output/1": value must be one of "tokenid", "name", …` / `Invalid parameter "/output/2": value (name) already exists.` (-32602) |
 //! | get | `sortfield`: `tokenid`, `name`, `lastaccess`, `status`, `expires_at`, `created_at`, each once | `Invalid parameter "/sortfield/1": value must be one of "tokenid", …` / `Invalid parameter "/sortfield/2": value (name) already exists.` (-32602) |
 //! | get | `sortorder`: `ASC` or `DESC`, one or per field | `Invalid parameter "/sortorder": value must be one of "ASC", "DESC".` (-32602) |
 //! | get | `limit` below 1 | `Invalid parameter "/limit": value must be one of 1-2147483647.` (-32602) |
@@ -85,8 +92,23 @@
 //! whole value, empty patterns are skipped; `sortfield: expires_at` puts never-expiring tokens
 //! first (Zabbix stores them as `0`).
 //!
+//! # Revocation by possession (the example's own)
+//! Zabbix has no way to report a leaked secret; the library's `revoke_by_secret` is final, and
+//! the example maps it onto Zabbix's forms:
+//!
+//! | what | request | answer |
+//! | --- | --- | --- |
+//! | revoke | `token.revoke` with `{"token": "<secret>"}`, without `auth` | `{"tokenids": ["188"]}`; `{"tokenids": []}` when no token has that secret any more (unknown, replaced, revoked already) |
+//! | the leaked secret | as `auth`, or as `token.get`'s `token` | `Not authorized.`; no token (its hash is dropped) |
+//! | the revoked token | `token.get` | listed, `status` `"1"`, `revoked_at` the Unix time of the revocation (`"0"` for every other token; in `output`'s field list) |
+//! | enable it | `token.update` with `status: 0`, alone or in a mass enable | refused (table above); nothing in the batch changes |
+//! | a new secret | `token.generate` | refused (table above); nothing in the batch changes |
+//! | anything else | `token.update` of `name`, `description`, `expires_at`, `status: 1`; `token.delete` | as for any token |
+//!
 //! # Where the example differs from Zabbix
 //! * No `user.login` and no sessions: without `auth` the caller is user `1`.
+//! * `token.revoke`, the `revoked_at` field and the refusals of a revoked token are the
+//!   example's own (Zabbix has no revocation by possession); see the section above.
 //! * A token's name may not have surrounding whitespace or control characters (the library's
 //!   rule; Zabbix accepts them): `Invalid parameter "/1/name": cannot start or end with
 //!   whitespace.`
@@ -100,6 +122,7 @@
 //!   uniqueness error as `value (userid, name)=(1, x)`. The example follows the test suite of
 //!   the 6.0 era for these.
 
+mod import;
 mod input;
 mod token_api;
 mod users;
@@ -111,7 +134,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use api_tokens::{
-    Actor, ManualClock, MemoryStore, Policy, PublicDenial, RequestContext, Snapshot, Tokens,
+    Actor, LegacyScheme, ManualClock, MemoryStore, Policy, PublicDenial, RequestContext, Snapshot,
+    Tokens,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -273,10 +297,13 @@ impl Server {
         if !api.eq_ignore_ascii_case("token") {
             return Err(not_found(format!("Incorrect API \"{api}\".")));
         }
-        let known = ["create", "update", "delete", "get", "generate"];
+        let known = ["create", "update", "delete", "get", "generate", "revoke"];
         let Some(m) = known.iter().find(|m| m.eq_ignore_ascii_case(method)) else {
             return Err(not_found(format!("Incorrect method \"{api}.{method}\".")));
         };
+        if *m == "revoke" {
+            return self.revoke(call, api, method);
+        }
         let caller = self.caller(call.auth)?;
         if !caller.user.manage_tokens {
             return Err(invalid_params(format!(
@@ -290,6 +317,19 @@ impl Server {
             "generate" => self.api.generate(&caller, call.params),
             _ => self.api.get(&caller, call.params),
         }
+    }
+
+    /// The example's own `token.revoke`: holding the secret is the authority, so, like
+    /// Zabbix's methods that need no login (`apiinfo.version`), it is called without `auth`
+    /// and checks no caller or role. An `auth` given anyway is refused in Zabbix's words for
+    /// those methods, never ignored.
+    fn revoke(&self, call: &Call<'_>, api: &str, method: &str) -> Result<Value, ApiError> {
+        if call.auth.is_some() {
+            return Err(invalid_params(format!(
+                "The \"{api}.{method}\" method must be called without the \"auth\" parameter."
+            )));
+        }
+        self.api.revoke(call.params)
     }
 
     /// One request's response, or `None` for a notification.
@@ -359,6 +399,7 @@ fn main() -> Result<(), Box<dyn StdError>> {
     let mut now: Option<i64> = None;
     let mut file = None;
     let mut users = None;
+    let mut import_file = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -368,6 +409,7 @@ fn main() -> Result<(), Box<dyn StdError>> {
                 let path = args.next().ok_or("--users needs a file")?;
                 users = Some(Users::parse(&std::fs::read_to_string(path)?)?);
             }
+            "--import" => import_file = Some(args.next().ok_or("--import needs a file")?),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}").into()),
             path => file = Some(path.to_owned()),
         }
@@ -381,14 +423,24 @@ fn main() -> Result<(), Box<dyn StdError>> {
         next_id: first_id,
         tokens: Vec::new(),
     })?;
+    // Zabbix's own hashes are honoured, so tokens imported from a Zabbix database keep their
+    // secrets (each one re-hashed under the example's key when it is first used).
     let mut tokens = Tokens::new(store)
         .with_policy(Policy::zabbix())
-        .with_directory(users.directory());
+        .with_directory(users.directory())
+        .with_legacy_scheme(LegacyScheme::ZabbixSha512);
     if let Some(secs) = now {
         tokens = tokens.with_clock(Arc::new(ManualClock::new(
             OffsetDateTime::from_unix_timestamp(secs)?,
         )));
     }
+    if let Some(path) = import_file {
+        for (zabbix_id, id) in import::import(&tokens, &std::fs::read_to_string(path)?)? {
+            eprintln!("imported Zabbix token {zabbix_id} as token {id}");
+        }
+    }
+    // The startup check: every stored hash is under a key (or scheme) this process holds.
+    tokens.check_hash_keys()?;
     let server = Server {
         api: TokenApi { tokens, users },
     };

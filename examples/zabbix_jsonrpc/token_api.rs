@@ -1,5 +1,7 @@
 //! The `token.*` methods: Zabbix's checks in Zabbix's order, then the library call.
 
+mod revocation;
+
 use std::collections::HashSet;
 use std::hash::Hash;
 
@@ -38,6 +40,8 @@ const TOKEN_FIELDS: &[&str] = &[
     "expires_at",
     "created_at",
     "creator_userid",
+    // The example's own: when the token was revoked by possession of its secret.
+    "revoked_at",
 ];
 
 /// The fields `token.get` may sort by.
@@ -92,6 +96,7 @@ fn from_error(e: &Error, method: &str) -> ApiError {
             ..
         } => invalid_params(format!("No permissions to call \"{method}\".")),
         Error::Forbidden { .. } | Error::NotFound { .. } => application(NO_PERMISSIONS),
+        Error::Revoked { index, token } => revocation::refused(*index, *token, method),
         other => application(other.to_string()),
     }
 }
@@ -184,6 +189,7 @@ fn token_object(t: &Token) -> Map<String, Value> {
     );
     o.insert("created_at".into(), json!(unix(t.created_at)));
     o.insert("creator_userid".into(), json!(t.creator.as_str()));
+    o.insert("revoked_at".into(), revocation::revoked_at(t));
     o
 }
 

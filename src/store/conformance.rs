@@ -25,7 +25,9 @@ use super::{
     Candidate, Change, Matched, Query, SortField, SortOrder, TextSearch, TimeRange, TokenStore,
 };
 use crate::error::StoreError;
-use crate::secret::SecretHash;
+use crate::keys::{HashScheme, KeyUsage};
+use crate::legacy::LegacyScheme;
+use crate::secret::{KeyId, SecretHash};
 use crate::token::{
     Expiry, LastUse, PreviousSecret, Revoked, RevokedBy, SecretState, Status, Token, TokenId,
     TokenName, UserId,
@@ -61,6 +63,10 @@ pub fn run<S: TokenStore>(make: impl Fn() -> S) {
         ("query exact filters", query_exact_filters),
         ("query text search", query_text_search),
         ("query sorts by several keys", query_sorts_by_several_keys),
+        (
+            "hash schemes are kept and counted",
+            hash_schemes_are_kept_and_counted,
+        ),
     ];
     for (name, check) in checks {
         let store = make();
@@ -112,9 +118,15 @@ pub fn sample(store: &dyn TokenStore, owner: u64, name: &str) -> Token {
     }
 }
 
+/// A key id of the checks (stores keep it, never check it against a key).
+fn key_id(n: u8) -> KeyId {
+    KeyId::from_bytes([n; 8])
+}
+
 fn with_secret(mut t: Token, h: u8) -> Token {
     t.secret = Some(SecretState {
         hash: hash(h),
+        scheme: HashScheme::keyed(key_id(1)),
         generated_at: t0(),
         previous: None,
     });
@@ -172,6 +184,7 @@ fn records_round_trip(store: &dyn TokenStore) {
     if let Some(s) = &mut t.secret {
         s.previous = Some(PreviousSecret {
             hash: hash(2),
+            scheme: HashScheme::legacy(LegacyScheme::ZabbixSha512, key_id(2)),
             valid_until: t0() + Duration::hours(1),
         });
     }
@@ -326,6 +339,7 @@ fn lookup_by_hash(store: &dyn TokenStore) {
     if let Some(s) = &mut t.secret {
         s.previous = Some(PreviousSecret {
             hash: hash(8),
+            scheme: HashScheme::keyed(key_id(2)),
             valid_until: t0(),
         });
     }
@@ -367,6 +381,7 @@ fn lookup_by_hash(store: &dyn TokenStore) {
     let mut t2 = t.clone();
     t2.secret = Some(SecretState {
         hash: hash(10),
+        scheme: HashScheme::legacy(LegacyScheme::Sha256, key_id(3)),
         generated_at: t0(),
         previous: None,
     });
@@ -626,6 +641,7 @@ fn inconsistent_records_are_refused(store: &dyn TokenStore) {
     if let Some(s) = &mut same_hashes.secret {
         s.previous = Some(PreviousSecret {
             hash: hash(13),
+            scheme: HashScheme::keyed(key_id(1)),
             valid_until: t0(),
         });
     }
@@ -855,4 +871,104 @@ fn query_sorts_by_several_keys(store: &dyn TokenStore) {
         ),
         ids(&[c.clone(), b.clone()])
     );
+}
+
+/// Issue 14: each hash's scheme (key id, legacy scheme, or unrecorded) round-trips, reaches
+/// authentication in the candidate, and is counted by `key_usage` (previous hashes only while
+/// in their grace period).
+fn hash_schemes_are_kept_and_counted(store: &dyn TokenStore) {
+    let (k1, k2, k3) = (key_id(1), key_id(2), key_id(3));
+    let zabbix = HashScheme::legacy(LegacyScheme::ZabbixSha512, k1);
+    let secret = |h: u8, scheme: HashScheme, previous: Option<(u8, HashScheme, OffsetDateTime)>| {
+        Some(SecretState {
+            hash: hash(h),
+            scheme,
+            generated_at: t0(),
+            previous: previous.map(|(h, scheme, valid_until)| PreviousSecret {
+                hash: hash(h),
+                scheme,
+                valid_until,
+            }),
+        })
+    };
+    let mut a = sample(store, 2, "plain-k1");
+    a.secret = secret(20, HashScheme::keyed(k1), None);
+    let mut b = sample(store, 2, "imported");
+    b.secret = secret(
+        21,
+        zabbix,
+        Some((22, HashScheme::keyed(k2), t0() + Duration::hours(1))),
+    );
+    let mut c = sample(store, 2, "unrecorded");
+    c.secret = secret(23, HashScheme::UNRECORDED, None);
+    let mut d = sample(store, 2, "grace-over");
+    d.secret = secret(
+        24,
+        HashScheme::keyed(k1),
+        Some((25, HashScheme::keyed(k3), t0())),
+    );
+    let e = sample(store, 2, "no-secret");
+    insert(
+        store,
+        vec![a.clone(), b.clone(), c.clone(), d.clone(), e.clone()],
+    );
+    for t in [&a, &b, &c, &d, &e] {
+        assert_eq!(
+            store.get(t.id).unwrap().as_ref(),
+            Some(t),
+            "{} kept",
+            t.name
+        );
+    }
+    let scheme_of = |h: SecretHash| {
+        let mut found = None;
+        store
+            .authenticate(&h, &mut |c| {
+                found = Some(c.scheme);
+                None
+            })
+            .unwrap();
+        found
+    };
+    assert_eq!(
+        scheme_of(hash(21)),
+        Some(zabbix),
+        "the matched hash's scheme"
+    );
+    assert_eq!(scheme_of(hash(22)), Some(HashScheme::keyed(k2)));
+    assert_eq!(scheme_of(hash(23)), Some(HashScheme::UNRECORDED));
+    let usage = store.key_usage(t0()).unwrap();
+    let count = |scheme: HashScheme| {
+        usage
+            .iter()
+            .find(|u| u.scheme == scheme)
+            .map(|u| (u.current, u.previous))
+    };
+    assert_eq!(count(HashScheme::keyed(k1)), Some((2, 0)), "{usage:?}");
+    assert_eq!(count(zabbix), Some((1, 0)), "{usage:?}");
+    assert_eq!(count(HashScheme::keyed(k2)), Some((0, 1)), "{usage:?}");
+    assert_eq!(count(HashScheme::UNRECORDED), Some((1, 0)), "{usage:?}");
+    assert_eq!(
+        count(HashScheme::keyed(k3)),
+        None,
+        "a previous hash past its grace is not counted: {usage:?}"
+    );
+    assert_eq!(usage.len(), 4, "one entry per scheme: {usage:?}");
+    assert_eq!(
+        usage.iter().map(KeyUsage::hashes).sum::<u64>(),
+        5,
+        "{usage:?}"
+    );
+    // A re-hash (a replace with a new hash and scheme) is what is kept and counted after.
+    let mut b2 = store.get(b.id).unwrap().unwrap();
+    b2.secret = secret(
+        26,
+        HashScheme::keyed(k1),
+        Some((22, HashScheme::keyed(k2), t0() + Duration::hours(1))),
+    );
+    store.apply(vec![Change::Replace(b2)]).unwrap();
+    assert_eq!(scheme_of(hash(21)), None, "the imported hash is gone");
+    assert_eq!(scheme_of(hash(26)), Some(HashScheme::keyed(k1)));
+    let usage = store.key_usage(t0()).unwrap();
+    assert!(usage.iter().all(|u| u.scheme != zabbix), "{usage:?}");
 }

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use super::{Candidate, Change, Matched, Query, QueryMatcher, TokenStore};
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
+use crate::keys::{HashScheme, KeyUsage, count_into, sort_usage};
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
 use crate::token::{
@@ -24,8 +25,10 @@ pub use seal::{Seal, SealedSnapshot};
 mod seal;
 mod slot_index;
 
-/// The snapshot format version written by [`MemoryStore::snapshot`].
-pub const SNAPSHOT_VERSION: u32 = 2;
+/// The snapshot format version written by [`MemoryStore::snapshot`]. Version 3 (issue 14)
+/// records how each hash was made ([`HashScheme`]); a sealed version-2 snapshot still opens,
+/// its hashes read as made under the key it was sealed with.
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 /// Everything a [`MemoryStore`] holds. It holds secret hashes, never secrets.
 ///
@@ -87,6 +90,9 @@ struct Entry {
     permissions: PermissionSet,
     allowlist: IpAllowlist,
     hash: Option<SecretHash>,
+    /// How `hash` was made (issue 14). Ten bytes, kept inline rather than boxed: authentication
+    /// never reads it, but the key-usage count reads it for every token.
+    scheme: HashScheme,
     generated_at: i64,
     rare: Option<Box<Rare>>,
     last: LastUseCell,
@@ -133,6 +139,7 @@ impl Entry {
             permissions: t.permissions,
             allowlist: t.allowlist,
             hash: t.secret.map(|s| s.hash),
+            scheme: t.secret.map_or(HashScheme::UNRECORDED, |s| s.scheme),
             generated_at: t.secret.map_or(0, |s| s.generated_at.unix_timestamp()),
             rare: match (t.secret.and_then(|s| s.previous), t.revoked) {
                 (Some(p), _) => Some(Box::new(Rare::Previous(p))),
@@ -159,6 +166,7 @@ impl Entry {
             last_use: self.last.get(),
             secret: self.hash.map(|hash| SecretState {
                 hash,
+                scheme: self.scheme,
                 generated_at: to_time(self.generated_at),
                 previous: self.previous().copied(),
             }),
@@ -181,13 +189,16 @@ impl Entry {
     /// secret matched is read from the record itself; a record that matches neither is not
     /// used (fail closed).
     fn candidate(&self, hash: &SecretHash) -> Option<Candidate<'_>> {
-        let matched = if self.hash.as_ref() == Some(hash) {
-            Matched::Current
+        let (matched, scheme) = if self.hash.as_ref() == Some(hash) {
+            (Matched::Current, self.scheme)
         } else {
             match self.previous() {
-                Some(p) if p.hash == *hash => Matched::Previous {
-                    valid_until: p.valid_until,
-                },
+                Some(p) if p.hash == *hash => (
+                    Matched::Previous {
+                        valid_until: p.valid_until,
+                    },
+                    p.scheme,
+                ),
                 _ => return None,
             }
         };
@@ -200,6 +211,7 @@ impl Entry {
             permissions: &self.permissions,
             allowlist: &self.allowlist,
             matched,
+            scheme,
         })
     }
 
@@ -795,6 +807,24 @@ impl TokenStore for MemoryStore {
             .candidates(&matcher)
             .filter(|e| matcher.matches(&e.to_token()))
             .count())
+    }
+
+    fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<KeyUsage>, StoreError> {
+        let inner = self.read();
+        let mut usage = Vec::new();
+        for e in inner.slots.iter().flatten() {
+            if e.hash.is_some() {
+                count_into(&mut usage, e.scheme, false);
+            }
+            if let Some(p) = e.previous()
+                && now < p.valid_until
+            {
+                count_into(&mut usage, p.scheme, true);
+            }
+        }
+        drop(inner);
+        sort_usage(&mut usage);
+        Ok(usage)
     }
 
     fn authenticate(

@@ -15,8 +15,22 @@
 //! * **Last use** is buffered in memory and written in one statement per flush, merged in SQL
 //!   so a later instant is never overwritten by an earlier one (several processes write it).
 //!   The buffer is written when [`PostgresStore::flush`] is called, before every read and
-//!   write the store makes, once the touch interval has passed, and on drop; a crash loses at
-//!   most the uses of the last interval.
+//!   write the store makes, in the background once the touch interval has passed (an
+//!   authentication never waits for it nor fails because of it: a row locked elsewhere or a
+//!   slow database delays only the bookkeeping, and a failed write keeps the uses for the next
+//!   flush), and on drop; a crash loses at most the uses of the last interval. Flushes go
+//!   through one connection of their own besides the pool (so a write waiting on a row lock
+//!   never holds a connection a lookup needs), one at a time: a read waits for a flush in
+//!   flight and sees every use noted before it.
+//! * **Changes made by hand** in SQL are stamped like the store's own (clock, `NOTIFY`) and
+//!   move the revision (schema version 5), so a write the store prepared before them is
+//!   refused as a conflict rather than applied over them; a hash set to NULL loses its scheme
+//!   with it, so a process older than the scheme columns can still revoke.
+//! * **Lists parsed once**: authentication without a replica keeps each looked-up token's
+//!   parsed permissions and allowlist, keyed on the row's revision *and* change clock value,
+//!   so an `UPDATE` made by hand in SQL is seen at the next request.
+//! * **`TRUNCATE api_tokens`** by hand moves the clock and the deletion horizon (schema
+//!   version 4): every replica reloads.
 //! * **Runtime**: the driver is `tokio-postgres`, run on a small runtime the store owns. Every
 //!   call of the sync [`TokenStore`] API hands its work to that runtime and waits, so it works
 //!   the same from a plain thread, from `spawn_blocking` and from inside an async task (where it
@@ -32,7 +46,10 @@ mod sql;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -43,6 +60,7 @@ use tokio_postgres::{Client, Config, NoTls, Statement, Transaction};
 
 use super::{Candidate, Change, Matched, Query, TokenStore};
 use crate::error::StoreError;
+use crate::keys::{KeyUsage, sort_usage};
 use crate::secret::SecretHash;
 use crate::token::{LastUse, SecretState, Token, TokenId, TokenName, UserId};
 pub(crate) use row::token_of;
@@ -105,7 +123,15 @@ pub(crate) struct Pg {
     pending: Mutex<Pending>,
     last_flush: Mutex<Instant>,
     touch_interval: Duration,
-    /// Parsed permission lists and allowlists of looked-up tokens, by id and revision.
+    /// A last-use flush started by authentication is running (at most one at a time).
+    flushing: AtomicBool,
+    /// The connection last-use writes go through, outside the pool: a write waiting on a row
+    /// locked elsewhere never holds a connection a lookup or a management call needs. Its lock
+    /// also orders flushes, so a read that flushes first waits for one in flight and sees
+    /// every use noted before it.
+    flush_slot: Slot,
+    /// Parsed permission lists and allowlists of looked-up tokens, by id, revision and change
+    /// clock value.
     rules: RuleCache,
 }
 
@@ -219,19 +245,32 @@ impl Pg {
             >= self.touch_interval
     }
 
-    /// Writes every buffered last use in one statement; on failure they stay buffered.
+    /// Writes every buffered last use in one statement on the flush connection, within the
+    /// store's timeout; on failure (a timeout included) they stay buffered. Waits for a flush
+    /// in flight first.
     pub(crate) async fn flush(&self) -> Result<(), StoreError> {
+        let mut slot = self.flush_slot.clone().lock_owned().await;
         let batch = self.pending().take();
         *self.last_flush.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         if batch.is_empty() {
             return Ok(());
         }
-        let r = async {
-            let mut conn = self.conn().await?;
-            write_last_uses(conn.session()?, &batch).await
-        }
-        .await;
+        let limit = self.timeout;
+        let write = async {
+            if slot.as_ref().is_none_or(|s| !s.usable()) {
+                *slot = Some(Session::new(connect(&self.config).await?));
+            }
+            match slot.as_mut() {
+                Some(session) => write_last_uses(session, &batch).await,
+                None => Err(corrupt("flush connection missing")),
+            }
+        };
+        let r = tokio::time::timeout(limit, write)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::backend(TimedOut(limit))));
         if r.is_err() {
+            // The connection may have been left mid-transaction: the next flush opens another.
+            *slot = None;
             for (id, used) in batch {
                 self.note_use(id, used);
             }
@@ -239,8 +278,30 @@ impl Pg {
         r
     }
 
+    /// Starts a flush on the store's runtime and returns at once: authentication never waits
+    /// for last-use bookkeeping, and never fails because of it (a row lock held elsewhere, a
+    /// slow or unreachable database). A failed flush keeps the uses buffered for the next one
+    /// and is logged. At most one such flush runs at a time.
+    fn flush_in_background(self: &Arc<Self>) {
+        if self
+            .flushing
+            .compare_exchange(false, true, Acquire, Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let pg = self.clone();
+        self.handle.spawn(async move {
+            let r = pg.flush().await;
+            pg.flushing.store(false, Release);
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "api-tokens: writing last uses failed; kept for the next flush");
+            }
+        });
+    }
+
     async fn flush_if_pending(&self) -> Result<(), StoreError> {
-        if self.pending().is_empty() {
+        if self.pending().is_empty() && !self.flushing.load(Acquire) {
             Ok(())
         } else {
             self.flush().await
@@ -566,8 +627,8 @@ async fn by_hash(
     let cols = columns("");
     let st = s
         .stmt(&format!(
-            "SELECT {cols} FROM api_tokens WHERE secret_hash = $1
-             UNION ALL SELECT {cols} FROM api_tokens WHERE previous_hash = $1 LIMIT 1"
+            "SELECT {cols}, change_seq FROM api_tokens WHERE secret_hash = $1
+             UNION ALL SELECT {cols}, change_seq FROM api_tokens WHERE previous_hash = $1 LIMIT 1"
         ))
         .await?;
     s.client
@@ -728,6 +789,8 @@ impl PostgresStore {
             pending: Mutex::new(Pending::default()),
             last_flush: Mutex::new(Instant::now()),
             touch_interval: options.touch_interval,
+            flushing: AtomicBool::new(false),
+            flush_slot: Arc::new(tokio::sync::Mutex::new(None)),
             rules: RuleCache::default(),
         });
         let store = Self { rt: Some(rt), pg };
@@ -745,6 +808,7 @@ impl PostgresStore {
     /// Backend failures; the uses stay buffered for the next attempt.
     pub fn flush(&self) -> Result<(), StoreError> {
         let pg = self.pg.clone();
+        // A flush in flight (started by authentication) is waited for: none is left behind.
         self.pg.block(async move { pg.flush().await })
     }
 
@@ -916,6 +980,12 @@ impl TokenStore for PostgresStore {
         })
     }
 
+    fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<KeyUsage>, StoreError> {
+        self.run(true, move |mut conn| async move {
+            key_usage(conn.session()?, now).await
+        })
+    }
+
     fn authenticate(
         &self,
         hash: &SecretHash,
@@ -926,13 +996,16 @@ impl TokenStore for PostgresStore {
         };
         // Say which secret matched from the record itself; a record that matches neither is not
         // used (fail closed).
-        let matched = match t.secret {
-            Some(s) if s.hash == *hash => Matched::Current,
+        let (matched, scheme) = match t.secret {
+            Some(s) if s.hash == *hash => (Matched::Current, s.scheme),
             Some(SecretState {
                 previous: Some(p), ..
-            }) if p.hash == *hash => Matched::Previous {
-                valid_until: p.valid_until,
-            },
+            }) if p.hash == *hash => (
+                Matched::Previous {
+                    valid_until: p.valid_until,
+                },
+                p.scheme,
+            ),
             _ => return Ok(false),
         };
         let candidate = Candidate {
@@ -944,15 +1017,64 @@ impl TokenStore for PostgresStore {
             permissions: &t.permissions,
             allowlist: &t.allowlist,
             matched,
+            scheme,
         };
         if let Some(used) = check(candidate) {
             self.pg.note_use(t.id, used);
             if self.pg.flush_due() {
-                self.flush()?;
+                self.pg.flush_in_background();
             }
         }
         Ok(true)
     }
+}
+
+/// Counts hashes by scheme in SQL (see [`TokenStore::key_usage`]).
+pub(crate) async fn key_usage(
+    s: &mut Session,
+    now: OffsetDateTime,
+) -> Result<Vec<KeyUsage>, StoreError> {
+    let st = s
+        .stmt(
+            "SELECT secret_key_id, secret_legacy, count(*), false FROM api_tokens
+             WHERE secret_hash IS NOT NULL GROUP BY 1, 2
+             UNION ALL
+             SELECT previous_key_id, previous_legacy, count(*), true FROM api_tokens
+             WHERE previous_hash IS NOT NULL AND previous_valid_until > $1 GROUP BY 1, 2",
+        )
+        .await?;
+    let rows = s
+        .client
+        .query(&st, &[&now.unix_timestamp()])
+        .await
+        .map_err(db)?;
+    let mut usage: Vec<KeyUsage> = Vec::new();
+    for r in rows {
+        let scheme = row::scheme_of(r.try_get(0).map_err(db)?, r.try_get(1).map_err(db)?)?;
+        let n = u64::try_from(r.try_get::<_, i64>(2).map_err(db)?)
+            .map_err(|_| corrupt("a negative count"))?;
+        let previous: bool = r.try_get(3).map_err(db)?;
+        let i = match usage.iter().position(|u| u.scheme == scheme) {
+            Some(i) => i,
+            None => {
+                usage.push(KeyUsage {
+                    scheme,
+                    current: 0,
+                    previous: 0,
+                });
+                usage.len() - 1
+            }
+        };
+        if let Some(u) = usage.get_mut(i) {
+            if previous {
+                u.previous += n;
+            } else {
+                u.current += n;
+            }
+        }
+    }
+    sort_usage(&mut usage);
+    Ok(usage)
 }
 
 /// The column list of `SELECT`s that [`token_of`] reads.

@@ -59,6 +59,7 @@ use super::postgres::{CHANNEL, Pg, PostgresStore, Session, TimedOut, apply_batch
 use super::{Candidate, Change, MemoryStore, Query, TokenStore};
 use crate::error::StoreError;
 use crate::events::{EventKind, EventSink, NoEvents, TokenEvent};
+use crate::keys::KeyUsage;
 use crate::secret::SecretHash;
 use crate::token::{LastUse, Token, TokenId, TokenName, UserId, whole_seconds};
 
@@ -778,6 +779,11 @@ impl TokenStore for Replica {
 
     fn count(&self, query: &Query, now: OffsetDateTime) -> Result<usize, StoreError> {
         self.store.count(query, now)
+    }
+
+    /// From the local copy: the hashes this replica authenticates against.
+    fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<KeyUsage>, StoreError> {
+        self.shared.local.key_usage(now)
     }
 
     /// From memory, with no I/O: refused with [`StoreError::Stale`] past the bound.

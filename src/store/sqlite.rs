@@ -58,15 +58,18 @@ use super::{
 };
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
+use crate::keys::{HashScheme, KeyUsage, sort_usage};
+use crate::legacy::LegacyScheme;
 use crate::permission::PermissionSet;
-use crate::secret::SecretHash;
+use crate::secret::{KeyId, SecretHash};
 use crate::token::{
     Expiry, LastUse, PreviousSecret, Revoked, RevokedBy, SecretState, Status, Token, TokenId,
     TokenName, UserId, from_unix,
 };
 
-/// The schema version this store writes and reads (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+/// The schema version this store writes and reads (`PRAGMA user_version`). Version 3 (issue 14)
+/// records how each hash was made: the key id and, for an imported hash, its legacy scheme.
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a write waits for another connection's write lock, unless told otherwise.
 pub const DEFAULT_BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(5);
@@ -143,6 +146,38 @@ const RULES: &[(&str, &str, &str)] = &[
         "revision BETWEEN 0 AND 4294967295",
         "a revision outside 0..2^32",
     ),
+    (
+        "secret_key_id_is_8_bytes",
+        "secret_key_id IS NULL OR (typeof(secret_key_id) = 'blob' AND length(secret_key_id) = 8)",
+        "a key id that is not 8 bytes",
+    ),
+    (
+        "previous_key_id_is_8_bytes",
+        "previous_key_id IS NULL OR (typeof(previous_key_id) = 'blob' AND length(previous_key_id) = 8)",
+        "a previous key id that is not 8 bytes",
+    ),
+    (
+        "secret_scheme_needs_hash",
+        "(secret_key_id IS NULL AND secret_legacy IS NULL) OR secret_hash IS NOT NULL",
+        "a hash scheme without a hash",
+    ),
+    (
+        "previous_scheme_needs_hash",
+        "(previous_key_id IS NULL AND previous_legacy IS NULL) OR previous_hash IS NOT NULL",
+        "a previous hash scheme without a previous hash",
+    ),
+    (
+        "legacy_is_known",
+        "(secret_legacy IS NULL OR secret_legacy IN ('zabbix-sha512', 'sha256')) \
+         AND (previous_legacy IS NULL OR previous_legacy IN ('zabbix-sha512', 'sha256'))",
+        "an unknown legacy hash scheme",
+    ),
+    (
+        "legacy_has_key_id",
+        "(secret_legacy IS NULL OR secret_key_id IS NOT NULL) \
+         AND (previous_legacy IS NULL OR previous_key_id IS NOT NULL)",
+        "a legacy hash without the key id it was made under",
+    ),
 ];
 
 /// The columns of version 1, which a migration copies.
@@ -150,11 +185,17 @@ const V1_COLUMNS: &str = "id, owner, name, description, creator, status, created
     permissions, allowlist, last_used_at, last_used_ip, secret_hash, generated_at, \
     previous_hash, previous_valid_until, revision";
 
+/// The columns of version 2, which a migration copies.
+const V2_COLUMNS: &str = "id, owner, name, description, creator, status, created_at, expires_at, \
+    last_used_at, last_used_ip, secret_hash, generated_at, previous_hash, previous_valid_until, \
+    revoked_at, revoked_by, revision, allowlist, permissions";
+
 /// The columns in table order; the permission list is last, so a read that finds it cached
 /// never touches it (long values spill into overflow pages).
 const COLUMNS: &str = "id, owner, name, description, creator, status, created_at, expires_at, \
     last_used_at, last_used_ip, secret_hash, generated_at, previous_hash, previous_valid_until, \
-    revoked_at, revoked_by, revision, allowlist, permissions";
+    revoked_at, revoked_by, revision, secret_key_id, secret_legacy, previous_key_id, \
+    previous_legacy, allowlist, permissions";
 
 /// Column positions in [`COLUMNS`].
 mod col {
@@ -175,11 +216,15 @@ mod col {
     pub const REVOKED_AT: usize = 14;
     pub const REVOKED_BY: usize = 15;
     pub const REVISION: usize = 16;
-    pub const ALLOWLIST: usize = 17;
-    pub const PERMISSIONS: usize = 18;
+    pub const SECRET_KEY_ID: usize = 17;
+    pub const SECRET_LEGACY: usize = 18;
+    pub const PREVIOUS_KEY_ID: usize = 19;
+    pub const PREVIOUS_LEGACY: usize = 20;
+    pub const ALLOWLIST: usize = 21;
+    pub const PERMISSIONS: usize = 22;
 }
 
-/// The table of version 2.
+/// The table of version 3.
 fn table_sql() -> String {
     let checks: String = RULES
         .iter()
@@ -204,6 +249,11 @@ fn table_sql() -> String {
     revoked_at           INTEGER,           -- set once, when revoked for good
     revoked_by           TEXT,              -- 'possession': its secret was reported leaked
     revision             INTEGER NOT NULL,
+    secret_key_id        BLOB,              -- 8 bytes: the id of the key secret_hash was made under;
+                                            -- NULL with a hash: stored before version 3 (unrecorded)
+    secret_legacy        TEXT,              -- 'zabbix-sha512', 'sha256': an imported hash
+    previous_key_id      BLOB,
+    previous_legacy      TEXT,
     allowlist            TEXT    NOT NULL,  -- space-separated, normalised
     permissions          TEXT    NOT NULL,  -- space-separated, normalised; last: may be long
     UNIQUE (owner, name){checks}
@@ -350,6 +400,7 @@ impl fmt::Debug for SqliteStore {
 enum SchemaState {
     Empty,
     V1,
+    V2,
     Current,
 }
 
@@ -368,6 +419,7 @@ fn schema_state(conn: &Connection, waited: StdDuration) -> Result<SchemaState, S
     match (has_table, version) {
         (false, _) => Ok(SchemaState::Empty),
         (true, 0) => Ok(SchemaState::V1),
+        (true, 2) => Ok(SchemaState::V2),
         (true, v) if v == SCHEMA_VERSION => Ok(SchemaState::Current),
         (true, v) if v > SCHEMA_VERSION => Err(StoreError::SchemaTooNew {
             found: v,
@@ -380,12 +432,12 @@ fn schema_state(conn: &Connection, waited: StdDuration) -> Result<SchemaState, S
 }
 
 /// The first row of a version-1 table that breaks a rule, if any. Version 1 had no revocation
-/// columns, so the rules see them as NULL.
+/// columns and neither it nor version 2 had the scheme columns, so the rules see them as NULL.
 fn first_broken_v1_row(conn: &Connection) -> Result<Option<(i64, String)>, rusqlite::Error> {
     conn.query_row(
         &format!(
             "SELECT id, rule FROM (SELECT id, {} AS rule FROM \
-             (SELECT *, NULL AS revoked_at, NULL AS revoked_by FROM api_tokens)) \
+             (SELECT *, NULL AS revoked_at, NULL AS revoked_by, {NO_SCHEMES} FROM api_tokens)) \
              WHERE rule IS NOT NULL ORDER BY id LIMIT 1",
             broken_rule_sql()
         ),
@@ -393,6 +445,24 @@ fn first_broken_v1_row(conn: &Connection) -> Result<Option<(i64, String)>, rusql
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
     .optional()
+}
+
+/// The scheme columns as NULL, for rules checked over a table of version 1 or 2.
+const NO_SCHEMES: &str = "NULL AS secret_key_id, NULL AS secret_legacy, \
+    NULL AS previous_key_id, NULL AS previous_legacy";
+
+/// Rebuilds the table at the current version, copying `columns` of the old one: every column
+/// this version adds starts NULL (a hash's key then reads as unrecorded).
+fn rebuild_sql(columns: &str) -> String {
+    format!(
+        "DROP INDEX IF EXISTS api_tokens_secret_hash;
+         DROP INDEX IF EXISTS api_tokens_previous_hash;
+         ALTER TABLE api_tokens RENAME TO api_tokens_old;
+         {}
+         INSERT INTO api_tokens ({columns}) SELECT {columns} FROM api_tokens_old;
+         DROP TABLE api_tokens_old;",
+        table_sql()
+    )
 }
 
 /// Creates or migrates the schema, unless it is current (then nothing is written, so opening
@@ -416,17 +486,10 @@ fn ensure_schema(conn: &mut Connection, waited: StdDuration) -> Result<(), Store
                     problem: rule_problem(&rule),
                 });
             }
-            tx.execute_batch(&format!(
-                "DROP INDEX IF EXISTS api_tokens_secret_hash;
-                 DROP INDEX IF EXISTS api_tokens_previous_hash;
-                 ALTER TABLE api_tokens RENAME TO api_tokens_v1;
-                 {}
-                 INSERT INTO api_tokens ({V1_COLUMNS}) SELECT {V1_COLUMNS} FROM api_tokens_v1;
-                 DROP TABLE api_tokens_v1;",
-                table_sql()
-            ))
-            .map_err(err)?;
+            tx.execute_batch(&rebuild_sql(V1_COLUMNS)).map_err(err)?;
         }
+        // Version 2 rows keep every rule of version 3 (the new columns start NULL).
+        SchemaState::V2 => tx.execute_batch(&rebuild_sql(V2_COLUMNS)).map_err(err)?,
     }
     tx.commit().map_err(err)
 }
@@ -790,15 +853,34 @@ fn token_of(
     let previous_until: Option<i64> = row.get(col::PREVIOUS_VALID_UNTIL).map_err(get_err)?;
     let revoked_at: Option<i64> = row.get(col::REVOKED_AT).map_err(get_err)?;
     let revoked_by: Option<String> = row.get(col::REVOKED_BY).map_err(get_err)?;
+    let scheme = scheme_of(
+        row.get(col::SECRET_KEY_ID).map_err(get_err)?,
+        row.get(col::SECRET_LEGACY).map_err(get_err)?,
+    )
+    .map_err(inconsistent)?;
+    let previous_scheme = scheme_of(
+        row.get(col::PREVIOUS_KEY_ID).map_err(get_err)?,
+        row.get(col::PREVIOUS_LEGACY).map_err(get_err)?,
+    )
+    .map_err(inconsistent)?;
     if previous.is_some() != previous_until.is_some() {
         return Err(inconsistent("previous_hash_has_end"));
     }
     if hash.is_some() != generated_at.is_some() {
         return Err(inconsistent("secret_hash_has_generated_at"));
     }
+    // Checked after the record rules, which name the more telling problem first.
+    let scheme_without_hash = if hash.is_none() && scheme != HashScheme::UNRECORDED {
+        Some("secret_scheme_needs_hash")
+    } else if previous.is_none() && previous_scheme != HashScheme::UNRECORDED {
+        Some("previous_scheme_needs_hash")
+    } else {
+        None
+    };
     let previous = match (previous, previous_until) {
         (Some(hash), Some(until)) => Some(PreviousSecret {
             hash,
+            scheme: previous_scheme,
             valid_until: time_of(until)?,
         }),
         _ => None,
@@ -806,6 +888,7 @@ fn token_of(
     let secret = match (hash, generated_at) {
         (Some(hash), Some(generated_at)) => Some(SecretState {
             hash,
+            scheme,
             generated_at: time_of(generated_at)?,
             previous,
         }),
@@ -820,7 +903,7 @@ fn token_of(
         }),
         _ => return Err(inconsistent("revoked_has_time_and_cause")),
     };
-    Ok(Token {
+    let token = Token {
         id,
         name: TokenName::new(&name).map_err(corrupt)?,
         description: row.get(col::DESCRIPTION).map_err(get_err)?,
@@ -850,7 +933,43 @@ fn token_of(
         secret,
         revision,
         revoked,
-    })
+    };
+    token.check_consistent()?;
+    match scheme_without_hash {
+        Some(rule) => Err(inconsistent(rule)),
+        None => Ok(token),
+    }
+}
+
+/// The scheme in a row's key id and legacy columns; the name of the rule a bad value breaks.
+fn scheme_of(key: Option<Vec<u8>>, legacy: Option<String>) -> Result<HashScheme, &'static str> {
+    let key = key
+        .map(|k| {
+            <[u8; 8]>::try_from(k.as_slice())
+                .map(KeyId::from_bytes)
+                .map_err(|_| "secret_key_id_is_8_bytes")
+        })
+        .transpose()?;
+    let legacy = legacy
+        .map(|l| LegacyScheme::from_name(&l).ok_or("legacy_is_known"))
+        .transpose()?;
+    match (key, legacy) {
+        (None, None) => Ok(HashScheme::UNRECORDED),
+        (None, Some(_)) => Err("legacy_has_key_id"),
+        (Some(k), None) => Ok(HashScheme::keyed(k)),
+        (Some(k), Some(l)) => Ok(HashScheme::legacy(l, k)),
+    }
+}
+
+/// A scheme as the row's key id and legacy columns.
+fn scheme_columns(s: Option<HashScheme>) -> (Option<Vec<u8>>, Option<&'static str>) {
+    match s {
+        None => (None, None),
+        Some(s) => (
+            s.key().map(|k| k.as_bytes().to_vec()),
+            s.legacy_scheme().map(LegacyScheme::as_str),
+        ),
+    }
 }
 
 /// The first whole second at or after `t`: for comparing integer seconds with an instant.
@@ -1109,10 +1228,14 @@ fn is_unique_violation(e: &rusqlite::Error, columns: &str) -> bool {
 
 fn insert_row(conn: &Connection, t: &Token) -> Result<(), StoreError> {
     let secret = t.secret;
+    let (key_id, legacy) = scheme_columns(secret.map(|s| s.scheme));
+    let (previous_key_id, previous_legacy) =
+        scheme_columns(secret.and_then(|s| s.previous).map(|p| p.scheme));
     let r = conn
         .prepare_cached(&format!(
             "INSERT INTO api_tokens ({COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+              ?18, ?19, ?20, ?21, ?22, ?23)"
         ))
         .and_then(|mut stmt| {
             stmt.execute(params![
@@ -1137,6 +1260,10 @@ fn insert_row(conn: &Connection, t: &Token) -> Result<(), StoreError> {
                 t.revoked.map(|r| r.at.unix_timestamp()),
                 t.revoked.map(|r| r.by.as_str()),
                 i64::from(t.revision),
+                key_id,
+                legacy,
+                previous_key_id,
+                previous_legacy,
                 allowlist_text(&t.allowlist),
                 join(t.permissions.iter()),
             ])
@@ -1435,13 +1562,16 @@ impl TokenStore for SqliteStore {
         };
         // Say which secret matched from the record itself; a row that matches neither is not
         // used (fail closed).
-        let matched = match t.secret {
-            Some(s) if s.hash == *hash => Matched::Current,
+        let (matched, scheme) = match t.secret {
+            Some(s) if s.hash == *hash => (Matched::Current, s.scheme),
             Some(SecretState {
                 previous: Some(p), ..
-            }) if p.hash == *hash => Matched::Previous {
-                valid_until: p.valid_until,
-            },
+            }) if p.hash == *hash => (
+                Matched::Previous {
+                    valid_until: p.valid_until,
+                },
+                p.scheme,
+            ),
             _ => return Ok(false),
         };
         let candidate = Candidate {
@@ -1453,11 +1583,60 @@ impl TokenStore for SqliteStore {
             permissions: &t.permissions,
             allowlist: &t.allowlist,
             matched,
+            scheme,
         };
         if let Some(used) = check(candidate) {
             self.touch(&conn, t.id, used);
         }
         Ok(true)
+    }
+
+    fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<KeyUsage>, StoreError> {
+        let conn = self.conn();
+        let mut usage = Vec::new();
+        for (sql, previous) in [
+            (
+                "SELECT secret_key_id, secret_legacy, COUNT(*) FROM api_tokens \
+                 WHERE secret_hash IS NOT NULL GROUP BY 1, 2",
+                false,
+            ),
+            (
+                "SELECT previous_key_id, previous_legacy, COUNT(*) FROM api_tokens \
+                 WHERE previous_hash IS NOT NULL AND previous_valid_until > ?1 GROUP BY 1, 2",
+                true,
+            ),
+        ] {
+            let mut stmt = conn.prepare_cached(sql).map_err(|e| self.db(e))?;
+            let args: Vec<i64> = if previous {
+                vec![now.unix_timestamp()]
+            } else {
+                Vec::new()
+            };
+            let mut rows = stmt.query(params_from_iter(args)).map_err(|e| self.db(e))?;
+            while let Some(row) = rows.next().map_err(|e| self.db(e))? {
+                let scheme = scheme_of(row.get(0).map_err(backend)?, row.get(1).map_err(backend)?)
+                    .map_err(|rule| corrupt(rule_problem(rule)))?;
+                let n: i64 = row.get(2).map_err(backend)?;
+                let n = u64::try_from(n).map_err(|_| corrupt("count"))?;
+                let entry = KeyUsage {
+                    scheme,
+                    current: if previous { 0 } else { n },
+                    previous: if previous { n } else { 0 },
+                };
+                match usage
+                    .iter_mut()
+                    .find(|u: &&mut KeyUsage| u.scheme == scheme)
+                {
+                    Some(u) => {
+                        u.current += entry.current;
+                        u.previous += entry.previous;
+                    }
+                    None => usage.push(entry),
+                }
+            }
+        }
+        sort_usage(&mut usage);
+        Ok(usage)
     }
 }
 

@@ -89,6 +89,8 @@ pub struct Session {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
+    /// Files the example reads (a fixture), removed after the example has exited.
+    keep: Option<TempDir>,
 }
 
 impl Session {
@@ -100,7 +102,14 @@ impl Session {
             child,
             stdin,
             stdout,
+            keep: None,
         }
+    }
+
+    /// Keeps `dir` (fixtures the example reads) until the example has exited.
+    pub fn keeping(mut self, dir: TempDir) -> Self {
+        self.keep = Some(dir);
+        self
     }
 
     /// Sends one line, returns the one line answered, as JSON.

@@ -293,13 +293,35 @@ impl TokenStore for CountingStore {
 #[derive(Clone, Default)]
 pub struct Logs(Arc<Mutex<Vec<String>>>);
 
+thread_local! {
+    /// Where this thread's events go while a capture lives.
+    static CURRENT: std::cell::RefCell<Option<Logs>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Ends a capture of this thread's events.
+pub struct CaptureGuard(());
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.borrow_mut().take());
+    }
+}
+
 impl Logs {
     /// Captures this thread's events until the guard drops. `#[tokio::test]` runs the test and
     /// the server's tasks on one thread, so the server's events are captured too.
-    pub fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+    ///
+    /// One global subscriber routes each event to its thread's capture: a scoped subscriber
+    /// per test (`set_default`) made `tracing` rebuild its cached callsite interest whenever
+    /// one came or went, and a test running beside others could miss events.
+    pub fn capture() -> (Self, CaptureGuard) {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            tracing::subscriber::set_global_default(Capture).unwrap();
+        });
         let logs = Self::default();
-        let guard = tracing::subscriber::set_default(Capture(logs.clone()));
-        (logs, guard)
+        CURRENT.with(|c| *c.borrow_mut() = Some(logs.clone()));
+        (logs, CaptureGuard(()))
     }
 
     pub fn lines(&self) -> Vec<String> {
@@ -315,7 +337,7 @@ impl Logs {
     }
 }
 
-struct Capture(Logs);
+struct Capture;
 
 struct Fields(String);
 
@@ -340,7 +362,11 @@ impl tracing::Subscriber for Capture {
     fn event(&self, event: &tracing::Event<'_>) {
         let mut fields = Fields(event.metadata().level().to_string());
         event.record(&mut fields);
-        (self.0).0.lock().unwrap().push(fields.0);
+        CURRENT.with(|c| {
+            if let Some(logs) = c.borrow().as_ref() {
+                logs.0.lock().unwrap().push(fields.0);
+            }
+        });
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}

@@ -7,6 +7,9 @@ use api_tokens::{Actor, NewToken, Tokens, UserId};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tokens = Tokens::in_memory();
+    // A wrong or missing hash key is an error here, not a lockout at the first request (which
+    // would otherwise run this check, reading the store on the executor).
+    tokens.check_hash_keys()?;
     let issued = tokens.issue(
         &Actor::user(UserId::new("alice")?),
         NewToken::new("demo".parse()?).permissions("dns.*".parse()?),

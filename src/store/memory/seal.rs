@@ -8,8 +8,9 @@ use time::OffsetDateTime;
 
 use super::{SNAPSHOT_VERSION, Snapshot};
 use crate::error::StoreError;
+use crate::keys::HashScheme;
 use crate::secret::{HashKey, KeyId};
-use crate::token::{LastUse, Revoked, SecretState, Status, Token};
+use crate::token::{LastUse, PreviousSecret, Revoked, SecretState, Status, Token};
 
 /// The context string the seal's MAC key is derived under (from the [`HashKey`]).
 const SEAL_CONTEXT: &str = "api-tokens 2026 snapshot seal";
@@ -23,6 +24,11 @@ const SEAL_CONTEXT: &str = "api-tokens 2026 snapshot seal";
 /// refused with a different error ([`StoreError::SnapshotKeyMismatch`]) naming both key ids.
 /// The seal protects only as well as the key: with the public [`HashKey::default`], anyone can
 /// seal anything.
+///
+/// **The seal does not prevent a rollback.** An older snapshot sealed under the same key opens
+/// as well as the newest: whoever can replace the file can bring back tokens deleted, disabled,
+/// regenerated or revoked by possession since it was sealed. Keep snapshots where only the
+/// host writes, and after a revocation write a new one at once (and remove older copies).
 ///
 /// ```
 /// use api_tokens::{Actor, HashKey, MemoryStore, NewToken, StoreError, Tokens, UserId};
@@ -120,9 +126,9 @@ impl SealedSnapshot {
     /// [`StoreError::SnapshotKeyMismatch`] when it was sealed under another key;
     /// [`StoreError::SnapshotTampered`] when anything in it changed after it was sealed.
     pub fn open(self, key: &HashKey) -> Result<Snapshot, StoreError> {
-        if self.version != SNAPSHOT_VERSION {
+        if self.version != SNAPSHOT_VERSION && self.version != 2 {
             return Err(StoreError::InvalidSnapshot(format!(
-                "unknown version {} (expected {SNAPSHOT_VERSION}; version 1 snapshots were not sealed)",
+                "unknown version {} (expected 2 or {SNAPSHOT_VERSION}; version 1 snapshots were not sealed)",
                 self.version
             )));
         }
@@ -136,11 +142,32 @@ impl SealedSnapshot {
         if mac(key, self.version, self.key_id, self.next_id, &self.tokens) != self.seal {
             return Err(StoreError::SnapshotTampered);
         }
+        let mut tokens = self.tokens;
+        if self.version == 2 {
+            // Version 2 recorded no scheme per hash: every hash in it was made under the one
+            // key the snapshot was sealed with (the seal just proved it is this one).
+            label_unrecorded(&mut tokens, self.key_id);
+        }
         Ok(Snapshot {
-            version: self.version,
+            version: SNAPSHOT_VERSION,
             next_id: self.next_id,
-            tokens: self.tokens,
+            tokens,
         })
+    }
+}
+
+/// Labels every hash whose scheme is unrecorded as made under `key` (the ordinary way).
+fn label_unrecorded(tokens: &mut [Token], key: KeyId) {
+    let scheme = HashScheme::keyed(key);
+    for s in tokens.iter_mut().filter_map(|t| t.secret.as_mut()) {
+        if s.scheme.is_unrecorded() {
+            s.scheme = scheme;
+        }
+        if let Some(p) = s.previous.as_mut()
+            && p.scheme.is_unrecorded()
+        {
+            p.scheme = scheme;
+        }
     }
 }
 
@@ -153,8 +180,10 @@ fn mac(key: &HashKey, version: u32, key_id: KeyId, next_id: u64, tokens: &[Token
     m.bytes(key_id.as_bytes());
     m.u64(next_id);
     m.len(tokens.len());
+    // Version 2 had no schemes; from version 3 on, each hash's scheme is sealed with it.
+    let schemes = version >= 3;
     for t in tokens {
-        m.token(t);
+        m.token(t, schemes);
     }
     Seal(*m.0.finalize().as_bytes())
 }
@@ -199,8 +228,12 @@ impl Mac {
         };
     }
 
+    fn scheme(&mut self, s: HashScheme) {
+        self.str(&s.to_string());
+    }
+
     /// Every field, by name: a field added to `Token` fails to compile here until it is sealed.
-    fn token(&mut self, t: &Token) {
+    fn token(&mut self, t: &Token, schemes: bool) {
         let Token {
             id,
             name,
@@ -242,16 +275,28 @@ impl Mac {
         self.flag(secret.is_some());
         if let Some(SecretState {
             hash,
+            scheme,
             generated_at,
             previous,
         }) = secret
         {
             self.bytes(hash.as_bytes());
+            if schemes {
+                self.scheme(*scheme);
+            }
             self.time(*generated_at);
             self.flag(previous.is_some());
-            if let Some(p) = previous {
-                self.bytes(p.hash.as_bytes());
-                self.time(p.valid_until);
+            if let Some(PreviousSecret {
+                hash,
+                scheme,
+                valid_until,
+            }) = previous
+            {
+                self.bytes(hash.as_bytes());
+                if schemes {
+                    self.scheme(*scheme);
+                }
+                self.time(*valid_until);
             }
         }
         self.u64(u64::from(*revision));

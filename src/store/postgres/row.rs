@@ -11,15 +11,17 @@ use tokio_postgres::types::ToSql;
 
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
+use crate::keys::HashScheme;
+use crate::legacy::LegacyScheme;
 use crate::permission::PermissionSet;
-use crate::secret::SecretHash;
+use crate::secret::{KeyId, SecretHash};
 use crate::token::{
     Expiry, LastUse, PreviousSecret, Revoked, RevokedBy, SecretState, Status, Token, TokenId,
     TokenName, UserId, from_unix,
 };
 
 /// The columns of a token, in the order [`token_of`] reads them and [`Columns`] sends them.
-pub(super) const NAMES: [&str; 19] = [
+pub(super) const NAMES: [&str; 23] = [
     "id",
     "owner",
     "name",
@@ -39,12 +41,17 @@ pub(super) const NAMES: [&str; 19] = [
     "revision",
     "revoked_at",
     "revoked_by",
+    "secret_key_id",
+    "secret_legacy",
+    "previous_key_id",
+    "previous_legacy",
 ];
 
 /// The SQL array type of each column, for `unnest($n::type[])`.
-const TYPES: [&str; 19] = [
+const TYPES: [&str; 23] = [
     "bigint", "text", "text", "text", "text", "smallint", "bigint", "bigint", "text", "text",
-    "bigint", "text", "bytea", "bigint", "bytea", "bigint", "bigint", "bigint", "text",
+    "bigint", "text", "bytea", "bigint", "bytea", "bigint", "bigint", "bigint", "text", "bytea",
+    "text", "bytea", "text",
 ];
 
 /// `id, owner, …` with each name prefixed (`t.id, t.owner, …` for `prefix = "t."`).
@@ -105,7 +112,7 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Res
     row.try_get(i).map_err(StoreError::backend)
 }
 
-/// A token from a row whose first 19 columns are [`NAMES`]. Every value passes the same
+/// A token from a row whose first 23 columns are [`NAMES`]. Every value passes the same
 /// constructors as input does, and the record rules ([`Token::check_consistent`]): a row that
 /// breaks a rule is refused, never half-read.
 pub(crate) fn token_of(row: &Row) -> Result<Token, StoreError> {
@@ -122,24 +129,32 @@ fn parse_rules(row: &Row) -> Result<(PermissionSet, IpAllowlist), StoreError> {
     ))
 }
 
-/// The parsed permissions and allowlists of the tokens looked up by hash, by id and revision:
-/// authenticating without a replica parses a token's lists once per revision, not per request.
+/// The parsed permissions and allowlists of the tokens looked up by hash: authenticating
+/// without a replica parses a token's lists once per change, not per request.
+///
+/// An entry is used only for the same id, revision *and* change clock value (`change_seq`, the
+/// 24th column of the lookup). The store moves the revision on every write, but an operator's
+/// hand-made `UPDATE` of `permissions` or `allowlist` does not; the stamp trigger moves
+/// `change_seq` for every write, whoever makes it, so a narrowed list is never served from
+/// the cache.
 #[derive(Default)]
-pub(super) struct RuleCache(Mutex<HashMap<TokenId, (u32, PermissionSet, IpAllowlist)>>);
+pub(super) struct RuleCache(Mutex<HashMap<TokenId, (u32, i64, PermissionSet, IpAllowlist)>>);
 
 /// How many tokens' lists the cache keeps.
 const RULE_CACHE: usize = 4_096;
 
 impl RuleCache {
-    /// [`token_of`], taking the lists from the cache when the row's revision is the cached one.
+    /// [`token_of`], taking the lists from the cache when the row's revision and change clock
+    /// value are the cached ones. The row must carry `change_seq` after the [`NAMES`] columns.
     pub(super) fn token_of(&self, row: &Row) -> Result<Token, StoreError> {
         let id = id_of(get(row, 0)?)?;
         let revision = get::<i64>(row, 16)?;
+        let seq = get::<i64>(row, NAMES.len())?;
         let lock = || self.0.lock().unwrap_or_else(|p| p.into_inner());
         let cached = lock()
             .get(&id)
-            .filter(|(r, ..)| i64::from(*r) == revision)
-            .map(|(_, p, a)| (p.clone(), a.clone()));
+            .filter(|(r, s, ..)| i64::from(*r) == revision && *s == seq)
+            .map(|(_, _, p, a)| (p.clone(), a.clone()));
         token_with(row, |row| match cached {
             Some(rules) => Ok(rules),
             None => {
@@ -149,7 +164,7 @@ impl RuleCache {
                     if cache.len() >= RULE_CACHE {
                         cache.clear();
                     }
-                    cache.insert(id, (r, p.clone(), a.clone()));
+                    cache.insert(id, (r, seq, p.clone(), a.clone()));
                 }
                 Ok((p, a))
             }
@@ -172,15 +187,24 @@ fn token_with(
     let revision: i64 = get(row, 16)?;
     let revoked_at: Option<i64> = get(row, 17)?;
     let revoked_by: Option<String> = get(row, 18)?;
+    let scheme = scheme_of(get(row, 19)?, get(row, 20)?)?;
+    let previous_scheme = scheme_of(get(row, 21)?, get(row, 22)?)?;
+    if (hash.is_none() && !scheme.is_unrecorded())
+        || (previous.is_none() && !previous_scheme.is_unrecorded())
+    {
+        return Err(corrupt("a hash scheme without its hash"));
+    }
     let secret = match (hash, generated_at) {
         (None, None) => None,
         (Some(hash), Some(at)) => Some(SecretState {
             hash,
+            scheme,
             generated_at: time_of(at)?,
             previous: match (previous, previous_until) {
                 (None, None) => None,
                 (Some(hash), Some(until)) => Some(PreviousSecret {
                     hash,
+                    scheme: previous_scheme,
                     valid_until: time_of(until)?,
                 }),
                 _ => return Err(corrupt("previous hash without its deadline, or back")),
@@ -237,6 +261,37 @@ fn token_with(
     Ok(token)
 }
 
+/// The scheme in a row's key id and legacy columns.
+pub(super) fn scheme_of(
+    key: Option<Vec<u8>>,
+    legacy: Option<String>,
+) -> Result<HashScheme, StoreError> {
+    let key = key
+        .map(|k| {
+            <[u8; 8]>::try_from(k.as_slice())
+                .map(KeyId::from_bytes)
+                .map_err(|_| corrupt("a key id that is not 8 bytes"))
+        })
+        .transpose()?;
+    let legacy = legacy
+        .map(|l| LegacyScheme::from_name(&l).ok_or_else(|| corrupt(format!("legacy scheme {l:?}"))))
+        .transpose()?;
+    match (key, legacy) {
+        (None, None) => Ok(HashScheme::UNRECORDED),
+        (None, Some(_)) => Err(corrupt("a legacy hash without its key id")),
+        (Some(k), None) => Ok(HashScheme::keyed(k)),
+        (Some(k), Some(l)) => Ok(HashScheme::legacy(l, k)),
+    }
+}
+
+fn key_column(s: Option<HashScheme>) -> Option<Vec<u8>> {
+    s.and_then(|s| s.key()).map(|k| k.as_bytes().to_vec())
+}
+
+fn legacy_column(s: Option<HashScheme>) -> Option<&'static str> {
+    s.and_then(|s| s.legacy_scheme()).map(LegacyScheme::as_str)
+}
+
 /// The permissions as stored: canonical names, space-separated.
 fn permissions_text(p: &PermissionSet) -> String {
     p.iter()
@@ -272,6 +327,10 @@ pub(super) struct Columns {
     revision: Vec<i64>,
     revoked_at: Vec<Option<i64>>,
     revoked_by: Vec<Option<&'static str>>,
+    secret_key_id: Vec<Option<Vec<u8>>>,
+    secret_legacy: Vec<Option<&'static str>>,
+    previous_key_id: Vec<Option<Vec<u8>>>,
+    previous_legacy: Vec<Option<&'static str>>,
 }
 
 impl Columns {
@@ -309,6 +368,12 @@ impl Columns {
             c.revision.push(i64::from(t.revision));
             c.revoked_at.push(t.revoked.map(|r| r.at.unix_timestamp()));
             c.revoked_by.push(t.revoked.map(|r| r.by.as_str()));
+            let scheme = secret.map(|s| s.scheme);
+            let previous_scheme = previous.map(|p| p.scheme);
+            c.secret_key_id.push(key_column(scheme));
+            c.secret_legacy.push(legacy_column(scheme));
+            c.previous_key_id.push(key_column(previous_scheme));
+            c.previous_legacy.push(legacy_column(previous_scheme));
         }
         Ok(c)
     }
@@ -329,7 +394,7 @@ impl Columns {
     }
 
     /// The arrays as query parameters, in [`NAMES`] order.
-    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 19] {
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 23] {
         [
             &self.id,
             &self.owner,
@@ -350,6 +415,10 @@ impl Columns {
             &self.revision,
             &self.revoked_at,
             &self.revoked_by,
+            &self.secret_key_id,
+            &self.secret_legacy,
+            &self.previous_key_id,
+            &self.previous_legacy,
         ]
     }
 }

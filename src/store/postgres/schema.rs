@@ -13,7 +13,7 @@ use tokio_postgres::Client;
 use crate::error::StoreError;
 
 /// The newest schema version this crate knows.
-pub const LATEST: i64 = 2;
+pub const LATEST: i64 = 5;
 
 /// Key of the advisory lock taken while migrating ("api_toks" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6170_695f_746f_6b73;
@@ -153,8 +153,89 @@ CREATE TRIGGER api_tokens_stamp_update BEFORE UPDATE OF
     ON api_tokens FOR EACH ROW EXECUTE FUNCTION api_tokens_stamp();
 "#;
 
+/// Version 3 (issue 14): how each hash was made, so a store opened under the wrong key says
+/// so: the id of the key (8 bytes) and, for an imported hash, its legacy scheme. Rows from
+/// before keep NULL key ids (unrecorded: looked up under every key held, labelled when a
+/// secret first matches). The stamp trigger learns the new columns, so a re-hash reaches the
+/// replicas.
+const V3: &str = r#"
+ALTER TABLE api_tokens
+    ADD COLUMN secret_key_id bytea CHECK (octet_length(secret_key_id) = 8),
+    ADD COLUMN secret_legacy text,
+    ADD COLUMN previous_key_id bytea CHECK (octet_length(previous_key_id) = 8),
+    ADD COLUMN previous_legacy text,
+    ADD CONSTRAINT api_tokens_secret_scheme_needs_hash
+        CHECK ((secret_key_id IS NULL AND secret_legacy IS NULL) OR secret_hash IS NOT NULL),
+    ADD CONSTRAINT api_tokens_previous_scheme_needs_hash
+        CHECK ((previous_key_id IS NULL AND previous_legacy IS NULL) OR previous_hash IS NOT NULL),
+    ADD CONSTRAINT api_tokens_legacy_is_known
+        CHECK ((secret_legacy IS NULL OR secret_legacy IN ('zabbix-sha512', 'sha256'))
+           AND (previous_legacy IS NULL OR previous_legacy IN ('zabbix-sha512', 'sha256'))),
+    ADD CONSTRAINT api_tokens_legacy_has_key_id
+        CHECK ((secret_legacy IS NULL OR secret_key_id IS NOT NULL)
+           AND (previous_legacy IS NULL OR previous_key_id IS NOT NULL));
+DROP TRIGGER api_tokens_stamp_update ON api_tokens;
+CREATE TRIGGER api_tokens_stamp_update BEFORE UPDATE OF
+    id, owner, name, description, creator, status, created_at, expires_at, permissions,
+    allowlist, secret_hash, generated_at, previous_hash, previous_valid_until, revision,
+    revoked_at, revoked_by, secret_key_id, secret_legacy, previous_key_id, previous_legacy,
+    change_seq
+    ON api_tokens FOR EACH ROW EXECUTE FUNCTION api_tokens_stamp();
+"#;
+
+/// Version 4: a `TRUNCATE api_tokens` made by hand (say, wiping every token after a breach)
+/// reaches the replicas. `TRUNCATE` fires no row trigger, so without this the clock would not
+/// move, no deletion would be recorded and replicas would keep honouring every token. The
+/// statement trigger moves the clock (notifying) and sets `pruned_through` to the new value:
+/// every replica is then behind the deletion horizon and reloads everything. A rolled-back
+/// `TRUNCATE` rolls the clock back with it.
+const V4: &str = r#"
+CREATE FUNCTION api_tokens_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    s bigint := api_token_tick();
+BEGIN
+    UPDATE api_token_clock SET pruned_through = s WHERE one = 1;
+    DELETE FROM api_token_deleted;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER api_tokens_truncated BEFORE TRUNCATE ON api_tokens
+    FOR EACH STATEMENT EXECUTE FUNCTION api_tokens_truncated();
+"#;
+
+/// Version 5: the stamp trigger keeps two rules for writers that do not know them.
+///
+/// * **A change made by hand moves the revision.** The store's own updates move it
+///   themselves; an operator's `UPDATE api_tokens SET status = 1 …` during an incident did
+///   not, so a write the store had prepared before it (a re-hash on use, say) still matched
+///   its revision and put the old row back. Now any stamped update that leaves the revision
+///   as it was moves it by one: a write read before the change is refused as a conflict.
+/// * **A hash gone takes its scheme with it.** A process built before version 3 (still
+///   connected while another migrates) revokes by setting the hash to NULL and knows nothing
+///   of the scheme columns; version 3's rules then refused its revocation. The trigger clears
+///   the scheme of a NULL hash before the rules are checked, so such a revocation commits.
+const V5: &str = r#"
+CREATE OR REPLACE FUNCTION api_tokens_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.change_seq := api_token_tick();
+    IF TG_OP = 'INSERT' THEN
+        DELETE FROM api_token_deleted WHERE id = NEW.id;
+    ELSIF NEW.revision = OLD.revision THEN
+        NEW.revision := (OLD.revision + 1) % 4294967296;
+    END IF;
+    IF NEW.secret_hash IS NULL THEN
+        NEW.secret_key_id := NULL;
+        NEW.secret_legacy := NULL;
+    END IF;
+    IF NEW.previous_hash IS NULL THEN
+        NEW.previous_key_id := NULL;
+        NEW.previous_legacy := NULL;
+    END IF;
+    RETURN NEW;
+END $$;
+"#;
+
 /// Every migration, in order: `(version it brings the database to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
 
 /// Brings the database to [`LATEST`], or refuses a newer one. Idempotent.
 pub(super) async fn migrate(client: &mut Client) -> Result<(), StoreError> {

@@ -1,0 +1,326 @@
+//! [`Tokens::import`]: tokens brought over from another system, with the hashes it kept of
+//! their secrets (issue 14).
+
+use std::collections::{HashMap, HashSet};
+
+use time::OffsetDateTime;
+
+use super::{Tokens, check_grantable, name_conflict_at, name_taken};
+use crate::actor::Actor;
+use crate::allowlist::IpAllowlist;
+use crate::directory::UserState;
+use crate::error::{Error, Field, Forbidden, Problem, Result, ValidationError};
+use crate::events::EventKind;
+use crate::keys::HashScheme;
+use crate::legacy::LegacyHash;
+use crate::permission::PermissionSet;
+use crate::store::{Change, TokenStore};
+use crate::token::{Expiry, LastUse, SecretState, Status, Token, TokenName, UserId, whole_seconds};
+
+/// A time another system recorded must lie between the Unix epoch and `now`: a creation or
+/// last use in the future would stop later uses from being recorded (the later instant wins),
+/// and one outside that range may have no form some store can keep.
+fn check_past(
+    t: Option<OffsetDateTime>,
+    field: Field,
+    now: OffsetDateTime,
+) -> std::result::Result<(), ValidationError> {
+    match t {
+        Some(t) if t < OffsetDateTime::UNIX_EPOCH || t > now => Err(ValidationError::new(
+            field,
+            t.checked_to_offset(time::UtcOffset::UTC)
+                .map_or_else(|| t.to_string(), crate::error::time_for_message),
+            Problem::OutOfRange,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A token to import: what the other system knew of it, and the hash it kept of its secret.
+/// The owner, name and hash are required; times and status are kept as given (an expired
+/// token stays expired, a disabled one disabled).
+///
+/// ```
+/// use api_tokens::{ImportedToken, LegacyHash, LegacyScheme, Status, UserId};
+/// let row = ImportedToken::new("Your token".parse()?, UserId::from(2))
+///     .permissions(api_tokens::PermissionSet::all())
+///     .hash(LegacyHash::parse(LegacyScheme::ZabbixSha512, &"0f".repeat(64))?)
+///     .status(Status::Disabled)
+///     .created_at(time::macros::datetime!(2021-01-21 14:07:52 UTC));
+/// # Ok::<(), api_tokens::ValidationError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportedToken {
+    /// The name, unique per owner.
+    pub name: TokenName,
+    /// Free text.
+    pub description: String,
+    /// The owner.
+    pub owner: UserId,
+    /// Who created it (default: the importing actor).
+    pub creator: Option<UserId>,
+    /// Enabled or disabled.
+    pub status: Status,
+    /// When it expires (kept even if past: an expired token is kept and refused).
+    pub expiry: Expiry,
+    /// When it was created (default: the import's instant). Also taken as when its secret
+    /// was generated: other systems rarely keep that apart.
+    pub created_at: Option<OffsetDateTime>,
+    /// Its last successful use.
+    pub last_use: Option<LastUse>,
+    /// Its permissions, as for [`NewToken::permissions`](crate::NewToken::permissions):
+    /// required by [`Policy::default`](crate::Policy::default); give
+    /// [`PermissionSet::all`] (`"*"`) for all of the owner's rights, as a Zabbix token has.
+    pub permissions: Option<PermissionSet>,
+    /// Its allowlist (default: any address).
+    pub allowlist: IpAllowlist,
+    /// The other system's hash of its secret; `None` for a token that never had one
+    /// (Zabbix's `token` column is empty until `token.generate`).
+    pub hash: Option<LegacyHash>,
+}
+
+impl ImportedToken {
+    /// A token named `name` of `owner`, every other field at its default.
+    pub fn new(name: TokenName, owner: UserId) -> Self {
+        Self {
+            name,
+            description: String::new(),
+            owner,
+            creator: None,
+            status: Status::Enabled,
+            expiry: Expiry::NEVER,
+            created_at: None,
+            last_use: None,
+            permissions: None,
+            allowlist: IpAllowlist::any(),
+            hash: None,
+        }
+    }
+
+    /// Sets the description.
+    #[must_use]
+    pub fn description(mut self, d: impl Into<String>) -> Self {
+        self.description = d.into();
+        self
+    }
+
+    /// Sets the creator.
+    #[must_use]
+    pub fn creator(mut self, creator: UserId) -> Self {
+        self.creator = Some(creator);
+        self
+    }
+
+    /// Sets the status.
+    #[must_use]
+    pub fn status(mut self, status: Status) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Sets the expiry.
+    #[must_use]
+    pub fn expiry(mut self, expiry: Expiry) -> Self {
+        self.expiry = expiry;
+        self
+    }
+
+    /// Sets the creation time (whole seconds).
+    #[must_use]
+    pub fn created_at(mut self, t: OffsetDateTime) -> Self {
+        self.created_at = Some(t);
+        self
+    }
+
+    /// Sets the last use.
+    #[must_use]
+    pub fn last_use(mut self, used: LastUse) -> Self {
+        self.last_use = Some(used);
+        self
+    }
+
+    /// Sets the permissions.
+    #[must_use]
+    pub fn permissions(mut self, p: PermissionSet) -> Self {
+        self.permissions = Some(p);
+        self
+    }
+
+    /// Sets the allowlist.
+    #[must_use]
+    pub fn allowlist(mut self, a: IpAllowlist) -> Self {
+        self.allowlist = a;
+        self
+    }
+
+    /// Sets the other system's hash of the secret.
+    #[must_use]
+    pub fn hash(mut self, h: LegacyHash) -> Self {
+        self.hash = Some(h);
+        self
+    }
+}
+
+impl<S: TokenStore> Tokens<S> {
+    /// Imports tokens from another system, keeping their secrets working: each one's hash in
+    /// a [`LegacyScheme`](crate::LegacyScheme) this `Tokens` honours
+    /// ([`Tokens::with_legacy_scheme`]) is stored (as a keyed hash of it, see
+    /// [`LegacyHash`]), and a presented secret that matches it authenticates and is re-hashed
+    /// the ordinary way on its first success. Name, description, owner, creator, status,
+    /// expiry, creation and last-use times are kept. Returns the new ids in input order (the
+    /// other system's ids are not kept: map them from this result).
+    ///
+    /// Importing is for an actor that manages every user's tokens
+    /// ([`Actor::manage_others`]): an import keeps secrets the library did not generate. The
+    /// names, descriptions, permissions and allowlists must pass the policy like new tokens';
+    /// an expiry already past is kept as it is (the token stays expired), one still ahead must
+    /// be within the policy's longest lifetime, like a new token's; creation and last-use
+    /// times must lie between the Unix epoch and now. An inactive owner is kept (its tokens
+    /// are refused at authentication, as before).
+    ///
+    /// # Errors
+    /// Nothing is imported when any item is refused: the actor may not manage every user's
+    /// tokens ([`Forbidden::ImportNeedsAdmin`]); a value breaks the policy; a creation or
+    /// last-use time is out of range ([`Problem::OutOfRange`]); the name is taken for the owner (in the store
+    /// or earlier in the batch); the owner is unknown; the permissions exceed the actor's
+    /// privileges; a hash's scheme is not honoured ([`Problem::SchemeNotHonoured`]) or the
+    /// same hash appears twice ([`Problem::Duplicate`]); or the store fails.
+    pub fn import(
+        &self,
+        actor: &Actor,
+        items: impl IntoIterator<Item = ImportedToken>,
+    ) -> Result<Vec<super::TokenId>> {
+        if !actor.manage_tokens {
+            return Err(Error::forbidden(None, Forbidden::CannotManageTokens));
+        }
+        // An import keeps another system's secrets (whatever their strength), expiry and times:
+        // a migration an administrator runs, never a way for a user to choose a secret.
+        if !actor.manage_others {
+            return Err(Error::forbidden(None, Forbidden::ImportNeedsAdmin));
+        }
+        let items: Vec<ImportedToken> = items.into_iter().collect();
+        let now = self.now();
+        let mut names = HashSet::new();
+        let mut hashes = HashSet::new();
+        let mut owners: HashMap<UserId, UserState> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            let at = Some(i);
+            let invalid = |e| Error::invalid(at, e);
+            if !actor.may_manage(&item.owner) {
+                return Err(Error::forbidden(at, Forbidden::OtherUsersTokens));
+            }
+            self.config.policy.check_name(&item.name).map_err(invalid)?;
+            self.config
+                .policy
+                .check_description(&item.description)
+                .map_err(invalid)?;
+            self.config
+                .policy
+                .check_allowlist(&item.allowlist)
+                .map_err(invalid)?;
+            // An expiry already past is kept (the token stays expired); one still ahead obeys
+            // the policy's longest lifetime, like a new token's ("never" included).
+            if !item.expiry.is_expired_at(now) {
+                self.config
+                    .policy
+                    .check_expiry(&item.expiry, now)
+                    .map_err(invalid)?;
+            }
+            check_past(item.created_at, Field::CreatedAt, now).map_err(invalid)?;
+            check_past(item.last_use.map(|u| u.at), Field::LastUse, now).map_err(invalid)?;
+            let state = owners
+                .entry(item.owner.clone())
+                .or_insert_with(|| self.config.directory.user(&item.owner));
+            if matches!(state, UserState::Unknown) {
+                return Err(invalid(ValidationError::new(
+                    Field::Owner,
+                    &item.owner,
+                    Problem::UnknownUser,
+                )));
+            }
+            match &item.permissions {
+                Some(p) => check_grantable(actor, p, at)?,
+                None if self.config.policy.require_permissions => {
+                    return Err(invalid(ValidationError::new(
+                        Field::Permissions,
+                        "",
+                        Problem::Required,
+                    )));
+                }
+                None => {}
+            }
+            self.config
+                .policy
+                .check_permissions(item.permissions.as_ref().unwrap_or(&actor.privileges))
+                .map_err(invalid)?;
+            if let Some(h) = &item.hash {
+                if !self.config.keys.legacy().contains(&h.scheme()) {
+                    return Err(invalid(ValidationError::new(
+                        Field::LegacyHash,
+                        h.scheme(),
+                        Problem::SchemeNotHonoured,
+                    )));
+                }
+                if !hashes.insert(*h) {
+                    return Err(invalid(ValidationError::new(
+                        Field::LegacyHash,
+                        h.scheme(),
+                        Problem::Duplicate,
+                    )));
+                }
+            }
+            if !names.insert((item.owner.clone(), item.name.clone())) {
+                return Err(invalid(ValidationError::new(
+                    Field::Name,
+                    &item.name,
+                    Problem::Duplicate,
+                )));
+            }
+            if self.store.find_name(&item.owner, &item.name)?.is_some() {
+                return Err(invalid(name_taken(&item.owner, &item.name)));
+            }
+        }
+        let ids = self.store.reserve_ids(items.len())?;
+        let tokens: Vec<Token> = items
+            .into_iter()
+            .zip(ids)
+            .map(|(item, id)| {
+                let created_at = whole_seconds(item.created_at.unwrap_or(now));
+                Token {
+                    id,
+                    name: item.name,
+                    description: item.description,
+                    owner: item.owner,
+                    creator: item.creator.unwrap_or_else(|| actor.user.clone()),
+                    status: item.status,
+                    created_at,
+                    expiry: item.expiry,
+                    permissions: item.permissions.unwrap_or_else(|| actor.privileges.clone()),
+                    allowlist: item.allowlist,
+                    last_use: item.last_use.map(|u| LastUse {
+                        at: whole_seconds(u.at),
+                        ip: u.ip,
+                    }),
+                    secret: item.hash.map(|h| SecretState {
+                        hash: self.config.keys.import_hash(h.scheme(), h.digest()),
+                        scheme: HashScheme::legacy(h.scheme(), self.config.keys.current_id()),
+                        generated_at: created_at,
+                        previous: None,
+                    }),
+                    revision: 0,
+                    revoked: None,
+                }
+            })
+            .collect();
+        let changes = tokens.iter().cloned().map(Change::Insert).collect();
+        self.store
+            .apply(changes)
+            .map_err(|e| name_conflict_at(e, &tokens))?;
+        for t in &tokens {
+            let legacy = t.secret.and_then(|s| s.scheme.legacy_scheme());
+            self.emit(now, Some(actor), t, EventKind::Imported { legacy });
+        }
+        Ok(tokens.iter().map(|t| t.id).collect())
+    }
+}
