@@ -14,6 +14,8 @@ mod demo;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::var("API_TOKENS_PAGE_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let tokens = demo::tokens();
+    // A wrong or missing hash key is an error here, at startup, not a lockout later.
+    tokens.check_hash_keys()?;
     demo::seed(&tokens)?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!(
