@@ -7,14 +7,20 @@
 //! * `*_hot` repeats one token; `*_cold` walks a random permutation of all of them.
 //! * `peer/prefixed_api_key_check`: that crate's own check of one key (parse + SHA-256 compare).
 //! * `throughput_*`: the same calls from 1 and from 2 threads; time per call should halve.
+//! * `steps/*`: the hot call step by step, each beside its bare counterpart, so a regression
+//!   shows where it lands: `parse` (format and checksum), `hash` (keyed BLAKE3), `probe` (the
+//!   store's lookup by hash, no decision; bare: the `HashMap` lookup), `probe_decide` (lookup and
+//!   the pure decision with `Grant::require`; bare: lookup and the three checks) and `full`
+//!   (everything, from the presented string). `decide` alone is `probe_decide - probe`.
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use api_tokens::store::TokenStore;
 use api_tokens::{
     Actor, HashKey, IpAllowlist, MemoryStore, NewToken, Permission, PermissionSet, RequestContext,
-    SecretFormat, TokenName, Tokens, UserId,
+    SecretFormat, SecretHash, TokenName, Tokens, UserId, UserState,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use ipnet::IpNet;
@@ -106,6 +112,16 @@ impl Fixture {
         let Some(r) = self.baseline.get(hash.as_bytes()) else {
             return false;
         };
+        self.bare_checks(r)
+    }
+
+    /// The baseline plus our format and checksum check: DESIGN.md's "bare sequence".
+    fn baseline_with_format(&self, s: &str) -> bool {
+        self.format.parse(s).is_ok() && self.baseline(s)
+    }
+
+    /// The bare checks on a record found by hash.
+    fn bare_checks(&self, r: &BaseRecord) -> bool {
         r.expires_at > self.now.unix_timestamp()
             && r.allowlist.iter().any(|n| n.contains(&self.client))
             && r.permissions
@@ -113,9 +129,16 @@ impl Fixture {
                 .is_ok()
     }
 
-    /// The baseline plus our format and checksum check: DESIGN.md's "bare sequence".
-    fn baseline_with_format(&self, s: &str) -> bool {
-        self.format.parse(s).is_ok() && self.baseline(s)
+    /// The store's lookup, then the pure decision and `require`, as the facade makes them.
+    fn probe_decide(&self, hash: &SecretHash) -> bool {
+        let mut ok = false;
+        let found = self.tokens.store().authenticate(hash, &mut |c| {
+            let grant =
+                api_tokens::decide(&c, self.now, Some(self.client), |_| UserState::Unrestricted);
+            ok = grant.is_ok_and(|g| g.require(&self.permission).is_ok());
+            None
+        });
+        found.is_ok_and(|f| f) && ok
     }
 
     fn authenticate(&self, s: &str) -> bool {
@@ -228,6 +251,31 @@ fn bench(c: &mut Criterion) {
             start.elapsed()
         })
     });
+    g.bench_function("throughput_baseline_hot/1_thread", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                assert!(f.baseline(&hot));
+            }
+            start.elapsed()
+        })
+    });
+    g.bench_function("throughput_baseline_hot/2_threads", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                for n in [iters / 2, iters - iters / 2] {
+                    let (f, hot) = (&f, &hot);
+                    s.spawn(move || {
+                        for _ in 0..n {
+                            assert!(f.baseline(hot));
+                        }
+                    });
+                }
+            });
+            start.elapsed()
+        })
+    });
     g.bench_function("throughput_hot/1_thread", |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
@@ -252,6 +300,56 @@ fn bench(c: &mut Criterion) {
             });
             start.elapsed()
         })
+    });
+    g.finish();
+
+    // The hot call step by step, each beside the bare sequence's step, in one run.
+    let mut g = c.benchmark_group("steps");
+    g.measurement_time(Duration::from_secs(3));
+    let key = HashKey::new(KEY);
+    let parsed = f.format.parse(&hot).unwrap();
+    let hash = SecretHash::of(&key, &parsed);
+    let bare_hash = *blake3::keyed_hash(&KEY, hot.as_bytes()).as_bytes();
+    let record = &f.baseline[&bare_hash];
+    assert!(f.probe_decide(&hash) && f.bare_checks(record));
+    g.bench_function("parse", |b| {
+        b.iter(|| black_box(f.format.parse(black_box(&hot)).is_ok()))
+    });
+    g.bench_function("hash", |b| {
+        b.iter(|| {
+            let p = f.format.parse(black_box(&hot)).unwrap();
+            black_box(SecretHash::of(&key, &p))
+        })
+    });
+    g.bench_function("bare/hash", |b| {
+        b.iter(|| black_box(blake3::keyed_hash(&KEY, black_box(&hot).as_bytes())))
+    });
+    g.bench_function("probe", |b| {
+        b.iter(|| {
+            let found = f
+                .tokens
+                .store()
+                .authenticate(black_box(&hash), &mut |_| None);
+            black_box(found.is_ok_and(|x| x))
+        })
+    });
+    g.bench_function("bare/probe", |b| {
+        b.iter(|| black_box(f.baseline.contains_key(black_box(&bare_hash))))
+    });
+    g.bench_function("probe_decide", |b| {
+        b.iter(|| black_box(f.probe_decide(black_box(&hash))))
+    });
+    g.bench_function("bare/probe_checks", |b| {
+        b.iter(|| {
+            let r = f.baseline.get(black_box(&bare_hash));
+            black_box(r.is_some_and(|r| f.bare_checks(r)))
+        })
+    });
+    g.bench_function("full", |b| {
+        b.iter(|| black_box(f.authenticate(black_box(&hot))))
+    });
+    g.bench_function("bare/full", |b| {
+        b.iter(|| black_box(f.baseline(black_box(&hot))))
     });
     g.finish();
 }

@@ -258,6 +258,21 @@ impl Permission {
         self.covers_str(&other.0)
     }
 
+    /// [`Permission::covers`] of a name's bytes (`other` is a permission's text).
+    fn covers_bytes(&self, other: &[u8]) -> bool {
+        #[cfg(test)]
+        tests::count_cover();
+        let me = self.0.as_bytes();
+        if me == other || self.is_all() {
+            return true;
+        }
+        match me.strip_suffix(b"*") {
+            // `dns.*` -> stem `dns.`; covers anything longer that starts with it.
+            Some(stem) => other.len() > stem.len() && other.starts_with(stem),
+            None => false,
+        }
+    }
+
     fn covers_str(&self, other: &str) -> bool {
         #[cfg(test)]
         tests::count_cover();
@@ -383,6 +398,12 @@ impl PermissionSet {
         self.0.iter()
     }
 
+    /// An equal set in storage of its own: a clone of it touches no reference count that
+    /// clones of `self` touch (per-thread copies on the authentication hot path).
+    pub(crate) fn unshared(&self) -> Self {
+        Self(self.0.iter().cloned().collect())
+    }
+
     /// How many handles share this set's storage (for interning stores).
     pub(crate) fn ref_count(&self) -> usize {
         Arc::strong_count(&self.0)
@@ -410,11 +431,18 @@ impl PermissionSet {
 
     fn allows_str(&self, p: &str) -> bool {
         // The only member that can cover `p` is `p` itself or the greatest member before it
-        // (see `drop_covered`): one binary search.
-        let i = self.0.partition_point(|m| m.as_str() <= p);
-        i.checked_sub(1)
-            .and_then(|i| self.0.get(i))
-            .is_some_and(|m| m.covers_str(p))
+        // (see `drop_covered`): one binary search, which stops at `p` itself.
+        let p = p.as_bytes();
+        match self
+            .0
+            .binary_search_by(|m| cmp_names(m.as_str().as_bytes(), p))
+        {
+            Ok(_) => true,
+            Err(i) => i
+                .checked_sub(1)
+                .and_then(|i| self.0.get(i))
+                .is_some_and(|m| m.covers_bytes(p)),
+        }
     }
 
     /// Whether both handles share one allocation (so they are equal without comparing).
@@ -494,6 +522,34 @@ impl PermissionSet {
         }
         Self(out.into())
     }
+}
+
+/// The order of `str` (bytewise), eight bytes at a time and without a call: permission names
+/// are short, and `memcmp`'s call was most of a permission check.
+#[inline]
+fn cmp_names(a: &[u8], b: &[u8]) -> Ordering {
+    let word = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_be_bytes)
+    };
+    let mut at = 0;
+    while let (Some(x), Some(y)) = (word(a, at), word(b, at)) {
+        if x != y {
+            return x.cmp(&y);
+        }
+        at += 8;
+    }
+    let (a, b) = (
+        a.get(at..).unwrap_or_default(),
+        b.get(at..).unwrap_or_default(),
+    );
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// Drops the members another member covers, from a sorted list without duplicates, in one

@@ -670,8 +670,16 @@ impl SecretFormat {
     /// [`MalformedSecret`] says what is wrong: empty, too long (over [`MAX_PRESENTED_LEN`] bytes,
     /// refused before anything else), wrong length, wrong prefix, a character outside the format's
     /// alphabet, or a bad checksum. The error never contains the presented text.
+    #[inline]
     pub fn parse<'a>(&self, presented: &'a str) -> Result<PresentedSecret<'a>, MalformedSecret> {
-        let bytes = presented.as_bytes();
+        // The checks return only the verdict; the borrowed string never makes a round trip
+        // through memory (a 16-byte result written in halves and read whole stalls the
+        // store-to-load forwarding on every request).
+        self.check(presented.as_bytes())?;
+        Ok(PresentedSecret(presented))
+    }
+
+    fn check(&self, bytes: &[u8]) -> Result<(), MalformedSecret> {
         if bytes.is_empty() {
             return Err(MalformedSecret::Empty);
         }
@@ -684,6 +692,8 @@ impl SecretFormat {
         match self {
             Self::Prefixed(prefix) => {
                 let p = prefix.0.as_bytes();
+                // Compared byte by byte: the prefix is a few bytes, and `strip_prefix` calls
+                // `memcmp`.
                 let Some(rest) = bytes
                     .strip_prefix(p)
                     .and_then(|rest| rest.strip_prefix(b"_"))
@@ -710,7 +720,7 @@ impl SecretFormat {
             Self::Zabbix => check_fixed(bytes, expected, is_lower_hex)?,
             Self::Cpanel => check_fixed(bytes, expected, is_upper_base36)?,
         }
-        Ok(PresentedSecret(presented))
+        Ok(())
     }
 }
 
@@ -794,12 +804,23 @@ fn checksum(data: &[u8]) -> u32 {
         h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K);
         h ^= h >> 29;
     }
-    let mut w = [0u8; 8];
-    let rem = chunks.remainder();
-    w.get_mut(..rem.len())
-        .unwrap_or_default()
-        .copy_from_slice(rem);
-    h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    // The last 0–7 bytes, zero-padded, as a little-endian word (shifts rather than a copy
+    // into a buffer: no call on the hot path).
+    let rem = chunks.remainder().len();
+    let tail = match data.len().checked_sub(8).and_then(|at| data.get(at..)) {
+        // The last 8 bytes as one word, shifted down to the remainder's bytes.
+        Some(last) if rem > 0 => {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(last);
+            u64::from_le_bytes(w) >> (8 * (8 - rem))
+        }
+        _ => chunks
+            .remainder()
+            .iter()
+            .rev()
+            .fold(0u64, |w, &b| (w << 8) | u64::from(b)),
+    };
+    h = (h ^ tail).wrapping_mul(K);
     h ^= h >> 32;
     h = h.wrapping_mul(K);
     (h >> 32) as u32
@@ -817,16 +838,36 @@ fn push_checksum(out: &mut String, sum: u32) {
     }
 }
 
+/// Each byte's base62 digit, or [`NOT_BASE62`]: one load per character instead of a chain of
+/// range tests (this runs on every request).
+// Evaluated at compile time: an index out of range would fail the build, never panic.
+#[allow(clippy::indexing_slicing)]
+const BASE62_DIGIT: [u8; 256] = {
+    let mut t = [NOT_BASE62; 256];
+    let mut i = 0;
+    while i < BASE62.len() {
+        t[BASE62[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+const NOT_BASE62: u8 = 0xff;
+
 fn decode_checksum(s: &[u8]) -> Option<u32> {
+    let digits: &[u8; CHECKSUM_LEN] = s.try_into().ok()?;
     let mut v: u64 = 0;
-    for &b in s {
-        let d = match b {
-            b'0'..=b'9' => b - b'0',
-            b'A'..=b'Z' => b - b'A' + 10,
-            b'a'..=b'z' => b - b'a' + 36,
-            _ => return None,
-        };
+    let mut bad = false;
+    for &b in digits {
+        let d = BASE62_DIGIT
+            .get(usize::from(b))
+            .copied()
+            .unwrap_or(NOT_BASE62);
+        bad |= d == NOT_BASE62;
         v = v * 62 + u64::from(d);
+    }
+    // Six digits stay far below 2^64 (62^6 < 2^36): only the u32 range needs checking.
+    if bad {
+        return None;
     }
     u32::try_from(v).ok()
 }

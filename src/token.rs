@@ -99,6 +99,11 @@ impl UserId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// An equal id in an allocation of its own (see `TokenName::unshared`).
+    pub(crate) fn unshared(&self) -> Self {
+        Self(Arc::from(&*self.0))
+    }
 }
 
 /// The checks every stored text value shares: non-empty, bounded, no control characters, no
@@ -190,6 +195,12 @@ impl TokenName {
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// An equal name in an allocation of its own: a clone of it touches no reference count
+    /// that clones of `self` touch (per-thread copies on the authentication hot path).
+    pub(crate) fn unshared(&self) -> Self {
+        Self(Arc::from(&*self.0))
     }
 }
 
@@ -484,9 +495,16 @@ impl<'de> serde::de::Visitor<'de> for ExpiryVisitor {
 const UNIX_RANGE: &str = "Unix seconds between the years -9999 and 9999";
 
 /// `t` with the fraction of a second dropped, in UTC.
+#[inline]
 pub(crate) fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
     // `checked_`: a local time near the end of the range may have no UTC form; keep it as it is.
-    let utc = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
+    // Already UTC (every instant a `SystemClock` reads) skips the conversion: this runs on
+    // every authentication.
+    let utc = if t.offset().is_utc() {
+        t
+    } else {
+        t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t)
+    };
     utc.replace_nanosecond(0).unwrap_or(utc)
 }
 

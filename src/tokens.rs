@@ -1037,6 +1037,8 @@ impl<S: TokenStore> Tokens<S> {
         )>,
         Denial,
     > {
+        // Once, outside the store's callback (this runs on every authentication).
+        let at = whole_seconds(now);
         let mut outcome = None;
         let found = self
             .store
@@ -1048,10 +1050,7 @@ impl<S: TokenStore> Tokens<S> {
                     |u| self.config.directory.user(u),
                     |token, rights| self.config.memo.intersection(token, rights),
                 );
-                let used = r.is_ok().then(|| LastUse {
-                    at: whole_seconds(now),
-                    ip,
-                });
+                let used = r.is_ok().then_some(LastUse { at, ip });
                 outcome = Some((r, candidate.matched, candidate.scheme));
                 used
             })

@@ -22,6 +22,7 @@ use slot_index::SlotIndex;
 
 pub use seal::{Seal, SealedSnapshot};
 
+mod hot;
 mod seal;
 mod slot_index;
 
@@ -52,7 +53,9 @@ pub struct Snapshot {
 /// * Lookup by secret hash and by id: one hash-map probe each.
 /// * Listing by owner touches only that owner's tokens.
 /// * Authentication takes a shared lock only; last use is written into per-token atomics, at
-///   most once per token per second and client address.
+///   most once per token per second and client address. A token a thread authenticates again
+///   is served from that thread's own copy, without any lock or shared write, for as long as
+///   the store is unchanged (every write invalidates every copy before it returns).
 /// * [`snapshot`](MemoryStore::snapshot) / [`restore`](MemoryStore::restore) for persistence.
 /// * Equal permission sets are stored once (interned), so a million tokens with a handful of
 ///   distinct sets cost a handful of sets.
@@ -62,6 +65,38 @@ pub struct Snapshot {
 pub struct MemoryStore {
     inner: RwLock<Inner>,
     next_id: AtomicU64,
+    /// Moves on every change of `inner`, under its write lock ([`WriteGuard`]).
+    epoch: hot::Epoch,
+    /// Per-thread copies of recently authenticated tokens, valid at one epoch (`hot.rs`).
+    hot: hot::HotCaches,
+}
+
+/// The write lock on a store's contents. Dropping it moves the store's epoch before the lock
+/// is released, so every change, by whatever path, invalidates the per-thread copies before
+/// the call that made it returns.
+struct WriteGuard<'a> {
+    inner: RwLockWriteGuard<'a, Inner>,
+    epoch: &'a hot::Epoch,
+}
+
+impl std::ops::Deref for WriteGuard<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for WriteGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.inner
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        // Runs before the field `inner` is dropped, i.e. while the lock is still held.
+        self.epoch.bump();
+    }
 }
 
 #[derive(Default)]
@@ -577,9 +612,15 @@ impl Inner {
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
+        Self::with_inner(Inner::default(), 1)
+    }
+
+    fn with_inner(inner: Inner, next_id: u64) -> Self {
         Self {
-            inner: RwLock::new(Inner::default()),
-            next_id: AtomicU64::new(1),
+            inner: RwLock::new(inner),
+            next_id: AtomicU64::new(next_id),
+            epoch: hot::Epoch::default(),
+            hot: hot::HotCaches::default(),
         }
     }
 
@@ -587,8 +628,82 @@ impl MemoryStore {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
-        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    fn write(&self) -> WriteGuard<'_> {
+        WriteGuard {
+            inner: self.inner.write().unwrap_or_else(|p| p.into_inner()),
+            epoch: &self.epoch,
+        }
+    }
+
+    /// Authentication by hash: from this thread's copy of the token when it holds one taken
+    /// at the store's current epoch (no lock, no shared write), else under the read lock.
+    /// `noted` hears each last use that changed the stored record.
+    fn authenticate_by_hash(
+        &self,
+        hash: &SecretHash,
+        check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
+        noted: &mut dyn FnMut(TokenId, LastUse),
+    ) -> bool {
+        let epoch = self.epoch.load();
+        // A reentrant call (a directory that authenticates) finds the cache busy and takes
+        // the locked path.
+        let Ok(mut cache) = self.hot.local().try_borrow_mut() else {
+            return self.authenticate_locked(hash, check, noted, None);
+        };
+        if let Some(hot) = cache.get(hash, epoch) {
+            let used = check(hot.candidate());
+            if let Some(used) = used
+                && !hot.has_recorded(&used)
+            {
+                // At most once per token per second and address (per thread): the write
+                // goes to the shared record under the read lock, as on the locked path.
+                let inner = self.read();
+                if let Some(e) = inner.by_hash(hash).filter(|e| e.id == hot.id)
+                    && e.last.record(used)
+                {
+                    noted(e.id, used);
+                }
+                hot.set_recorded(&used);
+            }
+            return true;
+        }
+        let admit = cache.admit(hash);
+        self.authenticate_locked(hash, check, noted, admit.then_some(&mut *cache))
+    }
+
+    /// The locked path; with `cache`, a copy of the token is kept there.
+    fn authenticate_locked(
+        &self,
+        hash: &SecretHash,
+        check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
+        noted: &mut dyn FnMut(TokenId, LastUse),
+        cache: Option<&mut hot::Cache>,
+    ) -> bool {
+        #[cfg(test)]
+        tests::LOCKED_PATH.with(|n| n.set(n.get() + 1));
+        let inner = self.read();
+        let Some(e) = inner.by_hash(hash) else {
+            return false;
+        };
+        let Some(candidate) = e.candidate(hash) else {
+            return false;
+        };
+        // Under the read lock the epoch cannot move: the copy is the store at this epoch.
+        let copy =
+            cache.and_then(|c| Some((hot::Hot::copy(e, &candidate, hash, self.epoch.load())?, c)));
+        let used = check(candidate);
+        if let Some(used) = used
+            && e.last.record(used)
+        {
+            noted(e.id, used);
+        }
+        if let Some((mut copy, cache)) = copy {
+            if let Some(used) = &used {
+                copy.set_recorded(used);
+            }
+            cache.put(copy);
+        }
+        true
     }
 
     /// Number of tokens.
@@ -628,6 +743,7 @@ impl MemoryStore {
         let mut guard = self.write();
         *guard = inner;
         self.next_id.store(next, Relaxed);
+        drop(guard);
         Ok(())
     }
 
@@ -655,10 +771,7 @@ impl MemoryStore {
         let changes: Vec<Change> = snapshot.tokens.into_iter().map(Change::Insert).collect();
         inner.check(&changes).map_err(|e| invalid(e.to_string()))?;
         inner.apply(changes);
-        Ok(Self {
-            inner: RwLock::new(inner),
-            next_id: AtomicU64::new(snapshot.next_id),
-        })
+        Ok(Self::with_inner(inner, snapshot.next_id))
     }
 }
 
@@ -674,19 +787,7 @@ impl MemoryStore {
         check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
         noted: &mut dyn FnMut(TokenId, LastUse),
     ) -> bool {
-        let inner = self.read();
-        let Some(e) = inner.by_hash(hash) else {
-            return false;
-        };
-        let Some(candidate) = e.candidate(hash) else {
-            return false;
-        };
-        if let Some(used) = check(candidate)
-            && e.last.record(used)
-        {
-            noted(e.id, used);
-        }
-        true
+        self.authenticate_by_hash(hash, check, noted)
     }
 
     /// Installs records read from the source of truth: each of `upserts` replaces the record
@@ -832,23 +933,129 @@ impl TokenStore for MemoryStore {
         hash: &SecretHash,
         check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
     ) -> Result<bool, StoreError> {
-        let inner = self.read();
-        let Some(e) = inner.by_hash(hash) else {
-            return Ok(false);
-        };
-        let Some(candidate) = e.candidate(hash) else {
-            return Ok(false);
-        };
-        if let Some(used) = check(candidate) {
-            e.last.record(used);
-        }
-        Ok(true)
+        Ok(self.authenticate_by_hash(hash, check, &mut |_, _| {}))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::RequestContext;
+    use crate::{Actor, NewToken, Tokens};
+
+    thread_local! {
+        /// Authentications this thread made on the locked path.
+        pub(super) static LOCKED_PATH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
+    fn locked_path() -> u32 {
+        LOCKED_PATH.with(|n| n.get())
+    }
+
+    fn issue(tokens: &Tokens, permissions: &str) -> crate::Issued {
+        tokens
+            .issue(
+                &Actor::admin(UserId::from(1)),
+                NewToken::new(format!("t{}", tokens.store().len()).parse().unwrap())
+                    .permissions(permissions.parse().unwrap()),
+            )
+            .unwrap()
+    }
+
+    /// Issue 15: a token this thread authenticated before is authenticated while another
+    /// thread holds the store's write lock (which the locked path would wait for).
+    #[test]
+    fn the_hot_path_takes_no_lock() {
+        let tokens = Tokens::in_memory();
+        let issued = issue(&tokens, "dns.*");
+        let secret = issued.secret.expose();
+        let ctx = RequestContext::unknown_address();
+        let (ready, warmed) = std::sync::mpsc::channel();
+        let (go, started) = std::sync::mpsc::channel::<()>();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let (tokens, ctx) = (&tokens, &ctx);
+            s.spawn(move || {
+                for _ in 0..3 {
+                    tokens.authenticate(secret, ctx).unwrap();
+                }
+                ready.send(()).unwrap();
+                started.recv().unwrap();
+                let before = locked_path();
+                let r = tokens.authenticate(secret, ctx).map(|g| g.token);
+                done.send((r, locked_path() - before)).unwrap();
+            });
+            warmed.recv().unwrap();
+            let held = tokens.store().inner.write().unwrap();
+            go.send(()).unwrap();
+            let outcome = finished.recv_timeout(std::time::Duration::from_secs(30));
+            drop(held);
+            let (r, locked) = outcome.expect("the hot path waited for the store's lock");
+            assert_eq!(r.unwrap(), issued.token.id);
+            assert_eq!(locked, 0);
+        });
+    }
+
+    #[test]
+    fn large_tokens_take_the_locked_path_every_time() {
+        let tokens = Tokens::in_memory();
+        let small = issue(&tokens, "a, b");
+        let many: Vec<String> = (0..=hot::MAX_COPIED).map(|i| format!("p{i}")).collect();
+        let large = issue(&tokens, &many.join(", "));
+        let ctx = RequestContext::unknown_address();
+        for (issued, expected_locked) in [(&small, 2), (&large, 10)] {
+            let before = locked_path();
+            for _ in 0..10 {
+                let g = tokens.authenticate(issued.secret.expose(), &ctx).unwrap();
+                assert_eq!(g.token, issued.token.id);
+            }
+            assert_eq!(locked_path() - before, expected_locked);
+        }
+    }
+
+    /// The replica hears of every last use that changed the record, from either path.
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn last_uses_from_the_hot_path_are_noted() {
+        let tokens = Tokens::in_memory();
+        let issued = issue(&tokens, "a");
+        let hash = SecretHash::of(
+            &crate::HashKey::default(),
+            &crate::SecretFormat::default()
+                .parse(issued.secret.expose())
+                .unwrap(),
+        );
+        let t0 = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let mut noted = Vec::new();
+        for (secs, ip) in [
+            (0, 1),
+            (0, 1),
+            (0, 1),
+            (0, 1),
+            (1, 1),
+            (1, 1),
+            (1, 2),
+            (1, 2),
+        ] {
+            let used = LastUse {
+                at: t0 + time::Duration::seconds(secs),
+                ip: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, ip))),
+            };
+            let found =
+                tokens
+                    .store()
+                    .authenticate_noting(&hash, &mut |_| Some(used), &mut |id, u| {
+                        noted.push((id, u))
+                    });
+            assert!(found);
+        }
+        let at: Vec<(i64, Option<IpAddr>)> = noted
+            .iter()
+            .map(|(_, u)| ((u.at - t0).whole_seconds(), u.ip))
+            .collect();
+        let ip = |n| Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)));
+        assert_eq!(at, [(0, ip(1)), (1, ip(1)), (1, ip(2))]);
+    }
 
     fn token(id: TokenId, permissions: &str) -> Token {
         Token {

@@ -21,8 +21,9 @@
 //!
 //! # The staleness bound (fail closed)
 //! A catch-up that succeeds *confirms* the copy: it holds everything committed before the
-//! catch-up began. Authentication checks, with one clock read, that the last confirmation is
-//! younger than the bound; past it, every token is refused with
+//! catch-up began. Authentication checks that the last confirmation is younger than the bound
+//! (with the kernel's coarse clock while the deadline is far, the precise clock when it is
+//! near: see `replica/coarse.rs`); past it, every token is refused with
 //! [`Denial::Stale`](crate::Denial::Stale) (public form: "service unavailable") until a
 //! catch-up succeeds, and the events [`EventKind::ReplicaStale`] and then
 //! [`EventKind::ReplicaCurrent`] say so. A revocation committed at instant `t` is therefore
@@ -62,6 +63,9 @@ use crate::events::{EventKind, EventSink, NoEvents, TokenEvent};
 use crate::keys::KeyUsage;
 use crate::secret::SecretHash;
 use crate::token::{LastUse, Token, TokenId, TokenName, UserId, whole_seconds};
+use coarse::Clocks;
+
+mod coarse;
 
 /// Settings of a [`Replica`].
 #[derive(Clone)]
@@ -165,10 +169,14 @@ struct Shared {
     local: MemoryStore,
     /// The clock value the local copy is at; `None` before the first load.
     applied: tokio::sync::Mutex<Option<u64>>,
-    base: Instant,
-    /// Nanoseconds after `base` from which the copy no longer counts as current (0: stale).
+    /// The monotonic clock every instant below is read on (nanoseconds).
+    clocks: Clocks,
+    /// The instant from which the copy no longer counts as current (0: stale).
     deadline: AtomicU64,
-    /// Nanoseconds after `base` of the start of the last confirmed catch-up.
+    /// The coarse-clock reading below which the copy counts as current without a precise
+    /// clock read: `deadline` less the margin ([`Clocks::margin`]); 0 when there is none.
+    fast_until: AtomicU64,
+    /// The start of the last confirmed catch-up.
     confirmed: AtomicU64,
     stale_reported: AtomicBool,
     bound: Duration,
@@ -184,7 +192,7 @@ fn nanos(d: Duration) -> u64 {
 
 impl Shared {
     fn now(&self) -> u64 {
-        nanos(self.base.elapsed())
+        self.clocks.now()
     }
 
     fn unconfirmed_for(&self) -> Duration {
@@ -209,8 +217,11 @@ impl Shared {
     fn confirm(&self, started: u64) {
         let started = started.max(1);
         self.confirmed.fetch_max(started, Ordering::AcqRel);
-        self.deadline
-            .fetch_max(started.saturating_add(nanos(self.bound)), Ordering::AcqRel);
+        let deadline = started.saturating_add(nanos(self.bound));
+        self.deadline.fetch_max(deadline, Ordering::AcqRel);
+        let margin = self.clocks.margin(nanos(self.bound));
+        self.fast_until
+            .fetch_max(deadline.saturating_sub(margin), Ordering::AcqRel);
         if self.stale_reported.swap(false, Ordering::AcqRel) {
             tracing::info!("api-tokens replica: caught up, authenticating again");
             self.emit(EventKind::ReplicaCurrent);
@@ -219,12 +230,23 @@ impl Shared {
 
     /// Refuse every token until the next successful catch-up.
     fn mark_stale(&self) {
+        self.fast_until.store(0, Ordering::Release);
         self.deadline.store(0, Ordering::Release);
         self.wake.notify_one();
     }
 
     fn is_current(&self) -> bool {
         self.now() < self.deadline.load(Ordering::Acquire)
+    }
+
+    /// [`Shared::is_current`] for every authentication: the coarse clock while the deadline
+    /// is far, the precise one when it is near.
+    fn is_current_fast(&self) -> bool {
+        current(
+            self.clocks.coarse(),
+            self.fast_until.load(Ordering::Acquire),
+            || self.is_current(),
+        )
     }
 
     /// Brings the copy up to the database's clock. One round trip: the transaction's
@@ -392,6 +414,12 @@ impl Shared {
             }
         }
     }
+}
+
+/// Whether the copy is current: at once when the coarse reading is below the fast-path limit
+/// (which [`Shared::confirm`] keeps a margin before the deadline), else by `precise`.
+fn current(coarse: Option<u64>, fast_until: u64, precise: impl FnOnce() -> bool) -> bool {
+    coarse.is_some_and(|c| c < fast_until) || precise()
 }
 
 const CLOCK: &str = "SELECT seq, pruned_through FROM api_token_clock WHERE one = 1";
@@ -635,8 +663,9 @@ impl Replica {
             pg: store.pg.clone(),
             local: MemoryStore::new(),
             applied: tokio::sync::Mutex::new(None),
-            base: Instant::now(),
+            clocks: Clocks::new(),
             deadline: AtomicU64::new(0),
+            fast_until: AtomicU64::new(0),
             confirmed: AtomicU64::new(0),
             stale_reported: AtomicBool::new(false),
             bound,
@@ -793,12 +822,37 @@ impl TokenStore for Replica {
         check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
     ) -> Result<bool, StoreError> {
         let s = &*self.shared;
-        if s.now() >= s.deadline.load(Ordering::Acquire) {
+        if !s.is_current_fast() {
             return Err(StoreError::Stale {
                 unconfirmed_for: s.unconfirmed_for(),
             });
         }
         Ok(s.local
             .authenticate_noting(hash, check, &mut |id, used| s.pg.note_use(id, used)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15: the coarse clock answers only below the fast-path limit; from it on, the
+    /// precise clock decides, so nothing is served past the deadline; a stale mark (limit 0)
+    /// always asks the precise check.
+    #[test]
+    fn the_coarse_clock_decides_only_below_the_fast_path_limit() {
+        let (fast_until, deadline) = (1_050, 1_100);
+        let precise_at = |now: u64| move || now < deadline;
+        let never = || -> bool { panic!("the precise clock was read") };
+        assert!(current(Some(1_049), fast_until, never));
+        assert!(current(Some(1_050), fast_until, precise_at(1_099)));
+        assert!(!current(Some(1_050), fast_until, precise_at(1_100)));
+        assert!(!current(Some(1_090), fast_until, precise_at(1_200)));
+        assert!(
+            !current(None, fast_until, precise_at(1_100)),
+            "no coarse clock"
+        );
+        assert!(current(None, fast_until, precise_at(1_000)));
+        assert!(!current(Some(1), 0, || false), "marked stale");
     }
 }
