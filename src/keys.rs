@@ -367,6 +367,7 @@ impl HashKeys {
         true
     }
 
+    #[cfg(feature = "legacy")]
     pub(crate) fn add_legacy(&mut self, scheme: LegacyScheme) {
         if !self.legacy.contains(&scheme) {
             self.legacy.push(scheme);
@@ -430,7 +431,9 @@ impl HashKeys {
             .old
             .iter()
             .map(move |(key, id)| (SecretHash::of_text(key, presented), HashScheme::keyed(*id)));
+        #[cfg(feature = "legacy")]
         let mut digests: Vec<(LegacyScheme, LegacyDigest)> = Vec::new();
+        #[cfg(feature = "legacy")]
         let legacy = self
             .legacy_keys
             .iter()
@@ -446,6 +449,10 @@ impl HashKeys {
                 };
                 (digest.lookup_hash(lookup), HashScheme::legacy(*l, *id))
             });
+        // Without the feature no legacy scheme can be honoured (`Tokens::with_legacy_scheme`
+        // is not there): the miss path tries the old keys only.
+        #[cfg(not(feature = "legacy"))]
+        let legacy = std::iter::empty();
         old.chain(legacy)
     }
 
@@ -483,6 +490,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "legacy")]
     #[test]
     fn attempts_cover_old_keys_then_legacy_schemes_in_shape() {
         let a = HashKey::new([1; 32]);

@@ -87,7 +87,9 @@
 //!   host's, behind the small [`TokenStore`] trait (see the SQLite example). The crate ships
 //!   two SQL stores behind features: SQLite (`sqlite`) and PostgreSQL (`postgres`), the latter
 //!   with an in-process replica for fleets of processes sharing one database (`store::replica`)
-//!   and `AsyncTokens` for tokio hosts.
+//!   and `AsyncTokens` for tokio hosts. Tokens imported from another system keep their
+//!   secrets with the feature `legacy` (`Tokens::with_legacy_scheme`: Zabbix's sha512 hashes,
+//!   plain sha256).
 //! * **User management.** Users, roles and their rights are the host's; it answers through
 //!   [`UserDirectory`].
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -15,6 +15,7 @@ use crate::directory::{AllowAllUsers, UserDirectory, UserState};
 use crate::error::{Error, Field, Forbidden, Problem, Result, StoreError, ValidationError};
 use crate::events::{EventKind, EventSink, NoEvents, TokenEvent, UpdatedField};
 use crate::keys::HashKeys;
+#[cfg(feature = "legacy")]
 use crate::legacy::LegacyScheme;
 use crate::permission::{IntersectionMemo, PermissionSet};
 use crate::policy::Policy;
@@ -416,6 +417,9 @@ impl<S: TokenStore> Tokens<S> {
     /// Honours hashes imported in `scheme` ([`Tokens::import`]): secrets of the scheme's shape
     /// pass the format check, and one that matches an imported hash authenticates and is
     /// re-hashed the ordinary way on its first success.
+    ///
+    /// Needs the feature `legacy` (SHA-2 for the digests).
+    #[cfg(feature = "legacy")]
     #[must_use]
     pub fn with_legacy_scheme(self, scheme: LegacyScheme) -> Self {
         self.configure(|c| {

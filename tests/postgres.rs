@@ -544,6 +544,7 @@ fn issue_14_key_ids_and_rotation_across_replicas() {
 
 /// Issue 14: imported legacy hashes live in PostgreSQL like any other; rows from before schema
 /// 3 read as made under the host's key and are labelled when first used.
+#[cfg(feature = "legacy")]
 #[test]
 fn issue_14_imported_and_unrecorded_hashes_in_postgresql() {
     use api_tokens::{HashKey, HashScheme, ImportedToken, LegacyHash, LegacyScheme};

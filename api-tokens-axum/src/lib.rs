@@ -27,6 +27,7 @@ mod client_ip;
 mod credentials;
 mod layer;
 pub mod manage;
+pub mod page;
 mod refusal;
 mod require;
 

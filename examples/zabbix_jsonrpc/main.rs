@@ -134,8 +134,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use api_tokens::{
-    Actor, LegacyScheme, ManualClock, MemoryStore, Policy, PublicDenial, RequestContext, Snapshot,
-    Tokens,
+    Actor, ManualClock, MemoryStore, Policy, PublicDenial, RequestContext, Snapshot, Tokens,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -423,12 +422,23 @@ fn main() -> Result<(), Box<dyn StdError>> {
         next_id: first_id,
         tokens: Vec::new(),
     })?;
-    // Zabbix's own hashes are honoured, so tokens imported from a Zabbix database keep their
-    // secrets (each one re-hashed under the example's key when it is first used).
-    let mut tokens = Tokens::new(store)
+    let tokens = Tokens::new(store)
         .with_policy(Policy::zabbix())
-        .with_directory(users.directory())
-        .with_legacy_scheme(LegacyScheme::ZabbixSha512);
+        .with_directory(users.directory());
+    // With the feature `legacy`, Zabbix's own hashes are honoured, so tokens imported from a
+    // Zabbix database keep their secrets (each one re-hashed under the example's key when it
+    // is first used).
+    #[cfg(feature = "legacy")]
+    let tokens = tokens.with_legacy_scheme(api_tokens::LegacyScheme::ZabbixSha512);
+    #[cfg(not(feature = "legacy"))]
+    if import_file.is_some() {
+        return Err(
+            "--import needs the feature `legacy` (SHA-512 for Zabbix's hashes): \
+                    cargo run --example zabbix_jsonrpc --features legacy -- --import FILE"
+                .into(),
+        );
+    }
+    let mut tokens = tokens;
     if let Some(secs) = now {
         tokens = tokens.with_clock(Arc::new(ManualClock::new(
             OffsetDateTime::from_unix_timestamp(secs)?,

@@ -1,0 +1,39 @@
+//! The repository README's page section: its block is part of the crate README's compiled
+//! doctest, its command is the example's, and its screenshot is committed.
+
+use std::path::Path;
+
+/// The first fenced Rust block after `heading`, without rustdoc's hidden (`# `) lines.
+fn rust_block(markdown: &str, heading: &str) -> String {
+    let after = markdown
+        .split_once(heading)
+        .unwrap_or_else(|| panic!("no {heading:?}"))
+        .1;
+    let start = after.find("```rust").expect("a rust block");
+    let body = after[start..].split_once('\n').expect("a fence line").1;
+    let end = body.find("```").expect("a closing fence");
+    body[..end]
+        .lines()
+        .filter(|l| !(l.starts_with("# ") || *l == "#"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn the_repository_readme_shows_the_compiled_page_mount_and_a_screenshot() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = std::fs::read_to_string(root.join("../README.md")).unwrap();
+    let krate = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let shown = rust_block(&repo, "## The API tokens page");
+    let compiled = rust_block(&krate, "## The API tokens page");
+    assert!(
+        shown.lines().count() >= 8 && compiled.contains(&shown),
+        "README.md's page block:\n{shown}\nis not part of api-tokens-axum/README.md's doctest:\n{compiled}"
+    );
+    assert!(shown.contains("TokensPage::new(") && shown.contains(".router()"));
+    let section = repo.split_once("## The API tokens page").unwrap().1;
+    assert!(section.contains("cargo run -p api-tokens-axum --example page"));
+    assert!(section.contains("](docs/page.png)"));
+    let png = std::fs::read(root.join("../docs/page.png")).expect("docs/page.png is committed");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000);
+}
