@@ -79,7 +79,7 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::manage::{ActorMapping, ApiError, FromGrant, SelfService};
+use crate::manage::{ActorMapping, ApiError, Caller, FromGrant, SelfService};
 
 mod form;
 mod html;
@@ -329,6 +329,10 @@ type St<S, M> = State<Arc<Shared<S, M>>>;
 struct Ctx {
     base: String,
     actor: Actor,
+    /// The actor, and the calling token's bounds when an API token authenticated the request:
+    /// what every operation is asked with, so a token-derived caller cannot mint or widen
+    /// tokens beyond itself through the page either.
+    caller: Caller,
     cookie: Option<String>,
 }
 
@@ -376,7 +380,7 @@ async fn caller<S: TokenStore + 'static, M: ActorMapping<S>>(
     shared: &Shared<S, M>,
     parts: &Parts,
 ) -> Result<Ctx, Response> {
-    let actor = shared.service.actor(parts).await.map_err(|e| {
+    let caller = shared.service.caller(parts).await.map_err(|e| {
         let status = e.status();
         respond(
             status,
@@ -391,7 +395,8 @@ async fn caller<S: TokenStore + 'static, M: ActorMapping<S>>(
         .unwrap_or_default();
     Ok(Ctx {
         base,
-        actor,
+        actor: caller.actor.clone(),
+        caller,
         cookie: cookie_of(parts),
     })
 }
@@ -534,7 +539,7 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
     ) -> Response {
         let max_rows = self.settings.max_rows;
         let query = query_of(filter, view, ctx.admin(), max_rows);
-        let mut rows = match self.service.list(ctx.actor.clone(), query).await {
+        let mut rows = match self.service.list(ctx.caller.clone(), query).await {
             Ok(rows) => rows,
             Err(e) => {
                 errors.add(filter_field(&e), e.to_string());
@@ -900,10 +905,10 @@ async fn mass<S: TokenStore + 'static, M: ActorMapping<S>>(
         Some(s) => {
             shared
                 .service
-                .set_status(ctx.actor.clone(), ids.clone(), s)
+                .set_status(ctx.caller.clone(), ids.clone(), s)
                 .await
         }
-        None => shared.service.delete(ctx.actor.clone(), ids.clone()).await,
+        None => shared.service.delete(ctx.caller.clone(), ids.clone()).await,
     };
     let notice = match result {
         Ok(done) => {
@@ -967,7 +972,7 @@ async fn toggle<S: TokenStore + 'static, M: ActorMapping<S>>(
     };
     let notice = match shared
         .service
-        .set_status(ctx.actor.clone(), vec![id], status)
+        .set_status(ctx.caller.clone(), vec![id], status)
         .await
     {
         Ok(_) => {
@@ -1127,7 +1132,7 @@ async fn create<S: TokenStore + 'static, M: ActorMapping<S>>(
     if let Some(o) = owner {
         new = new.owner(o);
     }
-    match shared.service.issue(ctx.actor.clone(), new).await {
+    match shared.service.issue(ctx.caller.clone(), new).await {
         Ok(issued) => {
             let id = issued.token.id;
             tracing::info!(actor = %ctx.actor.user, token = id.get(), "API token added (page)");
@@ -1183,7 +1188,7 @@ async fn secret_page<S: TokenStore + 'static, M: ActorMapping<S>>(
     } else {
         None
     };
-    let token = shared.service.get(ctx.actor.clone(), id).await.ok();
+    let token = shared.service.get(ctx.caller.clone(), id).await.ok();
     let status = if pending.is_some() {
         StatusCode::OK
     } else {
@@ -1211,7 +1216,7 @@ async fn show_token<S: TokenStore + 'static, M: ActorMapping<S>>(
     status: StatusCode,
     cookie: Option<HeaderValue>,
 ) -> Response {
-    match shared.service.get(ctx.actor.clone(), id).await {
+    match shared.service.get(ctx.caller.clone(), id).await {
         Ok(token) => {
             let csrf = shared.csrf(ctx);
             let now = shared.service.tokens().now();
@@ -1280,7 +1285,7 @@ async fn update<S: TokenStore + 'static, M: ActorMapping<S>>(
             "No such API token.",
         );
     };
-    let current = match shared.service.get(ctx.actor.clone(), id).await {
+    let current = match shared.service.get(ctx.caller.clone(), id).await {
         Ok(t) => t,
         Err(e) => return shared.message(&ctx, e.status(), "API token", &e.to_string()),
     };
@@ -1333,7 +1338,7 @@ async fn update<S: TokenStore + 'static, M: ActorMapping<S>>(
         changed = true;
     }
     if changed {
-        if let Err(e) = shared.service.update(ctx.actor.clone(), u).await {
+        if let Err(e) = shared.service.update(ctx.caller.clone(), u).await {
             errors.add(token_field(&e), e.to_string());
             return show_token(&shared, &ctx, id, Some(&input), &errors, e.status(), None).await;
         }
@@ -1383,7 +1388,7 @@ async fn regenerate<S: TokenStore + 'static, M: ActorMapping<S>>(
     }
     let result = shared
         .service
-        .regenerate(ctx.actor.clone(), vec![id], TimeDuration::ZERO)
+        .regenerate(ctx.caller.clone(), vec![id], TimeDuration::ZERO)
         .await;
     let secret = match result {
         Ok(mut secrets) => secrets.pop(),
@@ -1395,7 +1400,7 @@ async fn regenerate<S: TokenStore + 'static, M: ActorMapping<S>>(
     };
     let name = shared
         .service
-        .get(ctx.actor.clone(), id)
+        .get(ctx.caller.clone(), id)
         .await
         .map(|t| t.name);
     match (secret, name) {
