@@ -64,7 +64,7 @@ use std::sync::Arc;
 use api_tokens::store::{SortField, SortOrder};
 use api_tokens::time::Duration as TimeDuration;
 use api_tokens::{
-    Actor, Error, Expiry, Forbidden, IpAllowlist, MemoryStore, PermissionSet, Query, Status, Token,
+    Error, Expiry, Forbidden, IpAllowlist, MemoryStore, PermissionSet, Query, Status, Token,
     TokenId, TokenName, TokenStore, TokenUpdate, Tokens, UserId,
 };
 use axum::Router;
@@ -328,7 +328,6 @@ type St<S, M> = State<Arc<Shared<S, M>>>;
 /// One request's caller, mount point and session cookie.
 struct Ctx {
     base: String,
-    actor: Actor,
     /// The actor, and the calling token's bounds when an API token authenticated the request:
     /// what every operation is asked with, so a token-derived caller cannot mint or widen
     /// tokens beyond itself through the page either.
@@ -338,13 +337,13 @@ struct Ctx {
 
 impl Ctx {
     fn admin(&self) -> bool {
-        self.actor.manage_others
+        self.caller.actor.manage_others
     }
 
     fn frame<'a, S, M>(&'a self, shared: &'a Shared<S, M>, csrf: &'a str) -> Frame<'a> {
         Frame {
             base: &self.base,
-            user: &self.actor.user,
+            user: &self.caller.actor.user,
             csrf,
             admin: self.admin(),
             users: &shared.settings.users,
@@ -395,7 +394,6 @@ async fn caller<S: TokenStore + 'static, M: ActorMapping<S>>(
         .unwrap_or_default();
     Ok(Ctx {
         base,
-        actor: caller.actor.clone(),
         caller,
         cookie: cookie_of(parts),
     })
@@ -449,10 +447,12 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
     /// The caller's session (opened if needed): its id, CSRF token, filter and the message
     /// left for this page; and the cookie to set when it is new.
     fn session(&self, ctx: &Ctx) -> (String, String, Filter, Option<Notice>, Option<HeaderValue>) {
-        let (id, new) = self.sessions.open(ctx.cookie.as_deref(), &ctx.actor.user);
+        let (id, new) = self
+            .sessions
+            .open(ctx.cookie.as_deref(), &ctx.caller.actor.user);
         let (csrf, filter, notice) = self
             .sessions
-            .with(Some(&id), &ctx.actor.user, |s| {
+            .with(Some(&id), &ctx.caller.actor.user, |s| {
                 (s.csrf().to_owned(), s.filter.clone(), s.notice.take())
             })
             .unwrap_or_default();
@@ -480,16 +480,26 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
         )
     }
 
+    /// The answer for an id that names no token the caller may see (or is no id at all).
+    fn not_found(&self, ctx: &Ctx) -> Response {
+        self.message(
+            ctx,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "No such API token.",
+        )
+    }
+
     fn notice(&self, ctx: &Ctx, notice: Notice) {
         self.sessions
-            .with(ctx.cookie.as_deref(), &ctx.actor.user, |s| {
+            .with(ctx.cookie.as_deref(), &ctx.caller.actor.user, |s| {
                 s.notice = Some(notice)
             });
     }
 
     fn csrf(&self, ctx: &Ctx) -> String {
         self.sessions
-            .with(ctx.cookie.as_deref(), &ctx.actor.user, |s| {
+            .with(ctx.cookie.as_deref(), &ctx.caller.actor.user, |s| {
                 s.csrf().to_owned()
             })
             .unwrap_or_default()
@@ -503,12 +513,13 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
         let form = read_form(&parts, body, self.settings.max_body_bytes)
             .await
             .map_err(|(status, text)| self.message(&ctx, status, "Refused", text))?;
-        if !self
-            .sessions
-            .csrf_ok(ctx.cookie.as_deref(), &ctx.actor.user, form.get("csrf"))
-        {
+        if !self.sessions.csrf_ok(
+            ctx.cookie.as_deref(),
+            &ctx.caller.actor.user,
+            form.get("csrf"),
+        ) {
             tracing::warn!(
-                user = %ctx.actor.user,
+                user = %ctx.caller.actor.user,
                 path = parts.uri.path(),
                 "API tokens page: a form without the session's CSRF token was refused"
             );
@@ -808,7 +819,9 @@ async fn set_filter<S: TokenStore + 'static, M: ActorMapping<S>>(
         let csrf = shared.csrf(&ctx);
         let saved = shared
             .sessions
-            .with(ctx.cookie.as_deref(), &ctx.actor.user, |s| s.filter.clone())
+            .with(ctx.cookie.as_deref(), &ctx.caller.actor.user, |s| {
+                s.filter.clone()
+            })
             .unwrap_or_default();
         return shared
             .list(
@@ -826,7 +839,7 @@ async fn set_filter<S: TokenStore + 'static, M: ActorMapping<S>>(
     }
     shared
         .sessions
-        .with(ctx.cookie.as_deref(), &ctx.actor.user, |s| {
+        .with(ctx.cookie.as_deref(), &ctx.caller.actor.user, |s| {
             s.filter = filter
         });
     see_other(&ctx.list_url(None))
@@ -912,7 +925,7 @@ async fn mass<S: TokenStore + 'static, M: ActorMapping<S>>(
     };
     let notice = match result {
         Ok(done) => {
-            tracing::info!(actor = %ctx.actor.user, tokens = ?done, "API tokens {verb} (page)");
+            tracing::info!(actor = %ctx.caller.actor.user, tokens = ?done, "API tokens {verb} (page)");
             Notice {
                 ok: true,
                 text: format!("API token{} {verb}", if done.len() == 1 { "" } else { "s" }),
@@ -981,7 +994,7 @@ async fn toggle<S: TokenStore + 'static, M: ActorMapping<S>>(
             } else {
                 "disabled"
             };
-            tracing::info!(actor = %ctx.actor.user, token = id.get(), "API token {verb} (page)");
+            tracing::info!(actor = %ctx.caller.actor.user, token = id.get(), "API token {verb} (page)");
             Notice {
                 ok: true,
                 text: format!("API token {verb}"),
@@ -1005,7 +1018,7 @@ async fn new_page<S: TokenStore + 'static, M: ActorMapping<S>>(
     };
     let (_, csrf, _, _, cookie) = shared.session(&ctx);
     let input = TokenInput {
-        owner: ctx.actor.user.as_str().to_owned(),
+        owner: ctx.caller.actor.user.as_str().to_owned(),
         enabled: true,
         ..TokenInput::default()
     };
@@ -1135,11 +1148,11 @@ async fn create<S: TokenStore + 'static, M: ActorMapping<S>>(
     match shared.service.issue(ctx.caller.clone(), new).await {
         Ok(issued) => {
             let id = issued.token.id;
-            tracing::info!(actor = %ctx.actor.user, token = id.get(), "API token added (page)");
+            tracing::info!(actor = %ctx.caller.actor.user, token = id.get(), "API token added (page)");
             let name = issued.token.name.clone();
             if shared.sessions.hold(
                 ctx.cookie.as_deref(),
-                &ctx.actor.user,
+                &ctx.caller.actor.user,
                 id,
                 name,
                 issued.secret,
@@ -1174,17 +1187,14 @@ async fn secret_page<S: TokenStore + 'static, M: ActorMapping<S>>(
         Err(r) => return r,
     };
     let Some(id) = parse_id(&id) else {
-        return shared.message(
-            &ctx,
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "No such API token.",
-        );
+        return shared.not_found(&ctx);
     };
     let (session, csrf, _, _, cookie) = shared.session(&ctx);
     // Only a GET shows (and so spends) the secret: a HEAD (a link checker, a prefetch) leaves it.
     let pending = if parts.method == Method::GET {
-        shared.sessions.take(Some(&session), &ctx.actor.user, id)
+        shared
+            .sessions
+            .take(Some(&session), &ctx.caller.actor.user, id)
     } else {
         None
     };
@@ -1248,12 +1258,7 @@ async fn token_page<S: TokenStore + 'static, M: ActorMapping<S>>(
         Err(r) => return r,
     };
     let Some(id) = parse_id(&id) else {
-        return shared.message(
-            &ctx,
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "No such API token.",
-        );
+        return shared.not_found(&ctx);
     };
     let (_, _, _, _, cookie) = shared.session(&ctx);
     show_token(
@@ -1278,12 +1283,7 @@ async fn update<S: TokenStore + 'static, M: ActorMapping<S>>(
         Err(r) => return r,
     };
     let Some(id) = parse_id(&id) else {
-        return shared.message(
-            &ctx,
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "No such API token.",
-        );
+        return shared.not_found(&ctx);
     };
     let current = match shared.service.get(ctx.caller.clone(), id).await {
         Ok(t) => t,
@@ -1342,7 +1342,7 @@ async fn update<S: TokenStore + 'static, M: ActorMapping<S>>(
             errors.add(token_field(&e), e.to_string());
             return show_token(&shared, &ctx, id, Some(&input), &errors, e.status(), None).await;
         }
-        tracing::info!(actor = %ctx.actor.user, token = id.get(), "API token updated (page)");
+        tracing::info!(actor = %ctx.caller.actor.user, token = id.get(), "API token updated (page)");
     }
     shared.notice(
         &ctx,
@@ -1365,12 +1365,7 @@ async fn regenerate<S: TokenStore + 'static, M: ActorMapping<S>>(
         Err(r) => return r,
     };
     let Some(id) = parse_id(&id) else {
-        return shared.message(
-            &ctx,
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "No such API token.",
-        );
+        return shared.not_found(&ctx);
     };
     if form.get("confirmed") != Some("1") {
         let csrf = shared.csrf(&ctx);
@@ -1405,10 +1400,10 @@ async fn regenerate<S: TokenStore + 'static, M: ActorMapping<S>>(
         .map(|t| t.name);
     match (secret, name) {
         (Some((id, secret)), Ok(name)) => {
-            tracing::info!(actor = %ctx.actor.user, token = id.get(), "API token regenerated (page)");
+            tracing::info!(actor = %ctx.caller.actor.user, token = id.get(), "API token regenerated (page)");
             if shared.sessions.hold(
                 ctx.cookie.as_deref(),
-                &ctx.actor.user,
+                &ctx.caller.actor.user,
                 id,
                 name,
                 secret,
@@ -1423,11 +1418,6 @@ async fn regenerate<S: TokenStore + 'static, M: ActorMapping<S>>(
                 "Your session ended before the new auth token could be shown: regenerate it again.",
             )
         }
-        _ => shared.message(
-            &ctx,
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "No such API token.",
-        ),
+        _ => shared.not_found(&ctx),
     }
 }
