@@ -1,6 +1,6 @@
-//! Item 7: the repository README's axum section is the three-line setup, and it compiles: it is
-//! kept identical to the crate README's first example, which rustdoc compiles as a doctest
-//! (the crate's docs are its README).
+//! The repository README's blocks for this crate compile: each is kept part of the crate
+//! README's doctests (the crate's docs are its README). Item 7 of issue 11: the axum section is
+//! the three-line setup; issue 12: the page section's mount, command and screenshot.
 
 use std::path::Path;
 
@@ -38,4 +38,23 @@ fn the_repository_readme_shows_the_compiled_three_lines() {
     ] {
         assert!(shown.contains(line), "{line}");
     }
+}
+
+#[test]
+fn the_repository_readme_shows_the_compiled_page_mount_and_a_screenshot() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = std::fs::read_to_string(root.join("../README.md")).unwrap();
+    let krate = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let shown = block(&repo, "## The API tokens page");
+    let compiled = block(&krate, "## The API tokens page");
+    assert!(
+        shown.lines().count() >= 8 && compiled.contains(&shown),
+        "README.md's page block:\n{shown}\nis not part of api-tokens-axum/README.md's doctest:\n{compiled}"
+    );
+    assert!(shown.contains("TokensPage::new(") && shown.contains(".router()"));
+    let section = repo.split_once("## The API tokens page").unwrap().1;
+    assert!(section.contains("cargo run -p api-tokens-axum --example page"));
+    assert!(section.contains("](docs/page.png)"));
+    let png = std::fs::read(root.join("../docs/page.png")).expect("docs/page.png is committed");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000);
 }
