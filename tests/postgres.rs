@@ -19,6 +19,22 @@ use api_tokens::{
 };
 use support::pg::PgServer;
 
+/// The first half of a hand downgrade below schema version 3: versions 5 and 4 undone (the
+/// TRUNCATE trigger gone, the stamp function as version 1 wrote it) and the update trigger
+/// dropped, for the caller to drop its columns and create the trigger of the version it goes
+/// back to.
+const UNDO_V4_V5: &str = "DROP TRIGGER api_tokens_truncated ON api_tokens;
+     DROP FUNCTION api_tokens_truncated();
+     CREATE OR REPLACE FUNCTION api_tokens_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+         NEW.change_seq := api_token_tick();
+         IF TG_OP = 'INSERT' THEN
+             DELETE FROM api_token_deleted WHERE id = NEW.id;
+         END IF;
+         RETURN NEW;
+     END $$;
+     DROP TRIGGER api_tokens_stamp_update ON api_tokens;";
+
 macro_rules! server {
     () => {
         match PgServer::start() {
@@ -377,17 +393,8 @@ fn issue_17_record_rules_hold_in_postgresql() {
     drop(store);
     pg.psql(
         "rules17",
-        "DROP TRIGGER api_tokens_truncated ON api_tokens;
-         DROP FUNCTION api_tokens_truncated();
-         CREATE OR REPLACE FUNCTION api_tokens_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-             NEW.change_seq := api_token_tick();
-             IF TG_OP = 'INSERT' THEN
-                 DELETE FROM api_token_deleted WHERE id = NEW.id;
-             END IF;
-             RETURN NEW;
-         END $$;
-         DROP TRIGGER api_tokens_stamp_update ON api_tokens;
+        &format!(
+            "{UNDO_V4_V5}
          ALTER TABLE api_tokens DROP COLUMN revoked_at CASCADE, DROP COLUMN revoked_by CASCADE,
              DROP CONSTRAINT api_tokens_previous_hash_differs,
              DROP COLUMN secret_key_id CASCADE, DROP COLUMN secret_legacy CASCADE,
@@ -398,7 +405,8 @@ fn issue_17_record_rules_hold_in_postgresql() {
              previous_valid_until, revision, change_seq
              ON api_tokens FOR EACH ROW EXECUTE FUNCTION api_tokens_stamp();
          UPDATE api_tokens SET previous_hash = secret_hash;
-         UPDATE api_tokens_schema SET version = 1;",
+         UPDATE api_tokens_schema SET version = 1;"
+        ),
     );
     match PostgresStore::connect(&url) {
         Err(StoreError::Inconsistent { token, problem }) => {
@@ -589,17 +597,8 @@ fn issue_14_imported_and_unrecorded_hashes_in_postgresql() {
     // hashes' keys unrecorded until a secret matches.
     pg.psql(
         "legacy14",
-        "DROP TRIGGER api_tokens_truncated ON api_tokens;
-         DROP FUNCTION api_tokens_truncated();
-         CREATE OR REPLACE FUNCTION api_tokens_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-             NEW.change_seq := api_token_tick();
-             IF TG_OP = 'INSERT' THEN
-                 DELETE FROM api_token_deleted WHERE id = NEW.id;
-             END IF;
-             RETURN NEW;
-         END $$;
-         DROP TRIGGER api_tokens_stamp_update ON api_tokens;
+        &format!(
+            "{UNDO_V4_V5}
          ALTER TABLE api_tokens DROP COLUMN secret_key_id CASCADE,
              DROP COLUMN secret_legacy CASCADE, DROP COLUMN previous_key_id CASCADE,
              DROP COLUMN previous_legacy CASCADE;
@@ -608,7 +607,8 @@ fn issue_14_imported_and_unrecorded_hashes_in_postgresql() {
              permissions, allowlist, secret_hash, generated_at, previous_hash,
              previous_valid_until, revision, revoked_at, revoked_by, change_seq
              ON api_tokens FOR EACH ROW EXECUTE FUNCTION api_tokens_stamp();
-         UPDATE api_tokens_schema SET version = 2;",
+         UPDATE api_tokens_schema SET version = 2;"
+        ),
     );
     let tokens = Tokens::new(PostgresStore::connect(&url).unwrap()).with_hash_key(key.clone());
     assert_eq!(tokens.check_hash_keys().unwrap().unrecorded(), 2);
