@@ -765,3 +765,70 @@ async fn every_column_sorts_both_ways_and_pages_split_the_list() {
     assert_eq!(row_ids(&reply.body).len(), 3);
     assert!(reply.body.contains("of 3+ found") && reply.body.contains("narrow the filter"));
 }
+
+#[tokio::test]
+async fn a_token_signed_in_on_the_page_cannot_create_beyond_itself() {
+    // Behind the auth layer with a grant-derived actor, the page asks every operation with the
+    // calling token's bounds, as the JSON router does: a token that expires in an hour and
+    // works from 127.0.0.1 only cannot create one that never expires from anywhere.
+    use api_tokens::permission;
+    use api_tokens_axum::AuthLayer;
+    use api_tokens_axum::manage::FromGrant;
+    let tokens = Tokens::in_memory();
+    let caller = tokens
+        .issue(
+            &Actor::user(user("alice")),
+            NewToken::new("short".parse().unwrap())
+                .permissions("tokens.manage".parse().unwrap())
+                .expiry(api_tokens::Expiry::at(
+                    tokens.now() + std::time::Duration::from_secs(3600),
+                ))
+                .allowlist("127.0.0.1/32".parse().unwrap()),
+        )
+        .unwrap();
+    let app = Router::new()
+        .nest(
+            "/tokens",
+            TokensPage::new(tokens.clone())
+                .actors(FromGrant::new(permission!("tokens.manage")))
+                .router(),
+        )
+        .layer(AuthLayer::new(tokens.clone()));
+    let server = serve(app).await;
+    let bearer = format!("Authorization: Bearer {}\r\n", caller.secret.expose());
+    let form = send(
+        server.addr,
+        format!("GET /tokens/new HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{bearer}\r\n")
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let session = form
+        .header("set-cookie")
+        .and_then(|c| c.strip_prefix("api_tokens_page="))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .expect("a page session");
+    let body = format!(
+        "csrf={}&name=forever&permissions=tokens.manage&enabled=1",
+        value_of(&form.body, "csrf")
+    );
+    let reply = send(
+        server.addr,
+        format!(
+            "POST /tokens/new HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{bearer}\
+             Cookie: api_tokens_page={session}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    let names: Vec<String> = tokens
+        .list(&Actor::admin(user("admin")), &Query::new())
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.as_str().to_owned())
+        .collect();
+    assert_eq!(names, ["short"], "nothing beyond the caller was created");
+}
