@@ -1,5 +1,5 @@
 //! The *API tokens* page (Zabbix's *Users → API tokens*): a server-rendered [`Router`] a host
-//! nests, over the same operations and the same request→[`Actor`] mapping as the
+//! nests, over the same operations and the same request→[`Actor`](api_tokens::Actor) mapping as the
 //! [self-service API](crate::manage).
 //!
 //! ```
