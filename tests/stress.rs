@@ -86,12 +86,14 @@ fn one_round() {
     let admin = Actor::admin(UserId::from(0));
     let violations = Arc::new(AtomicUsize::new(0));
     let successes = Arc::new(AtomicUsize::new(0));
+    let creators_done = AtomicUsize::new(0);
     let ctx = RequestContext::from_ip("10.0.0.1".parse().unwrap());
 
     std::thread::scope(|s| {
         // Creators: names collide on purpose (10 names x 4 owners).
         for t in 0..2u64 {
-            let (tokens, registry, admin) = (&tokens, &registry, &admin);
+            let (tokens, registry, admin, creators_done) =
+                (&tokens, &registry, &admin, &creators_done);
             s.spawn(move || {
                 let mut r = rng(t + 11);
                 for _ in 0..OPS {
@@ -103,6 +105,7 @@ fn one_round() {
                         registry.add(issued.token.id, issued.secret.expose().to_owned());
                     }
                 }
+                creators_done.fetch_add(1, SeqCst);
             });
         }
         // Regenerate, rename, disable, delete.
@@ -144,19 +147,27 @@ fn one_round() {
         }
         // Authenticators.
         for t in 0..2u64 {
-            let (tokens, registry, violations, successes) =
-                (&tokens, &registry, &violations, &successes);
+            let (tokens, registry, violations, successes, creators_done) =
+                (&tokens, &registry, &violations, &successes, &creators_done);
             s.spawn(move || {
                 let mut r = rng(t + 1001);
-                for _ in 0..OPS * 10 {
+                // Waiting for the first secret does not use up attempts: on a loaded machine
+                // the authenticators may start long before any creator has issued a token.
+                // The wait ends by itself, since the creators' loops are bounded.
+                let mut attempts = 0;
+                while attempts < OPS * 10 {
                     let pick = {
                         let all = registry.all.lock().unwrap();
                         (!all.is_empty()).then(|| all[(r() % all.len() as u64) as usize].clone())
                     };
                     let Some((secret, dead)) = pick else {
+                        if creators_done.load(SeqCst) == 2 {
+                            break;
+                        }
                         std::thread::yield_now();
                         continue;
                     };
+                    attempts += 1;
                     let was_dead = dead.load(SeqCst);
                     if tokens.authenticate(&secret, &ctx).is_ok() {
                         successes.fetch_add(1, SeqCst);
