@@ -1,7 +1,7 @@
 //! IP allowlists (cPanel's `whitelist_ip`): single addresses and CIDR ranges, IPv4 and IPv6.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -119,28 +119,40 @@ impl IpAllowlist {
         if self.0.is_empty() {
             return true;
         }
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        // Ranges are disjoint and sorted: only the last one starting at or before `ip` can hold it.
-        let i = self.0.partition_point(|n| start_key(n) <= key(ip));
+        match ip {
+            IpAddr::V4(v4) => self.allows_v4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => self.allows_v4(v4),
+                None => self.allows_v6(v6),
+            },
+        }
+    }
+
+    // Ranges are sorted (IPv4 before IPv6, then by network) and disjoint: only the last one
+    // starting at or before the address can hold it, so one binary search decides. Entries are
+    // normalised (`IpAllowlist::new` truncates them), so a range's address is its network, and
+    // each step compares one integer (this runs on every authentication).
+    fn allows_v4(&self, a: Ipv4Addr) -> bool {
+        let x = u32::from(a);
+        let i = self.0.partition_point(|n| match n {
+            IpNet::V4(n) => u32::from(n.addr()) <= x,
+            IpNet::V6(_) => false,
+        });
         i.checked_sub(1)
             .and_then(|i| self.0.get(i))
-            .is_some_and(|n| n.contains(&ip))
+            .is_some_and(|n| matches!(n, IpNet::V4(n) if n.contains(&a)))
     }
-}
 
-/// Orders addresses the way `IpNet` orders its networks: IPv4 before IPv6.
-fn key(ip: IpAddr) -> (u8, u128) {
-    match ip {
-        IpAddr::V4(a) => (4, u128::from(u32::from(a))),
-        IpAddr::V6(a) => (6, u128::from(a)),
+    fn allows_v6(&self, a: Ipv6Addr) -> bool {
+        let x = u128::from(a);
+        let i = self.0.partition_point(|n| match n {
+            IpNet::V4(_) => true,
+            IpNet::V6(n) => u128::from(n.addr()) <= x,
+        });
+        i.checked_sub(1)
+            .and_then(|i| self.0.get(i))
+            .is_some_and(|n| matches!(n, IpNet::V6(n) if n.contains(&a)))
     }
-}
-
-fn start_key(n: &IpNet) -> (u8, u128) {
-    key(n.network())
 }
 
 fn normalise(net: IpNet) -> IpNet {

@@ -376,14 +376,25 @@ pub fn decide(
     client_ip: Option<IpAddr>,
     owner: impl FnOnce(&UserId) -> UserState,
 ) -> Result<Grant, Denial> {
-    decide_with(token, now, client_ip, owner, PermissionSet::intersection)
+    let now_unix = now.unix_timestamp();
+    decide_with(
+        token,
+        now,
+        now_unix,
+        client_ip,
+        owner,
+        PermissionSet::intersection,
+    )
 }
 
 /// [`decide`], intersecting the token's permissions with the owner's rights through
 /// `intersect` (the facade passes its memo, so a large set is not intersected per request).
+/// `now_unix` is `now` in Unix seconds, computed once by the caller.
+#[inline]
 pub(crate) fn decide_with(
     token: &Candidate<'_>,
     now: OffsetDateTime,
+    now_unix: i64,
     client_ip: Option<IpAddr>,
     owner: impl FnOnce(&UserId) -> UserState,
     intersect: impl FnOnce(&PermissionSet, &PermissionSet) -> PermissionSet,
@@ -395,7 +406,7 @@ pub(crate) fn decide_with(
     if token.status != crate::token::Status::Enabled {
         return Err(Denial::Disabled { token: id });
     }
-    if token.expiry.is_expired_at(now) {
+    if token.expiry.is_expired_at_unix(now_unix) {
         return Err(Denial::Expired { token: id });
     }
     let rights = match owner(token.owner) {

@@ -430,9 +430,20 @@ impl PermissionSet {
     }
 
     fn allows_str(&self, p: &str) -> bool {
+        let p = p.as_bytes();
+        // Most tokens hold a handful of permissions and most checks ask for one of them by
+        // name: in a small set, a member of `p`'s length that equals it decides after one
+        // length compare per member (cheaper than the search's ordered compares; issue 15).
+        if self.0.len() <= SMALL_SET
+            && self.0.iter().any(|m| {
+                let m = m.as_str().as_bytes();
+                m.len() == p.len() && m == p
+            })
+        {
+            return true;
+        }
         // The only member that can cover `p` is `p` itself or the greatest member before it
         // (see `drop_covered`): one binary search, which stops at `p` itself.
-        let p = p.as_bytes();
         match self
             .0
             .binary_search_by(|m| cmp_names(m.as_str().as_bytes(), p))
@@ -523,6 +534,9 @@ impl PermissionSet {
         Self(out.into())
     }
 }
+
+/// Sets this small are first scanned for an exact member (see `PermissionSet::allows`).
+const SMALL_SET: usize = 8;
 
 /// The order of `str` (bytewise), eight bytes at a time and without a call: permission names
 /// are short, and `memcmp`'s call was most of a permission check.

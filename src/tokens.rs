@@ -1013,56 +1013,67 @@ impl<S: TokenStore> Tokens<S> {
             return Err(Denial::Malformed(e));
         }
         let hash = SecretHash::of_text(config.keys.current(), presented);
-        match self.try_hash(&hash, ip, now)? {
+        let mut found = Found::default();
+        self.try_hash(&hash, ip, now, &mut found)?;
+        match found.decision {
             // The ordinary hit: the record says its hash is the current key's own.
-            Some((r, _, scheme)) if scheme == config.keys.current_scheme() => r,
+            Some(r) if found.scheme == config.keys.current_scheme() => r,
             // Found under the current key but labelled otherwise (unrecorded): label it.
-            Some((r, matched, _)) => {
-                self.after_found(&r, &hash, matched, presented, now);
+            Some(r) => {
+                self.after_found(&r, &hash, found.matched, presented, now);
                 r
             }
             None => self.decide_miss(presented, ip, now),
         }
     }
 
-    /// Looks `hash` up and decides on the record it finds: the decision, which secret matched
-    /// and how the record says its hash was made; `None` when no record has it.
-    #[allow(clippy::type_complexity)]
+    /// Looks `hash` up and decides on the record it finds, into `found` (left without a
+    /// decision when no record has it). The outcome is written into the caller's frame, field
+    /// by field, rather than returned through nested `Option`s and tuples: this runs on every
+    /// authentication, and moving a ~100-byte value up through three frames (each copy reading
+    /// back what the frame below had just written in narrower pieces) cost more than the
+    /// checks themselves.
     fn try_hash(
         &self,
         hash: &SecretHash,
         ip: Option<std::net::IpAddr>,
         now: OffsetDateTime,
-    ) -> Result<
-        Option<(
-            Result<Grant, Denial>,
-            crate::store::Matched,
-            crate::HashScheme,
-        )>,
-        Denial,
-    > {
-        // Once, outside the store's callback (this runs on every authentication).
-        let at = whole_seconds(now);
-        let mut outcome = None;
-        let found = self
+        found: &mut Found,
+    ) -> Result<(), Denial> {
+        // Once, outside the store's callback (this runs on every authentication), and whole:
+        // the callback hands back a copy of this value rather than one assembled field by field
+        // (an `IpAddr` has byte alignment, and the store reading back a value written in odd
+        // pieces stalled on every call).
+        let use_now = LastUse {
+            at: whole_seconds(now),
+            ip,
+        };
+        let now_unix = now.unix_timestamp();
+        let hit = self
             .store
             .authenticate(hash, &mut |candidate| {
+                found.matched = candidate.matched;
+                found.scheme = candidate.scheme;
                 let r = check::decide_with(
                     &candidate,
                     now,
+                    now_unix,
                     ip,
                     |u| self.config.directory.user(u),
                     |token, rights| self.config.memo.intersection(token, rights),
                 );
-                let used = r.is_ok().then_some(LastUse { at, ip });
-                outcome = Some((r, candidate.matched, candidate.scheme));
+                let used = r.is_ok().then_some(use_now);
+                found.decision = Some(r);
                 used
             })
             .map_err(|e| match e {
                 StoreError::Stale { unconfirmed_for } => Denial::Stale { unconfirmed_for },
                 e => Denial::Store(Arc::new(e)),
             })?;
-        Ok(outcome.filter(|_| found))
+        if !hit {
+            found.decision = None;
+        }
+        Ok(())
     }
 
     /// The id of the token a presented secret belongs to, when the actor may see that token:
@@ -1154,6 +1165,26 @@ mod import;
 mod rotation;
 
 pub use import::ImportedToken;
+
+/// What one lookup by hash found (see `Tokens::try_hash`).
+struct Found {
+    /// The decision on the record that holds the hash; `None` when none does.
+    decision: Option<std::result::Result<Grant, Denial>>,
+    /// Which of the record's secrets matched.
+    matched: crate::store::Matched,
+    /// How the record says the matched hash was made.
+    scheme: crate::HashScheme,
+}
+
+impl Default for Found {
+    fn default() -> Self {
+        Self {
+            decision: None,
+            matched: crate::store::Matched::Current,
+            scheme: crate::HashScheme::UNRECORDED,
+        }
+    }
+}
 
 /// How many times an operation re-reads and tries again after a concurrent change.
 const ATTEMPTS: usize = 8;

@@ -58,3 +58,74 @@ proptest! {
         prop_assert_eq!(l.allows(IpAddr::V4(v4)), linear);
     }
 }
+
+/// An address near one of `nets` (its network, its last address, or one past either end) or,
+/// for `pick` past the list, anywhere: random addresses alone almost never land in a range.
+fn probe_near(nets: &[IpNet], pick: usize, bits: u128) -> IpAddr {
+    let Some(n) = nets.get(pick) else {
+        return if bits & 1 == 0 {
+            IpAddr::V4(Ipv4Addr::from(bits as u32))
+        } else {
+            IpAddr::V6(Ipv6Addr::from(bits))
+        };
+    };
+    let at = match bits % 4 {
+        0 => n.network(),
+        1 => n.broadcast(),
+        2 => step(n.network(), false),
+        _ => step(n.broadcast(), true),
+    };
+    // Every fourth probe of an IPv4 range is written IPv4-mapped, as a dual-stack socket does.
+    match at {
+        IpAddr::V4(v4) if (bits >> 2).is_multiple_of(4) => IpAddr::V6(v4.to_ipv6_mapped()),
+        a => a,
+    }
+}
+
+fn step(a: IpAddr, up: bool) -> IpAddr {
+    match a {
+        IpAddr::V4(v) => {
+            let x = u32::from(v);
+            IpAddr::V4(Ipv4Addr::from(if up {
+                x.wrapping_add(1)
+            } else {
+                x.wrapping_sub(1)
+            }))
+        }
+        IpAddr::V6(v) => {
+            let x = u128::from(v);
+            IpAddr::V6(Ipv6Addr::from(if up {
+                x.wrapping_add(1)
+            } else {
+                x.wrapping_sub(1)
+            }))
+        }
+    }
+}
+
+/// The reference rule for any client address: an IPv4-mapped one is checked as IPv4.
+fn covers_ip(net: &IpNet, ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => covers(net, v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => covers(net, v4),
+            None => matches!(net, IpNet::V6(n) if n.trunc().contains(&v6)),
+        },
+    }
+}
+
+proptest! {
+    /// Issue 15's per-family search (one integer compare per step) against the reference, with
+    /// probes at and just outside the ranges' edges, of both families and IPv4-mapped.
+    #[test]
+    fn allows_agrees_with_a_linear_scan_at_the_edges_of_both_families(
+        nets in prop::collection::vec(net_strategy(), 0..12),
+        pick in 0usize..16,
+        bits in any::<u128>(),
+    ) {
+        let l = IpAllowlist::new(nets.clone());
+        let ip = probe_near(&nets, pick, bits);
+        let linear = nets.is_empty() || nets.iter().any(|n| covers_ip(n, ip));
+        prop_assert_eq!(l.allows(ip), linear, "{} for {}", ip, l);
+    }
+}

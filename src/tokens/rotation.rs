@@ -303,8 +303,10 @@ impl<S: TokenStore> Tokens<S> {
         now: OffsetDateTime,
     ) -> std::result::Result<Grant, Denial> {
         for (hash, _) in self.config.keys.miss_attempts(presented) {
-            if let Some((r, matched, _)) = self.try_hash(&hash, ip, now)? {
-                self.after_found(&r, &hash, matched, presented, now);
+            let mut found = super::Found::default();
+            self.try_hash(&hash, ip, now, &mut found)?;
+            if let Some(r) = found.decision {
+                self.after_found(&r, &hash, found.matched, presented, now);
                 return r;
             }
         }

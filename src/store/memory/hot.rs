@@ -152,7 +152,15 @@ impl Hot {
 
     /// Whether the store already holds `used` as far as this thread knows.
     pub(super) fn has_recorded(&self, used: &LastUse) -> bool {
-        self.recorded.as_ref() == Some(used)
+        // Compared as written (date, time, offset), not as instants: `OffsetDateTime`'s `==`
+        // converts both sides to UTC, on every hit. Equal as written implies equal as instants,
+        // so the worst a difference in form can cost is one more write of the same last use.
+        self.recorded.as_ref().is_some_and(|r| {
+            r.ip == used.ip
+                && r.at.date() == used.at.date()
+                && r.at.time() == used.at.time()
+                && r.at.offset() == used.at.offset()
+        })
     }
 
     pub(super) fn set_recorded(&mut self, used: &LastUse) {
