@@ -303,7 +303,7 @@ impl<S: TokenStore> Tokens<S> {
         now: OffsetDateTime,
     ) -> std::result::Result<Grant, Denial> {
         for (hash, _) in self.config.keys.miss_attempts(presented) {
-            let mut found = super::Found::default();
+            let mut found = super::authentication::Found::default();
             self.try_hash(&hash, ip, now, &mut found)?;
             if let Some(r) = found.decision {
                 self.after_found(&r, &hash, found.matched, presented, now);
