@@ -5,55 +5,25 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use api_tokens::store::{Candidate, Change, Query as StoreQuery, TimeRange};
+use api_tokens::store::TimeRange;
 use api_tokens::{
     Actor, CollectEvents, Denial, DenialKind, EventKind, Expiry, Grant, ManualClock, MemoryStore,
     NewToken, Permission, PermissionSet, Policy, PublicDenial, Query, RequestContext, Revocation,
-    SecretFormat, SecretHash, StaticDirectory, Status, StoreError, Token, TokenId, TokenName,
-    TokenSecret, TokenStore, TokenUpdate, Tokens, UserId, UserState,
+    SecretFormat, StaticDirectory, Status, TokenId, TokenName, TokenSecret, TokenUpdate, Tokens,
+    UserId, UserState,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
+mod support;
+use support::hooked::Hooked;
+
 const NOW: OffsetDateTime = datetime!(2025-06-01 12:00 UTC);
 
-/// Wraps a store and counts hash lookups, to prove what never reaches the store.
-struct Counting {
-    inner: MemoryStore,
-    lookups: AtomicUsize,
-}
-
-impl TokenStore for Counting {
-    fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError> {
-        self.inner.reserve_ids(n)
-    }
-    fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
-        self.inner.apply(changes)
-    }
-    fn get(&self, id: TokenId) -> Result<Option<Token>, StoreError> {
-        self.inner.get(id)
-    }
-    fn find_name(&self, o: &UserId, n: &TokenName) -> Result<Option<TokenId>, StoreError> {
-        self.inner.find_name(o, n)
-    }
-    fn query(&self, q: &StoreQuery, now: OffsetDateTime) -> Result<Vec<Token>, StoreError> {
-        self.inner.query(q, now)
-    }
-    fn count(&self, q: &StoreQuery, now: OffsetDateTime) -> Result<usize, StoreError> {
-        self.inner.count(q, now)
-    }
-    fn authenticate(
-        &self,
-        hash: &SecretHash,
-        check: &mut dyn FnMut(Candidate<'_>) -> Option<api_tokens::LastUse>,
-    ) -> Result<bool, StoreError> {
-        self.lookups.fetch_add(1, Ordering::SeqCst);
-        self.inner.authenticate(hash, check)
-    }
-}
-
 struct Env {
-    tokens: Tokens<Counting>,
+    tokens: Tokens<Hooked<MemoryStore>>,
+    /// Hash lookups that reached the store, to prove what never does.
+    lookups: Arc<AtomicUsize>,
     clock: Arc<ManualClock>,
     directory: Arc<StaticDirectory>,
     events: Arc<CollectEvents>,
@@ -79,18 +49,21 @@ fn env_with(policy: Policy) -> Env {
             ),
     );
     let events = Arc::new(CollectEvents::new());
-    let tokens = Tokens::new(Counting {
-        inner: MemoryStore::new(),
-        lookups: AtomicUsize::new(0),
-    })
-    .with_policy(policy)
-    .with_clock(clock.clone())
-    .with_directory(directory.clone())
-    .with_events(events.clone());
+    let lookups = Arc::new(AtomicUsize::new(0));
+    let counter = lookups.clone();
+    let store = Hooked::new(MemoryStore::new()).on_authenticate(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    let tokens = Tokens::new(store)
+        .with_policy(policy)
+        .with_clock(clock.clone())
+        .with_directory(directory.clone())
+        .with_events(events.clone());
     // As a host does at startup (else the first authentication runs it).
     tokens.check_hash_keys().unwrap();
     Env {
         tokens,
+        lookups,
         clock,
         directory,
         events,
@@ -129,7 +102,7 @@ impl Env {
     }
 
     fn lookups(&self) -> usize {
-        self.tokens.store().lookups.load(Ordering::SeqCst)
+        self.lookups.load(Ordering::SeqCst)
     }
 
     fn update(&self, u: TokenUpdate) {

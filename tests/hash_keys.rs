@@ -7,16 +7,19 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use api_tokens::store::{Candidate, Change, Query, TokenStore};
+use api_tokens::store::TokenStore;
 use api_tokens::{
     Actor, CollectEvents, DenialKind, Error, EventKind, Expiry, Field, HashKey, HashScheme,
     ImportedToken, LastUse, LegacyHash, LegacyScheme, ManualClock, MemoryStore, NewToken, Problem,
-    RequestContext, SealedSnapshot, SecretFormat, SecretHash, Status, StoreError, Token, TokenId,
+    RequestContext, SealedSnapshot, SecretFormat, SecretHash, Status, StoreError, TokenId,
     TokenSecret, Tokens, UserId,
 };
 use sha2::{Digest, Sha256, Sha512};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
+
+mod support;
+use support::hooked::Hooked;
 
 const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
 
@@ -374,50 +377,6 @@ fn a_denied_token_is_not_rehashed_and_a_previous_secret_in_grace_is() {
     assert_eq!(scheme_of(&*store, id), HashScheme::keyed(key_a().id()));
 }
 
-/// A store that runs a hook (once) just before the first replace it is asked to apply: the
-/// re-hash's write, interleaved with another caller's change.
-struct Interleave {
-    inner: Arc<MemoryStore>,
-    hook: Mutex<Option<Box<dyn FnOnce() + Send>>>,
-}
-
-impl TokenStore for Interleave {
-    fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError> {
-        self.inner.reserve_ids(n)
-    }
-    fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
-        if changes.iter().any(|c| matches!(c, Change::Replace(_)))
-            && let Some(hook) = self.hook.lock().unwrap().take()
-        {
-            hook();
-        }
-        self.inner.apply(changes)
-    }
-    fn get(&self, id: TokenId) -> Result<Option<Token>, StoreError> {
-        self.inner.get(id)
-    }
-    fn find_name(
-        &self,
-        owner: &UserId,
-        name: &api_tokens::TokenName,
-    ) -> Result<Option<TokenId>, StoreError> {
-        self.inner.find_name(owner, name)
-    }
-    fn query(&self, query: &Query, now: OffsetDateTime) -> Result<Vec<Token>, StoreError> {
-        self.inner.query(query, now)
-    }
-    fn count(&self, query: &Query, now: OffsetDateTime) -> Result<usize, StoreError> {
-        self.inner.count(query, now)
-    }
-    fn authenticate(
-        &self,
-        hash: &SecretHash,
-        check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
-    ) -> Result<bool, StoreError> {
-        self.inner.authenticate(hash, check)
-    }
-}
-
 /// The re-hash of a token under the new key races a regenerate: the regenerate wins, and the
 /// secret it replaced never comes back.
 #[test]
@@ -429,15 +388,13 @@ fn a_concurrent_regenerate_during_the_rehash_never_resurrects_the_old_secret() {
         let (other, _) = tokens_on(inner.clone(), key_b());
         let fresh: Arc<Mutex<Option<TokenSecret>>> = Arc::default();
         let slot = fresh.clone();
-        let store = Interleave {
-            inner: inner.clone(),
-            hook: Mutex::new(Some(Box::new(move || {
-                let s = other
-                    .generate_with(&admin(), [id], grace, &mut rand::rng())
-                    .unwrap();
-                *slot.lock().unwrap() = s.into_iter().next().map(|(_, s)| s);
-            }))),
-        };
+        // The re-hash's write, interleaved with another caller's regenerate.
+        let store = Hooked::new(inner.clone()).before_first_replace(move || {
+            let s = other
+                .generate_with(&admin(), [id], grace, &mut rand::rng())
+                .unwrap();
+            *slot.lock().unwrap() = s.into_iter().next().map(|(_, s)| s);
+        });
         let (rotated, events) = tokens_on(store, key_b());
         let rotated = rotated.with_old_hash_key(key_a());
         rotated.check_hash_keys().unwrap();
@@ -495,12 +452,9 @@ fn a_concurrent_revocation_during_the_rehash_stays_final() {
     let leaked = old.expose().to_owned();
     let (other, _) = tokens_on(inner.clone(), key_b());
     let other = other.with_old_hash_key(key_a());
-    let store = Interleave {
-        inner: inner.clone(),
-        hook: Mutex::new(Some(Box::new(move || {
-            other.revoke_by_secret(&leaked).unwrap();
-        }))),
-    };
+    let store = Hooked::new(inner.clone()).before_first_replace(move || {
+        other.revoke_by_secret(&leaked).unwrap();
+    });
     let (rotated, _) = tokens_on(store, key_b());
     let rotated = rotated.with_old_hash_key(key_a());
     rotated.authenticate(old.expose(), &ctx()).unwrap();
@@ -1079,75 +1033,35 @@ fn imports_are_for_administrators_and_keep_to_the_policy_and_the_clock() {
     assert_eq!(ids.len(), 1);
 }
 
-/// A store whose key count fails while `down` is set, counting how often it is asked.
-struct Flaky {
-    inner: MemoryStore,
-    down: std::sync::atomic::AtomicBool,
-    asked: AtomicUsize,
-}
-
-impl TokenStore for Flaky {
-    fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError> {
-        self.inner.reserve_ids(n)
-    }
-    fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
-        self.inner.apply(changes)
-    }
-    fn get(&self, id: TokenId) -> Result<Option<Token>, StoreError> {
-        self.inner.get(id)
-    }
-    fn find_name(
-        &self,
-        owner: &UserId,
-        name: &api_tokens::TokenName,
-    ) -> Result<Option<TokenId>, StoreError> {
-        self.inner.find_name(owner, name)
-    }
-    fn query(&self, query: &Query, now: OffsetDateTime) -> Result<Vec<Token>, StoreError> {
-        self.inner.query(query, now)
-    }
-    fn count(&self, query: &Query, now: OffsetDateTime) -> Result<usize, StoreError> {
-        self.inner.count(query, now)
-    }
-    fn authenticate(
-        &self,
-        hash: &SecretHash,
-        check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
-    ) -> Result<bool, StoreError> {
-        self.inner.authenticate(hash, check)
-    }
-    fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<api_tokens::KeyUsage>, StoreError> {
-        self.asked.fetch_add(1, Ordering::SeqCst);
-        if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError::backend(std::io::Error::other("database down")));
-        }
-        self.inner.key_usage(now)
-    }
-}
-
 #[test]
 fn a_failing_key_check_is_retried_at_most_once_a_second_and_never_passes_meanwhile() {
     // The lazy check counts every hash in the store: a database hiccup must not turn every
     // request into such a count. Requests in between are refused (the check never passed).
-    let store = Flaky {
-        inner: MemoryStore::new(),
-        down: std::sync::atomic::AtomicBool::new(false),
-        asked: AtomicUsize::new(0),
-    };
+    // A store whose key count fails while `down` is set, counting how often it is asked.
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asked = Arc::new(AtomicUsize::new(0));
+    let (d, a) = (down.clone(), asked.clone());
+    let store = Hooked::new(MemoryStore::new()).on_key_usage(move || {
+        a.fetch_add(1, Ordering::SeqCst);
+        if d.load(Ordering::SeqCst) {
+            return Err(StoreError::backend(std::io::Error::other("database down")));
+        }
+        Ok(())
+    });
     let (tokens, _) = tokens_on(store, key_a());
     let (_, secret) = issue(&tokens, "ci");
-    tokens.store().down.store(true, Ordering::SeqCst);
+    down.store(true, Ordering::SeqCst);
     for _ in 0..200 {
         let d = tokens.authenticate(secret.expose(), &ctx()).unwrap_err();
         assert_eq!(d.kind(), DenialKind::Store);
     }
-    let asked = tokens.store().asked.load(Ordering::SeqCst);
+    let while_down = asked.load(Ordering::SeqCst);
     assert!(
-        (1..10).contains(&asked),
-        "200 refused requests asked the store {asked} times"
+        (1..10).contains(&while_down),
+        "200 refused requests asked the store {while_down} times"
     );
     // Back up: within a few retry intervals the check runs again and passes, for good.
-    tokens.store().down.store(false, Ordering::SeqCst);
+    down.store(false, Ordering::SeqCst);
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while tokens.authenticate(secret.expose(), &ctx()).is_err() {
         assert!(
@@ -1156,9 +1070,9 @@ fn a_failing_key_check_is_retried_at_most_once_a_second_and_never_passes_meanwhi
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let asked = tokens.store().asked.load(Ordering::SeqCst);
+    let after = asked.load(Ordering::SeqCst);
     for _ in 0..100 {
         assert!(tokens.authenticate(secret.expose(), &ctx()).is_ok());
     }
-    assert_eq!(tokens.store().asked.load(Ordering::SeqCst), asked);
+    assert_eq!(asked.load(Ordering::SeqCst), after);
 }

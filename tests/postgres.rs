@@ -17,6 +17,7 @@ use api_tokens::{
     Actor, AsyncTokens, LastUse, NewToken, PermissionSet, Query, RequestContext, StoreError,
     TokenName, Tokens, UserId,
 };
+use support::hooked::Hooked;
 use support::pg::PgServer;
 
 /// The first half of a hand downgrade below schema version 3: versions 5 and 4 undone (the
@@ -772,54 +773,6 @@ fn a_read_right_after_an_authentication_sees_its_use() {
     );
 }
 
-/// Runs a hook once, just before the first `Replace` reaches the store: a write the library
-/// prepared (a re-hash on use) interleaved with an operator's change made by hand in SQL.
-struct Interleave {
-    inner: Arc<PostgresStore>,
-    hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
-}
-
-impl TokenStore for Interleave {
-    fn reserve_ids(&self, n: usize) -> Result<Vec<api_tokens::TokenId>, StoreError> {
-        self.inner.reserve_ids(n)
-    }
-    fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
-        if changes.iter().any(|c| matches!(c, Change::Replace(_)))
-            && let Some(hook) = self.hook.lock().unwrap().take()
-        {
-            hook();
-        }
-        self.inner.apply(changes)
-    }
-    fn get(&self, id: api_tokens::TokenId) -> Result<Option<api_tokens::Token>, StoreError> {
-        self.inner.get(id)
-    }
-    fn find_name(
-        &self,
-        owner: &UserId,
-        name: &TokenName,
-    ) -> Result<Option<api_tokens::TokenId>, StoreError> {
-        self.inner.find_name(owner, name)
-    }
-    fn query(
-        &self,
-        query: &Query,
-        now: time::OffsetDateTime,
-    ) -> Result<Vec<api_tokens::Token>, StoreError> {
-        self.inner.query(query, now)
-    }
-    fn count(&self, query: &Query, now: time::OffsetDateTime) -> Result<usize, StoreError> {
-        self.inner.count(query, now)
-    }
-    fn authenticate(
-        &self,
-        hash: &api_tokens::SecretHash,
-        check: &mut dyn FnMut(api_tokens::store::Candidate<'_>) -> Option<LastUse>,
-    ) -> Result<bool, StoreError> {
-        self.inner.authenticate(hash, check)
-    }
-}
-
 #[test]
 fn a_rehash_never_undoes_a_change_made_by_hand_in_sql() {
     // Schema version 5: a stamped UPDATE that leaves the revision as it was moves it, so a
@@ -862,12 +815,11 @@ fn a_rehash_never_undoes_a_change_made_by_hand_in_sql() {
         let before = revision(&pg);
         let sql = sql.replace("{id}", &id.to_string());
         let server = pg.clone();
-        let rotated = Tokens::new(Interleave {
-            inner: inner.clone(),
-            hook: std::sync::Mutex::new(Some(Box::new(move || {
-                server.psql("handmade", &sql);
-            }))),
-        })
+        // A write the library prepared (a re-hash on use) interleaved with an operator's
+        // change made by hand in SQL.
+        let rotated = Tokens::new(Hooked::new(inner.clone()).before_first_replace(move || {
+            server.psql("handmade", &sql);
+        }))
         .with_hash_key(b.clone())
         .with_old_hash_key(a.clone());
         rotated.check_hash_keys().unwrap();

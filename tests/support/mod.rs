@@ -1,8 +1,9 @@
 //! Test support shared by the integration tests: running the example programs (built binaries,
-//! their output, live sessions), a temporary directory removed when dropped, and, with the
-//! `postgres` feature, a real PostgreSQL server.
+//! their output, live sessions), a temporary directory removed when dropped, a store wrapper
+//! with hooks (`hooked`), and, with the `postgres` feature, a real PostgreSQL server.
 #![allow(dead_code)]
 
+pub mod hooked;
 #[cfg(feature = "postgres")]
 pub mod pg;
 
