@@ -679,49 +679,162 @@ impl SecretFormat {
         Ok(PresentedSecret(presented))
     }
 
+    #[inline]
     fn check(&self, bytes: &[u8]) -> Result<(), MalformedSecret> {
-        if bytes.is_empty() {
-            return Err(MalformedSecret::Empty);
-        }
-        if bytes.len() > MAX_PRESENTED_LEN {
-            return Err(MalformedSecret::TooLong {
-                max: MAX_PRESENTED_LEN,
-            });
-        }
-        let expected = self.secret_len();
         match self {
             Self::Prefixed(prefix) => {
                 let p = prefix.0.as_bytes();
-                // Compared byte by byte: the prefix is a few bytes, and `strip_prefix` calls
-                // `memcmp`.
-                let Some(rest) = bytes
-                    .strip_prefix(p)
-                    .and_then(|rest| rest.strip_prefix(b"_"))
-                else {
-                    return Err(MalformedSecret::WrongPrefix);
-                };
-                if bytes.len() != expected {
-                    return Err(MalformedSecret::WrongLength {
-                        expected,
-                        found: bytes.len(),
-                    });
-                }
-                if !all(rest, is_base62) {
-                    let pos = rest.iter().position(|&b| !is_base62(b)).unwrap_or(0);
-                    return Err(MalformedSecret::InvalidCharacter {
-                        position: p.len() + 1 + pos,
-                    });
-                }
-                let (signed, sum) = bytes.split_at(expected - CHECKSUM_LEN);
-                if decode_checksum(sum) != Some(checksum(signed)) {
-                    return Err(MalformedSecret::BadChecksum);
+                // One branch on the success path; which rule failed is worked out apart, cold.
+                if prefixed_is_valid(p, bytes) {
+                    Ok(())
+                } else {
+                    Err(prefixed_error(p, bytes))
                 }
             }
-            Self::Zabbix => check_fixed(bytes, expected, is_lower_hex)?,
-            Self::Cpanel => check_fixed(bytes, expected, is_upper_base36)?,
+            Self::Zabbix | Self::Cpanel => {
+                if bytes.is_empty() {
+                    return Err(MalformedSecret::Empty);
+                }
+                if bytes.len() > MAX_PRESENTED_LEN {
+                    return Err(MalformedSecret::TooLong {
+                        max: MAX_PRESENTED_LEN,
+                    });
+                }
+                let expected = self.secret_len();
+                match self {
+                    Self::Zabbix => check_fixed(bytes, expected, is_lower_hex),
+                    _ => check_fixed(bytes, expected, is_upper_base36),
+                }
+            }
         }
-        Ok(())
     }
+}
+
+/// Whether `bytes` is a secret of the prefixed format with prefix `p`: exactly the verdict of
+/// [`prefixed_error`]'s rules, computed without finding out which rule fails.
+///
+/// The checksum is a serial chain of multiplications; everything else (the prefix, the base62
+/// alphabet, the six checksum digits) is work for the idle ALUs beside it, read from the same
+/// 8-byte words the checksum reads, and folded into one verdict.
+#[inline]
+fn prefixed_is_valid(p: &[u8], bytes: &[u8]) -> bool {
+    let len = p.len() + 1 + BODY_LEN + CHECKSUM_LEN;
+    if bytes.len() != len {
+        return false;
+    }
+    // The prefix and its underscore. A prefix is at most 16 bytes, so `p.len() < len`.
+    let mut diff = p.iter().zip(bytes).fold(0u8, |d, (a, b)| d | (a ^ b));
+    diff |= bytes.get(p.len()).map_or(1, |&b| b ^ b'_');
+
+    // The checksum over `PREFIX "_" BODY` (as [`checksum`] computes it), and the alphabet of every
+    // byte. The prefix's bytes are base62 (`SecretFormat::prefixed` allows `[a-z0-9]` only) and
+    // equal to the presented ones when `diff` is 0, so the only byte that may fail the base62 test
+    // is the underscore, at `p.len()`: its bit is expected in `bad` and taken out again.
+    let signed_len = len - CHECKSUM_LEN;
+    let underscore_word = p.len() / 8;
+    let underscore_bit = 0x80u64 << (8 * (p.len() % 8));
+    let (words, _) = bytes.get(..signed_len).unwrap_or_default().as_chunks::<8>();
+    let mut h: u64 = CHECKSUM_SEED ^ (signed_len as u64);
+    let mut bad = 0u64;
+    for (i, w) in words.iter().enumerate() {
+        let w = u64::from_le_bytes(*w);
+        h = (h ^ w).wrapping_mul(CHECKSUM_K);
+        h ^= h >> 29;
+        let expected = if i == underscore_word {
+            underscore_bit
+        } else {
+            0
+        };
+        bad |= not_base62_mask(w) ^ expected;
+    }
+    // The signed part's last 8 bytes: their top `signed_len % 8` are the checksum's last,
+    // zero-padded word (none when the signed part is whole words). They lie past the prefix.
+    let last = word_at(bytes, signed_len - 8);
+    bad |= not_base62_mask(last);
+    let tail = last
+        .checked_shr(8 * (8 - (signed_len % 8)) as u32)
+        .unwrap_or(0);
+    h = (h ^ tail).wrapping_mul(CHECKSUM_K);
+    h ^= h >> 32;
+    h = h.wrapping_mul(CHECKSUM_K);
+    let sum = h >> 32;
+
+    // The last 8 bytes hold the six checksum digits in their top six. Each digit is one table
+    // load and one multiplication by its own power of 62, summed as a tree: no chain through the
+    // digits. A byte outside base62 reads as 0xff and garbles the value, but `bad` refuses it
+    // anyway; the sum stays far below 2^64 (6 * 255 * 62^5 < 2^41).
+    let digits = word_at(bytes, len - 8);
+    bad |= not_base62_mask(digits);
+    let d = |k: u32| u64::from(base62_digit((digits >> (8 * k)) as u8));
+    let value = (d(2) * 916_132_832 + d(3) * 14_776_336)
+        + (d(4) * 238_328 + d(5) * 3_844)
+        + (d(6) * 62 + d(7));
+
+    (diff == 0) & (bad == 0) & (value == sum)
+}
+
+/// Why `bytes` is not a secret of the prefixed format with prefix `p`: the rules in order, the
+/// first that fails. Only called when [`prefixed_is_valid`] said no.
+#[cold]
+#[inline(never)]
+fn prefixed_error(p: &[u8], bytes: &[u8]) -> MalformedSecret {
+    if bytes.is_empty() {
+        return MalformedSecret::Empty;
+    }
+    if bytes.len() > MAX_PRESENTED_LEN {
+        return MalformedSecret::TooLong {
+            max: MAX_PRESENTED_LEN,
+        };
+    }
+    let Some(rest) = bytes
+        .strip_prefix(p)
+        .and_then(|rest| rest.strip_prefix(b"_"))
+    else {
+        return MalformedSecret::WrongPrefix;
+    };
+    let expected = p.len() + 1 + BODY_LEN + CHECKSUM_LEN;
+    if bytes.len() != expected {
+        return MalformedSecret::WrongLength {
+            expected,
+            found: bytes.len(),
+        };
+    }
+    if let Some(pos) = rest.iter().position(|&b| !is_base62(b)) {
+        return MalformedSecret::InvalidCharacter {
+            position: p.len() + 1 + pos,
+        };
+    }
+    // Shape and alphabet hold, so the checksum is what failed. (Were the fast check ever wrong
+    // about a good secret, this still refuses: a format check fails closed.)
+    MalformedSecret::BadChecksum
+}
+
+/// The 8 bytes at `at` as a little-endian word; 0 (eight bytes outside base62, so refused) if
+/// they are not all there, which the callers' length checks rule out.
+#[inline(always)]
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    bytes
+        .get(at..)
+        .and_then(<[u8]>::first_chunk::<8>)
+        .map_or(0, |w| u64::from_le_bytes(*w))
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The top bit of each byte of `w` that is not base62 (`[0-9A-Za-z]`), eight bytes at a time.
+///
+/// On the low seven bits `x` of a byte, `x + (0x80 - lo)` sets the top bit iff `x >= lo`, and
+/// `x + (0x7f - hi)` iff `x > hi`; neither carries into the next byte (`x < 0x80`). Letters are
+/// tested as in [`is_base62`], folded to lower case by `| 0x20`. A byte with its own top bit set
+/// (not ASCII) is never base62.
+#[inline(always)]
+fn not_base62_mask(w: u64) -> u64 {
+    let x = w & !HIGHS;
+    let l = x | (0x20 * ONES);
+    let letter = (l + u64::from(0x80 - b'a') * ONES) & !(l + u64::from(0x7f - b'z') * ONES);
+    let digit = (x + u64::from(0x80 - b'0') * ONES) & !(x + u64::from(0x7f - b'9') * ONES);
+    (w | !(letter | digit)) & HIGHS
 }
 
 /// The lowercase hex digit of a nibble (`n < 16`).
@@ -792,11 +905,14 @@ fn push_uniform<R: CryptoRng + ?Sized>(rng: &mut R, out: &mut String, alphabet: 
     buf.zeroize();
 }
 
+const CHECKSUM_K: u64 = 0x9E37_79B9_7F4A_7C15;
+const CHECKSUM_SEED: u64 = 0x243F_6A88_85A3_08D3;
+
 /// A fast 32-bit checksum (multiply-xorshift over 8-byte words). It only has to catch typos and
 /// garbage; the secret's strength is its 256 random bits, never this.
 fn checksum(data: &[u8]) -> u32 {
-    const K: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut h: u64 = 0x243F_6A88_85A3_08D3 ^ (data.len() as u64);
+    const K: u64 = CHECKSUM_K;
+    let mut h: u64 = CHECKSUM_SEED ^ (data.len() as u64);
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
         let mut w = [0u8; 8];
@@ -853,15 +969,22 @@ const BASE62_DIGIT: [u8; 256] = {
 };
 const NOT_BASE62: u8 = 0xff;
 
+/// The base62 digit of a byte, or [`NOT_BASE62`].
+#[inline(always)]
+fn base62_digit(b: u8) -> u8 {
+    BASE62_DIGIT
+        .get(usize::from(b))
+        .copied()
+        .unwrap_or(NOT_BASE62)
+}
+
+#[cfg(test)]
 fn decode_checksum(s: &[u8]) -> Option<u32> {
     let digits: &[u8; CHECKSUM_LEN] = s.try_into().ok()?;
     let mut v: u64 = 0;
     let mut bad = false;
     for &b in digits {
-        let d = BASE62_DIGIT
-            .get(usize::from(b))
-            .copied()
-            .unwrap_or(NOT_BASE62);
+        let d = base62_digit(b);
         bad |= d == NOT_BASE62;
         v = v * 62 + u64::from(d);
     }
