@@ -836,7 +836,10 @@ fn prefixed_error(p: &[u8], bytes: &[u8]) -> MalformedSecret {
             found: bytes.len(),
         };
     }
-    if let Some(pos) = rest.iter().position(|&b| !is_base62(b)) {
+    // The vectorized test first: a refused secret is most often garbage or a typo (bad checksum),
+    // and looking for the position byte by byte is slow.
+    if !all(rest, is_base62) {
+        let pos = rest.iter().position(|&b| !is_base62(b)).unwrap_or(0);
         return MalformedSecret::InvalidCharacter {
             position: p.len() + 1 + pos,
         };
