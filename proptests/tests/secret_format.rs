@@ -112,9 +112,16 @@ fn reference_fixed(len: usize, allowed: fn(u8) -> bool, s: &str) -> Result<(), M
 
 /// A valid secret built by the reference alone.
 fn reference_secret(prefix: &str, body: &str) -> String {
-    let signed = format!("{prefix}_{body}");
-    let sum = reference_checksum(signed.as_bytes());
-    format!("{signed}{}", encode_checksum(sum))
+    with_checksum(&format!("{prefix}_{body}"))
+}
+
+/// Any text followed by the checksum digits of its own bytes: whatever else is wrong with it,
+/// the checksum agrees, so only the other rules can refuse it.
+fn with_checksum(signed: &str) -> String {
+    format!(
+        "{signed}{}",
+        encode_checksum(reference_checksum(signed.as_bytes()))
+    )
 }
 
 fn crate_verdict(format: &SecretFormat, s: &str) -> Result<(), MalformedSecret> {
@@ -211,6 +218,30 @@ proptest! {
     fn one_character_changed(prefix in prefix(), body in body(), at in 0usize..80, c in any_char()) {
         let s = reference_secret(&prefix, &body);
         assert_same(&prefix, &replace_char(&s, at, c));
+    }
+
+    #[test]
+    fn one_character_changed_before_the_checksum_is_computed(
+        prefix in prefix(),
+        body in body(),
+        at in 0usize..80,
+        c in any_char(),
+    ) {
+        // The checksum holds, so the prefix, underscore and alphabet rules alone must refuse.
+        let signed = format!("{prefix}_{body}");
+        assert_same(&prefix, &with_checksum(&replace_char(&signed, at, c)));
+    }
+
+    #[test]
+    fn another_prefix_or_separator_with_a_checksum_that_holds(
+        prefix in prefix(),
+        other in prefix(),
+        body in body(),
+        sep in any_char(),
+    ) {
+        assert_same(&prefix, &with_checksum(&format!("{other}_{body}")));
+        assert_same(&prefix, &with_checksum(&format!("{prefix}{sep}{body}")));
+        assert_same(&prefix, &with_checksum(&format!("{}_{body}", prefix.to_uppercase())));
     }
 
     #[test]
@@ -350,6 +381,52 @@ fn every_single_substitution_agrees() {
             }
         }
     }
+}
+
+/// Checksum digits outside base62 that a word-at-a-time decoder could read as the right value
+/// (`:` after `9` reads as `A`'s 10, `{` after `z` as 62, a carry into the digit before): refused
+/// for their character, never accepted.
+#[test]
+fn digits_outside_base62_that_decode_to_the_right_value_are_refused() {
+    let mut found = [false; 2];
+    for i in 0u64..100_000 {
+        let body: String = (0..43)
+            .map(|k| char::from(BASE62[((i * 7919 + k * 104_729) % 62) as usize]))
+            .collect();
+        let s = reference_secret("tok", &body);
+        let digits = &s[s.len() - 6..];
+        // "…A" presented as "…:".
+        if let Some(at) = digits.rfind('A') {
+            let at = s.len() - 6 + at;
+            let crafted = format!("{}:{}", &s[..at], &s[at + 1..]);
+            assert_same("tok", &crafted);
+            assert!(matches!(
+                crafted_verdict(&crafted),
+                Err(MalformedSecret::InvalidCharacter { .. })
+            ));
+            found[0] = true;
+        }
+        // "…Y0" presented as "…X{" with X one below Y: 62 * X + 62 == 62 * Y.
+        let b = digits.as_bytes();
+        if b[5] == b'0' && b[4] != b'0' {
+            let below = BASE62[digit_value(b[4]).unwrap() as usize - 1];
+            let crafted = format!("{}{}{{", &s[..s.len() - 2], char::from(below));
+            assert_same("tok", &crafted);
+            assert!(matches!(
+                crafted_verdict(&crafted),
+                Err(MalformedSecret::InvalidCharacter { .. })
+            ));
+            found[1] = true;
+        }
+        if found == [true, true] {
+            return;
+        }
+    }
+    panic!("no secret with the digits wanted among the bodies tried: {found:?}");
+}
+
+fn crafted_verdict(s: &str) -> Result<(), MalformedSecret> {
+    crate_verdict(&SecretFormat::default(), s)
 }
 
 /// Secrets issued before the check was rewritten (values from the reference, and from the
