@@ -178,6 +178,10 @@ fn any_char() -> impl Strategy<Value = char> {
             '\u{10ffff}',
             'ｚ',
             '０',
+            'ñ',
+            'ù',
+            '\u{1c30}',
+            '\u{30c30}',
         ]),
         any::<char>(),
     ]
@@ -230,6 +234,31 @@ proptest! {
         // The checksum holds, so the prefix, underscore and alphabet rules alone must refuse.
         let signed = format!("{prefix}_{body}");
         assert_same(&prefix, &with_checksum(&replace_char(&signed, at, c)));
+    }
+
+    #[test]
+    fn non_ascii_at_the_right_length_with_a_checksum_that_holds(
+        prefix in prefix(),
+        body in body(),
+        at in 0usize..80,
+        c in prop_oneof![
+            proptest::sample::select(vec!['\u{80}', 'é', 'ÿ', 'ß', '€', '\u{ffff}', '😀', '\u{10ffff}', 'ｚ', 'ñ', 'ù', '\u{1c30}', '\u{30c30}']),
+            any::<char>().prop_filter("not ASCII", |c| !c.is_ascii()),
+        ],
+    ) {
+        // As many ASCII bytes taken out as the character has, so the length is right and only
+        // the alphabet (or the prefix) rule can refuse it.
+        let signed = format!("{prefix}_{body}");
+        let n = c.len_utf8();
+        let at = at % (signed.len() - n + 1);
+        let changed = format!("{}{c}{}", &signed[..at], &signed[at + n..]);
+        assert_same(&prefix, &with_checksum(&changed));
+        // And in the checksum digits' place.
+        let s = reference_secret(&prefix, &body);
+        let at = s.len() - 6 + at % (6 - n + 1).max(1);
+        if at + n <= s.len() {
+            assert_same(&prefix, &format!("{}{c}{}", &s[..at], &s[at + n..]));
+        }
     }
 
     #[test]
@@ -368,7 +397,9 @@ fn every_single_substitution_agrees() {
         "0000000000000000000000000000000000000000000",
     ];
     let mut others: Vec<String> = (0u8..0x80).map(|b| char::from(b).to_string()).collect();
-    others.extend(["\u{80}", "é", "€", "😀"].map(String::from));
+    // Non-ASCII of each length, and characters whose every byte is a base62 byte plus 0x80
+    // (`ñ` is C3 B1: 'C' and '1' with the top bit set).
+    others.extend(["\u{80}", "é", "€", "😀", "ñ", "ù", "\u{1c30}", "\u{30c30}"].map(String::from));
     for prefix in prefixes {
         for body in bodies {
             let s = reference_secret(prefix, body);
@@ -377,6 +408,15 @@ fn every_single_substitution_agrees() {
                 for c in &others {
                     let changed = format!("{}{c}{}", &s[..at], &s[at + 1..]);
                     assert_same(prefix, &changed);
+                }
+            }
+            // The same in the signed part with its checksum recomputed, a character of n bytes
+            // in the place of n, so that only the prefix and alphabet rules can refuse.
+            let signed = &s[..s.len() - 6];
+            for c in &others {
+                for at in 0..=signed.len() - c.len() {
+                    let changed = format!("{}{c}{}", &signed[..at], &signed[at + c.len()..]);
+                    assert_same(prefix, &with_checksum(&changed));
                 }
             }
         }
