@@ -1383,9 +1383,9 @@ mod tests {
             for b in &mut bytes {
                 *b = BASE62[(r.next_u32() % 62) as usize];
             }
-            // The extremes too: all lowest and all highest digits.
-            if round < 62 {
-                bytes = [BASE62[round]; 8];
+            // Each digit repeated too, the lowest and the highest among them.
+            if let Some(&digit) = BASE62.get(round) {
+                bytes = [digit; 8];
             }
             let plain = bytes[2..].iter().fold(0u64, |v, &b| {
                 v * 62 + BASE62.iter().position(|&c| c == b).unwrap() as u64
