@@ -578,10 +578,44 @@ pub enum SecretFormat {
 }
 
 /// The validated prefix of [`SecretFormat::Prefixed`].
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct SecretPrefix(Box<str>);
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretPrefix(Box<str>, PrefixWords);
+
+/// `PREFIX "_"` laid over the first three little-endian 8-byte words of a secret, for the
+/// word-at-a-time check: `head` holds its bytes and `care` is `0xff` in each byte it covers
+/// (a prefix is at most 16 bytes, so with its underscore it ends within the third word).
+#[derive(Clone, PartialEq, Eq)]
+struct PrefixWords {
+    head: [u64; 3],
+    care: [u64; 3],
+}
+
+const _: () = assert!(MAX_PREFIX_LEN < 3 * 8);
+
+impl fmt::Debug for SecretPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SecretPrefix").field(&self.0).finish()
+    }
+}
 
 impl SecretPrefix {
+    /// Wraps a prefix that passed [`SecretFormat::prefixed`]'s rules.
+    fn new(prefix: &str) -> Self {
+        let mut words = PrefixWords {
+            head: [0; 3],
+            care: [0; 3],
+        };
+        for (i, &b) in prefix.as_bytes().iter().chain(b"_").enumerate() {
+            let shift = 8 * (i % 8);
+            if let (Some(head), Some(care)) = (words.head.get_mut(i / 8), words.care.get_mut(i / 8))
+            {
+                *head |= u64::from(b) << shift;
+                *care |= 0xff << shift;
+            }
+        }
+        Self(prefix.into(), words)
+    }
+
     /// The prefix text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -590,7 +624,7 @@ impl SecretPrefix {
 
 impl Default for SecretFormat {
     fn default() -> Self {
-        Self::Prefixed(SecretPrefix("tok".into()))
+        Self::Prefixed(SecretPrefix::new("tok"))
     }
 }
 
@@ -620,7 +654,7 @@ impl SecretFormat {
         if !prefix.starts_with(|c: char| c.is_ascii_lowercase()) {
             return Err(err(Problem::MustStartWithLetter));
         }
-        Ok(Self::Prefixed(SecretPrefix(prefix.into())))
+        Ok(Self::Prefixed(SecretPrefix::new(prefix)))
     }
 
     /// The exact length in bytes of every secret of this format.
@@ -679,49 +713,201 @@ impl SecretFormat {
         Ok(PresentedSecret(presented))
     }
 
+    #[inline]
     fn check(&self, bytes: &[u8]) -> Result<(), MalformedSecret> {
-        if bytes.is_empty() {
-            return Err(MalformedSecret::Empty);
-        }
-        if bytes.len() > MAX_PRESENTED_LEN {
-            return Err(MalformedSecret::TooLong {
-                max: MAX_PRESENTED_LEN,
-            });
-        }
-        let expected = self.secret_len();
         match self {
             Self::Prefixed(prefix) => {
                 let p = prefix.0.as_bytes();
-                // Compared byte by byte: the prefix is a few bytes, and `strip_prefix` calls
-                // `memcmp`.
-                let Some(rest) = bytes
-                    .strip_prefix(p)
-                    .and_then(|rest| rest.strip_prefix(b"_"))
-                else {
-                    return Err(MalformedSecret::WrongPrefix);
-                };
-                if bytes.len() != expected {
-                    return Err(MalformedSecret::WrongLength {
-                        expected,
-                        found: bytes.len(),
-                    });
-                }
-                if !all(rest, is_base62) {
-                    let pos = rest.iter().position(|&b| !is_base62(b)).unwrap_or(0);
-                    return Err(MalformedSecret::InvalidCharacter {
-                        position: p.len() + 1 + pos,
-                    });
-                }
-                let (signed, sum) = bytes.split_at(expected - CHECKSUM_LEN);
-                if decode_checksum(sum) != Some(checksum(signed)) {
-                    return Err(MalformedSecret::BadChecksum);
+                // One branch on the success path; which rule failed is worked out apart, cold.
+                if prefixed_is_valid(p, &prefix.1, bytes) {
+                    Ok(())
+                } else {
+                    Err(prefixed_error(p, bytes))
                 }
             }
-            Self::Zabbix => check_fixed(bytes, expected, is_lower_hex)?,
-            Self::Cpanel => check_fixed(bytes, expected, is_upper_base36)?,
+            Self::Zabbix | Self::Cpanel => {
+                if bytes.is_empty() {
+                    return Err(MalformedSecret::Empty);
+                }
+                if bytes.len() > MAX_PRESENTED_LEN {
+                    return Err(MalformedSecret::TooLong {
+                        max: MAX_PRESENTED_LEN,
+                    });
+                }
+                let expected = self.secret_len();
+                match self {
+                    Self::Zabbix => check_fixed(bytes, expected, is_lower_hex),
+                    _ => check_fixed(bytes, expected, is_upper_base36),
+                }
+            }
         }
-        Ok(())
     }
+}
+
+/// Whether `bytes` is a secret of the prefixed format with prefix `p` (laid out in `words`):
+/// exactly the verdict of [`prefixed_error`]'s rules, computed without finding out which rule
+/// fails and with a single branch on the outcome.
+///
+/// The checksum is a serial chain of multiplications; everything else (the prefix, the base62
+/// alphabet, the six checksum digits) is work for the otherwise idle ALUs beside it, done on the
+/// same 8-byte words the checksum reads, and folded into one verdict.
+#[inline]
+fn prefixed_is_valid(p: &[u8], words: &PrefixWords, bytes: &[u8]) -> bool {
+    let len = p.len() + 1 + BODY_LEN + CHECKSUM_LEN;
+    if bytes.len() != len || p.len() > MAX_PREFIX_LEN {
+        return false;
+    }
+    let signed_len = len - CHECKSUM_LEN;
+    let (chunks, _) = bytes.get(..signed_len).unwrap_or_default().as_chunks::<8>();
+    let mut h: u64 = CHECKSUM_SEED ^ (signed_len as u64);
+    // `diff`: bits where the prefix and underscore differ. `alnum`: the top bit of each byte
+    // seen so far that is base62 (or belongs to the prefix, which `diff` checks instead; the
+    // original rules never test the prefix against the alphabet). `high`: the top bits of all
+    // bytes, so that non-ASCII is refused and `base62_bits`' carries out of such bytes do not
+    // matter.
+    let mut diff = 0u64;
+    let mut alnum = !0u64;
+    let mut high = 0u64;
+    let mut words_done = 0;
+    // The first three words carry the prefix (`len >= 51`, so they are always whole words of
+    // the signed part).
+    for ((chunk, head), care) in chunks.iter().zip(words.head).zip(words.care) {
+        let w = u64::from_le_bytes(*chunk);
+        h = (h ^ w).wrapping_mul(CHECKSUM_K);
+        h ^= h >> 29;
+        diff |= (w ^ head) & care;
+        alnum &= base62_bits(w) | care;
+        high |= w;
+        words_done += 1;
+    }
+    for chunk in chunks.get(words_done..).unwrap_or_default() {
+        let w = u64::from_le_bytes(*chunk);
+        h = (h ^ w).wrapping_mul(CHECKSUM_K);
+        h ^= h >> 29;
+        alnum &= base62_bits(w);
+        high |= w;
+    }
+    // The signed part's last 8 bytes: their top `signed_len % 8` are the checksum's last,
+    // zero-padded word (none when the signed part is whole words). They lie past the prefix.
+    let last = word_at(bytes, signed_len - 8);
+    alnum &= base62_bits(last);
+    high |= last;
+    let tail = last
+        .checked_shr(8 * (8 - (signed_len % 8)) as u32)
+        .unwrap_or(0);
+    h = (h ^ tail).wrapping_mul(CHECKSUM_K);
+    h ^= h >> 32;
+    h = h.wrapping_mul(CHECKSUM_K);
+    let sum = h >> 32;
+
+    // The last 8 bytes end with the six checksum digits.
+    let digits = word_at(bytes, len - 8);
+    alnum &= base62_bits(digits);
+    high |= digits;
+    let value = decode_top_six(digits);
+
+    let refused = diff | ((!alnum | high) & HIGHS) | (value ^ sum);
+    refused == 0
+}
+
+/// Why `bytes` is not a secret of the prefixed format with prefix `p`: the rules in order, the
+/// first that fails. Only called when [`prefixed_is_valid`] said no.
+#[cold]
+#[inline(never)]
+fn prefixed_error(p: &[u8], bytes: &[u8]) -> MalformedSecret {
+    if bytes.is_empty() {
+        return MalformedSecret::Empty;
+    }
+    if bytes.len() > MAX_PRESENTED_LEN {
+        return MalformedSecret::TooLong {
+            max: MAX_PRESENTED_LEN,
+        };
+    }
+    let Some(rest) = bytes
+        .strip_prefix(p)
+        .and_then(|rest| rest.strip_prefix(b"_"))
+    else {
+        return MalformedSecret::WrongPrefix;
+    };
+    let expected = p.len() + 1 + BODY_LEN + CHECKSUM_LEN;
+    if bytes.len() != expected {
+        return MalformedSecret::WrongLength {
+            expected,
+            found: bytes.len(),
+        };
+    }
+    // The vectorized test first: a refused secret is most often garbage or a typo (bad checksum),
+    // and looking for the position byte by byte is slow.
+    if !all(rest, is_base62) {
+        let pos = rest.iter().position(|&b| !is_base62(b)).unwrap_or(0);
+        return MalformedSecret::InvalidCharacter {
+            position: p.len() + 1 + pos,
+        };
+    }
+    // Shape and alphabet hold, so the checksum is what failed. (Were the fast check ever wrong
+    // about a good secret, this still refuses: a format check fails closed.)
+    MalformedSecret::BadChecksum
+}
+
+/// The 8 bytes at `at` as a little-endian word; 0 (eight bytes outside base62, so refused) if
+/// they are not all there, which the callers' length checks rule out.
+#[inline(always)]
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    bytes
+        .get(at..)
+        .and_then(<[u8]>::first_chunk::<8>)
+        .map_or(0, |w| u64::from_le_bytes(*w))
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Eight bytes at a time: the top bit of each byte of `w` that is base62 (`[0-9A-Za-z]`), for
+/// bytes below 0x80 that no byte of `w` at or above 0x80 precedes (the caller refuses words with
+/// such bytes anyway; their carries may spoil the bytes above them). The other bits are noise.
+///
+/// On a byte `x < 0x80`, `x + (0x80 - lo)` has its top bit set iff `x >= lo`, and neither sum
+/// carries into the next byte; the xor of the tests against `lo` and `hi + 1` is set iff
+/// `lo <= x <= hi`. Letters are tested as in [`is_base62`], folded to lower case by `| 0x20`.
+#[inline(always)]
+fn base62_bits(w: u64) -> u64 {
+    const fn at_least(lo: u8) -> u64 {
+        (0x80 - lo as u64) * ONES
+    }
+    let l = w | (0x20 * ONES);
+    let letter = l.wrapping_add(at_least(b'a')) ^ l.wrapping_add(at_least(b'z' + 1));
+    let digit = w.wrapping_add(at_least(b'0')) ^ w.wrapping_add(at_least(b'9' + 1));
+    letter | digit
+}
+
+/// The value of the six base62 digits in the top six bytes of `w` (most significant first, as
+/// written), in a few word operations instead of a chain of six. Exact when the eight bytes are
+/// base62; otherwise some number below 2^64 (never a panic), which the caller ignores.
+#[inline(always)]
+fn decode_top_six(w: u64) -> u64 {
+    const fn at_least(lo: u8) -> u64 {
+        (0x80 - lo as u64) * ONES
+    }
+    // Each byte's digit: minus '0', minus 7 more from 'A' on, minus 6 more from 'a' on. No byte
+    // borrows from its neighbour when all are base62.
+    let upper = (w.wrapping_add(at_least(b'A')) >> 7) & ONES;
+    let lower = (w.wrapping_add(at_least(b'a')) >> 7) & ONES;
+    let d = w
+        .wrapping_sub(u64::from(b'0') * ONES)
+        .wrapping_sub(upper * 7)
+        .wrapping_sub(lower * 6)
+        & !0xffff;
+    // Pairs of digits into 16-bit lanes (at most 255 * 62 + 255 even for garbage, so no lane
+    // overflows), then pairs of lanes into 32-bit lanes (at most 16065 * 3844 + 16065 < 2^32).
+    let pairs = (d & 0x00ff_00ff_00ff_00ff)
+        .wrapping_mul(62)
+        .wrapping_add((d >> 8) & 0x00ff_00ff_00ff_00ff);
+    let quads = (pairs & 0x0000_ffff_0000_ffff)
+        .wrapping_mul(3_844)
+        .wrapping_add((pairs >> 16) & 0x0000_ffff_0000_ffff);
+    (quads & 0xffff_ffff)
+        .wrapping_mul(14_776_336)
+        .wrapping_add(quads >> 32)
 }
 
 /// The lowercase hex digit of a nibble (`n < 16`).
@@ -792,11 +978,14 @@ fn push_uniform<R: CryptoRng + ?Sized>(rng: &mut R, out: &mut String, alphabet: 
     buf.zeroize();
 }
 
+const CHECKSUM_K: u64 = 0x9E37_79B9_7F4A_7C15;
+const CHECKSUM_SEED: u64 = 0x243F_6A88_85A3_08D3;
+
 /// A fast 32-bit checksum (multiply-xorshift over 8-byte words). It only has to catch typos and
 /// garbage; the secret's strength is its 256 random bits, never this.
 fn checksum(data: &[u8]) -> u32 {
-    const K: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut h: u64 = 0x243F_6A88_85A3_08D3 ^ (data.len() as u64);
+    const K: u64 = CHECKSUM_K;
+    let mut h: u64 = CHECKSUM_SEED ^ (data.len() as u64);
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
         let mut w = [0u8; 8];
@@ -838,36 +1027,14 @@ fn push_checksum(out: &mut String, sum: u32) {
     }
 }
 
-/// Each byte's base62 digit, or [`NOT_BASE62`]: one load per character instead of a chain of
-/// range tests (this runs on every request).
-// Evaluated at compile time: an index out of range would fail the build, never panic.
-#[allow(clippy::indexing_slicing)]
-const BASE62_DIGIT: [u8; 256] = {
-    let mut t = [NOT_BASE62; 256];
-    let mut i = 0;
-    while i < BASE62.len() {
-        t[BASE62[i] as usize] = i as u8;
-        i += 1;
-    }
-    t
-};
-const NOT_BASE62: u8 = 0xff;
-
+/// The plain decoder of six checksum digits (the tests' reference for `decode_top_six`).
+#[cfg(test)]
 fn decode_checksum(s: &[u8]) -> Option<u32> {
     let digits: &[u8; CHECKSUM_LEN] = s.try_into().ok()?;
     let mut v: u64 = 0;
-    let mut bad = false;
     for &b in digits {
-        let d = BASE62_DIGIT
-            .get(usize::from(b))
-            .copied()
-            .unwrap_or(NOT_BASE62);
-        bad |= d == NOT_BASE62;
-        v = v * 62 + u64::from(d);
-    }
-    // Six digits stay far below 2^64 (62^6 < 2^36): only the u32 range needs checking.
-    if bad {
-        return None;
+        let d = BASE62.iter().position(|&c| c == b)?;
+        v = v * 62 + d as u64;
     }
     u32::try_from(v).ok()
 }
@@ -903,6 +1070,7 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
+    use std::hint::black_box;
 
     fn rng() -> StdRng {
         StdRng::seed_from_u64(7)
@@ -1184,6 +1352,99 @@ mod tests {
             HashKey::from_env("PATH"),
             Err(HashKeyError::WrongLength { .. } | HashKeyError::InvalidBase64 { .. })
         ));
+    }
+
+    #[test]
+    fn word_at_a_time_alphabet_test_matches_the_byte_test() {
+        // Every ASCII byte in every lane, beside neighbours of every kind below 0x80 (bytes at
+        // or above 0x80 are refused through their top bit, whatever `base62_bits` says).
+        for filler in [
+            0x00u8, b'0', b'9', b'A', b'Z', b'a', b'z', b'_', 0x7f, 0x2f, 0x60,
+        ] {
+            for lane in 0..8 {
+                for b in 0..0x80u8 {
+                    let mut bytes = [filler; 8];
+                    bytes[lane] = b;
+                    let bits = base62_bits(u64::from_le_bytes(bytes));
+                    for (i, &x) in bytes.iter().enumerate() {
+                        let top = bits >> (8 * i + 7) & 1 == 1;
+                        assert_eq!(top, is_base62(x), "byte {x:#x} in lane {i} of {bytes:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn word_at_a_time_digit_decoder_matches_the_plain_one() {
+        let mut r = rng();
+        for round in 0..20_000 {
+            let mut bytes = [0u8; 8];
+            for b in &mut bytes {
+                *b = BASE62[(r.next_u32() % 62) as usize];
+            }
+            // Each digit repeated too, the lowest and the highest among them.
+            if let Some(&digit) = BASE62.get(round) {
+                bytes = [digit; 8];
+            }
+            let plain = bytes[2..].iter().fold(0u64, |v, &b| {
+                v * 62 + BASE62.iter().position(|&c| c == b).unwrap() as u64
+            });
+            assert_eq!(
+                decode_top_six(u64::from_le_bytes(bytes)),
+                plain,
+                "{bytes:?}"
+            );
+        }
+        assert_eq!(
+            decode_top_six(u64::from_le_bytes(*b"00zzzzzz")),
+            62u64.pow(6) - 1
+        );
+        // Any word at all (refused by the alphabet test): no overflow, no panic, in debug too.
+        for _ in 0..100_000 {
+            let w = r.next_u64();
+            black_box((decode_top_six(w), base62_bits(w)));
+        }
+        black_box((
+            decode_top_six(u64::MAX),
+            base62_bits(u64::MAX),
+            decode_top_six(0),
+        ));
+    }
+
+    #[test]
+    fn secrets_issued_before_the_word_at_a_time_check_still_verify() {
+        // Written by the byte-at-a-time check's generator (and an independent implementation of
+        // the checksum): the checksum's value must never change.
+        let tok = SecretFormat::default();
+        assert!(
+            tok.parse("tok_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg0g8O74")
+                .is_ok()
+        );
+        let acme = SecretFormat::prefixed("acme2").unwrap();
+        assert!(
+            acme.parse("acme2_zyxwvutsrqponmlkjihgfedcbaZYXWVUTSRQPONMLKJ1vvGHS")
+                .is_ok()
+        );
+        // Every prefix length lays the prefix, the checksum's last word and the digits over the
+        // 8-byte words differently.
+        let mut r = rng();
+        for n in 1..=MAX_PREFIX_LEN {
+            let prefix: String = "abcdefghijklmnop".chars().take(n).collect();
+            let f = SecretFormat::prefixed(&prefix).unwrap();
+            for _ in 0..50 {
+                let s = f.generate_with_rng(&mut r);
+                let b = s.expose().as_bytes();
+                let (signed, sum) = b.split_at(b.len() - CHECKSUM_LEN);
+                assert_eq!(decode_checksum(sum), Some(checksum(signed)));
+                assert!(f.parse(s.expose()).is_ok(), "{prefix}");
+            }
+        }
+        assert_eq!(
+            format!("{tok:?}"),
+            "Prefixed(SecretPrefix(\"tok\"))",
+            "Debug shows the prefix only"
+        );
     }
 
     #[test]
