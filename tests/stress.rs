@@ -88,6 +88,22 @@ fn one_round() {
     let successes = Arc::new(AtomicUsize::new(0));
     let creators_done = AtomicUsize::new(0);
     let ctx = RequestContext::from_ip("10.0.0.1".parse().unwrap());
+    // A bystander no management thread ever touches (it is not among the live tokens they
+    // pick from): its secret stays valid throughout, so authentication succeeds whenever the
+    // authenticators run at all. Without it a loaded machine could schedule them only after
+    // every managed token was disabled, deleted or regenerated, and "exercised" failed.
+    let bystander = tokens
+        .issue(
+            &admin,
+            NewToken::new(TokenName::new("bystander").unwrap())
+                .owner(UserId::from(0))
+                .permissions(PermissionSet::all()),
+        )
+        .unwrap();
+    registry.all.lock().unwrap().push((
+        bystander.secret.expose().to_owned(),
+        Arc::new(AtomicBool::new(false)),
+    ));
 
     std::thread::scope(|s| {
         // Creators: names collide on purpose (10 names x 4 owners).
