@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use time::OffsetDateTime;
@@ -125,8 +125,9 @@ struct Entry {
     permissions: PermissionSet,
     allowlist: IpAllowlist,
     hash: Option<SecretHash>,
-    /// How `hash` was made (issue 14). Ten bytes, kept inline rather than boxed: authentication
-    /// never reads it, but the key-usage count reads it for every token.
+    /// How `hash` was made (issue 14). Ten bytes, kept inline rather than boxed: every
+    /// authentication reads it ([`Candidate::scheme`]) and the key-usage count reads it for
+    /// every token. [`LastUseCell`] gave up its padding to make room ([`Entry`]: 216 bytes).
     scheme: HashScheme,
     generated_at: i64,
     rare: Option<Box<Rare>>,
@@ -261,25 +262,39 @@ fn token_hashes(t: &Token) -> impl Iterator<Item = SecretHash> + '_ {
 
 /// Last use, readable without a lock on the hot path. Writers serialise on `lock`; the atomics
 /// let a reader see that the value it would write is already there and skip the write.
+///
+/// The instant and the kind of address share one word ([`stamp`]): a separate kind byte
+/// would cost the cell 8 bytes of padding, and every token a cell (32 bytes instead of 40,
+/// which is what keeps [`Entry`] at 216 bytes with the hash's [`HashScheme`] inline).
 struct LastUseCell {
     lock: Mutex<()>,
-    /// 0: no address, 4: IPv4, 6: IPv6.
-    kind: AtomicU8,
-    /// [`NEVER_USED`] when never used.
-    secs: AtomicI64,
+    /// Unix seconds and address kind ([`stamp`]); [`NEVER_USED`] when never used.
+    stamp: AtomicI64,
     hi: AtomicU64,
     lo: AtomicU64,
 }
 
-/// No instant `time` can represent is this far back, so it is free to mean "never".
+/// No stamp is this value (see [`stamp`]), so it is free to mean "never".
 const NEVER_USED: i64 = i64::MIN;
+
+/// Bits of a stamp that hold the kind of address: 0 none, 1 IPv4, 2 IPv6.
+const KIND_BITS: u32 = 2;
+const KIND_MASK: i64 = (1 << KIND_BITS) - 1;
+
+/// Unix seconds and a kind of address in one word: `secs * 4 + kind`, so `stamp >> 2` gives
+/// the seconds back (an arithmetic shift, right for instants before 1970 too). Every instant
+/// `time` represents fits with room to spare (±999,999 years, with its `large-dates`, is
+/// under 2^45 s); `None` from ±2^60 s on, which no instant reaches. So no stamp is
+/// [`NEVER_USED`] (-2^63).
+fn stamp(secs: i64, kind: u8) -> Option<i64> {
+    (secs.unsigned_abs() < 1 << 60).then(|| (secs << KIND_BITS) | (i64::from(kind) & KIND_MASK))
+}
 
 impl Default for LastUseCell {
     fn default() -> Self {
         Self {
             lock: Mutex::new(()),
-            kind: AtomicU8::new(0),
-            secs: AtomicI64::new(NEVER_USED),
+            stamp: AtomicI64::new(NEVER_USED),
             hi: AtomicU64::new(0),
             lo: AtomicU64::new(0),
         }
@@ -289,20 +304,20 @@ impl Default for LastUseCell {
 fn encode_ip(ip: Option<IpAddr>) -> (u8, u64, u64) {
     match ip {
         None => (0, 0, 0),
-        Some(IpAddr::V4(a)) => (4, 0, u64::from(u32::from(a))),
+        Some(IpAddr::V4(a)) => (1, 0, u64::from(u32::from(a))),
         Some(IpAddr::V6(a)) => {
             let v = u128::from(a);
-            (6, (v >> 64) as u64, v as u64)
+            (2, (v >> 64) as u64, v as u64)
         }
     }
 }
 
-fn decode_ip(kind: u8, hi: u64, lo: u64) -> Option<IpAddr> {
+fn decode_ip(kind: i64, hi: u64, lo: u64) -> Option<IpAddr> {
     match kind {
-        4 => u32::try_from(lo)
+        1 => u32::try_from(lo)
             .ok()
             .map(|v| IpAddr::V4(Ipv4Addr::from(v))),
-        6 => Some(IpAddr::V6(Ipv6Addr::from(
+        2 => Some(IpAddr::V6(Ipv6Addr::from(
             (u128::from(hi) << 64) | u128::from(lo),
         ))),
         _ => None,
@@ -310,46 +325,44 @@ fn decode_ip(kind: u8, hi: u64, lo: u64) -> Option<IpAddr> {
 }
 
 impl LastUseCell {
-    fn is_set(&self) -> bool {
-        self.secs.load(Relaxed) != NEVER_USED
-    }
-
-    fn same(&self, secs: i64, (k, h, l): (u8, u64, u64)) -> bool {
-        self.is_set()
-            && self.secs.load(Relaxed) == secs
-            && self.kind.load(Relaxed) == k
-            && self.hi.load(Relaxed) == h
-            && self.lo.load(Relaxed) == l
+    fn same(&self, stamp: i64, hi: u64, lo: u64) -> bool {
+        self.stamp.load(Relaxed) == stamp
+            && self.hi.load(Relaxed) == hi
+            && self.lo.load(Relaxed) == lo
     }
 
     /// Records a use; returns whether the cell changed (a use it already holds, or an older
     /// one, changes nothing).
     fn record(&self, u: LastUse) -> bool {
         let secs = u.at.unix_timestamp();
-        let ip = encode_ip(u.ip);
-        if self.same(secs, ip) {
+        let (kind, hi, lo) = encode_ip(u.ip);
+        let Some(stamp) = stamp(secs, kind) else {
+            return false; // no instant `time` can represent
+        };
+        if self.same(stamp, hi, lo) {
             return false;
         }
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        if self.is_set() && self.secs.load(Relaxed) > secs {
+        let held = self.stamp.load(Relaxed);
+        if held != NEVER_USED && held >> KIND_BITS > secs {
             return false; // keep the latest use
         }
-        self.secs.store(secs, Relaxed);
-        self.kind.store(ip.0, Relaxed);
-        self.hi.store(ip.1, Relaxed);
-        self.lo.store(ip.2, Relaxed);
+        self.stamp.store(stamp, Relaxed);
+        self.hi.store(hi, Relaxed);
+        self.lo.store(lo, Relaxed);
         true
     }
 
     fn get(&self) -> Option<LastUse> {
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        if !self.is_set() {
+        let held = self.stamp.load(Relaxed);
+        if held == NEVER_USED {
             return None;
         }
         Some(LastUse {
-            at: to_time(self.secs.load(Relaxed)),
+            at: to_time(held >> KIND_BITS),
             ip: decode_ip(
-                self.kind.load(Relaxed),
+                held & KIND_MASK,
                 self.hi.load(Relaxed),
                 self.lo.load(Relaxed),
             ),
@@ -1109,5 +1122,61 @@ mod tests {
         }
         let kept = store.get(id).unwrap().unwrap().permissions;
         assert!(store.read().perm_sets.get(&kept).unwrap().ptr_eq(&kept));
+    }
+
+    /// Every token costs an `Entry` in the slab (plus the slab's spare capacity): 216 bytes,
+    /// as before issue 14 put each hash's scheme inline (the last-use cell gave up its padding
+    /// for it). Each 8 bytes more cost ~8.4 B per token in README's memory figure, which has
+    /// ~6 B left under its 400 B target.
+    #[test]
+    fn an_entry_stays_within_216_bytes() {
+        let size = std::mem::size_of::<Entry>();
+        assert!(size <= 216, "Entry is {size} bytes");
+        assert_eq!(std::mem::size_of::<Option<Entry>>(), size);
+    }
+
+    /// The last-use cell keeps every instant `time` can represent (before 1970 too) and every
+    /// kind of address apart (an IPv4-mapped IPv6 address stays IPv6, "no address" stays none).
+    #[test]
+    fn last_use_cells_keep_instant_and_address() {
+        let instants = [
+            time::PrimitiveDateTime::MIN.assume_utc(),
+            OffsetDateTime::UNIX_EPOCH - time::Duration::seconds(1),
+            OffsetDateTime::UNIX_EPOCH,
+            OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(1_900_000_000),
+            time::PrimitiveDateTime::MAX.assume_utc(),
+        ];
+        let ips = [
+            None,
+            Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            Some(IpAddr::V4(Ipv4Addr::BROADCAST)),
+            Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+            Some(IpAddr::V6(Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped())),
+            Some(IpAddr::V6(Ipv6Addr::from(u128::MAX))),
+        ];
+        for at in instants {
+            let at = at.replace_nanosecond(0).unwrap();
+            for ip in ips {
+                let cell = LastUseCell::default();
+                assert_eq!(cell.get(), None);
+                let u = LastUse { at, ip };
+                assert!(cell.record(u), "{u:?}");
+                assert_eq!(cell.get(), Some(u));
+                assert!(!cell.record(u), "the same use again changes nothing");
+                // Another address in the same second is recorded, an earlier second is not.
+                for other in ips.iter().filter(|o| **o != ip) {
+                    let cell = LastUseCell::default();
+                    cell.record(u);
+                    let v = LastUse { at, ip: *other };
+                    assert!(cell.record(v), "{u:?} then {v:?}");
+                    assert_eq!(cell.get(), Some(v));
+                    if let Some(earlier) = at.checked_sub(time::Duration::seconds(1)) {
+                        let w = LastUse { at: earlier, ip };
+                        assert!(!cell.record(w), "{v:?} then {w:?}");
+                        assert_eq!(cell.get(), Some(v));
+                    }
+                }
+            }
+        }
     }
 }
