@@ -399,6 +399,11 @@ pub(crate) fn decide_with(
     owner: impl FnOnce(&UserId) -> UserState,
     intersect: impl FnOnce(&PermissionSet, &PermissionSet) -> PermissionSet,
 ) -> Result<Grant, Denial> {
+    debug_assert_eq!(
+        now.unix_timestamp(),
+        now_unix,
+        "now_unix is now in Unix seconds"
+    );
     let id = token.id;
     if !token.matched.is_live_at(now) {
         return Err(Denial::Superseded { token: id });

@@ -683,3 +683,33 @@ fn find_by_secret_sees_only_what_the_actor_may_manage() {
     let nobody = Actor::without_token_rights(uid(2));
     assert!(e.tokens.find_by_secret(&nobody, s.expose()).is_err());
 }
+
+/// A decision made in a lookup the store then reports as a miss is discarded: the secret is
+/// unknown, never granted. No store here does that, but a host's may (a replica that went
+/// stale after it called the check). With an old key configured, the miss path's lookups too.
+#[test]
+fn a_decision_from_a_lookup_reported_as_a_miss_is_never_granted() {
+    for old_key in [false, true] {
+        let lie = Arc::new(AtomicBool::new(false));
+        let flag = lie.clone();
+        let store = Hooked::new(MemoryStore::new())
+            .map_found(move |found| found && !flag.load(Ordering::SeqCst));
+        let mut tokens = Tokens::new(store).with_hash_key(api_tokens::HashKey::new([1; 32]));
+        if old_key {
+            tokens = tokens.with_old_hash_key(api_tokens::HashKey::new([2; 32]));
+        }
+        let issued = tokens
+            .issue(
+                &admin(),
+                NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
+            )
+            .unwrap();
+        let ctx = RequestContext::unknown_address();
+        assert!(tokens.authenticate(issued.secret.expose(), &ctx).is_ok());
+        lie.store(true, Ordering::SeqCst);
+        let d = tokens
+            .authenticate(issued.secret.expose(), &ctx)
+            .unwrap_err();
+        assert_eq!(d.kind(), DenialKind::Unknown, "{d:?}");
+    }
+}

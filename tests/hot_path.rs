@@ -170,6 +170,40 @@ fn last_use_is_recorded_from_the_hot_path_each_second_and_address() {
     assert_eq!(last(&tokens).at, datetime!(2025-06-01 12:00:02 UTC));
 }
 
+/// The copy compares its recorded last use field by field (date, time, offset): the same
+/// time of day a day later, and the same instant written in another offset, are each
+/// recorded. Without the date in the compare the day-old use would be kept.
+#[test]
+fn a_use_a_day_later_at_the_same_time_of_day_or_in_another_offset_is_recorded() {
+    let tokens = Tokens::in_memory();
+    let issued = issue(&tokens, "t");
+    let secret = issued.secret.expose();
+    let last = || {
+        tokens
+            .get(&admin(), issued.token.id)
+            .unwrap()
+            .last_use
+            .unwrap()
+            .at
+    };
+    let t0 = datetime!(2026-01-01 12:00:00 UTC);
+    for now in [
+        t0,
+        t0 + Duration::days(1),
+        datetime!(2026-01-02 12:00:01 -05:00),
+        datetime!(2026-01-02 17:00:01 UTC) + Duration::milliseconds(500),
+        datetime!(2026-01-02 17:00:02 UTC).to_offset(time::macros::offset!(+14:00)),
+    ] {
+        // Several times, so that this thread's copy is taken and then used.
+        for _ in 0..4 {
+            tokens
+                .authenticate_at(secret, &ctx("10.0.0.1"), now)
+                .unwrap();
+        }
+        assert_eq!(last().unix_timestamp(), now.unix_timestamp(), "{now}");
+    }
+}
+
 /// A directory that authenticates another token while it is asked (through the same store):
 /// the nested call finds this thread's copies busy and takes the locked path.
 struct Nested {

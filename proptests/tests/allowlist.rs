@@ -129,3 +129,86 @@ proptest! {
         prop_assert_eq!(l.allows(ip), linear, "{} for {}", ip, l);
     }
 }
+
+/// IPv4-mapped and other edge entries that random 128-bit networks almost never produce
+/// (`::ffff:0:0/95` stays IPv6, `::ffff:0:0/96` is every IPv4 address, `::/0` no IPv4 client),
+/// every list of one to three of them, against the reference at edge probes of both families.
+#[test]
+fn tricky_entries_in_every_small_combination_agree_with_the_reference() {
+    let entries: Vec<IpNet> = [
+        "::/0",
+        "0.0.0.0/0",
+        "::ffff:0:0/96",
+        "::ffff:0:0/95",
+        "::fffe:0:0/95",
+        "::ffff:0:0/97",
+        "::ffff:128.0.0.0/97",
+        "::ffff:10.0.0.0/104",
+        "::ffff:10.1.2.3/128",
+        "::/96",
+        "::/80",
+        "::/127",
+        "::1/128",
+        "10.0.0.0/8",
+        "10.1.0.0/16",
+        "10.1.2.3/32",
+        "0.0.0.0/32",
+        "255.255.255.255/32",
+        "128.0.0.0/1",
+        "2001:db8::/32",
+        "8000::/1",
+        "::ffff:255.255.255.255/128",
+        "64:ff9b::/96",
+        "::ffff:1.2.3.4/120",
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
+    let probes: Vec<IpAddr> = [
+        "0.0.0.0",
+        "10.1.2.3",
+        "10.1.2.4",
+        "10.255.255.255",
+        "11.0.0.0",
+        "9.255.255.255",
+        "128.0.0.0",
+        "127.255.255.255",
+        "255.255.255.255",
+        "1.2.3.4",
+        "1.2.4.0",
+        "::",
+        "::1",
+        "::2",
+        "::ffff:0.0.0.0",
+        "::ffff:10.1.2.3",
+        "::ffff:255.255.255.255",
+        "::fffe:ffff:ffff",
+        "::1:0:0",
+        "::10.1.2.3",
+        "::ffff:0:1:0:0",
+        "2001:db8::1",
+        "2001:db9::",
+        "64:ff9b::a01:203",
+        "8000::",
+        "7fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
+    let mut lists = 0;
+    for (i, a) in entries.iter().enumerate() {
+        for (j, b) in entries.iter().enumerate().skip(i) {
+            for c in entries.iter().skip(j) {
+                for nets in [vec![*a], vec![*a, *b], vec![*a, *b, *c]] {
+                    let l = IpAllowlist::new(nets.iter().copied());
+                    for &ip in &probes {
+                        let reference = nets.iter().any(|n| covers_ip(n, ip));
+                        assert_eq!(l.allows(ip), reference, "{nets:?} {ip} -> {l}");
+                    }
+                    lists += 1;
+                }
+            }
+        }
+    }
+    assert!(lists > 2_000, "{lists} lists");
+}

@@ -1130,8 +1130,11 @@ mod tests {
     /// ~6 B left under its 400 B target.
     #[test]
     fn an_entry_stays_within_216_bytes() {
+        // 216 with std's 8-byte futex `Mutex` (Linux, what the README measures); where std
+        // uses a larger mutex the last-use cell grows by the difference.
+        let mutex_extra = std::mem::size_of::<Mutex<()>>().saturating_sub(8);
         let size = std::mem::size_of::<Entry>();
-        assert!(size <= 216, "Entry is {size} bytes");
+        assert!(size <= 216 + mutex_extra, "Entry is {size} bytes");
         assert_eq!(std::mem::size_of::<Option<Entry>>(), size);
     }
 

@@ -14,6 +14,7 @@ pub struct Hooked<S> {
     pub inner: S,
     before_apply: Hook<ApplyBatch, ()>,
     on_authenticate: Hook<(), ()>,
+    after_authenticate: Hook<bool, bool>,
     on_key_usage: Hook<(), Result<(), StoreError>>,
 }
 
@@ -30,6 +31,7 @@ impl<S> Hooked<S> {
             inner,
             before_apply: Box::new(|_| ()),
             on_authenticate: Box::new(|()| ()),
+            after_authenticate: Box::new(|found| found),
             on_key_usage: Box::new(|()| Ok(())),
         }
     }
@@ -54,6 +56,15 @@ impl<S> Hooked<S> {
     pub fn on_authenticate(self, hook: impl Fn() + Send + Sync + 'static) -> Self {
         Self {
             on_authenticate: Box::new(move |()| hook()),
+            ..self
+        }
+    }
+
+    /// Passes what `inner`'s lookup by hash answered (found or not) through `map`: a store
+    /// that reports a miss after it called the check (a replica that went stale meanwhile).
+    pub fn map_found(self, map: impl Fn(bool) -> bool + Send + Sync + 'static) -> Self {
+        Self {
+            after_authenticate: Box::new(map),
             ..self
         }
     }
@@ -98,7 +109,8 @@ impl<S: TokenStore> TokenStore for Hooked<S> {
         check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
     ) -> Result<bool, StoreError> {
         (self.on_authenticate)(());
-        self.inner.authenticate(hash, check)
+        let found = self.inner.authenticate(hash, check)?;
+        Ok((self.after_authenticate)(found))
     }
     fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<KeyUsage>, StoreError> {
         (self.on_key_usage)(())?;

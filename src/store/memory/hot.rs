@@ -155,6 +155,8 @@ impl Hot {
         // Compared as written (date, time, offset), not as instants: `OffsetDateTime`'s `==`
         // converts both sides to UTC, on every hit. Equal as written implies equal as instants,
         // so the worst a difference in form can cost is one more write of the same last use.
+        // (The facade's `whole_seconds` gives UTC, so the offsets differ only for instants at
+        // the very end of the representable range, which stay in their own offset.)
         self.recorded.as_ref().is_some_and(|r| {
             r.ip == used.ip
                 && r.at.date() == used.at.date()
