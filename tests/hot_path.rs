@@ -34,6 +34,35 @@ fn warm(tokens: &Tokens, secret: &str) {
     }
 }
 
+/// Runs `body` with `secret` warm in this thread and in a second one (both hold a copy of the
+/// token); `body` gets a call that makes the second thread authenticate once more.
+fn with_second_thread(
+    tokens: &Tokens,
+    secret: &str,
+    body: impl FnOnce(&dyn Fn() -> Result<(), Denial>),
+) {
+    let (ask, asked) = mpsc::channel::<()>();
+    let (tell, told) = mpsc::channel::<Result<(), Denial>>();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            while asked.recv().is_ok() {
+                let r = tokens.authenticate(secret, &ctx("10.0.0.1")).map(|_| ());
+                tell.send(r).unwrap();
+            }
+        });
+        let remote = || {
+            ask.send(()).unwrap();
+            told.recv_timeout(StdDuration::from_secs(30)).unwrap()
+        };
+        for _ in 0..WARM {
+            remote().unwrap();
+        }
+        warm(tokens, secret);
+        body(&remote);
+        drop(ask);
+    });
+}
+
 fn issue<S: TokenStore>(tokens: &Tokens<S>, name: &str) -> api_tokens::Issued {
     tokens
         .issue(
@@ -84,32 +113,14 @@ fn every_change_is_seen_by_a_thread_holding_a_copy_once_the_change_returns() {
         let issued = issue(&tokens, "t");
         let secret = issued.secret.expose().to_owned();
         // A second thread holds a copy too, and waits to be asked again.
-        let (ask, asked) = mpsc::channel::<()>();
-        let (tell, told) = mpsc::channel::<Result<(), Denial>>();
-        std::thread::scope(|s| {
-            let (tokens, secret) = (&tokens, &secret);
-            s.spawn(move || {
-                while asked.recv().is_ok() {
-                    let r = tokens.authenticate(secret, &ctx("10.0.0.1")).map(|_| ());
-                    tell.send(r).unwrap();
-                }
-            });
-            let remote = || {
-                ask.send(()).unwrap();
-                told.recv_timeout(StdDuration::from_secs(30)).unwrap()
-            };
-            for _ in 0..WARM {
-                remote().unwrap();
-            }
-            warm(tokens, secret);
-            change(tokens, &issued);
-            let here = tokens.authenticate(secret, &ctx("10.0.0.1"));
+        with_second_thread(&tokens, &secret, |remote| {
+            change(&tokens, &issued);
+            let here = tokens.authenticate(&secret, &ctx("10.0.0.1"));
             assert!(here.is_err(), "{what}: this thread still authenticates");
             assert!(
                 remote().is_err(),
                 "{what}: another thread still authenticates"
             );
-            drop(ask);
         });
     }
 }
@@ -281,29 +292,12 @@ fn a_rehash_under_a_new_key_retires_every_copy_of_the_old_hash() {
     let old = Tokens::new(MemoryStore::new()).with_hash_key(key_a.clone());
     let issued = issue(&old, "t");
     let secret = issued.secret.expose().to_owned();
-    let (ask, asked) = mpsc::channel::<()>();
-    let (tell, told) = mpsc::channel::<Result<(), Denial>>();
-    std::thread::scope(|s| {
-        let (old, secret) = (&old, &secret);
-        s.spawn(move || {
-            while asked.recv().is_ok() {
-                let r = old.authenticate(secret, &ctx("10.0.0.1")).map(|_| ());
-                tell.send(r).unwrap();
-            }
-        });
-        let remote = || {
-            ask.send(()).unwrap();
-            told.recv_timeout(StdDuration::from_secs(30)).unwrap()
-        };
-        for _ in 0..WARM {
-            remote().unwrap();
-        }
-        warm(old, secret);
+    with_second_thread(&old, &secret, |remote| {
         let rotated = old
             .clone()
             .with_hash_key(key_b.clone())
             .with_old_hash_key(key_a);
-        rotated.authenticate(secret, &ctx("10.0.0.1")).unwrap();
+        rotated.authenticate(&secret, &ctx("10.0.0.1")).unwrap();
         let stored = old.store().get(issued.token.id).unwrap().unwrap();
         assert_eq!(
             stored.secret.unwrap().scheme,
@@ -312,12 +306,11 @@ fn a_rehash_under_a_new_key_retires_every_copy_of_the_old_hash() {
         );
         // The key-A-only facade hashes the secret under A: that hash is gone from the store,
         // so neither thread may still find the token by it.
-        let here = old.authenticate(secret, &ctx("10.0.0.1")).unwrap_err();
+        let here = old.authenticate(&secret, &ctx("10.0.0.1")).unwrap_err();
         assert!(matches!(here, Denial::Unknown), "this thread: {here:?}");
         let there = remote().unwrap_err();
         assert!(matches!(there, Denial::Unknown), "other thread: {there:?}");
-        rotated.authenticate(secret, &ctx("10.0.0.1")).unwrap();
-        drop(ask);
+        rotated.authenticate(&secret, &ctx("10.0.0.1")).unwrap();
     });
 }
 
