@@ -169,6 +169,27 @@ impl Fixture {
     }
 }
 
+/// `run(offset, n)`: `n` calls, the cold ones starting at `offset` in the permutation.
+type Run<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+/// Runs `iters` calls of `run` shared between `threads` threads (each given its share and a
+/// starting offset spread over the million tokens; one thread is this one) and returns the
+/// wall time of the whole.
+fn split_across_threads(iters: u64, threads: u64, run: Run<'_>) -> Duration {
+    let start = Instant::now();
+    if threads == 1 {
+        run(0, iters);
+        return start.elapsed();
+    }
+    std::thread::scope(|s| {
+        for k in 0..threads {
+            let share = iters / threads + u64::from(k == threads - 1) * (iters % threads);
+            s.spawn(move || run(k * (N as u64 / threads), share));
+        }
+    });
+    start.elapsed()
+}
+
 fn bench(c: &mut Criterion) {
     let started = Instant::now();
     let f = fixture();
@@ -216,91 +237,25 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    // What this machine allows: the bare sequence from 1 and from 2 threads.
-    g.bench_function("throughput_baseline_cold/1_thread", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            f.run_baseline_cold(0, iters);
-            start.elapsed()
-        })
-    });
-    g.bench_function("throughput_baseline_cold/2_threads", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            std::thread::scope(|s| {
-                s.spawn(|| f.run_baseline_cold(0, iters / 2));
-                s.spawn(|| f.run_baseline_cold(N as u64 / 2, iters - iters / 2));
+    // What this machine allows: the bare sequence from 1 and from 2 threads, beside ours. Each
+    // thread runs its share of the calls; cold ones start at its own offset in the permutation.
+    let hot_baseline = |_: u64, n: u64| (0..n).for_each(|_| assert!(f.baseline(&hot)));
+    let hot_authenticate = |_: u64, n: u64| (0..n).for_each(|_| assert!(f.authenticate(&hot)));
+    let runs: [(&str, Run<'_>); 4] = [
+        ("throughput_baseline_cold", &|at, n| {
+            f.run_baseline_cold(at, n)
+        }),
+        ("throughput_cold", &|at, n| f.run_cold(at, n)),
+        ("throughput_baseline_hot", &hot_baseline),
+        ("throughput_hot", &hot_authenticate),
+    ];
+    for (name, run) in runs {
+        for (threads, label) in [(1, "1_thread"), (2, "2_threads")] {
+            g.bench_function(format!("{name}/{label}"), |b| {
+                b.iter_custom(|iters| split_across_threads(iters, threads, run))
             });
-            start.elapsed()
-        })
-    });
-    g.bench_function("throughput_cold/1_thread", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            f.run_cold(0, iters);
-            start.elapsed()
-        })
-    });
-    g.bench_function("throughput_cold/2_threads", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            std::thread::scope(|s| {
-                s.spawn(|| f.run_cold(0, iters / 2));
-                s.spawn(|| f.run_cold(N as u64 / 2, iters - iters / 2));
-            });
-            start.elapsed()
-        })
-    });
-    g.bench_function("throughput_baseline_hot/1_thread", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                assert!(f.baseline(&hot));
-            }
-            start.elapsed()
-        })
-    });
-    g.bench_function("throughput_baseline_hot/2_threads", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            std::thread::scope(|s| {
-                for n in [iters / 2, iters - iters / 2] {
-                    let (f, hot) = (&f, &hot);
-                    s.spawn(move || {
-                        for _ in 0..n {
-                            assert!(f.baseline(hot));
-                        }
-                    });
-                }
-            });
-            start.elapsed()
-        })
-    });
-    g.bench_function("throughput_hot/1_thread", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                assert!(f.authenticate(&hot));
-            }
-            start.elapsed()
-        })
-    });
-    g.bench_function("throughput_hot/2_threads", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            std::thread::scope(|s| {
-                for n in [iters / 2, iters - iters / 2] {
-                    let (f, hot) = (&f, &hot);
-                    s.spawn(move || {
-                        for _ in 0..n {
-                            assert!(f.authenticate(hot));
-                        }
-                    });
-                }
-            });
-            start.elapsed()
-        })
-    });
+        }
+    }
     g.finish();
 
     // The hot call step by step, each beside the bare sequence's step, in one run.
