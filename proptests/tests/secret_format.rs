@@ -51,9 +51,8 @@ fn encode_checksum(sum: u32) -> String {
     String::from_utf8(out.to_vec()).unwrap()
 }
 
-/// The prefixed format's rules, one after the other, as the documentation states them.
-fn reference_prefixed(prefix: &str, s: &str) -> Result<(), MalformedSecret> {
-    let b = s.as_bytes();
+/// The rules every format checks first: not empty, not over the presented-length cap.
+fn reference_size(b: &[u8]) -> Result<(), MalformedSecret> {
     if b.is_empty() {
         return Err(MalformedSecret::Empty);
     }
@@ -62,6 +61,13 @@ fn reference_prefixed(prefix: &str, s: &str) -> Result<(), MalformedSecret> {
             max: MAX_PRESENTED_LEN,
         });
     }
+    Ok(())
+}
+
+/// The prefixed format's rules, one after the other, as the documentation states them.
+fn reference_prefixed(prefix: &str, s: &str) -> Result<(), MalformedSecret> {
+    let b = s.as_bytes();
+    reference_size(b)?;
     if !(b.starts_with(prefix.as_bytes()) && b.get(prefix.len()) == Some(&b'_')) {
         return Err(MalformedSecret::WrongPrefix);
     }
@@ -90,14 +96,7 @@ fn reference_prefixed(prefix: &str, s: &str) -> Result<(), MalformedSecret> {
 /// The fixed formats (Zabbix: lowercase hex; cPanel: `[0-9A-Z]`).
 fn reference_fixed(len: usize, allowed: fn(u8) -> bool, s: &str) -> Result<(), MalformedSecret> {
     let b = s.as_bytes();
-    if b.is_empty() {
-        return Err(MalformedSecret::Empty);
-    }
-    if b.len() > MAX_PRESENTED_LEN {
-        return Err(MalformedSecret::TooLong {
-            max: MAX_PRESENTED_LEN,
-        });
-    }
+    reference_size(b)?;
     if b.len() != len {
         return Err(MalformedSecret::WrongLength {
             expected: len,
