@@ -545,6 +545,18 @@ pub enum StoreError {
         /// The ids of the keys held, the current one first.
         held: Vec<crate::secret::KeyId>,
     },
+    /// A write that took rights away committed, but the database could not be asked whether
+    /// every replica applied it (nor how long their leases run), so nothing proves that every
+    /// replica refuses what it took away. It will reach them within their staleness bound;
+    /// treat the change as made and not yet confirmed.
+    #[error("the change committed (clock value {seq}) but could not be confirmed on every replica")]
+    Unconfirmed {
+        /// The change clock value the write committed at.
+        seq: u64,
+        /// Why the replicas could not be asked.
+        #[source]
+        source: Box<StoreError>,
+    },
 }
 
 fn hash_keys_missing(
@@ -601,7 +613,7 @@ impl StoreError {
     /// `concurrent_change`, `not_found`, `ids_exhausted`, `invalid_snapshot`,
     /// `store_unavailable`, `inconsistent_record`, `store_busy`, `snapshot_key_mismatch`,
     /// `snapshot_tampered`, `schema_too_new`, `replica_stale`, `store_misconfigured`,
-    /// `hash_keys_missing` (see [`Error::code`]).
+    /// `hash_keys_missing`, `unconfirmed` (see [`Error::code`]).
     pub const fn code(&self) -> &'static str {
         match self {
             Self::NameTaken { .. } => "name_taken",
@@ -620,6 +632,7 @@ impl StoreError {
             Self::Stale { .. } => "replica_stale",
             Self::Config(_) => "store_misconfigured",
             Self::HashKeysMissing { .. } => "hash_keys_missing",
+            Self::Unconfirmed { .. } => "unconfirmed",
         }
     }
 
@@ -631,7 +644,10 @@ impl StoreError {
         match self {
             Self::NameTaken { .. } | Self::Conflict(_) => 409,
             Self::NotFound(_) => 404,
-            Self::Backend(_) | Self::Busy { .. } | Self::Stale { .. } => 503,
+            Self::Backend(_)
+            | Self::Busy { .. }
+            | Self::Stale { .. }
+            | Self::Unconfirmed { .. } => 503,
             Self::IdTaken(_)
             | Self::HashTaken
             | Self::IdsExhausted
@@ -957,7 +973,8 @@ mod tests {
                     | StoreError::SchemaTooNew { .. }
                     | StoreError::Stale { .. }
                     | StoreError::Config(_)
-                    | StoreError::HashKeysMissing { .. } => true,
+                    | StoreError::HashKeysMissing { .. }
+                    | StoreError::Unconfirmed { .. } => true,
                 },
             }
         }

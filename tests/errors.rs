@@ -345,6 +345,15 @@ fn every_error_has_its_code_status_and_plain_message() {
              (0000000000000002): open it with the key it was made with",
         ),
         (
+            Error::Store(StoreError::Unconfirmed {
+                seq: 7,
+                source: Box::new(StoreError::backend(std::io::Error::other("gone"))),
+            }),
+            "unconfirmed",
+            503,
+            "the change committed (clock value 7) but could not be confirmed on every replica",
+        ),
+        (
             Error::Store(StoreError::SnapshotTampered),
             "snapshot_tampered",
             500,

@@ -8,7 +8,7 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use api_tokens::store::postgres::PostgresStore;
 use api_tokens::store::replica::{Replica, ReplicaOptions};
@@ -499,16 +499,26 @@ fn bad_replica_settings_are_refused() {
 }
 
 const CHILD_URL: &str = "API_TOKENS_FLEET_CHILD_URL";
+const CHILD_BOUND_MS: &str = "API_TOKENS_FLEET_CHILD_BOUND_MS";
+const CHILD_NAME: &str = "API_TOKENS_FLEET_CHILD_NAME";
 
-/// The child side of `replicas_in_separate_processes`: a replica in its own process that
-/// answers `auth SECRET` lines on stdin.
+/// The child side of the tests with replicas in other processes: a replica in its own process
+/// that answers `auth SECRET` lines on stdin.
 #[test]
-#[ignore = "run by replicas_in_separate_processes as a child process"]
+#[ignore = "run by the tests with replicas in other processes, as a child process"]
 fn child_replica() {
     let Ok(url) = std::env::var(CHILD_URL) else {
         return;
     };
-    let tokens = replica(&url, bounded(Duration::from_secs(2)));
+    let bound = std::env::var(CHILD_BOUND_MS)
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(Duration::from_secs(2), Duration::from_millis);
+    let mut options = bounded(bound);
+    if let Ok(name) = std::env::var(CHILD_NAME) {
+        options = options.name(name);
+    }
+    let tokens = replica(&url, options);
     println!("READY");
     for line in std::io::stdin().lines() {
         let line = line.unwrap();
@@ -530,9 +540,15 @@ struct Child {
 
 impl Child {
     fn spawn(url: &str) -> Self {
+        Self::spawn_with(url, Duration::from_secs(2), "child")
+    }
+
+    fn spawn_with(url: &str, bound: Duration, name: &str) -> Self {
         let mut proc = Command::new(std::env::current_exe().unwrap())
             .args(["--ignored", "--exact", "child_replica", "--nocapture"])
             .env(CHILD_URL, url)
+            .env(CHILD_BOUND_MS, bound.as_millis().to_string())
+            .env(CHILD_NAME, name)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -636,4 +652,370 @@ fn a_truncate_made_by_hand_reaches_every_replica() {
     let sz = z.secret.expose().to_owned();
     wait_for(bound, "issued after the wipe", || kind(&a, &sz).is_none());
     assert_eq!(kind(&a, &sx), Some(DenialKind::Unknown));
+}
+
+fn issue(t: &Tokens<Replica>, name: &str) -> api_tokens::Issued {
+    t.issue(
+        &admin(),
+        NewToken::new(name.parse().unwrap()).permissions(PermissionSet::all()),
+    )
+    .unwrap()
+}
+
+/// Sends a signal to a process (`kill -SIG pid`).
+fn signal(pid: u32, sig: &str) {
+    assert!(
+        Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn a_database_restored_from_a_dump_and_written_to_is_told_apart_by_its_history() {
+    // A restore (or a failover to a standby that missed the last transactions) hands change
+    // clock values out again: after a few writes the clock is past where the replicas were,
+    // which the clock alone could not tell apart from ordinary progress. The history's nonces
+    // can: the replicas reload, and the token the restored database lost is refused.
+    let pg = server!();
+    let url = pg.create_db("restore");
+    pg.psql("postgres", "CREATE ROLE app LOGIN SUPERUSER");
+    let app = pg.url_as("restore", "app");
+    let bound = Duration::from_secs(1);
+    let options = || bounded(bound).heartbeat(Duration::from_millis(100));
+    let (a, b) = (replica(&app, options()), replica(&app, options()));
+    let writer = Tokens::new(PostgresStore::connect(&url).unwrap());
+    let kept = writer
+        .issue(
+            &admin(),
+            NewToken::new("kept".parse().unwrap()).permissions(PermissionSet::all()),
+        )
+        .unwrap();
+    let dump = pg.dump("restore", "before");
+    let lost = writer
+        .issue(
+            &admin(),
+            NewToken::new("lost".parse().unwrap()).permissions(PermissionSet::all()),
+        )
+        .unwrap();
+    let (kept_s, lost_s) = (
+        kept.secret.expose().to_owned(),
+        lost.secret.expose().to_owned(),
+    );
+    for r in [&a, &b] {
+        wait_for(bound, "both tokens usable", || {
+            kind(r, &kept_s).is_none() && kind(r, &lost_s).is_none()
+        });
+    }
+    // The replicas lose the database (a network partition), which is restored from the dump
+    // and written to before they are back.
+    pg.psql("postgres", "ALTER ROLE app NOLOGIN");
+    assert!(pg.terminate_user("restore", "app") >= 2);
+    pg.restore("restore", &dump);
+    let restored = Instant::now();
+    let newer: Vec<_> = (0..3)
+        .map(|i| {
+            writer
+                .issue(
+                    &admin(),
+                    NewToken::new(format!("newer-{i}").parse().unwrap())
+                        .permissions(PermissionSet::all()),
+                )
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        newer[0].token.id, lost.token.id,
+        "the restored id sequence hands the lost token's id out again"
+    );
+    let clock: u64 = pg
+        .psql("restore", "SELECT seq FROM api_token_clock")
+        .trim()
+        .parse()
+        .unwrap();
+    let before = a.store().clock().unwrap();
+    assert!(
+        clock >= before,
+        "the restored clock ({clock}) is past the replicas' ({before}) again"
+    );
+    pg.psql("postgres", "ALTER ROLE app LOGIN");
+    for r in [&a, &b] {
+        wait_for(bound * 5, "back, reloaded", || {
+            kind(r, &kept_s).is_none() && newer.iter().all(|n| kind(r, n.secret.expose()).is_none())
+        });
+        // Never the lost token again; and what its id names now is the newer token.
+        assert_eq!(kind(r, &lost_s), Some(DenialKind::Unknown));
+        let t = r.get(&admin(), lost.token.id).unwrap();
+        assert_eq!(t.name.as_str(), "newer-0");
+    }
+    // The stale bound held meanwhile: nothing served the lost token past the bound after the
+    // partition began (the replicas were refusing, then reloaded).
+    assert!(restored.elapsed() < Duration::from_secs(30));
+    assert_eq!(
+        a.revoke_by_secret(&lost_s).unwrap(),
+        api_tokens::Revocation::Unknown,
+        "revocation by possession finds nothing to revoke, rather than answering for another token"
+    );
+}
+
+#[test]
+fn changes_made_with_triggers_off_are_repaired_within_the_reconciliation_interval() {
+    // `session_replication_role = replica` (pg_restore --disable-triggers, logical
+    // replication's apply) and `DISABLE TRIGGER` skip the triggers that stamp and notify: no
+    // catch-up sees those changes. Reconciliation does.
+    let pg = server!();
+    let url = pg.create_db("untriggered");
+    let bound = Duration::from_secs(1);
+    let every = Duration::from_millis(300);
+    let options = || bounded(bound).reconcile_every(every);
+    let (a, b) = (replica(&url, options()), replica(&url, options()));
+    let within = every + bound + Duration::from_secs(2);
+    let t1 = issue(&a, "t1");
+    let t2 = issue(&a, "t2");
+    let t3 = issue(&a, "t3");
+    let s1 = t1.secret.expose().to_owned();
+    let s2 = t2.secret.expose().to_owned();
+    let s3 = t3.secret.expose().to_owned();
+    for r in [&a, &b] {
+        wait_for(bound, "usable", || {
+            [&s1, &s2, &s3].iter().all(|s| kind(r, s).is_none())
+        });
+    }
+    // Disabled with triggers off.
+    pg.psql(
+        "untriggered",
+        &format!(
+            "SET session_replication_role = replica;
+             UPDATE api_tokens SET status = 1 WHERE id = {}",
+            t1.token.id
+        ),
+    );
+    for r in [&a, &b] {
+        let took = wait_for(within, "disabled without triggers", || {
+            kind(r, &s1) == Some(DenialKind::Disabled)
+        });
+        assert!(took <= within);
+    }
+    // Deleted with the table's triggers disabled.
+    pg.psql(
+        "untriggered",
+        &format!(
+            "ALTER TABLE api_tokens DISABLE TRIGGER USER;
+             DELETE FROM api_tokens WHERE id = {};
+             ALTER TABLE api_tokens ENABLE TRIGGER USER;",
+            t2.token.id
+        ),
+    );
+    for r in [&a, &b] {
+        wait_for(within, "deleted without triggers", || {
+            kind(r, &s2) == Some(DenialKind::Unknown)
+        });
+    }
+    // An allowlist narrowed by hand, triggers off: the replicas refuse the address it no
+    // longer allows.
+    pg.psql(
+        "untriggered",
+        &format!(
+            "SET session_replication_role = replica;
+             UPDATE api_tokens SET allowlist = '10.0.0.0/8' WHERE id = {}",
+            t3.token.id
+        ),
+    );
+    let outside = RequestContext::from_ip("192.0.2.1".parse().unwrap());
+    for r in [&a, &b] {
+        wait_for(within, "allowlist narrowed without triggers", || {
+            r.authenticate(&s3, &outside).err().map(|d| d.kind())
+                == Some(DenialKind::AddressNotAllowed)
+        });
+    }
+    // A row written in another spelling than the crate's (its permissions in another order)
+    // is the same token: repaired once, then left alone.
+    let t4 = issue(&a, "t4");
+    pg.psql(
+        "untriggered",
+        &format!(
+            "SET session_replication_role = replica;
+             UPDATE api_tokens SET permissions = 'zz.read aa.read' WHERE id = {}",
+            t4.token.id
+        ),
+    );
+    let s4 = t4.secret.expose().to_owned();
+    let zz = "zz.read".parse().unwrap();
+    for r in [&a, &b] {
+        wait_for(within, "permissions changed without triggers", || {
+            r.authenticate(&s4, &ctx())
+                .is_ok_and(|g| g.allows(&zz) && !g.allows(&"bb.read".parse().unwrap()))
+        });
+    }
+    let repaired = (a.store().repaired_rows(), b.store().repaired_rows());
+    assert!(repaired.0 > 0 && repaired.1 > 0);
+    // Repaired, not reloaded: only the first load so far.
+    assert_eq!((a.store().reloads(), b.store().reloads()), (1, 1));
+    // The odd row changed through the API (written back in the crate's spelling), and
+    // several intervals later: nothing was repaired again.
+    a.update(
+        &admin(),
+        [TokenUpdate::new(t4.token.id).description("respelled")],
+    )
+    .unwrap();
+    let settle = Instant::now();
+    while settle.elapsed() < every * 4 {
+        assert!(kind(&a, &s4).is_none() && kind(&b, &s4).is_none());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        (a.store().repaired_rows(), b.store().repaired_rows()),
+        repaired,
+        "a row in another spelling is repaired once, not on every reconciliation"
+    );
+    assert_eq!((a.store().reloads(), b.store().reloads()), (1, 1));
+}
+
+/// Revokes `issued` on `writer` in the way `how` picks; returns the secrets that must be
+/// refused afterwards.
+fn revoke(writer: &Tokens<Replica>, issued: &api_tokens::Issued, how: usize) -> &'static str {
+    let id = issued.token.id;
+    match how % 5 {
+        0 => {
+            writer.delete(&admin(), [id]).unwrap();
+            "delete"
+        }
+        1 => {
+            writer.set_status(&admin(), [id], Status::Disabled).unwrap();
+            "disable"
+        }
+        2 => {
+            writer.generate(&admin(), [id]).unwrap();
+            "regenerate"
+        }
+        3 => {
+            writer.revoke_by_secret(issued.secret.expose()).unwrap();
+            "revoke by secret"
+        }
+        _ => {
+            writer
+                .update(
+                    &admin(),
+                    [TokenUpdate::new(id).allowlist("10.0.0.0/8".parse().unwrap())],
+                )
+                .unwrap();
+            "narrow the allowlist"
+        }
+    }
+}
+
+#[test]
+fn a_revoking_call_returns_only_once_every_replica_refuses() {
+    let pg = server!();
+    let url = pg.create_db("final");
+    let bound = Duration::from_secs(2);
+    let names = ["a", "b", "c"];
+    let fleet: Vec<Tokens<Replica>> = names
+        .iter()
+        .map(|n| replica(&url, bounded(bound).name(*n)))
+        .collect();
+    let outside = RequestContext::from_ip("192.0.2.1".parse().unwrap());
+    let mut accepted = Vec::new();
+    for trial in 0..100 {
+        let writer = &fleet[trial % 3];
+        let issued = issue(&fleet[(trial + 1) % 3], &format!("t{trial}"));
+        let s = issued.secret.expose().to_owned();
+        for r in &fleet {
+            wait_for(bound, "usable everywhere", || {
+                r.authenticate(&s, &outside).is_ok()
+            });
+        }
+        let ((), reports) = writer.store().propagation(|| {
+            let _ = revoke(writer, &issued, trial);
+        });
+        for (i, r) in fleet.iter().enumerate() {
+            if r.authenticate(&s, &outside).is_ok() {
+                accepted.push((trial, names[i]));
+            }
+        }
+        // The report says who confirmed: the two other replicas.
+        let last = reports.last().expect("a report");
+        let mut others: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| *n != writer.store().name())
+            .collect();
+        others.sort_unstable();
+        assert_eq!(last.confirmed, others, "trial {trial}");
+        assert!(last.lapsed.is_empty(), "trial {trial}: {last:?}");
+    }
+    assert_eq!(
+        accepted,
+        vec![],
+        "a replica accepted a secret after the revoking call returned"
+    );
+    // A replica that leaves the fleet is no longer waited for, nor reported.
+    let mut fleet = fleet;
+    let c = fleet.pop().unwrap();
+    drop(c);
+    let issued = issue(&fleet[0], "after");
+    let (_, reports) = fleet[1]
+        .store()
+        .propagation(|| fleet[1].delete(&admin(), [issued.token.id]).unwrap());
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].confirmed, vec!["a".to_owned()]);
+    assert!(reports[0].lapsed.is_empty());
+    assert!(reports[0].waited < bound, "{:?}", reports[0].waited);
+}
+
+#[test]
+fn a_replica_killed_with_kill_9_holds_a_revocation_back_at_most_its_lease() {
+    let pg = server!();
+    let url = pg.create_db("killed");
+    let bound = Duration::from_secs(1);
+    let a = replica(&url, bounded(bound).name("a"));
+    let mut child = Child::spawn_with(&url, bound, "child");
+    let issued = issue(&a, "t");
+    let (id, s) = (issued.token.id, issued.secret.expose().to_owned());
+    wait_for(bound, "usable in the child", || {
+        child.auth(&s) == format!("ok {id}")
+    });
+    // Killed: it can neither confirm nor leave. The revocation waits out its lease (the bound
+    // and a twentieth) and says so.
+    signal(child.proc.id(), "-KILL");
+    child.proc.wait().unwrap();
+    let started = Instant::now();
+    let (r, reports) = a
+        .store()
+        .propagation(|| a.set_status(&admin(), [id], Status::Disabled));
+    r.unwrap();
+    let took = started.elapsed();
+    assert!(took < bound * 2, "waited {took:?}");
+    assert_eq!(reports[0].lapsed, vec!["child".to_owned()]);
+    assert!(reports[0].confirmed.is_empty());
+    // The next write no longer waits for it: its lease is over.
+    let started = Instant::now();
+    a.set_status(&admin(), [id], Status::Enabled).unwrap();
+    assert!(started.elapsed() < bound / 2, "{:?}", started.elapsed());
+
+    // A frozen replica (SIGSTOP: a paused VM, a long GC) is waited out the same way, and when
+    // it wakes up it refuses the token rather than serve its old copy.
+    let mut frozen = Child::spawn_with(&url, bound, "frozen");
+    wait_for(bound, "usable in the frozen-to-be child", || {
+        frozen.auth(&s) == format!("ok {id}")
+    });
+    signal(frozen.proc.id(), "-STOP");
+    let (r, reports) = a
+        .store()
+        .propagation(|| a.set_status(&admin(), [id], Status::Disabled));
+    r.unwrap();
+    assert_eq!(reports[0].lapsed, vec!["frozen".to_owned()]);
+    signal(frozen.proc.id(), "-CONT");
+    let answer = frozen.auth(&s);
+    assert!(
+        answer == "denied Stale" || answer == "denied Disabled",
+        "a replica that slept through its lease answered {answer:?}"
+    );
+    wait_for(bound * 3, "caught up after waking", || {
+        frozen.auth(&s) == "denied Disabled"
+    });
+    writeln!(frozen.stdin, "quit").unwrap();
+    assert!(frozen.proc.wait().unwrap().success());
 }

@@ -20,11 +20,26 @@ use api_tokens::{
 use support::hooked::Hooked;
 use support::pg::PgServer;
 
-/// The first half of a hand downgrade below schema version 3: versions 5 and 4 undone (the
-/// TRUNCATE trigger gone, the stamp function as version 1 wrote it) and the update trigger
-/// dropped, for the caller to drop its columns and create the trigger of the version it goes
-/// back to.
-const UNDO_V4_V5: &str = "DROP TRIGGER api_tokens_truncated ON api_tokens;
+/// The first half of a hand downgrade below schema version 3: versions 6, 5 and 4 undone (the
+/// history, fingerprint and membership gone, the tick and stamp functions as version 1 wrote
+/// them, the TRUNCATE trigger gone) and the update trigger dropped, for the caller to drop its
+/// columns and create the trigger of the version it goes back to.
+const UNDO_V4_V5: &str = "DROP TABLE api_token_history; DROP TABLE api_token_replicas;
+     ALTER TABLE api_tokens DROP COLUMN sec_fp;
+     CREATE OR REPLACE FUNCTION api_token_tick() RETURNS bigint LANGUAGE plpgsql AS $$
+     DECLARE
+         s bigint;
+     BEGIN
+         UPDATE api_token_clock SET seq = seq + 1, xact = txid_current()
+             WHERE one = 1 AND xact IS DISTINCT FROM txid_current()
+             RETURNING seq INTO s;
+         IF NOT FOUND THEN
+             SELECT seq INTO s FROM api_token_clock WHERE one = 1;
+         END IF;
+         PERFORM pg_notify('api_tokens', s::text);
+         RETURN s;
+     END $$;
+     DROP TRIGGER api_tokens_truncated ON api_tokens;
      DROP FUNCTION api_tokens_truncated();
      CREATE OR REPLACE FUNCTION api_tokens_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
      BEGIN

@@ -845,6 +845,18 @@ impl MemoryStore {
         refused
     }
 
+    /// The ids of the records `keep` accepts (a scan of every record: for repairs, not for
+    /// requests).
+    pub(crate) fn ids_where(&self, keep: impl Fn(TokenId) -> bool) -> Vec<TokenId> {
+        self.read()
+            .slots
+            .iter()
+            .flatten()
+            .map(|e| e.id)
+            .filter(|id| keep(*id))
+            .collect()
+    }
+
     /// Replaces everything this store holds with what `other` holds, at once.
     pub(crate) fn replace_contents(&self, other: MemoryStore) {
         let fresh = other.inner.into_inner().unwrap_or_else(|p| p.into_inner());

@@ -327,6 +327,58 @@ impl PgServer {
             .expect("psql session")
     }
 
+    /// Connection parameters for database `db` as `user`.
+    pub fn url_as(&self, db: &str, user: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={user} dbname={db} connect_timeout=5",
+            self.port
+        )
+    }
+
+    /// Dumps database `db` in the custom format (`pg_dump -Fc`) into the server's directory;
+    /// returns the file.
+    pub fn dump(&self, db: &str, name: &str) -> PathBuf {
+        let file = self.dir.join(format!("{name}.dump"));
+        check(
+            "pg_dump",
+            Command::new(self.bin.join("pg_dump"))
+                .args(["-Fc", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .args(["-U", "postgres", "-d", db, "-f"])
+                .arg(&file)
+                .output(),
+        );
+        file
+    }
+
+    /// Restores a dump over database `db` as an operator would after losing data:
+    /// `pg_restore --clean --if-exists --single-transaction` (every object dropped and
+    /// created again, in one transaction).
+    pub fn restore(&self, db: &str, file: &Path) {
+        check(
+            "pg_restore",
+            Command::new(self.bin.join("pg_restore"))
+                .args(["--clean", "--if-exists", "--single-transaction"])
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .args(["-U", "postgres", "-d", db])
+                .arg(file)
+                .output(),
+        );
+    }
+
+    /// Ends the backends of every session of `user`; returns how many.
+    pub fn terminate_user(&self, db: &str, user: &str) -> usize {
+        self.psql(
+            db,
+            &format!(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE usename = '{user}' AND datname = '{db}'"
+            ),
+        )
+        .trim()
+        .parse()
+        .expect("a count")
+    }
+
     /// Ends the backends of every session whose `application_name` is `name`; returns how many.
     pub fn terminate(&self, db: &str, name: &str) -> usize {
         self.psql(

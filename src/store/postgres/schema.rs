@@ -13,7 +13,7 @@ use tokio_postgres::Client;
 use crate::error::StoreError;
 
 /// The newest schema version this crate knows.
-pub const LATEST: i64 = 5;
+pub const LATEST: i64 = 6;
 
 /// Key of the advisory lock taken while migrating ("api_toks" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6170_695f_746f_6b73;
@@ -234,8 +234,93 @@ BEGIN
 END $$;
 "#;
 
+/// Version 6: what a replica needs to prove its copy is the database's, whatever happened to
+/// the database.
+///
+/// * **The history.** `api_token_history` gives every clock value a random nonce, written by
+///   the transaction that moved the clock to it. A copy at clock value `n` follows the
+///   database's present history iff the database still holds `n` with the nonce the copy
+///   recorded: a restore from a dump, a point-in-time recovery, a failover to a standby that
+///   missed the last transactions, or another database altogether all hand out clock values
+///   again with new nonces, so a copy from before is told apart even when the clock has
+///   since moved past it. Rows older than the deletion horizon are pruned with the deletion
+///   records.
+/// * **The transaction's clock value** is remembered in a transaction-local setting
+///   (`api_tokens.tick`) instead of the clock row's `xact`: a transaction id restored from a
+///   dump into another cluster can be handed out there again, and a transaction that drew it
+///   would not have moved the clock.
+/// * **The fingerprint.** `sec_fp` is a generated column: 64 bits of an MD5 over the
+///   security-relevant columns (id, owner, status, expiry, permissions, allowlist, both hashes
+///   with their schemes and the previous one's deadline, revocation), computed by PostgreSQL on
+///   every write by any path — with triggers off too (`session_replication_role = replica`,
+///   `pg_restore --disable-triggers`, `DISABLE TRIGGER`), which no trigger-based mechanism
+///   sees. Replicas compare sums of it with their copy's (the crate computes the same
+///   fingerprint from a record: `row::fingerprint`) and repair what differs. MD5 here is a
+///   checksum between two copies the operator controls, not a defence against someone who can
+///   write the table (who could write any token directly).
+/// * **Membership.** `api_token_replicas` holds one row per running replica: a lease it renews
+///   with every confirmation, and the clock value (with its nonce) it last applied. A write
+///   that takes rights away waits until every replica with a live lease has applied it; a
+///   replica that cannot renew stops authenticating before its lease ends.
+const V6: &str = r#"
+CREATE TABLE api_token_history (
+    seq   bigint      PRIMARY KEY CHECK (seq >= 0),
+    nonce uuid        NOT NULL DEFAULT gen_random_uuid(),
+    at    timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO api_token_history (seq) SELECT seq FROM api_token_clock WHERE one = 1;
+
+CREATE OR REPLACE FUNCTION api_token_tick() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    mine text := current_setting('api_tokens.tick', true);
+    s bigint;
+BEGIN
+    IF mine IS NOT NULL AND mine <> '' THEN
+        s := mine::bigint;
+    ELSE
+        UPDATE api_token_clock SET seq = seq + 1, xact = txid_current()
+            WHERE one = 1 RETURNING seq INTO s;
+        INSERT INTO api_token_history (seq) VALUES (s)
+            ON CONFLICT (seq) DO UPDATE SET nonce = gen_random_uuid(), at = now();
+        PERFORM set_config('api_tokens.tick', s::text, true);
+    END IF;
+    PERFORM pg_notify('api_tokens', s::text);
+    RETURN s;
+END $$;
+
+ALTER TABLE api_tokens ADD COLUMN sec_fp bigint GENERATED ALWAYS AS (
+    ('x' || left(md5(
+           id::text
+        || '|' || octet_length(owner)::text || ':' || owner
+        || '|' || status::text
+        || '|' || coalesce(expires_at::text, '-')
+        || '|' || octet_length(permissions)::text || ':' || permissions
+        || '|' || octet_length(allowlist)::text || ':' || allowlist
+        || '|' || coalesce(encode(secret_hash, 'hex'), '-')
+        || '|' || coalesce(encode(secret_key_id, 'hex'), '-')
+        || '|' || coalesce(octet_length(secret_legacy)::text || ':' || secret_legacy, '-')
+        || '|' || coalesce(encode(previous_hash, 'hex'), '-')
+        || '|' || coalesce(previous_valid_until::text, '-')
+        || '|' || coalesce(encode(previous_key_id, 'hex'), '-')
+        || '|' || coalesce(octet_length(previous_legacy)::text || ':' || previous_legacy, '-')
+        || '|' || coalesce(revoked_at::text, '-')
+        || '|' || coalesce(octet_length(revoked_by)::text || ':' || revoked_by, '-')
+    ), 16))::bit(64)::bigint
+) STORED;
+
+CREATE TABLE api_token_replicas (
+    id            bigint      PRIMARY KEY,
+    name          text        NOT NULL,
+    lease_until   timestamptz NOT NULL,
+    lease_ms      bigint      NOT NULL CHECK (lease_ms > 0),
+    applied_seq   bigint,
+    applied_nonce uuid,
+    started_at    timestamptz NOT NULL DEFAULT now()
+);
+"#;
+
 /// Every migration, in order: `(version it brings the database to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
 
 /// Brings the database to [`LATEST`], or refuses a newer one. Idempotent.
 pub(super) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
