@@ -31,6 +31,14 @@
 //!   so an `UPDATE` made by hand in SQL is seen at the next request.
 //! * **`TRUNCATE api_tokens`** by hand moves the clock and the deletion horizon (schema
 //!   version 4): every replica reloads.
+//! * **History and fingerprints** (schema version 6): every clock value gets a random nonce,
+//!   so replicas tell a restored or replaced database apart; every row carries a generated
+//!   fingerprint of its security-relevant columns, so replicas find changes that no trigger
+//!   saw (see [`replica`](super::replica)).
+//! * **Revocation is final when it returns**: a batch that replaces or deletes a token waits,
+//!   after its commit, until every replica of the fleet applied it or its lease ran out
+//!   (`fleet.rs`; [`PostgresOptions::confirm_writes`], [`PostgresStore::propagation`]). A
+//!   store without replicas in the fleet waits for nothing.
 //! * **Runtime**: the driver is `tokio-postgres`, run on a small runtime the store owns. Every
 //!   call of the sync [`TokenStore`] API hands its work to that runtime and waits, so it works
 //!   the same from a plain thread, from `spawn_blocking` and from inside an async task (where it

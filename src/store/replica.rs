@@ -16,7 +16,7 @@
 //! then catches up: in one repeatable-read transaction (one round trip, its statements
 //! pipelined) it renews its lease, reads the clock, the history's nonce for the copy's clock
 //! value, every row stamped after that value and every deletion recorded after it, and
-//! installs them in the local [`MemoryStore`] under one write lock. It catches up on every
+//! installs them in the local [`MemoryStore`](super::MemoryStore) under one write lock. It catches up on every
 //! notification, and at every heartbeat even without one, so a lost notification costs at most
 //! a heartbeat. When the connection drops (server restart, `pg_terminate_backend`, network),
 //! it reconnects with backoff, `LISTEN`s again and catches up before anything else: nothing
@@ -121,8 +121,8 @@ pub struct ReplicaOptions {
     /// How long deletion records are kept for replicas that were away (default 1 day); one
     /// away longer reloads everything.
     pub deletion_retention: Duration,
-    /// Where the replica's own events go ([`EventKind::ReplicaStale`],
-    /// [`EventKind::ReplicaCurrent`]).
+    /// Where the replica's own events go ([`EventKind::ReplicaStale`](crate::EventKind::ReplicaStale),
+    /// [`EventKind::ReplicaCurrent`](crate::EventKind::ReplicaCurrent)).
     pub events: Arc<dyn EventSink>,
     /// The longest a full load of every token may take (default 5 min): at start, and when a
     /// replica comes back from beyond the deletion horizon.
@@ -225,6 +225,21 @@ impl ReplicaOptions {
     fn heartbeat_or_default(&self) -> Duration {
         self.heartbeat.unwrap_or(self.staleness_bound / 5)
     }
+}
+
+/// What [`Replica::reconcile_now`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reconciliation {
+    /// Whether the copy differed from the database.
+    pub differed: bool,
+    /// How many rows were read again to repair it.
+    pub rows_repaired: u64,
+    /// Whether the copy was loaded in full (the database's history changed, or repairing the
+    /// rows that differed did not make it equal).
+    pub reloaded: bool,
+    /// How long the comparison (and the repair) took.
+    pub took: Duration,
 }
 
 /// The default name of a replica: the host's name (where the system says it) and the
@@ -384,6 +399,39 @@ impl Replica {
         self.shared
             .repaired
             .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Compares the copy with the database now (as reconciliation does every
+    /// [`ReplicaOptions::reconcile_every`]) and repairs what differs before it returns: for an
+    /// operator who has just changed tokens by hand with triggers off, or a check before
+    /// traffic is let in. Refuses every token while it repairs, as reconciliation does.
+    ///
+    /// # Errors
+    /// The database cannot be reached or read within the store's timeout (a full reload, if
+    /// one is needed, within the load timeout).
+    pub fn reconcile_now(&self) -> Result<Reconciliation, StoreError> {
+        let shared = self.shared.clone();
+        self.store.pg.block_unbounded(async move {
+            let limit = shared.pg.timeout.saturating_add(shared.options.load_timeout);
+            let work = async {
+                let before = shared.repaired.load(std::sync::atomic::Ordering::Acquire);
+                let started = std::time::Instant::now();
+                let mut conn = shared.pg.conn().await?;
+                let caught = shared.catch_up(conn.session()?, true).await?;
+                Ok(Reconciliation {
+                    differed: caught.differed,
+                    rows_repaired: shared
+                        .repaired
+                        .load(std::sync::atomic::Ordering::Acquire)
+                        .saturating_sub(before),
+                    reloaded: caught.reloaded,
+                    took: started.elapsed(),
+                })
+            };
+            tokio::time::timeout(limit, work)
+                .await
+                .unwrap_or_else(|_| Err(StoreError::backend(super::postgres::TimedOut(limit))))
+        })
     }
 
     /// How many times the replica loaded every token since it started: once at start, and

@@ -97,6 +97,15 @@ impl Reload {
     }
 }
 
+/// What a catch-up did beyond bringing the copy up to date.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Caught {
+    /// The sums of the copy and the database differed.
+    pub(super) differed: bool,
+    /// The copy was loaded in full.
+    pub(super) reloaded: bool,
+}
+
 /// What an incremental catch-up found.
 enum Step {
     /// The copy is at the snapshot's clock value (and, if asked, its sums agree).
@@ -206,7 +215,7 @@ impl Shared {
         &self,
         session: &mut Session,
         reconcile: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Caught, StoreError> {
         let mut applied = self.applied.lock().await;
         let started = self.now();
         let step = match applied.seq {
@@ -216,14 +225,16 @@ impl Shared {
                     .await?
             }
         };
+        let mut caught = Caught::default();
         match step {
-            Step::Current => {}
+            Step::Current => self.confirm(started),
             Step::Differs => {
                 // A difference no notification announced: a change made with triggers off,
                 // or a copy gone wrong. Refuse until it is repaired (a few round trips).
                 tracing::warn!(
                     "api-tokens replica: the copy differs from the database (a change made without triggers?); repairing"
                 );
+                caught.differed = true;
                 self.mark_stale();
                 let started = self.now();
                 if let Some(reason) = self.repair(session, &mut applied).await? {
@@ -232,9 +243,9 @@ impl Shared {
                         "api-tokens replica: reloading every token; refusing every token until done"
                     );
                     self.reload(session, &mut applied, reason).await?;
+                    caught.reloaded = true;
                 }
                 self.confirm(started);
-                return self.ack(session, &mut applied).await;
             }
             Step::Reload(reason) => {
                 if reason != Reload::First {
@@ -246,12 +257,12 @@ impl Shared {
                 }
                 let started = self.now();
                 self.reload(session, &mut applied, reason).await?;
+                caught.reloaded = true;
                 self.confirm(started);
-                return self.ack(session, &mut applied).await;
             }
         }
-        self.confirm(started);
-        self.ack(session, &mut applied).await
+        self.ack(session, &mut applied).await?;
+        Ok(caught)
     }
 
     /// Writes this replica's acknowledgement of the clock value it is at, if it moved since
@@ -834,7 +845,7 @@ pub(super) async fn sync(
             }
             let reconcile = last_reconcile.elapsed() >= every;
             match shared.catch_up(&mut client, reconcile).await {
-                Ok(()) => {
+                Ok(_) => {
                     if reconcile {
                         last_reconcile = Instant::now();
                     }
