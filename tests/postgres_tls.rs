@@ -166,6 +166,32 @@ fn refusal(r: Result<PostgresStore, StoreError>) -> (Option<String>, TlsFailure,
     }
 }
 
+/// Every way a connection string can be wrong, refused without a server: no message,
+/// `Debug` or source shows the password, wherever the mistake put it.
+#[test]
+fn no_refused_string_shows_the_password() {
+    for s in [
+        format!("host=h sslmode= password={PASSWORD}"),
+        format!("host=h password='{PASSWORD}"),
+        format!("host=h user=x {PASSWORD}"),
+        format!("host=h password={PASSWORD} sslcert=/c.pem"),
+        format!("host=h password={PASSWORD} port=x{PASSWORD}"),
+        format!("postgresql://u:{PASSWORD}%zz@h"),
+        format!("postgresql://u:{PASSWORD}@h?sslmode=bogus"),
+        format!("postgresql://u@h?password={PASSWORD}=x"),
+        format!("postgresql://u:{PASSWORD}@[::1"),
+    ] {
+        let e = PostgresStore::connect(&s).expect_err(&s);
+        let mut text = format!("{e} {e:?}");
+        let mut source = e.source();
+        while let Some(s) = source {
+            text.push_str(&format!(" {s} {s:?}"));
+            source = s.source();
+        }
+        assert!(!text.contains(PASSWORD), "{s}: {text}");
+    }
+}
+
 fn admin() -> Actor {
     Actor::admin(UserId::from(1))
 }
@@ -273,7 +299,7 @@ fn a_certificate_from_another_ca_is_refused() {
 #[test]
 fn verify_full_checks_the_name_and_verify_ca_does_not() {
     let ca = ca("name CA");
-    let pg = server!(tls_server(&ca, &["db.example"], false));
+    let pg = server!(tls_server(&ca, &["db.example", "localhost"], false));
     let root = write(&pg, "root.pem", &ca.pem);
     pg.create_db("app");
     let with = |mode: &str| {
@@ -289,6 +315,12 @@ fn verify_full_checks_the_name_and_verify_ca_does_not() {
     assert!(message.contains("does not name this host"), "{message}");
     // The same certificate under verify-ca: the chain is checked, the name is not.
     let store = PostgresStore::connect(&with("verify-ca")).unwrap();
+    assert_all(&pg, "app", true);
+    drop(store);
+    // Several hosts: each is checked against its own name; the one the certificate names is
+    // used (a later `host=` replaces the earlier one, as in libpq).
+    let both = format!("{} host=127.0.0.1,localhost", with("verify-full"));
+    let store = PostgresStore::connect(&both).unwrap();
     assert_all(&pg, "app", true);
     drop(store);
 }

@@ -27,8 +27,8 @@ pub(crate) struct ConnInfo {
     ssl_root_cert: Option<String>,
 }
 
-/// Why a connection string was refused. Never holds a value from the string except an
-/// `sslmode`, which is not secret.
+/// Why a connection string was refused. Never holds a value from the string: not even an
+/// `sslmode`'s, since libpq reads `sslmode= password=…` as the sslmode `password=…`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum ParseError {
     #[error("connection string: missing \"=\" after the option name at byte {0}")]
@@ -57,8 +57,10 @@ pub(crate) enum ParseError {
     PercentNul(usize),
     #[error("connection string: the {0} is not valid UTF-8 once percent-decoded")]
     NotUtf8(&'static str),
-    #[error("invalid sslmode \"{0}\" (disable, allow, prefer, require, verify-ca or verify-full)")]
-    SslMode(String),
+    #[error(
+        "connection string: invalid sslmode (disable, allow, prefer, require, verify-ca or verify-full)"
+    )]
+    SslMode,
 }
 
 /// libpq's `isspace` in the C locale.
@@ -95,7 +97,7 @@ impl ConnInfo {
     pub(crate) fn ssl_mode(&self) -> Result<Option<SslMode>, ParseError> {
         self.ssl_mode
             .as_deref()
-            .map(|m| m.parse().map_err(|_| ParseError::SslMode(m.to_owned())))
+            .map(|m| m.parse().map_err(|_| ParseError::SslMode))
             .transpose()
     }
 
@@ -464,6 +466,8 @@ mod tests {
             ("host=a port", ParseError::MissingEquals(7)),
             // A quoted value ends at its quote: `'b'` is read as the next option's name.
             ("dbname='a''b'", ParseError::MissingEquals(10)),
+            // libpq reads `sslmode= password=abc` as the sslmode "password=abc".
+            ("sslmode= password=abc", ParseError::SslMode),
             // An option with no name.
             ("=x", ParseError::BadName(0)),
             ("host=a ho'st=b", ParseError::BadName(7)),
@@ -471,10 +475,7 @@ mod tests {
             ("password='abc", ParseError::Unterminated(9)),
             (r"password='abc\'", ParseError::Unterminated(9)),
             (r"password='abc\", ParseError::Unterminated(9)),
-            (
-                "sslmode=verify_full",
-                ParseError::SslMode("verify_full".into()),
-            ),
+            ("sslmode=verify_full", ParseError::SslMode),
         ];
         for (s, want) in cases {
             assert_eq!(ConnInfo::parse(s).err(), Some(want.clone()), "{s:?}");
@@ -515,7 +516,7 @@ mod tests {
         // libpq skips blanks after "=": `sslmode= host=h` sets sslmode to "host=h".
         assert_eq!(
             ConnInfo::parse("sslmode= host=h").err(),
-            Some(ParseError::SslMode("host=h".into()))
+            Some(ParseError::SslMode)
         );
     }
 
@@ -625,10 +626,7 @@ mod tests {
             ("postgresql://h/db%00", ParseError::PercentNul(17)),
             ("postgresql://%FF", ParseError::NotUtf8("host")),
             ("postgresql://h?a%20b=1", ParseError::BadName(15)),
-            (
-                "postgresql://h?sslmode=full",
-                ParseError::SslMode("full".into()),
-            ),
+            ("postgresql://h?sslmode=full", ParseError::SslMode),
         ];
         for (s, want) in cases {
             assert_eq!(ConnInfo::parse(s).err(), Some(want.clone()), "{s:?}");
