@@ -74,7 +74,12 @@ fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of the whole line; 12 and 13 after the name.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
@@ -104,7 +109,10 @@ fn revocations(url: &str, n: usize) {
                 .iter()
                 .any(|r| r.authenticate(&s, &outside).is_err())
             {
-                assert!(Instant::now() < until, "issued token never usable everywhere");
+                assert!(
+                    Instant::now() < until,
+                    "issued token never usable everywhere"
+                );
                 std::thread::yield_now();
             }
             let started = Instant::now();

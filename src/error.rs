@@ -557,6 +557,29 @@ pub enum StoreError {
         #[source]
         source: Box<StoreError>,
     },
+    /// TLS to PostgreSQL was refused: the server's certificate (unknown CA, another host's
+    /// name, expired), a server without TLS under an `sslmode` that requires it, or root
+    /// certificates that cannot be loaded. Refused at
+    /// startup by [`PostgresStore::connect`](crate::store::postgres::PostgresStore::connect),
+    /// and on any later reconnection. Never holds credentials.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    #[error("TLS to PostgreSQL{} refused: {cause}", tls_host(host.as_deref()))]
+    Tls {
+        /// The host whose connection was refused (`None` when no connection was tried: the
+        /// root certificates could not be loaded).
+        host: Option<String>,
+        /// Why.
+        cause: crate::store::postgres::TlsFailure,
+        /// The underlying error: rustls' for a refused certificate or handshake.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+#[cfg(feature = "postgres")]
+fn tls_host(host: Option<&str>) -> String {
+    host.map(|h| format!(" at {h}")).unwrap_or_default()
 }
 
 fn hash_keys_missing(
@@ -613,7 +636,7 @@ impl StoreError {
     /// `concurrent_change`, `not_found`, `ids_exhausted`, `invalid_snapshot`,
     /// `store_unavailable`, `inconsistent_record`, `store_busy`, `snapshot_key_mismatch`,
     /// `snapshot_tampered`, `schema_too_new`, `replica_stale`, `store_misconfigured`,
-    /// `hash_keys_missing`, `unconfirmed` (see [`Error::code`]).
+    /// `hash_keys_missing`, `unconfirmed`, `tls_refused` (see [`Error::code`]).
     pub const fn code(&self) -> &'static str {
         match self {
             Self::NameTaken { .. } => "name_taken",
@@ -633,6 +656,8 @@ impl StoreError {
             Self::Config(_) => "store_misconfigured",
             Self::HashKeysMissing { .. } => "hash_keys_missing",
             Self::Unconfirmed { .. } => "unconfirmed",
+            #[cfg(feature = "postgres")]
+            Self::Tls { .. } => "tls_refused",
         }
     }
 
@@ -658,6 +683,8 @@ impl StoreError {
             | Self::SchemaTooNew { .. }
             | Self::Config(_)
             | Self::HashKeysMissing { .. } => 500,
+            #[cfg(feature = "postgres")]
+            Self::Tls { .. } => 500,
         }
     }
 }
@@ -853,6 +880,7 @@ impl Error {
     /// | `snapshot_key_mismatch`, `snapshot_tampered` | 500 | a sealed snapshot opened under another key, or changed after it was sealed |
     /// | `schema_too_new`, `store_misconfigured` | 500 | a store its operator must upgrade or configure |
     /// | `hash_keys_missing` | 500 | the store's hashes were made under hash keys (or legacy schemes) this `Tokens` is not configured with |
+    /// | `tls_refused` | 500 | TLS to PostgreSQL was refused (feature `postgres`): the server's certificate, a server without TLS, or root certificates that cannot be loaded |
     pub const fn code(&self) -> &'static str {
         match self {
             Self::Invalid { source, .. } => source.problem.code(),
@@ -975,6 +1003,8 @@ mod tests {
                     | StoreError::Config(_)
                     | StoreError::HashKeysMissing { .. }
                     | StoreError::Unconfirmed { .. } => true,
+                    #[cfg(feature = "postgres")]
+                    StoreError::Tls { .. } => true,
                 },
             }
         }

@@ -873,7 +873,10 @@ fn changes_made_with_triggers_off_are_repaired_within_the_reconciliation_interva
     assert_eq!((a.store().reloads(), b.store().reloads()), (1, 1));
     // An operator who just changed a token by hand asks for the comparison at once: when it
     // returns, the change is in the copy (a replica that would not reconcile for an hour).
-    let c = replica(&url, bounded(bound).reconcile_every(Duration::from_secs(3600)));
+    let c = replica(
+        &url,
+        bounded(bound).reconcile_every(Duration::from_secs(3600)),
+    );
     assert!(kind(&c, &s4).is_none());
     let nothing = c.store().reconcile_now().unwrap();
     assert!(!nothing.differed && !nothing.reloaded && nothing.rows_repaired == 0);
@@ -885,9 +888,15 @@ fn changes_made_with_triggers_off_are_repaired_within_the_reconciliation_interva
             t4.token.id
         ),
     );
-    assert!(kind(&c, &s4).is_none(), "no trigger, no notification: not seen yet");
+    assert!(
+        kind(&c, &s4).is_none(),
+        "no trigger, no notification: not seen yet"
+    );
     let found = c.store().reconcile_now().unwrap();
-    assert!(found.differed && !found.reloaded && found.rows_repaired >= 1, "{found:?}");
+    assert!(
+        found.differed && !found.reloaded && found.rows_repaired >= 1,
+        "{found:?}"
+    );
     assert_eq!(kind(&c, &s4), Some(DenialKind::Disabled));
 }
 

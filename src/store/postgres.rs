@@ -46,11 +46,52 @@
 //!   for the way an async host calls management).
 //!
 //! Without a replica, every authentication is one round trip to the database; with one, none.
+//!
+//! # TLS
+//!
+//! Every connection (the pool's, the last-use flush's, a replica's listener) uses rustls as
+//! libpq's `sslmode` and `sslrootcert` say, written as operators write them for `psql`: in a
+//! `key=value` string (`sslmode=verify-full sslrootcert=/etc/ssl/db-ca.pem`, values quoted
+//! libpq's way) or a URL (`postgresql://app@db.internal/app?sslmode=verify-full&sslrootcert=…`,
+//! percent-encoded), or in code ([`PostgresOptions::ssl_mode`],
+//! [`PostgresOptions::ssl_root_cert`]).
+//!
+//! | `sslmode` | encrypted | the certificate is checked | protects against |
+//! | --- | --- | --- | --- |
+//! | `disable` | never | — | nothing |
+//! | `allow`, `prefer` (the default) | when the server offers TLS | no (the chain, if `sslrootcert` is a file) | a passive eavesdropper, while no one interferes |
+//! | `require` | always, or no connection | no; with an `sslrootcert` file, as `verify-ca` | a passive eavesdropper |
+//! | `verify-ca` | always | chains to a trusted root | an active attacker without a certificate from that CA |
+//! | `verify-full` | always | chains to a trusted root **and** names `host=` (DNS name or IP address) | an active attacker: **use this** |
+//!
+//! * `sslrootcert` is a PEM file of CA certificates (read when the store connects), or
+//!   `system`: the system's trust store, which implies `verify-full` and refuses any weaker
+//!   mode (libpq's rule). `verify-ca`/`verify-full` without `sslrootcert` use the system's
+//!   trust store too (`SSL_CERT_FILE` / `SSL_CERT_DIR` replace it when set); libpq would look
+//!   for `~/.postgresql/root.crt` instead, which is not read here.
+//! * `allow` is read as `prefer`: neither resists an attacker, and `prefer` encrypts whenever
+//!   it can. `prefer` falls back to plaintext when the server answers that it has no TLS; a
+//!   certificate refused under `prefer` with an `sslrootcert` file is an error, not a
+//!   fallback.
+//! * Unix-socket hosts never use TLS, whatever the mode (PostgreSQL offers none there; the
+//!   socket's file permissions guard it). A host list mixing sockets and TCP hosts is refused
+//!   under a mode that requires TLS.
+//! * A refusal is [`StoreError::Tls`] from [`PostgresStore::connect`], naming the host and the
+//!   cause ([`TlsFailure`]: unknown CA, name mismatch, expired, a server without TLS under
+//!   `require` or stronger, an unreadable root file), with rustls' error as its source. No
+//!   error or log carries the password.
+//! * Other libpq TLS options (`sslcert`/`sslkey` client certificates, `sslcrl`, `sslsni`, …)
+//!   are refused by name, as every option tokio-postgres does not know; channel binding
+//!   (`channel_binding=require`, SCRAM-SHA-256-PLUS) works over TLS.
+//! * The crypto is rustls with the `ring` provider, set on this store's connections only: the
+//!   process-wide default provider is neither read nor installed.
 
+mod conninfo;
 mod fleet;
 mod row;
 pub mod schema;
 mod sql;
+mod tls;
 
 pub use fleet::Propagation;
 pub(crate) use fleet::{Member, RENEW, forget_departed, report};
@@ -72,7 +113,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::OwnedMutexGuard;
-use tokio_postgres::{Client, Config, NoTls, Statement, Transaction};
+use tokio_postgres::{Client, Config, Statement, Transaction};
 
 use super::{Candidate, Change, Matched, Query, TokenStore};
 use crate::error::StoreError;
@@ -81,6 +122,8 @@ use crate::secret::SecretHash;
 use crate::token::{LastUse, SecretState, Token, TokenId, TokenName, UserId};
 pub(crate) use row::token_of;
 use row::{Columns, RuleCache, columns, corrupt, id_key, id_of, unnest};
+pub(crate) use tls::PgConnection;
+pub use tls::{SslMode, SslRootCert, TlsFailure, UnknownSslMode};
 
 /// The channel every committed batch notifies, with the new clock value as payload.
 pub const CHANNEL: &str = "api_tokens";
@@ -133,6 +176,8 @@ impl Session {
 pub(crate) struct Pg {
     pub(crate) handle: Handle,
     pub(crate) config: Config,
+    /// How connections use TLS (settled when the store connected).
+    tls: tls::Tls,
     slots: Vec<Slot>,
     next_slot: AtomicUsize,
     pub(crate) timeout: Duration,
@@ -189,18 +234,27 @@ impl Drop for Conn {
     }
 }
 
-/// Opens a connection and drives it on the current runtime.
-pub(crate) async fn connect(config: &Config) -> Result<Client, StoreError> {
-    let (client, connection) = config.connect(NoTls).await.map_err(db)?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "api-tokens: database connection closed");
-        }
-    });
-    Ok(client)
-}
-
 impl Pg {
+    /// Opens a connection with `config` (the store's, or a copy of it) over the store's TLS
+    /// settings; the caller drives the connection.
+    ///
+    /// # Errors
+    /// [`StoreError::Tls`] when TLS refused the server, else backend failures.
+    pub(crate) async fn open(&self, config: &Config) -> Result<(Client, PgConnection), StoreError> {
+        self.tls.connect(config).await
+    }
+
+    /// Opens a connection of the store and drives it on the current runtime.
+    async fn connect(&self) -> Result<Client, StoreError> {
+        let (client, connection) = self.open(&self.config).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "api-tokens: database connection closed");
+            }
+        });
+        Ok(client)
+    }
+
     /// Runs `fut` on the store's runtime with the store's timeout and waits for it on the
     /// calling thread (which need not belong to any runtime).
     pub(crate) fn block<T: Send + 'static>(
@@ -249,7 +303,7 @@ impl Pg {
             },
         };
         if guard.as_ref().is_none_or(|s| !s.usable()) {
-            *guard = Some(Session::new(connect(&self.config).await?));
+            *guard = Some(Session::new(self.connect().await?));
         }
         Ok(Conn(guard))
     }
@@ -285,7 +339,7 @@ impl Pg {
         let limit = self.timeout;
         let write = async {
             if slot.as_ref().is_none_or(|s| !s.usable()) {
-                *slot = Some(Session::new(connect(&self.config).await?));
+                *slot = Some(Session::new(self.connect().await?));
             }
             match slot.as_mut() {
                 Some(session) => write_last_uses(session, &batch).await,
@@ -801,6 +855,14 @@ pub struct PostgresOptions {
     /// the fleet applied it or has provably stopped authenticating (default: yes). See
     /// [`Propagation`] and the module docs, *Revocation is final when it returns*.
     pub confirm_writes: bool,
+    /// How connections use TLS (libpq's `sslmode`), when set in code. Default: the
+    /// connection string's, else `prefer` (`verify-full` with [`SslRootCert::System`]). A
+    /// connection string that names another is refused.
+    pub ssl_mode: Option<SslMode>,
+    /// The certificates that vouch for the server (libpq's `sslrootcert`), when set in code.
+    /// Default: the connection string's, else the system's roots where the mode checks the
+    /// certificate. A connection string that names another is refused.
+    pub ssl_root_cert: Option<SslRootCert>,
 }
 
 impl Default for PostgresOptions {
@@ -810,6 +872,8 @@ impl Default for PostgresOptions {
             timeout: Duration::from_secs(10),
             touch_interval: Duration::from_secs(10),
             confirm_writes: true,
+            ssl_mode: None,
+            ssl_root_cert: None,
         }
     }
 }
@@ -844,15 +908,52 @@ impl PostgresOptions {
         self.confirm_writes = confirm;
         self
     }
+    /// How connections use TLS (libpq's `sslmode`): [`SslMode::VerifyFull`] in production.
+    #[must_use]
+    pub fn ssl_mode(mut self, mode: SslMode) -> Self {
+        self.ssl_mode = Some(mode);
+        self
+    }
+
+    /// The certificates that vouch for the server (libpq's `sslrootcert`).
+    #[must_use]
+    pub fn ssl_root_cert(mut self, roots: SslRootCert) -> Self {
+        self.ssl_root_cert = Some(roots);
+        self
+    }
+}
+
+/// One TLS setting given in code and in the connection string: the same value, or refused.
+fn one_setting<T: PartialEq + fmt::Debug>(
+    name: &str,
+    in_string: Option<T>,
+    in_code: Option<T>,
+) -> Result<Option<T>, StoreError> {
+    match (in_string, in_code) {
+        (Some(a), Some(b)) if a != b => Err(StoreError::Config(format!(
+            "{name} is set both in the connection string ({a:?}) and in PostgresOptions ({b:?}): \
+             set it in one place"
+        ))),
+        (a, b) => Ok(b.or(a)),
+    }
 }
 
 impl PostgresStore {
-    /// Connects with a libpq-style connection string (`host=… user=… dbname=…` or
-    /// `postgresql://user@host/db`) and the default options, and brings the schema up to date.
+    /// Connects with a libpq connection string (`host=… user=… dbname=… sslmode=verify-full
+    /// sslrootcert=…` or `postgresql://user@host/db?sslmode=verify-full`) and the default
+    /// options, and brings the schema up to date. TLS follows `sslmode` and `sslrootcert` (see
+    /// the [module docs](self#tls)).
     ///
     /// # Errors
-    /// The string does not parse, the server cannot be reached, the schema is newer than this
-    /// crate knows ([`StoreError::SchemaTooNew`]), or a migration fails.
+    /// [`StoreError::Config`] when the string does not parse (the message says where, never
+    /// what: a password could be anywhere) or asks for TLS that cannot work
+    /// (`sslrootcert=system` with a weaker mode than `verify-full`, `verify-full` with only
+    /// `hostaddr=`, a Unix socket beside TCP hosts under `require` or stronger);
+    /// [`StoreError::Tls`] when TLS refused the server (its certificate, a server without TLS
+    /// under a mode that requires it) or the root certificates cannot be loaded (an unreadable
+    /// `sslrootcert`); backend failures when the server cannot be reached or
+    /// tokio-postgres refuses an option; [`StoreError::SchemaTooNew`] when the schema is newer
+    /// than this crate knows; or a migration fails.
     pub fn connect(params: &str) -> Result<Self, StoreError> {
         Self::connect_with(params, PostgresOptions::default())
     }
@@ -861,17 +962,49 @@ impl PostgresStore {
     ///
     /// # Errors
     /// As [`PostgresStore::connect`], and [`StoreError::Config`] for a pool of zero
-    /// connections or a zero timeout.
+    /// connections, a zero timeout, or a TLS setting given both in the string and in
+    /// `options` with different values.
     pub fn connect_with(params: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let mut config: Config = params.parse().map_err(db)?;
-        Self::with_config(&mut config, options)
+        let info =
+            conninfo::ConnInfo::parse(params).map_err(|e| StoreError::Config(e.to_string()))?;
+        let in_string = info
+            .ssl_mode()
+            .map_err(|e| StoreError::Config(e.to_string()))?;
+        let mode = one_setting("sslmode", in_string, options.ssl_mode)?;
+        let root = one_setting(
+            "sslrootcert",
+            info.ssl_root_cert(),
+            options.ssl_root_cert.clone(),
+        )?;
+        let mut config = info.config().map_err(db)?;
+        Self::open(&mut config, mode, root.as_ref(), options)
     }
 
-    /// [`PostgresStore::connect_with`] for a `tokio_postgres::Config` the host built.
+    /// [`PostgresStore::connect_with`] for a `tokio_postgres::Config` the host built. Its
+    /// `ssl_mode` is used unless `options` set one ([`PostgresOptions::ssl_mode`] is the way
+    /// to ask for `verify-ca` or `verify-full`, which `Config` cannot express).
     ///
     /// # Errors
     /// As [`PostgresStore::connect_with`].
     pub fn with_config(config: &mut Config, options: PostgresOptions) -> Result<Self, StoreError> {
+        use tokio_postgres::config::SslMode as Wire;
+        // `prefer` is `Config`'s default: it says nothing the defaults would not.
+        let in_config = match config.get_ssl_mode() {
+            Wire::Disable => Some(SslMode::Disable),
+            Wire::Prefer => None,
+            _ => Some(SslMode::Require),
+        };
+        let mode = options.ssl_mode.or(in_config);
+        let root = options.ssl_root_cert.clone();
+        Self::open(config, mode, root.as_ref(), options)
+    }
+
+    fn open(
+        config: &mut Config,
+        ssl_mode: Option<SslMode>,
+        ssl_root_cert: Option<&SslRootCert>,
+        options: PostgresOptions,
+    ) -> Result<Self, StoreError> {
         if options.pool_size == 0 || options.pool_size > 1024 {
             return Err(StoreError::Config(format!(
                 "pool size {} (1 to 1024)",
@@ -889,6 +1022,7 @@ impl PostgresStore {
         }
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(10));
+        let tls = tls::Tls::new(config, ssl_mode, ssl_root_cert)?;
         // Two workers: a replica's sync task keeps confirming while a management call or a
         // last-use flush is being encoded on the other.
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -900,6 +1034,7 @@ impl PostgresStore {
         let pg = Arc::new(Pg {
             handle: rt.handle().clone(),
             config: config.clone(),
+            tls,
             slots: (0..options.pool_size)
                 .map(|_| Arc::new(tokio::sync::Mutex::new(None)))
                 .collect(),

@@ -412,7 +412,10 @@ impl Replica {
     pub fn reconcile_now(&self) -> Result<Reconciliation, StoreError> {
         let shared = self.shared.clone();
         self.store.pg.block_unbounded(async move {
-            let limit = shared.pg.timeout.saturating_add(shared.options.load_timeout);
+            let limit = shared
+                .pg
+                .timeout
+                .saturating_add(shared.options.load_timeout);
             let work = async {
                 let before = shared.repaired.load(std::sync::atomic::Ordering::Acquire);
                 let started = std::time::Instant::now();

@@ -8,6 +8,9 @@
 //! missing server is a failure, never a silent pass. As root (CI, containers) the server runs
 //! as `API_TOKENS_PG_USER`, else the `postgres` user, else `nobody`, through `setpriv`, since
 //! PostgreSQL refuses root.
+//!
+//! [`PgServer::start_with_tls`] starts one with `ssl = on` and the certificate and key it is
+//! given (the caller makes them: the fixture needs no certificate tooling).
 #![allow(dead_code)]
 
 use std::io::Read;
@@ -23,6 +26,8 @@ pub struct PgServer {
     port: u16,
     user: Option<String>,
     child: Option<Child>,
+    /// The server's certificate and key files, when it serves TLS.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 fn bin_dir() -> Option<PathBuf> {
@@ -94,6 +99,16 @@ impl PgServer {
     /// Starts a fresh server, or `None` when no PostgreSQL is installed (a failure under
     /// `CI=true`).
     pub fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// [`PgServer::start`] with `ssl = on`, serving `cert_pem` (the chain, leaf first) with
+    /// the private key `key_pem`.
+    pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> Option<Self> {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<Self> {
         let Some(bin) = bin_dir() else {
             assert!(
                 std::env::var("CI").ok().as_deref() != Some("true"),
@@ -125,6 +140,15 @@ impl PgServer {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("sock")).expect("temp dir");
+        let tls = tls.map(|(cert, key)| {
+            use std::os::unix::fs::PermissionsExt;
+            let (c, k) = (dir.join("server.crt"), dir.join("server.key"));
+            std::fs::write(&c, cert).expect("server certificate");
+            std::fs::write(&k, key).expect("server key");
+            // PostgreSQL refuses a key file others can read.
+            std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+            (c, k)
+        });
         if let Some(u) = &user {
             check(
                 "chown",
@@ -137,6 +161,7 @@ impl PgServer {
             port: free_port(),
             user,
             child: None,
+            tls,
         };
         let data = server.dir.join("data");
         let out = server
@@ -193,6 +218,15 @@ impl PgServer {
             .append(true)
             .open(self.log_path())
             .expect("server log");
+        let mut tls_args = Vec::new();
+        if let Some((cert, key)) = &self.tls {
+            tls_args.push("-c".to_owned());
+            tls_args.push("ssl=on".to_owned());
+            tls_args.push("-c".to_owned());
+            tls_args.push(format!("ssl_cert_file={}", cert.display()));
+            tls_args.push("-c".to_owned());
+            tls_args.push(format!("ssl_key_file={}", key.display()));
+        }
         let child = self
             .command("postgres")
             .arg("-D")
@@ -213,6 +247,7 @@ impl PgServer {
                 "-c",
                 "max_connections=200",
             ])
+            .args(&tls_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -276,6 +311,16 @@ impl PgServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether the server serves TLS.
+    pub fn has_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// A directory the test may write files to (removed with the server).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Connection parameters for database `db`.

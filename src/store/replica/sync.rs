@@ -753,7 +753,7 @@ fn sum_of_at(r: &PgRow, at: usize) -> Result<Sum, StoreError> {
 async fn listen(pg: &Pg) -> Result<(Session, mpsc::UnboundedReceiver<()>), StoreError> {
     let mut config = pg.config.clone();
     config.application_name("api-tokens-listener");
-    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await.map_err(db)?;
+    let (client, mut connection) = pg.open(&config).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
