@@ -464,8 +464,8 @@ fn revocation_by_possession_is_final_across_replicas() {
         b.authenticate(issued.secret.expose(), &ctx).is_ok()
     });
     assert_eq!(
-        a.revoke_by_secret(issued.secret.expose()).unwrap(),
-        api_tokens::Revocation::Disabled(issued.token.id)
+        a.revoke_by_secret(issued.secret.expose()).unwrap().tokens(),
+        [api_tokens::TokenRevocation::Disabled(issued.token.id)]
     );
     support::pg::wait_for(Duration::from_secs(30), "b refuses the secret", || {
         b.authenticate(issued.secret.expose(), &ctx).is_err()

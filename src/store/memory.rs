@@ -12,6 +12,7 @@ use super::{Candidate, Change, Matched, Query, QueryMatcher, TokenStore};
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
 use crate::keys::{HashScheme, KeyUsage, count_into, sort_usage};
+use crate::legacy::ImportOrigin;
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
 use crate::token::{
@@ -27,9 +28,11 @@ mod seal;
 mod slot_index;
 
 /// The snapshot format version written by [`MemoryStore::snapshot`]. Version 3 (issue 14)
-/// records how each hash was made ([`HashScheme`]); a sealed version-2 snapshot still opens,
-/// its hashes read as made under the key it was sealed with.
-pub const SNAPSHOT_VERSION: u32 = 3;
+/// records how each hash was made ([`HashScheme`]); version 4 what each imported token was
+/// imported from ([`Token::imported_from`]). Sealed version-2 and version-3 snapshots still
+/// open: a version-2 snapshot's hashes read as made under the key it was sealed with, and
+/// neither holds import origins.
+pub const SNAPSHOT_VERSION: u32 = 4;
 
 /// Everything a [`MemoryStore`] holds. It holds secret hashes, never secrets.
 ///
@@ -135,11 +138,27 @@ struct Entry {
     revision: u32,
 }
 
-/// The parts of a token few tokens have, boxed so that they cost others one pointer. At most
-/// one applies: a revoked token has no secret, so no previous one either.
-enum Rare {
-    Previous(PreviousSecret),
-    Revoked(Revoked),
+/// The parts of a token few tokens have, boxed so that they cost others one pointer (a token
+/// with none of them has no box). A revoked token has no secret, so no previous one either;
+/// an imported token keeps its origin through both.
+#[derive(Default)]
+struct Rare {
+    previous: Option<PreviousSecret>,
+    revoked: Option<Revoked>,
+    imported_from: Option<ImportOrigin>,
+}
+
+impl Rare {
+    /// The box of a token's rare parts; `None` when it has none.
+    fn of(t: &Token) -> Option<Box<Self>> {
+        let rare = Self {
+            previous: t.secret.and_then(|s| s.previous),
+            revoked: t.revoked,
+            imported_from: t.imported_from,
+        };
+        (rare.previous.is_some() || rare.revoked.is_some() || rare.imported_from.is_some())
+            .then(|| Box::new(rare))
+    }
 }
 
 /// A well-mixed 32-bit fragment of an id (ids are sequential).
@@ -163,6 +182,7 @@ impl Entry {
         if let Some(u) = t.last_use {
             last.record(u);
         }
+        let rare = Rare::of(&t);
         Self {
             id: t.id,
             name: t.name,
@@ -177,11 +197,7 @@ impl Entry {
             hash: t.secret.map(|s| s.hash),
             scheme: t.secret.map_or(HashScheme::UNRECORDED, |s| s.scheme),
             generated_at: t.secret.map_or(0, |s| s.generated_at.unix_timestamp()),
-            rare: match (t.secret.and_then(|s| s.previous), t.revoked) {
-                (Some(p), _) => Some(Box::new(Rare::Previous(p))),
-                (None, Some(r)) => Some(Box::new(Rare::Revoked(r))),
-                (None, None) => None,
-            },
+            rare,
             last,
             revision: t.revision,
         }
@@ -207,18 +223,17 @@ impl Entry {
                 previous: self.previous().copied(),
             }),
             revision: self.revision,
-            revoked: match self.rare.as_deref() {
-                Some(Rare::Revoked(r)) => Some(*r),
-                _ => None,
-            },
+            revoked: self.rare.as_deref().and_then(|r| r.revoked),
+            imported_from: self.imported_from(),
         }
     }
 
     fn previous(&self) -> Option<&PreviousSecret> {
-        match self.rare.as_deref() {
-            Some(Rare::Previous(p)) => Some(p),
-            _ => None,
-        }
+        self.rare.as_deref().and_then(|r| r.previous.as_ref())
+    }
+
+    fn imported_from(&self) -> Option<ImportOrigin> {
+        self.rare.as_deref().and_then(|r| r.imported_from)
     }
 
     /// The record as authentication sees it, for a presented `hash` it is known by. Which
@@ -948,6 +963,29 @@ impl TokenStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         Ok(self.authenticate_by_hash(hash, check, &mut |_, _| {}))
     }
+
+    /// One pass over the records under the read lock, reading only the boxed rare parts (no
+    /// record is copied): O(n + k) for n tokens and k origins. Imports are rare, and an index
+    /// would cost every imported token memory for the life of the store.
+    fn find_imported(
+        &self,
+        origins: &[ImportOrigin],
+    ) -> Result<Vec<(TokenId, ImportOrigin)>, StoreError> {
+        if origins.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: HashSet<&ImportOrigin> = origins.iter().collect();
+        let inner = self.read();
+        let mut found: Vec<(TokenId, ImportOrigin)> = inner
+            .slots
+            .iter()
+            .flatten()
+            .filter_map(|e| Some((e.id, e.imported_from().filter(|o| wanted.contains(o))?)))
+            .collect();
+        drop(inner);
+        found.sort_by_key(|(id, _)| *id);
+        Ok(found)
+    }
 }
 
 #[cfg(test)]
@@ -1086,6 +1124,7 @@ mod tests {
             secret: None,
             revision: 0,
             revoked: None,
+            imported_from: None,
         }
     }
 

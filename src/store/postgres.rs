@@ -61,6 +61,7 @@ use tokio_postgres::{Client, Config, NoTls, Statement, Transaction};
 use super::{Candidate, Change, Matched, Query, TokenStore};
 use crate::error::StoreError;
 use crate::keys::{KeyUsage, sort_usage};
+use crate::legacy::ImportOrigin;
 use crate::secret::SecretHash;
 use crate::token::{LastUse, SecretState, Token, TokenId, TokenName, UserId};
 pub(crate) use row::token_of;
@@ -983,6 +984,37 @@ impl TokenStore for PostgresStore {
     fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<KeyUsage>, StoreError> {
         self.run(true, move |mut conn| async move {
             key_usage(conn.session()?, now).await
+        })
+    }
+
+    /// One statement over the partial index `api_tokens_imported_from` (schema version 7),
+    /// the origins as one array parameter: O(k log n).
+    fn find_imported(
+        &self,
+        origins: &[ImportOrigin],
+    ) -> Result<Vec<(TokenId, ImportOrigin)>, StoreError> {
+        if origins.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<Vec<u8>> = origins.iter().map(|o| o.as_bytes().to_vec()).collect();
+        self.run(true, move |mut conn| async move {
+            let s = conn.session()?;
+            let st = s
+                .stmt(
+                    "SELECT id, imported_from FROM api_tokens
+                     WHERE imported_from = ANY($1::bytea[]) ORDER BY id",
+                )
+                .await?;
+            let rows = s.client.query(&st, &[&wanted]).await.map_err(db)?;
+            rows.iter()
+                .map(|r| {
+                    let id = id_of(r.try_get(0).map_err(db)?)?;
+                    let origin: Vec<u8> = r.try_get(1).map_err(db)?;
+                    let origin = <[u8; 32]>::try_from(origin.as_slice())
+                        .map_err(|_| corrupt("import origin is not 32 bytes"))?;
+                    Ok((id, ImportOrigin::from_bytes(origin)))
+                })
+                .collect()
         })
     }
 

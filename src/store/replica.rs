@@ -815,6 +815,14 @@ impl TokenStore for Replica {
         self.shared.local.key_usage(now)
     }
 
+    /// From the database (by index), which an import writes to next.
+    fn find_imported(
+        &self,
+        origins: &[crate::ImportOrigin],
+    ) -> Result<Vec<(TokenId, crate::ImportOrigin)>, StoreError> {
+        self.store.find_imported(origins)
+    }
+
     /// From memory, with no I/O: refused with [`StoreError::Stale`] past the bound.
     fn authenticate(
         &self,
