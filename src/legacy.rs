@@ -528,6 +528,20 @@ mod tests {
         assert_ne!(h, d.lookup_hash(&z.lookup_key(&k1)));
         let other = LegacyScheme::Sha256.digest("a-legacy-secret-of-yours");
         assert_ne!(h, other.lookup_hash(&s.lookup_key(&k1)));
+        // An origin is never a lookup hash: another derivation under the same key.
+        let o = d.origin(&s.origin_key(&k1));
+        assert_ne!(o.as_bytes(), h.as_bytes());
+        assert_ne!(o, d.origin(&s.origin_key(&k2)));
+        assert_ne!(o, other.origin(&s.origin_key(&k1)));
+        assert_eq!(o, d.origin(&s.origin_key(&k1)));
+        assert_eq!(ImportOrigin::from_hex(&o.to_hex()).unwrap(), o);
+        let json = serde_json::to_string(&o).unwrap();
+        assert_eq!(serde_json::from_str::<ImportOrigin>(&json).unwrap(), o);
+        assert!(serde_json::from_str::<ImportOrigin>("\"ab\"").is_err());
+        assert_eq!(
+            format!("{o:?}"),
+            format!("ImportOrigin({}…)", &o.to_hex()[..8])
+        );
         let dbg = format!("{:?}", LegacyHash::parse(s, &"ab".repeat(32)).unwrap());
         assert_eq!(dbg, "LegacyHash(sha256, <digest withheld>)");
         assert!(
