@@ -487,7 +487,7 @@ impl HashKeys {
         &self,
         scheme: LegacyScheme,
         digest: &LegacyDigest,
-    ) -> (Vec<ImportOrigin>, Vec<Attempt>) {
+    ) -> (Vec<ImportOrigin>, Vec<SecretHash>) {
         let origins = self
             .origin_keys
             .iter()
@@ -498,7 +498,7 @@ impl HashKeys {
             .legacy_keys
             .iter()
             .filter(|(l, ..)| *l == scheme)
-            .map(|(l, id, key)| (digest.lookup_hash(key), HashScheme::legacy(*l, *id)))
+            .map(|(.., key)| digest.lookup_hash(key))
             .collect();
         (origins, lookups)
     }

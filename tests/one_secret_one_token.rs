@@ -248,6 +248,10 @@ fn a_rotation_between_imports_changes_nothing<S: TokenStore>(store: S) {
     );
     let e = import(&b_only, 3, "zabbix", zabbix_row(SECRET)).unwrap_err();
     assert!(already_imported(&e, 0, first), "{e:?}");
+    // A new secret for the token keeps its origin too.
+    b_only.generate(&admin(), [first]).unwrap();
+    let e = import(&b_only, 3, "zabbix", zabbix_row(SECRET)).unwrap_err();
+    assert!(already_imported(&e, 0, first), "{e:?}");
     assert_eq!(count(&b_only), 1);
 }
 

@@ -53,7 +53,8 @@ pub struct Snapshot {
 
 /// The embedded store: all tokens in memory, safe to share between threads.
 ///
-/// * Lookup by secret hash and by id: one hash-map probe each.
+/// * Lookup by secret hash and by id: one hash-map probe each; imported tokens by
+///   [`ImportOrigin`] too ([`TokenStore::find_imported`]).
 /// * Listing by owner touches only that owner's tokens.
 /// * Authentication takes a shared lock only; last use is written into per-token atomics, at
 ///   most once per token per second and client address. A token a thread authenticates again
@@ -109,6 +110,9 @@ struct Inner {
     len: usize,
     by_id: SlotIndex,
     by_hash: SlotIndex,
+    /// Imported tokens by [`Token::imported_from`] (only they are in it), for
+    /// [`TokenStore::find_imported`]. Several tokens may share one origin.
+    by_origin: SlotIndex,
     by_owner: HashMap<UserId, OwnerIndex>,
     perm_sets: HashSet<PermissionSet>,
     /// When `perm_sets` reaches this size, sets no entry uses any more are dropped.
@@ -169,6 +173,12 @@ fn id_frag(id: TokenId) -> u32 {
 /// 32 bits of a secret hash: keyed BLAKE3 output is uniform already.
 fn hash_frag(h: &SecretHash) -> u32 {
     let [a, b, c, d, ..] = *h.as_bytes();
+    u32::from_le_bytes([a, b, c, d])
+}
+
+/// 32 bits of an import origin (keyed BLAKE3 output too).
+fn origin_frag(o: &ImportOrigin) -> u32 {
+    let [a, b, c, d, ..] = *o.as_bytes();
     u32::from_le_bytes([a, b, c, d])
 }
 
@@ -509,6 +519,9 @@ impl Inner {
         for h in e.hashes() {
             self.by_hash.insert(hash_frag(&h), slot);
         }
+        if let Some(o) = e.imported_from() {
+            self.by_origin.insert(origin_frag(&o), slot);
+        }
         self.len += 1;
         self.owner_add(&e.owner, &e.name, slot);
         if let Some(s) = self.slots.get_mut(slot as usize) {
@@ -522,6 +535,9 @@ impl Inner {
         self.by_id.remove(id_frag(id), slot);
         for h in e.hashes() {
             self.by_hash.remove(hash_frag(&h), slot);
+        }
+        if let Some(o) = e.imported_from() {
+            self.by_origin.remove(origin_frag(&o), slot);
         }
         self.len -= 1;
         self.owner_remove(&e.owner, &e.name, slot);
@@ -964,24 +980,26 @@ impl TokenStore for MemoryStore {
         Ok(self.authenticate_by_hash(hash, check, &mut |_, _| {}))
     }
 
-    /// One pass over the records under the read lock, reading only the boxed rare parts (no
-    /// record is copied): O(n + k) for n tokens and k origins. Imports are rare, and an index
-    /// would cost every imported token memory for the life of the store.
+    /// One probe of the origin index per origin (only imported tokens are in it): O(k) for
+    /// k origins, whatever the store holds.
     fn find_imported(
         &self,
         origins: &[ImportOrigin],
     ) -> Result<Vec<(TokenId, ImportOrigin)>, StoreError> {
-        if origins.is_empty() {
-            return Ok(Vec::new());
-        }
         let wanted: HashSet<&ImportOrigin> = origins.iter().collect();
         let inner = self.read();
-        let mut found: Vec<(TokenId, ImportOrigin)> = inner
-            .slots
-            .iter()
-            .flatten()
-            .filter_map(|e| Some((e.id, e.imported_from().filter(|o| wanted.contains(o))?)))
-            .collect();
+        let mut found = Vec::new();
+        for o in wanted {
+            // Every slot holding `o`: the probe walks the whole run, collecting as it goes.
+            inner.by_origin.find(origin_frag(o), |s| {
+                if let Some(e) = inner.entry(s)
+                    && e.imported_from().as_ref() == Some(o)
+                {
+                    found.push((e.id, *o));
+                }
+                false
+            });
+        }
         drop(inner);
         found.sort_by_key(|(id, _)| *id);
         Ok(found)

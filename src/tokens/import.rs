@@ -295,7 +295,7 @@ impl<S: TokenStore> Tokens<S> {
                 return Err(invalid(name_taken(&item.owner, &item.name)));
             }
         }
-        self.refuse_reimports(&imported, now, false)?;
+        self.refuse_reimports(&imported)?;
         let ids = self.store.reserve_ids(items.len())?;
         let tokens: Vec<Token> = items
             .into_iter()
@@ -336,7 +336,7 @@ impl<S: TokenStore> Tokens<S> {
             Ok(()) => {}
             // Another import of the same hash got there first: the same condition, one error.
             Err(StoreError::HashTaken) => {
-                self.refuse_reimports(&imported, now, true)?;
+                self.refuse_reimports(&imported)?;
                 return Err(Error::Store(StoreError::HashTaken));
             }
             Err(e) => return Err(name_conflict_at(e, &tokens)),
@@ -350,16 +350,11 @@ impl<S: TokenStore> Tokens<S> {
 
     /// Refuses the first item (`(index, hash)`, in batch order) whose hash an existing token
     /// was imported from: a token whose [`ImportOrigin`](crate::ImportOrigin) is the hash's
-    /// under any key held (one batched store call), or, for tokens imported before origins
-    /// were recorded, one that still holds the hash's lookup hash under any key held (one
-    /// lookup per item and key, only for the schemes and keys the store holds legacy hashes
-    /// of, unless `every_lookup`).
-    fn refuse_reimports(
-        &self,
-        imported: &[(usize, LegacyHash)],
-        now: OffsetDateTime,
-        every_lookup: bool,
-    ) -> Result<()> {
+    /// under any key held (one store call for the batch,
+    /// [`TokenStore::find_imported`]), or, for tokens imported before origins were recorded,
+    /// one that still holds the hash's lookup hash under any key held (one lookup by hash per
+    /// item and key, as for a presented secret).
+    fn refuse_reimports(&self, imported: &[(usize, LegacyHash)]) -> Result<()> {
         if imported.is_empty() {
             return Ok(());
         }
@@ -371,7 +366,7 @@ impl<S: TokenStore> Tokens<S> {
             for o in origins {
                 by_origin.entry(o).or_insert(*i);
             }
-            lookups.extend(hashes.into_iter().map(|(hash, scheme)| (*i, hash, scheme)));
+            lookups.extend(hashes.into_iter().map(|hash| (*i, hash)));
         }
         let origins: Vec<ImportOrigin> = by_origin.keys().copied().collect();
         let first = self
@@ -383,16 +378,7 @@ impl<S: TokenStore> Tokens<S> {
         if let Some((i, token)) = first {
             return Err(already_imported(imported, i, token));
         }
-        let in_use: Option<HashSet<HashScheme>> = if every_lookup {
-            None
-        } else {
-            let usage = self.store.key_usage(now)?;
-            Some(usage.iter().map(|u| u.scheme).collect())
-        };
-        for (i, hash, scheme) in lookups {
-            if in_use.as_ref().is_some_and(|s| !s.contains(&scheme)) {
-                continue;
-            }
+        for (i, hash) in lookups {
             let mut hit = None;
             self.store.authenticate(&hash, &mut |c| {
                 hit = Some(c.id);
