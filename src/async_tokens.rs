@@ -177,7 +177,8 @@ impl<S: TokenStore + 'static> AsyncTokens<S> {
         self.run(move |t| t.count(&actor, &query)).await
     }
 
-    /// [`Tokens::revoke_by_secret`].
+    /// [`Tokens::revoke_by_secret`]: revokes every token the secret opens, by any route, and
+    /// says which ([`Revocation::tokens`]).
     ///
     /// # Errors
     /// As [`Tokens::revoke_by_secret`].

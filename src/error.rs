@@ -176,6 +176,13 @@ pub enum Problem {
     /// A time outside the range allowed: an imported creation or last-use time before
     /// 1970-01-01T00:00:00Z or after the current instant.
     OutOfRange,
+    /// An imported hash an existing token was imported from already
+    /// ([`Tokens::import`](crate::Tokens::import)): a second token would open with the same
+    /// secret.
+    AlreadyImported {
+        /// The existing token.
+        token: TokenId,
+    },
 }
 
 impl Problem {
@@ -206,6 +213,7 @@ impl Problem {
     /// | [`Required`](Problem::Required) | `required` |
     /// | [`SchemeNotHonoured`](Problem::SchemeNotHonoured) | `scheme_not_honoured` |
     /// | [`OutOfRange`](Problem::OutOfRange) | `out_of_range` |
+    /// | [`AlreadyImported`](Problem::AlreadyImported) | `already_imported` |
     pub const fn code(&self) -> &'static str {
         match self {
             Self::Empty => "empty",
@@ -231,14 +239,15 @@ impl Problem {
             Self::Required => "required",
             Self::SchemeNotHonoured => "scheme_not_honoured",
             Self::OutOfRange => "out_of_range",
+            Self::AlreadyImported { .. } => "already_imported",
         }
     }
 
-    /// The HTTP status that fits: `409 Conflict` for a taken name, `400 Bad Request` for every
-    /// other problem.
+    /// The HTTP status that fits: `409 Conflict` for a taken name or a hash imported already,
+    /// `400 Bad Request` for every other problem.
     pub const fn http_status(&self) -> u16 {
         match self {
-            Self::NameTaken { .. } => 409,
+            Self::NameTaken { .. } | Self::AlreadyImported { .. } => 409,
             _ => 400,
         }
     }
@@ -377,6 +386,11 @@ impl fmt::Display for Problem {
             Self::OutOfRange => {
                 f.write_str("is outside the range allowed (from 1970-01-01T00:00:00Z to now)")
             }
+            Self::AlreadyImported { token } => write!(
+                f,
+                "was imported already, as token {token}: importing it again would let one \
+                 secret open two tokens"
+            ),
         }
     }
 }
@@ -865,6 +879,7 @@ impl Error {
     /// | --- | --- | --- |
     /// | [`Problem::code`]: `empty`, `too_long`, `invalid_character`, `must_start_with_letter`, `surrounding_whitespace`, `invalid_syntax`, `misplaced_wildcard`, `empty_segment`, `negative`, `expiry_not_in_future`, `lifetime_too_long`, `too_many`, `duplicate_in_batch`, `unknown_user`, `inactive_user`, `host_bits_set`, `empty_item`, `too_many_values`, `grace_too_long`, `required`, `scheme_not_honoured`, `out_of_range` | 400 | [`Error::Invalid`]: a value was refused; [`Error::field`] says which |
     /// | `name_taken` | 409 | the owner has a token of that name already (in the store, or earlier in the batch) |
+    /// | `already_imported` | 409 | an imported hash an existing token was imported from already |
     /// | `cannot_manage_tokens` | 403 | the caller's role does not allow managing tokens |
     /// | `other_users_tokens` | 403 | the caller may only manage its own tokens |
     /// | `permissions_not_held` | 403 | the caller cannot grant permissions it does not hold |
@@ -975,7 +990,8 @@ mod tests {
                     | Problem::GraceTooLong { .. }
                     | Problem::Required
                     | Problem::SchemeNotHonoured
-                    | Problem::OutOfRange => true,
+                    | Problem::OutOfRange
+                    | Problem::AlreadyImported { .. } => true,
                 },
                 Error::Forbidden { source, .. } => match source {
                     Forbidden::CannotManageTokens

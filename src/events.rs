@@ -75,7 +75,7 @@ pub enum EventKind {
     Deleted,
     /// Revoked for good because its secret was reported leaked
     /// ([`Tokens::revoke_by_secret`](crate::Tokens::revoke_by_secret)): disabled, its secret
-    /// hashes dropped, never to be enabled again.
+    /// hashes dropped, never to be enabled again. One event for each token the secret opened.
     RevokedBySecret,
     /// A successful authentication.
     Authenticated {

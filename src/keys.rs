@@ -8,7 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Field, Problem, ValidationError};
-use crate::legacy::{LegacyDigest, LegacyScheme};
+use crate::legacy::{ImportOrigin, LegacyDigest, LegacyScheme};
 use crate::secret::{HashKey, KeyId, SecretHash};
 
 /// How a stored [`SecretHash`] was made: under which [`HashKey`] (by its [`KeyId`], never the
@@ -300,6 +300,8 @@ pub(crate) struct HashKeys {
     /// For each honoured legacy scheme and each held key (current first): the derived lookup
     /// key, computed once here rather than per request.
     legacy_keys: Vec<(LegacyScheme, KeyId, HashKey)>,
+    /// The same for the keys [`ImportOrigin`]s are made with.
+    origin_keys: Vec<(LegacyScheme, KeyId, HashKey)>,
 }
 
 impl fmt::Debug for HashKeys {
@@ -334,6 +336,7 @@ impl HashKeys {
             old: Vec::new(),
             legacy: Vec::new(),
             legacy_keys: Vec::new(),
+            origin_keys: Vec::new(),
         }
     }
 
@@ -383,6 +386,11 @@ impl HashKeys {
             .legacy
             .iter()
             .flat_map(|&l| keys.iter().map(move |(k, id)| (l, *id, l.lookup_key(k))))
+            .collect();
+        self.origin_keys = self
+            .legacy
+            .iter()
+            .flat_map(|&l| keys.iter().map(move |(k, id)| (l, *id, l.origin_key(k))))
             .collect();
     }
 
@@ -459,6 +467,71 @@ impl HashKeys {
     /// The lookup hash of an imported digest under the current key.
     pub(crate) fn import_hash(&self, scheme: LegacyScheme, digest: &LegacyDigest) -> SecretHash {
         digest.lookup_hash(&scheme.lookup_key(&self.current))
+    }
+
+    /// The origin a token imported now with `digest` keeps: under the current key.
+    pub(crate) fn import_origin(
+        &self,
+        scheme: LegacyScheme,
+        digest: &LegacyDigest,
+    ) -> ImportOrigin {
+        digest.origin(&scheme.origin_key(&self.current))
+    }
+
+    /// Every form an earlier import of `digest` may have left in a store, under each key held
+    /// (the current one first, then the old ones, since the key may have rotated between two
+    /// imports): its origin ([`ImportOrigin`]), and the lookup hash of a token imported with
+    /// it whose hash was not replaced yet (imported before origins were recorded, say).
+    /// Empty for a scheme not honoured.
+    pub(crate) fn import_traces(
+        &self,
+        scheme: LegacyScheme,
+        digest: &LegacyDigest,
+    ) -> (Vec<ImportOrigin>, Vec<SecretHash>) {
+        let origins = self
+            .origin_keys
+            .iter()
+            .filter(|(l, ..)| *l == scheme)
+            .map(|(.., key)| digest.origin(key))
+            .collect();
+        let lookups = self
+            .legacy_keys
+            .iter()
+            .filter(|(l, ..)| *l == scheme)
+            .map(|(.., key)| digest.lookup_hash(key))
+            .collect();
+        (origins, lookups)
+    }
+
+    /// `origin` made again under the current key, when `presented` is the secret it stands
+    /// for: the digest of `presented` in an honoured scheme of its shape gives `origin` under
+    /// some held key. `None` when it does not (the token was given a new secret since), or
+    /// when `origin` is under the current key already.
+    #[cfg(feature = "legacy")]
+    pub(crate) fn refreshed_origin(
+        &self,
+        origin: ImportOrigin,
+        presented: &str,
+    ) -> Option<ImportOrigin> {
+        let mut digests: Vec<(LegacyScheme, LegacyDigest)> = Vec::new();
+        for (l, id, key) in self
+            .origin_keys
+            .iter()
+            .filter(|(l, ..)| l.accepts_shape(presented))
+        {
+            let digest = match digests.iter().find(|(s, _)| s == l) {
+                Some((_, d)) => *d,
+                None => {
+                    let d = l.digest(presented);
+                    digests.push((*l, d));
+                    d
+                }
+            };
+            if digest.origin(key) == origin {
+                return (*id != self.current_id).then(|| self.import_origin(*l, &digest));
+            }
+        }
+        None
     }
 }
 

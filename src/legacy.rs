@@ -9,6 +9,10 @@
 //! ordinary hash matches is digested the old way and looked up the same way (the *miss path*:
 //! ordinary tokens never pay for it); on the first success the token is re-hashed the ordinary
 //! way, so its secret keeps working and the old digest is gone from the store.
+//!
+//! What an imported token came from is remembered for its whole life, apart from its secret:
+//! an [`ImportOrigin`] (a keyed hash of the digest under a key derived for that purpose alone),
+//! so the same digest is never imported twice, even after the first token's hash was replaced.
 
 use std::fmt;
 
@@ -114,6 +118,21 @@ impl LegacyScheme {
     pub(crate) fn lookup_key(self, key: &HashKey) -> HashKey {
         HashKey::new(key.derive(self.context()))
     }
+
+    /// The context under which this scheme's [`ImportOrigin`] key is derived from a
+    /// [`HashKey`]: another context than the lookup key's, so an origin never equals a hash
+    /// any token is looked up by.
+    const fn origin_context(self) -> &'static str {
+        match self {
+            Self::ZabbixSha512 => "api-tokens 2026 import origin zabbix-sha512",
+            Self::Sha256 => "api-tokens 2026 import origin sha256",
+        }
+    }
+
+    /// The key [`ImportOrigin`]s of this scheme are made with under `key`.
+    pub(crate) fn origin_key(self, key: &HashKey) -> HashKey {
+        HashKey::new(key.derive(self.origin_context()))
+    }
 }
 
 impl fmt::Display for LegacyScheme {
@@ -181,6 +200,83 @@ impl LegacyDigest {
     /// the scheme's lookup key ([`LegacyScheme::lookup_key`]).
     pub(crate) fn lookup_hash(&self, lookup_key: &HashKey) -> SecretHash {
         SecretHash::from_bytes(*blake3::keyed_hash(lookup_key.expose(), self.as_bytes()).as_bytes())
+    }
+
+    /// The [`ImportOrigin`] of a token imported with this digest, under the scheme's origin key
+    /// ([`LegacyScheme::origin_key`]).
+    pub(crate) fn origin(&self, origin_key: &HashKey) -> ImportOrigin {
+        ImportOrigin(*blake3::keyed_hash(origin_key.expose(), self.as_bytes()).as_bytes())
+    }
+}
+
+/// What an imported token was created from: the keyed BLAKE3 hash of the digest the other
+/// system kept of its secret, under a key derived from the [`HashKey`] current at the import
+/// for this purpose alone ([`Token::imported_from`](crate::Token::imported_from)).
+///
+/// It is kept for the token's whole life (re-hashing, a new secret and revocation keep it;
+/// deleting the token drops it) and is never used for authentication: its derivation differs
+/// from every lookup hash's, and no store looks tokens up by it at authentication.
+/// [`Tokens::import`](crate::Tokens::import) compares the origins of new imports with the
+/// stored ones ([`TokenStore::find_imported`](crate::TokenStore::find_imported)), under the
+/// current key and every old key held, and refuses a digest an existing token came from.
+///
+/// Stores keep it as 32 bytes. `Debug` shows the first 8 hex digits; serde writes 64 hex
+/// digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ImportOrigin([u8; 32]);
+
+impl ImportOrigin {
+    /// Wraps 32 bytes read back from a store.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32 bytes, for a store to keep.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The origin as 64 lowercase hex digits (for stores that keep text).
+    pub fn to_hex(&self) -> String {
+        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+    }
+
+    /// Parses 64 hex digits written by [`ImportOrigin::to_hex`].
+    ///
+    /// # Errors
+    /// [`Field::LegacyHash`] with [`Problem::Syntax`] when `s` is not exactly 64 hex digits.
+    pub fn from_hex(s: &str) -> Result<Self, ValidationError> {
+        blake3::Hash::from_hex(s)
+            .map(|h| Self(*h.as_bytes()))
+            .map_err(|_| {
+                ValidationError::new(
+                    Field::LegacyHash,
+                    format_args!("({} characters)", s.chars().count()),
+                    Problem::Syntax {
+                        expected: "an import origin of 64 hex digits",
+                    },
+                )
+            })
+    }
+}
+
+impl fmt::Debug for ImportOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hex = self.to_hex();
+        write!(f, "ImportOrigin({}…)", hex.get(..8).unwrap_or_default())
+    }
+}
+
+impl serde::Serialize for ImportOrigin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ImportOrigin {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::from_hex(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -432,6 +528,20 @@ mod tests {
         assert_ne!(h, d.lookup_hash(&z.lookup_key(&k1)));
         let other = LegacyScheme::Sha256.digest("a-legacy-secret-of-yours");
         assert_ne!(h, other.lookup_hash(&s.lookup_key(&k1)));
+        // An origin is never a lookup hash: another derivation under the same key.
+        let o = d.origin(&s.origin_key(&k1));
+        assert_ne!(o.as_bytes(), h.as_bytes());
+        assert_ne!(o, d.origin(&s.origin_key(&k2)));
+        assert_ne!(o, other.origin(&s.origin_key(&k1)));
+        assert_eq!(o, d.origin(&s.origin_key(&k1)));
+        assert_eq!(ImportOrigin::from_hex(&o.to_hex()).unwrap(), o);
+        let json = serde_json::to_string(&o).unwrap();
+        assert_eq!(serde_json::from_str::<ImportOrigin>(&json).unwrap(), o);
+        assert!(serde_json::from_str::<ImportOrigin>("\"ab\"").is_err());
+        assert_eq!(
+            format!("{o:?}"),
+            format!("ImportOrigin({}…)", &o.to_hex()[..8])
+        );
         let dbg = format!("{:?}", LegacyHash::parse(s, &"ab".repeat(32)).unwrap());
         assert_eq!(dbg, "LegacyHash(sha256, <digest withheld>)");
         assert!(

@@ -150,7 +150,7 @@ pub use error::{
 };
 pub use events::{CollectEvents, EventKind, EventSink, NoEvents, TokenEvent, UpdatedField};
 pub use keys::{HashKeyReport, HashScheme, KeyUsage, MAX_OLD_KEYS};
-pub use legacy::{LegacyHash, LegacyScheme, MIN_LEGACY_SECRET_LEN};
+pub use legacy::{ImportOrigin, LegacyHash, LegacyScheme, MIN_LEGACY_SECRET_LEN};
 pub use permission::{MAX_PERMISSION_LEN, Permission, PermissionSet};
 pub use policy::{
     DEFAULT_MAX_FILTER_VALUES, DEFAULT_MAX_GRACE, DEFAULT_MAX_PERMISSIONS, MAX_SEARCH_PATTERNS,
@@ -165,7 +165,9 @@ pub use token::{
     Expiry, LastUse, MAX_NAME_LEN, MAX_USER_ID_LEN, PreviousSecret, Revoked, RevokedBy,
     SecretState, Status, Token, TokenId, TokenName, UserId,
 };
-pub use tokens::{ImportedToken, Issued, NewToken, Revocation, TokenUpdate, Tokens};
+pub use tokens::{
+    ImportedToken, Issued, NewToken, Revocation, TokenRevocation, TokenUpdate, Tokens,
+};
 pub use view::{Revealed, TokenView};
 
 /// The `time` crate this crate's API speaks ([`time::OffsetDateTime`], [`time::Duration`]), so

@@ -1,7 +1,8 @@
 //! The storage port: [`TokenStore`], the records' [`Change`]s and the [`Query`] filters.
 //!
 //! A store holds [`Token`] records and enforces only what a database would enforce itself:
-//! atomic batches, unique ids, unique `(owner, name)`, unique secret hashes, lookup by hash.
+//! atomic batches, unique ids, unique `(owner, name)`, unique secret hashes, lookup by hash
+//! (and, for imports, lookup by [`ImportOrigin`]).
 //! Policy — expiry, status, permissions, who may do what — is decided by the caller
 //! ([`Tokens`](crate::Tokens) or a host using the pure rules), never filtered inside a store.
 
@@ -14,6 +15,7 @@ use time::{Duration, OffsetDateTime};
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
 use crate::keys::{HashScheme, KeyUsage, count_into, sort_usage};
+use crate::legacy::ImportOrigin;
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
 use crate::token::{Expiry, LastUse, Status, Token, TokenId, TokenName, UserId};
@@ -133,6 +135,19 @@ pub trait TokenStore: Send + Sync {
     /// backend failure; in every case nothing changed.
     fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError>;
 
+    /// [`TokenStore::apply`] for a batch that takes nothing away from any token: it only moves
+    /// a secret onto another hash of the same secret (the facade re-hashing a token under its
+    /// current key after a secret matched it some other way). A store that makes a write wait
+    /// until every other process stops honouring what it took away (the PostgreSQL fleet)
+    /// need not wait for this one, which runs inside an authentication. The default applies it
+    /// like any batch.
+    ///
+    /// # Errors
+    /// As [`TokenStore::apply`].
+    fn apply_rehash(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        self.apply(changes)
+    }
+
     /// One token by id.
     ///
     /// # Errors
@@ -186,6 +201,30 @@ pub trait TokenStore: Send + Sync {
     fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<KeyUsage>, StoreError> {
         Ok(usage_of(&self.query(&Query::new(), now)?, now))
     }
+
+    /// The tokens whose [`Token::imported_from`] is one of `origins`, each with that origin,
+    /// by id. [`Tokens::import`](crate::Tokens::import) asks it before importing, to refuse a
+    /// hash an existing token was imported from. Never used for authentication.
+    ///
+    /// The default reads every token through [`TokenStore::query`]; stores that can look
+    /// origins up by index (SQL) should.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn find_imported(
+        &self,
+        origins: &[ImportOrigin],
+    ) -> Result<Vec<(TokenId, ImportOrigin)>, StoreError> {
+        if origins.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: HashSet<&ImportOrigin> = origins.iter().collect();
+        Ok(self
+            .query(&Query::new(), OffsetDateTime::UNIX_EPOCH)?
+            .into_iter()
+            .filter_map(|t| Some((t.id, t.imported_from.filter(|o| wanted.contains(o))?)))
+            .collect())
+    }
 }
 
 /// The key usage of `tokens` at `now` (see [`TokenStore::key_usage`]), sorted.
@@ -215,6 +254,9 @@ macro_rules! delegate_store {
             fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
                 (**self).apply(changes)
             }
+            fn apply_rehash(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+                (**self).apply_rehash(changes)
+            }
             fn get(&self, id: TokenId) -> Result<Option<Token>, StoreError> {
                 (**self).get(id)
             }
@@ -240,6 +282,12 @@ macro_rules! delegate_store {
             }
             fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<KeyUsage>, StoreError> {
                 (**self).key_usage(now)
+            }
+            fn find_imported(
+                &self,
+                origins: &[ImportOrigin],
+            ) -> Result<Vec<(TokenId, ImportOrigin)>, StoreError> {
+                (**self).find_imported(origins)
             }
         }
     )*};

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use crate::allowlist::IpAllowlist;
 use crate::error::{Field, Problem, StoreError, ValidationError};
 use crate::keys::HashScheme;
+use crate::legacy::ImportOrigin;
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
 
@@ -646,6 +647,12 @@ pub struct Token {
     /// Set when the token was revoked for good ([`Revoked`]); then `status` is
     /// [`Status::Disabled`] and `secret` is `None`.
     pub revoked: Option<Revoked>,
+    /// For a token brought in by [`Tokens::import`](crate::Tokens::import) with another
+    /// system's hash of its secret: what it was imported from ([`ImportOrigin`]), kept for the
+    /// token's whole life so that the same hash is never imported again. Never used for
+    /// authentication. `None` for every other token (and for tokens imported before origins
+    /// were recorded).
+    pub imported_from: Option<ImportOrigin>,
 }
 
 impl Token {
@@ -814,6 +821,7 @@ mod tests {
                 at: datetime!(2025-01-02 0:00 UTC),
                 by: RevokedBy::Possession,
             }),
+            imported_from: None,
         };
         assert!(t.check_consistent().is_ok());
         let enabled = Token {

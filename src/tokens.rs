@@ -227,21 +227,89 @@ impl Issued {
     }
 }
 
-/// What [`Tokens::revoke_by_secret`] did. A token revoked by either of the first two is revoked
-/// for good: disabled, its secret hashes dropped, marked [`Token::revoked`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What [`Tokens::revoke_by_secret`] did: one [`TokenRevocation`] for each token the secret
+/// matched, by any route (the current hash key, an old one, an honoured legacy scheme), in id
+/// order. None when it matched no token (or was malformed, or its tokens were revoked already
+/// and their hashes dropped): then nothing changed.
+///
+/// Almost always a secret matches one token; match the slice to handle that case and still
+/// see every other:
+///
+/// ```
+/// use api_tokens::{Actor, NewToken, TokenRevocation, Tokens, UserId};
+/// let tokens = Tokens::in_memory();
+/// let alice = Actor::user(UserId::new("alice")?);
+/// let issued = tokens.issue(&alice, NewToken::new("ci".parse()?).permissions("deploy".parse()?))?;
+/// let revocation = tokens.revoke_by_secret(issued.secret.expose())?;
+/// match revocation.tokens() {
+///     [] => println!("no token has this secret"),
+///     [TokenRevocation::Disabled(id)] => assert_eq!(*id, issued.token.id),
+///     several => println!("revoked {:?}", several),
+/// }
+/// assert_eq!(revocation.revoked().collect::<Vec<_>>(), [issued.token.id]);
+/// assert!(tokens.revoke_by_secret(issued.secret.expose())?.is_unknown());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Revocation {
+    tokens: Vec<TokenRevocation>,
+}
+
+impl Revocation {
+    pub(crate) fn new(mut tokens: Vec<TokenRevocation>) -> Self {
+        tokens.sort_by_key(TokenRevocation::id);
+        Self { tokens }
+    }
+
+    /// What happened to each token the secret matched, in id order; empty when it matched
+    /// none.
+    pub fn tokens(&self) -> &[TokenRevocation] {
+        &self.tokens
+    }
+
+    /// The ids of the tokens this call revoked for good
+    /// ([`TokenRevocation::Disabled`] and [`TokenRevocation::AlreadyDisabled`]), in id order.
+    pub fn revoked(&self) -> impl Iterator<Item = TokenId> + '_ {
+        self.tokens
+            .iter()
+            .filter(|t| t.is_revoked())
+            .map(TokenRevocation::id)
+    }
+
+    /// Whether the secret matched no token: nothing changed.
+    pub fn is_unknown(&self) -> bool {
+        self.tokens.is_empty()
+    }
+}
+
+/// What [`Tokens::revoke_by_secret`] did to one token the secret matched. A token revoked by
+/// either of the first two is revoked for good: disabled, its secret hashes dropped, marked
+/// [`Token::revoked`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Revocation {
+pub enum TokenRevocation {
     /// The token was enabled; it is now revoked for good.
     Disabled(TokenId),
     /// The token was disabled already; it is now revoked for good (it can no longer be
     /// enabled).
     AlreadyDisabled(TokenId),
-    /// The secret is a replaced one that no longer works; nothing changed.
+    /// The secret is a replaced one of this token that no longer works; nothing changed for
+    /// it.
     NoLongerValid(TokenId),
-    /// No token has this secret (or it is malformed, or its token was revoked already and the
-    /// hash dropped); nothing changed.
-    Unknown,
+}
+
+impl TokenRevocation {
+    /// The token.
+    pub fn id(&self) -> TokenId {
+        match self {
+            Self::Disabled(id) | Self::AlreadyDisabled(id) | Self::NoLongerValid(id) => *id,
+        }
+    }
+
+    /// Whether the call revoked the token (it was not [`TokenRevocation::NoLongerValid`]).
+    pub fn is_revoked(&self) -> bool {
+        !matches!(self, Self::NoLongerValid(_))
+    }
 }
 
 /// The API: a [`Policy`], a [`TokenStore`], a [`Clock`], a [`HashKey`], a [`UserDirectory`] and an
@@ -652,6 +720,7 @@ impl<S: TokenStore> Tokens<S> {
                 secret: None,
                 revision: 0,
                 revoked: None,
+                imported_from: None,
             })
             .collect())
     }

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use api_tokens::store::TimeRange;
 use api_tokens::{
     Actor, CollectEvents, Denial, DenialKind, EventKind, Expiry, Grant, ManualClock, MemoryStore,
-    NewToken, Permission, PermissionSet, Policy, PublicDenial, Query, RequestContext, Revocation,
-    SecretFormat, StaticDirectory, Status, TokenId, TokenName, TokenSecret, TokenUpdate, Tokens,
+    NewToken, Permission, PermissionSet, Policy, PublicDenial, Query, RequestContext, SecretFormat,
+    StaticDirectory, Status, TokenId, TokenName, TokenRevocation, TokenSecret, TokenUpdate, Tokens,
     UserId, UserState,
 };
 use time::macros::datetime;
@@ -453,8 +453,8 @@ fn revoke_by_secret() {
     let (id, s) = e.basic("leak");
     e.events.take();
     assert_eq!(
-        e.tokens.revoke_by_secret(s.expose()).unwrap(),
-        Revocation::Disabled(id)
+        e.tokens.revoke_by_secret(s.expose()).unwrap().tokens(),
+        [TokenRevocation::Disabled(id)]
     );
     // Revoked for good: the leaked secret's hash is gone, so it is unknown from now on.
     assert_eq!(kind(e.auth(&s, from("10.0.0.1"))), DenialKind::Unknown);
@@ -462,18 +462,15 @@ fn revoke_by_secret() {
     assert_eq!(t.status, Status::Disabled);
     assert!(t.secret.is_none());
     assert_eq!(t.revoked.unwrap().at, NOW);
-    assert_eq!(
-        e.tokens.revoke_by_secret(s.expose()).unwrap(),
-        Revocation::Unknown
-    );
+    assert!(e.tokens.revoke_by_secret(s.expose()).unwrap().is_unknown());
     // A disabled token whose secret leaks is revoked too.
     let (id3, s3) = e.basic("leak3");
     e.tokens
         .set_status(&admin(), [id3], Status::Disabled)
         .unwrap();
     assert_eq!(
-        e.tokens.revoke_by_secret(s3.expose()).unwrap(),
-        Revocation::AlreadyDisabled(id3)
+        e.tokens.revoke_by_secret(s3.expose()).unwrap().tokens(),
+        [TokenRevocation::AlreadyDisabled(id3)]
     );
     assert!(e.tokens.get(&admin(), id3).unwrap().revoked.is_some());
     let events = e.events.take();
@@ -484,14 +481,13 @@ fn revoke_by_secret() {
     );
     let stranger = SecretFormat::Zabbix.generate();
     let before = e.tokens.store().inner.snapshot();
-    assert_eq!(
-        e.tokens.revoke_by_secret(stranger.expose()).unwrap(),
-        Revocation::Unknown
+    assert!(
+        e.tokens
+            .revoke_by_secret(stranger.expose())
+            .unwrap()
+            .is_unknown()
     );
-    assert_eq!(
-        e.tokens.revoke_by_secret("garbage").unwrap(),
-        Revocation::Unknown
-    );
+    assert!(e.tokens.revoke_by_secret("garbage").unwrap().is_unknown());
     assert_eq!(
         e.tokens.store().inner.snapshot(),
         before,
@@ -501,8 +497,8 @@ fn revoke_by_secret() {
     let (id2, old) = e.basic("leak2");
     e.tokens.generate(&admin(), [id2]).unwrap();
     assert_eq!(
-        e.tokens.revoke_by_secret(old.expose()).unwrap(),
-        Revocation::NoLongerValid(id2)
+        e.tokens.revoke_by_secret(old.expose()).unwrap().tokens(),
+        [TokenRevocation::NoLongerValid(id2)]
     );
     assert_eq!(e.tokens.get(&admin(), id2).unwrap().status, Status::Enabled);
 }

@@ -217,6 +217,17 @@ fn every_error_has_its_code_status_and_plain_message() {
              with Tokens::with_legacy_scheme)",
         ),
         (
+            invalid(
+                Field::LegacyHash,
+                "zabbix-sha512",
+                Problem::AlreadyImported { token: id },
+            ),
+            "already_imported",
+            409,
+            "legacy hash \"zabbix-sha512\" was imported already, as token 42: importing it \
+             again would let one secret open two tokens",
+        ),
+        (
             invalid(Field::Permissions, "", Problem::Required),
             "required",
             400,

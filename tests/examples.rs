@@ -69,13 +69,18 @@ fn persistence_restores_tokens_without_secrets_on_disk() {
     );
     let snapshot = std::fs::read_to_string(dir.join("tokens.json")).unwrap();
     let snapshot: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
-    assert_eq!(snapshot["version"], 3);
+    assert_eq!(snapshot["version"], 4);
     assert!(
         snapshot["tokens"][0]["secret"]["scheme"]
             .as_str()
             .unwrap()
             .starts_with("blake3:"),
-        "version 3 records the key each hash was made under"
+        "version 3 on records the key each hash was made under"
+    );
+    assert_eq!(
+        snapshot["tokens"][0]["imported_from"],
+        serde_json::Value::Null,
+        "version 4 records what an imported token came from (this one was not imported)"
     );
     assert_eq!(snapshot["seal"].as_str().unwrap().len(), 64, "sealed");
     assert_eq!(snapshot["tokens"][0]["name"], "backup");

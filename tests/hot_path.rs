@@ -11,8 +11,8 @@ use std::time::Duration as StdDuration;
 use api_tokens::store::Change;
 use api_tokens::{
     Actor, Denial, HashKey, HashScheme, ManualClock, MemoryStore, NewToken, PermissionSet,
-    RequestContext, Revocation, Status, TokenStore, TokenUpdate, Tokens, UserDirectory, UserId,
-    UserState,
+    RequestContext, Status, TokenRevocation, TokenStore, TokenUpdate, Tokens, UserDirectory,
+    UserId, UserState,
 };
 use time::Duration;
 use time::macros::datetime;
@@ -90,7 +90,7 @@ fn every_change_is_seen_by_a_thread_holding_a_copy_once_the_change_returns() {
         }),
         ("revoke by possession", |t, i| {
             let r = t.revoke_by_secret(i.secret.expose()).unwrap();
-            assert_eq!(r, Revocation::Disabled(i.token.id));
+            assert_eq!(r.tokens(), [TokenRevocation::Disabled(i.token.id)]);
         }),
         ("expire", |t, i| {
             let past = t.now() - Duration::seconds(1);

@@ -20,10 +20,14 @@ use api_tokens::{
 use support::hooked::Hooked;
 use support::pg::PgServer;
 
-/// The first half of a hand downgrade below schema version 3: versions 6, 5 and 4 undone (the
-/// history, fingerprint and membership gone, the tick and stamp functions as version 1 wrote
-/// them, the TRUNCATE trigger gone) and the update trigger dropped, for the caller to drop its
-/// columns and create the trigger of the version it goes back to.
+/// A hand downgrade of schema version 7: the import origins and their index gone.
+const UNDO_V7: &str = "DROP INDEX api_tokens_imported_from;
+     ALTER TABLE api_tokens DROP COLUMN imported_from;";
+
+/// The first half of a hand downgrade below schema version 3 (after [`UNDO_V7`]): versions 6,
+/// 5 and 4 undone (the history, fingerprint and membership gone, the tick and stamp functions
+/// as version 1 wrote them, the TRUNCATE trigger gone) and the update trigger dropped, for the
+/// caller to drop its columns and create the trigger of the version it goes back to.
 const UNDO_V4_V5: &str = "DROP TABLE api_token_history; DROP TABLE api_token_replicas;
      ALTER TABLE api_tokens DROP COLUMN sec_fp;
      CREATE OR REPLACE FUNCTION api_token_tick() RETURNS bigint LANGUAGE plpgsql AS $$
@@ -410,7 +414,8 @@ fn issue_17_record_rules_hold_in_postgresql() {
     pg.psql(
         "rules17",
         &format!(
-            "{UNDO_V4_V5}
+            "{UNDO_V7}
+         {UNDO_V4_V5}
          ALTER TABLE api_tokens DROP COLUMN revoked_at CASCADE, DROP COLUMN revoked_by CASCADE,
              DROP CONSTRAINT api_tokens_previous_hash_differs,
              DROP COLUMN secret_key_id CASCADE, DROP COLUMN secret_legacy CASCADE,
@@ -479,8 +484,8 @@ fn revocation_by_possession_is_final_across_replicas() {
         b.authenticate(issued.secret.expose(), &ctx).is_ok()
     });
     assert_eq!(
-        a.revoke_by_secret(issued.secret.expose()).unwrap(),
-        api_tokens::Revocation::Disabled(issued.token.id)
+        a.revoke_by_secret(issued.secret.expose()).unwrap().tokens(),
+        [api_tokens::TokenRevocation::Disabled(issued.token.id)]
     );
     support::pg::wait_for(Duration::from_secs(30), "b refuses the secret", || {
         b.authenticate(issued.secret.expose(), &ctx).is_err()
@@ -614,7 +619,8 @@ fn issue_14_imported_and_unrecorded_hashes_in_postgresql() {
     pg.psql(
         "legacy14",
         &format!(
-            "{UNDO_V4_V5}
+            "{UNDO_V7}
+         {UNDO_V4_V5}
          ALTER TABLE api_tokens DROP COLUMN secret_key_id CASCADE,
              DROP COLUMN secret_legacy CASCADE, DROP COLUMN previous_key_id CASCADE,
              DROP COLUMN previous_legacy CASCADE;
@@ -901,5 +907,136 @@ fn a_revocation_by_a_process_older_than_the_schema_still_commits() {
         tokens
             .authenticate(issued.secret.expose(), &RequestContext::unknown_address())
             .is_err()
+    );
+}
+
+/// Schema version 7 (import origins) applied to the data of version 6 (and so of any version
+/// before it): rows keep every value and read without an origin, a token imported then and
+/// not used since is still found by its imported hash, new imports record their origin, and
+/// the lookup goes through the new index. A replica loads the new column too.
+#[cfg(feature = "legacy")]
+#[test]
+fn version_7_import_origins_migrate_from_version_6_data() {
+    use api_tokens::store::replica::{Replica, ReplicaOptions};
+    use api_tokens::{HashKey, ImportedToken, LegacyHash, LegacyScheme, Problem};
+    use sha2::{Digest, Sha512};
+    let pg = server!();
+    let url = pg.create_db("origins7");
+    let key = HashKey::new([7; 32]);
+    fn row(secret: &str) -> LegacyHash {
+        let hex: String = Sha512::digest(secret.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        LegacyHash::parse(LegacyScheme::ZabbixSha512, &hex).unwrap()
+    }
+    let (used, unused, fresh) = (
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+    );
+    let tokens = |store| {
+        Tokens::new(store)
+            .with_hash_key(key.clone())
+            .with_legacy_scheme(LegacyScheme::ZabbixSha512)
+    };
+    fn import<S: TokenStore>(
+        t: &Tokens<S>,
+        owner: u64,
+        name: &str,
+        secret: &str,
+    ) -> Result<api_tokens::TokenId, api_tokens::Error> {
+        t.import(
+            &Actor::admin(UserId::from(1)),
+            [
+                ImportedToken::new(name.parse().unwrap(), UserId::from(owner))
+                    .permissions(PermissionSet::all())
+                    .hash(row(secret)),
+            ],
+        )
+        .map(|ids| ids[0])
+    }
+    let ctx = RequestContext::unknown_address();
+    let t = tokens(PostgresStore::connect(&url).unwrap());
+    let a = import(&t, 2, "used", used).unwrap();
+    let b = import(&t, 2, "unused", unused).unwrap();
+    t.authenticate(used, &ctx).unwrap();
+    let before: Vec<_> = [a, b]
+        .iter()
+        .map(|id| {
+            let mut got = t.store().get(*id).unwrap().unwrap();
+            got.imported_from = None;
+            got
+        })
+        .collect();
+    drop(t);
+    // Back to version 6 by hand: as a database written before origins were recorded.
+    pg.psql(
+        "origins7",
+        &format!("{UNDO_V7} UPDATE api_tokens_schema SET version = 6;"),
+    );
+    let t = tokens(PostgresStore::connect(&url).unwrap());
+    assert_eq!(
+        pg.psql("origins7", "SELECT version FROM api_tokens_schema")
+            .trim(),
+        schema::LATEST.to_string()
+    );
+    assert_eq!(
+        pg.psql(
+            "origins7",
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'api_tokens_imported_from'"
+        )
+        .trim(),
+        "1"
+    );
+    // The lookup's query can use it (the planner told not to scan the whole table).
+    let plan = pg.psql(
+        "origins7",
+        "SET enable_seqscan = off; EXPLAIN SELECT id, imported_from FROM api_tokens \
+         WHERE imported_from = ANY(ARRAY[decode(repeat('ab', 32), 'hex')]) ORDER BY id",
+    );
+    assert!(plan.contains("api_tokens_imported_from"), "{plan}");
+    for old in &before {
+        assert_eq!(t.store().get(old.id).unwrap().as_ref(), Some(old), "kept");
+    }
+    // The unused one still holds its imported hash: found by it. (The used one's origin was
+    // lost with the column: that is what a downgrade does, not what the migration does.)
+    let e = import(&t, 3, "again", unused).unwrap_err();
+    assert!(
+        matches!(&e, api_tokens::Error::Invalid { source, .. }
+            if source.problem == Problem::AlreadyImported { token: b }),
+        "{e:?}"
+    );
+    // New imports record their origin, and a replica started now loads it.
+    let c = import(&t, 2, "fresh", fresh).unwrap();
+    let origin = t.store().get(c).unwrap().unwrap().imported_from;
+    assert!(origin.is_some());
+    assert_eq!(
+        t.store().find_imported(&[origin.unwrap()]).unwrap(),
+        vec![(c, origin.unwrap())]
+    );
+    let replica = Tokens::new(
+        Replica::start(
+            PostgresStore::connect(&url).unwrap(),
+            ReplicaOptions::default(),
+        )
+        .unwrap(),
+    )
+    .with_hash_key(key.clone())
+    .with_legacy_scheme(LegacyScheme::ZabbixSha512);
+    t.authenticate(fresh, &ctx).unwrap();
+    let e = import(&replica, 3, "again", fresh).unwrap_err();
+    assert!(
+        matches!(&e, api_tokens::Error::Invalid { source, .. }
+            if source.problem == Problem::AlreadyImported { token: c }),
+        "{e:?}"
+    );
+    assert_eq!(
+        pg.psql(
+            "origins7",
+            "SELECT count(*) FROM api_tokens WHERE imported_from IS NOT NULL"
+        )
+        .trim(),
+        "1"
     );
 }

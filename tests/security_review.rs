@@ -19,8 +19,8 @@ use std::time::Duration as StdDuration;
 
 use api_tokens::{
     Actor, CollectEvents, DenialKind, Error, EventKind, Field, IpAllowlist, ManualClock,
-    MemoryStore, NewToken, PermissionSet, Policy, Problem, Query, RequestContext, Revocation,
-    RevokedBy, Status, Token, TokenId, TokenName, TokenStore, TokenUpdate, Tokens, UserId,
+    MemoryStore, NewToken, PermissionSet, Policy, Problem, Query, RequestContext, RevokedBy,
+    Status, Token, TokenId, TokenName, TokenRevocation, TokenStore, TokenUpdate, Tokens, UserId,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -212,6 +212,7 @@ fn large_list_filters_cost_linear_time_in_the_memory_store() {
                     secret: None,
                     revision: 0,
                     revoked: None,
+                    imported_from: None,
                 })
             })
             .collect();
@@ -259,8 +260,11 @@ fn revocation_is_final<S: TokenStore>(store: S) {
     let id = leaked.token.id;
     clock.advance(Duration::minutes(5));
     assert_eq!(
-        tokens.revoke_by_secret(leaked.secret.expose()).unwrap(),
-        Revocation::Disabled(id)
+        tokens
+            .revoke_by_secret(leaked.secret.expose())
+            .unwrap()
+            .tokens(),
+        [TokenRevocation::Disabled(id)]
     );
     let revoked_at = NOW + Duration::minutes(5);
     let check_still_revoked = |tokens: &Tokens<S>| {
@@ -318,9 +322,11 @@ fn revocation_is_final<S: TokenStore>(store: S) {
             .any(|e| e.kind == EventKind::RevokedBySecret && e.token == Some(id))
     );
     // Presenting the leaked secret again: nothing is known of it any more.
-    assert_eq!(
-        tokens.revoke_by_secret(leaked.secret.expose()).unwrap(),
-        Revocation::Unknown
+    assert!(
+        tokens
+            .revoke_by_secret(leaked.secret.expose())
+            .unwrap()
+            .is_unknown()
     );
     assert!(tokens.authenticate(other.secret.expose(), &ctx()).is_ok());
 }
@@ -352,8 +358,11 @@ fn a_leaked_secret_in_its_grace_period_revokes_the_token() {
         .unwrap();
     clock.advance(Duration::minutes(1));
     assert_eq!(
-        tokens.revoke_by_secret(issued.secret.expose()).unwrap(),
-        Revocation::Disabled(issued.token.id)
+        tokens
+            .revoke_by_secret(issued.secret.expose())
+            .unwrap()
+            .tokens(),
+        [TokenRevocation::Disabled(issued.token.id)]
     );
     let d = tokens.authenticate(new[0].1.expose(), &ctx()).unwrap_err();
     assert_eq!(d.kind(), DenialKind::Unknown, "the whole token is revoked");
@@ -442,8 +451,11 @@ fn a_secret_replaced_during_revocation_does_not_revoke_the_new_one() {
         .armed
         .store(true, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(
-        tokens.revoke_by_secret(issued.secret.expose()).unwrap(),
-        Revocation::NoLongerValid(issued.token.id)
+        tokens
+            .revoke_by_secret(issued.secret.expose())
+            .unwrap()
+            .tokens(),
+        [TokenRevocation::NoLongerValid(issued.token.id)]
     );
     let t = tokens.get(&owner, issued.token.id).unwrap();
     assert_eq!((t.status, t.revoked), (Status::Enabled, None));

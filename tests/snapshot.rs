@@ -258,3 +258,98 @@ fn an_unsealed_or_old_snapshot_is_refused() {
     assert!(err.to_string().contains("version 1"), "{err}");
     drop(tokens);
 }
+
+/// A sealed version-3 snapshot (`main` at 23d3b96, before import origins), holding an ordinary
+/// token and an imported Zabbix token never used: it still opens and restores, both secrets
+/// authenticate, neither token has an origin, and sealed again it is of the current version.
+/// An origin added to it is refused: version 3 sealed none. From version 4 on, origins are
+/// sealed: editing one is refused like any other edit.
+#[cfg(feature = "legacy")]
+#[test]
+fn a_version_3_snapshot_opens_and_import_origins_are_sealed_from_version_4() {
+    use api_tokens::{ImportedToken, LegacyHash, LegacyScheme, TokenId};
+    let old = include_str!("data/sealed-snapshot-v3-23d3b96.json");
+    let secrets: Vec<&str> = include_str!("data/sealed-snapshot-v3-23d3b96.secrets")
+        .lines()
+        .collect();
+    let key = HashKey::new([3; 32]);
+    let sealed: SealedSnapshot = serde_json::from_str(old).unwrap();
+    assert_eq!(sealed.version, 3);
+    let tokens = Tokens::in_memory()
+        .with_hash_key(key.clone())
+        .with_legacy_scheme(LegacyScheme::ZabbixSha512);
+    tokens.restore_sealed(sealed).unwrap();
+    let ctx = RequestContext::unknown_address();
+    for (secret, id) in secrets.iter().zip([1, 2]) {
+        assert_eq!(
+            tokens.authenticate(secret, &ctx).unwrap().token,
+            TokenId::new(id)
+        );
+    }
+    // (The Zabbix token was re-hashed by its use, and so changed; the origin is still none.)
+    assert!(
+        tokens
+            .store()
+            .snapshot()
+            .tokens
+            .iter()
+            .all(|t| t.imported_from.is_none())
+    );
+    assert_eq!(tokens.sealed_snapshot().version, SNAPSHOT_VERSION);
+
+    // An origin slipped into the version-3 document: not covered by its seal, refused.
+    let mut v: serde_json::Value = serde_json::from_str(old).unwrap();
+    v["tokens"][1]["imported_from"] = "ab".repeat(32).into();
+    let edited: SealedSnapshot = serde_json::from_value(v).unwrap();
+    assert!(matches!(
+        edited.open(&key),
+        Err(StoreError::SnapshotTampered)
+    ));
+
+    // Version 4 seals the origin: it round-trips, and editing it is refused.
+    let hex: String = {
+        use sha2::{Digest, Sha512};
+        Sha512::digest(b"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let id = tokens
+        .import(
+            &Actor::admin(UserId::from(1)),
+            [
+                ImportedToken::new("imported".parse().unwrap(), UserId::from(2))
+                    .permissions(PermissionSet::all())
+                    .hash(LegacyHash::parse(LegacyScheme::ZabbixSha512, &hex).unwrap()),
+            ],
+        )
+        .unwrap()[0];
+    let origin_of = |store: &MemoryStore| {
+        use api_tokens::TokenStore;
+        store.get(id).unwrap().unwrap().imported_from
+    };
+    let origin = origin_of(tokens.store());
+    let json = serde_json::to_value(tokens.sealed_snapshot()).unwrap();
+    let restored = Tokens::in_memory()
+        .with_hash_key(key.clone())
+        .with_legacy_scheme(LegacyScheme::ZabbixSha512);
+    restored
+        .restore_sealed(serde_json::from_value(json.clone()).unwrap())
+        .unwrap();
+    assert!(origin.is_some());
+    assert_eq!(origin_of(restored.store()), origin);
+    let mut v = json;
+    let i = v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|t| t["id"] == id.get())
+        .unwrap();
+    assert_eq!(v["tokens"][i]["imported_from"], origin.unwrap().to_hex());
+    v["tokens"][i]["imported_from"] = "cd".repeat(32).into();
+    let edited: SealedSnapshot = serde_json::from_value(v).unwrap();
+    assert!(matches!(
+        edited.open(&key),
+        Err(StoreError::SnapshotTampered)
+    ));
+}

@@ -33,8 +33,9 @@
 //!
 //! # Revocation by possession (the example's own)
 //! WHM revokes tokens by name only. The library's `revoke_by_secret` is final, and the example
-//! maps it onto WHM's forms: `api_token_revoke_leaked?token=…` revokes the token the secret
-//! belongs to; the secret stops working at once (`api_token_get_details` has no `data` for it:
+//! maps it onto WHM's forms: `api_token_revoke_leaked?token=…` revokes every token the secret
+//! belongs to (by any route the library matches it: a secret imported twice before that was
+//! refused may open two); the secret stops working at once (`api_token_get_details` has no `data` for it:
 //! its hash is dropped); the token stays in `api_token_list` with `revoke_time` (Unix time);
 //! `api_token_update` refuses it, whatever it would change; `api_token_revoke` by name removes
 //! it, which frees the name.
@@ -526,7 +527,7 @@ impl Whm {
         Ok(None)
     }
 
-    /// The example's own `api_token_revoke_leaked?token=…`: revokes, for good, the token a
+    /// The example's own `api_token_revoke_leaked?token=…`: revokes, for good, every token a
     /// leaked secret belongs to (the library's `revoke_by_secret`). Holding the secret is the
     /// authority. Like `api_token_revoke`, it answers no `data`, also when no token has that
     /// secret (unknown, or revoked already). The token stays listed with `revoke_time` until it

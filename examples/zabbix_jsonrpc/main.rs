@@ -98,7 +98,7 @@
 //!
 //! | what | request | answer |
 //! | --- | --- | --- |
-//! | revoke | `token.revoke` with `{"token": "<secret>"}`, without `auth` | `{"tokenids": ["188"]}`; `{"tokenids": []}` when no token has that secret any more (unknown, replaced, revoked already) |
+//! | revoke | `token.revoke` with `{"token": "<secret>"}`, without `auth` | `{"tokenids": ["188"]}` (every token the secret opened, by id); `{"tokenids": []}` when no token has that secret any more (unknown, replaced, revoked already) |
 //! | the leaked secret | as `auth`, or as `token.get`'s `token` | `Not authorized.`; no token (its hash is dropped) |
 //! | the revoked token | `token.get` | listed, `status` `"1"`, `revoked_at` the Unix time of the revocation (`"0"` for every other token; in `output`'s field list) |
 //! | enable it | `token.update` with `status: 0`, alone or in a mass enable | refused (table above); nothing in the batch changes |

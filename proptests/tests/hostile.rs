@@ -122,10 +122,7 @@ fn megabytes_are_refused_by_length_before_anything_else() {
             d,
             api_tokens::Denial::Malformed(MalformedSecret::TooLong { .. })
         ));
-        assert_eq!(
-            tokens.revoke_by_secret(&huge).unwrap(),
-            api_tokens::Revocation::Unknown
-        );
+        assert!(tokens.revoke_by_secret(&huge).unwrap().is_unknown());
     }
 }
 

@@ -35,6 +35,7 @@ fn token(id: u64, owner: u64, creator: u64, name: &str, created: i64, used: Opti
         secret: None,
         revision: 0,
         revoked: None,
+        imported_from: None,
     }
 }
 

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::error::StoreError;
 use crate::keys::{HashScheme, KeyUsage};
-use crate::legacy::LegacyScheme;
+use crate::legacy::{ImportOrigin, LegacyScheme};
 use crate::secret::{KeyId, SecretHash};
 use crate::token::{
     Expiry, LastUse, PreviousSecret, Revoked, RevokedBy, SecretState, Status, Token, TokenId,
@@ -66,6 +66,10 @@ pub fn run<S: TokenStore>(make: impl Fn() -> S) {
         (
             "hash schemes are kept and counted",
             hash_schemes_are_kept_and_counted,
+        ),
+        (
+            "import origins are kept and found",
+            import_origins_are_kept_and_found,
         ),
     ];
     for (name, check) in checks {
@@ -115,7 +119,12 @@ pub fn sample(store: &dyn TokenStore, owner: u64, name: &str) -> Token {
         secret: None,
         revision: 0,
         revoked: None,
+        imported_from: None,
     }
+}
+
+fn origin(n: u8) -> ImportOrigin {
+    ImportOrigin::from_bytes([n; 32])
 }
 
 /// A key id of the checks (stores keep it, never check it against a key).
@@ -188,6 +197,7 @@ fn records_round_trip(store: &dyn TokenStore) {
             valid_until: t0() + Duration::hours(1),
         });
     }
+    t.imported_from = Some(origin(1));
     let plain = sample(store, 2, "plain");
     insert(store, vec![t.clone(), plain.clone()]);
     assert_eq!(
@@ -971,4 +981,80 @@ fn hash_schemes_are_kept_and_counted(store: &dyn TokenStore) {
     assert_eq!(scheme_of(hash(26)), Some(HashScheme::keyed(k1)));
     let usage = store.key_usage(t0()).unwrap();
     assert!(usage.iter().all(|u| u.scheme != zabbix), "{usage:?}");
+}
+
+/// What an imported token was imported from is kept for its whole life (through a re-hash, a
+/// new secret and revocation, gone with the token), and `find_imported` finds every token
+/// holding one of the origins asked for, in id order, by origin alone: never by a secret
+/// hash with the same bytes, and never an origin not asked for.
+fn import_origins_are_kept_and_found(store: &dyn TokenStore) {
+    let mut a = with_secret(sample(store, 2, "imported-a"), 30);
+    a.imported_from = Some(origin(30));
+    let mut b = sample(store, 3, "imported-b");
+    b.imported_from = Some(origin(31));
+    // The same origin twice: stores do not enforce uniqueness of origins (the facade refuses
+    // a second import), and a lookup reports both.
+    let mut c = with_secret(sample(store, 4, "imported-c"), 32);
+    c.imported_from = Some(origin(31));
+    // A token whose secret hash has the bytes of an origin asked for: not found by it.
+    let d = with_secret(sample(store, 2, "plain"), 33);
+    insert(store, vec![a.clone(), b.clone(), c.clone(), d.clone()]);
+    for t in [&a, &b, &c, &d] {
+        assert_eq!(
+            store.get(t.id).unwrap().as_ref(),
+            Some(t),
+            "{} kept",
+            t.name
+        );
+    }
+    let listed = store.query(&Query::new().ids([a.id]), t0()).unwrap();
+    assert_eq!(listed[0].imported_from, Some(origin(30)), "listed with it");
+    assert_eq!(store.find_imported(&[]).unwrap(), vec![]);
+    assert_eq!(
+        store.find_imported(&[origin(99), origin(33)]).unwrap(),
+        vec![],
+        "no token holds these origins"
+    );
+    let mut expected = vec![(a.id, origin(30)), (b.id, origin(31)), (c.id, origin(31))];
+    expected.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        store
+            .find_imported(&[origin(31), origin(99), origin(30), origin(31)])
+            .unwrap(),
+        expected,
+        "every token holding one, in id order"
+    );
+    // A re-hash (the hash replaced) and then a revocation keep the origin.
+    let mut rehashed = store.get(a.id).unwrap().unwrap();
+    rehashed.secret = with_secret(sample(store, 9, "x"), 34).secret;
+    store.apply(vec![Change::Replace(rehashed)]).unwrap();
+    let mut revoked = store.get(a.id).unwrap().unwrap();
+    revoked.status = Status::Disabled;
+    revoked.secret = None;
+    revoked.revoked = Some(Revoked {
+        at: t0(),
+        by: RevokedBy::Possession,
+    });
+    store.apply(vec![Change::Replace(revoked)]).unwrap();
+    assert_eq!(
+        store.get(a.id).unwrap().unwrap().imported_from,
+        Some(origin(30)),
+        "kept through a re-hash and a revocation"
+    );
+    assert_eq!(
+        store.find_imported(&[origin(30)]).unwrap(),
+        vec![(a.id, origin(30))]
+    );
+    // A replace that changes the origin (re-made under a new key) is what is found after.
+    let mut moved = store.get(b.id).unwrap().unwrap();
+    moved.imported_from = Some(origin(35));
+    store.apply(vec![Change::Replace(moved)]).unwrap();
+    assert_eq!(store.find_imported(&[origin(31), origin(35)]).unwrap(), {
+        let mut e = vec![(b.id, origin(35)), (c.id, origin(31))];
+        e.sort_by_key(|(id, _)| *id);
+        e
+    });
+    // Deleting the token drops its origin.
+    store.apply(vec![Change::Delete(c.id)]).unwrap();
+    assert_eq!(store.find_imported(&[origin(31)]).unwrap(), vec![]);
 }

@@ -12,6 +12,7 @@ use super::{Candidate, Change, Matched, Query, QueryMatcher, TokenStore};
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
 use crate::keys::{HashScheme, KeyUsage, count_into, sort_usage};
+use crate::legacy::ImportOrigin;
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
 use crate::token::{
@@ -27,9 +28,11 @@ mod seal;
 mod slot_index;
 
 /// The snapshot format version written by [`MemoryStore::snapshot`]. Version 3 (issue 14)
-/// records how each hash was made ([`HashScheme`]); a sealed version-2 snapshot still opens,
-/// its hashes read as made under the key it was sealed with.
-pub const SNAPSHOT_VERSION: u32 = 3;
+/// records how each hash was made ([`HashScheme`]); version 4 what each imported token was
+/// imported from ([`Token::imported_from`]). Sealed version-2 and version-3 snapshots still
+/// open: a version-2 snapshot's hashes read as made under the key it was sealed with, and
+/// neither holds import origins.
+pub const SNAPSHOT_VERSION: u32 = 4;
 
 /// Everything a [`MemoryStore`] holds. It holds secret hashes, never secrets.
 ///
@@ -50,7 +53,8 @@ pub struct Snapshot {
 
 /// The embedded store: all tokens in memory, safe to share between threads.
 ///
-/// * Lookup by secret hash and by id: one hash-map probe each.
+/// * Lookup by secret hash and by id: one hash-map probe each; imported tokens by
+///   [`ImportOrigin`] too ([`TokenStore::find_imported`]).
 /// * Listing by owner touches only that owner's tokens.
 /// * Authentication takes a shared lock only; last use is written into per-token atomics, at
 ///   most once per token per second and client address. A token a thread authenticates again
@@ -106,6 +110,9 @@ struct Inner {
     len: usize,
     by_id: SlotIndex,
     by_hash: SlotIndex,
+    /// Imported tokens by [`Token::imported_from`] (only they are in it), for
+    /// [`TokenStore::find_imported`]. Several tokens may share one origin.
+    by_origin: SlotIndex,
     by_owner: HashMap<UserId, OwnerIndex>,
     perm_sets: HashSet<PermissionSet>,
     /// When `perm_sets` reaches this size, sets no entry uses any more are dropped.
@@ -135,11 +142,27 @@ struct Entry {
     revision: u32,
 }
 
-/// The parts of a token few tokens have, boxed so that they cost others one pointer. At most
-/// one applies: a revoked token has no secret, so no previous one either.
-enum Rare {
-    Previous(PreviousSecret),
-    Revoked(Revoked),
+/// The parts of a token few tokens have, boxed so that they cost others one pointer (a token
+/// with none of them has no box). A revoked token has no secret, so no previous one either;
+/// an imported token keeps its origin through both.
+#[derive(Default)]
+struct Rare {
+    previous: Option<PreviousSecret>,
+    revoked: Option<Revoked>,
+    imported_from: Option<ImportOrigin>,
+}
+
+impl Rare {
+    /// The box of a token's rare parts; `None` when it has none.
+    fn of(t: &Token) -> Option<Box<Self>> {
+        let rare = Self {
+            previous: t.secret.and_then(|s| s.previous),
+            revoked: t.revoked,
+            imported_from: t.imported_from,
+        };
+        (rare.previous.is_some() || rare.revoked.is_some() || rare.imported_from.is_some())
+            .then(|| Box::new(rare))
+    }
 }
 
 /// A well-mixed 32-bit fragment of an id (ids are sequential).
@@ -153,6 +176,12 @@ fn hash_frag(h: &SecretHash) -> u32 {
     u32::from_le_bytes([a, b, c, d])
 }
 
+/// 32 bits of an import origin (keyed BLAKE3 output too).
+fn origin_frag(o: &ImportOrigin) -> u32 {
+    let [a, b, c, d, ..] = *o.as_bytes();
+    u32::from_le_bytes([a, b, c, d])
+}
+
 fn to_time(secs: i64) -> OffsetDateTime {
     from_unix(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
@@ -163,6 +192,7 @@ impl Entry {
         if let Some(u) = t.last_use {
             last.record(u);
         }
+        let rare = Rare::of(&t);
         Self {
             id: t.id,
             name: t.name,
@@ -177,11 +207,7 @@ impl Entry {
             hash: t.secret.map(|s| s.hash),
             scheme: t.secret.map_or(HashScheme::UNRECORDED, |s| s.scheme),
             generated_at: t.secret.map_or(0, |s| s.generated_at.unix_timestamp()),
-            rare: match (t.secret.and_then(|s| s.previous), t.revoked) {
-                (Some(p), _) => Some(Box::new(Rare::Previous(p))),
-                (None, Some(r)) => Some(Box::new(Rare::Revoked(r))),
-                (None, None) => None,
-            },
+            rare,
             last,
             revision: t.revision,
         }
@@ -207,18 +233,17 @@ impl Entry {
                 previous: self.previous().copied(),
             }),
             revision: self.revision,
-            revoked: match self.rare.as_deref() {
-                Some(Rare::Revoked(r)) => Some(*r),
-                _ => None,
-            },
+            revoked: self.rare.as_deref().and_then(|r| r.revoked),
+            imported_from: self.imported_from(),
         }
     }
 
     fn previous(&self) -> Option<&PreviousSecret> {
-        match self.rare.as_deref() {
-            Some(Rare::Previous(p)) => Some(p),
-            _ => None,
-        }
+        self.rare.as_deref().and_then(|r| r.previous.as_ref())
+    }
+
+    fn imported_from(&self) -> Option<ImportOrigin> {
+        self.rare.as_deref().and_then(|r| r.imported_from)
     }
 
     /// The record as authentication sees it, for a presented `hash` it is known by. Which
@@ -494,6 +519,9 @@ impl Inner {
         for h in e.hashes() {
             self.by_hash.insert(hash_frag(&h), slot);
         }
+        if let Some(o) = e.imported_from() {
+            self.by_origin.insert(origin_frag(&o), slot);
+        }
         self.len += 1;
         self.owner_add(&e.owner, &e.name, slot);
         if let Some(s) = self.slots.get_mut(slot as usize) {
@@ -507,6 +535,9 @@ impl Inner {
         self.by_id.remove(id_frag(id), slot);
         for h in e.hashes() {
             self.by_hash.remove(hash_frag(&h), slot);
+        }
+        if let Some(o) = e.imported_from() {
+            self.by_origin.remove(origin_frag(&o), slot);
         }
         self.len -= 1;
         self.owner_remove(&e.owner, &e.name, slot);
@@ -960,6 +991,31 @@ impl TokenStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         Ok(self.authenticate_by_hash(hash, check, &mut |_, _| {}))
     }
+
+    /// One probe of the origin index per origin (only imported tokens are in it): O(k) for
+    /// k origins, whatever the store holds.
+    fn find_imported(
+        &self,
+        origins: &[ImportOrigin],
+    ) -> Result<Vec<(TokenId, ImportOrigin)>, StoreError> {
+        let wanted: HashSet<&ImportOrigin> = origins.iter().collect();
+        let inner = self.read();
+        let mut found = Vec::new();
+        for o in wanted {
+            // Every slot holding `o`: the probe walks the whole run, collecting as it goes.
+            inner.by_origin.find(origin_frag(o), |s| {
+                if let Some(e) = inner.entry(s)
+                    && e.imported_from().as_ref() == Some(o)
+                {
+                    found.push((e.id, *o));
+                }
+                false
+            });
+        }
+        drop(inner);
+        found.sort_by_key(|(id, _)| *id);
+        Ok(found)
+    }
 }
 
 #[cfg(test)]
@@ -1098,6 +1154,7 @@ mod tests {
             secret: None,
             revision: 0,
             revoked: None,
+            imported_from: None,
         }
     }
 

@@ -118,6 +118,7 @@ use tokio_postgres::{Client, Config, Statement, Transaction};
 use super::{Candidate, Change, Matched, Query, TokenStore};
 use crate::error::StoreError;
 use crate::keys::{KeyUsage, sort_usage};
+use crate::legacy::ImportOrigin;
 use crate::secret::SecretHash;
 use crate::token::{LastUse, SecretState, Token, TokenId, TokenName, UserId};
 pub(crate) use row::token_of;
@@ -1100,6 +1101,26 @@ impl PostgresStore {
             .block(async move { prune_deletions(&pg, keep).await })
     }
 
+    /// [`TokenStore::apply`], waiting for the fleet after a batch that takes rights away when
+    /// `confirm` says so.
+    fn apply_confirmed(&self, changes: Vec<Change>, confirm: bool) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let committed = self.run(true, move |mut conn| async move {
+            apply_batch(conn.session()?, changes).await
+        })?;
+        if committed.takes_rights && confirm {
+            let pg = self.pg.clone();
+            let (seq, at) = (committed.seq, committed.at);
+            let p = self
+                .pg
+                .block_unbounded(async move { pg.confirm(seq, at, None).await })?;
+            fleet::report(p);
+        }
+        Ok(())
+    }
+
     /// Runs `op` with a pooled connection on the store's runtime and waits for it.
     fn run<T: Send + 'static, F>(
         &self,
@@ -1210,21 +1231,12 @@ impl TokenStore for PostgresStore {
     }
 
     fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let committed = self.run(true, move |mut conn| async move {
-            apply_batch(conn.session()?, changes).await
-        })?;
-        if committed.takes_rights && self.pg.confirm_writes {
-            let pg = self.pg.clone();
-            let (seq, at) = (committed.seq, committed.at);
-            let p = self
-                .pg
-                .block_unbounded(async move { pg.confirm(seq, at, None).await })?;
-            fleet::report(p);
-        }
-        Ok(())
+        self.apply_confirmed(changes, self.pg.confirm_writes)
+    }
+
+    /// Never waits for the fleet: a re-hash takes nothing away.
+    fn apply_rehash(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        self.apply_confirmed(changes, false)
     }
 
     fn get(&self, id: TokenId) -> Result<Option<Token>, StoreError> {
@@ -1281,6 +1293,37 @@ impl TokenStore for PostgresStore {
     fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<KeyUsage>, StoreError> {
         self.run(true, move |mut conn| async move {
             key_usage(conn.session()?, now).await
+        })
+    }
+
+    /// One statement over the partial index `api_tokens_imported_from` (schema version 7),
+    /// the origins as one array parameter: O(k log n).
+    fn find_imported(
+        &self,
+        origins: &[ImportOrigin],
+    ) -> Result<Vec<(TokenId, ImportOrigin)>, StoreError> {
+        if origins.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<Vec<u8>> = origins.iter().map(|o| o.as_bytes().to_vec()).collect();
+        self.run(true, move |mut conn| async move {
+            let s = conn.session()?;
+            let st = s
+                .stmt(
+                    "SELECT id, imported_from FROM api_tokens
+                     WHERE imported_from = ANY($1::bytea[]) ORDER BY id",
+                )
+                .await?;
+            let rows = s.client.query(&st, &[&wanted]).await.map_err(db)?;
+            rows.iter()
+                .map(|r| {
+                    let id = id_of(r.try_get(0).map_err(db)?)?;
+                    let origin: Vec<u8> = r.try_get(1).map_err(db)?;
+                    let origin = <[u8; 32]>::try_from(origin.as_slice())
+                        .map_err(|_| corrupt("import origin is not 32 bytes"))?;
+                    Ok((id, ImportOrigin::from_bytes(origin)))
+                })
+                .collect()
         })
     }
 
@@ -1416,6 +1459,7 @@ mod tests {
             secret: None,
             revision: 0,
             revoked: None,
+            imported_from: None,
         };
         let secret = |h: u8, scheme: HashScheme| SecretState {
             hash: SecretHash::from_bytes([h; 32]),

@@ -4,6 +4,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
 use crate::allowlist::IpAllowlist;
+use crate::legacy::ImportOrigin;
 use crate::permission::PermissionSet;
 use crate::token::{
     Expiry, LastUse, Revoked, SecretState, Status, Token, TokenId, TokenName, UserId,
@@ -16,7 +17,8 @@ use crate::token::{
 /// For hosts that keep tokens as documents (a key-value store, a JSON column). The form is the
 /// one snapshot files have always used (now inside a [`SealedSnapshot`](super::SealedSnapshot)):
 /// times as Unix seconds, hashes as 64 hex digits, permissions and allowlist as arrays of
-/// strings, `revoked` as `null` or `{"at": <Unix seconds>, "by": "possession"}`.
+/// strings, `revoked` as `null` or `{"at": <Unix seconds>, "by": "possession"}`,
+/// `imported_from` as `null` or 64 hex digits (a missing one reads as `null`).
 ///
 /// ```
 /// use api_tokens::store::StoredToken;
@@ -63,6 +65,7 @@ struct Out<'a> {
     secret: Option<SecretState>,
     revision: u32,
     revoked: Option<Revoked>,
+    imported_from: Option<ImportOrigin>,
 }
 
 /// The read form. A missing `revision` (files written before it existed) reads as 0.
@@ -85,6 +88,8 @@ struct In {
     revision: u32,
     #[serde(default)]
     revoked: Option<Revoked>,
+    #[serde(default)]
+    imported_from: Option<ImportOrigin>,
 }
 
 pub(crate) fn write<S: Serializer>(t: &Token, s: S) -> Result<S::Ok, S::Error> {
@@ -103,6 +108,7 @@ pub(crate) fn write<S: Serializer>(t: &Token, s: S) -> Result<S::Ok, S::Error> {
         secret: t.secret,
         revision: t.revision,
         revoked: t.revoked,
+        imported_from: t.imported_from,
     }
     .serialize(s)
 }
@@ -124,6 +130,7 @@ fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Token, D::Error> {
         secret: r.secret,
         revision: r.revision,
         revoked: r.revoked,
+        imported_from: r.imported_from,
     })
 }
 

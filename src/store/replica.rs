@@ -500,12 +500,10 @@ impl Drop for Replica {
     }
 }
 
-impl TokenStore for Replica {
-    fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError> {
-        self.store.reserve_ids(n)
-    }
-
-    fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+impl Replica {
+    /// [`TokenStore::apply`]: commit, install in the copy, then wait for the fleet after a
+    /// batch that takes rights away when `confirm` says so.
+    fn apply_confirmed(&self, changes: Vec<Change>, confirm: bool) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
@@ -531,7 +529,7 @@ impl TokenStore for Replica {
                     return Err(StoreError::backend(super::postgres::TimedOut(limit)));
                 }
             };
-            let wait = committed.takes_rights && shared.pg.confirm_writes;
+            let wait = committed.takes_rights && confirm;
             let (seq, at) = (committed.seq, committed.at);
             // Installed here before the wait: the writer's own replica refuses what the
             // write took away from the moment it committed on this side.
@@ -554,6 +552,21 @@ impl TokenStore for Replica {
         }
         Ok(())
     }
+}
+
+impl TokenStore for Replica {
+    fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError> {
+        self.store.reserve_ids(n)
+    }
+
+    fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        self.apply_confirmed(changes, self.shared.pg.confirm_writes)
+    }
+
+    /// Installed like any write, never waiting for the fleet: a re-hash takes nothing away.
+    fn apply_rehash(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        self.apply_confirmed(changes, false)
+    }
 
     fn get(&self, id: TokenId) -> Result<Option<Token>, StoreError> {
         self.store.get(id)
@@ -574,6 +587,14 @@ impl TokenStore for Replica {
     /// From the local copy: the hashes this replica authenticates against.
     fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<KeyUsage>, StoreError> {
         self.shared.local.key_usage(now)
+    }
+
+    /// From the database (by index), which an import writes to next.
+    fn find_imported(
+        &self,
+        origins: &[crate::ImportOrigin],
+    ) -> Result<Vec<(TokenId, crate::ImportOrigin)>, StoreError> {
+        self.store.find_imported(origins)
     }
 
     /// From memory, with no I/O: refused with [`StoreError::Stale`] past the bound.

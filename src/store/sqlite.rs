@@ -59,7 +59,7 @@ use super::{
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
 use crate::keys::{HashScheme, KeyUsage, sort_usage};
-use crate::legacy::LegacyScheme;
+use crate::legacy::{ImportOrigin, LegacyScheme};
 use crate::permission::PermissionSet;
 use crate::secret::{KeyId, SecretHash};
 use crate::token::{
@@ -69,7 +69,8 @@ use crate::token::{
 
 /// The schema version this store writes and reads (`PRAGMA user_version`). Version 3 (issue 14)
 /// records how each hash was made: the key id and, for an imported hash, its legacy scheme.
-pub const SCHEMA_VERSION: i64 = 3;
+/// Version 4 records what each imported token was imported from (`imported_from`, indexed).
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// How long a write waits for another connection's write lock, unless told otherwise.
 pub const DEFAULT_BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(5);
@@ -178,6 +179,11 @@ const RULES: &[(&str, &str, &str)] = &[
          AND (previous_legacy IS NULL OR previous_key_id IS NOT NULL)",
         "a legacy hash without the key id it was made under",
     ),
+    (
+        "imported_from_is_32_bytes",
+        "imported_from IS NULL OR (typeof(imported_from) = 'blob' AND length(imported_from) = 32)",
+        "an import origin that is not 32 bytes",
+    ),
 ];
 
 /// The columns of version 1, which a migration copies.
@@ -190,12 +196,18 @@ const V2_COLUMNS: &str = "id, owner, name, description, creator, status, created
     last_used_at, last_used_ip, secret_hash, generated_at, previous_hash, previous_valid_until, \
     revoked_at, revoked_by, revision, allowlist, permissions";
 
+/// The columns of version 3, which a migration copies.
+const V3_COLUMNS: &str = "id, owner, name, description, creator, status, created_at, expires_at, \
+    last_used_at, last_used_ip, secret_hash, generated_at, previous_hash, previous_valid_until, \
+    revoked_at, revoked_by, revision, secret_key_id, secret_legacy, previous_key_id, \
+    previous_legacy, allowlist, permissions";
+
 /// The columns in table order; the permission list is last, so a read that finds it cached
 /// never touches it (long values spill into overflow pages).
 const COLUMNS: &str = "id, owner, name, description, creator, status, created_at, expires_at, \
     last_used_at, last_used_ip, secret_hash, generated_at, previous_hash, previous_valid_until, \
     revoked_at, revoked_by, revision, secret_key_id, secret_legacy, previous_key_id, \
-    previous_legacy, allowlist, permissions";
+    previous_legacy, imported_from, allowlist, permissions";
 
 /// Column positions in [`COLUMNS`].
 mod col {
@@ -220,11 +232,12 @@ mod col {
     pub const SECRET_LEGACY: usize = 18;
     pub const PREVIOUS_KEY_ID: usize = 19;
     pub const PREVIOUS_LEGACY: usize = 20;
-    pub const ALLOWLIST: usize = 21;
-    pub const PERMISSIONS: usize = 22;
+    pub const IMPORTED_FROM: usize = 21;
+    pub const ALLOWLIST: usize = 22;
+    pub const PERMISSIONS: usize = 23;
 }
 
-/// The table of version 3.
+/// The table of version 4.
 fn table_sql() -> String {
     let checks: String = RULES
         .iter()
@@ -254,12 +267,16 @@ fn table_sql() -> String {
     secret_legacy        TEXT,              -- 'zabbix-sha512', 'sha256': an imported hash
     previous_key_id      BLOB,
     previous_legacy      TEXT,
+    imported_from        BLOB,              -- 32 bytes: what an imported token was imported from
+                                            -- (never used for authentication)
     allowlist            TEXT    NOT NULL,  -- space-separated, normalised
     permissions          TEXT    NOT NULL,  -- space-separated, normalised; last: may be long
     UNIQUE (owner, name){checks}
 );
 CREATE UNIQUE INDEX IF NOT EXISTS api_tokens_secret_hash ON api_tokens (secret_hash);
 CREATE UNIQUE INDEX IF NOT EXISTS api_tokens_previous_hash ON api_tokens (previous_hash);
+CREATE INDEX IF NOT EXISTS api_tokens_imported_from ON api_tokens (imported_from)
+    WHERE imported_from IS NOT NULL;
 CREATE TABLE IF NOT EXISTS api_token_seq (
     one  INTEGER PRIMARY KEY CHECK (one = 1),
     next INTEGER NOT NULL
@@ -401,6 +418,7 @@ enum SchemaState {
     Empty,
     V1,
     V2,
+    V3,
     Current,
 }
 
@@ -420,6 +438,7 @@ fn schema_state(conn: &Connection, waited: StdDuration) -> Result<SchemaState, S
         (false, _) => Ok(SchemaState::Empty),
         (true, 0) => Ok(SchemaState::V1),
         (true, 2) => Ok(SchemaState::V2),
+        (true, 3) => Ok(SchemaState::V3),
         (true, v) if v == SCHEMA_VERSION => Ok(SchemaState::Current),
         (true, v) if v > SCHEMA_VERSION => Err(StoreError::SchemaTooNew {
             found: v,
@@ -432,7 +451,8 @@ fn schema_state(conn: &Connection, waited: StdDuration) -> Result<SchemaState, S
 }
 
 /// The first row of a version-1 table that breaks a rule, if any. Version 1 had no revocation
-/// columns and neither it nor version 2 had the scheme columns, so the rules see them as NULL.
+/// columns and none before version 3 had the scheme columns (nor before version 4 the import
+/// origin), so the rules see them as NULL.
 fn first_broken_v1_row(conn: &Connection) -> Result<Option<(i64, String)>, rusqlite::Error> {
     conn.query_row(
         &format!(
@@ -447,9 +467,9 @@ fn first_broken_v1_row(conn: &Connection) -> Result<Option<(i64, String)>, rusql
     .optional()
 }
 
-/// The scheme columns as NULL, for rules checked over a table of version 1 or 2.
+/// The scheme and origin columns as NULL, for rules checked over a table of version 1 or 2.
 const NO_SCHEMES: &str = "NULL AS secret_key_id, NULL AS secret_legacy, \
-    NULL AS previous_key_id, NULL AS previous_legacy";
+    NULL AS previous_key_id, NULL AS previous_legacy, NULL AS imported_from";
 
 /// Rebuilds the table at the current version, copying `columns` of the old one: every column
 /// this version adds starts NULL (a hash's key then reads as unrecorded).
@@ -457,6 +477,7 @@ fn rebuild_sql(columns: &str) -> String {
     format!(
         "DROP INDEX IF EXISTS api_tokens_secret_hash;
          DROP INDEX IF EXISTS api_tokens_previous_hash;
+         DROP INDEX IF EXISTS api_tokens_imported_from;
          ALTER TABLE api_tokens RENAME TO api_tokens_old;
          {}
          INSERT INTO api_tokens ({columns}) SELECT {columns} FROM api_tokens_old;
@@ -488,8 +509,11 @@ fn ensure_schema(conn: &mut Connection, waited: StdDuration) -> Result<(), Store
             }
             tx.execute_batch(&rebuild_sql(V1_COLUMNS)).map_err(err)?;
         }
-        // Version 2 rows keep every rule of version 3 (the new columns start NULL).
+        // Version 2 and 3 rows keep every rule of the current version (the new columns start
+        // NULL: tokens imported before version 4 have no recorded origin). The table is
+        // rebuilt rather than altered so that the permission list stays its last column.
         SchemaState::V2 => tx.execute_batch(&rebuild_sql(V2_COLUMNS)).map_err(err)?,
+        SchemaState::V3 => tx.execute_batch(&rebuild_sql(V3_COLUMNS)).map_err(err)?,
     }
     tx.commit().map_err(err)
 }
@@ -815,6 +839,16 @@ fn hash_of(bytes: Option<Vec<u8>>) -> Result<Option<SecretHash>, StoreError> {
         .transpose()
 }
 
+fn origin_of(bytes: Option<Vec<u8>>) -> Result<Option<ImportOrigin>, StoreError> {
+    bytes
+        .map(|b| {
+            <[u8; 32]>::try_from(b.as_slice())
+                .map(ImportOrigin::from_bytes)
+                .map_err(|_| corrupt("import origin is not 32 bytes"))
+        })
+        .transpose()
+}
+
 fn join<T: fmt::Display>(items: impl Iterator<Item = T>) -> String {
     items.map(|i| i.to_string()).collect::<Vec<_>>().join(" ")
 }
@@ -903,6 +937,8 @@ fn token_of(
         }),
         _ => return Err(inconsistent("revoked_has_time_and_cause")),
     };
+    let imported_from = origin_of(row.get(col::IMPORTED_FROM).map_err(get_err)?)
+        .map_err(|_| inconsistent("imported_from_is_32_bytes"))?;
     let token = Token {
         id,
         name: TokenName::new(&name).map_err(corrupt)?,
@@ -933,6 +969,7 @@ fn token_of(
         secret,
         revision,
         revoked,
+        imported_from,
     };
     token.check_consistent()?;
     match scheme_without_hash {
@@ -1235,7 +1272,7 @@ fn insert_row(conn: &Connection, t: &Token) -> Result<(), StoreError> {
         .prepare_cached(&format!(
             "INSERT INTO api_tokens ({COLUMNS}) VALUES \
              (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-              ?18, ?19, ?20, ?21, ?22, ?23)"
+              ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
         ))
         .and_then(|mut stmt| {
             stmt.execute(params![
@@ -1264,6 +1301,7 @@ fn insert_row(conn: &Connection, t: &Token) -> Result<(), StoreError> {
                 legacy,
                 previous_key_id,
                 previous_legacy,
+                t.imported_from.map(|o| o.as_bytes().to_vec()),
                 allowlist_text(&t.allowlist),
                 join(t.permissions.iter()),
             ])
@@ -1637,6 +1675,31 @@ impl TokenStore for SqliteStore {
         }
         sort_usage(&mut usage);
         Ok(usage)
+    }
+
+    /// One indexed lookup per origin (`api_tokens_imported_from`): O(k log n).
+    fn find_imported(
+        &self,
+        origins: &[ImportOrigin],
+    ) -> Result<Vec<(TokenId, ImportOrigin)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT id FROM api_tokens WHERE imported_from = ?1")
+            .map_err(|e| self.db(e))?;
+        let mut found = Vec::new();
+        let mut seen = HashSet::new();
+        for origin in origins.iter().filter(|o| seen.insert(**o)) {
+            let mut rows = stmt
+                .query(params![origin.as_bytes().to_vec()])
+                .map_err(|e| self.db(e))?;
+            while let Some(row) = rows.next().map_err(|e| self.db(e))? {
+                let id: i64 = row.get(0).map_err(backend)?;
+                let id = u64::try_from(id).map_err(|_| corrupt(format!("id {id}")))?;
+                found.push((TokenId::new(id), *origin));
+            }
+        }
+        found.sort_by_key(|(id, _)| *id);
+        Ok(found)
     }
 }
 

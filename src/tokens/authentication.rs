@@ -7,7 +7,6 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::{Tokens, retrying};
-use crate::Revocation;
 use crate::actor::Actor;
 use crate::check::{self, Denial, Grant, RequestContext};
 use crate::error::{Error, Forbidden, Result, StoreError};
@@ -15,6 +14,7 @@ use crate::events::{EventKind, TokenEvent};
 use crate::secret::SecretHash;
 use crate::store::{Change, TokenStore};
 use crate::token::{LastUse, Revoked, RevokedBy, Status, TokenId, whole_seconds};
+use crate::tokens::{Revocation, TokenRevocation};
 
 impl<S: TokenStore> Tokens<S> {
     /// Authenticates a presented secret at the clock's current instant.
@@ -167,65 +167,97 @@ impl<S: TokenStore> Tokens<S> {
         Ok(hit)
     }
 
-    /// Revokes, for good, the token a (leaked) secret belongs to, for hosts that receive
+    /// Revokes, for good, every token a (leaked) secret belongs to, for hosts that receive
     /// leaked-secret reports. Needs no actor: holding the secret is the authority.
     ///
-    /// Revocation by possession is final: the token is disabled, marked
-    /// [`Token::revoked`](crate::Token::revoked) (when, and [`RevokedBy::Possession`]), and its
-    /// secret hashes are dropped, so the leaked secret is refused from the moment this returns,
-    /// as an unknown one. No path enables the token again or gives it a new secret
-    /// ([`Error::Revoked`]); it stays listed, and a [`EventKind::RevokedBySecret`] event records
-    /// it. A previous secret still in its grace period counts as the token's; one past it
-    /// changes nothing. A secret that belongs to no token is a no-op that says so.
+    /// Revocation by possession is final, by every route: the secret is looked up every way
+    /// a token may hold it (its ordinary hash under the current key and under each old key
+    /// held, and the hash of its digest in each honoured legacy scheme under each of those
+    /// keys), and every token it opens is revoked in one all-or-nothing write: disabled,
+    /// marked [`Token::revoked`](crate::Token::revoked) (when, and
+    /// [`RevokedBy::Possession`]), and its secret hashes dropped, so the leaked secret is
+    /// refused from the moment this returns, as an unknown one, whichever token it would have
+    /// reached. No path enables such a token again or gives it a new secret
+    /// ([`Error::Revoked`]); it stays listed, and a [`EventKind::RevokedBySecret`] event
+    /// records it. A previous secret still in its grace period counts as its token's; one
+    /// past it changes nothing ([`TokenRevocation::NoLongerValid`]). A secret that belongs to
+    /// no token is a no-op that says so ([`Revocation::is_unknown`]).
+    ///
+    /// A token that changes between the lookup and the write is read again: it is revoked only
+    /// if the secret still opens it.
     ///
     /// # Errors
-    /// Store failures.
+    /// Store failures; nothing was revoked.
     pub fn revoke_by_secret(&self, presented: &str) -> Result<Revocation> {
         retrying(|| self.try_revoke_by_secret(presented))
     }
 
     fn try_revoke_by_secret(&self, presented: &str) -> Result<Revocation> {
         if !self.accepts_shape(presented) {
-            return Ok(Revocation::Unknown);
+            return Ok(Revocation::default());
         }
         let now = self.now();
-        let mut hit = None;
-        let hash = self.find_hash(presented, &mut |c| {
-            hit = Some((c.id, c.matched));
-            None
-        })?;
-        let (Some(hash), Some((id, matched))) = (hash, hit) else {
-            return Ok(Revocation::Unknown);
-        };
-        if !matched.is_live_at(now) {
-            return Ok(Revocation::NoLongerValid(id));
+        // Every token the secret reaches, by every hash it may be stored under, with the
+        // hashes that reached it still live at `now`.
+        let mut reached: Vec<(TokenId, Vec<SecretHash>)> = Vec::new();
+        for hash in self.every_hash(presented) {
+            let mut hit = None;
+            self.store.authenticate(&hash, &mut |c| {
+                hit = Some((c.id, c.matched.is_live_at(now)));
+                None
+            })?;
+            let Some((id, live)) = hit else { continue };
+            let i = match reached.iter().position(|(t, _)| *t == id) {
+                Some(i) => i,
+                None => {
+                    reached.push((id, Vec::new()));
+                    reached.len() - 1
+                }
+            };
+            if live && let Some((_, hashes)) = reached.get_mut(i) {
+                hashes.push(hash);
+            }
         }
-        let Some(mut t) = self.store.get(id)? else {
-            return Ok(Revocation::Unknown);
-        };
-        // The token may have changed since the lookup: revoke it only if the presented secret
-        // still works for it (the store refuses the write if it changes after this read).
-        let still_live = t.secret.is_some_and(|s| {
-            s.hash == hash
-                || s.previous
-                    .is_some_and(|p| p.hash == hash && now < p.valid_until)
-        });
-        if !still_live {
-            return Ok(Revocation::NoLongerValid(id));
+        let mut outcome = Vec::with_capacity(reached.len());
+        let mut revoked = Vec::new();
+        for (id, live) in reached {
+            // Read again: the token may have changed since the lookup. It is revoked only if
+            // the presented secret still opens it (the store refuses the write if it changes
+            // after this read).
+            let Some(mut t) = self.store.get(id)? else {
+                continue;
+            };
+            let still_live = t.secret.is_some_and(|s| {
+                live.iter().any(|h| {
+                    s.hash == *h
+                        || s.previous
+                            .is_some_and(|p| p.hash == *h && now < p.valid_until)
+                })
+            });
+            if !still_live {
+                outcome.push(TokenRevocation::NoLongerValid(id));
+                continue;
+            }
+            outcome.push(match t.status {
+                Status::Enabled => TokenRevocation::Disabled(id),
+                Status::Disabled => TokenRevocation::AlreadyDisabled(id),
+            });
+            t.status = Status::Disabled;
+            t.secret = None;
+            t.revoked = Some(Revoked {
+                at: now,
+                by: RevokedBy::Possession,
+            });
+            revoked.push(t);
         }
-        let was = t.status;
-        t.status = Status::Disabled;
-        t.secret = None;
-        t.revoked = Some(Revoked {
-            at: now,
-            by: RevokedBy::Possession,
-        });
-        self.store.apply(vec![Change::Replace(t.clone())])?;
-        self.emit(now, None, &t, EventKind::RevokedBySecret);
-        Ok(match was {
-            Status::Enabled => Revocation::Disabled(id),
-            Status::Disabled => Revocation::AlreadyDisabled(id),
-        })
+        if !revoked.is_empty() {
+            self.store
+                .apply(revoked.iter().cloned().map(Change::Replace).collect())?;
+        }
+        for t in &revoked {
+            self.emit(now, None, t, EventKind::RevokedBySecret);
+        }
+        Ok(Revocation::new(outcome))
     }
 }
 

@@ -9,12 +9,13 @@ use super::{Tokens, check_grantable, name_conflict_at, name_taken};
 use crate::actor::Actor;
 use crate::allowlist::IpAllowlist;
 use crate::directory::UserState;
-use crate::error::{Error, Field, Forbidden, Problem, Result, ValidationError};
+use crate::error::{Error, Field, Forbidden, Problem, Result, StoreError, ValidationError};
 use crate::events::EventKind;
 use crate::keys::HashScheme;
-use crate::legacy::LegacyHash;
+use crate::legacy::{ImportOrigin, LegacyHash};
 use crate::permission::PermissionSet;
 use crate::store::{Change, TokenStore};
+use crate::token::TokenId;
 use crate::token::{Expiry, LastUse, SecretState, Status, Token, TokenName, UserId, whole_seconds};
 
 /// A time another system recorded must lie between the Unix epoch and `now`: a creation or
@@ -184,8 +185,19 @@ impl<S: TokenStore> Tokens<S> {
     /// tokens ([`Forbidden::ImportNeedsAdmin`]); a value breaks the policy; a creation or
     /// last-use time is out of range ([`Problem::OutOfRange`]); the name is taken for the owner (in the store
     /// or earlier in the batch); the owner is unknown; the permissions exceed the actor's
-    /// privileges; a hash's scheme is not honoured ([`Problem::SchemeNotHonoured`]) or the
-    /// same hash appears twice ([`Problem::Duplicate`]); or the store fails.
+    /// privileges; a hash's scheme is not honoured ([`Problem::SchemeNotHonoured`]), the
+    /// same hash appears twice ([`Problem::Duplicate`]), or an existing token was imported
+    /// from it already ([`Problem::AlreadyImported`], see below); or the store fails.
+    ///
+    /// # One hash, one token
+    /// A hash is imported once: each imported token keeps what it was imported from
+    /// ([`Token::imported_from`], an [`ImportOrigin`](crate::ImportOrigin)) for its whole life,
+    /// through its re-hash on first use, a new secret and revocation, and a later import of
+    /// the same hash is refused, naming the token, even for another owner and after the hash
+    /// key rotated (origins are compared under the current key and every old key held).
+    /// Otherwise one secret would open two tokens, and revoking it (or the first token) would
+    /// leave it working as the second. A token imported before origins were recorded is found
+    /// by its imported hash until its first use replaces it.
     pub fn import(
         &self,
         actor: &Actor,
@@ -203,6 +215,7 @@ impl<S: TokenStore> Tokens<S> {
         let now = self.now();
         let mut names = HashSet::new();
         let mut hashes = HashSet::new();
+        let mut imported: Vec<(usize, LegacyHash)> = Vec::new();
         let mut owners: HashMap<UserId, UserState> = HashMap::new();
         for (i, item) in items.iter().enumerate() {
             let at = Some(i);
@@ -269,6 +282,7 @@ impl<S: TokenStore> Tokens<S> {
                         Problem::Duplicate,
                     )));
                 }
+                imported.push((i, *h));
             }
             if !names.insert((item.owner.clone(), item.name.clone())) {
                 return Err(invalid(ValidationError::new(
@@ -281,6 +295,7 @@ impl<S: TokenStore> Tokens<S> {
                 return Err(invalid(name_taken(&item.owner, &item.name)));
             }
         }
+        self.refuse_reimports(&imported)?;
         let ids = self.store.reserve_ids(items.len())?;
         let tokens: Vec<Token> = items
             .into_iter()
@@ -310,17 +325,86 @@ impl<S: TokenStore> Tokens<S> {
                     }),
                     revision: 0,
                     revoked: None,
+                    imported_from: item
+                        .hash
+                        .map(|h| self.config.keys.import_origin(h.scheme(), h.digest())),
                 }
             })
             .collect();
         let changes = tokens.iter().cloned().map(Change::Insert).collect();
-        self.store
-            .apply(changes)
-            .map_err(|e| name_conflict_at(e, &tokens))?;
+        match self.store.apply(changes) {
+            Ok(()) => {}
+            // Another import of the same hash got there first: the same condition, one error.
+            Err(StoreError::HashTaken) => {
+                self.refuse_reimports(&imported)?;
+                return Err(Error::Store(StoreError::HashTaken));
+            }
+            Err(e) => return Err(name_conflict_at(e, &tokens)),
+        }
         for t in &tokens {
             let legacy = t.secret.and_then(|s| s.scheme.legacy_scheme());
             self.emit(now, Some(actor), t, EventKind::Imported { legacy });
         }
         Ok(tokens.iter().map(|t| t.id).collect())
     }
+
+    /// Refuses the first item (`(index, hash)`, in batch order) whose hash an existing token
+    /// was imported from: a token whose [`ImportOrigin`](crate::ImportOrigin) is the hash's
+    /// under any key held (one store call for the batch,
+    /// [`TokenStore::find_imported`]), or, for tokens imported before origins were recorded,
+    /// one that still holds the hash's lookup hash under any key held (one lookup by hash per
+    /// item and key, as for a presented secret).
+    fn refuse_reimports(&self, imported: &[(usize, LegacyHash)]) -> Result<()> {
+        if imported.is_empty() {
+            return Ok(());
+        }
+        let keys = &self.config.keys;
+        let mut by_origin: HashMap<ImportOrigin, usize> = HashMap::new();
+        let mut lookups = Vec::new();
+        for (i, h) in imported {
+            let (origins, hashes) = keys.import_traces(h.scheme(), h.digest());
+            for o in origins {
+                by_origin.entry(o).or_insert(*i);
+            }
+            lookups.extend(hashes.into_iter().map(|hash| (*i, hash)));
+        }
+        let origins: Vec<ImportOrigin> = by_origin.keys().copied().collect();
+        let first = self
+            .store
+            .find_imported(&origins)?
+            .into_iter()
+            .filter_map(|(token, o)| Some((*by_origin.get(&o)?, token)))
+            .min();
+        if let Some((i, token)) = first {
+            return Err(already_imported(imported, i, token));
+        }
+        for (i, hash) in lookups {
+            let mut hit = None;
+            self.store.authenticate(&hash, &mut |c| {
+                hit = Some(c.id);
+                None
+            })?;
+            if let Some(token) = hit {
+                return Err(already_imported(imported, i, token));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The error for item `i` of an import, whose hash `token` was imported from.
+fn already_imported(imported: &[(usize, LegacyHash)], i: usize, token: TokenId) -> Error {
+    let scheme = imported
+        .iter()
+        .find(|(j, _)| *j == i)
+        .map(|(_, h)| h.scheme().as_str())
+        .unwrap_or_default();
+    Error::invalid(
+        Some(i),
+        ValidationError::new(
+            Field::LegacyHash,
+            scheme,
+            Problem::AlreadyImported { token },
+        ),
+    )
 }

@@ -281,15 +281,22 @@ impl<S: TokenStore> Tokens<S> {
         presented: &str,
         check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
     ) -> std::result::Result<Option<SecretHash>, StoreError> {
-        let first = SecretHash::of_text(self.config.keys.current(), presented);
-        let attempts =
-            std::iter::once(first).chain(self.config.keys.miss_attempts(presented).map(|(h, _)| h));
-        for hash in attempts {
+        for hash in self.every_hash(presented) {
             if self.store.authenticate(&hash, check)? {
                 return Ok(Some(hash));
             }
         }
         Ok(None)
+    }
+
+    /// Every hash a token may hold `presented` under: the ordinary hash under the current
+    /// key, then the miss path's (old keys, honoured legacy schemes under every key held).
+    pub(super) fn every_hash<'a>(
+        &'a self,
+        presented: &'a str,
+    ) -> impl Iterator<Item = SecretHash> + 'a {
+        std::iter::once(SecretHash::of_text(self.config.keys.current(), presented))
+            .chain(self.config.keys.miss_attempts(presented).map(|(h, _)| h))
     }
 
     /// Authentication after the ordinary hash under the current key found nothing: ordinary
@@ -336,7 +343,9 @@ impl<S: TokenStore> Tokens<S> {
     /// `found`, and the store refuses the write if the token changed after that read (a
     /// regenerate, a revocation); then it is read again, and a token whose secret moved on is
     /// left alone. So a concurrent regenerate is never undone, and a secret it replaced never
-    /// comes back. Best effort: a failure leaves the old hash, and the next success tries again.
+    /// comes back. An imported token's origin is made again under the current key with it
+    /// (`HashKeys::refreshed_origin`). Best effort: a failure leaves
+    /// the old hash, and the next success tries again.
     fn rehash(
         &self,
         id: TokenId,
@@ -372,7 +381,16 @@ impl<S: TokenStore> Tokens<S> {
                 },
                 _ => return,
             };
-            match self.store.apply(vec![Change::Replace(t.clone())]) {
+            // The token's import origin follows it onto the current key while its secret is
+            // still the imported one, so that dropping the old key later does not end the
+            // refusal of a second import of the same hash.
+            #[cfg(feature = "legacy")]
+            if let Some(origin) = t.imported_from
+                && let Some(fresh) = self.config.keys.refreshed_origin(origin, presented)
+            {
+                t.imported_from = Some(fresh);
+            }
+            match self.store.apply_rehash(vec![Change::Replace(t.clone())]) {
                 Ok(()) => {
                     self.config.events.record(TokenEvent {
                         at: whole_seconds(now),

@@ -4,7 +4,9 @@
 use std::sync::Mutex;
 
 use api_tokens::store::{Candidate, Change, Query, TokenStore};
-use api_tokens::{KeyUsage, LastUse, SecretHash, StoreError, Token, TokenId, TokenName, UserId};
+use api_tokens::{
+    ImportOrigin, KeyUsage, LastUse, SecretHash, StoreError, Token, TokenId, TokenName, UserId,
+};
 use time::OffsetDateTime;
 
 type Hook<A, R> = Box<dyn Fn(A) -> R + Send + Sync>;
@@ -22,6 +24,10 @@ pub struct Hooked<S> {
 pub struct ApplyBatch {
     /// Whether the batch replaces a record (a re-hash, an update, a revocation).
     pub replaces: bool,
+    /// Whether it inserts one (a create, an import).
+    pub inserts: bool,
+    /// How many changes it holds.
+    pub changes: usize,
 }
 
 impl<S> Hooked<S> {
@@ -48,6 +54,29 @@ impl<S> Hooked<S> {
                     hook();
                 }
             }),
+            ..self
+        }
+    }
+
+    /// Runs `hook` once, just before the first batch that inserts a record reaches `inner`.
+    pub fn before_first_insert(self, hook: impl FnOnce() + Send + 'static) -> Self {
+        let hook = Mutex::new(Some(hook));
+        Self {
+            before_apply: Box::new(move |batch: ApplyBatch| {
+                if batch.inserts
+                    && let Some(hook) = hook.lock().unwrap().take()
+                {
+                    hook();
+                }
+            }),
+            ..self
+        }
+    }
+
+    /// Runs `hook` before every batch reaches `inner`.
+    pub fn on_apply(self, hook: impl Fn(ApplyBatch) + Send + Sync + 'static) -> Self {
+        Self {
+            before_apply: Box::new(hook),
             ..self
         }
     }
@@ -88,6 +117,8 @@ impl<S: TokenStore> TokenStore for Hooked<S> {
     fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
         (self.before_apply)(ApplyBatch {
             replaces: changes.iter().any(|c| matches!(c, Change::Replace(_))),
+            inserts: changes.iter().any(|c| matches!(c, Change::Insert(_))),
+            changes: changes.len(),
         });
         self.inner.apply(changes)
     }
@@ -115,5 +146,11 @@ impl<S: TokenStore> TokenStore for Hooked<S> {
     fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<KeyUsage>, StoreError> {
         (self.on_key_usage)(())?;
         self.inner.key_usage(now)
+    }
+    fn find_imported(
+        &self,
+        origins: &[ImportOrigin],
+    ) -> Result<Vec<(TokenId, ImportOrigin)>, StoreError> {
+        self.inner.find_imported(origins)
     }
 }

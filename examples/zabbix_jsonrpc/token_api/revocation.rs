@@ -3,7 +3,7 @@
 //! objects. Zabbix has no such method or field; the library's rule (issue 17) is that revocation
 //! by possession is final.
 
-use api_tokens::{Revocation, Token, TokenId};
+use api_tokens::{Token, TokenId};
 use serde_json::Value;
 
 use super::{Outcome, TokenApi, from_error, tokenids, unix};
@@ -14,11 +14,12 @@ use crate::input::{ApiError, Object, bad, element, member, string};
 const SECRET_LEN: usize = 64;
 
 impl TokenApi {
-    /// `token.revoke` (the example's own): `{"token": "<secret>"}` revokes, for good, the token
-    /// the secret belongs to. Holding the secret is the authority, so the method needs no login
-    /// (the caller checks that no `auth` is given). Answers `{"tokenids": [id]}`, or
-    /// `{"tokenids": []}` when no token has that secret any more (unknown, replaced, or revoked
-    /// already), so a second report of one leak changes nothing.
+    /// `token.revoke` (the example's own): `{"token": "<secret>"}` revokes, for good, every
+    /// token the secret belongs to (almost always one; a secret imported twice before the
+    /// library refused that may open two). Holding the secret is the authority, so the method
+    /// needs no login (the caller checks that no `auth` is given). Answers
+    /// `{"tokenids": [id, …]}`, or `{"tokenids": []}` when no token has that secret any more
+    /// (unknown, replaced, or revoked already), so a second report of one leak changes nothing.
     pub fn revoke(&self, params: &Value) -> Outcome {
         let o = Object::read(params, "/", &["token"])?;
         let secret = string(o.required("token")?, &o.at("token"), true, Some(SECRET_LEN))?;
@@ -26,11 +27,8 @@ impl TokenApi {
             .tokens
             .revoke_by_secret(&secret)
             .map_err(|e| from_error(&e, "token.revoke"))?;
-        let ids: Vec<TokenId> = match revoked {
-            Revocation::Disabled(id) | Revocation::AlreadyDisabled(id) => vec![id],
-            // A replaced secret or an unknown one: nothing was revoked.
-            _ => Vec::new(),
-        };
+        // A replaced secret or an unknown one revokes nothing.
+        let ids: Vec<TokenId> = revoked.revoked().collect();
         Ok(tokenids(&ids))
     }
 }

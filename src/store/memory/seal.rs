@@ -126,9 +126,9 @@ impl SealedSnapshot {
     /// [`StoreError::SnapshotKeyMismatch`] when it was sealed under another key;
     /// [`StoreError::SnapshotTampered`] when anything in it changed after it was sealed.
     pub fn open(self, key: &HashKey) -> Result<Snapshot, StoreError> {
-        if self.version != SNAPSHOT_VERSION && self.version != 2 {
+        if !(2..=SNAPSHOT_VERSION).contains(&self.version) {
             return Err(StoreError::InvalidSnapshot(format!(
-                "unknown version {} (expected 2 or {SNAPSHOT_VERSION}; version 1 snapshots were not sealed)",
+                "unknown version {} (expected 2 to {SNAPSHOT_VERSION}; version 1 snapshots were not sealed)",
                 self.version
             )));
         }
@@ -140,6 +140,11 @@ impl SealedSnapshot {
             });
         }
         if mac(key, self.version, self.key_id, self.next_id, &self.tokens) != self.seal {
+            return Err(StoreError::SnapshotTampered);
+        }
+        // Versions before 4 wrote no import origins and sealed none: one there was added after
+        // the seal was made.
+        if self.version < 4 && self.tokens.iter().any(|t| t.imported_from.is_some()) {
             return Err(StoreError::SnapshotTampered);
         }
         let mut tokens = self.tokens;
@@ -180,15 +185,26 @@ fn mac(key: &HashKey, version: u32, key_id: KeyId, next_id: u64, tokens: &[Token
     m.bytes(key_id.as_bytes());
     m.u64(next_id);
     m.len(tokens.len());
-    // Version 2 had no schemes; from version 3 on, each hash's scheme is sealed with it.
-    let schemes = version >= 3;
+    // Version 2 had no schemes; from version 3 on, each hash's scheme is sealed with it, and
+    // from version 4 on each token's import origin.
+    let fields = Fields {
+        schemes: version >= 3,
+        origins: version >= 4,
+    };
     for t in tokens {
-        m.token(t, schemes);
+        m.token(t, fields);
     }
     Seal(*m.0.finalize().as_bytes())
 }
 
 struct Mac(blake3::Hasher);
+
+/// Which fields a snapshot's version seals besides those every version seals.
+#[derive(Clone, Copy)]
+struct Fields {
+    schemes: bool,
+    origins: bool,
+}
 
 impl Mac {
     fn u64(&mut self, v: u64) {
@@ -233,7 +249,8 @@ impl Mac {
     }
 
     /// Every field, by name: a field added to `Token` fails to compile here until it is sealed.
-    fn token(&mut self, t: &Token, schemes: bool) {
+    fn token(&mut self, t: &Token, fields: Fields) {
+        let schemes = fields.schemes;
         let Token {
             id,
             name,
@@ -249,6 +266,7 @@ impl Mac {
             secret,
             revision,
             revoked,
+            imported_from,
         } = t;
         self.u64(id.get());
         self.str(name.as_str());
@@ -304,6 +322,12 @@ impl Mac {
         if let Some(Revoked { at, by }) = revoked {
             self.time(*at);
             self.str(by.as_str());
+        }
+        if fields.origins {
+            self.flag(imported_from.is_some());
+            if let Some(origin) = imported_from {
+                self.bytes(origin.as_bytes());
+            }
         }
     }
 }

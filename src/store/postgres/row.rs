@@ -12,7 +12,7 @@ use tokio_postgres::types::ToSql;
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
 use crate::keys::HashScheme;
-use crate::legacy::LegacyScheme;
+use crate::legacy::{ImportOrigin, LegacyScheme};
 use crate::permission::PermissionSet;
 use crate::secret::{KeyId, SecretHash};
 use crate::token::{
@@ -21,7 +21,7 @@ use crate::token::{
 };
 
 /// The columns of a token, in the order [`token_of`] reads them and [`Columns`] sends them.
-pub(super) const NAMES: [&str; 23] = [
+pub(super) const NAMES: [&str; 24] = [
     "id",
     "owner",
     "name",
@@ -45,13 +45,14 @@ pub(super) const NAMES: [&str; 23] = [
     "secret_legacy",
     "previous_key_id",
     "previous_legacy",
+    "imported_from",
 ];
 
 /// The SQL array type of each column, for `unnest($n::type[])`.
-const TYPES: [&str; 23] = [
+const TYPES: [&str; 24] = [
     "bigint", "text", "text", "text", "text", "smallint", "bigint", "bigint", "text", "text",
     "bigint", "text", "bytea", "bigint", "bytea", "bigint", "bigint", "bigint", "text", "bytea",
-    "text", "bytea", "text",
+    "text", "bytea", "text", "bytea",
 ];
 
 /// `id, owner, …` with each name prefixed (`t.id, t.owner, …` for `prefix = "t."`).
@@ -112,7 +113,7 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Res
     row.try_get(i).map_err(StoreError::backend)
 }
 
-/// A token from a row whose first 23 columns are [`NAMES`]. Every value passes the same
+/// A token from a row whose first 24 columns are [`NAMES`]. Every value passes the same
 /// constructors as input does, and the record rules ([`Token::check_consistent`]): a row that
 /// breaks a rule is refused, never half-read.
 pub(crate) fn token_of(row: &Row) -> Result<Token, StoreError> {
@@ -189,6 +190,13 @@ fn token_with(
     let revoked_by: Option<String> = get(row, 18)?;
     let scheme = scheme_of(get(row, 19)?, get(row, 20)?)?;
     let previous_scheme = scheme_of(get(row, 21)?, get(row, 22)?)?;
+    let imported_from = get::<Option<Vec<u8>>>(row, 23)?
+        .map(|b| {
+            <[u8; 32]>::try_from(b.as_slice())
+                .map(ImportOrigin::from_bytes)
+                .map_err(|_| corrupt("import origin is not 32 bytes"))
+        })
+        .transpose()?;
     if (hash.is_none() && !scheme.is_unrecorded())
         || (previous.is_none() && !previous_scheme.is_unrecorded())
     {
@@ -256,6 +264,7 @@ fn token_with(
         secret,
         revision: u32::try_from(revision).map_err(|_| corrupt(format!("revision {revision}")))?,
         revoked,
+        imported_from,
     };
     token.check_consistent()?;
     Ok(token)
@@ -408,6 +417,7 @@ pub(super) struct Columns {
     secret_legacy: Vec<Option<&'static str>>,
     previous_key_id: Vec<Option<Vec<u8>>>,
     previous_legacy: Vec<Option<&'static str>>,
+    imported_from: Vec<Option<Vec<u8>>>,
 }
 
 impl Columns {
@@ -451,6 +461,8 @@ impl Columns {
             c.secret_legacy.push(legacy_column(scheme));
             c.previous_key_id.push(key_column(previous_scheme));
             c.previous_legacy.push(legacy_column(previous_scheme));
+            c.imported_from
+                .push(t.imported_from.map(|o| o.as_bytes().to_vec()));
         }
         Ok(c)
     }
@@ -471,7 +483,7 @@ impl Columns {
     }
 
     /// The arrays as query parameters, in [`NAMES`] order.
-    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 23] {
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 24] {
         [
             &self.id,
             &self.owner,
@@ -496,6 +508,7 @@ impl Columns {
             &self.secret_legacy,
             &self.previous_key_id,
             &self.previous_legacy,
+            &self.imported_from,
         ]
     }
 }

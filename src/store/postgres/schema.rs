@@ -13,7 +13,7 @@ use tokio_postgres::Client;
 use crate::error::StoreError;
 
 /// The newest schema version this crate knows.
-pub const LATEST: i64 = 6;
+pub const LATEST: i64 = 7;
 
 /// Key of the advisory lock taken while migrating ("api_toks" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6170_695f_746f_6b73;
@@ -319,8 +319,29 @@ CREATE TABLE api_token_replicas (
 );
 "#;
 
+/// Version 7: what each imported token was imported from (`imported_from`: 32 bytes, the
+/// token's [`ImportOrigin`](crate::ImportOrigin)), kept for the token's life so that the same
+/// legacy hash is never imported twice, with a partial index for the import's lookup. Rows
+/// from before keep NULL (no origin recorded). The column is not in the stamp trigger's list:
+/// it never takes part in authentication, the store's own writes are stamped anyway (they move
+/// the revision), and imports look origins up in the database, never in a replica's copy.
+const V7: &str = r#"
+ALTER TABLE api_tokens
+    ADD COLUMN imported_from bytea CHECK (octet_length(imported_from) = 32);
+CREATE INDEX api_tokens_imported_from ON api_tokens (imported_from)
+    WHERE imported_from IS NOT NULL;
+"#;
+
 /// Every migration, in order: `(version it brings the database to, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, V1),
+    (2, V2),
+    (3, V3),
+    (4, V4),
+    (5, V5),
+    (6, V6),
+    (7, V7),
+];
 
 /// Brings the database to [`LATEST`], or refuses a newer one. Idempotent.
 pub(super) async fn migrate(client: &mut Client) -> Result<(), StoreError> {

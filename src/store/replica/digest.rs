@@ -261,6 +261,7 @@ mod tests {
             }),
             revision: 0,
             revoked: None,
+            imported_from: None,
         }
     }
 
