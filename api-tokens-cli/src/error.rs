@@ -84,6 +84,55 @@ pub enum RowProblem {
     TooManyRows(usize),
 }
 
+/// A row of an import file, refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{}, line {line}{}: {problem}", file.display(), tokenid.as_ref().map(|t| format!(" (Zabbix token {t})")).unwrap_or_default())]
+pub struct RowError {
+    /// The file.
+    pub file: PathBuf,
+    /// The line (1-based; the header is line 1).
+    pub line: u64,
+    /// Zabbix's token id, when read.
+    pub tokenid: Option<String>,
+    /// What is wrong.
+    #[source]
+    pub problem: RowProblem,
+}
+
+impl RowError {
+    /// The error for `problem` at `line` of `file`.
+    pub fn at(
+        file: &std::path::Path,
+        line: u64,
+        tokenid: Option<String>,
+        problem: RowProblem,
+    ) -> CliError {
+        CliError::Row(Box::new(Self {
+            file: file.to_path_buf(),
+            line,
+            tokenid,
+            problem,
+        }))
+    }
+}
+
+/// An import item the library refused, with the row it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}\n  item {} is Zabbix token {tokenid}, line {line} of {}", index + 1, file.display())]
+pub struct ItemError {
+    /// The library's error.
+    #[source]
+    pub source: api_tokens::Error,
+    /// The item's 0-based index.
+    pub index: usize,
+    /// Zabbix's token id.
+    pub tokenid: String,
+    /// The line.
+    pub line: u64,
+    /// The file.
+    pub file: PathBuf,
+}
+
 /// Everything the CLI reports as an error.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -100,14 +149,20 @@ pub enum CliError {
     #[error("{0}")]
     Usage(String),
     /// No store named.
-    #[error("no database: set API_TOKENS_DATABASE or pass --database (a SQLite file or a PostgreSQL connection string)")]
+    #[error(
+        "no database: set API_TOKENS_DATABASE or pass --database (a SQLite file or a PostgreSQL connection string)"
+    )]
     NoDatabase,
     /// A SQLite path that does not exist.
-    #[error("there is no database file at {0} (check the path, or pass --create-database to make a new one)")]
+    #[error(
+        "there is no database file at {0} (check the path, or pass --create-database to make a new one)"
+    )]
     NoSuchDatabase(PathBuf),
     /// A kind of store this build cannot open.
     #[cfg_attr(all(feature = "sqlite", feature = "postgres"), allow(dead_code))]
-    #[error("this build of api-tokens cannot open {kind} stores (build it with the feature \"{feature}\")")]
+    #[error(
+        "this build of api-tokens cannot open {kind} stores (build it with the feature \"{feature}\")"
+    )]
     StoreNotBuilt {
         /// The kind.
         kind: &'static str,
@@ -115,7 +170,9 @@ pub enum CliError {
         feature: &'static str,
     },
     /// No hash key given.
-    #[error("no hash key: set API_TOKENS_HASH_KEY or pass --hash-key-file (or --default-hash-key for a store whose host uses the public default key)")]
+    #[error(
+        "no hash key: set API_TOKENS_HASH_KEY or pass --hash-key-file (or --default-hash-key for a store whose host uses the public default key)"
+    )]
     NoHashKey,
     /// A hash key that does not read.
     #[error("{origin}: {source}")]
@@ -150,7 +207,9 @@ pub enum CliError {
     #[error("no token matches; nothing was changed")]
     NoMatch,
     /// The operator did not confirm.
-    #[error("not confirmed; nothing was changed (pass --yes to change several tokens without a question)")]
+    #[error(
+        "not confirmed; nothing was changed (pass --yes to change several tokens without a question)"
+    )]
     Declined,
     /// What stdin held is not one secret.
     #[error("{0}")]
@@ -162,39 +221,21 @@ pub enum CliError {
         expected: String,
     },
     /// No token has the secret.
-    #[error("no token has this secret (it may have been revoked or deleted already); nothing was revoked")]
+    #[error(
+        "no token has this secret (it may have been revoked or deleted already); nothing was revoked"
+    )]
     UnknownSecret,
     /// The library reported a revocation outcome this CLI does not know.
-    #[error("the library reported an outcome this api-tokens does not know ({0}): check with 'api-tokens list'")]
+    #[error(
+        "the library reported an outcome this api-tokens does not know ({0}): check with 'api-tokens list'"
+    )]
     UnknownOutcome(String),
     /// A row of an import file is refused.
-    #[error("{}, line {line}{}: {problem}", file.display(), tokenid.as_ref().map(|t| format!(" (Zabbix token {t})")).unwrap_or_default())]
-    Row {
-        /// The file.
-        file: PathBuf,
-        /// The line (1-based; the header is line 1).
-        line: u64,
-        /// Zabbix's token id, when read.
-        tokenid: Option<String>,
-        /// What is wrong.
-        #[source]
-        problem: RowProblem,
-    },
+    #[error(transparent)]
+    Row(Box<RowError>),
     /// The library refused an import item; the row it came from.
-    #[error("{source}\n  item {} is Zabbix token {tokenid}, line {line} of {}", index + 1, file.display())]
-    ImportItem {
-        /// The library's error.
-        #[source]
-        source: api_tokens::Error,
-        /// The item's 0-based index.
-        index: usize,
-        /// Zabbix's token id.
-        tokenid: String,
-        /// The line.
-        line: u64,
-        /// The file.
-        file: PathBuf,
-    },
+    #[error(transparent)]
+    ImportItem(Box<ItemError>),
     /// The change was made but its audit line could not be written.
     #[error("the change was made, but its audit line could not be written: {0}")]
     Audit(#[source] std::io::Error),
@@ -224,7 +265,8 @@ impl CliError {
     /// The stable code: the library's for its errors, the CLI's own otherwise.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Api(e) | Self::ImportItem { source: e, .. } => e.code(),
+            Self::Api(e) => e.code(),
+            Self::ImportItem(e) => e.source.code(),
             Self::Store(e) => e.code(),
             Self::Value(e) => e.problem.code(),
             Self::Usage(_) => "usage",
@@ -242,7 +284,7 @@ impl CliError {
             Self::SecretShape { .. } => "malformed_secret",
             Self::UnknownSecret => "unknown_secret",
             Self::UnknownOutcome(_) => "unknown_outcome",
-            Self::Row { .. } => "invalid_row",
+            Self::Row(_) => "invalid_row",
             Self::Audit(_) => "audit_failed",
             Self::Output(_) => "output_failed",
             Self::SecretLost { .. } => "secret_lost",
@@ -252,10 +294,11 @@ impl CliError {
     /// The exit code (see [`Exit`]).
     pub fn exit(&self) -> Exit {
         match self {
-            Self::Api(e) | Self::ImportItem { source: e, .. } => match e {
-                api_tokens::Error::Store(_) => Exit::Environment,
-                _ => Exit::Refused,
-            },
+            Self::Api(api_tokens::Error::Store(_)) => Exit::Environment,
+            Self::ImportItem(e) if matches!(e.source, api_tokens::Error::Store(_)) => {
+                Exit::Environment
+            }
+            Self::Api(_) | Self::ImportItem(_) => Exit::Refused,
             Self::Value(_)
             | Self::FileExists(_)
             | Self::NotFound(_)
@@ -264,7 +307,7 @@ impl CliError {
             | Self::SecretInput(_)
             | Self::SecretShape { .. }
             | Self::UnknownSecret
-            | Self::Row { .. } => Exit::Refused,
+            | Self::Row(_) => Exit::Refused,
             Self::Usage(_) => Exit::Usage,
             Self::Store(_)
             | Self::NoDatabase
@@ -289,7 +332,9 @@ impl CliError {
             _ => None,
         };
         match store {
-            Some(StoreError::HashKeysMissing { legacy, missing, .. }) => Some(if missing.is_empty() && !legacy.is_empty() {
+            Some(StoreError::HashKeysMissing {
+                legacy, missing, ..
+            }) => Some(if missing.is_empty() && !legacy.is_empty() {
                 "configure the CLI as the host: --legacy-scheme SCHEME (or API_TOKENS_LEGACY_SCHEMES) for each scheme named"
             } else {
                 "configure the key that made them: API_TOKENS_HASH_KEY or --hash-key-file for the current key, --old-hash-key-file or API_TOKENS_OLD_HASH_KEY for an old one ('api-tokens keys status' shows what each key backs)"
@@ -303,7 +348,10 @@ impl CliError {
 }
 
 /// A file operation's error with its path.
-pub fn file_error(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> CliError {
+pub fn file_error(
+    action: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> CliError {
     let path = path.to_path_buf();
     move |source| CliError::File {
         action,

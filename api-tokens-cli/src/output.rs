@@ -86,11 +86,18 @@ pub fn record(out: &mut impl Write, rows: &[Vec<String>]) -> io::Result<()> {
     aligned(out, None, rows)
 }
 
-fn aligned(out: &mut impl Write, headers: Option<&[String]>, rows: &[Vec<String>]) -> io::Result<()> {
+fn aligned(
+    out: &mut impl Write,
+    headers: Option<&[String]>,
+    rows: &[Vec<String>],
+) -> io::Result<()> {
     let rows: Vec<Vec<String>> = headers
         .into_iter()
         .map(<[String]>::to_vec)
-        .chain(rows.iter().map(|r| r.iter().map(|c| printable(c)).collect()))
+        .chain(
+            rows.iter()
+                .map(|r| r.iter().map(|c| printable(c)).collect()),
+        )
         .collect();
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0; columns];
@@ -106,7 +113,10 @@ fn aligned(out: &mut impl Write, headers: Option<&[String]>, rows: &[Vec<String>
                 text.push_str("  ");
             }
             text.push_str(c);
-            text.extend(std::iter::repeat_n(' ', w.saturating_sub(c.chars().count())));
+            text.extend(std::iter::repeat_n(
+                ' ',
+                w.saturating_sub(c.chars().count()),
+            ));
         }
         writeln!(out, "{}", text.trim_end())?;
     }
@@ -149,7 +159,8 @@ fn expires(t: &Token) -> String {
 }
 
 fn last_used(t: &Token) -> String {
-    t.last_use.map_or_else(|| "never".to_owned(), |u| when(u.at))
+    t.last_use
+        .map_or_else(|| "never".to_owned(), |u| when(u.at))
 }
 
 /// A list of tokens in `format`.

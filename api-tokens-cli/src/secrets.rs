@@ -46,7 +46,10 @@ impl SecretFile {
     /// # Errors
     /// The write fails.
     pub fn write(mut self, secret: &str) -> std::io::Result<()> {
-        let mut file = self.file.take().ok_or_else(|| std::io::Error::other("written already"))?;
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| std::io::Error::other("written already"))?;
         file.write_all(secret.as_bytes())?;
         file.write_all(b"\n")?;
         file.sync_all()

@@ -137,10 +137,15 @@ pub fn select(
         _ => {}
     }
     if sel.ids.is_empty() {
-        let found: Vec<Token> = find(ctx, &sel.filter, (SortField::Id, SortOrder::Ascending), None)?
-            .into_iter()
-            .filter(|t| keep(t))
-            .collect();
+        let found: Vec<Token> = find(
+            ctx,
+            &sel.filter,
+            (SortField::Id, SortOrder::Ascending),
+            None,
+        )?
+        .into_iter()
+        .filter(|t| keep(t))
+        .collect();
         if found.is_empty() {
             return Err(CliError::NoMatch);
         }

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use api_tokens::{
-    Actor, HashKey, HashKeyReport, LegacyScheme, Policy, SecretFormat, TokenStore, Tokens,
-    UserId,
+    Actor, HashKey, HashKeyReport, LegacyScheme, Policy, SecretFormat, TokenStore, Tokens, UserId,
 };
 use zeroize::Zeroizing;
 
@@ -117,7 +116,9 @@ fn open_sqlite(path: &Path, create: bool) -> Result<Store, CliError> {
     if path.as_os_str().is_empty() || (!create && !path.exists()) {
         return Err(CliError::NoSuchDatabase(path.to_path_buf()));
     }
-    Ok(Arc::new(api_tokens::store::sqlite::SqliteStore::open(path)?))
+    Ok(Arc::new(api_tokens::store::sqlite::SqliteStore::open(
+        path,
+    )?))
 }
 
 #[cfg(not(feature = "sqlite"))]
@@ -318,7 +319,10 @@ mod tests {
             ("tokens.db", lite("tokens.db")),
             ("/var/lib/app/tokens.db", lite("/var/lib/app/tokens.db")),
             ("sqlite:tokens.db", lite("tokens.db")),
-            ("sqlite:///var/lib/app/tokens.db", lite("/var/lib/app/tokens.db")),
+            (
+                "sqlite:///var/lib/app/tokens.db",
+                lite("/var/lib/app/tokens.db"),
+            ),
             ("sqlite:a=b.db", lite("a=b.db")),
             ("./a b/tokens.db", lite("./a b/tokens.db")),
             ("postgres://app@db/app", pg("postgres://app@db/app")),

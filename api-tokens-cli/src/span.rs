@@ -147,8 +147,14 @@ mod tests {
     #[test]
     fn refuses_with_a_typed_error_that_says_how() {
         assert_eq!("".parse::<Span>(), Err(SpanError::Empty));
-        assert_eq!("30".parse::<Span>(), Err(SpanError::MissingUnit("30".into())));
-        assert_eq!("d".parse::<Span>(), Err(SpanError::MissingNumber("d".into())));
+        assert_eq!(
+            "30".parse::<Span>(),
+            Err(SpanError::MissingUnit("30".into()))
+        );
+        assert_eq!(
+            "d".parse::<Span>(),
+            Err(SpanError::MissingNumber("d".into()))
+        );
         assert_eq!(
             "3x".parse::<Span>(),
             Err(SpanError::UnknownUnit {
@@ -156,18 +162,33 @@ mod tests {
                 found: 'x'
             })
         );
-        assert!(matches!("-3d".parse::<Span>(), Err(SpanError::UnknownUnit { found: '-', .. })));
-        assert!(matches!("3 d".parse::<Span>(), Err(SpanError::UnknownUnit { found: ' ', .. })));
+        assert!(matches!(
+            "-3d".parse::<Span>(),
+            Err(SpanError::UnknownUnit { found: '-', .. })
+        ));
+        assert!(matches!(
+            "3 d".parse::<Span>(),
+            Err(SpanError::UnknownUnit { found: ' ', .. })
+        ));
         // Months are ambiguous: refused, not read as minutes.
-        assert!(matches!("3M".parse::<Span>(), Err(SpanError::UnknownUnit { found: 'M', .. })));
+        assert!(matches!(
+            "3M".parse::<Span>(),
+            Err(SpanError::UnknownUnit { found: 'M', .. })
+        ));
         let e = "3x".parse::<Span>().unwrap_err().to_string();
         assert!(e.contains("30d"), "{e}");
     }
 
     #[test]
     fn is_bounded_and_never_overflows() {
-        assert_eq!("36601d".parse::<Span>(), Err(SpanError::TooLong("36601d".into())));
-        assert_eq!("36600d1s".parse::<Span>(), Err(SpanError::TooLong("36600d1s".into())));
+        assert_eq!(
+            "36601d".parse::<Span>(),
+            Err(SpanError::TooLong("36601d".into()))
+        );
+        assert_eq!(
+            "36600d1s".parse::<Span>(),
+            Err(SpanError::TooLong("36600d1s".into()))
+        );
         let huge = "99999999999999999999999999d";
         assert_eq!(huge.parse::<Span>(), Err(SpanError::TooLong(huge.into())));
         let many = "18446744073709551615s";

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::{Format, ZabbixArgs};
-use crate::error::{CliError, RowProblem, file_error};
+use crate::error::{CliError, ItemError, RowError, RowProblem, file_error};
 use crate::output;
 use crate::select::ask;
 use crate::setup::Ctx;
@@ -128,12 +128,7 @@ fn records(
     path: &Path,
     required: &[&'static str],
 ) -> Result<(Columns, Vec<(u64, csv::StringRecord)>), CliError> {
-    let row_err = |line: u64, problem: RowProblem| CliError::Row {
-        file: path.to_path_buf(),
-        line,
-        tokenid: None,
-        problem,
-    };
+    let row_err = |line: u64, problem: RowProblem| RowError::at(path, line, None, problem);
     let mut r = reader(path)?;
     let header = r.headers().map_err(|e| row_err(1, e.into()))?.clone();
     let columns = Columns::of(&header, required).map_err(|e| row_err(1, e))?;
@@ -158,12 +153,7 @@ fn records(
 /// The user mapping file: `userid` and `user` (or `username`).
 fn users(path: &Path) -> Result<Users, CliError> {
     let (columns, rows) = records(path, &["userid"])?;
-    let err = |line, problem| CliError::Row {
-        file: path.to_path_buf(),
-        line,
-        tokenid: None,
-        problem,
-    };
+    let err = |line, problem| RowError::at(path, line, None, problem);
     let target = match ["user", "username"]
         .into_iter()
         .find(|c| columns.0.contains_key(*c))
@@ -205,10 +195,10 @@ fn row(
     if let Some(created) = time("created_at", int("created_at", c.req(r, "created_at"))?)? {
         t = t.created_at(created);
     }
-    if let Some(used) = c.get(r, "lastaccess") {
-        if let Some(at) = time("lastaccess", int("lastaccess", used)?)? {
-            t = t.last_use(LastUse { at, ip: None });
-        }
+    if let Some(used) = c.get(r, "lastaccess")
+        && let Some(at) = time("lastaccess", int("lastaccess", used)?)?
+    {
+        t = t.last_use(LastUse { at, ip: None });
     }
     if let Some(creator) = c.get(r, "creator_userid").filter(|v| !is_null(v)) {
         t = t.creator(users.get("creator_userid", int("creator_userid", creator)?)?);
@@ -257,12 +247,7 @@ pub fn zabbix(ctx: &Ctx, a: &ZabbixArgs) -> Result<(), CliError> {
     let mut rows = Vec::with_capacity(records.len());
     for (line, record) in &records {
         let tokenid = columns.get(record, "tokenid").map(str::to_owned);
-        let problem = |problem| CliError::Row {
-            file: a.file.clone(),
-            line: *line,
-            tokenid: tokenid.clone(),
-            problem,
-        };
+        let problem = |problem| RowError::at(&a.file, *line, tokenid.clone(), problem);
         let item = row(&columns, record, &users, &permissions).map_err(problem)?;
         rows.push(Row {
             tokenid: tokenid.unwrap_or_default(),
@@ -276,13 +261,13 @@ pub fn zabbix(ctx: &Ctx, a: &ZabbixArgs) -> Result<(), CliError> {
     let items: Vec<ImportedToken> = rows.iter().map(|r| r.item.clone()).collect();
     let by_index = |e: api_tokens::Error| match e.index().and_then(|i| rows.get(i).map(|r| (i, r)))
     {
-        Some((index, r)) => CliError::ImportItem {
+        Some((index, r)) => CliError::ImportItem(Box::new(ItemError {
             source: e,
             index,
             tokenid: r.tokenid.clone(),
             line: r.line,
             file: a.file.clone(),
-        },
+        })),
         None => CliError::Api(e),
     };
     if a.dry_run {
@@ -318,7 +303,9 @@ pub fn zabbix(ctx: &Ctx, a: &ZabbixArgs) -> Result<(), CliError> {
     };
     spinner.set_message(format!("importing {} tokens in one batch", rows.len()));
     spinner.enable_steady_tick(Duration::from_millis(100));
-    let tokens = settings.tokens(ctx.store.clone()).with_events(ctx.audit.clone());
+    let tokens = settings
+        .tokens(ctx.store.clone())
+        .with_events(ctx.audit.clone());
     let result = tokens.import(&ctx.actor, items);
     spinner.finish_and_clear();
     let ids = result.map_err(by_index)?;

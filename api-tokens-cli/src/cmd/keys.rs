@@ -59,9 +59,7 @@ struct MissingLegacy {
 }
 
 fn configured(r: &HashKeyReport, s: HashScheme) -> bool {
-    let key = s
-        .key()
-        .is_none_or(|k| k == r.current || r.old.contains(&k));
+    let key = s.key().is_none_or(|k| k == r.current || r.old.contains(&k));
     let legacy = s.legacy_scheme().is_none_or(|l| r.legacy.contains(&l));
     key && legacy
 }
@@ -143,7 +141,9 @@ fn summary(r: &HashKeyReport, ok: bool) -> Vec<Vec<String>> {
         verdict.push(format!("key {k} is not configured ({n} hashes need it)"));
     }
     for (l, n) in r.missing_legacy() {
-        verdict.push(format!("legacy scheme {l} is not honoured ({n} hashes use it)"));
+        verdict.push(format!(
+            "legacy scheme {l} is not honoured ({n} hashes use it)"
+        ));
     }
     let verdict = match verdict.split_first() {
         Some((head, rest)) if !rest.is_empty() => format!("{head} {}", rest.join("; ")),
@@ -167,7 +167,9 @@ pub fn run(ctx: &Ctx, a: &KeysArgs, status: bool) -> Result<(), CliError> {
                 .iter()
                 .map(|u| {
                     vec![
-                        u.scheme.key().map_or_else(|| "unrecorded".into(), |k| k.to_string()),
+                        u.scheme
+                            .key()
+                            .map_or_else(|| "unrecorded".into(), |k| k.to_string()),
                         u.scheme
                             .legacy_scheme()
                             .map_or_else(|| "blake3".into(), |l| l.to_string()),

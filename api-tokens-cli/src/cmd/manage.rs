@@ -89,7 +89,7 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(), CliError> {
         .transpose()?;
     let issued = ctx.tokens.issue(&ctx.actor, item)?.reveal();
     let id = issued.token.id;
-    let whereto = match hand_over(&a.secret_out, file, vec![issued])? {
+    let whereto = match hand_over(&a.secret_out, Shape::One, file, vec![issued])? {
         Some(path) => format!("its secret is in {path}, shown nowhere else"),
         None => "its secret is on stdout, shown this once".to_owned(),
     };
@@ -97,14 +97,26 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// How `--format json` writes new secrets: `create` one object, `regenerate` always an array
+/// (a filter may select one token or many: the shape must not depend on how many).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    One,
+    Array,
+}
+
 /// Hands new secrets over as `out` says: to the secret file, or on stdout (the secret alone,
 /// or JSON). Returns the file's path when they went to one.
 fn hand_over(
     out: &SecretOut,
+    shape: Shape,
     file: Option<SecretFile>,
     revealed: Vec<Revealed>,
 ) -> Result<Option<String>, CliError> {
-    let first = revealed.first().map(|r| r.token.id).unwrap_or(TokenId::new(0));
+    let first = revealed
+        .first()
+        .map(|r| r.token.id)
+        .unwrap_or(TokenId::new(0));
     let lost = |source| CliError::SecretLost { id: first, source };
     if let Some(file) = file {
         let path = file.path().display().to_string();
@@ -113,9 +125,12 @@ fn hand_over(
         }
         if out.format == SecretFormat::Json {
             let views: Vec<_> = revealed.iter().map(|r| &r.token).collect();
-            if let [view] = views.as_slice() {
-                output::json(&mut std::io::stdout().lock(), view).map_err(CliError::Output)?;
+            let mut stdout = std::io::stdout().lock();
+            match (shape, views.as_slice()) {
+                (Shape::One, [view]) => output::json(&mut stdout, view),
+                _ => output::json(&mut stdout, &views),
             }
+            .map_err(CliError::Output)?;
         }
         return Ok(Some(path));
     }
@@ -126,9 +141,10 @@ fn hand_over(
             }
         }
         SecretFormat::Json => {
-            let result = match revealed.as_slice() {
-                [one] => output::json(&mut std::io::stdout().lock(), one),
-                many => output::json(&mut std::io::stdout().lock(), &many),
+            let mut stdout = std::io::stdout().lock();
+            let result = match (shape, revealed.as_slice()) {
+                (Shape::One, [one]) => output::json(&mut stdout, one),
+                (_, many) => output::json(&mut stdout, &many),
             };
             result.map_err(lost)?;
         }
@@ -229,7 +245,11 @@ pub fn regenerate(ctx: &Ctx, a: &RegenerateArgs) -> Result<(), CliError> {
         }
     }
     confirm("Regenerate the secrets of", &tokens, a.select.yes)?;
-    let file = out.secret_file.as_deref().map(SecretFile::create).transpose()?;
+    let file = out
+        .secret_file
+        .as_deref()
+        .map(SecretFile::create)
+        .transpose()?;
     let secrets = ctx.tokens.generate_with(
         &ctx.actor,
         tokens.iter().map(|t| t.id),
@@ -238,7 +258,7 @@ pub fn regenerate(ctx: &Ctx, a: &RegenerateArgs) -> Result<(), CliError> {
     )?;
     let revealed = reveal(ctx, &tokens, secrets);
     let ids: Vec<TokenId> = revealed.iter().map(|r| r.token.id).collect();
-    let handed = hand_over(out, file, revealed)?;
+    let handed = hand_over(out, Shape::Array, file, revealed)?;
     let (old, new) = match ids.len() {
         1 => ("the old secret", "its new secret is"),
         _ => ("the old secrets", "their new secrets are"),
@@ -260,10 +280,13 @@ pub fn regenerate(ctx: &Ctx, a: &RegenerateArgs) -> Result<(), CliError> {
 /// views read before the change are used: the secrets must be handed over either way.
 fn reveal(ctx: &Ctx, before: &[Token], secrets: Vec<(TokenId, TokenSecret)>) -> Vec<Revealed> {
     let ids = secrets.iter().map(|(id, _)| *id);
-    let mut now: HashMap<TokenId, Token> = match ctx.tokens.list(&ctx.actor, &Query::new().ids(ids)) {
+    let mut now: HashMap<TokenId, Token> = match ctx.tokens.list(&ctx.actor, &Query::new().ids(ids))
+    {
         Ok(list) => list.into_iter().map(|t| (t.id, t)).collect(),
         Err(e) => {
-            eprintln!("warning: the tokens could not be read back ({e}); showing them as they were before");
+            eprintln!(
+                "warning: the tokens could not be read back ({e}); showing them as they were before"
+            );
             HashMap::new()
         }
     };

@@ -1,0 +1,130 @@
+//! The `api-tokens` binary, run as an operator runs it, against a real SQLite file and a real
+//! PostgreSQL server started by the test: every scenario in `cases` runs on both stores.
+
+#[path = "../../tests/support/pg.rs"]
+mod pg;
+
+mod cases;
+mod support;
+
+/// Each scenario as its own test on a fresh SQLite file, and all of them in one test on one
+/// PostgreSQL server (a database each), so the server starts once.
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $case() {
+                    crate::cases::$case(&crate::support::Env::sqlite());
+                }
+            )*
+        }
+
+        #[test]
+        fn on_postgres() {
+            let Some(pg) = pg::PgServer::start() else {
+                return;
+            };
+            $(
+                crate::cases::$case(&support::Env::postgres(&pg, stringify!($case)));
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    leaked_secret_lifecycle,
+    zabbix_import,
+    import_is_all_or_nothing,
+    hash_keys,
+    confirmation,
+    exit_codes,
+    secret_files,
+    regenerate,
+    reports_and_formats,
+    audit_log_file,
+);
+
+mod without_a_store {
+    use crate::support::BIN;
+    use assert_cmd::Command;
+
+    /// Every command's help has examples, and the top-level help documents the exit codes
+    /// and the environment.
+    #[test]
+    fn help_documents_commands_exit_codes_and_examples() {
+        let top = Command::new(BIN)
+            .arg("--help")
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(top.status.success());
+        let top = String::from_utf8(top.stdout).unwrap();
+        for needle in [
+            "Exit codes:",
+            "0  done",
+            "1  refused or not found",
+            "2  usage",
+            "3  store or key problem",
+            "API_TOKENS_DATABASE",
+            "API_TOKENS_HASH_KEY",
+        ] {
+            assert!(top.contains(needle), "--help lacks {needle:?}:\n{top}");
+        }
+        for cmd in [
+            &["list"][..],
+            &["show"],
+            &["create"],
+            &["update"],
+            &["enable"],
+            &["disable"],
+            &["delete"],
+            &["regenerate"],
+            &["revoke"],
+            &["import", "zabbix"],
+            &["keys", "check"],
+            &["keys", "status"],
+            &["report", "expiring"],
+            &["report", "unused"],
+            &["report", "owners"],
+            &["completions"],
+        ] {
+            let out = Command::new(BIN)
+                .args(cmd)
+                .arg("--help")
+                .env_clear()
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{cmd:?} --help");
+            let text = String::from_utf8(out.stdout).unwrap();
+            let examples = text.split_once("\nExamples:\n").map(|(_, e)| e);
+            assert!(
+                examples.is_some_and(|e| e.lines().any(|l| l.contains("api-tokens "))),
+                "{cmd:?} --help has no examples:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn completions_need_no_store() {
+        for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+            let out = Command::new(BIN)
+                .args(["completions", shell])
+                .env_clear()
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{shell}");
+            let text = String::from_utf8(out.stdout).unwrap();
+            assert!(
+                text.contains("api-tokens") && text.contains("regenerate"),
+                "{shell}"
+            );
+        }
+        let out = Command::new(BIN)
+            .args(["completions", "tcsh"])
+            .env_clear()
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+    }
+}
