@@ -294,11 +294,8 @@ impl CliError {
     /// The exit code (see [`Exit`]).
     pub fn exit(&self) -> Exit {
         match self {
-            Self::Api(api_tokens::Error::Store(_)) => Exit::Environment,
-            Self::ImportItem(e) if matches!(e.source, api_tokens::Error::Store(_)) => {
-                Exit::Environment
-            }
-            Self::Api(_) | Self::ImportItem(_) => Exit::Refused,
+            Self::Api(e) => library_exit(e),
+            Self::ImportItem(e) => library_exit(&e.source),
             Self::Value(_)
             | Self::FileExists(_)
             | Self::NotFound(_)
@@ -309,8 +306,8 @@ impl CliError {
             | Self::UnknownSecret
             | Self::Row(_) => Exit::Refused,
             Self::Usage(_) => Exit::Usage,
-            Self::Store(_)
-            | Self::NoDatabase
+            Self::Store(e) => store_exit(e),
+            Self::NoDatabase
             | Self::NoSuchDatabase(_)
             | Self::StoreNotBuilt { .. }
             | Self::NoHashKey
@@ -342,8 +339,29 @@ impl CliError {
             Some(StoreError::Conflict(_) | StoreError::Busy { .. }) => {
                 Some("nothing was changed; try again")
             }
+            Some(StoreError::HashTaken) => Some(
+                "a token with one of these secrets is in the store already (was the file imported before?); nothing was changed",
+            ),
             _ => None,
         }
+    }
+}
+
+/// The library's errors: a refusal is 1, a store failure 3.
+fn library_exit(e: &api_tokens::Error) -> Exit {
+    match e {
+        api_tokens::Error::Store(e) => store_exit(e),
+        _ => Exit::Refused,
+    }
+}
+
+/// A store's errors are 3 (the store, or the keys), except the constraints it enforces on
+/// what it was asked to write: a name or a secret hash some stored token has already is a
+/// refusal (1), like the library's own checks of the same.
+fn store_exit(e: &StoreError) -> Exit {
+    match e {
+        StoreError::NameTaken { .. } | StoreError::HashTaken => Exit::Refused,
+        _ => Exit::Environment,
     }
 }
 

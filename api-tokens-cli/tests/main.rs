@@ -45,6 +45,49 @@ on_both_stores!(
     audit_log_file,
 );
 
+/// `import zabbix` shows a progress bar when stderr is a terminal (`script` gives the binary
+/// one); the import tests check that none is drawn when it is piped.
+#[test]
+fn progress_bar_on_a_terminal() {
+    use std::process::Command;
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").ok().as_deref() != Some("true"),
+            "`script` (util-linux) not found: CI=true makes this a failure, not a skip"
+        );
+        eprintln!("`script` not found: skipping");
+        return;
+    }
+    let env = support::Env::sqlite();
+    env.write("users.csv", "userid,user\n2,alice\n");
+    let hash = support::zabbix_hash(&"a1".repeat(32));
+    env.write(
+        "token.csv",
+        &format!("tokenid,name,userid,token,status,expires_at,created_at\n1,x,2,{hash},0,0,0\n2,y,2,,0,0,0\n"),
+    );
+    let line = format!(
+        "{} import zabbix token.csv --users users.csv --dry-run",
+        support::BIN
+    );
+    let mut script = Command::new("script");
+    script
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(env.dir.path());
+    for (k, v) in env.command().get_envs() {
+        if let Some(v) = v {
+            script.env(k, v);
+        }
+    }
+    let out = script.output().expect("script runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("/2 rows"),
+        "no progress bar on a terminal:\n{text}"
+    );
+    assert!(text.contains("dry run: all 2 rows"), "{text}");
+}
+
 mod without_a_store {
     use crate::support::BIN;
     use assert_cmd::Command;

@@ -216,10 +216,10 @@ fn progress(len: usize) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{msg:>14} [{bar:40}] {pos}/{len} rows") {
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows") {
         bar.set_style(style.progress_chars("=> "));
     }
-    bar.set_message("reading");
+    bar.set_message("checking");
     bar
 }
 

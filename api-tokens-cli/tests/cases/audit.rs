@@ -31,6 +31,32 @@ pub fn audit_log_file(env: &Env) {
         assert_eq!(line["token"].to_string(), id);
         assert!(line["at"].as_i64().is_some());
     }
+    // An audit line that cannot be written: the change is made (the secret is handed over),
+    // and the command fails, saying so.
+    if std::path::Path::new("/dev/full").exists() {
+        let r = env.run(&[
+            "create",
+            "--owner",
+            "alice",
+            "--name",
+            "b",
+            "--permissions",
+            "*",
+            "--audit-log",
+            "/dev/full",
+        ]);
+        assert_eq!(r.code, 3, "{}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("error[audit_failed]: the change was made"),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stdout.starts_with("tok_"),
+            "the new secret is still handed over"
+        );
+    }
     // The operator's name comes from --operator (or API_TOKENS_OPERATOR) when given.
     let r = env.ok(&["enable", &id, "--operator", "oncall-jane"]);
     assert_eq!(r.audit()[0]["actor"], "oncall-jane");

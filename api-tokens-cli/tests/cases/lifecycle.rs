@@ -118,6 +118,8 @@ pub fn leaked_secret_lifecycle(env: &Env) {
     assert_eq!(env.authenticates(&secret), Err(DenialKind::Unknown));
     // For good: it cannot be enabled again; revoking again finds nothing.
     env.fails(&["enable", &id], 1, "revoked");
+    // A filter never selects a revoked token to enable: nothing of alice's is left to enable.
+    env.fails(&["enable", "--owner", "alice"], 1, "no_match");
     let again = env.run_stdin(&["revoke", "--secret-from-stdin"], &secret);
     assert_eq!(again.code, 1);
     assert!(
