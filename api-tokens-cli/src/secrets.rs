@@ -94,20 +94,23 @@ const MAX_STDIN: u64 = 4096;
 /// long to be a secret.
 pub fn from_stdin() -> Result<Zeroizing<String>, CliError> {
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("Paste the leaked secret, then press Enter: ");
-        let _ = std::io::stderr().flush();
-    }
     let mut bytes = Zeroizing::new(Vec::new());
-    let mut lock = stdin.lock();
     if stdin.is_terminal() {
-        // One line: the terminal has no end of input until Ctrl-D.
+        // Not echoed where the terminal allows it, so the secret is not left on the screen or
+        // in a recording of it; turned off before the prompt shows, so nothing typed after the
+        // prompt is echoed. One line: a terminal has no end of input until Ctrl-D.
+        let echo = EchoOff::new(&stdin);
+        eprint!("Paste the leaked secret (it is not shown), then press Enter: ");
+        let _ = std::io::stderr().flush();
         let mut line = Zeroizing::new(String::new());
-        std::io::BufRead::read_line(&mut (&mut lock).take(MAX_STDIN + 1), &mut line)
-            .map_err(|_| CliError::SecretInput("stdin could not be read"))?;
+        let read = std::io::BufRead::read_line(&mut stdin.lock().take(MAX_STDIN + 1), &mut line);
+        drop(echo);
+        eprintln!();
+        read.map_err(|_| CliError::SecretInput("stdin could not be read"))?;
         bytes.extend_from_slice(line.as_bytes());
     } else {
-        (&mut lock)
+        stdin
+            .lock()
             .take(MAX_STDIN + 1)
             .read_to_end(&mut bytes)
             .map_err(|_| CliError::SecretInput("stdin could not be read"))?;
@@ -131,4 +134,41 @@ pub fn from_stdin() -> Result<Zeroizing<String>, CliError> {
         ));
     }
     Ok(Zeroizing::new(text.to_owned()))
+}
+
+/// The terminal's echo turned off while it lives, and back as it was when dropped.
+struct EchoOff {
+    #[cfg(unix)]
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl EchoOff {
+    #[cfg(unix)]
+    fn new(stdin: &std::io::Stdin) -> Self {
+        use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+        let saved = tcgetattr(stdin).ok().filter(|saved| {
+            let mut quiet = saved.clone();
+            quiet.local_modes.remove(LocalModes::ECHO);
+            tcsetattr(stdin, OptionalActions::Now, &quiet).is_ok()
+        });
+        Self { saved }
+    }
+
+    #[cfg(not(unix))]
+    fn new(_: &std::io::Stdin) -> Self {
+        Self {}
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(saved) = self.saved.take() {
+            let _ = rustix::termios::tcsetattr(
+                std::io::stdin(),
+                rustix::termios::OptionalActions::Now,
+                &saved,
+            );
+        }
+    }
 }

@@ -88,6 +88,84 @@ fn progress_bar_on_a_terminal() {
     assert!(text.contains("dry run: all 2 rows"), "{text}");
 }
 
+/// On a terminal, `revoke` reads the pasted secret with echo off: it never shows on the screen
+/// (the terminal's output, as `script` records it).
+#[test]
+fn a_pasted_secret_is_not_echoed() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").ok().as_deref() != Some("true"),
+            "`script` (util-linux) not found: CI=true makes this a failure, not a skip"
+        );
+        eprintln!("`script` not found: skipping");
+        return;
+    }
+    let env = support::Env::sqlite();
+    let created = env.ok(&[
+        "create",
+        "--owner",
+        "alice",
+        "--name",
+        "x",
+        "--permissions",
+        "*",
+    ]);
+    let secret = created.stdout.trim_end().to_owned();
+    let line = format!("{} revoke --secret-from-stdin", support::BIN);
+    let mut script = Command::new("script");
+    script
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(env.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    for (k, v) in env.command().get_envs() {
+        if let Some(v) = v {
+            script.env(k, v);
+        }
+    }
+    let mut child = script.spawn().expect("script runs");
+    let screen = Arc::new(Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let screen = screen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                screen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let shown = |what: &str| String::from_utf8_lossy(&screen.lock().unwrap()).contains(what);
+    pg::wait_for(Duration::from_secs(30), "the prompt", || {
+        shown("Paste the leaked secret")
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{secret}\r").as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let mut status = None;
+    pg::wait_for(Duration::from_secs(30), "revoke to finish", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let status = status.unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    let screen = String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
+    assert!(status.success(), "{screen}");
+    assert!(screen.contains("revoked token"), "{screen}");
+    assert!(
+        !screen.contains(&secret),
+        "the secret was echoed:\n{screen}"
+    );
+}
+
 mod without_a_store {
     use crate::support::BIN;
     use assert_cmd::Command;
