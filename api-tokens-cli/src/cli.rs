@@ -36,7 +36,7 @@ Where the tokens are:
   must exist unless --create-database is given. Put a connection string holding a password in
   API_TOKENS_DATABASE rather than on the command line (shell history, ps).
 
-The hash keys (checked before every command):
+The hash keys (checked before every command that opens the store):
   API_TOKENS_HASH_KEY (read as the host's HashKey::from_env) or --hash-key-file FILE holds the
   current key; API_TOKENS_OLD_HASH_KEY and --old-hash-key-file FILE (repeatable) the old keys
   held for verification during a rotation. Before every command the store's hashes are
@@ -510,8 +510,9 @@ is read like 'user'). Every owner and creator must be mapped, or pass --same-use
 
 The import is all-or-nothing: every row is checked first, then all are written at once.
 Imported tokens keep their secrets (Zabbix's SHA-512 hashes, honoured with the legacy scheme
-zabbix-sha512); the host must honour that scheme (Tokens::with_legacy_scheme) until each has
-been used once, and so must later api-tokens commands (--legacy-scheme zabbix-sha512).
+zabbix-sha512): the host honours that scheme (Tokens::with_legacy_scheme) for as long as
+clients present Zabbix secrets, and later api-tokens commands say so too (--legacy-scheme
+zabbix-sha512, or API_TOKENS_LEGACY_SCHEMES).
 
 Examples:
   api-tokens import zabbix token.csv --users users.csv --dry-run

@@ -314,11 +314,11 @@ pub fn zabbix(ctx: &Ctx, a: &ZabbixArgs) -> Result<(), CliError> {
     eprintln!("imported {} tokens", ids.len());
     if with_secret > 0 && !ctx.settings.legacy.contains(&LegacyScheme::ZabbixSha512) {
         eprintln!(
-            "note: {with_secret} of them keep their Zabbix secrets: the host must honour the \
-             legacy scheme zabbix-sha512 (Tokens::with_legacy_scheme), and so must later \
-             api-tokens commands (--legacy-scheme zabbix-sha512, or \
-             API_TOKENS_LEGACY_SCHEMES=zabbix-sha512) until each has been used once \
-             ('api-tokens keys status' counts them)"
+            "note: {with_secret} of them keep their Zabbix secrets: the host honours the \
+             legacy scheme zabbix-sha512 (Tokens::with_legacy_scheme) for as long as clients \
+             present them, and later api-tokens commands say so too (--legacy-scheme \
+             zabbix-sha512, or API_TOKENS_LEGACY_SCHEMES=zabbix-sha512); 'api-tokens keys \
+             status' counts the Zabbix hashes not yet re-hashed by a first use"
         );
     }
     Ok(())
