@@ -49,15 +49,6 @@ on_both_stores!(
 /// one); the import tests check that none is drawn when it is piped.
 #[test]
 fn progress_bar_on_a_terminal() {
-    use std::process::Command;
-    if Command::new("script").arg("--version").output().is_err() {
-        assert!(
-            std::env::var("CI").ok().as_deref() != Some("true"),
-            "`script` (util-linux) not found: CI=true makes this a failure, not a skip"
-        );
-        eprintln!("`script` not found: skipping");
-        return;
-    }
     let env = support::Env::sqlite();
     env.write("users.csv", "userid,user\n2,alice\n");
     let hash = support::zabbix_hash(&"a1".repeat(32));
@@ -65,19 +56,10 @@ fn progress_bar_on_a_terminal() {
         "token.csv",
         &format!("tokenid,name,userid,token,status,expires_at,created_at\n1,x,2,{hash},0,0,0\n2,y,2,,0,0,0\n"),
     );
-    let line = format!(
-        "{} import zabbix token.csv --users users.csv --dry-run",
-        support::BIN
-    );
-    let mut script = Command::new("script");
-    script
-        .args(["-qec", &line, "/dev/null"])
-        .current_dir(env.dir.path());
-    for (k, v) in env.command().get_envs() {
-        if let Some(v) = v {
-            script.env(k, v);
-        }
-    }
+    let Some(mut script) = env.on_a_terminal("import zabbix token.csv --users users.csv --dry-run")
+    else {
+        return;
+    };
     let out = script.output().expect("script runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
@@ -93,17 +75,9 @@ fn progress_bar_on_a_terminal() {
 #[test]
 fn a_pasted_secret_is_not_echoed() {
     use std::io::{Read, Write};
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
-    if Command::new("script").arg("--version").output().is_err() {
-        assert!(
-            std::env::var("CI").ok().as_deref() != Some("true"),
-            "`script` (util-linux) not found: CI=true makes this a failure, not a skip"
-        );
-        eprintln!("`script` not found: skipping");
-        return;
-    }
     let env = support::Env::sqlite();
     let created = env.ok(&[
         "create",
@@ -115,18 +89,10 @@ fn a_pasted_secret_is_not_echoed() {
         "*",
     ]);
     let secret = created.stdout.trim_end().to_owned();
-    let line = format!("{} revoke --secret-from-stdin", support::BIN);
-    let mut script = Command::new("script");
-    script
-        .args(["-qec", &line, "/dev/null"])
-        .current_dir(env.dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    for (k, v) in env.command().get_envs() {
-        if let Some(v) = v {
-            script.env(k, v);
-        }
-    }
+    let Some(mut script) = env.on_a_terminal("revoke --secret-from-stdin") else {
+        return;
+    };
+    script.stdin(Stdio::piped()).stdout(Stdio::piped());
     let mut child = script.spawn().expect("script runs");
     let screen = Arc::new(Mutex::new(Vec::new()));
     let mut stdout = child.stdout.take().unwrap();

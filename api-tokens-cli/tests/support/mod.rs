@@ -170,6 +170,39 @@ impl Env {
         run
     }
 
+    /// `script(1)` running the binary with `args` (a shell line) on a terminal of its own, in
+    /// the binary's environment (and `PATH`, `TERM=xterm`); what the terminal shows is
+    /// `script`'s stdout.
+    /// `None` (a skip) when `script` is missing, a failure under `CI=true`.
+    pub fn on_a_terminal(&self, args: &str) -> Option<std::process::Command> {
+        let found = std::process::Command::new("script")
+            .arg("--version")
+            .output()
+            .is_ok();
+        if !found {
+            assert!(
+                std::env::var("CI").ok().as_deref() != Some("true"),
+                "`script` (util-linux) not found: CI=true makes this a failure, not a skip"
+            );
+            eprintln!("`script` not found: skipping");
+            return None;
+        }
+        let mut script = std::process::Command::new("script");
+        script
+            .args(["-qec", &format!("{BIN} {args}"), "/dev/null"])
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            // A terminal that says what it is (indicatif draws nothing on a "dumb" one).
+            .env("TERM", "xterm");
+        for (k, v) in self.command().get_envs() {
+            if let Some(v) = v {
+                script.env(k, v);
+            }
+        }
+        Some(script)
+    }
+
     /// Every run so far.
     pub fn transcript(&self) -> Vec<Run> {
         self.transcript.borrow().clone()
