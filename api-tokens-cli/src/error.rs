@@ -253,10 +253,17 @@ pub enum CliError {
     },
 }
 
+/// "token 7 not found", or the first ids of many (an error stays a line or two).
 fn not_found(ids: &[TokenId]) -> String {
-    let list: Vec<String> = ids.iter().map(ToString::to_string).collect();
-    match list.as_slice() {
-        [one] => format!("token {one} not found"),
+    const SHOWN: usize = 20;
+    let list: Vec<String> = ids.iter().take(SHOWN).map(ToString::to_string).collect();
+    match (list.as_slice(), ids.len()) {
+        ([one], 1) => format!("token {one} not found"),
+        (_, n) if n > SHOWN => format!(
+            "{n} tokens not found: {} and {} more",
+            list.join(", "),
+            n - SHOWN
+        ),
         _ => format!("tokens {} not found", list.join(", ")),
     }
 }
