@@ -33,9 +33,6 @@ mod require;
 
 pub use client_ip::ClientAddress;
 pub use credentials::{Absent, CredentialProblem, Presented, SecretSources, Source};
-pub use layer::{
-    AuthLayer, AuthService, Authenticated, BlockingAuthLayer, BlockingAuthService,
-    BlockingResponseFuture, ResponseFuture,
-};
+pub use layer::{AuthLayer, AuthService, Authenticated, ResponseFuture};
 pub use refusal::Refusal;
 pub use require::{RequireLayer, RequireService, require};

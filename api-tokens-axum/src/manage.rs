@@ -62,8 +62,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use api_tokens::{
-    Actor, Error, Forbidden, Grant, Issued, MemoryStore, NewToken, Permission, Query, Status,
-    StoreError, Token, TokenId, TokenSecret, TokenStore, TokenUpdate, Tokens,
+    Actor, Blocking, Error, Forbidden, Grant, Issued, MemoryStore, NewToken, Permission, Query,
+    Status, Token, TokenId, TokenSecret, TokenStore, TokenUpdate, Tokens,
 };
 use axum::Router;
 use axum::body::Body;
@@ -553,7 +553,8 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> SelfService<S, M> {
     }
 }
 
-/// Runs a management call on tokio's blocking pool.
+/// Runs a management call on tokio's blocking pool ([`Blocking`], which also decides what a
+/// panic or a shutting-down runtime answers: a store failure).
 async fn run<S, T, E, F>(tokens: &Tokens<S>, op: F) -> Result<T, ApiError>
 where
     S: TokenStore + 'static,
@@ -562,11 +563,7 @@ where
     F: FnOnce(&Tokens<S>) -> Result<T, E> + Send + 'static,
 {
     let tokens = tokens.clone();
-    match tokio::task::spawn_blocking(move || op(&tokens)).await {
-        Ok(result) => result.map_err(Into::into),
-        // The call panicked (in a host's store or directory) or the runtime is shutting down.
-        Err(e) => Err(ApiError::Tokens(Error::Store(StoreError::backend(e)))),
-    }
+    Blocking::spawn(move || op(&tokens).map_err(Into::into)).await?
 }
 
 /// The containment rule: every token of `ids` the actor can see may do no more than the actor

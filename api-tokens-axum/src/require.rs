@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use api_tokens::Permission;
 use axum::http::Request;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -105,7 +105,7 @@ where
 {
     type Response = Response;
     type Error = I::Error;
-    type Future = ResponseFuture<I::Future>;
+    type Future = ResponseFuture<I, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -124,7 +124,7 @@ where
         });
         match checked {
             Ok(()) => ResponseFuture::inner(self.inner.call(req)),
-            Err(refusal) => ResponseFuture::refused(refusal.into_response()),
+            Err(refusal) => ResponseFuture::refused(refusal),
         }
     }
 }

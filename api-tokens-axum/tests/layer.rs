@@ -535,7 +535,7 @@ async fn a_blocking_layer_keeps_the_executor_free_while_a_lookup_waits() {
     let secret = f.issue("t", "*");
     let app = Router::new()
         .route("/zones", get(whoami))
-        .layer(AuthLayer::new(f.tokens.clone()).blocking())
+        .layer(AuthLayer::blocking(f.tokens.clone()))
         .merge(Router::new().route("/ping", get(|| async { "pong" })));
     let server = serve(app).await;
     let a = server.addr;
@@ -568,5 +568,37 @@ async fn a_blocking_layer_keeps_the_executor_free_while_a_lookup_waits() {
     );
     gate().open();
     let r = held.await.unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "alice via token 1"));
+}
+
+/// A lookup that panics on the blocking pool (a bug in a host's store) answers 503 as a store
+/// failure, is logged, and leaves the server serving: the next request is authenticated.
+#[tokio::test]
+async fn a_blocking_layer_answers_a_panicking_lookup_with_503_and_keeps_serving() {
+    let (logs, _guard) = Logs::capture();
+    let f = Fixture::new();
+    f.tokens.check_hash_keys().unwrap();
+    let secret = f.issue("t", "*");
+    let app = Router::new()
+        .route("/zones", get(whoami))
+        .layer(AuthLayer::blocking(f.tokens.clone()));
+    let server = serve(app).await;
+    f.tokens.store().panic_on_lookups(true);
+    let r = call(server.addr, "GET", "/zones", &secret, None).await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            503,
+            serde_json::json!({"code": "unavailable", "message": "Service unavailable."})
+        )
+    );
+    assert!(
+        logs.all()
+            .contains("authentication did not complete on the blocking pool"),
+        "{}",
+        logs.all()
+    );
+    f.tokens.store().panic_on_lookups(false);
+    let r = call(server.addr, "GET", "/zones", &secret, None).await;
     assert_eq!((r.status, r.body.as_str()), (200, "alice via token 1"));
 }

@@ -633,6 +633,43 @@ async fn a_slow_store_does_not_block_the_executor() {
     assert_eq!(r.status, 200);
 }
 
+/// A management call that panics on the blocking pool (a bug in a host's store) answers 503
+/// `store_unavailable` in the API's JSON, and the router serves the next call.
+#[tokio::test]
+async fn a_panicking_management_call_answers_503_and_the_router_keeps_serving() {
+    let t = tokens();
+    let (_, alice) = bootstrap(&t, "alice", "console", "*");
+    let server = serve(app(&t, Limits::default())).await;
+    let a = server.addr;
+    // The calling token's bounds are read (a store call) before the create: it panics there.
+    t.store().panic_on_management(true);
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens",
+        &alice,
+        Some(r#"{"name": "ci", "permissions": "dns.read"}"#),
+    )
+    .await;
+    t.store().panic_on_management(false);
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (503, Some("store_unavailable")),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens",
+        &alice,
+        Some(r#"{"name": "ci", "permissions": "dns.read"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
 // ------------------------------------------------------------------------------------------
 // Review 3: a token must not mint or widen tokens beyond itself, containment fails closed,
 // no cross-site form posts, no secret echoed, query-string credentials and the list.
