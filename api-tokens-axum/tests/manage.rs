@@ -633,6 +633,57 @@ async fn a_slow_store_does_not_block_the_executor() {
     assert_eq!(r.status, 200);
 }
 
+/// One rule for bodies: a route that needs one refuses an empty body (415 without a content
+/// type, 400 as JSON that is not there), a route whose body is optional takes an empty one,
+/// and a path id that is not a number is refused after the caller, before the body.
+#[tokio::test]
+async fn bodies_and_path_ids_are_read_by_one_rule() {
+    let t = tokens();
+    let (id, alice) = bootstrap(&t, "alice", "console", "*");
+    let server = serve(app(&t, Limits::default())).await;
+    let a = server.addr;
+    let auth = format!("Bearer {alice}");
+    let empty = |path: &str, json: bool| {
+        let mut headers: Vec<(&str, &[u8])> = vec![("Authorization", auth.as_bytes())];
+        if json {
+            headers.push(("Content-Type", b"application/json"));
+        }
+        headers.push(("Content-Length", b"0"));
+        raw("POST", path, &headers, None)
+    };
+    let r = send(a, &empty("/api/tokens/enable", false)).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    let r = send(a, &empty("/api/tokens/enable", true)).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
+    let r = send(
+        a,
+        &empty(&format!("/api/tokens/{}/regenerate", id.get()), false),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let secret = r.json()["secret"].as_str().unwrap().to_owned();
+    let r = send(a, &raw("POST", "/api/tokens/x/regenerate", &[], Some("{"))).await;
+    assert_eq!(r.status, 401, "the caller first");
+    let auth = format!("Bearer {secret}");
+    let headers: Vec<(&str, &[u8])> = vec![("Authorization", auth.as_bytes())];
+    let r = send(
+        a,
+        &raw("POST", "/api/tokens/x/regenerate", &headers, Some("{")),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (422, Some("id")),
+        "the path before the body"
+    );
+}
+
 /// A management call that panics on the blocking pool (a bug in a host's store) answers 503
 /// `store_unavailable` in the API's JSON, and the router serves the next call.
 #[tokio::test]
