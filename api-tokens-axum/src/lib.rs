@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
@@ -26,7 +27,11 @@
 mod client_ip;
 mod credentials;
 mod layer;
+#[cfg(feature = "manage")]
+#[cfg_attr(docsrs, doc(cfg(feature = "manage")))]
 pub mod manage;
+#[cfg(feature = "page")]
+#[cfg_attr(docsrs, doc(cfg(feature = "page")))]
 pub mod page;
 mod refusal;
 mod require;
