@@ -55,7 +55,7 @@ use crate::require::RequireLayer;
 /// layer, service and response future; only where `authenticate` runs differs.
 ///
 /// Public routes: put them beside the layered router (`Router::merge`), layer only a nested
-/// router, or make the layer [`optional`](AuthLayer::optional).
+/// router, or make the layer optional ([`with_optional(true)`](AuthLayer::with_optional)).
 pub struct AuthLayer<S = MemoryStore> {
     shared: Arc<Shared<S>>,
 }
@@ -104,8 +104,8 @@ impl<S> fmt::Debug for AuthLayer<S> {
     }
 }
 
-/// Put in the extensions of a request that presented no credentials and passed an
-/// [`optional`](AuthLayer::optional) layer, so extractors can tell "anonymous" from "no layer".
+/// Put in the extensions of a request that presented no credentials and passed an optional
+/// layer ([`AuthLayer::with_optional`]), so extractors can tell "anonymous" from "no layer".
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Anonymous;
 
@@ -154,37 +154,37 @@ impl<S: TokenStore + 'static> AuthLayer<S> {
 
     /// Where secrets are read from (see [`SecretSources`]).
     #[must_use]
-    pub fn secret_sources(self, sources: SecretSources) -> Self {
+    pub fn with_secret_sources(self, sources: SecretSources) -> Self {
         self.configure(|s| s.sources = sources)
     }
 
     /// How the client address is established (see [`ClientAddress`]).
     #[must_use]
-    pub fn client_address(self, client: ClientAddress) -> Self {
+    pub fn with_client_address(self, client: ClientAddress) -> Self {
         self.configure(|s| s.client = client)
     }
 
-    /// Lets requests without any credentials through, without a grant: handlers take
-    /// `Option<Authenticated>`, and [`require`](crate::require) still refuses them. A request
-    /// that presents credentials must present valid ones.
+    /// With `true`, lets requests without any credentials through, without a grant: handlers
+    /// take `Option<Authenticated>`, and [`require`](crate::require) still refuses them. A
+    /// request that presents credentials must present valid ones. Off by default.
     #[must_use]
-    pub fn optional(self) -> Self {
-        self.configure(|s| s.optional = true)
+    pub fn with_optional(self, optional: bool) -> Self {
+        self.configure(|s| s.optional = optional)
     }
 
-    /// Names the missing permission in 403 answers (body `"permission"`, and `scope=` in
-    /// `WWW-Authenticate`) of the [`require`](AuthLayer::require) layers made from this one.
-    /// Off by default: it tells a client holding a stolen token what to look for.
+    /// With `true`, names the missing permission in 403 answers (body `"permission"`, and
+    /// `scope=` in `WWW-Authenticate`) of the [`require`](AuthLayer::require) layers made from
+    /// this one. Off by default: it tells a client holding a stolen token what to look for.
     #[must_use]
-    pub fn reveal_missing_permission(self) -> Self {
-        self.configure(|s| s.style.reveal_missing_permission = true)
+    pub fn with_reveal_missing_permission(self, reveal: bool) -> Self {
+        self.configure(|s| s.style.reveal_missing_permission = reveal)
     }
 
     /// A [`RequireLayer`] for `permission` that answers in this layer's style (see
-    /// [`reveal_missing_permission`](AuthLayer::reveal_missing_permission)).
+    /// [`with_reveal_missing_permission`](AuthLayer::with_reveal_missing_permission)).
     pub fn require(&self, permission: Permission) -> RequireLayer {
         RequireLayer::all([permission])
-            .reveal_missing_permission(self.shared.style.reveal_missing_permission)
+            .with_reveal_missing_permission(self.shared.style.reveal_missing_permission)
     }
 
     /// The `Tokens` the layer authenticates with.

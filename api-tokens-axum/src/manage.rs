@@ -129,7 +129,7 @@ pub trait ActorMapping<S>: Send + Sync + 'static {
 /// [`AuthLayer`](crate::AuthLayer) authenticated, holding the grant's permissions (the
 /// token's, within the owner's current rights). It manages its own tokens only when the grant
 /// allows the management permission the host names (Zabbix's *Manage API tokens* role right),
-/// and everyone's when the grant allows the [admin permission](FromGrant::admin_permission).
+/// and everyone's when the grant allows the [admin permission](FromGrant::with_admin_permission).
 /// A grant with neither is refused every call (403, `cannot_manage_tokens`): a token made to
 /// read DNS zones is not, by default, a token that mints tokens.
 ///
@@ -138,14 +138,14 @@ pub trait ActorMapping<S>: Send + Sync + 'static {
 ///
 /// [`FromGrant::default`] names no management permission and so refuses every caller: it is
 /// what [`SelfService::new`] starts with, until the host names one with
-/// [`SelfService::actors`].
+/// [`SelfService::with_actors`].
 ///
 /// ```
 /// use api_tokens::permission;
 /// use api_tokens_axum::manage::FromGrant;
 ///
 /// let actors = FromGrant::new(permission!("tokens.manage"))
-///     .admin_permission(permission!("tokens.admin"));
+///     .with_admin_permission(permission!("tokens.admin"));
 /// # let _ = actors;
 /// ```
 #[derive(Clone, Debug, Default)]
@@ -166,7 +166,7 @@ impl FromGrant {
     /// Callers whose grant allows `permission` manage everyone's tokens (Zabbix's Super
     /// admin), within their own privileges. It implies the management permission.
     #[must_use]
-    pub fn admin_permission(mut self, permission: Permission) -> Self {
+    pub fn with_admin_permission(mut self, permission: Permission) -> Self {
         self.admin = Some(permission);
         self
     }
@@ -251,9 +251,9 @@ where
 ///     .nest(
 ///         "/api/tokens",
 ///         SelfService::new(tokens.clone())
-///             .actors(
+///             .with_actors(
 ///                 FromGrant::new(permission!("tokens.manage"))
-///                     .admin_permission(permission!("tokens.admin")),
+///                     .with_admin_permission(permission!("tokens.admin")),
 ///             )
 ///             .router(),
 ///     )
@@ -309,8 +309,8 @@ impl<S, M: std::fmt::Debug> std::fmt::Debug for SelfService<S, M> {
 impl<S: TokenStore + 'static> SelfService<S, FromGrant> {
     /// The API over `tokens`, callers from the [`AuthLayer`](crate::AuthLayer)'s grant
     /// ([`FromGrant`]), default [`Limits`]. No management permission is named yet, so every
-    /// caller is refused (403) until [`actors`](SelfService::actors) names one, e.g.
-    /// `.actors(FromGrant::new(permission!("tokens.manage")))`.
+    /// caller is refused (403) until [`with_actors`](SelfService::with_actors) names one, e.g.
+    /// `.with_actors(FromGrant::new(permission!("tokens.manage")))`.
     pub fn new(tokens: Tokens<S>) -> Self {
         Self {
             tokens,
@@ -323,7 +323,7 @@ impl<S: TokenStore + 'static> SelfService<S, FromGrant> {
 
 impl<S: TokenStore + 'static, M: ActorMapping<S>> SelfService<S, M> {
     /// Maps requests to callers with `actors`.
-    pub fn actors<M2: ActorMapping<S>>(self, actors: M2) -> SelfService<S, M2> {
+    pub fn with_actors<M2: ActorMapping<S>>(self, actors: M2) -> SelfService<S, M2> {
         SelfService {
             tokens: self.tokens,
             actors,
@@ -333,17 +333,17 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> SelfService<S, M> {
     }
 
     /// The query parameter the [`AuthLayer`](crate::AuthLayer) reads secrets from
-    /// ([`SecretSources::query_parameter_leak_risk`](crate::SecretSources::query_parameter_leak_risk)):
+    /// ([`SecretSources::with_query_parameter_leak_risk`](crate::SecretSources::with_query_parameter_leak_risk)):
     /// the list ignores it instead of refusing it as an unknown filter.
     #[must_use]
-    pub fn credentials_query_parameter(mut self, name: &str) -> Self {
+    pub fn with_credentials_query_parameter(mut self, name: &str) -> Self {
         self.credentials_parameter = Some(name.to_owned());
         self
     }
 
     /// Uses `limits`.
     #[must_use]
-    pub fn limits(mut self, limits: Limits) -> Self {
+    pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
     }

@@ -17,7 +17,7 @@
 //! let app: Router = Router::new().nest(
 //!     "/tokens",
 //!     TokensPage::new(tokens)
-//!         .actors(actor_from_fn(|parts| {
+//!         .with_actors(actor_from_fn(|parts| {
 //!             let s = parts.extensions.get::<Signed>().ok_or(Refusal::no_credentials())?;
 //!             Ok(if s.admin { Actor::admin(s.user.clone()) } else { Actor::user(s.user.clone()) })
 //!         }))
@@ -40,7 +40,7 @@
 //!
 //! **Security.** Every `POST` carries the session's CSRF token (a hidden field) and is refused
 //! with `403` without it; the session cookie is `HttpOnly`, `SameSite=Strict`, scoped to the
-//! mount point (and `Secure` with [`TokensPage::secure_cookie`]). A new secret never travels in
+//! mount point (and `Secure` with [`TokensPage::with_secure_cookie`]). A new secret never travels in
 //! a URL: the `POST` keeps it in the server-side session and redirects (`303`) to
 //! `/{id}/secret`, which shows it once and forgets it; a reload shows that it is gone. Every
 //! page is `Cache-Control: no-store` and has a strict `Content-Security-Policy` (scripts and
@@ -52,7 +52,7 @@
 //! balancer over several processes, send each browser to one of them (sticky sessions), or a
 //! form posted to another process is refused as without its CSRF token.
 //!
-//! **Lists** read at most [`TokensPage::max_rows`] tokens (10,000 by default) and page them
+//! **Lists** read at most [`TokensPage::with_max_rows`] tokens (10,000 by default) and page them
 //! in memory (the core's [`Query`] has a limit, no offset); sorting by user or creator (which
 //! the core does not sort by) happens there too. Past the cap the page says so.
 //!
@@ -220,7 +220,7 @@ impl<S, M: std::fmt::Debug> std::fmt::Debug for TokensPage<S, M> {
 
 impl<S: TokenStore + 'static> TokensPage<S, FromGrant> {
     /// The page over `tokens`, the caller from an [`AuthLayer`](crate::AuthLayer)'s grant
-    /// ([`FromGrant`]); most hosts map their own login with [`TokensPage::actors`].
+    /// ([`FromGrant`]); most hosts map their own login with [`TokensPage::with_actors`].
     pub fn new(tokens: Tokens<S>) -> Self {
         Self::from_service(SelfService::new(tokens))
     }
@@ -244,9 +244,9 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> TokensPage<S, M> {
     }
 
     /// Maps requests to callers with `actors` (the host's login).
-    pub fn actors<M2: ActorMapping<S>>(self, actors: M2) -> TokensPage<S, M2> {
+    pub fn with_actors<M2: ActorMapping<S>>(self, actors: M2) -> TokensPage<S, M2> {
         TokensPage {
-            service: self.service.actors(actors),
+            service: self.service.with_actors(actors),
             settings: self.settings,
         }
     }
@@ -255,14 +255,14 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> TokensPage<S, M> {
     /// *Created by*). Without them those fields are text (user ids, comma-separated).
     /// At most 1,000 are kept.
     #[must_use]
-    pub fn users(mut self, users: impl IntoIterator<Item = UserId>) -> Self {
+    pub fn with_users(mut self, users: impl IntoIterator<Item = UserId>) -> Self {
         self.settings.users = users.into_iter().take(1_000).collect();
         self
     }
 
     /// Tokens per page (1 to 1,000; default 50).
     #[must_use]
-    pub fn page_size(mut self, n: usize) -> Self {
+    pub fn with_page_size(mut self, n: usize) -> Self {
         self.settings.page_size = n.clamp(1, 1_000);
         self
     }
@@ -270,21 +270,21 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> TokensPage<S, M> {
     /// Most tokens one list reads (default 10,000): past it the page asks for a narrower
     /// filter. At least one page.
     #[must_use]
-    pub fn max_rows(mut self, n: usize) -> Self {
+    pub fn with_max_rows(mut self, n: usize) -> Self {
         self.settings.max_rows = n.max(1);
         self
     }
 
     /// Marks the session cookie `Secure` (send it over HTTPS only). Turn it on behind HTTPS.
     #[must_use]
-    pub fn secure_cookie(mut self, secure: bool) -> Self {
+    pub fn with_secure_cookie(mut self, secure: bool) -> Self {
         self.settings.secure_cookie = secure;
         self
     }
 
     /// Bounds on the page's sessions.
     #[must_use]
-    pub fn session_limits(mut self, limits: SessionLimits) -> Self {
+    pub fn with_session_limits(mut self, limits: SessionLimits) -> Self {
         self.settings.sessions = limits;
         self
     }

@@ -148,7 +148,7 @@ async fn the_missing_permission_is_named_only_when_the_host_opts_in() {
     let f = Fixture::new();
     let reader = f.issue("reader", "dns.read");
     let server = serve(app(
-        AuthLayer::new(f.tokens.clone()).reveal_missing_permission()
+        AuthLayer::new(f.tokens.clone()).with_reveal_missing_permission(true)
     ))
     .await;
     let r = call(server.addr, "POST", "/dns/zones/edit", &reader, None).await;
@@ -166,7 +166,7 @@ async fn the_missing_permission_is_named_only_when_the_host_opts_in() {
 async fn an_optional_layer_lets_anonymous_requests_through_but_not_bad_tokens() {
     let f = Fixture::new();
     let reader = f.issue("reader", "dns.read");
-    let server = serve(app(AuthLayer::new(f.tokens.clone()).optional())).await;
+    let server = serve(app(AuthLayer::new(f.tokens.clone()).with_optional(true))).await;
     let r = http_get(server.addr, "/maybe", None).await;
     assert_eq!((r.status, r.body.as_str()), (200, "anonymous"));
     let r = http_get(server.addr, "/maybe", Some(&reader)).await;
@@ -180,6 +180,13 @@ async fn an_optional_layer_lets_anonymous_requests_through_but_not_bad_tokens() 
     // Requirements and the plain extractor still refuse the anonymous.
     assert_eq!(http_get(server.addr, "/dns/zones", None).await.status, 401);
     assert_eq!(http_get(server.addr, "/whoami", None).await.status, 401);
+
+    // A switch given `false` is off: the anonymous are refused again.
+    let layer = AuthLayer::new(f.tokens.clone())
+        .with_optional(true)
+        .with_optional(false);
+    let server = serve(app(layer)).await;
+    assert_eq!(http_get(server.addr, "/maybe", None).await.status, 401);
 }
 
 #[tokio::test]
@@ -252,9 +259,12 @@ async fn the_hosts_header_and_the_query_string_only_when_configured() {
     assert_eq!(http_get(plain.addr, &query, None).await.status, 401);
 
     let sources = SecretSources::default()
-        .header(HeaderName::from_static("x-api-key"))
-        .query_parameter_leak_risk("api_key");
-    let both = serve(app(AuthLayer::new(f.tokens.clone()).secret_sources(sources))).await;
+        .with_header(HeaderName::from_static("x-api-key"))
+        .with_query_parameter_leak_risk("api_key");
+    let both = serve(app(
+        AuthLayer::new(f.tokens.clone()).with_secret_sources(sources)
+    ))
+    .await;
     assert_eq!(
         send(both.addr, &raw("GET", "/whoami", &header, None))
             .await
@@ -275,8 +285,11 @@ async fn malformed_credentials_get_a_clean_401_and_never_a_store_lookup() {
     let (logs, _guard) = Logs::capture();
     let f = Fixture::new();
     let secret = f.issue("reader", "dns.read");
-    let sources = SecretSources::default().header(HeaderName::from_static("x-api-key"));
-    let server = serve(app(AuthLayer::new(f.tokens.clone()).secret_sources(sources))).await;
+    let sources = SecretSources::default().with_header(HeaderName::from_static("x-api-key"));
+    let server = serve(app(
+        AuthLayer::new(f.tokens.clone()).with_secret_sources(sources)
+    ))
+    .await;
     let lookups = f.tokens.store().lookups();
 
     let junk = vec![b'x'; 16 * 1024];

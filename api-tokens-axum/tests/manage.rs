@@ -56,15 +56,15 @@ fn app(tokens: &T, limits: Limits) -> Router {
         .nest(
             "/api/tokens",
             SelfService::new(tokens.clone())
-                .actors(
+                .with_actors(
                     FromGrant::new(permission!("tokens.manage"))
-                        .admin_permission(permission!("tokens.admin")),
+                        .with_admin_permission(permission!("tokens.admin")),
                 )
-                .limits(limits)
+                .with_limits(limits)
                 .router(),
         )
         .route("/ping", get(|| async { "pong" }))
-        .layer(AuthLayer::new(tokens.clone()).optional())
+        .layer(AuthLayer::new(tokens.clone()).with_optional(true))
 }
 
 fn ids(v: &Value) -> Vec<u64> {
@@ -986,7 +986,7 @@ async fn a_form_content_type_is_refused_even_without_a_body() {
     });
     let app: Router = Router::new().nest(
         "/api/tokens",
-        SelfService::new(t.clone()).actors(actors).router(),
+        SelfService::new(t.clone()).with_actors(actors).router(),
     );
     let server = serve(app).await;
     let path = format!("/api/tokens/{id}/regenerate");
@@ -1077,8 +1077,8 @@ async fn the_list_ignores_the_credentials_query_parameter() {
     let t = tokens();
     let (_, alice) = bootstrap(&t, "alice", "hook", "*");
     let layer = || {
-        AuthLayer::new(t.clone()).secret_sources(
-            api_tokens_axum::SecretSources::default().query_parameter_leak_risk("api_key"),
+        AuthLayer::new(t.clone()).with_secret_sources(
+            api_tokens_axum::SecretSources::default().with_query_parameter_leak_risk("api_key"),
         )
     };
     let actors = || FromGrant::new(permission!("tokens.manage"));
@@ -1087,8 +1087,8 @@ async fn the_list_ignores_the_credentials_query_parameter() {
             .nest(
                 "/api/tokens",
                 SelfService::new(t.clone())
-                    .actors(actors())
-                    .credentials_query_parameter("api_key")
+                    .with_actors(actors())
+                    .with_credentials_query_parameter("api_key")
                     .router(),
             )
             .layer(layer()),
@@ -1109,7 +1109,7 @@ async fn the_list_ignores_the_credentials_query_parameter() {
         Router::new()
             .nest(
                 "/api/tokens",
-                SelfService::new(t.clone()).actors(actors()).router(),
+                SelfService::new(t.clone()).with_actors(actors()).router(),
             )
             .layer(layer()),
     )

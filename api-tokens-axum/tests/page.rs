@@ -625,9 +625,9 @@ async fn sessions_are_bounded_and_cookies_are_strict() {
     let mut limits = SessionLimits::default();
     limits.max_sessions = 2;
     let page = TokensPage::new(tokens.clone())
-        .session_limits(limits)
-        .secure_cookie(true)
-        .actors(actor_from_fn(|parts| {
+        .with_session_limits(limits)
+        .with_secure_cookie(true)
+        .with_actors(actor_from_fn(|parts| {
             let _ = parts
                 .headers
                 .get("cookie")
@@ -709,8 +709,8 @@ async fn every_column_sorts_both_ways_and_pages_split_the_list() {
             .unwrap();
     }
     let page = TokensPage::new(tokens.clone())
-        .page_size(4)
-        .actors(actor_from_fn(|_| {
+        .with_page_size(4)
+        .with_actors(actor_from_fn(|_| {
             Ok(Actor::admin(UserId::new("alice").unwrap()))
         }));
     let server = serve(Router::new().nest("/tokens", page.router())).await;
@@ -795,8 +795,8 @@ async fn every_column_sorts_both_ways_and_pages_split_the_list() {
 
     // More matches than one list reads: said, not silently cut.
     let page = TokensPage::new(tokens.clone())
-        .max_rows(3)
-        .actors(actor_from_fn(|_| {
+        .with_max_rows(3)
+        .with_actors(actor_from_fn(|_| {
             Ok(Actor::admin(UserId::new("alice").unwrap()))
         }));
     let server = serve(Router::new().nest("/tokens", page.router())).await;
@@ -829,7 +829,7 @@ async fn a_token_signed_in_on_the_page_cannot_create_beyond_itself() {
         .nest(
             "/tokens",
             TokensPage::new(tokens.clone())
-                .actors(FromGrant::new(permission!("tokens.manage")))
+                .with_actors(FromGrant::new(permission!("tokens.manage")))
                 .router(),
         )
         .layer(AuthLayer::new(tokens.clone()));
