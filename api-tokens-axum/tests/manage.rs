@@ -688,6 +688,7 @@ async fn bodies_and_path_ids_are_read_by_one_rule() {
 /// `store_unavailable` in the API's JSON, and the router serves the next call.
 #[tokio::test]
 async fn a_panicking_management_call_answers_503_and_the_router_keeps_serving() {
+    let (logs, _guard) = Logs::capture();
     let t = tokens();
     let (_, alice) = bootstrap(&t, "alice", "console", "*");
     let server = serve(app(&t, Limits::default())).await;
@@ -710,6 +711,13 @@ async fn a_panicking_management_call_answers_503_and_the_router_keeps_serving() 
         r.body
     );
     assert_eq!(r.header("cache-control"), Some("no-store"));
+    // The client reads that the store failed; what panicked is the operator's, in the log.
+    assert_eq!(r.json()["message"], "the token store failed");
+    let all = logs.all();
+    assert!(
+        all.contains("panicked on the blocking pool") && all.contains("code=store_unavailable"),
+        "{all}"
+    );
     let r = call(
         a,
         "POST",
