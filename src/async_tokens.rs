@@ -71,7 +71,9 @@ impl<S> Clone for AsyncTokens<S> {
 ///   as a whole.
 /// * **Outside a tokio runtime** the call runs in place, in `spawn`, and the future is ready.
 ///
-/// The future is named (no box), `Unpin`, and `Send` when `T` is.
+/// The future is named (no box around it), `Unpin`, `Send` when `T` is, and two words wide
+/// whatever `T` is (a result computed in place waits in a box), so a service's response
+/// future that may hold one stays as small as its other states.
 ///
 /// ```
 /// use api_tokens::Blocking;
@@ -92,7 +94,7 @@ pub struct Blocking<T> {
 
 enum State<T> {
     Spawned(JoinHandle<T>),
-    Ready(T),
+    Ready(Box<T>),
     Done,
 }
 
@@ -116,7 +118,7 @@ impl<T: Send + 'static> Blocking<T> {
     pub fn spawn(op: impl FnOnce() -> T + Send + 'static) -> Self {
         let state = match tokio::runtime::Handle::try_current() {
             Ok(handle) => State::Spawned(handle.spawn_blocking(op)),
-            Err(_) => State::Ready(op()),
+            Err(_) => State::Ready(Box::new(op())),
         };
         Self { state }
     }
@@ -137,7 +139,7 @@ impl<T> Future for Blocking<T> {
                 Poll::Ready(Ok(value)) => Ok(value),
                 Poll::Ready(Err(e)) => Err(not_completed(NotCompleted::from(e))),
             },
-            State::Ready(value) => Ok(value),
+            State::Ready(value) => Ok(*value),
             State::Done => Err(not_completed(NotCompleted::PolledAgain)),
         })
     }
@@ -352,6 +354,14 @@ mod tests {
         let e = runtime().block_on(call).unwrap_err();
         assert_eq!(e.code(), "store_unavailable");
         assert!(chain(&e).contains("shut down"), "{}", chain(&e));
+    }
+
+    #[test]
+    fn the_future_is_two_words_whatever_it_carries() {
+        assert_eq!(
+            std::mem::size_of::<Blocking<[u8; 1024]>>(),
+            2 * std::mem::size_of::<usize>()
+        );
     }
 
     #[test]

@@ -366,6 +366,25 @@ where
     type Output = Result<Response, I::Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The inner service's future, the path of every request let through, first and alone;
+        // the other states out of line.
+        if let StateProj::Inner { future } = self.as_mut().project().state.project() {
+            return future.poll(cx);
+        }
+        self.poll_other(cx)
+    }
+}
+
+impl<I, B> ResponseFuture<I, B>
+where
+    I: Service<Request<B>, Response = Response>,
+{
+    /// A refusal, or the authentication on the blocking pool and then the inner service.
+    #[inline(never)]
+    fn poll_other(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Response, I::Error>> {
         loop {
             let mut this = self.as_mut().project();
             let next = match this.state.as_mut().project() {
