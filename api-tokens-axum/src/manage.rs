@@ -55,8 +55,9 @@
 //! neither.
 //!
 //! **Management never blocks the executor**: each call runs on tokio's blocking pool
-//! (`spawn_blocking`, the core's documented path for stores that wait on a network), so a slow
-//! database holds a blocking thread, not an async worker.
+//! ([`Blocking`], the core's one path for stores that wait on a
+//! network), so a slow database holds a blocking thread, not an async worker; a call that
+//! panics there answers 503 `store_unavailable`, and the panic goes to the log only.
 
 use std::future::Future;
 use std::sync::Arc;
