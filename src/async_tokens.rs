@@ -1,5 +1,6 @@
 //! [`AsyncTokens`]: the management API as `async` methods, for hosts on tokio (feature
-//! `tokio`, on with `postgres`).
+//! `tokio`, on with `postgres`); [`Blocking`]: the one way this workspace runs a sync call on
+//! tokio's blocking pool.
 //!
 //! Authentication against a [`MemoryStore`](crate::MemoryStore) or a replica of a PostgreSQL
 //! store does no I/O (they answer from memory), so it stays a plain call, fine inside any
@@ -9,6 +10,12 @@
 //! call on tokio's blocking pool (`spawn_blocking`) and awaits it, so the executor's threads
 //! are never blocked, on a multi-threaded or a current-thread runtime alike. Outside a tokio
 //! runtime the call runs in place.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::task::{JoinError, JoinHandle};
 
 use crate::actor::Actor;
 use crate::check::{Denial, Grant, RequestContext};
@@ -49,11 +56,119 @@ impl<S> Clone for AsyncTokens<S> {
     }
 }
 
-/// A management call failed to run at all (it panicked in a host callback, or the runtime is
-/// shutting down); nothing is known to have changed.
+/// A sync call on tokio's blocking pool, as a future: [`Blocking::spawn`] starts it, awaiting
+/// it gives its result. The one place the workspace hands sync work to the blocking pool
+/// (management here, the `api-tokens-axum` layer's blocking mode and its self-service API),
+/// so what happens when that work cannot complete is decided once:
+///
+/// * **It panicked** (in a host's store, directory or event sink): the panic stays on the
+///   blocking thread and the caller gets [`Error::Store`] (a backend error, code
+///   `store_unavailable`, whose source says it panicked), as for any store failure. Whether
+///   the call took effect is not known (a batch still committed whole or not at all).
+/// * **The runtime shut down** before it ran: the same error, its source saying so.
+/// * **Dropping the future** does not stop the call (a blocking task cannot be interrupted):
+///   it runs to its end and its result is dropped, so a started batch still commits or fails
+///   as a whole.
+/// * **Outside a tokio runtime** the call runs in place, in `spawn`, and the future is ready.
+///
+/// The future is named (no box around it), `Unpin`, `Send` when `T` is, and two words wide
+/// whatever `T` is (a result computed in place waits in a box), so a service's response
+/// future that may hold one stays as small as its other states.
+///
+/// ```
+/// use api_tokens::Blocking;
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let sum = Blocking::spawn(|| (1..=10).sum::<u32>()).await?;
+/// assert_eq!(sum, 55);
+/// let failed = Blocking::spawn(|| -> u32 { panic!("a store bug") }).await.unwrap_err();
+/// assert_eq!(failed.code(), "store_unavailable");
+/// # Ok::<(), api_tokens::Error>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "a blocking call's result is only known by awaiting it"]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub struct Blocking<T> {
+    state: State<T>,
+}
+
+enum State<T> {
+    Spawned(JoinHandle<T>),
+    Ready(Box<T>),
+    Done,
+}
+
+// Nothing of `T` is ever pinned: the result is moved out when it is ready.
+impl<T> Unpin for Blocking<T> {}
+
+impl<T> std::fmt::Debug for Blocking<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            State::Spawned(_) => "spawned",
+            State::Ready(_) => "ready",
+            State::Done => "done",
+        };
+        f.debug_struct("Blocking").field("state", &state).finish()
+    }
+}
+
+impl<T: Send + 'static> Blocking<T> {
+    /// Runs `op` on tokio's blocking pool (`spawn_blocking`) inside a runtime, in place
+    /// outside one.
+    pub fn spawn(op: impl FnOnce() -> T + Send + 'static) -> Self {
+        let state = match tokio::runtime::Handle::try_current() {
+            Ok(handle) => State::Spawned(handle.spawn_blocking(op)),
+            Err(_) => State::Ready(Box::new(op())),
+        };
+        Self { state }
+    }
+}
+
+impl<T> Future for Blocking<T> {
+    /// `op`'s result, or [`Error::Store`] when it could not complete (see the type's docs).
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let this = self.get_mut();
+        Poll::Ready(match std::mem::replace(&mut this.state, State::Done) {
+            State::Spawned(mut handle) => match Pin::new(&mut handle).poll(cx) {
+                Poll::Pending => {
+                    this.state = State::Spawned(handle);
+                    return Poll::Pending;
+                }
+                Poll::Ready(Ok(value)) => Ok(value),
+                Poll::Ready(Err(e)) => Err(not_completed(NotCompleted::from(e))),
+            },
+            State::Ready(value) => Ok(*value),
+            State::Done => Err(not_completed(NotCompleted::PolledAgain)),
+        })
+    }
+}
+
+/// Why a [`Blocking`] call did not complete; nothing is known to have changed.
 #[derive(Debug, thiserror::Error)]
-#[error("management call did not complete")]
-struct NotCompleted(#[source] tokio::task::JoinError);
+enum NotCompleted {
+    #[error("the call did not complete: it panicked on the blocking pool")]
+    Panicked(#[source] JoinError),
+    #[error("the call did not complete: the runtime shut down first")]
+    Cancelled(#[source] JoinError),
+    #[error("the call's result was already taken (its future was polled again)")]
+    PolledAgain,
+}
+
+impl From<JoinError> for NotCompleted {
+    fn from(e: JoinError) -> Self {
+        if e.is_panic() {
+            Self::Panicked(e)
+        } else {
+            Self::Cancelled(e)
+        }
+    }
+}
+
+fn not_completed(why: NotCompleted) -> Error {
+    Error::Store(StoreError::backend(why))
+}
 
 impl<S: TokenStore + 'static> AsyncTokens<S> {
     /// Shares `tokens`.
@@ -67,24 +182,21 @@ impl<S: TokenStore + 'static> AsyncTokens<S> {
     }
 
     /// Runs `op` on the sync API without blocking the executor: on tokio's blocking pool
-    /// inside a runtime, in place outside one. For calls this type has no method for.
+    /// inside a runtime, in place outside one ([`Blocking`]). For calls this type has no
+    /// method for; `op` may fail with any error a core [`Error`] converts into (a host's own
+    /// error type, say).
     ///
     /// # Errors
     /// `op`'s own, and a store error if the call could not complete (it panicked, or the
     /// runtime is shutting down).
-    pub async fn run<T, F>(&self, op: F) -> Result<T>
+    pub async fn run<T, E, F>(&self, op: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&Tokens<S>) -> Result<T> + Send + 'static,
+        E: From<Error> + Send + 'static,
+        F: FnOnce(&Tokens<S>) -> Result<T, E> + Send + 'static,
     {
         let tokens = self.tokens.clone();
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => handle
-                .spawn_blocking(move || op(&tokens))
-                .await
-                .map_err(|e| Error::Store(StoreError::backend(NotCompleted(e))))?,
-            Err(_) => op(&tokens),
-        }
+        Blocking::spawn(move || op(&tokens)).await?
     }
 
     /// [`Tokens::authenticate`]: a plain call, with no I/O over a `MemoryStore` or a replica
@@ -184,5 +296,104 @@ impl<S: TokenStore + 'static> AsyncTokens<S> {
     /// As [`Tokens::revoke_by_secret`].
     pub async fn revoke_by_secret(&self, presented: String) -> Result<Revocation> {
         self.run(move |t| t.revoke_by_secret(&presented)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    fn chain(e: &Error) -> String {
+        let mut out = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            out = format!("{out}: {s}");
+            source = s.source();
+        }
+        out
+    }
+
+    #[test]
+    fn a_call_runs_on_the_blocking_pool_inside_a_runtime_and_in_place_outside() {
+        let caller = std::thread::current().id();
+        let inside = runtime()
+            .block_on(async { Blocking::spawn(move || std::thread::current().id()).await })
+            .unwrap();
+        assert_ne!(inside, caller, "inside a runtime: on a pool thread");
+        let outside = Blocking::spawn(move || std::thread::current().id());
+        assert!(matches!(outside.state, State::Ready(_)), "ready at once");
+        assert_eq!(runtime().block_on(outside).unwrap(), caller, "in place");
+    }
+
+    #[test]
+    fn a_panic_is_a_store_error_and_the_runtime_goes_on() {
+        let rt = runtime();
+        let e = rt
+            .block_on(async { Blocking::spawn(|| -> u8 { panic!("a store bug") }).await })
+            .unwrap_err();
+        assert_eq!(e.code(), "store_unavailable");
+        assert!(chain(&e).contains("panicked"), "{}", chain(&e));
+        let next = rt.block_on(async { Blocking::spawn(|| 7).await });
+        assert_eq!(next.unwrap(), 7);
+    }
+
+    #[test]
+    fn a_call_the_runtime_never_runs_is_an_error_not_a_hang() {
+        let rt = runtime();
+        let handle = rt.handle().clone();
+        rt.shutdown_background();
+        let call = {
+            let _inside = handle.enter();
+            Blocking::spawn(|| 7)
+        };
+        let e = runtime().block_on(call).unwrap_err();
+        assert_eq!(e.code(), "store_unavailable");
+        assert!(chain(&e).contains("shut down"), "{}", chain(&e));
+    }
+
+    #[test]
+    fn the_future_is_two_words_whatever_it_carries() {
+        assert_eq!(
+            std::mem::size_of::<Blocking<[u8; 1024]>>(),
+            2 * std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn polled_again_after_its_result_is_an_error_not_a_panic() {
+        let mut call = Blocking::spawn(|| 7);
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(matches!(
+            Pin::new(&mut call).poll(&mut cx),
+            Poll::Ready(Ok(7))
+        ));
+        match Pin::new(&mut call).poll(&mut cx) {
+            Poll::Ready(Err(e)) => assert_eq!(e.code(), "store_unavailable"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn run_takes_the_hosts_own_error_type() {
+        #[derive(Debug)]
+        struct Host(#[allow(dead_code)] Error);
+        impl From<Error> for Host {
+            fn from(e: Error) -> Self {
+                Self(e)
+            }
+        }
+        let tokens = AsyncTokens::new(Tokens::in_memory());
+        let rt = runtime();
+        let ok: Result<usize, Host> = rt.block_on(tokens.run(|t| Ok(t.store().len())));
+        assert_eq!(ok.unwrap(), 0);
+        let failed: Result<(), Host> = rt.block_on(tokens.run(|_| panic!("a host bug")));
+        assert_eq!(failed.unwrap_err().0.code(), "store_unavailable");
     }
 }

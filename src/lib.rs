@@ -141,7 +141,7 @@ mod view;
 pub use actor::Actor;
 pub use allowlist::IpAllowlist;
 #[cfg(feature = "tokio")]
-pub use async_tokens::AsyncTokens;
+pub use async_tokens::{AsyncTokens, Blocking};
 pub use check::{Denial, DenialKind, Grant, PublicDenial, RequestContext, decide};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{AllowAllUsers, StaticDirectory, UserDirectory, UserState};

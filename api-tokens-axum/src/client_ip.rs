@@ -33,7 +33,7 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// use api_tokens_axum::ClientAddress;
 /// use axum::http::HeaderMap;
 ///
-/// let proxies = ClientAddress::behind_proxies("10.0.0.0/8".parse()?).x_forwarded_for();
+/// let proxies = ClientAddress::behind_proxies("10.0.0.0/8".parse()?).with_x_forwarded_for(true);
 /// let mut headers = HeaderMap::new();
 /// headers.insert("x-forwarded-for", "198.51.100.7, 203.0.113.9, 10.0.0.2".parse()?);
 ///
@@ -59,8 +59,8 @@ impl ClientAddress {
     }
 
     /// Behind reverse proxies in `trusted` (their addresses or networks). Name the header(s)
-    /// your proxies write with [`forwarded`](Self::forwarded) and/or
-    /// [`x_forwarded_for`](Self::x_forwarded_for); name only those, since a header your proxy
+    /// your proxies write with [`with_forwarded`](Self::with_forwarded) and/or
+    /// [`with_x_forwarded_for`](Self::with_x_forwarded_for); name only those, since a header your proxy
     /// passes through unchanged is the client's to forge. An empty list trusts nobody.
     pub fn behind_proxies(trusted: IpAllowlist) -> Self {
         Self {
@@ -69,17 +69,17 @@ impl ClientAddress {
         }
     }
 
-    /// Reads RFC 7239 `Forwarded` (its `for=` parameters) from trusted proxies.
+    /// With `true`, reads RFC 7239 `Forwarded` (its `for=` parameters) from trusted proxies.
     #[must_use]
-    pub fn forwarded(mut self) -> Self {
-        self.forwarded = true;
+    pub fn with_forwarded(mut self, read: bool) -> Self {
+        self.forwarded = read;
         self
     }
 
-    /// Reads `X-Forwarded-For` from trusted proxies.
+    /// With `true`, reads `X-Forwarded-For` from trusted proxies.
     #[must_use]
-    pub fn x_forwarded_for(mut self) -> Self {
-        self.x_forwarded_for = true;
+    pub fn with_x_forwarded_for(mut self, read: bool) -> Self {
+        self.x_forwarded_for = read;
         self
     }
 
@@ -359,8 +359,8 @@ mod tests {
 
     #[test]
     fn the_chain_is_walked_from_the_right_and_only_for_trusted_peers() {
-        let xff =
-            ClientAddress::behind_proxies("10.0.0.0/8, ::1".parse().unwrap()).x_forwarded_for();
+        let xff = ClientAddress::behind_proxies("10.0.0.0/8, ::1".parse().unwrap())
+            .with_x_forwarded_for(true);
         let h = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.0.0.7")]);
         assert_eq!(
             xff.resolve(Some(ip("10.0.0.1")), &h),
@@ -375,6 +375,9 @@ mod tests {
             Some(ip("192.0.2.1"))
         );
         assert_eq!(xff.resolve(None, &h), None);
+        // A header switched off again is not read: the peer is the client.
+        let off = xff.clone().with_x_forwarded_for(false);
+        assert_eq!(off.resolve(Some(ip("10.0.0.1")), &h), Some(ip("10.0.0.1")));
         // Several header lines are one list, in order.
         let h = headers(&[
             ("x-forwarded-for", "6.6.6.6"),
@@ -412,8 +415,8 @@ mod tests {
     #[test]
     fn forwarded_and_both_headers() {
         let both = ClientAddress::behind_proxies("10.0.0.0/8".parse().unwrap())
-            .forwarded()
-            .x_forwarded_for();
+            .with_forwarded(true)
+            .with_x_forwarded_for(true);
         let fwd = headers(&[(
             "forwarded",
             "for=6.6.6.6, for=\"203.0.113.9:1\";proto=https, for=10.0.0.2",
@@ -442,7 +445,7 @@ mod tests {
             Some(ip("203.0.113.9"))
         );
         // The peer alone when no proxy is trusted.
-        let nobody = ClientAddress::behind_proxies(IpAllowlist::any()).forwarded();
+        let nobody = ClientAddress::behind_proxies(IpAllowlist::any()).with_forwarded(true);
         assert_eq!(
             nobody.resolve(Some(ip("10.0.0.1")), &fwd),
             Some(ip("10.0.0.1"))

@@ -22,7 +22,7 @@ use axum::http::{HeaderValue, Uri};
 /// use api_tokens_axum::SecretSources;
 /// use axum::http::HeaderName;
 ///
-/// let sources = SecretSources::default().header(HeaderName::from_static("x-api-key"));
+/// let sources = SecretSources::default().with_header(HeaderName::from_static("x-api-key"));
 /// # let _ = sources;
 /// ```
 #[derive(Clone, Debug, Default)]
@@ -35,7 +35,7 @@ impl SecretSources {
     /// Also accepts the secret as the whole value of `name` (for example `X-API-Key`), for
     /// clients that cannot set `Authorization`.
     #[must_use]
-    pub fn header(mut self, name: HeaderName) -> Self {
+    pub fn with_header(mut self, name: HeaderName) -> Self {
         self.header = Some(name);
         self
     }
@@ -47,7 +47,7 @@ impl SecretSources {
     /// can send no header at all (a webhook configured by URL), and prefer short-lived tokens
     /// for them.
     #[must_use]
-    pub fn query_parameter_leak_risk(mut self, name: &str) -> Self {
+    pub fn with_query_parameter_leak_risk(mut self, name: &str) -> Self {
         self.query = Some(name.into());
         self
     }
@@ -104,9 +104,9 @@ impl SecretSources {
 pub enum Source {
     /// `Authorization: Bearer …`.
     Authorization,
-    /// The host's own header ([`SecretSources::header`]).
+    /// The host's own header ([`SecretSources::with_header`]).
     Header,
-    /// The query parameter ([`SecretSources::query_parameter_leak_risk`]).
+    /// The query parameter ([`SecretSources::with_query_parameter_leak_risk`]).
     Query,
 }
 
@@ -434,8 +434,8 @@ mod tests {
             "absent:Nothing"
         );
         let s = SecretSources::default()
-            .header(HeaderName::from_static("x-api-key"))
-            .query_parameter_leak_risk("api_key");
+            .with_header(HeaderName::from_static("x-api-key"))
+            .with_query_parameter_leak_risk("api_key");
         assert_eq!(
             presented(&s, &[("x-api-key", b" tok_a ")], "/"),
             "Header:tok_a"

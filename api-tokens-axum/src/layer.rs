@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use api_tokens::{Grant, MemoryStore, Permission, RequestContext, TokenStore, Tokens};
+use api_tokens::{Blocking, Grant, MemoryStore, Permission, RequestContext, TokenStore, Tokens};
 use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts};
 use axum::http::Request;
 use axum::http::request::Parts;
@@ -44,17 +44,18 @@ use crate::require::RequireLayer;
 /// // axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
 /// ```
 ///
-/// **Which stores may authenticate in place.** The layer calls [`Tokens::authenticate`] in
-/// place, on the request's task: right for stores whose lookup never waits, `MemoryStore` and
-/// a `Replica` (an in-memory copy). A `SqliteStore` runs a `SELECT` (and at times a last-use
-/// write that can wait for the write lock up to its busy timeout), and a bare `PostgresStore`
-/// waits on the network: in place, such a lookup blocks an executor thread, and on a
-/// current-thread runtime or with few workers every connection waits, public routes too. With
-/// those stores use [`AuthLayer::blocking`] (each authentication on tokio's blocking pool), or
-/// put a `Replica` in front.
+/// **Which stores may authenticate in place.** [`AuthLayer::new`] calls
+/// [`Tokens::authenticate`] in place, on the request's task: right for stores whose lookup
+/// never waits, `MemoryStore` and a `Replica` (an in-memory copy). A `SqliteStore` runs a
+/// `SELECT` (and at times a last-use write that can wait for the write lock up to its busy
+/// timeout), and a bare `PostgresStore` waits on the network: in place, such a lookup blocks an
+/// executor thread, and on a current-thread runtime or with few workers every connection
+/// waits, public routes too. With those stores use [`AuthLayer::blocking`] (each
+/// authentication on tokio's blocking pool), or put a `Replica` in front. Both are the same
+/// layer, service and response future; only where `authenticate` runs differs.
 ///
 /// Public routes: put them beside the layered router (`Router::merge`), layer only a nested
-/// router, or make the layer [`optional`](AuthLayer::optional).
+/// router, or make the layer optional ([`with_optional(true)`](AuthLayer::with_optional)).
 pub struct AuthLayer<S = MemoryStore> {
     shared: Arc<Shared<S>>,
 }
@@ -65,6 +66,8 @@ struct Shared<S> {
     client: ClientAddress,
     optional: bool,
     style: RefusalStyle,
+    /// Authenticate on tokio's blocking pool ([`AuthLayer::blocking`]) rather than in place.
+    blocking: bool,
     warned_no_peer: AtomicBool,
 }
 
@@ -76,6 +79,7 @@ impl<S> Clone for Shared<S> {
             client: self.client.clone(),
             optional: self.optional,
             style: self.style.clone(),
+            blocking: self.blocking,
             warned_no_peer: AtomicBool::new(self.warned_no_peer.load(Ordering::Relaxed)),
         }
     }
@@ -95,18 +99,19 @@ impl<S> fmt::Debug for AuthLayer<S> {
             .field("sources", &self.shared.sources)
             .field("client", &self.shared.client)
             .field("optional", &self.shared.optional)
+            .field("blocking", &self.shared.blocking)
             .finish_non_exhaustive()
     }
 }
 
-/// Put in the extensions of a request that presented no credentials and passed an
-/// [`optional`](AuthLayer::optional) layer, so extractors can tell "anonymous" from "no layer".
+/// Put in the extensions of a request that presented no credentials and passed an optional
+/// layer ([`AuthLayer::with_optional`]), so extractors can tell "anonymous" from "no layer".
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Anonymous;
 
 impl<S: TokenStore + 'static> AuthLayer<S> {
-    /// Authenticates with `tokens`: `Authorization: Bearer` only, the client address from the
-    /// connection, every request must present a valid token.
+    /// Authenticates with `tokens`, in place: `Authorization: Bearer` only, the client address
+    /// from the connection, every request must present a valid token.
     pub fn new(tokens: Tokens<S>) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -115,61 +120,18 @@ impl<S: TokenStore + 'static> AuthLayer<S> {
                 client: ClientAddress::peer(),
                 optional: false,
                 style: RefusalStyle::default(),
+                blocking: false,
                 warned_no_peer: AtomicBool::new(false),
             }),
         }
     }
 
-    fn configure(mut self, change: impl FnOnce(&mut Shared<S>)) -> Self {
-        change(Arc::make_mut(&mut self.shared));
-        self
-    }
-
-    /// Where secrets are read from (see [`SecretSources`]).
-    #[must_use]
-    pub fn secret_sources(self, sources: SecretSources) -> Self {
-        self.configure(|s| s.sources = sources)
-    }
-
-    /// How the client address is established (see [`ClientAddress`]).
-    #[must_use]
-    pub fn client_address(self, client: ClientAddress) -> Self {
-        self.configure(|s| s.client = client)
-    }
-
-    /// Lets requests without any credentials through, without a grant: handlers take
-    /// `Option<Authenticated>`, and [`require`](crate::require) still refuses them. A request
-    /// that presents credentials must present valid ones.
-    #[must_use]
-    pub fn optional(self) -> Self {
-        self.configure(|s| s.optional = true)
-    }
-
-    /// Names the missing permission in 403 answers (body `"permission"`, and `scope=` in
-    /// `WWW-Authenticate`) of the [`require`](AuthLayer::require) layers made from this one.
-    /// Off by default: it tells a client holding a stolen token what to look for.
-    #[must_use]
-    pub fn reveal_missing_permission(self) -> Self {
-        self.configure(|s| s.style.reveal_missing_permission = true)
-    }
-
-    /// A [`RequireLayer`] for `permission` that answers in this layer's style (see
-    /// [`reveal_missing_permission`](AuthLayer::reveal_missing_permission)).
-    pub fn require(&self, permission: Permission) -> RequireLayer {
-        RequireLayer::all([permission])
-            .reveal_missing_permission(self.shared.style.reveal_missing_permission)
-    }
-
-    /// The `Tokens` the layer authenticates with.
-    pub fn tokens(&self) -> &Tokens<S> {
-        &self.shared.tokens
-    }
-
-    /// This layer, authenticating on tokio's blocking pool (`spawn_blocking`) instead of in
-    /// place: for stores whose lookup waits on a database (`SqliteStore`, a bare
-    /// `PostgresStore`), so a slow lookup holds a blocking thread and never an executor thread.
-    /// Costs a blocking-pool hop and a boxed future per request; `MemoryStore` and `Replica`
-    /// do not need it.
+    /// As [`new`](AuthLayer::new), but each authentication runs on tokio's blocking pool
+    /// ([`Blocking`]) instead of in place: for stores whose lookup waits on a database
+    /// (`SqliteStore`, a bare `PostgresStore`), so a slow lookup holds a blocking thread and
+    /// never an executor thread. Costs a blocking-pool hop per request; `MemoryStore` and
+    /// `Replica` do not need it. A lookup that panics, or a runtime shutting down, answers 503
+    /// (as a store failure) and is logged. Outside a tokio runtime it authenticates in place.
     ///
     /// ```
     /// use api_tokens::Tokens;
@@ -179,112 +141,55 @@ impl<S: TokenStore + 'static> AuthLayer<S> {
     /// # let tokens = Tokens::in_memory(); // a SqliteStore or PostgresStore in practice
     /// let app: Router = Router::new()
     ///     .route("/zones", get(|Authenticated(g): Authenticated| async move { g.owner.to_string() }))
-    ///     .layer(AuthLayer::new(tokens).blocking());
+    ///     .layer(AuthLayer::blocking(tokens));
     /// ```
-    pub fn blocking(self) -> BlockingAuthLayer<S> {
-        BlockingAuthLayer {
-            shared: self.shared,
-        }
-    }
-}
-
-/// [`AuthLayer::blocking`]: an [`AuthLayer`] that authenticates on tokio's blocking pool.
-pub struct BlockingAuthLayer<S = MemoryStore> {
-    shared: Arc<Shared<S>>,
-}
-
-impl<S> Clone for BlockingAuthLayer<S> {
-    fn clone(&self) -> Self {
-        Self {
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-impl<S> fmt::Debug for BlockingAuthLayer<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BlockingAuthLayer")
-            .field("sources", &self.shared.sources)
-            .field("client", &self.shared.client)
-            .field("optional", &self.shared.optional)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<I, S> Layer<I> for BlockingAuthLayer<S> {
-    type Service = BlockingAuthService<I, S>;
-
-    fn layer(&self, inner: I) -> Self::Service {
-        BlockingAuthService {
-            inner,
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-/// The service [`BlockingAuthLayer`] wraps around the inner one.
-pub struct BlockingAuthService<I, S = MemoryStore> {
-    inner: I,
-    shared: Arc<Shared<S>>,
-}
-
-impl<I: Clone, S> Clone for BlockingAuthService<I, S> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-impl<I: fmt::Debug, S> fmt::Debug for BlockingAuthService<I, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BlockingAuthService")
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The response future of [`BlockingAuthService`].
-pub type BlockingResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
-
-impl<I, S, B> Service<Request<B>> for BlockingAuthService<I, S>
-where
-    I: Service<Request<B>, Response = Response> + Clone + Send + 'static,
-    I::Future: Send + 'static,
-    S: TokenStore + 'static,
-    B: Send + 'static,
-{
-    type Response = Response;
-    type Error = I::Error;
-    type Future = BlockingResponseFuture<I::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    pub fn blocking(tokens: Tokens<S>) -> Self {
+        Self::new(tokens).configure(|s| s.blocking = true)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        // The clone takes the place of the service made ready by `poll_ready`, which serves
-        // this request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let shared = Arc::clone(&self.shared);
-        Box::pin(async move {
-            let checked = tokio::task::spawn_blocking(move || {
-                let result = shared.check(&mut req);
-                (req, result)
-            })
-            .await;
-            match checked {
-                Ok((req, Ok(()))) => inner.call(req).await,
-                Ok((_, Err(refusal))) => Ok(refusal.into_response()),
-                // A panic in the store, or the runtime shutting down: as a store failure.
-                Err(e) => {
-                    tracing::error!("authentication did not complete on the blocking pool: {e}");
-                    Ok(Refusal::unavailable().into_response())
-                }
-            }
-        })
+    fn configure(mut self, change: impl FnOnce(&mut Shared<S>)) -> Self {
+        change(Arc::make_mut(&mut self.shared));
+        self
+    }
+
+    /// Where secrets are read from (see [`SecretSources`]).
+    #[must_use]
+    pub fn with_secret_sources(self, sources: SecretSources) -> Self {
+        self.configure(|s| s.sources = sources)
+    }
+
+    /// How the client address is established (see [`ClientAddress`]).
+    #[must_use]
+    pub fn with_client_address(self, client: ClientAddress) -> Self {
+        self.configure(|s| s.client = client)
+    }
+
+    /// With `true`, lets requests without any credentials through, without a grant: handlers
+    /// take `Option<Authenticated>`, and [`require`](crate::require) still refuses them. A
+    /// request that presents credentials must present valid ones. Off by default.
+    #[must_use]
+    pub fn with_optional(self, optional: bool) -> Self {
+        self.configure(|s| s.optional = optional)
+    }
+
+    /// With `true`, names the missing permission in 403 answers (body `"permission"`, and
+    /// `scope=` in `WWW-Authenticate`) of the [`require`](AuthLayer::require) layers made from
+    /// this one. Off by default: it tells a client holding a stolen token what to look for.
+    #[must_use]
+    pub fn with_reveal_missing_permission(self, reveal: bool) -> Self {
+        self.configure(|s| s.style.reveal_missing_permission = reveal)
+    }
+
+    /// A [`RequireLayer`] for `permission` that answers in this layer's style (see
+    /// [`with_reveal_missing_permission`](AuthLayer::with_reveal_missing_permission)).
+    pub fn require(&self, permission: Permission) -> RequireLayer {
+        RequireLayer::all([permission])
+            .with_reveal_missing_permission(self.shared.style.reveal_missing_permission)
+    }
+
+    /// The `Tokens` the layer authenticates with.
+    pub fn tokens(&self) -> &Tokens<S> {
+        &self.shared.tokens
     }
 }
 
@@ -368,78 +273,168 @@ impl<I: fmt::Debug, S> fmt::Debug for AuthService<I, S> {
 
 impl<I, S, B> Service<Request<B>> for AuthService<I, S>
 where
-    I: Service<Request<B>, Response = Response>,
+    I: Service<Request<B>, Response = Response> + Clone,
     S: TokenStore + 'static,
+    B: Send + 'static,
 {
     type Response = Response;
     type Error = I::Error;
-    type Future = ResponseFuture<I::Future>;
+    type Future = ResponseFuture<I, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        if self.shared.blocking {
+            // The service made ready by `poll_ready` serves this request once the check is
+            // done; its clone takes its place here.
+            let clone = self.inner.clone();
+            let inner = std::mem::replace(&mut self.inner, clone);
+            let shared = Arc::clone(&self.shared);
+            let checked = Blocking::spawn(move || {
+                let result = shared.check(&mut req);
+                (req, result)
+            });
+            return ResponseFuture::checking(checked, inner);
+        }
         match self.shared.check(&mut req) {
             Ok(()) => ResponseFuture::inner(self.inner.call(req)),
-            Err(refusal) => ResponseFuture::refused(refusal.into_response()),
+            Err(refusal) => ResponseFuture::refused(refusal),
         }
     }
 }
 
+/// What the blocking pool hands back: the request (with the grant in it) and the verdict.
+type Checked<B> = (Request<B>, Result<(), Refusal>);
+
 pin_project_lite::pin_project! {
     /// The response future of [`AuthService`] and [`RequireService`](crate::RequireService):
-    /// the inner service's, or a refusal ready at once.
-    pub struct ResponseFuture<F> {
+    /// a refusal ready at once, or the inner service's future; on a
+    /// [blocking](AuthLayer::blocking) layer, first the authentication on the blocking pool.
+    /// No box either way.
+    pub struct ResponseFuture<I, B>
+    where
+        I: Service<Request<B>>,
+    {
         #[pin]
-        state: State<F>,
+        state: State<I, B>,
     }
 }
 
 pin_project_lite::pin_project! {
     #[project = StateProj]
-    enum State<F> {
-        Inner { #[pin] future: F },
+    enum State<I, B>
+    where
+        I: Service<Request<B>>,
+    {
+        Checking { checked: Blocking<Checked<B>>, inner: Option<I> },
+        Inner { #[pin] future: I::Future },
         Refused { response: Option<Response> },
     }
 }
 
-impl<F> ResponseFuture<F> {
-    pub(crate) fn inner(future: F) -> Self {
+impl<I: Service<Request<B>>, B> ResponseFuture<I, B> {
+    pub(crate) fn inner(future: I::Future) -> Self {
         Self {
             state: State::Inner { future },
         }
     }
 
-    pub(crate) fn refused(response: Response) -> Self {
+    pub(crate) fn refused(refusal: Refusal) -> Self {
         Self {
             state: State::Refused {
-                response: Some(response),
+                response: Some(refusal.into_response()),
+            },
+        }
+    }
+
+    fn checking(checked: Blocking<Checked<B>>, inner: I) -> Self {
+        Self {
+            state: State::Checking {
+                checked,
+                inner: Some(inner),
             },
         }
     }
 }
 
-impl<F, E> Future for ResponseFuture<F>
+impl<I, B> Future for ResponseFuture<I, B>
 where
-    F: Future<Output = Result<Response, E>>,
+    I: Service<Request<B>, Response = Response>,
 {
-    type Output = Result<Response, E>;
+    type Output = Result<Response, I::Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future } => future.poll(cx),
-            // Polled again after completion: answer again rather than panic.
-            StateProj::Refused { response } => Poll::Ready(Ok(response
-                .take()
-                .unwrap_or_else(|| Refusal::invalid_token().into_response()))),
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The inner service's future, the path of every request let through, first and alone;
+        // the other states out of line.
+        if let StateProj::Inner { future } = self.as_mut().project().state.project() {
+            return future.poll(cx);
+        }
+        self.poll_other(cx)
+    }
+}
+
+impl<I, B> ResponseFuture<I, B>
+where
+    I: Service<Request<B>, Response = Response>,
+{
+    /// A refusal, or the authentication on the blocking pool and then the inner service.
+    #[inline(never)]
+    fn poll_other(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Response, I::Error>> {
+        loop {
+            let mut this = self.as_mut().project();
+            let next = match this.state.as_mut().project() {
+                StateProj::Inner { future } => return future.poll(cx),
+                // Polled again after completion: answer again rather than panic.
+                StateProj::Refused { response } => {
+                    return Poll::Ready(Ok(response
+                        .take()
+                        .unwrap_or_else(|| Refusal::invalid_token().into_response())));
+                }
+                StateProj::Checking { checked, inner } => match Pin::new(checked).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok((req, Ok(())))) => match inner.take() {
+                        Some(mut inner) => State::Inner {
+                            future: inner.call(req),
+                        },
+                        None => refused_state(Refusal::unavailable()),
+                    },
+                    Poll::Ready(Ok((_, Err(refusal)))) => refused_state(refusal),
+                    // A panic in the store, or the runtime shutting down: as a store failure.
+                    Poll::Ready(Err(e)) => {
+                        tracing::error!(
+                            "authentication did not complete on the blocking pool: {}",
+                            refusal::chain(&e)
+                        );
+                        refused_state(Refusal::unavailable())
+                    }
+                },
+            };
+            this.state.set(next);
         }
     }
 }
 
-impl<F> fmt::Debug for ResponseFuture<F> {
+fn refused_state<I: Service<Request<B>>, B>(refusal: Refusal) -> State<I, B> {
+    State::Refused {
+        response: Some(refusal.into_response()),
+    }
+}
+
+impl<I: Service<Request<B>>, B> fmt::Debug for ResponseFuture<I, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+        let state = match &self.state {
+            State::Checking { .. } => "checking",
+            State::Inner { .. } => "inner",
+            State::Refused { .. } => "refused",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
     }
 }
 

@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
@@ -26,16 +27,17 @@
 mod client_ip;
 mod credentials;
 mod layer;
+#[cfg(feature = "manage")]
+#[cfg_attr(docsrs, doc(cfg(feature = "manage")))]
 pub mod manage;
+#[cfg(feature = "page")]
+#[cfg_attr(docsrs, doc(cfg(feature = "page")))]
 pub mod page;
 mod refusal;
 mod require;
 
 pub use client_ip::ClientAddress;
 pub use credentials::{Absent, CredentialProblem, Presented, SecretSources, Source};
-pub use layer::{
-    AuthLayer, AuthService, Authenticated, BlockingAuthLayer, BlockingAuthService,
-    BlockingResponseFuture, ResponseFuture,
-};
+pub use layer::{AuthLayer, AuthService, Authenticated, ResponseFuture};
 pub use refusal::Refusal;
 pub use require::{RequireLayer, RequireService, require};

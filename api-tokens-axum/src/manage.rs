@@ -55,19 +55,19 @@
 //! neither.
 //!
 //! **Management never blocks the executor**: each call runs on tokio's blocking pool
-//! (`spawn_blocking`, the core's documented path for stores that wait on a network), so a slow
-//! database holds a blocking thread, not an async worker.
+//! ([`Blocking`], the core's one path for stores that wait on a
+//! network), so a slow database holds a blocking thread, not an async worker; a call that
+//! panics there answers 503 `store_unavailable`, and the panic goes to the log only.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use api_tokens::{
-    Actor, Error, Forbidden, Grant, Issued, MemoryStore, NewToken, Permission, Query, Status,
-    StoreError, Token, TokenId, TokenSecret, TokenStore, TokenUpdate, Tokens,
+    Actor, Blocking, Error, Forbidden, Grant, Issued, MemoryStore, NewToken, Permission, Query,
+    Status, Token, TokenId, TokenSecret, TokenStore, TokenUpdate, Tokens,
 };
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
@@ -78,11 +78,14 @@ use serde_json::Value;
 
 mod bounds;
 mod error;
+mod extract;
 pub mod list;
 pub mod request;
 
 pub use bounds::TokenBounds;
 pub use error::ApiError;
+
+use extract::{JsonBody, JsonOnly, PathId, Reader};
 
 use crate::layer::grant_of;
 
@@ -127,7 +130,7 @@ pub trait ActorMapping<S>: Send + Sync + 'static {
 /// [`AuthLayer`](crate::AuthLayer) authenticated, holding the grant's permissions (the
 /// token's, within the owner's current rights). It manages its own tokens only when the grant
 /// allows the management permission the host names (Zabbix's *Manage API tokens* role right),
-/// and everyone's when the grant allows the [admin permission](FromGrant::admin_permission).
+/// and everyone's when the grant allows the [admin permission](FromGrant::with_admin_permission).
 /// A grant with neither is refused every call (403, `cannot_manage_tokens`): a token made to
 /// read DNS zones is not, by default, a token that mints tokens.
 ///
@@ -136,14 +139,14 @@ pub trait ActorMapping<S>: Send + Sync + 'static {
 ///
 /// [`FromGrant::default`] names no management permission and so refuses every caller: it is
 /// what [`SelfService::new`] starts with, until the host names one with
-/// [`SelfService::actors`].
+/// [`SelfService::with_actors`].
 ///
 /// ```
 /// use api_tokens::permission;
 /// use api_tokens_axum::manage::FromGrant;
 ///
 /// let actors = FromGrant::new(permission!("tokens.manage"))
-///     .admin_permission(permission!("tokens.admin"));
+///     .with_admin_permission(permission!("tokens.admin"));
 /// # let _ = actors;
 /// ```
 #[derive(Clone, Debug, Default)]
@@ -164,7 +167,7 @@ impl FromGrant {
     /// Callers whose grant allows `permission` manage everyone's tokens (Zabbix's Super
     /// admin), within their own privileges. It implies the management permission.
     #[must_use]
-    pub fn admin_permission(mut self, permission: Permission) -> Self {
+    pub fn with_admin_permission(mut self, permission: Permission) -> Self {
         self.admin = Some(permission);
         self
     }
@@ -249,9 +252,9 @@ where
 ///     .nest(
 ///         "/api/tokens",
 ///         SelfService::new(tokens.clone())
-///             .actors(
+///             .with_actors(
 ///                 FromGrant::new(permission!("tokens.manage"))
-///                     .admin_permission(permission!("tokens.admin")),
+///                     .with_admin_permission(permission!("tokens.admin")),
 ///             )
 ///             .router(),
 ///     )
@@ -267,7 +270,9 @@ pub struct SelfService<S = MemoryStore, M = FromGrant> {
 /// Who calls a self-service operation: the [`Actor`], and when the request was authenticated
 /// with an API token, that token's [`TokenBounds`]. An `Actor` converts into a caller without
 /// bounds (for hosts calling the operations themselves); [`SelfService::caller`] reads both
-/// from a request.
+/// from a request, and so does `Caller` as an axum extractor on a router whose state is an
+/// `Arc<SelfService>` (rejecting with the mapping's [`ApiError`]), as the router's own
+/// handlers take it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Caller {
@@ -305,8 +310,8 @@ impl<S, M: std::fmt::Debug> std::fmt::Debug for SelfService<S, M> {
 impl<S: TokenStore + 'static> SelfService<S, FromGrant> {
     /// The API over `tokens`, callers from the [`AuthLayer`](crate::AuthLayer)'s grant
     /// ([`FromGrant`]), default [`Limits`]. No management permission is named yet, so every
-    /// caller is refused (403) until [`actors`](SelfService::actors) names one, e.g.
-    /// `.actors(FromGrant::new(permission!("tokens.manage")))`.
+    /// caller is refused (403) until [`with_actors`](SelfService::with_actors) names one, e.g.
+    /// `.with_actors(FromGrant::new(permission!("tokens.manage")))`.
     pub fn new(tokens: Tokens<S>) -> Self {
         Self {
             tokens,
@@ -319,7 +324,7 @@ impl<S: TokenStore + 'static> SelfService<S, FromGrant> {
 
 impl<S: TokenStore + 'static, M: ActorMapping<S>> SelfService<S, M> {
     /// Maps requests to callers with `actors`.
-    pub fn actors<M2: ActorMapping<S>>(self, actors: M2) -> SelfService<S, M2> {
+    pub fn with_actors<M2: ActorMapping<S>>(self, actors: M2) -> SelfService<S, M2> {
         SelfService {
             tokens: self.tokens,
             actors,
@@ -329,17 +334,17 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> SelfService<S, M> {
     }
 
     /// The query parameter the [`AuthLayer`](crate::AuthLayer) reads secrets from
-    /// ([`SecretSources::query_parameter_leak_risk`](crate::SecretSources::query_parameter_leak_risk)):
+    /// ([`SecretSources::with_query_parameter_leak_risk`](crate::SecretSources::with_query_parameter_leak_risk)):
     /// the list ignores it instead of refusing it as an unknown filter.
     #[must_use]
-    pub fn credentials_query_parameter(mut self, name: &str) -> Self {
+    pub fn with_credentials_query_parameter(mut self, name: &str) -> Self {
         self.credentials_parameter = Some(name.to_owned());
         self
     }
 
     /// Uses `limits`.
     #[must_use]
-    pub fn limits(mut self, limits: Limits) -> Self {
+    pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
     }
@@ -553,7 +558,8 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> SelfService<S, M> {
     }
 }
 
-/// Runs a management call on tokio's blocking pool.
+/// Runs a management call on tokio's blocking pool ([`Blocking`], which also decides what a
+/// panic or a shutting-down runtime answers: a store failure).
 async fn run<S, T, E, F>(tokens: &Tokens<S>, op: F) -> Result<T, ApiError>
 where
     S: TokenStore + 'static,
@@ -562,11 +568,7 @@ where
     F: FnOnce(&Tokens<S>) -> Result<T, E> + Send + 'static,
 {
     let tokens = tokens.clone();
-    match tokio::task::spawn_blocking(move || op(&tokens)).await {
-        Ok(result) => result.map_err(Into::into),
-        // The call panicked (in a host's store or directory) or the runtime is shutting down.
-        Err(e) => Err(ApiError::Tokens(Error::Store(StoreError::backend(e)))),
-    }
+    Blocking::spawn(move || op(&tokens).map_err(Into::into)).await?
 }
 
 /// The containment rule: every token of `ids` the actor can see may do no more than the actor
@@ -651,255 +653,137 @@ struct NewSecret {
 
 type Svc<S, M> = State<Arc<SelfService<S, M>>>;
 
-fn respond(result: Result<Response, ApiError>) -> Response {
-    result.unwrap_or_else(IntoResponse::into_response)
-}
-
-/// The request's JSON body; `Value::Null` when it is empty and `required` is false.
-async fn body_json(
-    parts: &Parts,
-    body: Body,
-    limit: usize,
-    required: bool,
-) -> Result<Value, ApiError> {
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::bad_request(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the request body is larger than {limit} bytes"),
-        )
-    })?;
-    // A `Content-Type` that is there and not JSON is refused even with no body: a cross-site
-    // form post is sent so, and must not reach a state-changing route (see the module docs).
-    refuse_other_content_types(parts)?;
-    if bytes.is_empty() && !required {
-        return Ok(Value::Null);
-    }
-    if parts.headers.get(CONTENT_TYPE).is_none() {
-        return Err(unsupported_media_type());
-    }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("the request body is not valid JSON: {e}"),
-        )
-    })
-}
-
-/// 415 when the request has a `Content-Type` other than `application/json`.
-fn refuse_other_content_types(parts: &Parts) -> Result<(), ApiError> {
-    let Some(value) = parts.headers.get(CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let is_json = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if is_json {
-        Ok(())
-    } else {
-        Err(unsupported_media_type())
-    }
-}
-
-fn unsupported_media_type() -> ApiError {
-    ApiError::bad_request(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-        "the request body must be JSON, sent as Content-Type: application/json",
-    )
-}
-
-fn path_id(text: &str) -> Result<TokenId, ApiError> {
-    text.parse()
-        .map_err(|e| ApiError::invalid_id("id", None, &e))
-}
-
 async fn list_tokens<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(svc): Svc<S, M>,
-    req: Request,
-) -> Response {
-    respond(
-        async {
-            let (parts, _) = req.into_parts();
-            let actor = svc.actor(&parts).await?;
-            let query = list::query_ignoring(
-                parts.uri.query().unwrap_or_default(),
-                svc.limits.max_page,
-                svc.credentials_parameter.as_deref(),
-            )?;
-            let tokens = svc.list(actor, query).await?;
-            Ok(json(
-                StatusCode::OK,
-                &serde_json::json!({ "tokens": tokens }),
-            ))
-        }
-        .await,
-    )
+    Reader(actor): Reader,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = list::query_ignoring(
+        query.as_deref().unwrap_or_default(),
+        svc.limits.max_page,
+        svc.credentials_parameter.as_deref(),
+    )?;
+    let tokens = svc.list(actor, query).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "tokens": tokens }),
+    ))
 }
 
 async fn create_tokens<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(svc): Svc<S, M>,
-    req: Request,
-) -> Response {
-    respond(
-        async {
-            let (parts, body) = req.into_parts();
-            let actor = svc.caller(&parts).await?;
-            let value = body_json(&parts, body, svc.limits.max_body_bytes, true).await?;
-            if let Value::Array(items) = &value {
-                svc.check_batch("tokens", items.len())?;
-                let news = items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| request::new_token(v, request::position(i, items.len())))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let user = actor.actor.user.clone();
-                let ids = svc.create(actor, news).await?;
-                tracing::info!(actor = %user, tokens = ?ids, "tokens created");
-                return Ok(json(
-                    StatusCode::CREATED,
-                    &serde_json::json!({ "ids": ids }),
-                ));
-            }
-            let new = request::new_token(&value, None)?;
-            let user = actor.actor.user.clone();
-            let issued = svc.issue(actor, new).await?;
-            tracing::info!(actor = %user, token = issued.token.id.get(), "token issued");
-            Ok(json(StatusCode::CREATED, &issued.reveal()))
-        }
-        .await,
-    )
+    caller: Caller,
+    JsonBody(value): JsonBody,
+) -> Result<Response, ApiError> {
+    let user = caller.actor.user.clone();
+    if let Value::Array(items) = &value {
+        svc.check_batch("tokens", items.len())?;
+        let news = items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| request::new_token(v, request::position(i, items.len())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids = svc.create(caller, news).await?;
+        tracing::info!(actor = %user, tokens = ?ids, "tokens created");
+        return Ok(json(
+            StatusCode::CREATED,
+            &serde_json::json!({ "ids": ids }),
+        ));
+    }
+    let issued = svc.issue(caller, request::new_token(&value, None)?).await?;
+    tracing::info!(actor = %user, token = issued.token.id.get(), "token issued");
+    Ok(json(StatusCode::CREATED, &issued.reveal()))
 }
 
 async fn get_token<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(svc): Svc<S, M>,
-    Path(id): Path<String>,
-    req: Request,
-) -> Response {
-    respond(
-        async {
-            let (parts, _) = req.into_parts();
-            let actor = svc.actor(&parts).await?;
-            let token = svc.get(actor, path_id(&id)?).await?;
-            Ok(json(StatusCode::OK, &token))
-        }
-        .await,
-    )
+    Reader(actor): Reader,
+    PathId(id): PathId,
+) -> Result<Response, ApiError> {
+    Ok(json(StatusCode::OK, &svc.get(actor, id).await?))
 }
 
 async fn update_token<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(svc): Svc<S, M>,
-    Path(id): Path<String>,
-    req: Request,
-) -> Response {
-    respond(
-        async {
-            let (parts, body) = req.into_parts();
-            let actor = svc.caller(&parts).await?;
-            let id = path_id(&id)?;
-            let value = body_json(&parts, body, svc.limits.max_body_bytes, true).await?;
-            let update = request::update(id, &value)?;
-            let user = actor.actor.user.clone();
-            let token = svc.update(actor, update).await?;
-            tracing::info!(actor = %user, token = id.get(), "token updated");
-            Ok(json(StatusCode::OK, &token))
-        }
-        .await,
-    )
+    caller: Caller,
+    PathId(id): PathId,
+    JsonBody(value): JsonBody,
+) -> Result<Response, ApiError> {
+    let update = request::update(id, &value)?;
+    let user = caller.actor.user.clone();
+    let token = svc.update(caller, update).await?;
+    tracing::info!(actor = %user, token = id.get(), "token updated");
+    Ok(json(StatusCode::OK, &token))
 }
 
 async fn delete_token<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(svc): Svc<S, M>,
-    Path(id): Path<String>,
-    req: Request,
-) -> Response {
-    respond(
-        async {
-            let (parts, _) = req.into_parts();
-            refuse_other_content_types(&parts)?;
-            let actor = svc.caller(&parts).await?;
-            let id = path_id(&id)?;
-            let user = actor.actor.user.clone();
-            svc.delete(actor, vec![id]).await?;
-            tracing::info!(actor = %user, token = id.get(), "token deleted");
-            Ok(no_store(StatusCode::NO_CONTENT.into_response()))
-        }
-        .await,
-    )
+    _: JsonOnly,
+    caller: Caller,
+    PathId(id): PathId,
+) -> Result<Response, ApiError> {
+    let user = caller.actor.user.clone();
+    svc.delete(caller, vec![id]).await?;
+    tracing::info!(actor = %user, token = id.get(), "token deleted");
+    Ok(no_store(StatusCode::NO_CONTENT.into_response()))
 }
 
 async fn regenerate_token<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(svc): Svc<S, M>,
-    Path(id): Path<String>,
-    req: Request,
-) -> Response {
-    respond(
-        async {
-            let (parts, body) = req.into_parts();
-            let actor = svc.caller(&parts).await?;
-            let id = path_id(&id)?;
-            let value = body_json(&parts, body, svc.limits.max_body_bytes, false).await?;
-            let grace = request::regenerate_one(&value)?;
-            let user = actor.actor.user.clone();
-            let mut secrets = svc.regenerate(actor, vec![id], grace).await?;
-            tracing::info!(actor = %user, token = id.get(), "token regenerated");
-            match secrets.pop() {
-                Some((id, secret)) => Ok(json(StatusCode::OK, &NewSecret { id, secret })),
-                None => Err(ApiError::Tokens(Error::NotFound { index: None, id })),
-            }
-        }
-        .await,
-    )
+    caller: Caller,
+    PathId(id): PathId,
+    body: Option<JsonBody>,
+) -> Result<Response, ApiError> {
+    let grace = request::regenerate_one(&body.map_or(Value::Null, |JsonBody(v)| v))?;
+    let user = caller.actor.user.clone();
+    let mut secrets = svc.regenerate(caller, vec![id], grace).await?;
+    tracing::info!(actor = %user, token = id.get(), "token regenerated");
+    match secrets.pop() {
+        Some((id, secret)) => Ok(json(StatusCode::OK, &NewSecret { id, secret })),
+        None => Err(ApiError::Tokens(Error::NotFound { index: None, id })),
+    }
 }
 
 async fn regenerate_many<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(svc): Svc<S, M>,
-    req: Request,
-) -> Response {
-    respond(
-        async {
-            let (parts, body) = req.into_parts();
-            let actor = svc.caller(&parts).await?;
-            let value = body_json(&parts, body, svc.limits.max_body_bytes, true).await?;
-            let (ids, grace) = request::regenerate(&value, svc.limits.max_batch)?;
-            let user = actor.actor.user.clone();
-            let secrets = svc.regenerate(actor, ids, grace).await?;
-            let secrets: Vec<NewSecret> = secrets
-                .into_iter()
-                .map(|(id, secret)| NewSecret { id, secret })
-                .collect();
-            let ids: Vec<u64> = secrets.iter().map(|s| s.id.get()).collect();
-            tracing::info!(actor = %user, tokens = ?ids, "tokens regenerated");
-            Ok(json(
-                StatusCode::OK,
-                &serde_json::json!({ "secrets": secrets }),
-            ))
-        }
-        .await,
-    )
+    caller: Caller,
+    JsonBody(value): JsonBody,
+) -> Result<Response, ApiError> {
+    let (ids, grace) = request::regenerate(&value, svc.limits.max_batch)?;
+    let user = caller.actor.user.clone();
+    let secrets: Vec<NewSecret> = svc
+        .regenerate(caller, ids, grace)
+        .await?
+        .into_iter()
+        .map(|(id, secret)| NewSecret { id, secret })
+        .collect();
+    let ids: Vec<u64> = secrets.iter().map(|s| s.id.get()).collect();
+    tracing::info!(actor = %user, tokens = ?ids, "tokens regenerated");
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "secrets": secrets }),
+    ))
 }
 
+/// Mass enable (`Some(Enabled)`), disable or delete (`None`) of `{"ids": [...]}`.
 async fn mass<S: TokenStore + 'static, M: ActorMapping<S>>(
     svc: &SelfService<S, M>,
-    req: Request,
+    caller: Caller,
+    value: &Value,
     status: Option<Status>,
 ) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    let actor = svc.caller(&parts).await?;
-    let value = body_json(&parts, body, svc.limits.max_body_bytes, true).await?;
-    let ids = request::ids(&value, svc.limits.max_batch)?;
-    let user = actor.actor.user.clone();
-    let done = match status {
-        Some(status) => svc.set_status(actor, ids, status).await?,
-        None => svc.delete(actor, ids).await?,
-    };
-    let what = match status {
-        Some(Status::Enabled) => "tokens enabled",
-        Some(Status::Disabled) => "tokens disabled",
-        None => "tokens deleted",
+    let ids = request::ids(value, svc.limits.max_batch)?;
+    let user = caller.actor.user.clone();
+    let (done, what) = match status {
+        Some(status) => (
+            svc.set_status(caller, ids, status).await?,
+            if status == Status::Enabled {
+                "tokens enabled"
+            } else {
+                "tokens disabled"
+            },
+        ),
+        None => (svc.delete(caller, ids).await?, "tokens deleted"),
     };
     tracing::info!(actor = %user, tokens = ?done, "{what}");
     Ok(json(StatusCode::OK, &serde_json::json!({ "ids": done })))
@@ -907,21 +791,24 @@ async fn mass<S: TokenStore + 'static, M: ActorMapping<S>>(
 
 async fn enable<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(svc): Svc<S, M>,
-    req: Request,
-) -> Response {
-    respond(mass(&svc, req, Some(Status::Enabled)).await)
+    caller: Caller,
+    JsonBody(value): JsonBody,
+) -> Result<Response, ApiError> {
+    mass(&svc, caller, &value, Some(Status::Enabled)).await
 }
 
 async fn disable<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(svc): Svc<S, M>,
-    req: Request,
-) -> Response {
-    respond(mass(&svc, req, Some(Status::Disabled)).await)
+    caller: Caller,
+    JsonBody(value): JsonBody,
+) -> Result<Response, ApiError> {
+    mass(&svc, caller, &value, Some(Status::Disabled)).await
 }
 
 async fn delete_many<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(svc): Svc<S, M>,
-    req: Request,
-) -> Response {
-    respond(mass(&svc, req, None).await)
+    caller: Caller,
+    JsonBody(value): JsonBody,
+) -> Result<Response, ApiError> {
+    mass(&svc, caller, &value, None).await
 }

@@ -17,7 +17,7 @@
 //! let app: Router = Router::new().nest(
 //!     "/tokens",
 //!     TokensPage::new(tokens)
-//!         .actors(actor_from_fn(|parts| {
+//!         .with_actors(actor_from_fn(|parts| {
 //!             let s = parts.extensions.get::<Signed>().ok_or(Refusal::no_credentials())?;
 //!             Ok(if s.admin { Actor::admin(s.user.clone()) } else { Actor::user(s.user.clone()) })
 //!         }))
@@ -40,7 +40,7 @@
 //!
 //! **Security.** Every `POST` carries the session's CSRF token (a hidden field) and is refused
 //! with `403` without it; the session cookie is `HttpOnly`, `SameSite=Strict`, scoped to the
-//! mount point (and `Secure` with [`TokensPage::secure_cookie`]). A new secret never travels in
+//! mount point (and `Secure` with [`TokensPage::with_secure_cookie`]). A new secret never travels in
 //! a URL: the `POST` keeps it in the server-side session and redirects (`303`) to
 //! `/{id}/secret`, which shows it once and forgets it; a reload shows that it is gone. Every
 //! page is `Cache-Control: no-store` and has a strict `Content-Security-Policy` (scripts and
@@ -52,7 +52,7 @@
 //! balancer over several processes, send each browser to one of them (sticky sessions), or a
 //! form posted to another process is refused as without its CSRF token.
 //!
-//! **Lists** read at most [`TokensPage::max_rows`] tokens (10,000 by default) and page them
+//! **Lists** read at most [`TokensPage::with_max_rows`] tokens (10,000 by default) and page them
 //! in memory (the core's [`Query`] has a limit, no offset); sorting by user or creator (which
 //! the core does not sort by) happens there too. Past the cap the page says so.
 //!
@@ -65,22 +65,21 @@ use api_tokens::store::{SortField, SortOrder};
 use api_tokens::time::Duration as TimeDuration;
 use api_tokens::{
     Error, Expiry, Forbidden, IpAllowlist, MemoryStore, PermissionSet, Query, Status, Token,
-    TokenId, TokenName, TokenStore, TokenUpdate, Tokens, UserId,
+    TokenId, TokenName, TokenSecret, TokenStore, TokenUpdate, Tokens, UserId,
 };
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{NestedPath, Path, Request, State};
+use axum::extract::{RawQuery, State};
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION, REFERRER_POLICY,
-    SET_COOKIE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY, SET_COOKIE,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
-use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::manage::{ActorMapping, ApiError, Caller, FromGrant, SelfService};
+use crate::manage::{ActorMapping, ApiError, FromGrant, SelfService};
 
+mod extract;
 mod form;
 mod html;
 mod render;
@@ -88,9 +87,10 @@ mod session;
 
 pub use session::SessionLimits;
 
+use extract::{Ctx, Page, Posted};
 use form::Form;
 use render::{Errors, FilterInput, Frame, TokenInput};
-use session::{Filter, Notice, Reveal, Sessions};
+use session::{Filter, Notice, Pending, Reveal, Sessions};
 
 /// The session cookie's name.
 const COOKIE_NAME: &str = "api_tokens_page";
@@ -220,7 +220,7 @@ impl<S, M: std::fmt::Debug> std::fmt::Debug for TokensPage<S, M> {
 
 impl<S: TokenStore + 'static> TokensPage<S, FromGrant> {
     /// The page over `tokens`, the caller from an [`AuthLayer`](crate::AuthLayer)'s grant
-    /// ([`FromGrant`]); most hosts map their own login with [`TokensPage::actors`].
+    /// ([`FromGrant`]); most hosts map their own login with [`TokensPage::with_actors`].
     pub fn new(tokens: Tokens<S>) -> Self {
         Self::from_service(SelfService::new(tokens))
     }
@@ -244,9 +244,9 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> TokensPage<S, M> {
     }
 
     /// Maps requests to callers with `actors` (the host's login).
-    pub fn actors<M2: ActorMapping<S>>(self, actors: M2) -> TokensPage<S, M2> {
+    pub fn with_actors<M2: ActorMapping<S>>(self, actors: M2) -> TokensPage<S, M2> {
         TokensPage {
-            service: self.service.actors(actors),
+            service: self.service.with_actors(actors),
             settings: self.settings,
         }
     }
@@ -255,14 +255,14 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> TokensPage<S, M> {
     /// *Created by*). Without them those fields are text (user ids, comma-separated).
     /// At most 1,000 are kept.
     #[must_use]
-    pub fn users(mut self, users: impl IntoIterator<Item = UserId>) -> Self {
+    pub fn with_users(mut self, users: impl IntoIterator<Item = UserId>) -> Self {
         self.settings.users = users.into_iter().take(1_000).collect();
         self
     }
 
     /// Tokens per page (1 to 1,000; default 50).
     #[must_use]
-    pub fn page_size(mut self, n: usize) -> Self {
+    pub fn with_page_size(mut self, n: usize) -> Self {
         self.settings.page_size = n.clamp(1, 1_000);
         self
     }
@@ -270,21 +270,21 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> TokensPage<S, M> {
     /// Most tokens one list reads (default 10,000): past it the page asks for a narrower
     /// filter. At least one page.
     #[must_use]
-    pub fn max_rows(mut self, n: usize) -> Self {
+    pub fn with_max_rows(mut self, n: usize) -> Self {
         self.settings.max_rows = n.max(1);
         self
     }
 
     /// Marks the session cookie `Secure` (send it over HTTPS only). Turn it on behind HTTPS.
     #[must_use]
-    pub fn secure_cookie(mut self, secure: bool) -> Self {
+    pub fn with_secure_cookie(mut self, secure: bool) -> Self {
         self.settings.secure_cookie = secure;
         self
     }
 
     /// Bounds on the page's sessions.
     #[must_use]
-    pub fn session_limits(mut self, limits: SessionLimits) -> Self {
+    pub fn with_session_limits(mut self, limits: SessionLimits) -> Self {
         self.settings.sessions = limits;
         self
     }
@@ -325,14 +325,20 @@ struct Shared<S, M> {
 
 type St<S, M> = State<Arc<Shared<S, M>>>;
 
-/// One request's caller, mount point and session cookie.
-struct Ctx {
-    base: String,
-    /// The actor, and the calling token's bounds when an API token authenticated the request:
-    /// what every operation is asked with, so a token-derived caller cannot mint or widen
-    /// tokens beyond itself through the page either.
-    caller: Caller,
-    cookie: Option<String>,
+/// The caller's session as a page opens it: what the page shows from it, and the cookie to
+/// set when it is new. All the page keeps between requests is behind the `Shared` methods
+/// that read and write it (`session`, `csrf`, `notice`, `filter`, `hold`, `take`).
+struct PageSession {
+    /// The session's id (the cookie's value).
+    id: String,
+    /// Its CSRF token, for the page's forms.
+    csrf: String,
+    /// The list's filter.
+    filter: Filter,
+    /// The message left for this page, taken out of the session.
+    notice: Option<Notice>,
+    /// `Set-Cookie` for a session opened by this request.
+    set_cookie: Option<HeaderValue>,
 }
 
 impl Ctx {
@@ -361,42 +367,6 @@ impl Ctx {
             None => root.to_owned(),
         }
     }
-}
-
-fn cookie_of(parts: &Parts) -> Option<String> {
-    parts
-        .headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
-        .map(|(_, value)| value.to_owned())
-}
-
-async fn caller<S: TokenStore + 'static, M: ActorMapping<S>>(
-    shared: &Shared<S, M>,
-    parts: &Parts,
-) -> Result<Ctx, Response> {
-    let caller = shared.service.caller(parts).await.map_err(|e| {
-        let status = e.status();
-        respond(
-            status,
-            render::bare_message("Not signed in", &e.to_string()),
-            None,
-        )
-    })?;
-    let base = parts
-        .extensions
-        .get::<NestedPath>()
-        .map(|p| p.as_str().trim_end_matches('/').to_owned())
-        .unwrap_or_default();
-    Ok(Ctx {
-        base,
-        caller,
-        cookie: cookie_of(parts),
-    })
 }
 
 /// An HTML answer with the page's headers (and a new session cookie).
@@ -444,9 +414,8 @@ fn see_other(location: &str) -> Response {
 }
 
 impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
-    /// The caller's session (opened if needed): its id, CSRF token, filter and the message
-    /// left for this page; and the cookie to set when it is new.
-    fn session(&self, ctx: &Ctx) -> (String, String, Filter, Option<Notice>, Option<HeaderValue>) {
+    /// The caller's session, opened if needed (see [`PageSession`]).
+    fn session(&self, ctx: &Ctx) -> PageSession {
         let (id, new) = self
             .sessions
             .open(ctx.cookie.as_deref(), &ctx.caller.actor.user);
@@ -456,7 +425,7 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
                 (s.csrf().to_owned(), s.filter.clone(), s.notice.take())
             })
             .unwrap_or_default();
-        let cookie = new.then(|| {
+        let set_cookie = new.then(|| {
             let path = if ctx.base.is_empty() { "/" } else { &ctx.base };
             let text = format!(
                 "{COOKIE_NAME}={id}; Path={path}; HttpOnly; SameSite=Strict{}",
@@ -468,7 +437,13 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
             );
             HeaderValue::from_str(&text).ok()
         });
-        (id, csrf, filter, notice, cookie.flatten())
+        PageSession {
+            id,
+            csrf,
+            filter,
+            notice,
+            set_cookie: set_cookie.flatten(),
+        }
     }
 
     /// A message page (with the status) for the caller.
@@ -490,6 +465,7 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
         )
     }
 
+    /// Leaves `notice` for the caller's next page.
     fn notice(&self, ctx: &Ctx, notice: Notice) {
         self.sessions
             .with(ctx.cookie.as_deref(), &ctx.caller.actor.user, |s| {
@@ -497,6 +473,7 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
             });
     }
 
+    /// The CSRF token of the caller's session (empty without one).
     fn csrf(&self, ctx: &Ctx) -> String {
         self.sessions
             .with(ctx.cookie.as_deref(), &ctx.caller.actor.user, |s| {
@@ -505,33 +482,53 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
             .unwrap_or_default()
     }
 
-    /// The caller, and the form of a `POST` whose CSRF token is the session's: anything else
-    /// is answered here.
-    async fn posted(&self, req: Request) -> Result<(Ctx, Form), Response> {
-        let (parts, body) = req.into_parts();
-        let ctx = caller(self, &parts).await?;
-        let form = read_form(&parts, body, self.settings.max_body_bytes)
-            .await
-            .map_err(|(status, text)| self.message(&ctx, status, "Refused", text))?;
-        if !self.sessions.csrf_ok(
+    /// Whether `presented` is the CSRF token of the caller's session.
+    fn csrf_ok(&self, ctx: &Ctx, presented: Option<&str>) -> bool {
+        self.sessions
+            .csrf_ok(ctx.cookie.as_deref(), &ctx.caller.actor.user, presented)
+    }
+
+    /// The list's filter kept in the caller's session.
+    fn filter(&self, ctx: &Ctx) -> Filter {
+        self.sessions
+            .with(ctx.cookie.as_deref(), &ctx.caller.actor.user, |s| {
+                s.filter.clone()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Keeps `filter` in the caller's session.
+    fn set_filter(&self, ctx: &Ctx, filter: Filter) {
+        self.sessions
+            .with(ctx.cookie.as_deref(), &ctx.caller.actor.user, |s| {
+                s.filter = filter
+            });
+    }
+
+    /// Keeps a new secret for the caller's next look at its token; false when the session
+    /// ended in between (the secret is then dropped, wiped).
+    fn hold(
+        &self,
+        ctx: &Ctx,
+        id: TokenId,
+        name: TokenName,
+        secret: TokenSecret,
+        why: Reveal,
+    ) -> bool {
+        self.sessions.hold(
             ctx.cookie.as_deref(),
             &ctx.caller.actor.user,
-            form.get("csrf"),
-        ) {
-            tracing::warn!(
-                user = %ctx.caller.actor.user,
-                path = parts.uri.path(),
-                "API tokens page: a form without the session's CSRF token was refused"
-            );
-            return Err(self.message(
-                &ctx,
-                StatusCode::FORBIDDEN,
-                "Refused",
-                "This form was not sent by this page (its CSRF token is missing, wrong or expired). \
-                 Nothing was changed: reload the page and try again.",
-            ));
-        }
-        Ok((ctx, form))
+            id,
+            name,
+            secret,
+            why,
+        )
+    }
+
+    /// The secret waiting in `session` for token `id`, taken out: it is never shown twice.
+    fn take(&self, ctx: &Ctx, session: &PageSession, id: TokenId) -> Option<Pending> {
+        self.sessions
+            .take(Some(&session.id), &ctx.caller.actor.user, id)
     }
 
     /// Renders the list for `view` with the caller's filter.
@@ -595,35 +592,6 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
         );
         respond(status, body, cookie)
     }
-}
-
-/// The body of a form `POST`.
-async fn read_form(
-    parts: &Parts,
-    body: Body,
-    limit: usize,
-) -> Result<Form, (StatusCode, &'static str)> {
-    let is_form = parts
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !is_form {
-        return Err((
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "The page takes forms (application/x-www-form-urlencoded) only.",
-        ));
-    }
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| (StatusCode::BAD_REQUEST, "The form is not UTF-8 text."))?;
-    Form::parse(text).map_err(|()| (StatusCode::BAD_REQUEST, "The form is not UTF-8 text."))
 }
 
 /// The core query for the list: the filter, the sort where the core sorts, a bound.
@@ -704,33 +672,29 @@ fn parse_id(text: &str) -> Option<TokenId> {
 
 async fn list_page<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
-    req: Request,
+    Page(ctx, ()): Page,
+    RawQuery(query): RawQuery,
 ) -> Response {
-    let (parts, _) = req.into_parts();
-    let ctx = match caller(&shared, &parts).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
-    let view = match Form::parse(parts.uri.query().unwrap_or_default())
+    let view = match Form::parse(query.as_deref().unwrap_or_default())
         .map_err(|()| "the query string is not UTF-8".to_owned())
         .and_then(|f| ListView::parse(&f))
     {
         Ok(view) => view,
         Err(text) => return shared.message(&ctx, StatusCode::BAD_REQUEST, "Bad request", &text),
     };
-    let (_, csrf, filter, notice, cookie) = shared.session(&ctx);
-    let input = FilterInput::of(&filter);
+    let session = shared.session(&ctx);
+    let input = FilterInput::of(&session.filter);
     shared
         .list(
             &ctx,
-            &csrf,
-            &filter,
+            &session.csrf,
+            &session.filter,
             &input,
             Errors::default(),
-            notice,
+            session.notice,
             view,
             StatusCode::OK,
-            cookie,
+            session.set_cookie,
         )
         .await
 }
@@ -763,12 +727,8 @@ fn users_of(form: &Form, name: &str, errors: &mut Errors) -> Vec<UserId> {
 
 async fn set_filter<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
-    req: Request,
+    Posted(ctx, form, ()): Posted,
 ) -> Response {
-    let (ctx, form) = match shared.posted(req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let mut filter = Filter::default();
     let mut errors = Errors::default();
     if !form.checked("reset") {
@@ -817,12 +777,7 @@ async fn set_filter<S: TokenStore + 'static, M: ActorMapping<S>>(
             status: form.get("status").unwrap_or("any").to_owned(),
         };
         let csrf = shared.csrf(&ctx);
-        let saved = shared
-            .sessions
-            .with(ctx.cookie.as_deref(), &ctx.caller.actor.user, |s| {
-                s.filter.clone()
-            })
-            .unwrap_or_default();
+        let saved = shared.filter(&ctx);
         return shared
             .list(
                 &ctx,
@@ -837,11 +792,7 @@ async fn set_filter<S: TokenStore + 'static, M: ActorMapping<S>>(
             )
             .await;
     }
-    shared
-        .sessions
-        .with(ctx.cookie.as_deref(), &ctx.caller.actor.user, |s| {
-            s.filter = filter
-        });
+    shared.set_filter(&ctx, filter);
     see_other(&ctx.list_url(None))
 }
 
@@ -853,12 +804,8 @@ fn ids_of(form: &Form) -> Result<Vec<TokenId>, String> {
 
 async fn mass<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
-    req: Request,
+    Posted(ctx, form, ()): Posted,
 ) -> Response {
-    let (ctx, form) = match shared.posted(req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let view = ListView::parse(&form).unwrap_or_default();
     let back = ctx.list_url(Some(&view));
     let (status, verb) = match form.get("action") {
@@ -957,12 +904,8 @@ fn refused(e: &ApiError, ids: &[TokenId]) -> Notice {
 
 async fn toggle<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
-    req: Request,
+    Posted(ctx, form, ()): Posted,
 ) -> Response {
-    let (ctx, form) = match shared.posted(req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let view = ListView::parse(&form).unwrap_or_default();
     let target = form
         .get("toggle")
@@ -1009,14 +952,9 @@ async fn toggle<S: TokenStore + 'static, M: ActorMapping<S>>(
 
 async fn new_page<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
-    req: Request,
+    Page(ctx, ()): Page,
 ) -> Response {
-    let (parts, _) = req.into_parts();
-    let ctx = match caller(&shared, &parts).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
-    let (_, csrf, _, _, cookie) = shared.session(&ctx);
+    let session = shared.session(&ctx);
     let input = TokenInput {
         owner: ctx.caller.actor.user.as_str().to_owned(),
         enabled: true,
@@ -1026,13 +964,13 @@ async fn new_page<S: TokenStore + 'static, M: ActorMapping<S>>(
     respond(
         StatusCode::OK,
         render::token_form(
-            &ctx.frame(&shared, &csrf),
+            &ctx.frame(&shared, &session.csrf),
             None,
             &input,
             &Errors::default(),
             now,
         ),
-        cookie,
+        session.set_cookie,
     )
 }
 
@@ -1102,12 +1040,8 @@ fn parse_token(input: &TokenInput, errors: &mut Errors) -> Parsed {
 
 async fn create<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
-    req: Request,
+    Posted(ctx, form, ()): Posted,
 ) -> Response {
-    let (ctx, form) = match shared.posted(req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let input = token_input(&form);
     let mut errors = Errors::default();
     let parsed = parse_token(&input, &mut errors);
@@ -1150,14 +1084,7 @@ async fn create<S: TokenStore + 'static, M: ActorMapping<S>>(
             let id = issued.token.id;
             tracing::info!(actor = %ctx.caller.actor.user, token = id.get(), "API token added (page)");
             let name = issued.token.name.clone();
-            if shared.sessions.hold(
-                ctx.cookie.as_deref(),
-                &ctx.caller.actor.user,
-                id,
-                name,
-                issued.secret,
-                Reveal::Created,
-            ) {
+            if shared.hold(&ctx, id, name, issued.secret, Reveal::Created) {
                 see_other(&format!("{}/{}/secret", ctx.base, id.get()))
             } else {
                 // The session closed in between: the secret cannot wait for the next page.
@@ -1178,23 +1105,13 @@ async fn create<S: TokenStore + 'static, M: ActorMapping<S>>(
 
 async fn secret_page<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
-    Path(id): Path<String>,
-    req: Request,
+    method: Method,
+    Page(ctx, id): Page<TokenId>,
 ) -> Response {
-    let (parts, _) = req.into_parts();
-    let ctx = match caller(&shared, &parts).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
-    let Some(id) = parse_id(&id) else {
-        return shared.not_found(&ctx);
-    };
-    let (session, csrf, _, _, cookie) = shared.session(&ctx);
+    let session = shared.session(&ctx);
     // Only a GET shows (and so spends) the secret: a HEAD (a link checker, a prefetch) leaves it.
-    let pending = if parts.method == Method::GET {
-        shared
-            .sessions
-            .take(Some(&session), &ctx.caller.actor.user, id)
+    let pending = if method == Method::GET {
+        shared.take(&ctx, &session, id)
     } else {
         None
     };
@@ -1207,12 +1124,12 @@ async fn secret_page<S: TokenStore + 'static, M: ActorMapping<S>>(
     respond(
         status,
         render::secret(
-            &ctx.frame(&shared, &csrf),
+            &ctx.frame(&shared, &session.csrf),
             id,
             token.as_ref(),
             pending.as_ref(),
         ),
-        cookie,
+        session.set_cookie,
     )
 }
 
@@ -1249,18 +1166,9 @@ async fn show_token<S: TokenStore + 'static, M: ActorMapping<S>>(
 
 async fn token_page<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
-    Path(id): Path<String>,
-    req: Request,
+    Page(ctx, id): Page<TokenId>,
 ) -> Response {
-    let (parts, _) = req.into_parts();
-    let ctx = match caller(&shared, &parts).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
-    let Some(id) = parse_id(&id) else {
-        return shared.not_found(&ctx);
-    };
-    let (_, _, _, _, cookie) = shared.session(&ctx);
+    let session = shared.session(&ctx);
     show_token(
         &shared,
         &ctx,
@@ -1268,23 +1176,15 @@ async fn token_page<S: TokenStore + 'static, M: ActorMapping<S>>(
         None,
         &Errors::default(),
         StatusCode::OK,
-        cookie,
+        session.set_cookie,
     )
     .await
 }
 
 async fn update<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
-    Path(id): Path<String>,
-    req: Request,
+    Posted(ctx, form, id): Posted<TokenId>,
 ) -> Response {
-    let (ctx, form) = match shared.posted(req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let Some(id) = parse_id(&id) else {
-        return shared.not_found(&ctx);
-    };
     let current = match shared.service.get(ctx.caller.clone(), id).await {
         Ok(t) => t,
         Err(e) => return shared.message(&ctx, e.status(), "API token", &e.to_string()),
@@ -1357,16 +1257,8 @@ async fn update<S: TokenStore + 'static, M: ActorMapping<S>>(
 
 async fn regenerate<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
-    Path(id): Path<String>,
-    req: Request,
+    Posted(ctx, form, id): Posted<TokenId>,
 ) -> Response {
-    let (ctx, form) = match shared.posted(req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let Some(id) = parse_id(&id) else {
-        return shared.not_found(&ctx);
-    };
     if form.get("confirmed") != Some("1") {
         let csrf = shared.csrf(&ctx);
         let action = format!("{}/{}/regenerate", ctx.base, id.get());
@@ -1401,14 +1293,7 @@ async fn regenerate<S: TokenStore + 'static, M: ActorMapping<S>>(
     match (secret, name) {
         (Some((id, secret)), Ok(name)) => {
             tracing::info!(actor = %ctx.caller.actor.user, token = id.get(), "API token regenerated (page)");
-            if shared.sessions.hold(
-                ctx.cookie.as_deref(),
-                &ctx.caller.actor.user,
-                id,
-                name,
-                secret,
-                Reveal::Regenerated,
-            ) {
+            if shared.hold(&ctx, id, name, secret, Reveal::Regenerated) {
                 return see_other(&format!("{}/{}/secret", ctx.base, id.get()));
             }
             shared.message(

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use api_tokens::Permission;
 use axum::http::Request;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -17,7 +17,7 @@ use crate::refusal::{self, Refusal};
 /// A layer that lets a request through only when its grant allows `permission`; otherwise 403
 /// with `WWW-Authenticate: Bearer error="insufficient_scope"` (the permission named only if the
 /// host opts in: [`AuthLayer::require`](crate::AuthLayer::require) with
-/// [`AuthLayer::reveal_missing_permission`](crate::AuthLayer::reveal_missing_permission)). A
+/// [`AuthLayer::with_reveal_missing_permission`](crate::AuthLayer::with_reveal_missing_permission)). A
 /// request without a grant gets 401. Use it with `route_layer` (one route, or every route of a
 /// router) under an [`AuthLayer`](crate::AuthLayer):
 ///
@@ -66,7 +66,7 @@ impl RequireLayer {
 
     /// Whether 403 answers name the missing permission.
     #[must_use]
-    pub fn reveal_missing_permission(mut self, reveal: bool) -> Self {
+    pub fn with_reveal_missing_permission(mut self, reveal: bool) -> Self {
         self.reveal = reveal;
         self
     }
@@ -105,7 +105,7 @@ where
 {
     type Response = Response;
     type Error = I::Error;
-    type Future = ResponseFuture<I::Future>;
+    type Future = ResponseFuture<I, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -124,7 +124,7 @@ where
         });
         match checked {
             Ok(()) => ResponseFuture::inner(self.inner.call(req)),
-            Err(refusal) => ResponseFuture::refused(refusal.into_response()),
+            Err(refusal) => ResponseFuture::refused(refusal),
         }
     }
 }

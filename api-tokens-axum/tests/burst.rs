@@ -85,15 +85,14 @@ async fn a_burst_of_bad_tokens_leaves_the_server_up_and_the_store_untouched() {
         .secret
         .expose()
         .to_owned();
-    let app =
-        Router::new()
-            .route(
-                "/whoami",
-                get(|Authenticated(g): Authenticated| async move { g.owner.to_string() }),
-            )
-            .layer(AuthLayer::new(tokens.clone()).secret_sources(
-                SecretSources::default().header(HeaderName::from_static("x-api-key")),
-            ));
+    let app = Router::new()
+        .route(
+            "/whoami",
+            get(|Authenticated(g): Authenticated| async move { g.owner.to_string() }),
+        )
+        .layer(AuthLayer::new(tokens.clone()).with_secret_sources(
+            SecretSources::default().with_header(HeaderName::from_static("x-api-key")),
+        ));
     // The startup check a host runs (it reads the store once; otherwise the first
     // authentication would run it, and that read is not the burst's doing).
     tokens.check_hash_keys().unwrap();

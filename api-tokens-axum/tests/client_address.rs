@@ -94,9 +94,12 @@ async fn a_spoofed_header_from_an_untrusted_peer_is_ignored() {
     let (_, office) = f.token("office", "10.0.0.0/8");
     let (local, local_secret) = f.token("local", "127.0.0.1");
     let proxies = ClientAddress::behind_proxies("10.0.0.0/8".parse().unwrap())
-        .x_forwarded_for()
-        .forwarded();
-    let server = serve(app(AuthLayer::new(f.tokens.clone()).client_address(proxies))).await;
+        .with_x_forwarded_for(true)
+        .with_forwarded(true);
+    let server = serve(app(
+        AuthLayer::new(f.tokens.clone()).with_client_address(proxies)
+    ))
+    .await;
     assert_eq!(
         status(server.addr, &office, &[("X-Forwarded-For", "10.1.2.3")]).await,
         403
@@ -124,8 +127,11 @@ async fn behind_a_trusted_proxy_x_forwarded_for_is_walked_from_the_right() {
     let (_, local) = f.token("local", "127.0.0.1");
     let (open_id, open) = f.token("open", "");
     let proxies = ClientAddress::behind_proxies("127.0.0.0/8, 172.16.0.0/12".parse().unwrap())
-        .x_forwarded_for();
-    let server = serve(app(AuthLayer::new(f.tokens.clone()).client_address(proxies))).await;
+        .with_x_forwarded_for(true);
+    let server = serve(app(
+        AuthLayer::new(f.tokens.clone()).with_client_address(proxies)
+    ))
+    .await;
     let xff = |v| [("X-Forwarded-For", v)];
 
     // The proxy names the client: the client, not the proxy, is checked and recorded.
@@ -174,8 +180,9 @@ async fn behind_a_trusted_proxy_forwarded_is_read_and_two_headers_must_agree() {
     let (_, office) = f.token("office", "10.0.0.0/8");
     let (v6_id, v6) = f.token("v6", "2001:db8::/32");
     let trusted = || "127.0.0.0/8".parse().unwrap();
-    let server = serve(app(AuthLayer::new(f.tokens.clone())
-        .client_address(ClientAddress::behind_proxies(trusted()).forwarded())))
+    let server = serve(app(AuthLayer::new(f.tokens.clone()).with_client_address(
+        ClientAddress::behind_proxies(trusted()).with_forwarded(true),
+    )))
     .await;
     let fwd = |v| [("Forwarded", v)];
     assert_eq!(
@@ -201,10 +208,10 @@ async fn behind_a_trusted_proxy_forwarded_is_read_and_two_headers_must_agree() {
         403
     );
 
-    let both = serve(app(AuthLayer::new(f.tokens.clone()).client_address(
+    let both = serve(app(AuthLayer::new(f.tokens.clone()).with_client_address(
         ClientAddress::behind_proxies(trusted())
-            .forwarded()
-            .x_forwarded_for(),
+            .with_forwarded(true)
+            .with_x_forwarded_for(true),
     )))
     .await;
     let agree = [
@@ -246,7 +253,7 @@ async fn without_the_peer_address_allowlists_fail_closed() {
 /// hand the client the address it chose: the element is malformed, so the address is unknown.
 #[test]
 fn forwarded_with_an_unclosed_quote_does_not_let_the_client_choose_its_address() {
-    let proxies = ClientAddress::behind_proxies("10.0.0.0/8".parse().unwrap()).forwarded();
+    let proxies = ClientAddress::behind_proxies("10.0.0.0/8".parse().unwrap()).with_forwarded(true);
     let peer = Some("10.0.0.1".parse().unwrap());
     for value in [
         r#"for=1.2.3.4;x=", for=6.6.6.6"#,
@@ -283,8 +290,8 @@ fn forwarded_with_an_unclosed_quote_does_not_let_the_client_choose_its_address()
 async fn a_forwarded_spoof_with_an_unclosed_quote_does_not_pass_an_ip_allowlist() {
     let f = Fixture::new();
     let (_, office) = f.token("office-only", "1.2.3.4/32");
-    let server = serve(app(AuthLayer::new(f.tokens.clone()).client_address(
-        ClientAddress::behind_proxies("127.0.0.0/8".parse().unwrap()).forwarded(),
+    let server = serve(app(AuthLayer::new(f.tokens.clone()).with_client_address(
+        ClientAddress::behind_proxies("127.0.0.0/8".parse().unwrap()).with_forwarded(true),
     )))
     .await;
     // 127.0.0.1 plays the trusted proxy, which appended the real client 6.6.6.6.

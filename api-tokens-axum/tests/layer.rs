@@ -148,7 +148,7 @@ async fn the_missing_permission_is_named_only_when_the_host_opts_in() {
     let f = Fixture::new();
     let reader = f.issue("reader", "dns.read");
     let server = serve(app(
-        AuthLayer::new(f.tokens.clone()).reveal_missing_permission()
+        AuthLayer::new(f.tokens.clone()).with_reveal_missing_permission(true)
     ))
     .await;
     let r = call(server.addr, "POST", "/dns/zones/edit", &reader, None).await;
@@ -166,7 +166,7 @@ async fn the_missing_permission_is_named_only_when_the_host_opts_in() {
 async fn an_optional_layer_lets_anonymous_requests_through_but_not_bad_tokens() {
     let f = Fixture::new();
     let reader = f.issue("reader", "dns.read");
-    let server = serve(app(AuthLayer::new(f.tokens.clone()).optional())).await;
+    let server = serve(app(AuthLayer::new(f.tokens.clone()).with_optional(true))).await;
     let r = http_get(server.addr, "/maybe", None).await;
     assert_eq!((r.status, r.body.as_str()), (200, "anonymous"));
     let r = http_get(server.addr, "/maybe", Some(&reader)).await;
@@ -180,6 +180,13 @@ async fn an_optional_layer_lets_anonymous_requests_through_but_not_bad_tokens() 
     // Requirements and the plain extractor still refuse the anonymous.
     assert_eq!(http_get(server.addr, "/dns/zones", None).await.status, 401);
     assert_eq!(http_get(server.addr, "/whoami", None).await.status, 401);
+
+    // A switch given `false` is off: the anonymous are refused again.
+    let layer = AuthLayer::new(f.tokens.clone())
+        .with_optional(true)
+        .with_optional(false);
+    let server = serve(app(layer)).await;
+    assert_eq!(http_get(server.addr, "/maybe", None).await.status, 401);
 }
 
 #[tokio::test]
@@ -252,9 +259,12 @@ async fn the_hosts_header_and_the_query_string_only_when_configured() {
     assert_eq!(http_get(plain.addr, &query, None).await.status, 401);
 
     let sources = SecretSources::default()
-        .header(HeaderName::from_static("x-api-key"))
-        .query_parameter_leak_risk("api_key");
-    let both = serve(app(AuthLayer::new(f.tokens.clone()).secret_sources(sources))).await;
+        .with_header(HeaderName::from_static("x-api-key"))
+        .with_query_parameter_leak_risk("api_key");
+    let both = serve(app(
+        AuthLayer::new(f.tokens.clone()).with_secret_sources(sources)
+    ))
+    .await;
     assert_eq!(
         send(both.addr, &raw("GET", "/whoami", &header, None))
             .await
@@ -275,8 +285,11 @@ async fn malformed_credentials_get_a_clean_401_and_never_a_store_lookup() {
     let (logs, _guard) = Logs::capture();
     let f = Fixture::new();
     let secret = f.issue("reader", "dns.read");
-    let sources = SecretSources::default().header(HeaderName::from_static("x-api-key"));
-    let server = serve(app(AuthLayer::new(f.tokens.clone()).secret_sources(sources))).await;
+    let sources = SecretSources::default().with_header(HeaderName::from_static("x-api-key"));
+    let server = serve(app(
+        AuthLayer::new(f.tokens.clone()).with_secret_sources(sources)
+    ))
+    .await;
     let lookups = f.tokens.store().lookups();
 
     let junk = vec![b'x'; 16 * 1024];
@@ -535,7 +548,7 @@ async fn a_blocking_layer_keeps_the_executor_free_while_a_lookup_waits() {
     let secret = f.issue("t", "*");
     let app = Router::new()
         .route("/zones", get(whoami))
-        .layer(AuthLayer::new(f.tokens.clone()).blocking())
+        .layer(AuthLayer::blocking(f.tokens.clone()))
         .merge(Router::new().route("/ping", get(|| async { "pong" })));
     let server = serve(app).await;
     let a = server.addr;
@@ -568,5 +581,37 @@ async fn a_blocking_layer_keeps_the_executor_free_while_a_lookup_waits() {
     );
     gate().open();
     let r = held.await.unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "alice via token 1"));
+}
+
+/// A lookup that panics on the blocking pool (a bug in a host's store) answers 503 as a store
+/// failure, is logged, and leaves the server serving: the next request is authenticated.
+#[tokio::test]
+async fn a_blocking_layer_answers_a_panicking_lookup_with_503_and_keeps_serving() {
+    let (logs, _guard) = Logs::capture();
+    let f = Fixture::new();
+    f.tokens.check_hash_keys().unwrap();
+    let secret = f.issue("t", "*");
+    let app = Router::new()
+        .route("/zones", get(whoami))
+        .layer(AuthLayer::blocking(f.tokens.clone()));
+    let server = serve(app).await;
+    f.tokens.store().panic_on_lookups(true);
+    let r = call(server.addr, "GET", "/zones", &secret, None).await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            503,
+            serde_json::json!({"code": "unavailable", "message": "Service unavailable."})
+        )
+    );
+    assert!(
+        logs.all()
+            .contains("authentication did not complete on the blocking pool"),
+        "{}",
+        logs.all()
+    );
+    f.tokens.store().panic_on_lookups(false);
+    let r = call(server.addr, "GET", "/zones", &secret, None).await;
     assert_eq!((r.status, r.body.as_str()), (200, "alice via token 1"));
 }

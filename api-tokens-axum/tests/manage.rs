@@ -56,15 +56,15 @@ fn app(tokens: &T, limits: Limits) -> Router {
         .nest(
             "/api/tokens",
             SelfService::new(tokens.clone())
-                .actors(
+                .with_actors(
                     FromGrant::new(permission!("tokens.manage"))
-                        .admin_permission(permission!("tokens.admin")),
+                        .with_admin_permission(permission!("tokens.admin")),
                 )
-                .limits(limits)
+                .with_limits(limits)
                 .router(),
         )
         .route("/ping", get(|| async { "pong" }))
-        .layer(AuthLayer::new(tokens.clone()).optional())
+        .layer(AuthLayer::new(tokens.clone()).with_optional(true))
 }
 
 fn ids(v: &Value) -> Vec<u64> {
@@ -633,6 +633,102 @@ async fn a_slow_store_does_not_block_the_executor() {
     assert_eq!(r.status, 200);
 }
 
+/// One rule for bodies: a route that needs one refuses an empty body (415 without a content
+/// type, 400 as JSON that is not there), a route whose body is optional takes an empty one,
+/// and a path id that is not a number is refused after the caller, before the body.
+#[tokio::test]
+async fn bodies_and_path_ids_are_read_by_one_rule() {
+    let t = tokens();
+    let (id, alice) = bootstrap(&t, "alice", "console", "*");
+    let server = serve(app(&t, Limits::default())).await;
+    let a = server.addr;
+    let auth = format!("Bearer {alice}");
+    let empty = |path: &str, json: bool| {
+        let mut headers: Vec<(&str, &[u8])> = vec![("Authorization", auth.as_bytes())];
+        if json {
+            headers.push(("Content-Type", b"application/json"));
+        }
+        headers.push(("Content-Length", b"0"));
+        raw("POST", path, &headers, None)
+    };
+    let r = send(a, &empty("/api/tokens/enable", false)).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    let r = send(a, &empty("/api/tokens/enable", true)).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
+    let r = send(
+        a,
+        &empty(&format!("/api/tokens/{}/regenerate", id.get()), false),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let secret = r.json()["secret"].as_str().unwrap().to_owned();
+    let r = send(a, &raw("POST", "/api/tokens/x/regenerate", &[], Some("{"))).await;
+    assert_eq!(r.status, 401, "the caller first");
+    let auth = format!("Bearer {secret}");
+    let headers: Vec<(&str, &[u8])> = vec![("Authorization", auth.as_bytes())];
+    let r = send(
+        a,
+        &raw("POST", "/api/tokens/x/regenerate", &headers, Some("{")),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (422, Some("id")),
+        "the path before the body"
+    );
+}
+
+/// A management call that panics on the blocking pool (a bug in a host's store) answers 503
+/// `store_unavailable` in the API's JSON, and the router serves the next call.
+#[tokio::test]
+async fn a_panicking_management_call_answers_503_and_the_router_keeps_serving() {
+    let (logs, _guard) = Logs::capture();
+    let t = tokens();
+    let (_, alice) = bootstrap(&t, "alice", "console", "*");
+    let server = serve(app(&t, Limits::default())).await;
+    let a = server.addr;
+    // The calling token's bounds are read (a store call) before the create: it panics there.
+    t.store().panic_on_management(true);
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens",
+        &alice,
+        Some(r#"{"name": "ci", "permissions": "dns.read"}"#),
+    )
+    .await;
+    t.store().panic_on_management(false);
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (503, Some("store_unavailable")),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    // The client reads that the store failed; what panicked is the operator's, in the log.
+    assert_eq!(r.json()["message"], "the token store failed");
+    let all = logs.all();
+    assert!(
+        all.contains("panicked on the blocking pool") && all.contains("code=store_unavailable"),
+        "{all}"
+    );
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens",
+        &alice,
+        Some(r#"{"name": "ci", "permissions": "dns.read"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
 // ------------------------------------------------------------------------------------------
 // Review 3: a token must not mint or widen tokens beyond itself, containment fails closed,
 // no cross-site form posts, no secret echoed, query-string credentials and the list.
@@ -898,7 +994,7 @@ async fn a_form_content_type_is_refused_even_without_a_body() {
     });
     let app: Router = Router::new().nest(
         "/api/tokens",
-        SelfService::new(t.clone()).actors(actors).router(),
+        SelfService::new(t.clone()).with_actors(actors).router(),
     );
     let server = serve(app).await;
     let path = format!("/api/tokens/{id}/regenerate");
@@ -989,8 +1085,8 @@ async fn the_list_ignores_the_credentials_query_parameter() {
     let t = tokens();
     let (_, alice) = bootstrap(&t, "alice", "hook", "*");
     let layer = || {
-        AuthLayer::new(t.clone()).secret_sources(
-            api_tokens_axum::SecretSources::default().query_parameter_leak_risk("api_key"),
+        AuthLayer::new(t.clone()).with_secret_sources(
+            api_tokens_axum::SecretSources::default().with_query_parameter_leak_risk("api_key"),
         )
     };
     let actors = || FromGrant::new(permission!("tokens.manage"));
@@ -999,8 +1095,8 @@ async fn the_list_ignores_the_credentials_query_parameter() {
             .nest(
                 "/api/tokens",
                 SelfService::new(t.clone())
-                    .actors(actors())
-                    .credentials_query_parameter("api_key")
+                    .with_actors(actors())
+                    .with_credentials_query_parameter("api_key")
                     .router(),
             )
             .layer(layer()),
@@ -1021,7 +1117,7 @@ async fn the_list_ignores_the_credentials_query_parameter() {
         Router::new()
             .nest(
                 "/api/tokens",
-                SelfService::new(t.clone()).actors(actors()).router(),
+                SelfService::new(t.clone()).with_actors(actors()).router(),
             )
             .layer(layer()),
     )

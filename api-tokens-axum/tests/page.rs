@@ -580,15 +580,54 @@ async fn bad_requests_are_refused_not_guessed() {
     assert!(reply.body.contains("Not signed in"));
 }
 
+/// Every page request is checked in one order: the caller, then (for a form) the form and
+/// its CSRF token, then the token the path names, whose refusal is the caller's own "Not
+/// found" page.
+#[tokio::test]
+async fn a_page_checks_the_caller_then_the_form_then_the_path() {
+    let d = Demo::start().await;
+    let mut alice = Client::new(d.server.addr, "alice");
+    let csrf = alice.csrf().await;
+    let nobody = |method: &str| {
+        format!(
+            "{method} /tokens/abc HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    for method in ["GET", "POST"] {
+        let reply = send(d.server.addr, nobody(method).as_bytes()).await;
+        assert_eq!(reply.status, 401, "{method}: {}", reply.body);
+        assert!(reply.body.contains("Not signed in"), "{method}");
+    }
+    for path in ["/tokens/abc", "/tokens/abc/regenerate"] {
+        let reply = alice.post(path, "confirmed=1").await;
+        assert_eq!(reply.status, 403, "{path}: the form's token first");
+        assert!(reply.body.contains("CSRF token"), "{path}: {}", reply.body);
+        let reply = alice.post(path, &format!("confirmed=1&csrf={csrf}")).await;
+        assert_eq!(reply.status, 404, "{path}: {}", reply.body);
+        assert!(
+            reply.body.contains("No such API token.")
+                && reply.body.contains("Signed in as <b>alice</b>"),
+            "{path}: {}",
+            reply.body
+        );
+    }
+    for path in ["/tokens/abc", "/tokens/abc/secret", "/tokens/-1"] {
+        let reply = alice.get(path).await;
+        assert_eq!(reply.status, 404, "{path}: {}", reply.body);
+        assert!(reply.body.contains("Signed in as <b>alice</b>"), "{path}");
+    }
+}
+
 #[tokio::test]
 async fn sessions_are_bounded_and_cookies_are_strict() {
     let tokens = demo::tokens();
     let mut limits = SessionLimits::default();
     limits.max_sessions = 2;
     let page = TokensPage::new(tokens.clone())
-        .session_limits(limits)
-        .secure_cookie(true)
-        .actors(actor_from_fn(|parts| {
+        .with_session_limits(limits)
+        .with_secure_cookie(true)
+        .with_actors(actor_from_fn(|parts| {
             let _ = parts
                 .headers
                 .get("cookie")
@@ -670,8 +709,8 @@ async fn every_column_sorts_both_ways_and_pages_split_the_list() {
             .unwrap();
     }
     let page = TokensPage::new(tokens.clone())
-        .page_size(4)
-        .actors(actor_from_fn(|_| {
+        .with_page_size(4)
+        .with_actors(actor_from_fn(|_| {
             Ok(Actor::admin(UserId::new("alice").unwrap()))
         }));
     let server = serve(Router::new().nest("/tokens", page.router())).await;
@@ -756,8 +795,8 @@ async fn every_column_sorts_both_ways_and_pages_split_the_list() {
 
     // More matches than one list reads: said, not silently cut.
     let page = TokensPage::new(tokens.clone())
-        .max_rows(3)
-        .actors(actor_from_fn(|_| {
+        .with_max_rows(3)
+        .with_actors(actor_from_fn(|_| {
             Ok(Actor::admin(UserId::new("alice").unwrap()))
         }));
     let server = serve(Router::new().nest("/tokens", page.router())).await;
@@ -790,7 +829,7 @@ async fn a_token_signed_in_on_the_page_cannot_create_beyond_itself() {
         .nest(
             "/tokens",
             TokensPage::new(tokens.clone())
-                .actors(FromGrant::new(permission!("tokens.manage")))
+                .with_actors(FromGrant::new(permission!("tokens.manage")))
                 .router(),
         )
         .layer(AuthLayer::new(tokens.clone()));

@@ -139,8 +139,8 @@ async fn login(Path(name): Path<String>) -> Response {
 /// The demo's app: `/` (sign in), `/login/{user}`, and the page at `/tokens`.
 pub fn app(tokens: Tokens<MemoryStore>) -> Router {
     let page = TokensPage::new(tokens)
-        .users(USERS.map(user))
-        .actors(actor_from_fn(|parts| {
+        .with_users(USERS.map(user))
+        .with_actors(actor_from_fn(|parts| {
             let name = signed_in(&parts.headers).ok_or(Refusal::no_credentials())?;
             let id = user(name);
             Ok(if name == "alice" {

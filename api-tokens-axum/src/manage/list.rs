@@ -53,7 +53,7 @@ pub fn query(text: &str, max_limit: usize) -> Result<Query, ApiError> {
 }
 
 /// [`query`], skipping every parameter named `ignored` (the query parameter the layer reads
-/// credentials from, see [`SelfService::credentials_query_parameter`](super::SelfService::credentials_query_parameter)).
+/// credentials from, see [`SelfService::with_credentials_query_parameter`](super::SelfService::with_credentials_query_parameter)).
 pub(crate) fn query_ignoring(
     text: &str,
     max_limit: usize,

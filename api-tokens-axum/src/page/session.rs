@@ -289,6 +289,22 @@ mod tests {
         UserId::new(s).unwrap()
     }
 
+    /// A new session of `user` holding a new secret for token 1; its id.
+    fn holding(sessions: &Sessions, user: &UserId) -> String {
+        let (id, _) = sessions.open(None, user);
+        let secret = api_tokens::SecretFormat::default().generate();
+        let name = TokenName::new("t").unwrap();
+        assert!(sessions.hold(
+            Some(&id),
+            user,
+            TokenId::new(1),
+            name,
+            secret,
+            Reveal::Created
+        ));
+        id
+    }
+
     #[test]
     fn sessions_are_bounded_and_the_least_recently_used_goes_first() {
         let sessions = Sessions::new(SessionLimits {
@@ -360,17 +376,7 @@ mod tests {
             ..SessionLimits::default()
         });
         let alice = user("alice");
-        let (id, _) = sessions.open(None, &alice);
-        let secret = api_tokens::SecretFormat::default().generate();
-        let name = TokenName::new("t").unwrap();
-        assert!(sessions.hold(
-            Some(&id),
-            &alice,
-            TokenId::new(1),
-            name,
-            secret,
-            Reveal::Created
-        ));
+        let id = holding(&sessions, &alice);
         assert!(sessions.take(Some(&id), &alice, TokenId::new(1)).is_none());
     }
 
@@ -378,17 +384,7 @@ mod tests {
     fn a_secret_is_taken_once_and_only_for_its_token() {
         let sessions = Sessions::new(SessionLimits::default());
         let alice = user("alice");
-        let (id, _) = sessions.open(None, &alice);
-        let secret = api_tokens::SecretFormat::default().generate();
-        let name = TokenName::new("t").unwrap();
-        assert!(sessions.hold(
-            Some(&id),
-            &alice,
-            TokenId::new(1),
-            name,
-            secret,
-            Reveal::Created
-        ));
+        let id = holding(&sessions, &alice);
         assert!(sessions.take(Some(&id), &alice, TokenId::new(2)).is_none());
         assert!(
             sessions

@@ -175,6 +175,8 @@ pub struct CountingStore {
     lookups: AtomicUsize,
     calls: AtomicUsize,
     fail: Mutex<Option<fn() -> StoreError>>,
+    panic_lookups: AtomicBool,
+    panic_management: AtomicBool,
     gate: Gate,
     auth_gate: Gate,
 }
@@ -199,6 +201,16 @@ impl CountingStore {
         *self.fail.lock().unwrap() = error;
     }
 
+    /// Makes lookups by secret hash panic from now on (a host store's bug; `false`: work again).
+    pub fn panic_on_lookups(&self, on: bool) {
+        self.panic_lookups.store(on, Ordering::SeqCst);
+    }
+
+    /// Makes every call but lookups by secret hash panic from now on (`false`: work again).
+    pub fn panic_on_management(&self, on: bool) {
+        self.panic_management.store(on, Ordering::SeqCst);
+    }
+
     /// The gate `query` waits at while closed.
     pub fn gate(&self) -> &Gate {
         &self.gate
@@ -207,6 +219,13 @@ impl CountingStore {
     /// The gate `authenticate` waits at while closed (a database lookup that waits).
     pub fn auth_gate(&self) -> &Gate {
         &self.auth_gate
+    }
+
+    fn enter_managed(&self) -> Result<(), StoreError> {
+        if self.panic_management.load(Ordering::SeqCst) {
+            panic!("a bug in the host's store");
+        }
+        self.enter()
     }
 
     fn enter(&self) -> Result<(), StoreError> {
@@ -260,28 +279,28 @@ impl Gate {
 
 impl TokenStore for CountingStore {
     fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError> {
-        self.enter()?;
+        self.enter_managed()?;
         self.inner.reserve_ids(n)
     }
     fn apply(&self, changes: Vec<Change>) -> Result<(), StoreError> {
-        self.enter()?;
+        self.enter_managed()?;
         self.inner.apply(changes)
     }
     fn get(&self, id: TokenId) -> Result<Option<Token>, StoreError> {
-        self.enter()?;
+        self.enter_managed()?;
         self.inner.get(id)
     }
     fn find_name(&self, owner: &UserId, name: &TokenName) -> Result<Option<TokenId>, StoreError> {
-        self.enter()?;
+        self.enter_managed()?;
         self.inner.find_name(owner, name)
     }
     fn query(&self, query: &Query, now: OffsetDateTime) -> Result<Vec<Token>, StoreError> {
-        self.enter()?;
+        self.enter_managed()?;
         self.gate.pass();
         self.inner.query(query, now)
     }
     fn count(&self, query: &Query, now: OffsetDateTime) -> Result<usize, StoreError> {
-        self.enter()?;
+        self.enter_managed()?;
         self.inner.count(query, now)
     }
     fn authenticate(
@@ -290,6 +309,9 @@ impl TokenStore for CountingStore {
         check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
     ) -> Result<bool, StoreError> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
+        if self.panic_lookups.load(Ordering::SeqCst) {
+            panic!("a bug in the host's store");
+        }
         self.enter()?;
         self.auth_gate.pass();
         self.inner.authenticate(hash, check)

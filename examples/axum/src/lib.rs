@@ -43,7 +43,7 @@ async fn kill_account() -> Json<Value> {
 /// The application: every route behind the token layer.
 pub fn app(tokens: Tokens) -> Router {
     let tokens_api = SelfService::new(tokens.clone())
-        .actors(FromGrant::new(TOKENS_MANAGE).admin_permission(TOKENS_ADMIN))
+        .with_actors(FromGrant::new(TOKENS_MANAGE).with_admin_permission(TOKENS_ADMIN))
         .router();
     Router::new()
         .route("/whoami", get(whoami))
