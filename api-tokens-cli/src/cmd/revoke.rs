@@ -1,6 +1,6 @@
 //! `revoke --secret-from-stdin`: revocation by possession of a leaked secret.
 
-use api_tokens::{Revocation, SecretFormat, Status, Token, TokenId};
+use api_tokens::{Revocation, SecretFormat, Status, Token, TokenId, TokenRevocation};
 use serde::Serialize;
 
 use crate::cli::{DetailFormat, RevokeArgs};
@@ -9,28 +9,29 @@ use crate::output;
 use crate::secrets;
 use crate::setup::Ctx;
 
-/// What a revocation did, in the CLI's terms.
+/// What a revocation did to one token, in the CLI's terms.
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {
-    /// Tokens revoked by this call, each with its status before.
-    Revoked(Vec<(TokenId, Status)>),
-    /// The secret is a replaced one past its grace: it no longer works; nothing changed.
+    /// Revoked by this call, with its status before.
+    Revoked(TokenId, Status),
+    /// The secret is a replaced one of this token, past its grace: nothing changed for it.
     NoLongerValid(TokenId),
-    /// No token has the secret; nothing changed.
-    Unknown,
     /// An outcome this CLI does not know (a later library's), as its `Debug` (ids only).
     Unrecognised(String),
 }
 
-/// The one place that reads the library's [`Revocation`].
-fn outcome(r: Revocation) -> Outcome {
-    match r {
-        Revocation::Disabled(id) => Outcome::Revoked(vec![(id, Status::Enabled)]),
-        Revocation::AlreadyDisabled(id) => Outcome::Revoked(vec![(id, Status::Disabled)]),
-        Revocation::NoLongerValid(id) => Outcome::NoLongerValid(id),
-        Revocation::Unknown => Outcome::Unknown,
-        other => Outcome::Unrecognised(format!("{other:?}")),
-    }
+/// The one place that reads the library's [`Revocation`]: one outcome per token the secret
+/// matched (none: it matched no token).
+fn outcomes(r: &Revocation) -> Vec<Outcome> {
+    r.tokens()
+        .iter()
+        .map(|t| match *t {
+            TokenRevocation::Disabled(id) => Outcome::Revoked(id, Status::Enabled),
+            TokenRevocation::AlreadyDisabled(id) => Outcome::Revoked(id, Status::Disabled),
+            TokenRevocation::NoLongerValid(id) => Outcome::NoLongerValid(id),
+            other => Outcome::Unrecognised(format!("{other:?}")),
+        })
+        .collect()
 }
 
 /// What secrets look like here, for the message that refuses another shape.
@@ -74,14 +75,22 @@ pub fn revoke(ctx: &Ctx, a: &RevokeArgs) -> Result<(), CliError> {
     }
     let result = ctx.tokens.revoke_by_secret(&secret)?;
     drop(secret);
-    let (word, changed): (&'static str, Vec<(TokenId, Option<Status>)>) = match outcome(result) {
-        Outcome::Revoked(list) => (
-            "revoked",
-            list.into_iter().map(|(id, was)| (id, Some(was))).collect(),
-        ),
-        Outcome::NoLongerValid(id) => ("no_longer_valid", vec![(id, None)]),
-        Outcome::Unknown => return Err(CliError::UnknownSecret),
-        Outcome::Unrecognised(what) => return Err(CliError::UnknownOutcome(what)),
+    let found = outcomes(&result);
+    if found.is_empty() {
+        return Err(CliError::UnknownSecret);
+    }
+    let mut changed: Vec<(TokenId, Option<Status>)> = Vec::with_capacity(found.len());
+    for o in found {
+        match o {
+            Outcome::Revoked(id, was) => changed.push((id, Some(was))),
+            Outcome::NoLongerValid(id) => changed.push((id, None)),
+            Outcome::Unrecognised(what) => return Err(CliError::UnknownOutcome(what)),
+        }
+    }
+    let word = if changed.iter().any(|(_, was)| was.is_some()) {
+        "revoked"
+    } else {
+        "no_longer_valid"
     };
     // The tokens as they are now (revoked tokens stay listed).
     let mut tokens = Vec::new();
@@ -130,19 +139,6 @@ mod tests {
 
     #[test]
     fn every_revocation_reads_as_an_outcome() {
-        let id = TokenId::new(7);
-        assert_eq!(
-            outcome(Revocation::Disabled(id)),
-            Outcome::Revoked(vec![(id, Status::Enabled)])
-        );
-        assert_eq!(
-            outcome(Revocation::AlreadyDisabled(id)),
-            Outcome::Revoked(vec![(id, Status::Disabled)])
-        );
-        assert_eq!(
-            outcome(Revocation::NoLongerValid(id)),
-            Outcome::NoLongerValid(id)
-        );
-        assert_eq!(outcome(Revocation::Unknown), Outcome::Unknown);
+        assert_eq!(outcomes(&Revocation::default()), vec![]);
     }
 }
