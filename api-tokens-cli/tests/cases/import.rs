@@ -339,8 +339,9 @@ pub fn import_is_all_or_nothing(env: &Env) {
     assert_eq!(json(&r)[1]["owner"], "3");
     assert_eq!(count(env), 3);
 
-    // A secret some stored token has already (the same file again, renamed): the store refuses
-    // it, and so does a dry run, which checks what the store would.
+    // A secret some stored token was imported from already (the same file again, renamed): the
+    // library refuses it, naming the token, and so does a dry run, which checks what the store
+    // would.
     env.write(
         "again.csv",
         &format!("{header}1,x2,,2,{},0,0,0,1690000000,1\n", h("a1")),
@@ -353,8 +354,8 @@ pub fn import_is_all_or_nothing(env: &Env) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let r = env.run(&args);
         assert_eq!(r.code, 1, "dry run {dry}: {}", r.stderr);
-        assert!(r.stderr.contains("error[hash_taken]"), "{}", r.stderr);
-        assert!(r.stderr.contains("imported before"), "{}", r.stderr);
+        assert!(r.stderr.contains("error[already_imported]"), "{}", r.stderr);
+        assert!(r.stderr.contains("was imported already"), "{}", r.stderr);
         assert_eq!(count(env), 3);
     }
 }
