@@ -38,7 +38,9 @@ fn main() {
                  expires_at, permissions, allowlist, secret_hash, generated_at, revision, change_seq)
              SELECT i, (i / 10)::text, 'deploy-key-' || lpad((i % 100000)::text, 5, '0'), '',
                  '0', 0, 1700000000, 1900000000,
-                 a[1 + i % 12] || ' ' || a[1 + (i / 12) % 12] || ' ' || a[1 + (i / 144) % 12],
+                 array_to_string(ARRAY(SELECT DISTINCT p COLLATE \"C\" FROM unnest(ARRAY[a[1 + i % 12],
+                     a[1 + (i / 12) % 12], a[1 + (i / 144) % 12]]) AS p ORDER BY 1),
+                     ' '),
                  '10.' || (i * 7 % 256) || '.' || (i * 13 % 256) || '.0/24 192.168.'
                      || (i * 17 % 256) || '.' || (i * 31 % 256),
                  decode(md5(i::text) || md5((-i)::text), 'hex'), 1700000000, 0, 1

@@ -326,64 +326,124 @@ pub(crate) const FINGERPRINT: &str = "sec_fp";
 /// differ.
 pub(crate) fn fingerprint(t: &Token) -> u64 {
     use md5::Digest;
-    use std::fmt::Write;
 
-    fn text(out: &mut String, v: Option<&str>) {
-        match v {
-            Some(v) => {
-                let _ = write!(out, "|{}:{v}", v.len());
-            }
-            None => out.push_str("|-"),
+    /// The text the SQL expression hashes, fed to MD5 as it is produced (no allocation:
+    /// a replica computes this for every row it loads).
+    struct Feed(md5::Md5);
+
+    impl Feed {
+        fn bytes(&mut self, b: &[u8]) {
+            self.0.update(b);
         }
-    }
-    fn int(out: &mut String, v: Option<i64>) {
-        match v {
-            Some(v) => {
-                let _ = write!(out, "|{v}");
-            }
-            None => out.push_str("|-"),
-        }
-    }
-    fn hex(out: &mut String, v: Option<&[u8]>) {
-        out.push('|');
-        match v {
-            Some(bytes) => {
-                for b in bytes {
-                    let _ = write!(out, "{b:02x}");
+        fn int(&mut self, v: i64) {
+            let mut buf = [0u8; 20];
+            let mut at = buf.len();
+            let mut n = v.unsigned_abs();
+            loop {
+                at -= 1;
+                if let Some(d) = buf.get_mut(at) {
+                    *d = b'0' + (n % 10) as u8;
+                }
+                n /= 10;
+                if n == 0 {
+                    break;
                 }
             }
-            None => out.push('-'),
+            if v < 0 {
+                self.bytes(b"-");
+            }
+            self.bytes(buf.get(at..).unwrap_or_default());
         }
+        /// `|` and the value, or `|-` for none.
+        fn opt_int(&mut self, v: Option<i64>) {
+            self.bytes(b"|");
+            match v {
+                Some(v) => self.int(v),
+                None => self.bytes(b"-"),
+            }
+        }
+        /// `|`, then the text's length in bytes, `:` and the text, made of `parts` joined by
+        /// single spaces; or `|-` for none.
+        fn text<'a, I: Iterator<Item = &'a [u8]>>(&mut self, parts: Option<impl Fn() -> I>) {
+            self.bytes(b"|");
+            let Some(parts) = parts else {
+                self.bytes(b"-");
+                return;
+            };
+            let (mut len, mut n) = (0usize, 0usize);
+            for p in parts() {
+                len += p.len();
+                n += 1;
+            }
+            self.int(i64::try_from(len + n.saturating_sub(1)).unwrap_or(i64::MAX));
+            self.bytes(b":");
+            for (i, p) in parts().enumerate() {
+                if i > 0 {
+                    self.bytes(b" ");
+                }
+                self.bytes(p);
+            }
+        }
+        /// `|` and the bytes in lowercase hex, or `|-` for none.
+        fn hex(&mut self, v: Option<&[u8]>) {
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            self.bytes(b"|");
+            let Some(v) = v else {
+                self.bytes(b"-");
+                return;
+            };
+            let mut buf = [0u8; 64];
+            for chunk in v.chunks(32) {
+                let mut used = 0;
+                for (i, b) in chunk.iter().enumerate() {
+                    if let Some(pair) = buf.get_mut(2 * i..2 * i + 2) {
+                        pair[0] = DIGITS[usize::from(b >> 4)];
+                        pair[1] = DIGITS[usize::from(b & 15)];
+                        used = 2 * i + 2;
+                    }
+                }
+                self.bytes(buf.get(..used).unwrap_or_default());
+            }
+        }
+    }
+
+    fn one<'a>(s: Option<&'a str>) -> Option<impl Fn() -> std::iter::Once<&'a [u8]>> {
+        s.map(|s| move || std::iter::once(s.as_bytes()))
     }
 
     let secret = t.secret;
     let previous = secret.and_then(|s| s.previous);
     let scheme = secret.map(|s| s.scheme);
     let previous_scheme = previous.map(|p| p.scheme);
-    let mut s = String::with_capacity(256);
+    let allowlist: Vec<String> = t.allowlist.entry_strings().collect();
+    let mut f = Feed(md5::Md5::new());
     // The id first, without a separator before it, as the SQL does.
-    let _ = write!(s, "{}", t.id.get());
-    text(&mut s, Some(t.owner.as_str()));
-    int(&mut s, Some(i64::from(t.status == Status::Disabled)));
-    int(&mut s, t.expiry.unix());
-    text(&mut s, Some(&permissions_text(&t.permissions)));
-    text(&mut s, Some(&allowlist_text(&t.allowlist)));
-    hex(
-        &mut s,
-        secret.as_ref().map(|s| s.hash.as_bytes().as_slice()),
+    f.int(id_key(t.id).unwrap_or(i64::MAX));
+    f.text(one(Some(t.owner.as_str())));
+    f.opt_int(Some(i64::from(t.status == Status::Disabled)));
+    f.opt_int(t.expiry.unix());
+    f.text(Some(|| t.permissions.iter().map(|p| p.as_str().as_bytes())));
+    f.text(Some(|| allowlist.iter().map(|a| a.as_bytes())));
+    f.hex(secret.as_ref().map(|s| s.hash.as_bytes().as_slice()));
+    f.hex(
+        scheme
+            .and_then(|s| s.key())
+            .as_ref()
+            .map(|k| k.as_bytes().as_slice()),
     );
-    hex(&mut s, key_column(scheme).as_deref());
-    text(&mut s, legacy_column(scheme));
-    hex(
-        &mut s,
-        previous.as_ref().map(|p| p.hash.as_bytes().as_slice()),
+    f.text(one(legacy_column(scheme)));
+    f.hex(previous.as_ref().map(|p| p.hash.as_bytes().as_slice()));
+    f.opt_int(previous.map(|p| p.valid_until.unix_timestamp()));
+    f.hex(
+        previous_scheme
+            .and_then(|s| s.key())
+            .as_ref()
+            .map(|k| k.as_bytes().as_slice()),
     );
-    int(&mut s, previous.map(|p| p.valid_until.unix_timestamp()));
-    hex(&mut s, key_column(previous_scheme).as_deref());
-    text(&mut s, legacy_column(previous_scheme));
-    int(&mut s, t.revoked.map(|r| r.at.unix_timestamp()));
-    text(&mut s, t.revoked.map(|r| r.by.as_str()));
-    let digest = md5::Md5::digest(s.as_bytes());
+    f.text(one(legacy_column(previous_scheme)));
+    f.opt_int(t.revoked.map(|r| r.at.unix_timestamp()));
+    f.text(one(t.revoked.map(|r| r.by.as_str())));
+    let digest = f.0.finalize();
     let mut first = [0u8; 8];
     for (to, from) in first.iter_mut().zip(digest.iter()) {
         *to = *from;

@@ -135,6 +135,23 @@ impl Digest {
                 self.odd.remove(&id);
             }
         }
+        self.add_rows(local, rows, deleted)
+    }
+
+    /// [`Digest::install`] into a copy being loaded, which holds none of the rows' ids yet
+    /// (they come from one query): nothing to take away first.
+    pub(crate) fn load(&mut self, local: &MemoryStore, rows: Vec<Row>) -> Vec<TokenId> {
+        self.add_rows(local, rows, &[])
+    }
+
+    /// Installs `rows` and `deleted` and adds the rows' parts (the old parts already taken
+    /// away).
+    fn add_rows(
+        &mut self,
+        local: &MemoryStore,
+        rows: Vec<Row>,
+        deleted: &[TokenId],
+    ) -> Vec<TokenId> {
         let mut tokens = Vec::with_capacity(rows.len());
         let mut parts = Vec::with_capacity(rows.len());
         let mut left_out = Vec::new();
@@ -280,6 +297,31 @@ mod tests {
             s.add(*fp);
         }
         s
+    }
+
+    #[test]
+    fn a_load_sums_like_installs() {
+        let (a, b) = (token(1, "a", 1), token(2, "b", 2));
+        let odd = Row {
+            id: TokenId::new(3),
+            token: None,
+            fingerprint: 9,
+        };
+        let (one, two) = (MemoryStore::new(), MemoryStore::new());
+        let (mut loaded, mut installed) = (Digest::default(), Digest::default());
+        let left = loaded.load(&one, vec![row(&a), row(&b), odd]);
+        let odd = Row {
+            id: TokenId::new(3),
+            token: None,
+            fingerprint: 9,
+        };
+        assert_eq!(
+            left,
+            installed.install(&two, vec![row(&a), row(&b), odd], &[])
+        );
+        assert_eq!(loaded.total(), installed.total());
+        assert_eq!(loaded.total(), sum(&[fingerprint(&a), fingerprint(&b), 9]));
+        assert_eq!(one.len(), 2);
     }
 
     #[test]

@@ -525,12 +525,15 @@ impl Shared {
         let portal = tx.bind(select.as_str(), &[]).await.map_err(db)?;
         let mut users = HashSet::new();
         loop {
-            let rows = tx.query_portal(&portal, 10_000).await.map_err(db)?;
+            // A thousand rows a round trip: with ten thousand, each chunk's transient buffers
+            // (rows, records, sums) left the allocator's heap fragmented between the records
+            // kept, about 30 resident bytes per token more at a million tokens.
+            let rows = tx.query_portal(&portal, 1_000).await.map_err(db)?;
             if rows.is_empty() {
                 break;
             }
             let read = self.parse_rows(&rows, &mut users)?;
-            let refused = digest.install(&fresh, read, &[]);
+            let refused = digest.load(&fresh, read);
             self.log_refused(&refused);
         }
         tx.commit().await.map_err(db)?;
