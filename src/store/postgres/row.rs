@@ -386,7 +386,9 @@ pub(crate) fn fingerprint(t: &Token) -> u64 {
         }
         /// `|` and the bytes in lowercase hex, or `|-` for none.
         fn hex(&mut self, v: Option<&[u8]>) {
-            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            fn digit(n: u8) -> u8 {
+                if n < 10 { b'0' + n } else { b'a' + n - 10 }
+            }
             self.bytes(b"|");
             let Some(v) = v else {
                 self.bytes(b"-");
@@ -395,11 +397,11 @@ pub(crate) fn fingerprint(t: &Token) -> u64 {
             let mut buf = [0u8; 64];
             for chunk in v.chunks(32) {
                 let mut used = 0;
-                for (i, b) in chunk.iter().enumerate() {
-                    if let Some(pair) = buf.get_mut(2 * i..2 * i + 2) {
-                        pair[0] = DIGITS[usize::from(b >> 4)];
-                        pair[1] = DIGITS[usize::from(b & 15)];
-                        used = 2 * i + 2;
+                for (b, pair) in chunk.iter().zip(buf.chunks_exact_mut(2)) {
+                    if let [hi, lo] = pair {
+                        *hi = digit(b >> 4);
+                        *lo = digit(b & 15);
+                        used += 2;
                     }
                 }
                 self.bytes(buf.get(..used).unwrap_or_default());
