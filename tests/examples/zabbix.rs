@@ -1,19 +1,18 @@
-//! The Zabbix example (`examples/zabbix_jsonrpc`) against the seed document's requests, Zabbix's
-//! own API tests (`testToken.php`, `testJSONRPC.php`) and every rule of issue 13 and of the
-//! example's part of issue 17. Each test runs the built example and reads what it answers.
-
-mod support;
+//! The Zabbix example (`examples/zabbix_jsonrpc`) against the seed document's requests and
+//! Zabbix's own API tests (`testToken.php`, `testJSONRPC.php`): every documented parameter and
+//! filter, Zabbix's type checks, paths and error texts, nothing unknown silently ignored, and
+//! its inputs bounded. Each test runs the built example and reads what it answers.
 
 // The example's own input checks (`CApiInputValidator`'s types) carry unit tests: they run here,
 // in this test binary. The example itself stays a plain example, which `cargo test` builds as
 // the program the tests below run (an example marked `test = true` is built only as a test
 // harness, so the program would be missing, or stale, when the tests start it).
 #[allow(dead_code)]
-#[path = "../examples/zabbix_jsonrpc/input.rs"]
+#[path = "../../examples/zabbix_jsonrpc/input.rs"]
 mod input;
 
+use crate::support::{self, Session, json_lines, run};
 use serde_json::{Value, json};
-use support::{Session, json_lines, run};
 
 /// The user table of Zabbix's API test data: Admin (Super admin), guest, zabbix-admin (Admin
 /// role), zabbix-user (User role), and user 90000.
@@ -1416,7 +1415,7 @@ fn zabbix_users_fixture_is_checked() {
     }
 }
 
-/// Issue 14: rows of a Zabbix database's `token` table, imported with `--import`: the old
+/// Rows of a Zabbix database's `token` table, imported with `--import`: the old
 /// Zabbix secrets keep working (and are re-hashed on first use), names, owners, status,
 /// expiry, creation and last-use times are kept, and a wrong secret is refused. (The example
 /// honours Zabbix's hashes with the feature `legacy`.)
