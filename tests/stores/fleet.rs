@@ -311,13 +311,17 @@ fn last_use_is_buffered_per_replica_and_merged_later_wins() {
 fn a_replica_back_from_beyond_the_deletion_horizon_reloads() {
     let pg = server!();
     let url = pg.create_db("horizon");
+    // Issued before the replica starts, which loads them: no notification of these writes is
+    // left for it to act on (one still on its way would let it catch up before the test says
+    // so; its own writes would notify it too).
+    let writer = Tokens::new(PostgresStore::connect(&url).unwrap());
+    let x = issue(&writer, "x");
+    let y = issue(&writer, "y");
     // A replica that confirms rarely, so the test decides when it catches up.
     let a = replica(
         &url,
         bounded(Duration::from_secs(60)).heartbeat(Duration::from_secs(30)),
     );
-    let x = issue(&a, "x");
-    let y = issue(&a, "y");
     let (sx, sy) = (x.secret.expose().to_owned(), y.secret.expose().to_owned());
     // Deleted behind the replica's back (no notification), and the record of it pruned.
     pg.psql(
