@@ -17,7 +17,7 @@ use crate::keys::{HashScheme, KeyUsage, count_into, sort_usage};
 use crate::legacy::ImportOrigin;
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
-use crate::token::{Expiry, LastUse, Status, Token, TokenId, TokenName, UserId};
+use crate::token::{Expiry, LastUse, PreviousSecret, Status, Token, TokenId, TokenName, UserId};
 
 pub mod memory;
 mod query;
@@ -81,9 +81,38 @@ impl Matched {
             Self::Previous { valid_until } => now < *valid_until,
         }
     }
+
+    /// Which of a record's secrets `presented` is, and how that one's hash was made: its
+    /// current hash (`current`, made as `scheme` says), else its previous one. `None` when it
+    /// is neither: a record found by a hash it does not hold is not used (fail closed).
+    ///
+    /// The one rule behind [`Token::candidate`], taking the parts rather than a [`Token`] so
+    /// that the memory store's records, which keep them apart, decide with the same code at
+    /// no cost.
+    #[inline]
+    pub(crate) fn of(
+        presented: &SecretHash,
+        current: Option<&SecretHash>,
+        scheme: HashScheme,
+        previous: Option<&PreviousSecret>,
+    ) -> Option<(Self, HashScheme)> {
+        if current == Some(presented) {
+            return Some((Self::Current, scheme));
+        }
+        let p = previous.filter(|p| p.hash == *presented)?;
+        Some((
+            Self::Previous {
+                valid_until: p.valid_until,
+            },
+            p.scheme,
+        ))
+    }
 }
 
 /// What authentication needs of a token, borrowed from the store for the length of one check.
+///
+/// A store makes it with [`Token::candidate`], which also decides which secret the presented
+/// hash matched and fails closed for a record that holds neither.
 #[derive(Clone, Copy, Debug)]
 pub struct Candidate<'a> {
     /// The token's id.
@@ -106,6 +135,26 @@ pub struct Candidate<'a> {
     /// re-hashes a token under its current key when this is not that key's ordinary scheme.
     pub scheme: HashScheme,
 }
+
+/// The [`Candidate`] of `$record` (a place: a [`Token`], or one of the memory store's records,
+/// which name these fields alike) with the secret that `$matched` and its `$scheme`: the one
+/// list of the fields authentication reads of a record.
+macro_rules! candidate_of {
+    ($record:expr, $matched:expr, $scheme:expr) => {
+        $crate::store::Candidate {
+            id: $record.id,
+            name: &$record.name,
+            owner: &$record.owner,
+            status: $record.status,
+            expiry: $record.expiry,
+            permissions: &$record.permissions,
+            allowlist: &$record.allowlist,
+            matched: $matched,
+            scheme: $scheme,
+        }
+    };
+}
+pub(crate) use candidate_of;
 
 /// Storage for token records. Sync, object-safe, shareable between threads.
 ///
@@ -180,6 +229,39 @@ pub trait TokenStore: Send + Sync {
     /// the latest instant for longer than it documents). Returns whether a token was found.
     ///
     /// This is the hot path: no allocation, no exclusive lock on the whole store.
+    ///
+    /// A store turns the record it found into what `check` takes with
+    /// [`Token::candidate`]: that says which of the record's secrets matched (with its
+    /// grace period) and how its hash was made, and gives `None` for a record that holds
+    /// neither hash, which the store then reports as not found. A store that reads records
+    /// as [`Token`]s needs nothing else:
+    ///
+    /// ```
+    /// # use api_tokens::{LastUse, SecretHash, StoreError, Token};
+    /// # use api_tokens::store::Candidate;
+    /// # struct MyStore;
+    /// # impl MyStore {
+    /// #     fn by_hash(&self, _: &SecretHash) -> Result<Option<Token>, StoreError> { Ok(None) }
+    /// #     fn record_use(&self, _: &Token, _: LastUse) {}
+    /// fn authenticate(
+    ///     &self,
+    ///     hash: &SecretHash,
+    ///     check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
+    /// ) -> Result<bool, StoreError> {
+    ///     // Its current hash or its previous one: one indexed lookup.
+    ///     let Some(token) = self.by_hash(hash)? else {
+    ///         return Ok(false);
+    ///     };
+    ///     let Some(candidate) = token.candidate(hash) else {
+    ///         return Ok(false); // the lookup found a record without this hash: never use it
+    ///     };
+    ///     if let Some(used) = check(candidate) {
+    ///         self.record_use(&token, used);
+    ///     }
+    ///     Ok(true)
+    /// }
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// Backend failures.

@@ -5,6 +5,12 @@
 //! [`run`] from a test with a function that makes an empty store; each check panics with a
 //! message naming the rule it found broken.
 //!
+//! What [`TokenStore::authenticate`] hands its check is the found record's
+//! [`Token::candidate`] for the presented hash: it says which secret matched and how that
+//! hash was made, and gives nothing for a record that holds neither hash. The checks *lookup
+//! by hash* and *hash schemes are kept and counted* hold a store to that rule; a store that
+//! reads its records as [`Token`]s passes them by calling it rather than writing it again.
+//!
 //! ```
 //! # #[cfg(feature = "testing")]
 //! api_tokens::store::conformance::run(api_tokens::MemoryStore::new);
@@ -883,7 +889,7 @@ fn query_sorts_by_several_keys(store: &dyn TokenStore) {
     );
 }
 
-/// Issue 14: each hash's scheme (key id, legacy scheme, or unrecorded) round-trips, reaches
+/// Each hash's scheme (key id, legacy scheme, or unrecorded) round-trips, reaches
 /// authentication in the candidate, and is counted by `key_usage` (previous hashes only while
 /// in their grace period).
 fn hash_schemes_are_kept_and_counted(store: &dyn TokenStore) {

@@ -8,7 +8,7 @@ use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use time::OffsetDateTime;
 
-use super::{Candidate, Change, Matched, Query, QueryMatcher, TokenStore};
+use super::{Candidate, Change, Matched, Query, QueryMatcher, TokenStore, candidate_of};
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
 use crate::keys::{HashScheme, KeyUsage, count_into, sort_usage};
@@ -246,34 +246,13 @@ impl Entry {
         self.rare.as_deref().and_then(|r| r.imported_from)
     }
 
-    /// The record as authentication sees it, for a presented `hash` it is known by. Which
-    /// secret matched is read from the record itself; a record that matches neither is not
-    /// used (fail closed).
+    /// The record as authentication sees it, for a presented `hash` it is known by: the rule
+    /// of [`Token::candidate`] (the same function decides which secret matched, here on the
+    /// parts an entry keeps apart), so a record that matches neither is not used.
     fn candidate(&self, hash: &SecretHash) -> Option<Candidate<'_>> {
-        let (matched, scheme) = if self.hash.as_ref() == Some(hash) {
-            (Matched::Current, self.scheme)
-        } else {
-            match self.previous() {
-                Some(p) if p.hash == *hash => (
-                    Matched::Previous {
-                        valid_until: p.valid_until,
-                    },
-                    p.scheme,
-                ),
-                _ => return None,
-            }
-        };
-        Some(Candidate {
-            id: self.id,
-            name: &self.name,
-            owner: &self.owner,
-            status: self.status,
-            expiry: self.expiry,
-            permissions: &self.permissions,
-            allowlist: &self.allowlist,
-            matched,
-            scheme,
-        })
+        let (matched, scheme) =
+            Matched::of(hash, self.hash.as_ref(), self.scheme, self.previous())?;
+        Some(candidate_of!(self, matched, scheme))
     }
 
     fn hashes(&self) -> impl Iterator<Item = SecretHash> + '_ {

@@ -115,12 +115,12 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::OwnedMutexGuard;
 use tokio_postgres::{Client, Config, Statement, Transaction};
 
-use super::{Candidate, Change, Matched, Query, TokenStore};
+use super::{Candidate, Change, Query, TokenStore};
 use crate::error::StoreError;
 use crate::keys::{KeyUsage, sort_usage};
 use crate::legacy::ImportOrigin;
 use crate::secret::SecretHash;
-use crate::token::{LastUse, SecretState, Token, TokenId, TokenName, UserId};
+use crate::token::{LastUse, Token, TokenId, TokenName, UserId};
 pub(crate) use row::token_of;
 use row::{Columns, RuleCache, columns, corrupt, id_key, id_of, unnest};
 pub(crate) use tls::PgConnection;
@@ -1335,30 +1335,9 @@ impl TokenStore for PostgresStore {
         let Some(t) = self.lookup(hash)? else {
             return Ok(false);
         };
-        // Say which secret matched from the record itself; a record that matches neither is not
-        // used (fail closed).
-        let (matched, scheme) = match t.secret {
-            Some(s) if s.hash == *hash => (Matched::Current, s.scheme),
-            Some(SecretState {
-                previous: Some(p), ..
-            }) if p.hash == *hash => (
-                Matched::Previous {
-                    valid_until: p.valid_until,
-                },
-                p.scheme,
-            ),
-            _ => return Ok(false),
-        };
-        let candidate = Candidate {
-            id: t.id,
-            name: &t.name,
-            owner: &t.owner,
-            status: t.status,
-            expiry: t.expiry,
-            permissions: &t.permissions,
-            allowlist: &t.allowlist,
-            matched,
-            scheme,
+        // A record without this hash (a lookup gone wrong) is not used: fail closed.
+        let Some(candidate) = t.candidate(hash) else {
+            return Ok(false);
         };
         if let Some(used) = check(candidate) {
             self.pg.note_use(t.id, used);
@@ -1436,7 +1415,7 @@ mod tests {
     use crate::keys::HashScheme;
     use crate::legacy::LegacyScheme;
     use crate::secret::KeyId;
-    use crate::token::{Expiry, PreviousSecret, Revoked, RevokedBy, Status};
+    use crate::token::{Expiry, PreviousSecret, Revoked, RevokedBy, SecretState, Status};
 
     fn at(secs: i64) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(secs).unwrap()

@@ -53,9 +53,7 @@ use rusqlite::{
 };
 use time::{Duration, OffsetDateTime};
 
-use super::{
-    Candidate, Change, Matched, Query, SortField, SortOrder, TextSearch, TimeRange, TokenStore,
-};
+use super::{Candidate, Change, Query, SortField, SortOrder, TextSearch, TimeRange, TokenStore};
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
 use crate::keys::{HashScheme, KeyUsage, sort_usage};
@@ -1598,30 +1596,9 @@ impl TokenStore for SqliteStore {
         let Some(t) = found else {
             return Ok(false);
         };
-        // Say which secret matched from the record itself; a row that matches neither is not
-        // used (fail closed).
-        let (matched, scheme) = match t.secret {
-            Some(s) if s.hash == *hash => (Matched::Current, s.scheme),
-            Some(SecretState {
-                previous: Some(p), ..
-            }) if p.hash == *hash => (
-                Matched::Previous {
-                    valid_until: p.valid_until,
-                },
-                p.scheme,
-            ),
-            _ => return Ok(false),
-        };
-        let candidate = Candidate {
-            id: t.id,
-            name: &t.name,
-            owner: &t.owner,
-            status: t.status,
-            expiry: t.expiry,
-            permissions: &t.permissions,
-            allowlist: &t.allowlist,
-            matched,
-            scheme,
+        // A record without this hash (a lookup gone wrong) is not used: fail closed.
+        let Some(candidate) = t.candidate(hash) else {
+            return Ok(false);
         };
         if let Some(used) = check(candidate) {
             self.touch(&conn, t.id, used);

@@ -35,7 +35,7 @@ use crate::HashScheme;
 use crate::allowlist::IpAllowlist;
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
-use crate::store::{Candidate, Matched};
+use crate::store::{Candidate, Matched, candidate_of};
 use crate::token::{Expiry, LastUse, Status, TokenId, TokenName, UserId};
 
 /// Sets of the per-thread cache (a power of two).
@@ -137,17 +137,7 @@ impl Hot {
     }
 
     pub(super) fn candidate(&self) -> Candidate<'_> {
-        Candidate {
-            id: self.id,
-            name: &self.name,
-            owner: &self.owner,
-            status: self.status,
-            expiry: self.expiry,
-            permissions: &self.permissions,
-            allowlist: &self.allowlist,
-            matched: self.matched,
-            scheme: self.scheme,
-        }
+        candidate_of!(self, self.matched, self.scheme)
     }
 
     /// Whether the store already holds `used` as far as this thread knows.
