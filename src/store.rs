@@ -33,6 +33,9 @@ pub use text_search::TextSearch;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod conformance;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
@@ -56,6 +59,29 @@ pub enum Change {
     Replace(Token),
     /// Remove a token.
     Delete(TokenId),
+}
+
+impl Change {
+    /// The id of the token it changes.
+    pub fn id(&self) -> TokenId {
+        match self {
+            Self::Insert(t) | Self::Replace(t) => t.id,
+            Self::Delete(id) => *id,
+        }
+    }
+}
+
+/// The ids a batch changes. A batch that changes one token twice is refused
+/// ([`StoreError::IdTaken`]): every store checks this before anything else.
+pub(crate) fn batch_ids(changes: &[Change]) -> Result<HashSet<TokenId>, StoreError> {
+    let mut seen = HashSet::with_capacity(changes.len());
+    for c in changes {
+        let id = c.id();
+        if !seen.insert(id) {
+            return Err(StoreError::IdTaken(id));
+        }
+    }
+    Ok(seen)
 }
 
 /// Which of a token's secrets a presented hash matched.
@@ -298,15 +324,38 @@ pub trait TokenStore: Send + Sync {
         &self,
         origins: &[ImportOrigin],
     ) -> Result<Vec<(TokenId, ImportOrigin)>, StoreError> {
-        if origins.is_empty() {
+        let wanted: HashSet<&ImportOrigin> = origins.iter().collect();
+        if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let wanted: HashSet<&ImportOrigin> = origins.iter().collect();
         Ok(self
             .query(&Query::new(), OffsetDateTime::UNIX_EPOCH)?
             .into_iter()
             .filter_map(|t| Some((t.id, t.imported_from.filter(|o| wanted.contains(o))?)))
             .collect())
+    }
+}
+
+/// A record for the crate's tests: `t<id>`, owned and created by user 2 at the Unix epoch,
+/// enabled, never expiring, no permissions, any address, no secret, never used.
+#[cfg(test)]
+pub(crate) fn test_record(id: TokenId) -> Token {
+    Token {
+        id,
+        name: TokenName::new(&format!("t{id}")).unwrap_or_else(|e| panic!("{e}")),
+        description: String::new(),
+        owner: UserId::from(2),
+        creator: UserId::from(2),
+        status: Status::Enabled,
+        created_at: OffsetDateTime::UNIX_EPOCH,
+        expiry: Expiry::NEVER,
+        permissions: PermissionSet::empty(),
+        allowlist: IpAllowlist::any(),
+        last_use: None,
+        secret: None,
+        revision: 0,
+        revoked: None,
+        imported_from: None,
     }
 }
 

@@ -838,24 +838,13 @@ mod tests {
     #[test]
     fn inconsistent_records_are_named() {
         let t = Token {
-            id: TokenId::new(5),
-            name: TokenName::new("t").unwrap(),
-            description: String::new(),
-            owner: UserId::from(2),
-            creator: UserId::from(2),
             status: Status::Disabled,
             created_at: datetime!(2025-01-01 0:00 UTC),
-            expiry: Expiry::NEVER,
-            permissions: PermissionSet::empty(),
-            allowlist: IpAllowlist::any(),
-            last_use: None,
-            secret: None,
-            revision: 0,
             revoked: Some(Revoked {
                 at: datetime!(2025-01-02 0:00 UTC),
                 by: RevokedBy::Possession,
             }),
-            imported_from: None,
+            ..crate::store::test_record(TokenId::new(5))
         };
         assert!(t.check_consistent().is_ok());
         let enabled = Token {
@@ -919,17 +908,10 @@ mod tests {
         );
         let until = datetime!(2025-01-02 0:00 UTC);
         let t = Token {
-            id: TokenId::new(9),
-            name: TokenName::new("t").unwrap(),
-            description: String::new(),
-            owner: UserId::from(2),
-            creator: UserId::from(3),
             status: Status::Disabled,
-            created_at: datetime!(2025-01-01 0:00 UTC),
             expiry: Expiry::from_unix(1_800_000_000).unwrap(),
             permissions: "dns.*".parse().unwrap(),
             allowlist: "10.0.0.0/8".parse().unwrap(),
-            last_use: None,
             secret: Some(SecretState {
                 hash: current,
                 scheme: keyed,
@@ -940,9 +922,7 @@ mod tests {
                     valid_until: until,
                 }),
             }),
-            revision: 0,
-            revoked: None,
-            imported_from: None,
+            ..crate::store::test_record(TokenId::new(9))
         };
         let matched = |t: &Token, h: &SecretHash| t.candidate(h).map(|c| (c.matched, c.scheme));
         let cases = [

@@ -294,6 +294,22 @@ fn ids_are_checked(store: &dyn TokenStore) {
         store.apply(vec![Change::Delete(ghost.id)]),
         Err(StoreError::NotFound(_))
     ));
+    // A batch that changes one token twice is refused, and none of it applies.
+    let b = sample(store, 2, "b");
+    let mut b_again = b.clone();
+    b_again.name = TokenName::new("b-again").unwrap();
+    assert!(matches!(
+        store.apply(vec![Change::Insert(b.clone()), Change::Insert(b_again)]),
+        Err(StoreError::IdTaken(id)) if id == b.id
+    ));
+    assert_eq!(store.get(b.id).unwrap(), None, "neither insert applied");
+    let mut renamed = a.clone();
+    renamed.name = TokenName::new("renamed").unwrap();
+    assert!(matches!(
+        store.apply(vec![Change::Replace(renamed), Change::Delete(a.id)]),
+        Err(StoreError::IdTaken(id)) if id == a.id
+    ));
+    assert_eq!(store.get(a.id).unwrap(), Some(a), "neither change applied");
 }
 
 fn stale_replaces_are_refused(store: &dyn TokenStore) {

@@ -115,14 +115,15 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::OwnedMutexGuard;
 use tokio_postgres::{Client, Config, Statement, Transaction};
 
-use super::{Candidate, Change, Query, TokenStore};
+use super::{Candidate, Change, Query, TokenStore, batch_ids};
 use crate::error::StoreError;
 use crate::keys::{KeyUsage, sort_usage};
 use crate::legacy::ImportOrigin;
 use crate::secret::SecretHash;
+use crate::store::sql::{corrupt, id_key, id_of, origin_of, scheme_of};
 use crate::token::{LastUse, Token, TokenId, TokenName, UserId};
 pub(crate) use row::token_of;
-use row::{Columns, RuleCache, columns, corrupt, id_key, id_of, unnest};
+use row::{Columns, RuleCache, columns, token_cached, unnest};
 pub(crate) use tls::PgConnection;
 pub use tls::{SslMode, SslRootCert, TlsFailure, UnknownSslMode};
 
@@ -625,16 +626,9 @@ pub(crate) async fn apply_batch(
     session: &mut Session,
     changes: Vec<Change>,
 ) -> Result<Committed, StoreError> {
-    let mut seen = HashSet::new();
+    let seen = batch_ids(&changes)?;
     let (mut inserts, mut replaces, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
     for c in &changes {
-        let id = match c {
-            Change::Insert(t) | Change::Replace(t) => t.id,
-            Change::Delete(id) => *id,
-        };
-        if !seen.insert(id) {
-            return Err(StoreError::IdTaken(id));
-        }
         if let Change::Insert(t) | Change::Replace(t) = c {
             t.check_consistent()?;
         }
@@ -763,19 +757,8 @@ async fn get_token(s: &mut Session, id: TokenId) -> Result<Option<Token>, StoreE
     let Some(key) = id_key(id) else {
         return Ok(None);
     };
-    let st = s
-        .stmt(&format!(
-            "SELECT {} FROM api_tokens WHERE id = $1",
-            columns("")
-        ))
-        .await?;
-    s.client
-        .query_opt(&st, &[&key])
-        .await
-        .map_err(db)?
-        .as_ref()
-        .map(token_of)
-        .transpose()
+    let sql = format!("SELECT {} FROM api_tokens WHERE id = $1", columns(""));
+    one_token(s, &sql, &key, token_of).await
 }
 
 async fn by_hash(
@@ -785,18 +768,28 @@ async fn by_hash(
 ) -> Result<Option<Token>, StoreError> {
     let bytes = hash.as_bytes().to_vec();
     let cols = columns("");
-    let st = s
-        .stmt(&format!(
-            "SELECT {cols}, change_seq FROM api_tokens WHERE secret_hash = $1
-             UNION ALL SELECT {cols}, change_seq FROM api_tokens WHERE previous_hash = $1 LIMIT 1"
-        ))
-        .await?;
+    let sql = format!(
+        "SELECT {cols}, change_seq FROM api_tokens WHERE secret_hash = $1
+         UNION ALL SELECT {cols}, change_seq FROM api_tokens WHERE previous_hash = $1 LIMIT 1"
+    );
+    one_token(s, &sql, &bytes, |r| token_cached(r, rules)).await
+}
+
+/// The token in the row (if any) that `sql` selects with the one parameter `key`, read by
+/// `read`.
+async fn one_token(
+    s: &mut Session,
+    sql: &str,
+    key: &(dyn tokio_postgres::types::ToSql + Sync),
+    read: impl FnOnce(&tokio_postgres::Row) -> Result<Token, StoreError>,
+) -> Result<Option<Token>, StoreError> {
+    let st = s.stmt(sql).await?;
     s.client
-        .query_opt(&st, &[&bytes])
+        .query_opt(&st, &[key])
         .await
         .map_err(db)?
         .as_ref()
-        .map(|r| rules.token_of(r))
+        .map(read)
         .transpose()
 }
 
@@ -909,6 +902,7 @@ impl PostgresOptions {
         self.confirm_writes = confirm;
         self
     }
+
     /// How connections use TLS (libpq's `sslmode`): [`SslMode::VerifyFull`] in production.
     #[must_use]
     pub fn ssl_mode(mut self, mode: SslMode) -> Self {
@@ -1149,7 +1143,21 @@ impl PostgresStore {
     }
 }
 
-/// Deletion records older than `keep` go; `pruned_through` says how far.
+/// Removes the deletion records older than `$1` seconds; returns their clock values.
+const PRUNE_DELETED: &str = "DELETE FROM api_token_deleted
+     WHERE deleted_at < now() - make_interval(secs => $1::bigint::double precision)
+     RETURNING change_seq";
+
+/// Removes the history's nonces older than `$1` seconds, never the present value's (a copy at
+/// a value whose nonce is gone cannot prove its history, and reloads like one behind the
+/// horizon); returns their clock values.
+const PRUNE_HISTORY: &str = "DELETE FROM api_token_history
+     WHERE at < now() - make_interval(secs => $1::bigint::double precision)
+       AND seq < (SELECT seq FROM api_token_clock WHERE one = 1)
+     RETURNING seq";
+
+/// Deletion records older than `keep` go, and history nonces with them;
+/// `pruned_through` says how far.
 pub(crate) async fn prune_deletions(pg: &Pg, keep: Duration) -> Result<u64, StoreError> {
     let secs = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
     let mut conn = pg.conn().await?;
@@ -1161,27 +1169,8 @@ pub(crate) async fn prune_deletions(pg: &Pg, keep: Duration) -> Result<u64, Stor
     )
     .await
     .map_err(db)?;
-    let gone = tx
-        .query(
-            "DELETE FROM api_token_deleted
-             WHERE deleted_at < now() - make_interval(secs => $1::bigint::double precision)
-             RETURNING change_seq",
-            &[&secs],
-        )
-        .await
-        .map_err(db)?;
-    // History nonces go with them (never the present value's): a copy at a value whose
-    // nonce is gone cannot prove its history, and reloads like one behind the horizon.
-    let forgotten = tx
-        .query(
-            "DELETE FROM api_token_history
-             WHERE at < now() - make_interval(secs => $1::bigint::double precision)
-               AND seq < (SELECT seq FROM api_token_clock WHERE one = 1)
-             RETURNING seq",
-            &[&secs],
-        )
-        .await
-        .map_err(db)?;
+    let gone = tx.query(PRUNE_DELETED, &[&secs]).await.map_err(db)?;
+    let forgotten = tx.query(PRUNE_HISTORY, &[&secs]).await.map_err(db)?;
     let horizon = gone
         .iter()
         .chain(&forgotten)
@@ -1302,10 +1291,10 @@ impl TokenStore for PostgresStore {
         &self,
         origins: &[ImportOrigin],
     ) -> Result<Vec<(TokenId, ImportOrigin)>, StoreError> {
-        if origins.is_empty() {
+        let wanted: Vec<Vec<u8>> = origins.iter().map(|o| o.as_bytes().to_vec()).collect();
+        if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let wanted: Vec<Vec<u8>> = origins.iter().map(|o| o.as_bytes().to_vec()).collect();
         self.run(true, move |mut conn| async move {
             let s = conn.session()?;
             let st = s
@@ -1318,10 +1307,9 @@ impl TokenStore for PostgresStore {
             rows.iter()
                 .map(|r| {
                     let id = id_of(r.try_get(0).map_err(db)?)?;
-                    let origin: Vec<u8> = r.try_get(1).map_err(db)?;
-                    let origin = <[u8; 32]>::try_from(origin.as_slice())
-                        .map_err(|_| corrupt("import origin is not 32 bytes"))?;
-                    Ok((id, ImportOrigin::from_bytes(origin)))
+                    let origin = origin_of(Some(r.try_get(1).map_err(db)?))?
+                        .ok_or_else(|| corrupt("import origin is NULL"))?;
+                    Ok((id, origin))
                 })
                 .collect()
         })
@@ -1370,7 +1358,8 @@ pub(crate) async fn key_usage(
         .map_err(db)?;
     let mut usage: Vec<KeyUsage> = Vec::new();
     for r in rows {
-        let scheme = row::scheme_of(r.try_get(0).map_err(db)?, r.try_get(1).map_err(db)?)?;
+        let scheme =
+            scheme_of(r.try_get(0).map_err(db)?, r.try_get(1).map_err(db)?).map_err(corrupt)?;
         let n = u64::try_from(r.try_get::<_, i64>(2).map_err(db)?)
             .map_err(|_| corrupt("a negative count"))?;
         let previous: bool = r.try_get(3).map_err(db)?;
@@ -1411,7 +1400,6 @@ mod test_server;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::allowlist::IpAllowlist;
     use crate::keys::HashScheme;
     use crate::legacy::LegacyScheme;
     use crate::secret::KeyId;
@@ -1424,21 +1412,13 @@ mod tests {
     /// Tokens in every shape the fingerprint covers.
     fn shapes(ids: &[TokenId]) -> Vec<Token> {
         let base = |i: usize, owner: &str| Token {
-            id: ids[i],
             name: TokenName::new(&format!("t{i}")).unwrap(),
             description: "d".into(),
             owner: UserId::new(owner).unwrap(),
             creator: UserId::from(1),
-            status: Status::Enabled,
             created_at: at(1_600_000_000),
-            expiry: Expiry::NEVER,
             permissions: "dns.*, mail.send".parse().unwrap(),
-            allowlist: IpAllowlist::any(),
-            last_use: None,
-            secret: None,
-            revision: 0,
-            revoked: None,
-            imported_from: None,
+            ..crate::store::test_record(ids[i])
         };
         let secret = |h: u8, scheme: HashScheme| SecretState {
             hash: SecretHash::from_bytes([h; 32]),

@@ -5,8 +5,8 @@
 //! owner and permissions (fresh allocations, not the store's shared ones). A repeat
 //! authentication of such a token takes no lock, touches no reference count another thread
 //! touches, and reads one shared word: the store's write epoch. So the hot path is the checks
-//! themselves, and two threads on one token do not slow each other down (the issue-15 bench
-//! `throughput_hot`).
+//! themselves, and two threads on one token do not slow each other down (the `authenticate`
+//! bench's `throughput_hot`).
 //!
 //! # Why it is never stale
 //! Every change to the store's contents happens under its write lock and bumps the epoch
@@ -99,7 +99,7 @@ pub(super) struct Hot {
     permissions: PermissionSet,
     allowlist: IpAllowlist,
     matched: Matched,
-    /// How the matched hash was made (issue 14): the facade compares it with its current
+    /// How the matched hash was made: the facade compares it with its current
     /// key's scheme after every hit, and re-hashes (a write, so the epoch moves) when they
     /// differ.
     scheme: HashScheme,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, IsolationLevel, Row as PgRow};
+use tokio_postgres::{AsyncMessage, IsolationLevel, Row as PgRow, Transaction};
 
 use super::ReplicaOptions;
 use super::coarse::Clocks;
@@ -340,21 +340,11 @@ impl Shared {
         );
         commit.map_err(db)?;
         session.clean = true;
-        let (seq, pruned, nonce) = clock_of(&clock)?;
-        let nonce_a = match &nonce_a {
-            Some(r) => nonce_of(r.try_get::<_, Option<&str>>(0).map_err(db)?),
-            None => None,
+        let at = match followed(a, applied.nonce, &clock, nonce_a.as_ref())? {
+            Ok(at) => at,
+            Err(reason) => return Ok(Step::Reload(reason)),
         };
-        if let Some(reason) = history_check(a, applied.nonce, seq, pruned, nonce_a) {
-            return Ok(Step::Reload(reason));
-        }
-        if seq > a {
-            let (changed, deleted) = self.parse(&rows, &gone)?;
-            let refused = applied.digest.install(&self.local, changed, &deleted);
-            self.log_refused(&refused);
-            applied.seq = Some(seq);
-            applied.nonce = nonce;
-        }
+        self.install_since(applied, a, at, &rows, &gone)?;
         if reconcile {
             let theirs = sum_of(&total)?;
             if theirs != applied.digest.total() {
@@ -384,43 +374,22 @@ impl Shared {
         };
         let since = i64::try_from(a).unwrap_or(i64::MAX);
         let limit = self.pg.timeout;
-        let m = self.member.clone();
         let select = format!(
             "SELECT {}, {FINGERPRINT} FROM api_tokens WHERE (id >> {BUCKET_BITS}) = ANY($1)",
             select_columns()
         );
         let rows_stmt = rows_since();
         let work = async {
-            let tx = session
-                .client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .start()
-                .await
-                .map_err(db)?;
-            tx.execute(RENEW, &[&m.id, &m.name, &m.lease_ms()])
-                .await
-                .map_err(db)?;
-            let clock = tx.query_one(CLOCK, &[]).await.map_err(db)?;
+            let (tx, clock) = renewed_snapshot(session, &self.member).await?;
             let nonce_a = tx.query_opt(NONCE_AT, &[&since]).await.map_err(db)?;
-            let (seq, pruned, nonce) = clock_of(&clock)?;
-            let nonce_a = match &nonce_a {
-                Some(r) => nonce_of(r.try_get::<_, Option<&str>>(0).map_err(db)?),
-                None => None,
+            let at = match followed(a, applied.nonce, &clock, nonce_a.as_ref())? {
+                Ok(at) => at,
+                Err(reason) => return Ok(Some(reason)),
             };
-            if let Some(reason) = history_check(a, applied.nonce, seq, pruned, nonce_a) {
-                return Ok(Some(reason));
-            }
             let rows = tx.query(rows_stmt.as_str(), &[&since]).await.map_err(db)?;
             let gone = tx.query(GONE_SINCE, &[&since]).await.map_err(db)?;
             let buckets = tx.query(BUCKETS, &[]).await.map_err(db)?;
-            if seq > a {
-                let (changed, deleted) = self.parse(&rows, &gone)?;
-                let refused = applied.digest.install(&self.local, changed, &deleted);
-                self.log_refused(&refused);
-                applied.seq = Some(seq);
-                applied.nonce = nonce;
-            }
+            self.install_since(applied, a, at, &rows, &gone)?;
             let mut theirs: HashMap<i64, Sum> = HashMap::with_capacity(buckets.len());
             for r in &buckets {
                 let b: i64 = r.try_get(0).map_err(db)?;
@@ -506,18 +475,7 @@ impl Shared {
             .await
             .map_err(db)?;
         let select = format!("SELECT {}, {FINGERPRINT} FROM api_tokens", select_columns());
-        let m = &self.member;
-        let tx = session
-            .client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .start()
-            .await
-            .map_err(db)?;
-        tx.execute(RENEW, &[&m.id, &m.name, &m.lease_ms()])
-            .await
-            .map_err(db)?;
-        let clock = tx.query_one(CLOCK, &[]).await.map_err(db)?;
+        let (tx, clock) = renewed_snapshot(session, &self.member).await?;
         let (seq, _, nonce) = clock_of(&clock)?;
         let total = tx.query_one(TOTAL, &[&true]).await.map_err(db)?;
         let fresh = MemoryStore::new();
@@ -618,6 +576,26 @@ impl Shared {
         Ok(out)
     }
 
+    /// Installs what a snapshot at `at` (a clock value and its nonce) holds beyond the copy at
+    /// `a`: the `rows` stamped and the deletions (`gone`) recorded after it.
+    fn install_since(
+        &self,
+        applied: &mut Applied,
+        a: u64,
+        (seq, nonce): (u64, Option<Nonce>),
+        rows: &[PgRow],
+        gone: &[PgRow],
+    ) -> Result<(), StoreError> {
+        if seq > a {
+            let (changed, deleted) = self.parse(rows, gone)?;
+            let refused = applied.digest.install(&self.local, changed, &deleted);
+            self.log_refused(&refused);
+            applied.seq = Some(seq);
+            applied.nonce = nonce;
+        }
+        Ok(())
+    }
+
     fn log_refused(&self, refused: &[TokenId]) {
         for id in refused {
             tracing::error!(
@@ -675,6 +653,46 @@ impl Shared {
 /// The history check of a copy at clock value `a` with nonce `ours` against a snapshot at
 /// `seq`, pruned through `pruned`, whose history gives `theirs` for `a`: `None` when the copy
 /// follows it.
+/// A repeatable-read transaction on `session` whose first statement renews the lease of `m`
+/// (so its snapshot follows the renewal), and the clock ([`CLOCK`]) that snapshot sees.
+async fn renewed_snapshot<'a>(
+    session: &'a mut Session,
+    m: &Member,
+) -> Result<(Transaction<'a>, PgRow), StoreError> {
+    let tx = session
+        .client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .start()
+        .await
+        .map_err(db)?;
+    tx.execute(RENEW, &[&m.id, &m.name, &m.lease_ms()])
+        .await
+        .map_err(db)?;
+    let clock = tx.query_one(CLOCK, &[]).await.map_err(db)?;
+    Ok((tx, clock))
+}
+
+/// The clock value and its nonce of a catch-up's snapshot (`clock`, see [`CLOCK`]), if the
+/// copy at `a` (whose nonce is `ours`) still follows the database's history (`at_a`: the
+/// history's row for `a`, see [`NONCE_AT`]); else why it must reload ([`history_check`]).
+fn followed(
+    a: u64,
+    ours: Option<Nonce>,
+    clock: &PgRow,
+    at_a: Option<&PgRow>,
+) -> Result<Result<(u64, Option<Nonce>), Reload>, StoreError> {
+    let (seq, pruned, nonce) = clock_of(clock)?;
+    let theirs = match at_a {
+        Some(r) => nonce_of(r.try_get::<_, Option<&str>>(0).map_err(db)?),
+        None => None,
+    };
+    Ok(match history_check(a, ours, seq, pruned, theirs) {
+        Some(reason) => Err(reason),
+        None => Ok((seq, nonce)),
+    })
+}
+
 fn history_check(
     a: u64,
     ours: Option<Nonce>,
