@@ -684,7 +684,8 @@ impl Token {
     /// use api_tokens::{Actor, HashKey, NewToken, SecretFormat, SecretHash, Tokens, UserId};
     /// let tokens = Tokens::in_memory();
     /// let alice = Actor::user(UserId::new("alice")?);
-    /// let issued = tokens.issue(&alice, NewToken::new("ci".parse()?))?;
+    /// let ci = NewToken::new("ci".parse()?).permissions("deploy".parse()?);
+    /// let issued = tokens.issue(&alice, ci)?;
     /// let presented = SecretFormat::default().parse(issued.secret.expose())?;
     /// let hash = SecretHash::of(&HashKey::default(), &presented);
     ///
