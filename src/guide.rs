@@ -30,3 +30,10 @@ pub mod key_rotation {}
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 #[doc = include_str!("guide/migration.md")]
 pub mod migration {}
+
+// The repository README's Rust blocks are doctests too, so the front door's code cannot drift
+// from the API (its axum blocks are compiled by api-tokens-axum's README, whose doctests they
+// are part of: `api-tokens-axum/tests/readme.rs`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}
