@@ -74,7 +74,9 @@
 //!
 //! [The web service guide](guide::web_service) puts it together behind HTTP: authentication as
 //! a plain call, self-service create/list/revoke with JSON bodies, and which calls go through
-//! tokio's blocking pool (`AsyncTokens`, or `spawn_blocking`).
+//! tokio's blocking pool (`AsyncTokens`, or `spawn_blocking`). The other [guides](guide) run a
+//! fleet of replicas over PostgreSQL, implement a store over your own database, rotate the hash
+//! key and migrate tokens from another system.
 //!
 //! # Non-goals
 //!

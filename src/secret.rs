@@ -125,8 +125,8 @@ impl ZeroizeOnDrop for TokenSecret {}
 ///
 /// Every stored hash records the [`id`](HashKey::id) of the key that made it, so a store opened
 /// under another key is refused at startup ([`Tokens::check_hash_keys`]) and a key can be
-/// rotated without reissuing tokens ([`Tokens::with_old_hash_key`]; README, "Rotating the hash
-/// key").
+/// rotated without reissuing tokens ([`Tokens::with_old_hash_key`]; [the key rotation
+/// guide](crate::guide::key_rotation)).
 ///
 /// [`Tokens::uses_default_key`]: crate::Tokens::uses_default_key
 /// [`Tokens::check_hash_keys`]: crate::Tokens::check_hash_keys

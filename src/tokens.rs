@@ -289,7 +289,7 @@ pub struct Tokens<S = MemoryStore> {
 #[derive(Clone)]
 struct Config {
     policy: Policy,
-    /// The current hash key, older ones for verification, honoured legacy schemes (issue 14).
+    /// The current hash key, older ones for verification, honoured legacy schemes.
     keys: HashKeys,
     /// The outcome of the hash-key check ([`Tokens::check_hash_keys`]), once there is one: run
     /// by the host at startup, or by the first authentication that finds none. Shared by
@@ -415,8 +415,8 @@ impl<S: TokenStore> Tokens<S> {
         })
     }
 
-    /// Also verifies secrets hashed under `key`, an older key (see "Rotating the hash key" in
-    /// the README): a token whose hash was made under it still authenticates, and is re-hashed
+    /// Also verifies secrets hashed under `key`, an older key (see [the key rotation
+    /// guide](crate::guide::key_rotation)): a token whose hash was made under it still authenticates, and is re-hashed
     /// under the current key on its first success. At most [`MAX_OLD_KEYS`](crate::MAX_OLD_KEYS)
     /// old keys ([`Tokens::check_hash_keys`] refuses more). Each one costs a secret that
     /// matches nothing one more hash and lookup; ordinary tokens pay nothing.

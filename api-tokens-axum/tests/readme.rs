@@ -1,6 +1,6 @@
 //! The repository README's blocks for this crate compile: each is kept part of the crate
-//! README's doctests (the crate's docs are its README). Item 7 of issue 11: the axum section is
-//! the three-line setup; issue 12: the page section's mount, command and screenshot.
+//! README's doctests (the crate's docs are its README). The repository README's axum section is
+//! the three-line setup; its page section holds the mount, the command and a screenshot.
 
 use std::path::Path;
 

@@ -1,5 +1,5 @@
 //! [`Tokens::import`]: tokens brought over from another system, with the hashes it kept of
-//! their secrets (issue 14).
+//! their secrets.
 
 use std::collections::{HashMap, HashSet};
 
