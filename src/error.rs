@@ -170,7 +170,7 @@ pub enum Problem {
     /// [`Policy::require_permissions`]: crate::Policy::require_permissions
     Required,
     /// An imported hash in a legacy scheme the `Tokens` does not honour
-    /// ([`Tokens::with_legacy_scheme`](crate::Tokens::with_legacy_scheme)): its secret could
+    /// (`Tokens::with_legacy_scheme`, feature `legacy`): its secret could
     /// never authenticate.
     SchemeNotHonoured,
     /// A time outside the range allowed: an imported creation or last-use time before

@@ -124,7 +124,7 @@ impl ImportedToken {
 impl<S: TokenStore> Tokens<S> {
     /// Imports tokens from another system, keeping their secrets working: each one's hash in
     /// a [`LegacyScheme`](crate::LegacyScheme) this `Tokens` honours
-    /// ([`Tokens::with_legacy_scheme`]) is stored (as a keyed hash of it, see
+    /// (`Tokens::with_legacy_scheme`, feature `legacy`) is stored (as a keyed hash of it, see
     /// [`LegacyHash`]), and a presented secret that matches it authenticates and is re-hashed
     /// the ordinary way on its first success. Name, description, owner, creator, status,
     /// expiry, creation and last-use times are kept. Returns the new ids in input order (the
