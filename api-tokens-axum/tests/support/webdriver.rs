@@ -360,11 +360,13 @@ impl Browser {
             &format!("/element/{element}/clear"),
             Some(json!({})),
         );
-        self.ok(
-            "POST",
-            &format!("/element/{element}/value"),
-            Some(json!({ "text": text })),
-        );
+        if !text.is_empty() {
+            self.ok(
+                "POST",
+                &format!("/element/{element}/value"),
+                Some(json!({ "text": text })),
+            );
+        }
     }
 
     pub fn text(&self, element: &str) -> String {
