@@ -432,6 +432,8 @@ impl Texts {
             "permissions" => &self.label_permissions,
             "allowlist" => &self.label_allowlist,
             "status" => &self.label_enabled,
+            "owners" => &self.filter_users,
+            "creators" => &self.filter_creators,
             other => other,
         }
     }
