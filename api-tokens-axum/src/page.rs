@@ -57,7 +57,33 @@
 //! the core does not sort by) happens there too. Past the cap the page says so.
 //!
 //! **Without JavaScript** the page works the same: a confirmation is a page of its own instead
-//! of a dialog, and the copy button is left to the keyboard.
+//! of a dialog, the mass actions stay enabled (with the script they wait for a selected row;
+//! without a selection the server asks for one), the filter folds but is not remembered, and
+//! the copy button is left to the keyboard. The script remembers the filter's fold in a cookie
+//! of its own (`api_tokens_filter`, a look, nothing the server stores).
+//!
+//! **Texts and presets.** Every text the page shows comes from one table, [`Texts`]: replace it
+//! ([`TokensPage::with_texts`]) to translate or reword the page, refusals of the core included.
+//! A [`Preset`] adds the choices in which Zabbix's frontend differs from this page's default
+//! (columns per view and their sorting, the create form's defaults, the expiry's input and
+//! range): [`TokensPage::with_preset`]`(`[`Preset::zabbix`]`())` is the page as Zabbix's own
+//! frontend tests expect it (pair it with [`Policy::zabbix`](api_tokens::Policy::zabbix)).
+//! The form's length limits come from the [`Tokens`]' policy in either.
+//!
+//! ```
+//! use api_tokens::{Policy, Tokens};
+//! use api_tokens_axum::page::{Preset, Texts, TokensPage};
+//!
+//! let tokens = Tokens::in_memory().with_policy(Policy::zabbix());
+//! let zabbix = TokensPage::new(tokens.clone()).with_preset(Preset::zabbix());
+//!
+//! let mut texts = Texts::english();
+//! texts.lang = "lv".into();
+//! texts.create = "Izveidot API marķieri".into();
+//! texts.problem("name.empty", "Nosaukums nevar būt tukšs.");
+//! let latvian = TokensPage::new(tokens).with_texts(texts);
+//! # drop((zabbix, latvian));
+//! ```
 
 use std::sync::Arc;
 
