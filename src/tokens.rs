@@ -350,6 +350,10 @@ struct Config {
     /// Shared by clones and by configurations derived from them: it is keyed by the identity
     /// of the two sets it intersected, so any `Tokens` may use any entry.
     memo: Arc<IntersectionMemo>,
+    /// The authentication counters (feature `metrics`), resolved at the first authentication
+    /// and shared by clones.
+    #[cfg(feature = "metrics")]
+    metrics: Arc<std::sync::OnceLock<crate::metrics::AuthMetrics>>,
 }
 
 impl<S> Clone for Tokens<S> {
@@ -439,6 +443,8 @@ impl<S: TokenStore> Tokens<S> {
                 directory: Arc::new(AllowAllUsers::new()),
                 events: Arc::new(NoEvents),
                 memo: Arc::new(IntersectionMemo::default()),
+                #[cfg(feature = "metrics")]
+                metrics: Arc::default(),
             }),
         }
     }
