@@ -23,9 +23,9 @@
 //!
 //! # Installing a recorder
 //! Install the recorder first, at the top of `main`, before building the [`Tokens`](crate::Tokens),
-//! stores and replicas it should count: each resolves its counters once (a `Tokens` at its
-//! first authentication, a `PostgresStore` when it connects, a `Replica` when it starts) and
-//! keeps them. So the hot path never looks a metric up by name: an authentication adds one
+//! stores and replicas it should count: each resolves its counters once, when it is built (a
+//! `Tokens` by [`Tokens::new`](crate::Tokens::new), a `PostgresStore` when it connects, a
+//! `Replica` when it starts), and keeps them. So the hot path never looks a metric up by name: an authentication adds one
 //! to a counter it already holds (one atomic add with the Prometheus recorder), which keeps
 //! it within a few nanoseconds of authentication without metrics (see the README's
 //! Performance section).
@@ -40,7 +40,7 @@
 //! # }
 //! ```
 
-use metrics::{Counter, counter};
+use metrics::{Counter, Unit, counter, describe_counter, describe_gauge, describe_histogram};
 
 use crate::check::{Denial, DenialKind, Grant};
 
@@ -72,6 +72,82 @@ pub const PROPAGATION_LAPSED: &str = "api_tokens_write_propagation_lapsed_total"
 pub const LAST_USE_BACKLOG: &str = "api_tokens_last_use_backlog";
 /// Writes of buffered last uses, by result.
 pub const LAST_USE_FLUSHES: &str = "api_tokens_last_use_flushes_total";
+
+/// Tells the recorder each metric's unit and meaning (Prometheus' `# HELP` lines).
+fn describe() {
+    describe_counter!(
+        AUTHENTICATIONS,
+        Unit::Count,
+        "Authentications, by outcome: granted or the denial's code"
+    );
+    describe_counter!(
+        STORE_ERRORS,
+        Unit::Count,
+        "Store failures, by source: authenticate, database, replica"
+    );
+    #[cfg(feature = "postgres")]
+    {
+        describe_gauge!(
+            REPLICA_CURRENT,
+            "Whether the replica authenticates (1) or refuses every token (0)"
+        );
+        describe_gauge!(
+            REPLICA_LAG,
+            Unit::Seconds,
+            "Time since the replica's copy was last confirmed current"
+        );
+        describe_gauge!(
+            REPLICA_LAST_CONFIRMED,
+            Unit::Seconds,
+            "When the replica's copy was last confirmed current (Unix time)"
+        );
+        describe_gauge!(
+            REPLICA_BEHIND,
+            Unit::Count,
+            "Changes the database announced that the replica has not applied"
+        );
+        describe_counter!(
+            REPLICA_STALE,
+            Unit::Count,
+            "Times the replica passed its staleness bound"
+        );
+        describe_counter!(
+            REPLICA_CHANGES,
+            Unit::Count,
+            "Rows the replica installed one by one"
+        );
+        describe_counter!(
+            REPLICA_RELOADS,
+            Unit::Count,
+            "Full loads of every token, by reason"
+        );
+        describe_counter!(
+            REPLICA_REPAIRED,
+            Unit::Count,
+            "Rows reconciliation read again because they differed"
+        );
+        describe_histogram!(
+            PROPAGATION,
+            Unit::Seconds,
+            "How long a write that took rights away waited for every replica"
+        );
+        describe_counter!(
+            PROPAGATION_LAPSED,
+            Unit::Count,
+            "Replicas a write stopped waiting for when their lease ran out"
+        );
+        describe_gauge!(
+            LAST_USE_BACKLOG,
+            Unit::Count,
+            "Last uses buffered and not yet written"
+        );
+        describe_counter!(
+            LAST_USE_FLUSHES,
+            Unit::Count,
+            "Writes of buffered last uses, by result"
+        );
+    }
+}
 
 /// The outcomes of authentication, in the order of [`AuthMetrics::by_outcome`]: `granted`,
 /// then each denial kind.
@@ -116,6 +192,7 @@ pub(crate) struct AuthMetrics {
 impl AuthMetrics {
     /// Resolves every counter with the recorder in force now.
     pub(crate) fn resolve() -> Self {
+        describe();
         Self {
             by_outcome: OUTCOMES.map(|outcome| counter!(AUTHENTICATIONS, "outcome" => outcome)),
             store_errors: counter!(STORE_ERRORS, "source" => "authenticate"),
@@ -158,6 +235,7 @@ pub(crate) struct ReplicaMetrics {
 #[cfg(feature = "postgres")]
 impl ReplicaMetrics {
     pub(crate) fn resolve(replica: &str) -> Self {
+        describe();
         let name = replica.to_owned();
         let reload = |reason: &'static str| counter!(REPLICA_RELOADS, "replica" => name.clone(), "reason" => reason);
         Self {
@@ -193,6 +271,7 @@ pub(crate) struct StoreMetrics {
 #[cfg(feature = "postgres")]
 impl StoreMetrics {
     pub(crate) fn resolve() -> Self {
+        describe();
         Self {
             propagation: metrics::histogram!(PROPAGATION),
             lapsed: counter!(PROPAGATION_LAPSED),

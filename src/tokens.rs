@@ -350,10 +350,10 @@ struct Config {
     /// Shared by clones and by configurations derived from them: it is keyed by the identity
     /// of the two sets it intersected, so any `Tokens` may use any entry.
     memo: Arc<IntersectionMemo>,
-    /// The authentication counters (feature `metrics`), resolved at the first authentication
-    /// and shared by clones.
+    /// The authentication counters (feature `metrics`), resolved when the `Tokens` is built
+    /// (with the recorder in force then) and shared by clones.
     #[cfg(feature = "metrics")]
-    metrics: Arc<std::sync::OnceLock<crate::metrics::AuthMetrics>>,
+    metrics: Arc<crate::metrics::AuthMetrics>,
 }
 
 impl<S> Clone for Tokens<S> {
@@ -444,7 +444,7 @@ impl<S: TokenStore> Tokens<S> {
                 events: Arc::new(NoEvents),
                 memo: Arc::new(IntersectionMemo::default()),
                 #[cfg(feature = "metrics")]
-                metrics: Arc::default(),
+                metrics: Arc::new(crate::metrics::AuthMetrics::resolve()),
             }),
         }
     }

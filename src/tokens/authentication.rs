@@ -41,10 +41,7 @@ impl<S: TokenStore> Tokens<S> {
         let ip = ctx.client_ip;
         let result = self.decide(presented, ip, now);
         #[cfg(feature = "metrics")]
-        self.config
-            .metrics
-            .get_or_init(crate::metrics::AuthMetrics::resolve)
-            .record(&result);
+        self.config.metrics.record(&result);
         if self.config.events.wants_auth_events() {
             let (token, owner, kind) = match &result {
                 Ok(g) => (

@@ -981,7 +981,10 @@ pub(super) async fn watchdog(shared: Arc<Shared>, mut stop: watch::Receiver<bool
                     shared.stale_reported.store(false, Ordering::Release);
                 } else {
                     let behind = shared.unconfirmed_for();
-                    shared.vitals.went_stale();
+                    // Counted from the first confirmation on (loading is not going stale).
+                    if shared.confirmed.load(Ordering::Acquire) != 0 {
+                        shared.vitals.went_stale();
+                    }
                     tracing::warn!(
                         unconfirmed_ms = behind.as_millis() as u64,
                         "api-tokens replica: staleness bound passed; refusing every token"

@@ -113,8 +113,8 @@ impl Vitals {
     pub(super) fn went_stale(&self) {
         #[cfg(feature = "metrics")]
         {
-            self.metrics.stale.increment(1);
             self.metrics.current.set(0.0);
+            self.metrics.stale.increment(1);
         }
     }
 
