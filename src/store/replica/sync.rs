@@ -975,16 +975,15 @@ pub(super) async fn watchdog(shared: Arc<Shared>, mut stop: watch::Receiver<bool
     loop {
         let deadline = shared.deadline.load(Ordering::Acquire);
         let now = shared.now();
+        // Before the first confirmation the replica is loading, not stale: nothing to report.
+        let loading = shared.confirmed.load(Ordering::Acquire) == 0;
         let wait = if now >= deadline {
-            if !shared.stale_reported.swap(true, Ordering::AcqRel) {
+            if !loading && !shared.stale_reported.swap(true, Ordering::AcqRel) {
                 if shared.is_current() {
                     shared.stale_reported.store(false, Ordering::Release);
                 } else {
                     let behind = shared.unconfirmed_for();
-                    // Counted from the first confirmation on (loading is not going stale).
-                    if shared.confirmed.load(Ordering::Acquire) != 0 {
-                        shared.vitals.went_stale();
-                    }
+                    shared.vitals.went_stale();
                     tracing::warn!(
                         unconfirmed_ms = behind.as_millis() as u64,
                         "api-tokens replica: staleness bound passed; refusing every token"
