@@ -14,8 +14,8 @@
 //! | `api_tokens_replica_changes_applied_total` | counter | rows | `replica` | rows written or deleted that the replica installed one by one (catch-ups, its own writes; not full loads) |
 //! | `api_tokens_replica_reloads_total` | counter | loads | `replica`, `reason`: `first`, `history_changed`, `behind_horizon`, `repair_failed` | full loads of every token |
 //! | `api_tokens_replica_repaired_rows_total` | counter | rows | `replica` | rows reconciliation read again because they differed from the database |
-//! | `api_tokens_write_propagation_seconds` | histogram | seconds | — | how long a write that took rights away waited, after its commit, for every replica ([`Propagation::waited`](crate::store::postgres::Propagation::waited)) |
-//! | `api_tokens_write_propagation_lapsed_total` | counter | replicas | — | replicas a write stopped waiting for because their lease ran out ([`Propagation::lapsed`](crate::store::postgres::Propagation::lapsed)) |
+//! | `api_tokens_write_propagation_seconds` | histogram | seconds | — | how long a write that took rights away waited, after its commit, for every replica (`Propagation::waited`) |
+//! | `api_tokens_write_propagation_lapsed_total` | counter | replicas | — | replicas a write stopped waiting for because their lease ran out (`Propagation::lapsed`) |
 //! | `api_tokens_last_use_backlog` | gauge | last uses | — | last uses buffered and not yet written to PostgreSQL (what a crash would lose) |
 //! | `api_tokens_last_use_flushes_total` | counter | flushes | `result`: `ok`, `failed` | writes of buffered last uses (a failed one keeps them for the next) |
 //!
@@ -40,7 +40,9 @@
 //! # }
 //! ```
 
-use metrics::{Counter, Unit, counter, describe_counter, describe_gauge, describe_histogram};
+use metrics::{Counter, Unit, counter, describe_counter};
+#[cfg(feature = "postgres")]
+use metrics::{describe_gauge, describe_histogram};
 
 use crate::check::{Denial, DenialKind, Grant};
 

@@ -82,6 +82,18 @@
 //! any replica is never overwritten by an earlier one; [`Replica::shutdown`] (and drop)
 //! writes what is left. A crash loses at most one flush interval of last-use times, nothing
 //! else.
+//!
+//! # Health, metrics and shutdown
+//! [`Replica::status`] says where the copy stands ([`ReplicaState`]: loading, current,
+//! catching up, stale, reloading, stopped), whether it holds a lease, its clock value, how far
+//! behind what the database announced it is and when it last confirmed it was current; the
+//! replica is ready for traffic ([`StoreHealth`](crate::StoreHealth)) exactly while it is
+//! current. [`Replica::spawn`] returns before the first load, so a process answers its
+//! probes (not ready) while a large table loads. With the feature `metrics` the replica
+//! reports its state, lag, changes, reloads and repairs (the table in
+//! `api_tokens::metrics`). A process that is told to stop (SIGTERM) calls
+//! [`Replica::shutdown_async`] (or [`Replica::shutdown`]) once it has stopped taking requests:
+//! the replica refuses every token from then on, writes its last uses and removes its lease.
 
 use std::fmt;
 use std::sync::Arc;
