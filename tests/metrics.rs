@@ -210,6 +210,13 @@ fn authentications_are_counted_by_outcome_with_counters_resolved_once() {
     let other = Tokens::in_memory();
     let _ = other.authenticate(good, &ctx);
     assert_eq!(kept.counter(&outcome("unknown")), 1);
+    // No metric name or label holds a secret (the labels are fixed codes).
+    for id in kept.counters.lock().unwrap().keys() {
+        for secret in &secrets {
+            assert!(!id.contains(secret.as_str()), "a secret in {id}");
+        }
+        assert!(id.starts_with("api_tokens_"), "{id}");
+    }
     // Described, with units, for exporters that print them.
     let described = kept.described.lock().unwrap();
     assert!(
