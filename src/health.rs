@@ -1,5 +1,5 @@
 //! Health: whether a store can serve authentication now, and, for a
-//! [`Replica`](crate::store::replica::Replica), where its copy stands. What an orchestrator's
+//! `Replica` (feature `postgres`), where its copy stands. What an orchestrator's
 //! readiness probe asks (`api-tokens-axum` has ready-made liveness and readiness handlers over
 //! it; any other host calls [`Tokens::health`]).
 //!
@@ -95,7 +95,7 @@ impl<S: TokenStore + StoreHealth> Tokens<S> {
     }
 }
 
-/// Where a [`Replica`](crate::store::replica::Replica)'s copy stands. More states may be added.
+/// Where a `Replica`'s copy stands (feature `postgres`). More states may be added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ReplicaState {
@@ -113,7 +113,7 @@ pub enum ReplicaState {
     /// Loading every token again (the database's history changed, it was away beyond the
     /// deletion horizon, or a repair did not make its sums agree): refusing every token.
     Reloading,
-    /// Shut down ([`Replica::shutdown`](crate::store::replica::Replica::shutdown)): it left
+    /// Shut down (`Replica::shutdown`): it left
     /// the fleet and refuses every token.
     Stopped,
 }
@@ -139,7 +139,7 @@ impl std::fmt::Display for ReplicaState {
     }
 }
 
-/// A replica's state, lag and lease, as [`Replica::status`](crate::store::replica::Replica::status)
+/// A replica's state, lag and lease, as `Replica::status`
 /// reads them (a few atomic reads; no I/O).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
