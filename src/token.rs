@@ -532,8 +532,8 @@ pub struct LastUse {
 pub struct SecretState {
     /// The hash of the current secret.
     pub hash: SecretHash,
-    /// How `hash` was made: under which key, from what (issue 14). Records written before it
-    /// was recorded read as [`HashScheme::UNRECORDED`].
+    /// How `hash` was made: under which key, from what. Records written before schemes were
+    /// recorded read as [`HashScheme::UNRECORDED`].
     #[serde(default)]
     pub scheme: HashScheme,
     /// When the current secret was generated.
@@ -810,7 +810,7 @@ mod tests {
 
     #[test]
     fn an_expiry_past_the_representable_range_is_refused_or_clamped() {
-        // Year 10000 in UTC: every store would fail to read it back (review 1, item 1).
+        // Year 10000 in UTC: every store would fail to read it back, so it never gets in.
         let late = "9999-12-31T23:59:59-23:59";
         assert!(late.parse::<Expiry>().is_err());
         assert!(serde_json::from_str::<Expiry>(&format!("\"{late}\"")).is_err());

@@ -115,7 +115,7 @@ fn covers_ip(net: &IpNet, ip: IpAddr) -> bool {
 }
 
 proptest! {
-    /// Issue 15's per-family search (one integer compare per step) against the reference, with
+    /// The per-family search (one integer compare per step) against the reference, with
     /// probes at and just outside the ranges' edges, of both families and IPv4-mapped.
     #[test]
     fn allows_agrees_with_a_linear_scan_at_the_edges_of_both_families(

@@ -198,6 +198,9 @@ pub(crate) struct Pg {
     rules: RuleCache,
     /// Writes that take rights away wait for every replica ([`PostgresOptions::confirm_writes`]).
     pub(crate) confirm_writes: bool,
+    /// Propagation, last-use and error metrics (feature `metrics`), resolved at connect.
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::StoreMetrics,
 }
 
 /// The operation took longer than the store's timeout; it was abandoned (a transaction in
@@ -280,8 +283,14 @@ impl Pg {
         self.handle.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        rx.recv()
-            .unwrap_or_else(|_| Err(StoreError::backend(RuntimeGone)))
+        let out = rx
+            .recv()
+            .unwrap_or_else(|_| Err(StoreError::backend(RuntimeGone)));
+        #[cfg(feature = "metrics")]
+        if let Err(StoreError::Backend(_) | StoreError::Unconfirmed { .. }) = &out {
+            self.metrics.errors.increment(1);
+        }
+        out
     }
 
     /// A connection of the pool: a free one if any, else the next in turn once it is free.
@@ -316,7 +325,10 @@ impl Pg {
 
     /// Buffers a last use (the later one wins when the buffer is compacted).
     pub(crate) fn note_use(&self, id: TokenId, used: LastUse) {
-        self.pending().push(id, used);
+        let mut pending = self.pending();
+        pending.push(id, used);
+        #[cfg(feature = "metrics")]
+        self.metrics.backlog.set(pending.uses.len() as f64);
     }
 
     /// Whether the touch interval has passed since the last flush.
@@ -358,6 +370,15 @@ impl Pg {
                 self.note_use(id, used);
             }
         }
+        #[cfg(feature = "metrics")]
+        {
+            let m = &self.metrics;
+            match r {
+                Ok(()) => m.flushed.increment(1),
+                Err(_) => m.flush_failed.increment(1),
+            }
+            m.backlog.set(self.pending().uses.len() as f64);
+        }
         r
     }
 
@@ -392,6 +413,11 @@ impl Pg {
         me: Option<i64>,
     ) -> Result<Propagation, StoreError> {
         let p = fleet::await_replicas(self, seq, committed, me).await?;
+        #[cfg(feature = "metrics")]
+        {
+            self.metrics.propagation.record(p.waited.as_secs_f64());
+            self.metrics.lapsed.increment(p.lapsed.len() as u64);
+        }
         if p.lapsed.is_empty() {
             tracing::debug!(
                 seq = p.seq,
@@ -1042,6 +1068,8 @@ impl PostgresStore {
             flush_slot: Arc::new(tokio::sync::Mutex::new(None)),
             rules: RuleCache::default(),
             confirm_writes: options.confirm_writes,
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::StoreMetrics::resolve(),
         });
         let store = Self { rt: Some(rt), pg };
         let pg = store.pg.clone();
