@@ -34,7 +34,7 @@
 //! criterion groups the bench therefore runs every variant interleaved: 201 rounds, each timing
 //! 2,000 calls of every variant in a rotating order. It prints the median ns per call of each
 //! variant, and the medians over rounds of `(X - bare_handler) / authenticate` for each layered
-//! variant X: those ratios are the ones quoted in the README.
+//! variant X: those ratios are the ones quoted in BENCHMARKS.md.
 use std::future::Future;
 use std::hint::black_box;
 use std::net::{IpAddr, SocketAddr};

@@ -1,4 +1,4 @@
-//! What hostile input costs (issue 17): permission sets and list filters at 1,000, 10,000 and
+//! What hostile input costs: permission sets and list filters at 1,000, 10,000 and
 //! the caps, and authentication of a token at and beyond the permission cap. Each cost should
 //! grow about linearly with the input (a tenfold input, about a tenfold time), and
 //! authentication should not grow at all.

@@ -1,10 +1,10 @@
-//! Issue 14: what old keys and legacy hashes cost ordinary tokens (the target: at most 1.05×,
+//! What old keys and legacy hashes cost ordinary tokens (the target: at most 1.05×,
 //! measured in one run), and what the miss path costs.
 //!
 //! One `MemoryStore` of 200,000 ordinary tokens under the current key, 1,000 under an old key
 //! and 1,000 imported Zabbix hashes, authenticated through two `Tokens` over that same store:
 //!
-//! * `plain`: the current key alone (what every host had before issue 14);
+//! * `plain`: the current key alone (what a host without a rotation or imports has);
 //! * `legacy_on`: the current key, one old key, and both legacy schemes honoured.
 //!
 //! `*/ordinary_hot` repeats one ordinary token, `*/ordinary_cold` walks a random permutation of

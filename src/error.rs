@@ -170,7 +170,7 @@ pub enum Problem {
     /// [`Policy::require_permissions`]: crate::Policy::require_permissions
     Required,
     /// An imported hash in a legacy scheme the `Tokens` does not honour
-    /// ([`Tokens::with_legacy_scheme`](crate::Tokens::with_legacy_scheme)): its secret could
+    /// (`Tokens::with_legacy_scheme`, feature `legacy`): its secret could
     /// never authenticate.
     SchemeNotHonoured,
     /// A time outside the range allowed: an imported creation or last-use time before
@@ -549,7 +549,7 @@ pub enum StoreError {
     /// not hold (or in legacy schemes it does not honour): the secrets they stand for could
     /// never match, so the store is refused rather than every such token answered "unknown".
     /// Configure the key that made them (as the current key, or as an old key for
-    /// verification), or honour the scheme; see "Rotating the hash key" in the README.
+    /// verification), or honour the scheme; see [the key rotation guide](crate::guide::key_rotation).
     #[error("{}", hash_keys_missing(missing, legacy, held))]
     HashKeysMissing {
         /// Each key id hashes were made under that is not held, with how many hashes.

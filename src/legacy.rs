@@ -226,15 +226,7 @@ impl LegacyDigest {
 pub struct ImportOrigin([u8; 32]);
 
 impl ImportOrigin {
-    /// Wraps 32 bytes read back from a store.
-    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    /// The 32 bytes, for a store to keep.
-    pub const fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
+    crate::secret::stored_bytes!(32);
 
     /// The origin as 64 lowercase hex digits (for stores that keep text).
     pub fn to_hex(&self) -> String {

@@ -74,7 +74,9 @@
 //!
 //! [The web service guide](guide::web_service) puts it together behind HTTP: authentication as
 //! a plain call, self-service create/list/revoke with JSON bodies, and which calls go through
-//! tokio's blocking pool (`AsyncTokens`, or `spawn_blocking`).
+//! tokio's blocking pool (`AsyncTokens`, or `spawn_blocking`). The other [guides](guide) run a
+//! fleet of replicas over PostgreSQL, implement a store over your own database, rotate the hash
+//! key and migrate tokens from another system.
 //!
 //! # Non-goals
 //!
@@ -127,8 +129,12 @@ mod directory;
 mod error;
 mod events;
 pub mod guide;
+mod health;
 mod keys;
 mod legacy;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 mod permission;
 mod policy;
 mod secret;
@@ -149,6 +155,7 @@ pub use error::{
     Error, Field, Forbidden, MalformedSecret, Problem, Result, StoreError, ValidationError,
 };
 pub use events::{CollectEvents, EventKind, EventSink, NoEvents, TokenEvent, UpdatedField};
+pub use health::{Health, ReplicaState, ReplicaStatus, StoreHealth};
 pub use keys::{HashKeyReport, HashScheme, KeyUsage, MAX_OLD_KEYS};
 pub use legacy::{ImportOrigin, LegacyHash, LegacyScheme, MIN_LEGACY_SECRET_LEN};
 pub use permission::{MAX_PERMISSION_LEN, Permission, PermissionSet};

@@ -433,7 +433,7 @@ impl PermissionSet {
         let p = p.as_bytes();
         // Most tokens hold a handful of permissions and most checks ask for one of them by
         // name: in a small set, a member of `p`'s length that equals it decides after one
-        // length compare per member (cheaper than the search's ordered compares; issue 15).
+        // length compare per member (cheaper than the search's ordered compares on the hot path).
         if self.0.len() <= SMALL_SET
             && self.0.iter().any(|m| {
                 let m = m.as_str().as_bytes();
@@ -956,8 +956,8 @@ pub(crate) mod tests {
         );
     }
 
-    /// The hostile shape of issue 17: many wildcards, none covering another, and as many names
-    /// each covered by one of them.
+    /// The hostile shape a caller may send: many wildcards, none covering another, and as many
+    /// names each covered by one of them.
     fn wildcards_and_covered(n: usize) -> Vec<Permission> {
         (0..n)
             .flat_map(|i| [p(&format!("g{i}.*")), p(&format!("g{i}.edit"))])

@@ -113,17 +113,11 @@ impl Policy {
     /// rights), secrets of 64 hex digits. See the [table](Policy#the-presets).
     pub fn zabbix() -> Self {
         Self {
-            max_name_chars: 64,
-            name_charset: NameCharset::Printable,
             max_description_chars: 65_535,
             accept_past_expiry: true,
-            max_lifetime: None,
-            max_allowlist: 100,
-            max_permissions: DEFAULT_MAX_PERMISSIONS,
-            max_filter_values: DEFAULT_MAX_FILTER_VALUES,
-            max_grace: DEFAULT_MAX_GRACE,
             require_permissions: false,
             secret_format: SecretFormat::Zabbix,
+            ..Self::default()
         }
     }
 
@@ -134,15 +128,9 @@ impl Policy {
         Self {
             max_name_chars: 50,
             name_charset: NameCharset::Word,
-            max_description_chars: 1_024,
-            accept_past_expiry: false,
-            max_lifetime: None,
-            max_allowlist: 100,
-            max_permissions: DEFAULT_MAX_PERMISSIONS,
-            max_filter_values: DEFAULT_MAX_FILTER_VALUES,
-            max_grace: DEFAULT_MAX_GRACE,
             require_permissions: false,
             secret_format: SecretFormat::Cpanel,
+            ..Self::default()
         }
     }
 

@@ -12,6 +12,23 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::MalformedSecret;
 
+/// The byte accessors of a newtype over `[u8; N]` that stores keep ([`SecretHash`],
+/// [`KeyId`], [`ImportOrigin`](crate::ImportOrigin)): written once, the same for each.
+macro_rules! stored_bytes {
+    ($n:literal) => {
+        /// Wraps the bytes as read back from a store.
+        pub const fn from_bytes(bytes: [u8; $n]) -> Self {
+            Self(bytes)
+        }
+
+        /// The bytes, for a store to keep.
+        pub const fn as_bytes(&self) -> &[u8; $n] {
+            &self.0
+        }
+    };
+}
+pub(crate) use stored_bytes;
+
 /// The longest presented string that is looked at at all, in bytes. Anything longer is refused
 /// before any other work, so a client can never make the library hash megabytes.
 pub const MAX_PRESENTED_LEN: usize = 128;
@@ -108,8 +125,8 @@ impl ZeroizeOnDrop for TokenSecret {}
 ///
 /// Every stored hash records the [`id`](HashKey::id) of the key that made it, so a store opened
 /// under another key is refused at startup ([`Tokens::check_hash_keys`]) and a key can be
-/// rotated without reissuing tokens ([`Tokens::with_old_hash_key`]; README, "Rotating the hash
-/// key").
+/// rotated without reissuing tokens ([`Tokens::with_old_hash_key`]; [the key rotation
+/// guide](crate::guide::key_rotation)).
 ///
 /// [`Tokens::uses_default_key`]: crate::Tokens::uses_default_key
 /// [`Tokens::check_hash_keys`]: crate::Tokens::check_hash_keys
@@ -350,15 +367,7 @@ impl HashKey {
 pub struct KeyId([u8; 8]);
 
 impl KeyId {
-    /// The 8 bytes.
-    pub const fn as_bytes(&self) -> &[u8; 8] {
-        &self.0
-    }
-
-    /// Wraps 8 bytes (as read back from storage).
-    pub const fn from_bytes(bytes: [u8; 8]) -> Self {
-        Self(bytes)
-    }
+    stored_bytes!(8);
 }
 
 impl fmt::Display for KeyId {
@@ -474,15 +483,7 @@ impl SecretHash {
         Self::of_str(key, s)
     }
 
-    /// Wraps 32 bytes read back from a store.
-    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    /// The 32 bytes, for a store to keep.
-    pub const fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
+    stored_bytes!(32);
 
     /// The full hash as 64 lowercase hex digits (for stores that keep text).
     pub fn to_hex(&self) -> String {

@@ -75,52 +75,25 @@ impl NewToken {
         }
     }
 
-    /// Sets the description.
-    #[must_use]
-    pub fn description(mut self, d: impl Into<String>) -> Self {
-        self.description = d.into();
-        self
-    }
-
-    /// Sets the owner.
-    #[must_use]
-    pub fn owner(mut self, owner: UserId) -> Self {
-        self.owner = Some(owner);
-        self
-    }
-
-    /// Sets the status.
-    #[must_use]
-    pub fn status(mut self, status: Status) -> Self {
-        self.status = status;
-        self
-    }
-
-    /// Sets the expiry.
-    #[must_use]
-    pub fn expiry(mut self, expiry: Expiry) -> Self {
-        self.expiry = expiry;
-        self
+    setters! {
+        /// Sets the description.
+        description(impl Into<String>) => Into::into;
+        /// Sets the owner (default: the actor).
+        owner(UserId) => Some;
+        /// Sets the status.
+        status(Status);
+        /// Sets the expiry.
+        expiry(Expiry);
+        /// Sets the permissions.
+        permissions(PermissionSet) => Some;
+        /// Sets the allowlist.
+        allowlist(IpAllowlist);
     }
 
     /// Expires at `t` (whole seconds).
     #[must_use]
     pub fn expires_at(self, t: OffsetDateTime) -> Self {
         self.expiry(Expiry::at(t))
-    }
-
-    /// Sets the permissions.
-    #[must_use]
-    pub fn permissions(mut self, p: PermissionSet) -> Self {
-        self.permissions = Some(p);
-        self
-    }
-
-    /// Sets the allowlist.
-    #[must_use]
-    pub fn allowlist(mut self, a: IpAllowlist) -> Self {
-        self.allowlist = a;
-        self
     }
 }
 
@@ -165,47 +138,25 @@ impl TokenUpdate {
         }
     }
 
-    /// Renames.
-    #[must_use]
-    pub fn name(mut self, name: TokenName) -> Self {
-        self.name = Some(name);
-        self
+    setters! {
+        /// Renames.
+        name(TokenName) => Some;
+        /// Sets the description.
+        description(impl Into<String>) => into_some;
+        /// Sets the status.
+        status(Status) => Some;
+        /// Sets or clears the expiry.
+        expiry(Expiry) => Some;
+        /// Sets the permissions.
+        permissions(PermissionSet) => Some;
+        /// Sets or clears the allowlist.
+        allowlist(IpAllowlist) => Some;
     }
+}
 
-    /// Sets the description.
-    #[must_use]
-    pub fn description(mut self, d: impl Into<String>) -> Self {
-        self.description = Some(d.into());
-        self
-    }
-
-    /// Sets the status.
-    #[must_use]
-    pub fn status(mut self, s: Status) -> Self {
-        self.status = Some(s);
-        self
-    }
-
-    /// Sets or clears the expiry.
-    #[must_use]
-    pub fn expiry(mut self, e: Expiry) -> Self {
-        self.expiry = Some(e);
-        self
-    }
-
-    /// Sets the permissions.
-    #[must_use]
-    pub fn permissions(mut self, p: PermissionSet) -> Self {
-        self.permissions = Some(p);
-        self
-    }
-
-    /// Sets or clears the allowlist.
-    #[must_use]
-    pub fn allowlist(mut self, a: IpAllowlist) -> Self {
-        self.allowlist = Some(a);
-        self
-    }
+/// `Some(v.into())`: a builder's optional text.
+fn into_some(v: impl Into<String>) -> Option<String> {
+    Some(v.into())
 }
 
 /// A token issued in one step, with its secret (shown once).
@@ -338,7 +289,7 @@ pub struct Tokens<S = MemoryStore> {
 #[derive(Clone)]
 struct Config {
     policy: Policy,
-    /// The current hash key, older ones for verification, honoured legacy schemes (issue 14).
+    /// The current hash key, older ones for verification, honoured legacy schemes.
     keys: HashKeys,
     /// The outcome of the hash-key check ([`Tokens::check_hash_keys`]), once there is one: run
     /// by the host at startup, or by the first authentication that finds none. Shared by
@@ -350,6 +301,10 @@ struct Config {
     /// Shared by clones and by configurations derived from them: it is keyed by the identity
     /// of the two sets it intersected, so any `Tokens` may use any entry.
     memo: Arc<IntersectionMemo>,
+    /// The authentication counters (feature `metrics`), resolved when the `Tokens` is built
+    /// (with the recorder in force then) and shared by clones.
+    #[cfg(feature = "metrics")]
+    metrics: Arc<crate::metrics::AuthMetrics>,
 }
 
 impl<S> Clone for Tokens<S> {
@@ -439,6 +394,8 @@ impl<S: TokenStore> Tokens<S> {
                 directory: Arc::new(AllowAllUsers::new()),
                 events: Arc::new(NoEvents),
                 memo: Arc::new(IntersectionMemo::default()),
+                #[cfg(feature = "metrics")]
+                metrics: Arc::new(crate::metrics::AuthMetrics::resolve()),
             }),
         }
     }
@@ -464,8 +421,8 @@ impl<S: TokenStore> Tokens<S> {
         })
     }
 
-    /// Also verifies secrets hashed under `key`, an older key (see "Rotating the hash key" in
-    /// the README): a token whose hash was made under it still authenticates, and is re-hashed
+    /// Also verifies secrets hashed under `key`, an older key (see [the key rotation
+    /// guide](crate::guide::key_rotation)): a token whose hash was made under it still authenticates, and is re-hashed
     /// under the current key on its first success. At most [`MAX_OLD_KEYS`](crate::MAX_OLD_KEYS)
     /// old keys ([`Tokens::check_hash_keys`] refuses more). Each one costs a secret that
     /// matches nothing one more hash and lookup; ordinary tokens pay nothing.
@@ -633,6 +590,45 @@ impl<S: TokenStore> Tokens<S> {
         Ok(())
     }
 
+    /// The policy's rules for a token's name, description and allowlist, as a new or
+    /// imported token must pass them.
+    fn check_values(
+        &self,
+        name: &TokenName,
+        description: &str,
+        allowlist: &IpAllowlist,
+    ) -> std::result::Result<(), ValidationError> {
+        let policy = &self.config.policy;
+        policy.check_name(name)?;
+        policy.check_description(description)?;
+        policy.check_allowlist(allowlist)
+    }
+
+    /// The permissions a new (or imported) token gets: those given must be the actor's to
+    /// grant; none given is refused where the policy requires them, else means the actor's
+    /// privileges; either way within the policy's cap.
+    fn check_new_permissions(
+        &self,
+        actor: &Actor,
+        given: Option<&PermissionSet>,
+        at: Option<usize>,
+    ) -> Result<()> {
+        match given {
+            Some(p) => check_grantable(actor, p, at)?,
+            None if self.config.policy.require_permissions => {
+                return Err(Error::invalid(
+                    at,
+                    ValidationError::new(Field::Permissions, "", Problem::Required),
+                ));
+            }
+            None => {}
+        }
+        self.config
+            .policy
+            .check_permissions(given.unwrap_or(&actor.privileges))
+            .map_err(|e| Error::invalid(at, e))
+    }
+
     fn prepare_new(
         &self,
         actor: &Actor,
@@ -651,18 +647,11 @@ impl<S: TokenStore> Tokens<S> {
                 return Err(Error::forbidden(at, Forbidden::OtherUsersTokens));
             }
             let invalid = |e| Error::invalid(at, e);
-            self.config.policy.check_name(&item.name).map_err(invalid)?;
-            self.config
-                .policy
-                .check_description(&item.description)
+            self.check_values(&item.name, &item.description, &item.allowlist)
                 .map_err(invalid)?;
             self.config
                 .policy
                 .check_expiry(&item.expiry, now)
-                .map_err(invalid)?;
-            self.config
-                .policy
-                .check_allowlist(&item.allowlist)
                 .map_err(invalid)?;
             let state = owners_checked
                 .entry(owner.clone())
@@ -675,21 +664,7 @@ impl<S: TokenStore> Tokens<S> {
             if let Some(problem) = problem {
                 return Err(invalid(ValidationError::new(Field::Owner, owner, problem)));
             }
-            match &item.permissions {
-                Some(p) => check_grantable(actor, p, at)?,
-                None if self.config.policy.require_permissions => {
-                    return Err(invalid(ValidationError::new(
-                        Field::Permissions,
-                        "",
-                        Problem::Required,
-                    )));
-                }
-                None => {}
-            }
-            self.config
-                .policy
-                .check_permissions(item.permissions.as_ref().unwrap_or(&actor.privileges))
-                .map_err(invalid)?;
+            self.check_new_permissions(actor, item.permissions.as_ref(), at)?;
             // Taken earlier in this batch or in the store: the same condition, one error.
             if !names.insert((owner.clone(), item.name.clone()))
                 || self.store.find_name(owner, &item.name)?.is_some()
@@ -1022,6 +997,22 @@ mod import;
 mod rotation;
 
 pub use import::ImportedToken;
+
+/// Builder setters written once: each `name(value)` stores `value` in the field `name`,
+/// through `wrap` when one is given (`Some`, `Into::into`), and returns the builder.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident($ty:ty) $(=> $wrap:path)?;)*) => {$(
+        $(#[$doc])*
+        #[must_use]
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$name = $crate::tokens::setters!(@wrap value $(, $wrap)?);
+            self
+        }
+    )*};
+    (@wrap $v:ident) => { $v };
+    (@wrap $v:ident, $wrap:path) => { $wrap($v) };
+}
+pub(crate) use setters;
 
 /// How many times an operation re-reads and tries again after a concurrent change.
 const ATTEMPTS: usize = 8;

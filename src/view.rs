@@ -74,27 +74,27 @@ use crate::token::{
 #[derive(Clone, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 pub struct TokenView {
-    /// Its id.
+    /// As [`Token::id`].
     pub id: TokenId,
-    /// Its name.
+    /// As [`Token::name`].
     pub name: TokenName,
-    /// Free text.
+    /// As [`Token::description`].
     pub description: String,
-    /// The user it authenticates as.
+    /// As [`Token::owner`].
     pub owner: UserId,
-    /// The user who created it or last generated its secret.
+    /// As [`Token::creator`].
     pub creator: UserId,
-    /// Enabled or disabled.
+    /// As [`Token::status`].
     pub status: Status,
-    /// What it may do (before intersecting with the owner's current rights).
+    /// As [`Token::permissions`] (before intersecting with the owner's current rights).
     pub permissions: PermissionSet,
-    /// Where it may be used from; empty is anywhere.
+    /// As [`Token::allowlist`]; empty is anywhere.
     pub allowlist: IpAllowlist,
-    /// When it was created.
+    /// As [`Token::created_at`].
     pub created_at: OffsetDateTime,
-    /// When it stops working.
+    /// As [`Token::expiry`].
     pub expiry: Expiry,
-    /// The last successful authentication.
+    /// As [`Token::last_use`].
     pub last_use: Option<LastUse>,
     /// When its current secret was generated; `None` while it has none (created, not yet
     /// generated, or revoked).

@@ -1,7 +1,7 @@
 //! `api-tokens`: the operator's command line for API tokens, over the library's own stores.
 //!
-//! Run `api-tokens --help` for the commands, the environment and the exit codes; the README's
-//! section "The operator's command line" walks through an incident and a migration.
+//! Run `api-tokens --help` for the commands, the environment and the exit codes; this crate's
+//! README walks through an incident, the library's `guide::migration` through a migration.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 

@@ -1,11 +1,11 @@
 //! [`Tokens::import`]: tokens brought over from another system, with the hashes it kept of
-//! their secrets (issue 14).
+//! their secrets.
 
 use std::collections::{HashMap, HashSet};
 
 use time::OffsetDateTime;
 
-use super::{Tokens, check_grantable, name_conflict_at, name_taken};
+use super::{Tokens, name_conflict_at, name_taken};
 use crate::actor::Actor;
 use crate::allowlist::IpAllowlist;
 use crate::directory::UserState;
@@ -99,74 +99,32 @@ impl ImportedToken {
         }
     }
 
-    /// Sets the description.
-    #[must_use]
-    pub fn description(mut self, d: impl Into<String>) -> Self {
-        self.description = d.into();
-        self
-    }
-
-    /// Sets the creator.
-    #[must_use]
-    pub fn creator(mut self, creator: UserId) -> Self {
-        self.creator = Some(creator);
-        self
-    }
-
-    /// Sets the status.
-    #[must_use]
-    pub fn status(mut self, status: Status) -> Self {
-        self.status = status;
-        self
-    }
-
-    /// Sets the expiry.
-    #[must_use]
-    pub fn expiry(mut self, expiry: Expiry) -> Self {
-        self.expiry = expiry;
-        self
-    }
-
-    /// Sets the creation time (whole seconds).
-    #[must_use]
-    pub fn created_at(mut self, t: OffsetDateTime) -> Self {
-        self.created_at = Some(t);
-        self
-    }
-
-    /// Sets the last use.
-    #[must_use]
-    pub fn last_use(mut self, used: LastUse) -> Self {
-        self.last_use = Some(used);
-        self
-    }
-
-    /// Sets the permissions.
-    #[must_use]
-    pub fn permissions(mut self, p: PermissionSet) -> Self {
-        self.permissions = Some(p);
-        self
-    }
-
-    /// Sets the allowlist.
-    #[must_use]
-    pub fn allowlist(mut self, a: IpAllowlist) -> Self {
-        self.allowlist = a;
-        self
-    }
-
-    /// Sets the other system's hash of the secret.
-    #[must_use]
-    pub fn hash(mut self, h: LegacyHash) -> Self {
-        self.hash = Some(h);
-        self
+    super::setters! {
+        /// Sets the description.
+        description(impl Into<String>) => Into::into;
+        /// Sets the creator.
+        creator(UserId) => Some;
+        /// Sets the status.
+        status(Status);
+        /// Sets the expiry.
+        expiry(Expiry);
+        /// Sets the creation time (whole seconds).
+        created_at(OffsetDateTime) => Some;
+        /// Sets the last use.
+        last_use(LastUse) => Some;
+        /// Sets the permissions.
+        permissions(PermissionSet) => Some;
+        /// Sets the allowlist.
+        allowlist(IpAllowlist);
+        /// Sets the other system's hash of the secret.
+        hash(LegacyHash) => Some;
     }
 }
 
 impl<S: TokenStore> Tokens<S> {
     /// Imports tokens from another system, keeping their secrets working: each one's hash in
     /// a [`LegacyScheme`](crate::LegacyScheme) this `Tokens` honours
-    /// ([`Tokens::with_legacy_scheme`]) is stored (as a keyed hash of it, see
+    /// (`Tokens::with_legacy_scheme`, feature `legacy`) is stored (as a keyed hash of it, see
     /// [`LegacyHash`]), and a presented secret that matches it authenticates and is re-hashed
     /// the ordinary way on its first success. Name, description, owner, creator, status,
     /// expiry, creation and last-use times are kept. Returns the new ids in input order (the
@@ -223,14 +181,7 @@ impl<S: TokenStore> Tokens<S> {
             if !actor.may_manage(&item.owner) {
                 return Err(Error::forbidden(at, Forbidden::OtherUsersTokens));
             }
-            self.config.policy.check_name(&item.name).map_err(invalid)?;
-            self.config
-                .policy
-                .check_description(&item.description)
-                .map_err(invalid)?;
-            self.config
-                .policy
-                .check_allowlist(&item.allowlist)
+            self.check_values(&item.name, &item.description, &item.allowlist)
                 .map_err(invalid)?;
             // An expiry already past is kept (the token stays expired); one still ahead obeys
             // the policy's longest lifetime, like a new token's ("never" included).
@@ -252,21 +203,7 @@ impl<S: TokenStore> Tokens<S> {
                     Problem::UnknownUser,
                 )));
             }
-            match &item.permissions {
-                Some(p) => check_grantable(actor, p, at)?,
-                None if self.config.policy.require_permissions => {
-                    return Err(invalid(ValidationError::new(
-                        Field::Permissions,
-                        "",
-                        Problem::Required,
-                    )));
-                }
-                None => {}
-            }
-            self.config
-                .policy
-                .check_permissions(item.permissions.as_ref().unwrap_or(&actor.privileges))
-                .map_err(invalid)?;
+            self.check_new_permissions(actor, item.permissions.as_ref(), at)?;
             if let Some(h) = &item.hash {
                 if !self.config.keys.legacy().contains(&h.scheme()) {
                     return Err(invalid(ValidationError::new(

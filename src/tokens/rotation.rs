@@ -1,4 +1,4 @@
-//! Hash keys at work (issue 14): the check that a store's hashes were made under keys this
+//! Hash keys at work: the check that a store's hashes were made under keys this
 //! `Tokens` holds, the miss path of authentication (older keys, imported legacy hashes), and
 //! the re-hash of a token under the current key after it authenticated some other way.
 

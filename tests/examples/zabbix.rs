@@ -573,8 +573,8 @@ fn zabbix_token_get_validation_tests_replayed() {
             "Invalid parameter \"/output/2\": value (name) already exists.",
         ),
         (
-            json!({"sortfield": "userid"}),
-            "Invalid parameter \"/sortfield/1\": value must be one of \"tokenid\", \"name\", \"lastaccess\", \"status\", \"expires_at\", \"created_at\".",
+            json!({"sortfield": "user"}),
+            "Invalid parameter \"/sortfield/1\": value must be one of \"tokenid\", \"name\", \"description\", \"userid\", \"lastaccess\", \"status\", \"expires_at\", \"created_at\", \"creator_userid\".",
         ),
         (
             json!({"sortfield": ["name", "name"]}),
@@ -652,6 +652,7 @@ fn zabbix_token_get_validation_tests_replayed() {
         json!({"tokenids": null, "filter": null, "search": null, "limit": null, "token": null}),
         json!([]),
         json!({"sortfield": ["name", "status"], "countOutput": true}),
+        json!({"sortfield": ["name", "userid"], "countOutput": true}),
         json!({"countOutput": 1, "startSearch": "yes", "excludeSearch": null}),
     ] {
         let answer = z.rpc(None, "token.get", params.clone());
@@ -834,6 +835,27 @@ fn zabbix_token_get_every_parameter_and_filter() {
             json!({"preservekeys": true, "tokenids": ["4", "1"]}),
             vec!["1", "4"],
         ),
+        // Sorted by the example (the library has no such sort): ids as numbers, ties by id.
+        (
+            json!({"sortfield": "userid"}),
+            vec!["3", "5", "1", "2", "4"],
+        ),
+        (
+            json!({"sortfield": ["userid", "name"], "sortorder": ["DESC", "DESC"]}),
+            vec!["4", "2", "1", "5", "3"],
+        ),
+        (
+            json!({"sortfield": "description", "sortorder": "DESC", "limit": 2}),
+            vec!["3", "1"],
+        ),
+        (
+            json!({"sortfield": ["creator_userid", "expires_at", "name"]}),
+            vec!["3", "1", "4", "2", "5"],
+        ),
+        (
+            json!({"sortfield": ["userid", "lastaccess"], "sortorder": ["ASC", "DESC"], "limit": 3}),
+            vec!["3", "5", "1"],
+        ),
     ];
     for (params, expected) in cases {
         assert_eq!(get(params.clone()), expected, "{params}");
@@ -844,6 +866,35 @@ fn zabbix_token_get_every_parameter_and_filter() {
         "2",
         "a string count, ignoring limit"
     );
+    // testToken.php: `countOutput` with `sortfield` "should not cause errors when used in
+    // conjunction with count" (Zabbix drops the sort): the count, for every field Zabbix sorts by.
+    assert_eq!(
+        z2(
+            json!({"output": [], "search": {"name": "test-get"}, "countOutput": true, "sortfield": ["name", "userid"]})
+        ),
+        "3"
+    );
+    for field in [
+        "tokenid",
+        "name",
+        "description",
+        "userid",
+        "lastaccess",
+        "status",
+        "expires_at",
+        "created_at",
+        "creator_userid",
+    ] {
+        for order in ["ASC", "DESC"] {
+            assert_eq!(
+                z2(
+                    json!({"countOutput": true, "sortfield": [field], "sortorder": order, "limit": 1})
+                ),
+                "5",
+                "{field} {order}"
+            );
+        }
+    }
     assert_eq!(
         z2(json!({"countOutput": true, "filter": {"status": []}})),
         "0"

@@ -1,6 +1,6 @@
 //! Revocation by possession in Zabbix's forms: the example's own `token.revoke`, the refusals
 //! of a revoked token (`token.update` enabling it, `token.generate`) and `revoked_at` in token
-//! objects. Zabbix has no such method or field; the library's rule (issue 17) is that revocation
+//! objects. Zabbix has no such method or field; the library's rule is that revocation
 //! by possession is final.
 
 use api_tokens::{Token, TokenId};
