@@ -1,18 +1,15 @@
 //! Health: a replica's states against a real PostgreSQL (loading while the database is away,
 //! current, stale once the database stops, current again, stopped after its shutdown), and
 //! the stores that are always ready.
-#![cfg(feature = "postgres")]
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::pg::{PgServer, wait_for};
 use api_tokens::store::postgres::PostgresStore;
 use api_tokens::store::replica::{Replica, ReplicaOptions, ReplicaState};
 use api_tokens::{
     Actor, DenialKind, NewToken, PermissionSet, RequestContext, StoreHealth, Tokens, UserId,
 };
-use support::pg::{PgServer, wait_for};
 
 macro_rules! server {
     () => {

@@ -18,11 +18,15 @@ mod concurrency;
 mod errors;
 mod examples;
 mod hash_keys;
+#[cfg(feature = "postgres")]
+mod health;
 mod hygiene;
 #[cfg(feature = "legacy")]
 mod imports;
 mod limits;
 mod management;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod public_types;
 mod revocation;
 mod rotation;

@@ -5,9 +5,6 @@
 //! Each test installs its own recorder for the thread that builds what it counts
 //! (`metrics::with_local_recorder`): what is built there keeps its counters, whichever thread
 //! counts later, and tests running side by side never see each other's.
-#![cfg(feature = "metrics")]
-
-mod support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -228,11 +225,11 @@ fn authentications_are_counted_by_outcome_with_counters_resolved_once() {
 #[cfg(feature = "postgres")]
 mod fleet {
     use super::*;
+    use crate::support::pg::{PgServer, wait_for};
     use api_tokens::DenialKind;
     use api_tokens::store::postgres::PostgresStore;
     use api_tokens::store::replica::{Replica, ReplicaOptions};
     use std::time::Duration as Std;
-    use support::pg::{PgServer, wait_for};
 
     /// The replica's gauges and counters, propagation, the last-use backlog and flushes, and
     /// store errors, as a real fleet moves them.
