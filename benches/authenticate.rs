@@ -12,6 +12,13 @@
 //!   store's lookup by hash, no decision; bare: the `HashMap` lookup), `probe_decide` (lookup and
 //!   the pure decision with `Grant::require`; bare: lookup and the three checks) and `full`
 //!   (everything, from the presented string). `decide` alone is `probe_decide - probe`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a bench whose setup fails stops there"
+)]
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::IpAddr;

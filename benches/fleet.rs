@@ -5,6 +5,13 @@
 //!
 //! Needs PostgreSQL: a throwaway server is started (tests/support/pg.rs), or set
 //! `API_TOKENS_PG_URL` to use yours (the bench writes tables into that database).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a bench whose setup fails stops there"
+)]
 use std::hint::black_box;
 use std::net::IpAddr;
 
@@ -21,7 +28,7 @@ mod pg;
 const N: usize = 100_000;
 
 /// `N` tokens through the API (create and generate in batches of 1,000); their secrets.
-pub fn fill<S: TokenStore>(tokens: &Tokens<S>, n: usize) -> Vec<String> {
+fn fill<S: TokenStore>(tokens: &Tokens<S>, n: usize) -> Vec<String> {
     let admin = Actor::admin(UserId::from(0));
     let mut secrets = Vec::with_capacity(n);
     for chunk in 0..n.div_ceil(1000) {

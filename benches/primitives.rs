@@ -1,4 +1,11 @@
 //! The building blocks of authentication, measured alone.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a bench whose setup fails stops there"
+)]
 use std::hint::black_box;
 use std::net::IpAddr;
 

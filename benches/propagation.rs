@@ -5,6 +5,13 @@
 //!
 //! `cargo bench -p api-tokens-benches --bench propagation` (starts a throwaway PostgreSQL, or
 //! uses `API_TOKENS_PG_URL`). `API_TOKENS_REVOCATIONS` sets the count.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a bench whose setup fails stops there"
+)]
 use std::time::{Duration, Instant};
 
 use api_tokens::store::postgres::PostgresStore;

@@ -2,6 +2,13 @@
 //! `examples/memory.rs` (a 16-character name, 2 allowlist entries, 3 of 12 ACL names, an
 //! expiry, a secret hash), loaded from PostgreSQL. The rows are written by SQL (no secrets are
 //! needed to measure memory). `API_TOKENS_MEMORY_COUNT` sets the count.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a bench whose setup fails stops there"
+)]
 use std::time::{Duration, Instant};
 
 use api_tokens::store::postgres::PostgresStore;

@@ -15,6 +15,13 @@
 //! `cargo bench -p api-tokens-benches --bench revocation`. `API_TOKENS_REVOCATIONS` sets the
 //! number of revocations (default 1,000, in blocks of 250), `API_TOKENS_RECONCILE_ROWS=0`
 //! skips part 2.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a bench whose setup fails stops there"
+)]
 use std::time::{Duration, Instant};
 
 use api_tokens::store::postgres::{PostgresOptions, PostgresStore};

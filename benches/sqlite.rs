@@ -1,5 +1,12 @@
 //! Authentication against `SqliteStore` with 100,000 tokens, beside `MemoryStore` holding the
 //! same tokens, in one run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a bench whose setup fails stops there"
+)]
 use std::hint::black_box;
 use std::net::IpAddr;
 

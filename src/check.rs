@@ -39,6 +39,7 @@ impl RequestContext {
 
 /// A successful authentication: who the request acts as and what it may do.
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub struct Grant {
     /// The token used.
     pub token: TokenId,

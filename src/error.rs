@@ -272,6 +272,7 @@ impl Problem {
 /// );
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub struct ValidationError {
     /// The field.
     pub field: Field,

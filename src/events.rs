@@ -16,6 +16,7 @@ use crate::token::{Status, TokenId, UserId};
 
 /// Something that happened to a token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct TokenEvent {
     /// When (whole seconds, Unix time when serialized).
     #[serde(with = "time::serde::timestamp")]
@@ -146,6 +147,10 @@ pub trait EventSink: Send + Sync {
 
 /// The default sink: drops everything, and asks for no authentication events.
 #[derive(Clone, Copy, Debug, Default)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "a unit value hosts name; it will never hold state"
+)]
 pub struct NoEvents;
 
 impl EventSink for NoEvents {

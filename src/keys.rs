@@ -148,6 +148,7 @@ impl Default for HashScheme {
 ///
 /// [`TokenStore::key_usage`]: crate::TokenStore::key_usage
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
 pub struct KeyUsage {
     /// How the hashes were made.
     pub scheme: HashScheme,
@@ -158,6 +159,16 @@ pub struct KeyUsage {
 }
 
 impl KeyUsage {
+    /// The count of one scheme's hashes, as a store that counts in place (SQL `GROUP BY`)
+    /// reports it from [`TokenStore::key_usage`].
+    pub fn new(scheme: HashScheme, current: u64, previous: u64) -> Self {
+        Self {
+            scheme,
+            current,
+            previous,
+        }
+    }
+
     /// `current + previous`.
     pub fn hashes(&self) -> u64 {
         self.current.saturating_add(self.previous)

@@ -140,6 +140,7 @@ impl Matched {
 /// A store makes it with [`Token::candidate`], which also decides which secret the presented
 /// hash matched and fails closed for a record that holds neither.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct Candidate<'a> {
     /// The token's id.
     pub id: TokenId,

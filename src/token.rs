@@ -258,6 +258,10 @@ impl<'de> Deserialize<'de> for TokenName {
     Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "a token is enabled or disabled, as in both seeds; revocation is a mark beside the status, not a third state"
+)]
 pub enum Status {
     /// Usable.
     #[default]
@@ -517,6 +521,10 @@ pub(crate) fn from_unix(secs: i64) -> Option<OffsetDateTime> {
 /// When and from where a token was last used successfully (Zabbix `lastaccess`). Serde (the
 /// persistence form): `{"at": <Unix seconds>, "ip": "10.1.2.3" | null}`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "when and from where: hosts importing tokens write one as a literal"
+)]
 pub struct LastUse {
     /// The instant (whole seconds).
     #[serde(with = "time::serde::timestamp")]
@@ -529,6 +537,10 @@ pub struct LastUse {
 /// form, hashes included): `{"hash": "<64 hex>", "generated_at": <Unix seconds>, "previous":
 /// {"hash": "<64 hex>", "valid_until": <Unix seconds>} | null}`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "a host store that keeps a record in columns builds it; the set of a secret's hashes is settled"
+)]
 pub struct SecretState {
     /// The hash of the current secret.
     pub hash: SecretHash,
@@ -554,6 +566,10 @@ impl SecretState {
 /// A replaced secret that still works until `valid_until` (exclusive), after a rotation with a
 /// grace period.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "a host store that keeps a record in columns builds it"
+)]
 pub struct PreviousSecret {
     /// Its hash.
     pub hash: SecretHash,
@@ -595,6 +611,10 @@ impl RevokedBy {
 /// The mark of a token revoked for good: when, and how. A revoked token is disabled, holds no
 /// secret hash, and can never be enabled again or given a new secret.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "a host store that keeps a record in columns builds it"
+)]
 pub struct Revoked {
     /// When (whole seconds).
     #[serde(with = "time::serde::timestamp")]
@@ -615,6 +635,7 @@ pub struct Revoked {
 ///
 /// [`NewToken`]: crate::NewToken
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub struct Token {
     /// Its id.
     pub id: TokenId,
@@ -657,6 +678,45 @@ pub struct Token {
 }
 
 impl Token {
+    /// A record with the given identity and every other field at its plain value: enabled,
+    /// made by its owner, never expiring, no permissions, any address, never used, no secret
+    /// (it cannot authenticate), revision 0, neither revoked nor imported. The fields are
+    /// public: a host store that keeps records in its own shape sets the rest.
+    ///
+    /// ```
+    /// use api_tokens::{Status, Token, TokenId, TokenName, UserId};
+    /// use time::macros::datetime;
+    ///
+    /// let mut t = Token::new(
+    ///     TokenId::new(7),
+    ///     TokenName::new("backup")?,
+    ///     UserId::from("alice"),
+    ///     datetime!(2026-01-01 0:00 UTC),
+    /// );
+    /// t.status = Status::Disabled;
+    /// assert!(t.secret.is_none() && t.creator == t.owner);
+    /// # Ok::<(), api_tokens::ValidationError>(())
+    /// ```
+    pub fn new(id: TokenId, name: TokenName, owner: UserId, created_at: OffsetDateTime) -> Self {
+        Self {
+            id,
+            name,
+            description: String::new(),
+            creator: owner.clone(),
+            owner,
+            status: Status::Enabled,
+            created_at,
+            expiry: Expiry::NEVER,
+            permissions: PermissionSet::empty(),
+            allowlist: IpAllowlist::any(),
+            last_use: None,
+            secret: None,
+            revision: 0,
+            revoked: None,
+            imported_from: None,
+        }
+    }
+
     /// Whether the token is expired at `now` (see [`Expiry`]).
     pub fn is_expired_at(&self, now: OffsetDateTime) -> bool {
         self.expiry.is_expired_at(now)

@@ -12,8 +12,8 @@ use std::sync::mpsc;
 use std::time::Duration as StdDuration;
 
 use api_tokens::{
-    Actor, Error, Field, IpAllowlist, MemoryStore, NewToken, PermissionSet, Policy, Problem, Query,
-    Status, Token, TokenId, TokenStore, TokenUpdate, Tokens, UserId,
+    Actor, Error, Field, MemoryStore, NewToken, PermissionSet, Policy, Problem, Query, Token,
+    TokenId, TokenStore, TokenUpdate, Tokens, UserId,
 };
 use time::Duration;
 
@@ -179,22 +179,10 @@ fn large_list_filters_cost_linear_time_in_the_memory_store() {
         let rows = ids
             .iter()
             .map(|&id| {
-                api_tokens::store::Change::Insert(Token {
-                    id,
-                    name: name("t"),
-                    description: String::new(),
-                    owner: UserId::from(id.get()),
-                    creator: UserId::from(id.get()),
-                    status: Status::Enabled,
-                    created_at: NOW,
-                    expiry: api_tokens::Expiry::NEVER,
-                    permissions: PermissionSet::empty(),
-                    allowlist: IpAllowlist::any(),
-                    last_use: None,
-                    secret: None,
-                    revision: 0,
-                    revoked: None,
-                    imported_from: None,
+                api_tokens::store::Change::Insert({
+                    let mut t = Token::new(id, name("t"), UserId::from(id.get()), NOW);
+                    t.permissions = PermissionSet::empty();
+                    t
                 })
             })
             .collect();

@@ -10,6 +10,13 @@
 //! Every test shares this one process: no test sets an environment variable, changes the
 //! current directory or a signal disposition, or keeps state in a global that another test
 //! reads. A test that needs another process runs one (`support::child`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test reports a failure by panicking"
+)]
 
 mod support;
 

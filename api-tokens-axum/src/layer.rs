@@ -456,6 +456,10 @@ impl<I: Service<Request<B>>, B> fmt::Debug for ResponseFuture<I, B> {
 ///
 /// `Extension<Grant>` works as well; this extractor is the one that answers like the layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "a wrapper whose one field is the point"
+)]
 pub struct Authenticated(pub Grant);
 
 impl std::ops::Deref for Authenticated {

@@ -2,6 +2,13 @@
 //! forwarding headers only from trusted proxies, walked from the right; spoofs ignored; unknown
 //! addresses fail closed. Every test connects from 127.0.0.1, so "a trusted proxy" is a layer
 //! that trusts 127.0.0.0/8 and "an untrusted peer" one that trusts only 10.0.0.0/8.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test reports a failure by panicking"
+)]
 
 mod support;
 

@@ -1,6 +1,13 @@
 //! Items 1, 2 and 4 over real HTTP on 127.0.0.1: the layer and the extractor, permissions per
 //! route and per router, public routes, where the secret comes from, malformed credentials (no
 //! store lookup), and every refusal's status, header and body.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test reports a failure by panicking"
+)]
 
 mod support;
 

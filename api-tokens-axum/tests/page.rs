@@ -1,6 +1,13 @@
 //! The API tokens page over real HTTP on 127.0.0.1: the security rules a browser test cannot
 //! see (statuses, headers, logs), each with the request a hostile page or user would send; and
 //! its texts, every one of which a host can replace.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test reports a failure by panicking"
+)]
 
 #[path = "../examples/page/demo.rs"]
 #[allow(dead_code)]

@@ -1,5 +1,12 @@
 //! The `api-tokens` binary, run as an operator runs it, against a real SQLite file and a real
 //! PostgreSQL server started by the test: every scenario in `cases` runs on both stores.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test reports a failure by panicking"
+)]
 
 #[path = "../../tests/support/pg.rs"]
 mod pg;

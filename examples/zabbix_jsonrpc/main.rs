@@ -388,7 +388,10 @@ impl<R: Read> Read for Bounded<R> {
         }
         let room = usize::try_from(MAX_REQUEST_BYTES - self.used.get()).unwrap_or(usize::MAX);
         let n = buf.len().min(room);
-        let read = self.inner.read(&mut buf[..n])?;
+        let read = match buf.get_mut(..n) {
+            Some(part) => self.inner.read(part)?,
+            None => 0,
+        };
         self.used.set(self.used.get() + read as u64);
         Ok(read)
     }
@@ -418,11 +421,7 @@ fn main() -> Result<(), Box<dyn StdError>> {
         Some(u) => u,
         None => Users::default_table()?,
     };
-    let store = MemoryStore::from_snapshot(Snapshot {
-        version: api_tokens::store::memory::SNAPSHOT_VERSION,
-        next_id: first_id,
-        tokens: Vec::new(),
-    })?;
+    let store = MemoryStore::from_snapshot(Snapshot::new(first_id, Vec::new()))?;
     let tokens = Tokens::new(store)
         .with_policy(Policy::zabbix())
         .with_directory(users.directory());

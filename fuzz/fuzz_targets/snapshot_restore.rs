@@ -11,11 +11,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = sealed.clone().open(&HashKey::default());
-    let snapshot = Snapshot {
-        version: sealed.version,
-        next_id: sealed.next_id,
-        tokens: sealed.tokens,
-    };
+    // Whatever version the input claims, as restore sees it.
+    let mut snapshot = Snapshot::new(sealed.next_id, sealed.tokens);
+    snapshot.version = sealed.version;
     let store = MemoryStore::new();
     let before = store.snapshot();
     if store.restore(snapshot).is_err() {

@@ -165,12 +165,7 @@ fn extreme_query_durations_do_not_panic() {
 
 #[test]
 fn an_exhausted_id_space_is_an_error_not_a_panic() {
-    let store = MemoryStore::from_snapshot(Snapshot {
-        version: api_tokens::store::memory::SNAPSHOT_VERSION,
-        next_id: u64::MAX - 1,
-        tokens: Vec::new(),
-    })
-    .unwrap();
+    let store = MemoryStore::from_snapshot(Snapshot::new(u64::MAX - 1, Vec::new())).unwrap();
     let tokens = Tokens::new(store);
     let admin = Actor::admin(UserId::from(1));
     let item =

@@ -4,6 +4,13 @@
 //!
 //! Failing cases proptest found are kept in `proptests/proptest-regressions/<module>.txt` and
 //! run again first (proptest puts them beside the directory holding `main.rs`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test reports a failure by panicking"
+)]
 
 mod allowlist;
 mod hostile;

@@ -2,41 +2,34 @@
 //! (list scans) on every filter (moved from `src/store.rs` so that proptest never builds for the
 //! library's examples).
 
-use api_tokens::{
-    Expiry, IpAllowlist, LastUse, PermissionSet, Query, Status, Token, TokenId, TokenName, UserId,
-};
+use api_tokens::{Expiry, LastUse, Query, Status, Token, TokenId, TokenName, UserId};
 use proptest::prelude::*;
 use time::OffsetDateTime;
 
 fn token(id: u64, owner: u64, creator: u64, name: &str, created: i64, used: Option<i64>) -> Token {
-    Token {
-        id: TokenId::new(id),
-        name: TokenName::new(name).unwrap(),
-        description: format!("about {name}"),
-        owner: UserId::from(owner),
-        creator: UserId::from(creator),
-        status: if id.is_multiple_of(2) {
-            Status::Enabled
-        } else {
-            Status::Disabled
-        },
-        created_at: OffsetDateTime::from_unix_timestamp(created).unwrap(),
-        expiry: if id.is_multiple_of(3) {
-            Expiry::NEVER
-        } else {
-            Expiry::from_unix(created + 100).unwrap()
-        },
-        permissions: PermissionSet::empty(),
-        allowlist: IpAllowlist::any(),
-        last_use: used.map(|at| LastUse {
-            at: OffsetDateTime::from_unix_timestamp(at).unwrap(),
-            ip: None,
-        }),
-        secret: None,
-        revision: 0,
-        revoked: None,
-        imported_from: None,
-    }
+    let mut t = Token::new(
+        TokenId::new(id),
+        TokenName::new(name).unwrap(),
+        UserId::from(owner),
+        OffsetDateTime::from_unix_timestamp(created).unwrap(),
+    );
+    t.description = format!("about {name}");
+    t.creator = UserId::from(creator);
+    t.status = if id.is_multiple_of(2) {
+        Status::Enabled
+    } else {
+        Status::Disabled
+    };
+    t.expiry = if id.is_multiple_of(3) {
+        Expiry::NEVER
+    } else {
+        Expiry::from_unix(created + 100).unwrap()
+    };
+    t.last_use = used.map(|at| LastUse {
+        at: OffsetDateTime::from_unix_timestamp(at).unwrap(),
+        ip: None,
+    });
+    t
 }
 
 proptest! {

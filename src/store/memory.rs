@@ -42,6 +42,7 @@ pub const SNAPSHOT_VERSION: u32 = 4;
 /// another key. (A `Snapshot` itself has no serde, so nothing read from disk reaches
 /// [`MemoryStore::restore`] unchecked.)
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// Format version; [`MemoryStore::restore`] refuses others.
     pub version: u32,
@@ -49,6 +50,19 @@ pub struct Snapshot {
     pub next_id: u64,
     /// Every token, by id.
     pub tokens: Vec<Token>,
+}
+
+impl Snapshot {
+    /// A snapshot of this crate's format ([`SNAPSHOT_VERSION`]) holding `tokens`, the store
+    /// built from it handing out ids from `next_id` on: how a host seeds a [`MemoryStore`]
+    /// from records of its own ([`MemoryStore::from_snapshot`] checks them).
+    pub fn new(next_id: u64, tokens: Vec<Token>) -> Self {
+        Self {
+            version: SNAPSHOT_VERSION,
+            next_id,
+            tokens,
+        }
+    }
 }
 
 /// The embedded store: all tokens in memory, safe to share between threads.

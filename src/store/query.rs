@@ -12,6 +12,10 @@ use crate::token::{Expiry, Status, Token, TokenId, TokenName, UserId};
 
 /// A half-open time range `[from, until)`; either end may be open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "a range has two ends, and hosts write one as a literal"
+)]
 pub struct TimeRange {
     /// Inclusive start.
     pub from: Option<OffsetDateTime>,
@@ -49,6 +53,10 @@ pub enum SortField {
 
 /// Sort direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "a direction is ascending or descending"
+)]
 pub enum SortOrder {
     /// Smallest first.
     #[default]

@@ -33,6 +33,10 @@ use crate::token::{
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::exhaustive_structs,
+    reason = "a wrapper whose one field is the point"
+)]
 pub struct StoredToken(pub Token);
 
 impl From<Token> for StoredToken {

@@ -84,6 +84,9 @@ where
 
 /// Serves `app` on `listener`, with the peer address available to the layer, until
 /// `shutdown` completes; then stops taking connections and lets the requests in flight finish.
+///
+/// # Errors
+/// What serving the listener fails with (accepting connections).
 pub async fn serve<S>(
     listener: tokio::net::TcpListener,
     tokens: Tokens<S>,
@@ -101,20 +104,22 @@ where
     .await
 }
 
-/// Completes on SIGTERM (what Kubernetes, systemd and Docker send to stop a process) or
-/// SIGINT (Ctrl-C), whichever comes first.
+/// Installs handlers for SIGTERM (what Kubernetes, systemd and Docker send to stop a process)
+/// and SIGINT (Ctrl-C); the future completes on whichever comes first.
 ///
-/// # Panics
+/// # Errors
 /// If the signal handlers cannot be installed (outside a tokio runtime with signals enabled).
-pub async fn shutdown_signal() {
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("a SIGINT handler");
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    tracing::info!("{name}: no new connections; finishing the requests in flight");
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!("{name}: no new connections; finishing the requests in flight");
+    })
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`): `RUST_LOG=api_tokens=debug,info`.

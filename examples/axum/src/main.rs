@@ -41,7 +41,7 @@ async fn main() -> Result<(), Error> {
     let Ok(url) = std::env::var("API_TOKENS_PG_URL") else {
         let tokens = Tokens::in_memory();
         start(&listener, &tokens).await?;
-        serve(listener, tokens, Some(metrics), shutdown_signal()).await?;
+        serve(listener, tokens, Some(metrics), shutdown_signal()?).await?;
         tracing::info!("stopped");
         return Ok(());
     };
@@ -58,7 +58,7 @@ async fn main() -> Result<(), Error> {
     })
     .await??;
     start(&listener, &tokens).await?;
-    serve(listener, tokens.clone(), Some(metrics), shutdown_signal()).await?;
+    serve(listener, tokens.clone(), Some(metrics), shutdown_signal()?).await?;
     // Every request has finished: write the buffered last uses and leave the fleet (writers
     // stop waiting for this replica at once), without blocking the executor.
     match tokens.store().shutdown_async().await {

@@ -51,6 +51,7 @@ const SEAL_CONTEXT: &str = "api-tokens 2026 snapshot seal";
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SealedSnapshot {
     /// Format version ([`SNAPSHOT_VERSION`]).
     pub version: u32,

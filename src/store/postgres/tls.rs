@@ -72,6 +72,7 @@ impl fmt::Display for SslMode {
 /// An `sslmode` that is not one of libpq's six.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unknown sslmode (disable, allow, prefer, require, verify-ca or verify-full)")]
+#[non_exhaustive]
 pub struct UnknownSslMode;
 
 impl FromStr for SslMode {
