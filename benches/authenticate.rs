@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use api_tokens::store::TokenStore;
 use api_tokens::{
     Actor, HashKey, IpAllowlist, MemoryStore, NewToken, Permission, PermissionSet, RequestContext,
-    SecretFormat, SecretHash, TokenName, Tokens, UserId, UserState,
+    SecretFormat, TokenName, Tokens, UserId, UserState, secret::SecretHash,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use ipnet::IpNet;

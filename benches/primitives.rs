@@ -9,7 +9,9 @@
 use std::hint::black_box;
 use std::net::IpAddr;
 
-use api_tokens::{HashKey, IpAllowlist, Permission, PermissionSet, SecretFormat, SecretHash};
+use api_tokens::{
+    HashKey, IpAllowlist, Permission, PermissionSet, SecretFormat, secret::SecretHash,
+};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn primitives(c: &mut Criterion) {

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api_tokens::{
-    Actor, HashKey, ImportedToken, LegacyHash, LegacyScheme, MemoryStore, NewToken, PermissionSet,
-    RequestContext, SecretFormat, TokenName, Tokens, UserId,
+    Actor, HashKey, ImportedToken, MemoryStore, NewToken, PermissionSet, RequestContext,
+    SecretFormat, TokenName, Tokens, UserId, legacy::LegacyHash, legacy::LegacyScheme,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use time::OffsetDateTime;

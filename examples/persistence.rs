@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use api_tokens::{
-    Actor, EventSink, HashKey, ManualClock, MemoryStore, NewToken, RequestContext, SealedSnapshot,
-    TokenEvent, Tokens, UserId,
+    Actor, HashKey, MemoryStore, NewToken, RequestContext, Tokens, UserId, clock::ManualClock,
+    events::EventSink, events::TokenEvent, store::memory::SealedSnapshot,
 };
 use time::macros::datetime;
 

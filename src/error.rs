@@ -37,7 +37,7 @@ pub enum Field {
     Query,
     /// The grace period of a regenerated secret.
     Grace,
-    /// An imported token's hash in another system's scheme ([`LegacyHash`](crate::LegacyHash)).
+    /// An imported token's hash in another system's scheme ([`LegacyHash`](crate::legacy::LegacyHash)).
     LegacyHash,
     /// An imported token's creation time.
     CreatedAt,

@@ -5,12 +5,12 @@
 //!
 //! | store | ready |
 //! | --- | --- |
-//! | [`MemoryStore`](crate::MemoryStore), `SqliteStore`, `PostgresStore` | always, once built (a database that went away shows in the calls that reach it) |
+//! | [`MemoryStore`], `SqliteStore`, `PostgresStore` | always, once built (a database that went away shows in the calls that reach it) |
 //! | `Replica` | only while its copy is [`ReplicaState::Current`]: it refuses every token otherwise |
 //! | a host's own store | what its [`StoreHealth`] says (by default: always) |
 //!
 //! ```
-//! use api_tokens::{StoreHealth, Tokens};
+//! use api_tokens::{health::StoreHealth, Tokens};
 //! let tokens = Tokens::in_memory();
 //! assert!(tokens.health().ready);
 //! assert!(tokens.store().health().replica.is_none());

@@ -23,7 +23,7 @@ use crate::secret::{HashKey, KeyId, SecretHash};
 /// under every key held, and labelled with the key that matched it the first time it does.
 ///
 /// ```
-/// use api_tokens::{HashKey, HashScheme, LegacyScheme};
+/// use api_tokens::{HashKey, keys::HashScheme, legacy::LegacyScheme};
 /// let key = HashKey::new([7; 32]);
 /// let s = HashScheme::keyed(key.id());
 /// assert_eq!(s.to_string(), format!("blake3:{}", key.id()));
@@ -160,7 +160,7 @@ pub struct KeyUsage {
 
 impl KeyUsage {
     /// The count of one scheme's hashes, as a store that counts in place (SQL `GROUP BY`)
-    /// reports it from [`TokenStore::key_usage`].
+    /// reports it from [`TokenStore::key_usage`](crate::TokenStore::key_usage).
     pub fn new(scheme: HashScheme, current: u64, previous: u64) -> Self {
         Self {
             scheme,

@@ -36,7 +36,7 @@ pub const MIN_LEGACY_SECRET_LEN: usize = 16;
 /// | [`Sha256`](LegacyScheme::Sha256) | 16–128 visible ASCII characters | SHA-256 of the secret's bytes, as 64 hex digits or base64 (standard or URL-safe, padding optional) |
 ///
 /// ```
-/// use api_tokens::LegacyScheme;
+/// use api_tokens::legacy::LegacyScheme;
 /// assert_eq!("zabbix-sha512".parse::<LegacyScheme>()?, LegacyScheme::ZabbixSha512);
 /// assert!(LegacyScheme::ZabbixSha512.accepts_shape(&"ab".repeat(32)));
 /// assert!(!LegacyScheme::ZabbixSha512.accepts_shape(&"AB".repeat(32)));
@@ -278,7 +278,7 @@ impl<'de> serde::Deserialize<'de> for ImportOrigin {
 /// `Debug` shows the scheme only, never any part of the (unkeyed) digest.
 ///
 /// ```
-/// use api_tokens::{LegacyHash, LegacyScheme};
+/// use api_tokens::{legacy::LegacyHash, legacy::LegacyScheme};
 /// // Zabbix's `token` column: SHA-512 of the secret, 128 hex digits.
 /// let zabbix = LegacyHash::parse(LegacyScheme::ZabbixSha512, &"0f".repeat(64))?;
 /// assert_eq!(zabbix.scheme(), LegacyScheme::ZabbixSha512);

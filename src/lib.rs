@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use api_tokens::{
-//!     Actor, DenialKind, HashKey, ManualClock, NewToken, Policy, RequestContext, Tokens, UserId,
+//!     Actor, DenialKind, HashKey, clock::ManualClock, NewToken, Policy, RequestContext, Tokens, UserId,
 //!     permission,
 //! };
 //! use api_tokens::time::Duration;
@@ -101,23 +101,23 @@ mod allowlist;
 #[cfg(feature = "tokio")]
 mod async_tokens;
 mod check;
-mod clock;
+pub mod clock;
 mod directory;
 mod error;
-mod events;
+pub mod events;
 pub mod guide;
-mod health;
-mod keys;
-mod legacy;
+pub mod health;
+pub mod keys;
+pub mod legacy;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
-mod permission;
-mod policy;
-mod secret;
+pub mod permission;
+pub mod policy;
+pub mod secret;
 pub mod store;
 mod timefmt;
-mod token;
+pub mod token;
 mod tokens;
 mod view;
 
@@ -126,29 +126,15 @@ pub use allowlist::IpAllowlist;
 #[cfg(feature = "tokio")]
 pub use async_tokens::{AsyncTokens, Blocking};
 pub use check::{Denial, DenialKind, Grant, PublicDenial, RequestContext, decide};
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{AllowAllUsers, StaticDirectory, UserDirectory, UserState};
 pub use error::{
     Error, Field, Forbidden, MalformedSecret, Problem, Result, StoreError, ValidationError,
 };
-pub use events::{CollectEvents, EventKind, EventSink, NoEvents, TokenEvent, UpdatedField};
-pub use health::{Health, ReplicaState, ReplicaStatus, StoreHealth};
-pub use keys::{HashKeyReport, HashScheme, KeyUsage, MAX_OLD_KEYS};
-pub use legacy::{ImportOrigin, LegacyHash, LegacyScheme, MIN_LEGACY_SECRET_LEN};
-pub use permission::{MAX_PERMISSION_LEN, Permission, PermissionSet};
-pub use policy::{
-    DEFAULT_MAX_FILTER_VALUES, DEFAULT_MAX_GRACE, DEFAULT_MAX_PERMISSIONS, MAX_SEARCH_PATTERNS,
-    MAX_SORT_KEYS, NameCharset, Policy,
-};
-pub use secret::{
-    HashKey, HashKeyError, KeyId, MAX_PRESENTED_LEN, PresentedSecret, SecretFormat, SecretHash,
-    SecretPrefix, TokenSecret,
-};
-pub use store::{MemoryStore, Query, SealedSnapshot, Snapshot, TokenStore};
-pub use token::{
-    Expiry, LastUse, MAX_NAME_LEN, MAX_USER_ID_LEN, PreviousSecret, Revoked, RevokedBy,
-    SecretState, Status, Token, TokenId, TokenName, UserId,
-};
+pub use permission::{Permission, PermissionSet};
+pub use policy::Policy;
+pub use secret::{HashKey, HashKeyError, KeyId, SecretFormat, TokenSecret};
+pub use store::{MemoryStore, Query, TokenStore};
+pub use token::{Expiry, Status, Token, TokenId, TokenName, UserId};
 pub use tokens::{
     ImportedToken, Issued, NewToken, Revocation, TokenRevocation, TokenUpdate, Tokens,
 };

@@ -10,7 +10,7 @@
 //! | `api_tokens_replica_lag_seconds` | gauge | seconds | `replica` | time since the copy was last confirmed current, refreshed at every heartbeat and confirmation; past the staleness bound the replica refuses |
 //! | `api_tokens_replica_last_confirmed_timestamp_seconds` | gauge | Unix seconds | `replica` | when the copy was last confirmed current (`time() - …` is the lag between refreshes) |
 //! | `api_tokens_replica_behind_changes` | gauge | change-clock values | `replica` | changes the database announced that the copy has not applied yet |
-//! | `api_tokens_replica_stale_total` | counter | transitions | `replica` | times the replica passed its staleness bound without confirming (each [`EventKind::ReplicaStale`](crate::EventKind::ReplicaStale); a repair or reload that confirms within the bound is not counted) |
+//! | `api_tokens_replica_stale_total` | counter | transitions | `replica` | times the replica passed its staleness bound without confirming (each [`EventKind::ReplicaStale`](crate::events::EventKind::ReplicaStale); a repair or reload that confirms within the bound is not counted) |
 //! | `api_tokens_replica_changes_applied_total` | counter | rows | `replica` | rows written or deleted that the replica installed one by one (catch-ups, its own writes; not full loads) |
 //! | `api_tokens_replica_reloads_total` | counter | loads | `replica`, `reason`: `first`, `history_changed`, `behind_horizon`, `repair_failed` | full loads of every token |
 //! | `api_tokens_replica_repaired_rows_total` | counter | rows | `replica` | rows reconciliation read again because they differed from the database |

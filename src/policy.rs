@@ -71,7 +71,7 @@ pub enum NameCharset {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Policy {
-    /// Longest name, in characters (at most [`crate::MAX_NAME_LEN`]).
+    /// Longest name, in characters (at most [`crate::token::MAX_NAME_LEN`]).
     pub max_name_chars: usize,
     /// Characters a name may hold.
     pub name_charset: NameCharset,
@@ -99,7 +99,7 @@ pub struct Policy {
     pub max_grace: Duration,
     /// Whether a new token must list its permissions. When `true` (the default), a
     /// [`NewToken`](crate::NewToken) without [`permissions`](crate::NewToken::permissions) is
-    /// refused with [`Problem::Required`](crate::Problem::Required); ask for all of the owner's
+    /// refused with [`Problem::Required`]; ask for all of the owner's
     /// rights with [`PermissionSet::all`](crate::PermissionSet::all) (`"*"`). When `false` (the
     /// seeds' rule), such a token gets every privilege of the caller who creates it.
     pub require_permissions: bool,

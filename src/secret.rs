@@ -13,7 +13,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::error::MalformedSecret;
 
 /// The byte accessors of a newtype over `[u8; N]` that stores keep ([`SecretHash`],
-/// [`KeyId`], [`ImportOrigin`](crate::ImportOrigin)): written once, the same for each.
+/// [`KeyId`], [`ImportOrigin`](crate::legacy::ImportOrigin)): written once, the same for each.
 macro_rules! stored_bytes {
     ($n:literal) => {
         /// Wraps the bytes as read back from a store.

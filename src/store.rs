@@ -186,7 +186,7 @@ pub(crate) use candidate_of;
 /// Storage for token records. Sync, object-safe, shareable between threads.
 ///
 /// A store keeps every field of a [`Token`], including each hash's
-/// [`SecretState::scheme`](crate::SecretState::scheme) (the conformance suite checks it): the
+/// [`SecretState::scheme`](crate::token::SecretState::scheme) (the conformance suite checks it): the
 /// facade re-hashes (or re-labels) a token whose matched hash is not under its current key, so
 /// a store that dropped schemes would be written to by every authentication.
 ///
@@ -264,7 +264,7 @@ pub trait TokenStore: Send + Sync {
     /// as [`Token`]s needs nothing else:
     ///
     /// ```
-    /// # use api_tokens::{LastUse, SecretHash, StoreError, Token};
+    /// # use api_tokens::{token::LastUse, secret::SecretHash, StoreError, Token};
     /// # use api_tokens::store::Candidate;
     /// # struct MyStore;
     /// # impl MyStore {

@@ -631,7 +631,7 @@ pub struct Revoked {
 /// `Serialize` writes the token's public [`TokenView`](crate::TokenView) — no hash, no revision
 /// — so a list of tokens can go into an API response as it is. There is no `Deserialize`: a
 /// token read back from an API response would have lost its hashes. Persistence keeps them in
-/// [`StoredToken`](crate::store::StoredToken) and [`Snapshot`](crate::Snapshot).
+/// [`StoredToken`](crate::store::StoredToken) and [`Snapshot`](crate::store::memory::Snapshot).
 ///
 /// [`NewToken`]: crate::NewToken
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -663,7 +663,7 @@ pub struct Token {
     pub secret: Option<SecretState>,
     /// Bumped by the store on every write. A [`Change::Replace`](crate::store::Change::Replace)
     /// carries the revision it was read at, and the store refuses it when the token has changed
-    /// since ([`StoreError::Conflict`](crate::StoreError::Conflict)): no write is ever based on a
+    /// since ([`StoreError::Conflict`]): no write is ever based on a
     /// stale read (optimistic concurrency, as `UPDATE … WHERE revision = ?` in SQL).
     pub revision: u32,
     /// Set when the token was revoked for good ([`Revoked`]); then `status` is
@@ -690,7 +690,7 @@ impl Token {
     /// let mut t = Token::new(
     ///     TokenId::new(7),
     ///     TokenName::new("backup")?,
-    ///     UserId::from("alice"),
+    ///     UserId::new("alice")?,
     ///     datetime!(2026-01-01 0:00 UTC),
     /// );
     /// t.status = Status::Disabled;
@@ -741,7 +741,7 @@ impl Token {
     ///
     /// ```
     /// use api_tokens::store::Matched;
-    /// use api_tokens::{Actor, HashKey, NewToken, SecretFormat, SecretHash, Tokens, UserId};
+    /// use api_tokens::{Actor, HashKey, NewToken, SecretFormat, secret::SecretHash, Tokens, UserId};
     /// let tokens = Tokens::in_memory();
     /// let alice = Actor::user(UserId::new("alice")?);
     /// let ci = NewToken::new("ci".parse()?).permissions("deploy".parse()?);
@@ -965,7 +965,10 @@ mod tests {
         );
         let (keyed, legacy) = (
             HashScheme::keyed(KeyId::from_bytes([4; 8])),
-            HashScheme::legacy(crate::LegacyScheme::Sha256, KeyId::from_bytes([5; 8])),
+            HashScheme::legacy(
+                crate::legacy::LegacyScheme::Sha256,
+                KeyId::from_bytes([5; 8]),
+            ),
         );
         let until = datetime!(2025-01-02 0:00 UTC);
         let t = Token {

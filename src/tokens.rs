@@ -331,8 +331,8 @@ impl Tokens<MemoryStore> {
     }
 
     /// The store's contents sealed under this `Tokens`' hash key, for the host to persist
-    /// ([`SealedSnapshot`](crate::SealedSnapshot)).
-    pub fn sealed_snapshot(&self) -> crate::SealedSnapshot {
+    /// ([`SealedSnapshot`](crate::store::memory::SealedSnapshot)).
+    pub fn sealed_snapshot(&self) -> crate::store::memory::SealedSnapshot {
         self.store.snapshot().seal(self.config.keys.current())
     }
 
@@ -343,11 +343,14 @@ impl Tokens<MemoryStore> {
     /// rotation, see [`Tokens::restore_sealed_under_old_key`].
     ///
     /// # Errors
-    /// As [`SealedSnapshot::open`](crate::SealedSnapshot::open) (sealed under another key:
+    /// As [`SealedSnapshot::open`](crate::store::memory::SealedSnapshot::open) (sealed under another key:
     /// [`StoreError::SnapshotKeyMismatch`]) and [`MemoryStore::restore`];
     /// [`StoreError::HashKeysMissing`] when its hashes were made under keys (or legacy schemes)
     /// this `Tokens` does not hold, naming them. The store is left untouched.
-    pub fn restore_sealed(&self, sealed: crate::SealedSnapshot) -> Result<(), StoreError> {
+    pub fn restore_sealed(
+        &self,
+        sealed: crate::store::memory::SealedSnapshot,
+    ) -> Result<(), StoreError> {
         self.restore_sealed_under(self.config.keys.current(), sealed)
     }
 
@@ -362,7 +365,7 @@ impl Tokens<MemoryStore> {
     /// hold at all is [`StoreError::SnapshotKeyMismatch`].
     pub fn restore_sealed_under_old_key(
         &self,
-        sealed: crate::SealedSnapshot,
+        sealed: crate::store::memory::SealedSnapshot,
     ) -> Result<(), StoreError> {
         let keys = &self.config.keys;
         let key = keys.key(sealed.key_id).unwrap_or_else(|| keys.current());
@@ -372,7 +375,7 @@ impl Tokens<MemoryStore> {
     fn restore_sealed_under(
         &self,
         key: &HashKey,
-        sealed: crate::SealedSnapshot,
+        sealed: crate::store::memory::SealedSnapshot,
     ) -> Result<(), StoreError> {
         let snapshot = sealed.open(key)?;
         self.keys_cover(&crate::store::usage_of(&snapshot.tokens, self.now()))?;
@@ -423,7 +426,7 @@ impl<S: TokenStore> Tokens<S> {
 
     /// Also verifies secrets hashed under `key`, an older key (see [the key rotation
     /// guide](crate::guide::key_rotation)): a token whose hash was made under it still authenticates, and is re-hashed
-    /// under the current key on its first success. At most [`MAX_OLD_KEYS`](crate::MAX_OLD_KEYS)
+    /// under the current key on its first success. At most [`MAX_OLD_KEYS`](crate::keys::MAX_OLD_KEYS)
     /// old keys ([`Tokens::check_hash_keys`] refuses more). Each one costs a secret that
     /// matches nothing one more hash and lookup; ordinary tokens pay nothing.
     #[must_use]

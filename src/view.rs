@@ -20,7 +20,7 @@ use crate::token::{
 ///
 /// `Token`'s own `Serialize` writes this view, so `serde_json::to_string(&tokens.list(..)?)` is
 /// safe to send as it is; persistence formats keep hashes in their own types
-/// ([`Snapshot`](crate::Snapshot), [`StoredToken`](crate::store::StoredToken)).
+/// ([`Snapshot`](crate::store::memory::Snapshot), [`StoredToken`](crate::store::StoredToken)).
 ///
 /// # Serialized form
 /// Times are written twice, as RFC 3339 (UTC) and as Unix seconds (`_unix`), so that a browser
@@ -30,7 +30,7 @@ use crate::token::{
 /// and refuses a pair that disagrees.
 ///
 /// ```
-/// use api_tokens::{Actor, ManualClock, NewToken, Tokens, UserId};
+/// use api_tokens::{Actor, clock::ManualClock, NewToken, Tokens, UserId};
 /// use time::macros::datetime;
 ///
 /// let tokens = Tokens::in_memory()

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use api_tokens::store::TimeRange;
 use api_tokens::{
-    Denial, DenialKind, EventKind, Expiry, MemoryStore, NewToken, Permission, PermissionSet,
-    Policy, PublicDenial, Query, RequestContext, SecretFormat, Status, TokenId, TokenName,
-    TokenUpdate, Tokens, UserState,
+    Denial, DenialKind, Expiry, MemoryStore, NewToken, Permission, PermissionSet, Policy,
+    PublicDenial, Query, RequestContext, SecretFormat, Status, TokenId, TokenName, TokenUpdate,
+    Tokens, UserState, events::EventKind,
 };
 use time::Duration;
 
@@ -320,8 +320,8 @@ fn authentication_events_go_to_the_sink_and_are_skipped_for_the_default() {
     );
     // A sink that does not want them gets none (management events still arrive).
     struct Quiet(AtomicUsize);
-    impl api_tokens::EventSink for Quiet {
-        fn record(&self, _: api_tokens::TokenEvent) {
+    impl api_tokens::events::EventSink for Quiet {
+        fn record(&self, _: api_tokens::events::TokenEvent) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
         fn wants_auth_events(&self) -> bool {

@@ -397,7 +397,7 @@ fn every_error_has_its_code_status_and_plain_message() {
         (
             Error::Store(StoreError::HashKeysMissing {
                 missing: vec![(api_tokens::KeyId::from_bytes([0xa; 8]), 3)],
-                legacy: vec![(api_tokens::LegacyScheme::ZabbixSha512, 1)],
+                legacy: vec![(api_tokens::legacy::LegacyScheme::ZabbixSha512, 1)],
                 held: vec![
                     api_tokens::KeyId::from_bytes([0xb; 8]),
                     api_tokens::KeyId::from_bytes([0xc; 8]),

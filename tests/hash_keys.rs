@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use api_tokens::store::TokenStore;
 use api_tokens::{
-    DenialKind, Error, EventKind, HashKey, HashScheme, MemoryStore, NewToken, SealedSnapshot,
-    SecretFormat, SecretHash, Status, StoreError, TokenId, TokenSecret, Tokens, UserId,
+    DenialKind, Error, HashKey, MemoryStore, NewToken, SecretFormat, Status, StoreError, TokenId,
+    TokenSecret, Tokens, UserId, events::EventKind, keys::HashScheme, secret::SecretHash,
+    store::memory::SealedSnapshot,
 };
 use time::Duration;
 
@@ -164,7 +165,7 @@ fn the_default_key_is_reported_as_such() {
     assert_eq!(report.current, HashKey::default().id());
     assert!(matches!(
         events.take()[..],
-        [api_tokens::TokenEvent {
+        [api_tokens::events::TokenEvent {
             kind: EventKind::HashKeysChecked {
                 default_key: true,
                 ..

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use api_tokens::{
-    Actor, Clock, CollectEvents, Error, HashKey, ManualClock, MemoryStore, NewToken, PermissionSet,
-    Policy, RequestContext, SecretFormat, SecretHash, Status, TokenName, TokenUpdate, Tokens,
-    UserId,
+    Actor, Error, HashKey, MemoryStore, NewToken, PermissionSet, Policy, RequestContext,
+    SecretFormat, Status, TokenName, TokenUpdate, Tokens, UserId, clock::Clock, clock::ManualClock,
+    events::CollectEvents, secret::SecretHash,
 };
 use time::Duration;
 use time::macros::datetime;

@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 
 use api_tokens::store::TokenStore;
 use api_tokens::{
-    Actor, DenialKind, Error, EventKind, Expiry, Field, HashScheme, ImportedToken, LastUse,
-    LegacyHash, LegacyScheme, ManualClock, MemoryStore, Problem, Query, SecretFormat, SecretHash,
-    Status, StoreError, TokenId, TokenRevocation, Tokens, UserId,
+    Actor, DenialKind, Error, Expiry, Field, ImportedToken, MemoryStore, Problem, Query,
+    SecretFormat, Status, StoreError, TokenId, TokenRevocation, Tokens, UserId, clock::ManualClock,
+    events::EventKind, keys::HashScheme, legacy::LegacyHash, legacy::LegacyScheme,
+    secret::SecretHash, token::LastUse,
 };
 use sha2::{Digest, Sha256};
 use time::Duration;

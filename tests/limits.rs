@@ -93,7 +93,7 @@ fn permissions_beyond_the_cap_are_refused_naming_the_cap() {
 #[test]
 fn search_patterns_and_sort_keys_are_capped() {
     use api_tokens::store::{SortField, SortOrder, TextSearch};
-    use api_tokens::{MAX_SEARCH_PATTERNS, MAX_SORT_KEYS};
+    use api_tokens::{policy::MAX_SEARCH_PATTERNS, policy::MAX_SORT_KEYS};
     let tokens = Tokens::in_memory();
     let words = |n: usize| (0..n).map(|i| format!("w{i}")).collect::<Vec<_>>();
     let at_cap = Query::new().search(TextSearch::new().name(words(MAX_SEARCH_PATTERNS)));
@@ -111,7 +111,9 @@ fn search_patterns_and_sort_keys_are_capped() {
     );
     // A pattern longer than any stored text can be never matches: refused, not scanned.
     let policy = Policy::default();
-    let longest = policy.max_description_chars.max(api_tokens::MAX_NAME_LEN);
+    let longest = policy
+        .max_description_chars
+        .max(api_tokens::token::MAX_NAME_LEN);
     let ok = Query::new().search(TextSearch::new().description(["x".repeat(longest)]));
     assert!(tokens.list(&admin(), &ok).is_ok());
     let long = Query::new().search(TextSearch::new().description(["x".repeat(longest + 1)]));

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use api_tokens::{
-    Actor, CollectEvents, Error, EventKind, Expiry, Field, Forbidden, IpAllowlist, ManualClock,
-    MemoryStore, NewToken, PermissionSet, Policy, Problem, Query, RequestContext, StaticDirectory,
-    Status, Token, TokenId, TokenUpdate, Tokens, UpdatedField, UserState,
+    Actor, Error, Expiry, Field, Forbidden, IpAllowlist, MemoryStore, NewToken, PermissionSet,
+    Policy, Problem, Query, RequestContext, StaticDirectory, Status, Token, TokenId, TokenUpdate,
+    Tokens, UserState, clock::ManualClock, events::CollectEvents, events::EventKind,
+    events::UpdatedField,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};

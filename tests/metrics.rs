@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use api_tokens::time::Duration;
 use api_tokens::{
-    Actor, ManualClock, NewToken, PermissionSet, RequestContext, Status, Tokens, UserId,
+    Actor, NewToken, PermissionSet, RequestContext, Status, Tokens, UserId, clock::ManualClock,
 };
 use metrics::{
     Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,

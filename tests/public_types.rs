@@ -1,6 +1,10 @@
 //! Every public type is `Send + Sync` (checked at compile time), and the store trait is
 //! object-safe.
 
+use api_tokens::clock::ManualClock;
+use api_tokens::events::{CollectEvents, TokenEvent};
+use api_tokens::secret::SecretHash;
+use api_tokens::store::Snapshot;
 use api_tokens::store::{Candidate, Change, TimeRange};
 use api_tokens::*;
 

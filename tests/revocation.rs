@@ -6,9 +6,9 @@
 //! legacy scheme), in one write.
 
 use api_tokens::{
-    Actor, DenialKind, Error, EventKind, MemoryStore, NewToken, PermissionSet, Query, RevokedBy,
-    SecretFormat, Status, Token, TokenId, TokenName, TokenRevocation, TokenStore, TokenUpdate,
-    Tokens, UserId,
+    Actor, DenialKind, Error, MemoryStore, NewToken, PermissionSet, Query, SecretFormat, Status,
+    Token, TokenId, TokenName, TokenRevocation, TokenStore, TokenUpdate, Tokens, UserId,
+    events::EventKind, token::RevokedBy,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -250,8 +250,10 @@ impl TokenStore for RegeneratesAfterLookup {
     }
     fn authenticate(
         &self,
-        hash: &api_tokens::SecretHash,
-        check: &mut dyn FnMut(api_tokens::store::Candidate<'_>) -> Option<api_tokens::LastUse>,
+        hash: &api_tokens::secret::SecretHash,
+        check: &mut dyn FnMut(
+            api_tokens::store::Candidate<'_>,
+        ) -> Option<api_tokens::token::LastUse>,
     ) -> Result<bool, api_tokens::StoreError> {
         let mut found = None;
         let r = self.inner.authenticate(hash, &mut |c| {
@@ -262,9 +264,9 @@ impl TokenStore for RegeneratesAfterLookup {
             && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
         {
             let mut t = self.inner.get(id)?.unwrap();
-            t.secret = Some(api_tokens::SecretState {
-                hash: api_tokens::SecretHash::from_bytes([9; 32]),
-                scheme: api_tokens::HashScheme::UNRECORDED,
+            t.secret = Some(api_tokens::token::SecretState {
+                hash: api_tokens::secret::SecretHash::from_bytes([9; 32]),
+                scheme: api_tokens::keys::HashScheme::UNRECORDED,
                 generated_at: NOW,
                 previous: None,
             });

@@ -3,8 +3,8 @@
 //! grace the old secret is superseded at once, and only one previous secret is remembered.
 
 use api_tokens::{
-    Actor, DenialKind, Error, EventKind, Field, MemoryStore, NewToken, PermissionSet, Policy,
-    Problem, PublicDenial, TokenSecret, UserId,
+    Actor, DenialKind, Error, Field, MemoryStore, NewToken, PermissionSet, Policy, Problem,
+    PublicDenial, TokenSecret, UserId, events::EventKind,
 };
 use time::Duration;
 

@@ -4,8 +4,9 @@
 
 use api_tokens::store::memory::SNAPSHOT_VERSION;
 use api_tokens::{
-    Actor, Expiry, HashKey, IpAllowlist, LastUse, MemoryStore, NewToken, PermissionSet,
-    RequestContext, SealedSnapshot, Snapshot, StoreError, TokenName, TokenUpdate, Tokens, UserId,
+    Actor, Expiry, HashKey, IpAllowlist, MemoryStore, NewToken, PermissionSet, RequestContext,
+    StoreError, TokenName, TokenUpdate, Tokens, UserId, store::memory::SealedSnapshot,
+    store::memory::Snapshot, token::LastUse,
 };
 use time::Duration;
 
@@ -267,7 +268,7 @@ fn an_unsealed_or_old_snapshot_is_refused() {
 #[cfg(feature = "legacy")]
 #[test]
 fn a_version_3_snapshot_opens_and_import_origins_are_sealed_from_version_4() {
-    use api_tokens::{ImportedToken, LegacyHash, LegacyScheme, TokenId};
+    use api_tokens::{ImportedToken, TokenId, legacy::LegacyHash, legacy::LegacyScheme};
     let old = include_str!("data/sealed-snapshot-v3-23d3b96.json");
     let secrets: Vec<&str> = include_str!("data/sealed-snapshot-v3-23d3b96.secrets")
         .lines()

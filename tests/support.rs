@@ -29,8 +29,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use api_tokens::{
-    Actor, CollectEvents, Issued, ManualClock, NewToken, PermissionSet, RequestContext, TokenName,
-    TokenStore, Tokens, UserId,
+    Actor, Issued, NewToken, PermissionSet, RequestContext, TokenName, TokenStore, Tokens, UserId,
+    clock::ManualClock, events::CollectEvents,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;

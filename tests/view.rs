@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use api_tokens::store::StoredToken;
 use api_tokens::{
-    Actor, Expiry, HashKey, ManualClock, MemoryStore, NewToken, Query, RequestContext,
-    SealedSnapshot, Token, TokenSecret, TokenView, Tokens, UserId,
+    Actor, Expiry, HashKey, MemoryStore, NewToken, Query, RequestContext, Token, TokenSecret,
+    TokenView, Tokens, UserId, clock::ManualClock, store::memory::SealedSnapshot,
 };
 use time::Duration;
 use time::macros::datetime;

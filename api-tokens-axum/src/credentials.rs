@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use api_tokens::MAX_PRESENTED_LEN;
+use api_tokens::secret::MAX_PRESENTED_LEN;
 use axum::http::header::{AUTHORIZATION, HeaderMap, HeaderName};
 use axum::http::{HeaderValue, Uri};
 

@@ -41,7 +41,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use api_tokens::{Health, StoreHealth, TokenStore, Tokens};
+use api_tokens::{TokenStore, Tokens, health::Health, health::StoreHealth};
 use axum::Router;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};

@@ -454,7 +454,7 @@ impl Ctx {
             users: &shared.settings.users,
             preset: &shared.settings.preset,
             texts: &shared.settings.preset.texts,
-            name_max: policy.max_name_chars.min(api_tokens::MAX_NAME_LEN),
+            name_max: policy.max_name_chars.min(api_tokens::token::MAX_NAME_LEN),
             description_max: policy.max_description_chars,
             filter_folded: self.filter_folded,
         }

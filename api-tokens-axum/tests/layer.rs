@@ -16,7 +16,8 @@ use std::sync::Arc;
 use api_tokens::time::Duration;
 use api_tokens::time::OffsetDateTime;
 use api_tokens::{
-    Actor, Grant, ManualClock, NewToken, Permission, Status, StoreError, Tokens, UserId, permission,
+    Actor, Grant, NewToken, Permission, Status, StoreError, Tokens, UserId, clock::ManualClock,
+    permission,
 };
 use api_tokens_axum::{AuthLayer, Authenticated, SecretSources, require};
 use axum::http::HeaderName;

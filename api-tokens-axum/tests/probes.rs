@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use api_tokens::store::{Candidate, Change};
 use api_tokens::time::OffsetDateTime;
 use api_tokens::{
-    Health, LastUse, MemoryStore, Query, SecretHash, StoreError, StoreHealth, Token, TokenId,
-    TokenName, TokenStore, Tokens, UserId,
+    MemoryStore, Query, StoreError, Token, TokenId, TokenName, TokenStore, Tokens, UserId,
+    health::Health, health::StoreHealth, secret::SecretHash, token::LastUse,
 };
 use api_tokens_axum::AuthLayer;
 use api_tokens_axum::health::Probes;

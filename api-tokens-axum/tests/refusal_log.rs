@@ -13,7 +13,9 @@ mod support;
 use std::sync::Arc;
 
 use api_tokens::time::{Duration, OffsetDateTime};
-use api_tokens::{Actor, ManualClock, NewToken, Status, StoreError, Tokens, UserId, permission};
+use api_tokens::{
+    Actor, NewToken, Status, StoreError, Tokens, UserId, clock::ManualClock, permission,
+};
 use api_tokens_axum::{AuthLayer, require};
 use axum::Router;
 use axum::routing::get;

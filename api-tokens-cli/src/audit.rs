@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-use api_tokens::{EventKind, EventSink, TokenEvent};
+use api_tokens::{events::EventKind, events::EventSink, events::TokenEvent};
 
 use crate::error::{CliError, file_error};
 

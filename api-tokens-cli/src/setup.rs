@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use api_tokens::{
-    Actor, HashKey, HashKeyReport, LegacyScheme, Policy, SecretFormat, TokenStore, Tokens, UserId,
+    Actor, HashKey, Policy, SecretFormat, TokenStore, Tokens, UserId, keys::HashKeyReport,
+    legacy::LegacyScheme,
 };
 use zeroize::Zeroizing;
 

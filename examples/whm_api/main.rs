@@ -78,8 +78,8 @@ use std::io::{BufRead, Read};
 use std::sync::Arc;
 
 use api_tokens::{
-    Actor, Error, Expiry, IpAllowlist, ManualClock, NewToken, Permission, PermissionSet, Policy,
-    Problem, Query, Token, TokenName, TokenUpdate, Tokens, UserId,
+    Actor, Error, Expiry, IpAllowlist, NewToken, Permission, PermissionSet, Policy, Problem, Query,
+    Token, TokenName, TokenUpdate, Tokens, UserId, clock::ManualClock,
 };
 use ipnet::IpNet;
 use serde_json::{Map, Value, json};

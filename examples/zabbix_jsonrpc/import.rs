@@ -21,8 +21,8 @@
 use std::error::Error as StdError;
 
 use api_tokens::{
-    Actor, Expiry, ImportedToken, LastUse, LegacyHash, LegacyScheme, MemoryStore, PermissionSet,
-    Status, TokenName, Tokens, UserId,
+    Actor, Expiry, ImportedToken, MemoryStore, PermissionSet, Status, TokenName, Tokens, UserId,
+    legacy::LegacyHash, legacy::LegacyScheme, token::LastUse,
 };
 use serde_json::Value;
 use time::OffsetDateTime;

@@ -135,7 +135,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use api_tokens::{
-    Actor, ManualClock, MemoryStore, Policy, PublicDenial, RequestContext, Snapshot, Tokens,
+    Actor, MemoryStore, Policy, PublicDenial, RequestContext, Tokens, clock::ManualClock,
+    store::memory::Snapshot,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -429,7 +430,7 @@ fn main() -> Result<(), Box<dyn StdError>> {
     // Zabbix database keep their secrets (each one re-hashed under the example's key when it
     // is first used).
     #[cfg(feature = "legacy")]
-    let tokens = tokens.with_legacy_scheme(api_tokens::LegacyScheme::ZabbixSha512);
+    let tokens = tokens.with_legacy_scheme(api_tokens::legacy::LegacyScheme::ZabbixSha512);
     #[cfg(not(feature = "legacy"))]
     if import_file.is_some() {
         return Err(

@@ -3,7 +3,7 @@
 //! restored as if it held, to reach the store's own checks too).
 #![no_main]
 
-use api_tokens::{HashKey, MemoryStore, SealedSnapshot, Snapshot};
+use api_tokens::{HashKey, MemoryStore, store::memory::SealedSnapshot, store::memory::Snapshot};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

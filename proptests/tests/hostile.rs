@@ -3,8 +3,8 @@
 
 use api_tokens::{
     Actor, DenialKind, Expiry, IpAllowlist, MalformedSecret, MemoryStore, NewToken, Permission,
-    PermissionSet, Policy, Query, RequestContext, SealedSnapshot, SecretFormat, Snapshot, TokenId,
-    TokenName, Tokens, UserId,
+    PermissionSet, Policy, Query, RequestContext, SecretFormat, TokenId, TokenName, Tokens, UserId,
+    store::memory::SealedSnapshot, store::memory::Snapshot,
 };
 use proptest::prelude::*;
 

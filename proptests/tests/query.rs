@@ -2,7 +2,7 @@
 //! (list scans) on every filter (moved from `src/store.rs` so that proptest never builds for the
 //! library's examples).
 
-use api_tokens::{Expiry, LastUse, Query, Status, Token, TokenId, TokenName, UserId};
+use api_tokens::{Expiry, Query, Status, Token, TokenId, TokenName, UserId, token::LastUse};
 use proptest::prelude::*;
 use time::OffsetDateTime;
 

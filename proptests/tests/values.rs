@@ -1,7 +1,7 @@
 //! Names, user ids and secrets: what is accepted prints and parses back; what a format
 //! generates, it parses (moved from `src/token.rs` and `src/secret.rs`).
 
-use api_tokens::{Expiry, HashKey, SecretFormat, SecretHash, TokenName, UserId};
+use api_tokens::{Expiry, HashKey, SecretFormat, TokenName, UserId, secret::SecretHash};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;

@@ -52,8 +52,8 @@
 //! (with the kernel's coarse clock while the deadline is far, the precise clock when it is
 //! near: see `replica/coarse.rs`); past it, every token is refused with
 //! [`Denial::Stale`](crate::Denial::Stale) (public form: "service unavailable") until a
-//! catch-up succeeds, and the events [`EventKind::ReplicaStale`](crate::EventKind::ReplicaStale)
-//! and then [`EventKind::ReplicaCurrent`](crate::EventKind::ReplicaCurrent) say so. A
+//! catch-up succeeds, and the events [`EventKind::ReplicaStale`](crate::events::EventKind::ReplicaStale)
+//! and then [`EventKind::ReplicaCurrent`](crate::events::EventKind::ReplicaCurrent) say so. A
 //! revocation made by hand in SQL at instant `t` is therefore refused on every replica from
 //! `t + bound` at the latest — usually within milliseconds, through the notification. No
 //! state of the connection extends that: a replica that cannot confirm refuses.
@@ -87,7 +87,7 @@
 //! [`Replica::status`] says where the copy stands ([`ReplicaState`]: loading, current,
 //! catching up, stale, reloading, stopped), whether it holds a lease, its clock value, how far
 //! behind what the database announced it is and when it last confirmed it was current; the
-//! replica is ready for traffic ([`StoreHealth`](crate::StoreHealth)) exactly while it is
+//! replica is ready for traffic ([`StoreHealth`](crate::health::StoreHealth)) exactly while it is
 //! current. [`Replica::spawn`] returns before the first load, so a process answers its
 //! probes (not ready) while a large table loads. With the feature `metrics` the replica
 //! reports its state, lag, changes, reloads and repairs (the table in
@@ -136,8 +136,8 @@ pub struct ReplicaOptions {
     /// How long deletion records are kept for replicas that were away (default 1 day); one
     /// away longer reloads everything.
     pub deletion_retention: Duration,
-    /// Where the replica's own events go ([`EventKind::ReplicaStale`](crate::EventKind::ReplicaStale),
-    /// [`EventKind::ReplicaCurrent`](crate::EventKind::ReplicaCurrent)).
+    /// Where the replica's own events go ([`EventKind::ReplicaStale`](crate::events::EventKind::ReplicaStale),
+    /// [`EventKind::ReplicaCurrent`](crate::events::EventKind::ReplicaCurrent)).
     pub events: Arc<dyn EventSink>,
     /// The longest a full load of every token may take (default 5 min): at start, and when a
     /// replica comes back from beyond the deletion horizon.
@@ -421,7 +421,7 @@ impl Replica {
     /// Where the copy stands: its [state](ReplicaState) (loading, current, catching up,
     /// stale, reloading, stopped), whether it holds a lease in the fleet, how far behind the
     /// database it is and when it last confirmed it was current. A few atomic reads, no I/O:
-    /// what health probes call (through [`StoreHealth`](crate::StoreHealth)).
+    /// what health probes call (through [`StoreHealth`](crate::health::StoreHealth)).
     ///
     /// ```no_run
     /// # use api_tokens::store::{postgres::PostgresStore, replica::{Replica, ReplicaOptions, ReplicaState}};
@@ -729,8 +729,8 @@ impl TokenStore for Replica {
     /// From the database (by index), which an import writes to next.
     fn find_imported(
         &self,
-        origins: &[crate::ImportOrigin],
-    ) -> Result<Vec<(TokenId, crate::ImportOrigin)>, StoreError> {
+        origins: &[crate::legacy::ImportOrigin],
+    ) -> Result<Vec<(TokenId, crate::legacy::ImportOrigin)>, StoreError> {
         self.store.find_imported(origins)
     }
 

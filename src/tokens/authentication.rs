@@ -270,7 +270,7 @@ pub(super) struct Found {
     /// Which of the record's secrets matched.
     pub(super) matched: crate::store::Matched,
     /// How the record says the matched hash was made.
-    pub(super) scheme: crate::HashScheme,
+    pub(super) scheme: crate::keys::HashScheme,
 }
 
 impl Default for Found {
@@ -278,7 +278,7 @@ impl Default for Found {
         Self {
             decision: None,
             matched: crate::store::Matched::Current,
-            scheme: crate::HashScheme::UNRECORDED,
+            scheme: crate::keys::HashScheme::UNRECORDED,
         }
     }
 }

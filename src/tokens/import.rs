@@ -42,7 +42,7 @@ fn check_past(
 /// token stays expired, a disabled one disabled).
 ///
 /// ```
-/// use api_tokens::{ImportedToken, LegacyHash, LegacyScheme, Status, UserId};
+/// use api_tokens::{ImportedToken, legacy::LegacyHash, legacy::LegacyScheme, Status, UserId};
 /// let row = ImportedToken::new("Your token".parse()?, UserId::from(2))
 ///     .permissions(api_tokens::PermissionSet::all())
 ///     .hash(LegacyHash::parse(LegacyScheme::ZabbixSha512, &"0f".repeat(64))?)
@@ -123,7 +123,7 @@ impl ImportedToken {
 
 impl<S: TokenStore> Tokens<S> {
     /// Imports tokens from another system, keeping their secrets working: each one's hash in
-    /// a [`LegacyScheme`](crate::LegacyScheme) this `Tokens` honours
+    /// a [`LegacyScheme`](crate::legacy::LegacyScheme) this `Tokens` honours
     /// (`Tokens::with_legacy_scheme`, feature `legacy`) is stored (as a keyed hash of it, see
     /// [`LegacyHash`]), and a presented secret that matches it authenticates and is re-hashed
     /// the ordinary way on its first success. Name, description, owner, creator, status,
@@ -149,7 +149,7 @@ impl<S: TokenStore> Tokens<S> {
     ///
     /// # One hash, one token
     /// A hash is imported once: each imported token keeps what it was imported from
-    /// ([`Token::imported_from`], an [`ImportOrigin`](crate::ImportOrigin)) for its whole life,
+    /// ([`Token::imported_from`], an [`ImportOrigin`](crate::legacy::ImportOrigin)) for its whole life,
     /// through its re-hash on first use, a new secret and revocation, and a later import of
     /// the same hash is refused, naming the token, even for another owner and after the hash
     /// key rotated (origins are compared under the current key and every old key held).
@@ -286,7 +286,7 @@ impl<S: TokenStore> Tokens<S> {
     }
 
     /// Refuses the first item (`(index, hash)`, in batch order) whose hash an existing token
-    /// was imported from: a token whose [`ImportOrigin`](crate::ImportOrigin) is the hash's
+    /// was imported from: a token whose [`ImportOrigin`](crate::legacy::ImportOrigin) is the hash's
     /// under any key held (one store call for the batch,
     /// [`TokenStore::find_imported`]), or, for tokens imported before origins were recorded,
     /// one that still holds the hash's lookup hash under any key held (one lookup by hash per

@@ -12,8 +12,8 @@ use api_tokens::store::postgres::PostgresStore;
 use api_tokens::store::replica::Replica;
 use api_tokens::store::{Change, TokenStore};
 use api_tokens::{
-    CollectEvents, Denial, DenialKind, EventKind, ManualClock, NewToken, PermissionSet,
-    PublicDenial, RequestContext, Status, StoreError, TokenId, TokenUpdate, Tokens,
+    Denial, DenialKind, NewToken, PermissionSet, PublicDenial, RequestContext, Status, StoreError,
+    TokenId, TokenUpdate, Tokens, clock::ManualClock, events::CollectEvents, events::EventKind,
 };
 
 use crate::support::fleet::{ChildReplica, bounded, kind, replica, signal};
@@ -888,7 +888,7 @@ fn a_rehash_on_use_never_waits_for_the_fleet() {
     let t = store.get(issued.token.id).unwrap().unwrap();
     assert_eq!(
         t.secret.unwrap().scheme,
-        api_tokens::HashScheme::keyed(new.id()),
+        api_tokens::keys::HashScheme::keyed(new.id()),
         "re-hashed under the current key"
     );
     signal(frozen.proc.id(), "-CONT");

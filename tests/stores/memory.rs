@@ -9,8 +9,9 @@ use std::time::Duration as StdDuration;
 
 use api_tokens::store::Change;
 use api_tokens::{
-    Denial, HashKey, HashScheme, ManualClock, MemoryStore, NewToken, PermissionSet, RequestContext,
-    Status, TokenRevocation, TokenStore, TokenUpdate, Tokens, UserDirectory, UserId, UserState,
+    Denial, HashKey, MemoryStore, NewToken, PermissionSet, RequestContext, Status, TokenRevocation,
+    TokenStore, TokenUpdate, Tokens, UserDirectory, UserId, UserState, clock::ManualClock,
+    keys::HashScheme,
 };
 use time::Duration;
 use time::macros::datetime;

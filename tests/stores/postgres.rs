@@ -12,8 +12,8 @@ use api_tokens::store::postgres::{PostgresOptions, PostgresStore, schema};
 use api_tokens::store::replica::{Replica, ReplicaOptions};
 use api_tokens::store::{Change, TokenStore};
 use api_tokens::{
-    Actor, AsyncTokens, LastUse, NewToken, PermissionSet, Query, RequestContext, StoreError,
-    TokenName, Tokens, UserId,
+    Actor, AsyncTokens, NewToken, PermissionSet, Query, RequestContext, StoreError, TokenName,
+    Tokens, UserId, token::LastUse,
 };
 
 use crate::support::hooked::Hooked;
@@ -179,9 +179,9 @@ fn last_use_from_several_processes_merges_later_wins() {
     let a = PostgresStore::connect(&url).unwrap();
     let b = PostgresStore::connect(&url).unwrap();
     let mut t = conformance::sample(&a, 2, "shared");
-    t.secret = Some(api_tokens::SecretState {
-        hash: api_tokens::SecretHash::from_bytes([9; 32]),
-        scheme: api_tokens::HashScheme::UNRECORDED,
+    t.secret = Some(api_tokens::token::SecretState {
+        hash: api_tokens::secret::SecretHash::from_bytes([9; 32]),
+        scheme: api_tokens::keys::HashScheme::UNRECORDED,
         generated_at: conformance::t0(),
         previous: None,
     });
@@ -190,7 +190,7 @@ fn last_use_from_several_processes_merges_later_wins() {
         at: conformance::t0() + time::Duration::seconds(s),
         ip: None,
     };
-    let hash = api_tokens::SecretHash::from_bytes([9; 32]);
+    let hash = api_tokens::secret::SecretHash::from_bytes([9; 32]);
     a.authenticate(&hash, &mut |_| Some(at(20))).unwrap();
     b.authenticate(&hash, &mut |_| Some(at(10))).unwrap();
     a.flush().unwrap();
@@ -299,9 +299,9 @@ fn record_rules_hold_in_postgresql() {
     let url = pg.create_db("rules");
     let store = PostgresStore::connect(&url).unwrap();
     let mut t = conformance::sample(&store, 2, "t");
-    t.secret = Some(api_tokens::SecretState {
-        hash: api_tokens::SecretHash::from_bytes([5; 32]),
-        scheme: api_tokens::HashScheme::UNRECORDED,
+    t.secret = Some(api_tokens::token::SecretState {
+        hash: api_tokens::secret::SecretHash::from_bytes([5; 32]),
+        scheme: api_tokens::keys::HashScheme::UNRECORDED,
         generated_at: conformance::t0(),
         previous: None,
     });
@@ -348,13 +348,13 @@ fn record_rules_hold_in_postgresql() {
     pg.psql("rules", "DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
     let store = PostgresStore::connect(&url).unwrap();
     let mut t = conformance::sample(&store, 2, "v1");
-    t.secret = Some(api_tokens::SecretState {
-        hash: api_tokens::SecretHash::from_bytes([6; 32]),
-        scheme: api_tokens::HashScheme::UNRECORDED,
+    t.secret = Some(api_tokens::token::SecretState {
+        hash: api_tokens::secret::SecretHash::from_bytes([6; 32]),
+        scheme: api_tokens::keys::HashScheme::UNRECORDED,
         generated_at: conformance::t0(),
-        previous: Some(api_tokens::PreviousSecret {
-            hash: api_tokens::SecretHash::from_bytes([7; 32]),
-            scheme: api_tokens::HashScheme::UNRECORDED,
+        previous: Some(api_tokens::token::PreviousSecret {
+            hash: api_tokens::secret::SecretHash::from_bytes([7; 32]),
+            scheme: api_tokens::keys::HashScheme::UNRECORDED,
             valid_until: conformance::t0(),
         }),
     });
@@ -452,7 +452,7 @@ fn revocation_by_possession_is_final_across_replicas() {
 /// replica's copy learns it; after that the new key alone suffices.
 #[test]
 fn key_ids_and_rotation_across_replicas() {
-    use api_tokens::{Error, HashKey, HashScheme};
+    use api_tokens::{Error, HashKey, keys::HashScheme};
     let pg = server!();
     let url = pg.create_db("keys");
     let (a, b) = (HashKey::new([0xa; 32]), HashKey::new([0xb; 32]));
@@ -526,7 +526,7 @@ fn key_ids_and_rotation_across_replicas() {
 #[test]
 fn imported_and_unrecorded_hashes_in_postgresql() {
     use crate::support::legacy::zabbix_row;
-    use api_tokens::{HashKey, HashScheme, ImportedToken, LegacyScheme};
+    use api_tokens::{HashKey, ImportedToken, keys::HashScheme, legacy::LegacyScheme};
     let pg = server!();
     let url = pg.create_db("legacy");
     let key = HashKey::new([7; 32]);
@@ -854,7 +854,7 @@ fn a_revocation_by_a_process_older_than_the_schema_still_commits() {
 fn version_7_import_origins_migrate_from_version_6_data() {
     use crate::support::legacy::zabbix_row as row;
     use api_tokens::store::replica::{Replica, ReplicaOptions};
-    use api_tokens::{HashKey, ImportedToken, LegacyScheme, Problem};
+    use api_tokens::{HashKey, ImportedToken, Problem, legacy::LegacyScheme};
     let pg = server!();
     let url = pg.create_db("origins7");
     let key = HashKey::new([7; 32]);

@@ -91,7 +91,7 @@ fn last_use_writes_are_coalesced_but_never_lost() {
     let dir = TempDir::new("sqlite-touch");
     let path = dir.join("tokens.db");
     let admin = Actor::admin(UserId::from(1));
-    let clock = std::sync::Arc::new(api_tokens::ManualClock::new(
+    let clock = std::sync::Arc::new(api_tokens::clock::ManualClock::new(
         time::macros::datetime!(2026-01-01 0:00 UTC),
     ));
     let store = SqliteStore::open(&path)
@@ -136,8 +136,8 @@ fn last_use_writes_are_coalesced_but_never_lost() {
     assert_eq!(kept.at, clock_now(&clock), "flushed on drop");
 }
 
-fn clock_now(c: &api_tokens::ManualClock) -> time::OffsetDateTime {
-    use api_tokens::Clock;
+fn clock_now(c: &api_tokens::clock::ManualClock) -> time::OffsetDateTime {
+    use api_tokens::clock::Clock;
     c.now()
 }
 

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use api_tokens::{
-    CollectEvents, Denial, DenialKind, Grant, ManualClock, MemoryStore, NewToken, PermissionSet,
-    Policy, RequestContext, StaticDirectory, TokenId, TokenName, TokenSecret, TokenUpdate, Tokens,
-    UserState,
+    Denial, DenialKind, Grant, MemoryStore, NewToken, PermissionSet, Policy, RequestContext,
+    StaticDirectory, TokenId, TokenName, TokenSecret, TokenUpdate, Tokens, UserState,
+    clock::ManualClock, events::CollectEvents,
 };
 
 use super::hooked::Hooked;

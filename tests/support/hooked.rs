@@ -5,7 +5,8 @@ use std::sync::Mutex;
 
 use api_tokens::store::{Candidate, Change, Query, TokenStore};
 use api_tokens::{
-    ImportOrigin, KeyUsage, LastUse, SecretHash, StoreError, Token, TokenId, TokenName, UserId,
+    StoreError, Token, TokenId, TokenName, UserId, keys::KeyUsage, legacy::ImportOrigin,
+    secret::SecretHash, token::LastUse,
 };
 use time::OffsetDateTime;
 

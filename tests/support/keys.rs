@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use api_tokens::{
-    CollectEvents, EventKind, HashKey, HashScheme, ManualClock, TokenId, TokenStore, Tokens,
+    HashKey, TokenId, TokenStore, Tokens, clock::ManualClock, events::CollectEvents,
+    events::EventKind, keys::HashScheme,
 };
 
 use super::NOW;

@@ -2,8 +2,8 @@
 
 use api_tokens::store::{Change, TokenStore};
 use api_tokens::{
-    Error, HashKey, ImportedToken, LegacyHash, LegacyScheme, ManualClock, MemoryStore, TokenId,
-    Tokens, UserId,
+    Error, HashKey, ImportedToken, MemoryStore, TokenId, Tokens, UserId, clock::ManualClock,
+    legacy::LegacyHash, legacy::LegacyScheme,
 };
 use sha2::{Digest, Sha512};
 

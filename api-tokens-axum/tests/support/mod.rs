@@ -12,8 +12,8 @@ use std::time::Duration;
 use api_tokens::store::{Candidate, Change};
 use api_tokens::time::OffsetDateTime;
 use api_tokens::{
-    LastUse, MemoryStore, Query, SecretHash, StoreError, Token, TokenId, TokenName, TokenStore,
-    UserId,
+    MemoryStore, Query, StoreError, Token, TokenId, TokenName, TokenStore, UserId,
+    secret::SecretHash, token::LastUse,
 };
 use axum::Router;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

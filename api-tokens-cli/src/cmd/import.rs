@@ -15,8 +15,9 @@ use std::time::Duration;
 use api_tokens::store::{Candidate, Change};
 use api_tokens::time::OffsetDateTime;
 use api_tokens::{
-    Expiry, ImportedToken, KeyUsage, LastUse, LegacyHash, LegacyScheme, PermissionSet, Query,
-    SecretHash, Status, StoreError, Token, TokenId, TokenName, TokenStore, UserId,
+    Expiry, ImportedToken, PermissionSet, Query, Status, StoreError, Token, TokenId, TokenName,
+    TokenStore, UserId, keys::KeyUsage, legacy::LegacyHash, legacy::LegacyScheme,
+    secret::SecretHash, token::LastUse,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;

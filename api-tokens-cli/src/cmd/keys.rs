@@ -3,7 +3,7 @@
 //! Both show what they found even when the keys do not match (that is what they are for), and
 //! then fail like every other command would: exit 3, naming the missing keys.
 
-use api_tokens::{HashKeyReport, HashScheme, KeyId, LegacyScheme};
+use api_tokens::{KeyId, keys::HashKeyReport, keys::HashScheme, legacy::LegacyScheme};
 use serde::Serialize;
 
 use crate::cli::{DetailFormat, KeysArgs};

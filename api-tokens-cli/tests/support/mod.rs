@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use api_tokens::{HashKey, LegacyScheme, TokenStore, Tokens};
+use api_tokens::{HashKey, TokenStore, Tokens, legacy::LegacyScheme};
 use assert_cmd::Command;
 
 /// The binary under test.

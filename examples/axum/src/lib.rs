@@ -19,7 +19,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use api_tokens::{Permission, StoreHealth, TokenStore, Tokens, permission};
+use api_tokens::{Permission, TokenStore, Tokens, health::StoreHealth, permission};
 use api_tokens_axum::health::Probes;
 use api_tokens_axum::manage::{FromGrant, SelfService};
 use api_tokens_axum::{AuthLayer, Authenticated, require};

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use api_tokens::store::postgres::PostgresStore;
 use api_tokens::store::replica::{Replica, ReplicaOptions};
-use api_tokens::{Actor, NewToken, StoreHealth, TokenStore, Tokens, UserId};
+use api_tokens::{Actor, NewToken, TokenStore, Tokens, UserId, health::StoreHealth};
 use api_tokens_axum_example::{init_logs, serve, shutdown_signal};
 use metrics_exporter_prometheus::PrometheusBuilder;
 

@@ -31,8 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use thread_local::ThreadLocal;
 
 use super::{Entry, hash_frag};
-use crate::HashScheme;
 use crate::allowlist::IpAllowlist;
+use crate::keys::HashScheme;
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
 use crate::store::{Candidate, Matched, candidate_of};

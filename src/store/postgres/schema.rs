@@ -320,7 +320,7 @@ CREATE TABLE api_token_replicas (
 "#;
 
 /// Version 7: what each imported token was imported from (`imported_from`: 32 bytes, the
-/// token's [`ImportOrigin`](crate::ImportOrigin)), kept for the token's life so that the same
+/// token's [`ImportOrigin`](crate::legacy::ImportOrigin)), kept for the token's life so that the same
 /// legacy hash is never imported twice, with a partial index for the import's lookup. Rows
 /// from before keep NULL (no origin recorded). The column is not in the stamp trigger's list:
 /// it never takes part in authentication, the store's own writes are stamped anyway (they move
