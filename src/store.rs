@@ -341,23 +341,8 @@ pub trait TokenStore: Send + Sync {
 /// enabled, never expiring, no permissions, any address, no secret, never used.
 #[cfg(test)]
 pub(crate) fn test_record(id: TokenId) -> Token {
-    Token {
-        id,
-        name: TokenName::new(&format!("t{id}")).unwrap_or_else(|e| panic!("{e}")),
-        description: String::new(),
-        owner: UserId::from(2),
-        creator: UserId::from(2),
-        status: Status::Enabled,
-        created_at: OffsetDateTime::UNIX_EPOCH,
-        expiry: Expiry::NEVER,
-        permissions: PermissionSet::empty(),
-        allowlist: IpAllowlist::any(),
-        last_use: None,
-        secret: None,
-        revision: 0,
-        revoked: None,
-        imported_from: None,
-    }
+    let name = TokenName::new(&format!("t{id}")).unwrap_or_else(|e| panic!("{e}"));
+    Token::new(id, name, UserId::from(2), OffsetDateTime::UNIX_EPOCH)
 }
 
 /// The key usage of `tokens` at `now` (see [`TokenStore::key_usage`]), sorted.
