@@ -9,19 +9,9 @@
 //! edit and regenerate from a token's page, a user who sees only their own tokens, and a form
 //! without its CSRF token refused. Screenshots of the list and of the create result are saved
 //! under `target/tmp/browser/`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test reports a failure by panicking"
-)]
 
-#[path = "../examples/page/demo.rs"]
-#[allow(dead_code)]
-mod demo;
-#[path = "support/webdriver.rs"]
-mod webdriver;
+use crate::demo;
+use crate::support::webdriver;
 
 use std::net::SocketAddr;
 

@@ -2,23 +2,14 @@
 //! forwarding headers only from trusted proxies, walked from the right; spoofs ignored; unknown
 //! addresses fail closed. Every test connects from 127.0.0.1, so "a trusted proxy" is a layer
 //! that trusts 127.0.0.0/8 and "an untrusted peer" one that trusts only 10.0.0.0/8.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test reports a failure by panicking"
-)]
-
-mod support;
 
 use std::net::IpAddr;
 
+use crate::support::{Logs, raw, send, serve, serve_without_peer};
 use api_tokens::{Actor, NewToken, TokenId, Tokens, UserId};
 use api_tokens_axum::{AuthLayer, Authenticated, ClientAddress};
 use axum::Router;
 use axum::routing::get;
-use support::{Logs, raw, send, serve, serve_without_peer};
 
 struct Fixture {
     tokens: Tokens,

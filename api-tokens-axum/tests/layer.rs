@@ -1,18 +1,10 @@
 //! Items 1, 2 and 4 over real HTTP on 127.0.0.1: the layer and the extractor, permissions per
 //! route and per router, public routes, where the secret comes from, malformed credentials (no
 //! store lookup), and every refusal's status, header and body.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test reports a failure by panicking"
-)]
-
-mod support;
 
 use std::sync::Arc;
 
+use crate::support::{CountingStore, Logs, call, get as http_get, raw, send, serve};
 use api_tokens::time::Duration;
 use api_tokens::time::OffsetDateTime;
 use api_tokens::{
@@ -23,7 +15,6 @@ use api_tokens_axum::{AuthLayer, Authenticated, SecretSources, require};
 use axum::http::HeaderName;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use support::{CountingStore, Logs, call, get as http_get, raw, send, serve};
 
 const DNS_READ: Permission = permission!("dns.read");
 const DNS_EDIT: Permission = permission!("dns.edit");
@@ -575,7 +566,7 @@ async fn a_blocking_layer_keeps_the_executor_free_while_a_lookup_waits() {
         let secret = secret.clone();
         async move { call(a, "GET", "/zones", &secret, None).await }
     });
-    let deadline = std::time::Instant::now() + support::TIMEOUT;
+    let deadline = std::time::Instant::now() + crate::support::TIMEOUT;
     while gate().waiting() == 0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }

@@ -1,16 +1,8 @@
 //! Item 5 over real HTTP on 127.0.0.1: the self-service router nested under `/api/tokens`
 //! behind the layer: own tokens for users, anyone's for admins, secrets once, typed 422s with
 //! the member and the item, no secret in a list or a log, and an executor that never blocks.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test reports a failure by panicking"
-)]
 
-mod support;
-
+use crate::support::{CountingStore, Logs, Reply, call, raw, send, serve};
 use api_tokens::{
     Actor, Expiry, NewToken, StaticDirectory, TokenId, Tokens, UserId, UserState, permission,
 };
@@ -19,7 +11,6 @@ use api_tokens_axum::manage::{FromGrant, Limits, SelfService};
 use axum::Router;
 use axum::routing::get;
 use serde_json::{Value, json};
-use support::{CountingStore, Logs, Reply, call, raw, send, serve};
 
 type T = Tokens<CountingStore>;
 
@@ -619,7 +610,7 @@ async fn a_slow_store_does_not_block_the_executor() {
         let alice = alice.clone();
         async move { call(a, "GET", "/api/tokens", &alice, None).await }
     });
-    let deadline = std::time::Instant::now() + support::TIMEOUT;
+    let deadline = std::time::Instant::now() + crate::support::TIMEOUT;
     while t.store().gate().waiting() == 0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
@@ -1109,10 +1100,10 @@ async fn the_list_ignores_the_credentials_query_parameter() {
             .layer(layer()),
     )
     .await;
-    let r = support::get(told.addr, &format!("/api/tokens?api_key={alice}"), None).await;
+    let r = crate::support::get(told.addr, &format!("/api/tokens?api_key={alice}"), None).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(ids(&r.json()), [1]);
-    let r = support::get(
+    let r = crate::support::get(
         told.addr,
         &format!("/api/tokens?status=disabled&api_key={alice}"),
         None,
@@ -1129,7 +1120,7 @@ async fn the_list_ignores_the_credentials_query_parameter() {
             .layer(layer()),
     )
     .await;
-    let r = support::get(untold.addr, &format!("/api/tokens?api_key={alice}"), None).await;
+    let r = crate::support::get(untold.addr, &format!("/api/tokens?api_key={alice}"), None).await;
     assert_eq!(
         (r.status, r.json()["field"].as_str()),
         (422, Some("api_key"))

@@ -1,21 +1,12 @@
 //! The API tokens page over real HTTP on 127.0.0.1: the security rules a browser test cannot
 //! see (statuses, headers, logs), each with the request a hostile page or user would send; and
 //! its texts, every one of which a host can replace.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test reports a failure by panicking"
-)]
 
-#[path = "../examples/page/demo.rs"]
-#[allow(dead_code)]
-mod demo;
-mod support;
+use crate::demo;
 
 use std::net::SocketAddr;
 
+use crate::support::{Logs, Reply, Server, send, serve};
 use api_tokens::{
     Actor, MemoryStore, NewToken, Query, RequestContext, Status, TokenId, Tokens, UserId,
 };
@@ -23,7 +14,6 @@ use api_tokens_axum::Refusal;
 use api_tokens_axum::manage::actor_from_fn;
 use api_tokens_axum::page::{ExpiryInput, Preset, SessionLimits, Texts, TokensPage};
 use axum::Router;
-use support::{Logs, Reply, Server, send, serve};
 
 fn user(s: &str) -> UserId {
     UserId::new(s).unwrap()

@@ -1,13 +1,6 @@
 //! `cargo run -p api-tokens-axum --example page` serves the page (and `-- --zabbix` serves it in
 //! Zabbix's preset): run the built example on a free port of 127.0.0.1, sign in as alice, read
 //! the list; the process is killed by a guard.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test reports a failure by panicking"
-)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

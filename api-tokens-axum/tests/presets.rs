@@ -12,19 +12,9 @@
 //!
 //! `UPDATE_DOCS_SCREENSHOTS=1` makes `screenshots_of_both_presets` write the README's
 //! `docs/page.png` and `docs/page-zabbix.png`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test reports a failure by panicking"
-)]
 
-#[path = "../examples/page/demo.rs"]
-#[allow(dead_code)]
-mod demo;
-#[path = "support/webdriver.rs"]
-mod webdriver;
+use crate::demo;
+use crate::support::webdriver;
 
 use api_tokens::{
     Actor, MemoryStore, Query, RequestContext, Status, Token, TokenId, Tokens, UserId,

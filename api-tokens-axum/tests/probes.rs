@@ -1,18 +1,10 @@
 //! The liveness and readiness probes over a real connection: 200 or 503 with a small JSON
 //! body, no token needed, the store's health and the host's own checks.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test reports a failure by panicking"
-)]
-
-mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::support::{get as http_get, serve};
 use api_tokens::store::{Candidate, Change};
 use api_tokens::time::OffsetDateTime;
 use api_tokens::{
@@ -23,7 +15,6 @@ use api_tokens_axum::AuthLayer;
 use api_tokens_axum::health::Probes;
 use axum::Router;
 use axum::routing::get;
-use support::{get as http_get, serve};
 
 /// A `MemoryStore` whose health a test switches: a host's own store with a `StoreHealth`.
 #[derive(Default)]

@@ -1,13 +1,6 @@
 //! The repository README's blocks for this crate compile: each is kept part of the crate
 //! README's doctests (the crate's docs are its README). The repository README's axum section is
 //! the three-line setup; its page section holds the mount, the command and a screenshot.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test reports a failure by panicking"
-)]
 
 use std::path::Path;
 

@@ -1,17 +1,9 @@
 //! Every refusal is one log line, in one place: `token refused: …` with its code, the token
 //! when one was found and the client address; never the secret.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test reports a failure by panicking"
-)]
-
-mod support;
 
 use std::sync::Arc;
 
+use crate::support::{CountingStore, Logs, get as http_get, raw, send, serve};
 use api_tokens::time::{Duration, OffsetDateTime};
 use api_tokens::{
     Actor, NewToken, Status, StoreError, Tokens, UserId, clock::ManualClock, permission,
@@ -19,7 +11,6 @@ use api_tokens::{
 use api_tokens_axum::{AuthLayer, require};
 use axum::Router;
 use axum::routing::get;
-use support::{CountingStore, Logs, get as http_get, raw, send, serve};
 
 #[tokio::test]
 async fn each_refusal_is_one_line_with_its_code_token_and_client_address() {

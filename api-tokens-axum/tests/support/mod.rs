@@ -3,6 +3,10 @@
 //! and a `tracing` subscriber that keeps what was logged.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+/// The WebDriver client the browser tests drive Chromium with.
+#[cfg(feature = "page")]
+pub mod webdriver;
+
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

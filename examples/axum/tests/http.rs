@@ -1,11 +1,4 @@
 //! Starts the server on 127.0.0.1 and checks its answers over real connections.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test reports a failure by panicking"
-)]
 
 use api_tokens::{Actor, NewToken, Status, Tokens, UserId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,16 +1,8 @@
 //! The example server as an orchestrator runs it, over a real PostgreSQL: it becomes ready,
 //! serves, exports its metrics, logs a refusal as one line, and on SIGTERM finishes, writes
 //! the buffered last uses and leaves the fleet before it exits. SIGINT stops it too.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a test reports a failure by panicking"
-)]
 
-#[path = "../../../tests/support/pg.rs"]
-mod pg;
+use crate::pg;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;

@@ -1,0 +1,60 @@
+//! The integration tests of `api-tokens-axum`: one binary, a module per behaviour, one support
+//! module (`support`: a server on 127.0.0.1, a raw HTTP client, a counting store, captured
+//! logs, and the WebDriver client of the browser tests).
+//!
+//! Run one behaviour with a filter: `cargo test -p api-tokens-axum --all-features --test main
+//! -- page::`. The files beside this one are its modules, not binaries of their own
+//! (`autotests = false`): a new file becomes a module by a `mod` line here, and
+//! [`every_test_file_is_a_module`] fails for a file nobody declared. Modules that need a
+//! feature say so on their `mod` line.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test reports a failure by panicking"
+)]
+
+mod support;
+
+/// The page example's demo (its store, users and app), shared with the browser tests.
+#[cfg(feature = "page")]
+#[path = "../examples/page/demo.rs"]
+#[allow(dead_code)]
+mod demo;
+
+#[cfg(feature = "page")]
+mod browser;
+mod burst;
+mod client_address;
+mod layer;
+#[cfg(feature = "manage")]
+mod manage;
+#[cfg(feature = "page")]
+mod page;
+#[cfg(feature = "page")]
+mod page_example;
+#[cfg(feature = "page")]
+mod presets;
+mod probes;
+mod readme;
+mod refusal_log;
+
+/// Every `.rs` file beside this one is a module it declares: with `autotests = false` a file
+/// added but never declared would silently never compile nor run.
+#[test]
+fn every_test_file_is_a_module() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let main = std::fs::read_to_string(dir.join("main.rs")).unwrap();
+    let undeclared: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .map(|p| p.file_stem().unwrap().to_str().unwrap().to_owned())
+        .filter(|m| m != "main" && !main.lines().any(|l| l.trim() == format!("mod {m};")))
+        .collect();
+    assert!(
+        undeclared.is_empty(),
+        "test files main.rs does not declare (add a `mod` line): {undeclared:?}"
+    );
+}
