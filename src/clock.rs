@@ -28,7 +28,7 @@ impl Clock for SystemClock {
 /// A clock that stands still until moved: for tests and deterministic examples.
 ///
 /// ```
-/// use api_tokens::{clock::Clock, clock::ManualClock};
+/// use api_tokens::clock::{Clock, ManualClock};
 /// use time::{Duration, macros::datetime};
 /// let clock = ManualClock::new(datetime!(2021-01-01 0:00 UTC));
 /// clock.advance(Duration::seconds(90));

@@ -10,7 +10,8 @@
 //! | a host's own store | what its [`StoreHealth`] says (by default: always) |
 //!
 //! ```
-//! use api_tokens::{health::StoreHealth, Tokens};
+//! use api_tokens::Tokens;
+//! use api_tokens::health::StoreHealth;
 //! let tokens = Tokens::in_memory();
 //! assert!(tokens.health().ready);
 //! assert!(tokens.store().health().replica.is_none());

@@ -23,7 +23,9 @@ use crate::secret::{HashKey, KeyId, SecretHash};
 /// under every key held, and labelled with the key that matched it the first time it does.
 ///
 /// ```
-/// use api_tokens::{HashKey, keys::HashScheme, legacy::LegacyScheme};
+/// use api_tokens::HashKey;
+/// use api_tokens::keys::HashScheme;
+/// use api_tokens::legacy::LegacyScheme;
 /// let key = HashKey::new([7; 32]);
 /// let s = HashScheme::keyed(key.id());
 /// assert_eq!(s.to_string(), format!("blake3:{}", key.id()));

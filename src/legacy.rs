@@ -278,7 +278,7 @@ impl<'de> serde::Deserialize<'de> for ImportOrigin {
 /// `Debug` shows the scheme only, never any part of the (unkeyed) digest.
 ///
 /// ```
-/// use api_tokens::{legacy::LegacyHash, legacy::LegacyScheme};
+/// use api_tokens::legacy::{LegacyHash, LegacyScheme};
 /// // Zabbix's `token` column: SHA-512 of the secret, 128 hex digits.
 /// let zabbix = LegacyHash::parse(LegacyScheme::ZabbixSha512, &"0f".repeat(64))?;
 /// assert_eq!(zabbix.scheme(), LegacyScheme::ZabbixSha512);

@@ -13,9 +13,9 @@
 //!
 //! ```
 //! use api_tokens::{
-//!     Actor, DenialKind, HashKey, clock::ManualClock, NewToken, Policy, RequestContext, Tokens, UserId,
-//!     permission,
+//!     Actor, DenialKind, HashKey, NewToken, Policy, RequestContext, Tokens, UserId, permission,
 //! };
+//! use api_tokens::clock::ManualClock;
 //! use api_tokens::time::Duration;
 //! use std::sync::Arc;
 //! use time::macros::datetime;

@@ -264,7 +264,9 @@ pub trait TokenStore: Send + Sync {
     /// as [`Token`]s needs nothing else:
     ///
     /// ```
-    /// # use api_tokens::{token::LastUse, secret::SecretHash, StoreError, Token};
+    /// # use api_tokens::{StoreError, Token};
+    /// # use api_tokens::secret::SecretHash;
+    /// # use api_tokens::token::LastUse;
     /// # use api_tokens::store::Candidate;
     /// # struct MyStore;
     /// # impl MyStore {

@@ -741,7 +741,8 @@ impl Token {
     ///
     /// ```
     /// use api_tokens::store::Matched;
-    /// use api_tokens::{Actor, HashKey, NewToken, SecretFormat, secret::SecretHash, Tokens, UserId};
+    /// use api_tokens::{Actor, HashKey, NewToken, SecretFormat, Tokens, UserId};
+    /// use api_tokens::secret::SecretHash;
     /// let tokens = Tokens::in_memory();
     /// let alice = Actor::user(UserId::new("alice")?);
     /// let ci = NewToken::new("ci".parse()?).permissions("deploy".parse()?);

@@ -30,7 +30,8 @@ use crate::token::{
 /// and refuses a pair that disagrees.
 ///
 /// ```
-/// use api_tokens::{Actor, clock::ManualClock, NewToken, Tokens, UserId};
+/// use api_tokens::{Actor, NewToken, Tokens, UserId};
+/// use api_tokens::clock::ManualClock;
 /// use time::macros::datetime;
 ///
 /// let tokens = Tokens::in_memory()

@@ -840,7 +840,8 @@ async fn query_tokens(
 /// A [`TokenStore`] over PostgreSQL. See the [module docs](self).
 ///
 /// ```no_run
-/// use api_tokens::{Tokens, store::postgres::PostgresStore};
+/// use api_tokens::Tokens;
+/// use api_tokens::store::postgres::PostgresStore;
 /// let store = PostgresStore::connect("host=127.0.0.1 user=app dbname=app")?;
 /// let tokens = Tokens::new(store);
 /// # Ok::<(), api_tokens::StoreError>(())

@@ -74,7 +74,8 @@ pub enum SortOrder {
 /// [`Policy::max_filter_values`](crate::Policy::max_filter_values) values (10,000 by default).
 ///
 /// ```
-/// use api_tokens::{Query, Status, UserId, store::SortField, store::SortOrder};
+/// use api_tokens::{Query, Status, UserId};
+/// use api_tokens::store::{SortField, SortOrder};
 /// let q = Query::new()
 ///     .owners([UserId::from(2)])
 ///     .status(Status::Enabled)

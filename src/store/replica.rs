@@ -571,7 +571,8 @@ impl Replica {
     /// `with_graceful_shutdown` returns on SIGTERM:
     ///
     /// ```no_run
-    /// # use api_tokens::{Tokens, store::replica::Replica};
+    /// # use api_tokens::Tokens;
+    /// # use api_tokens::store::replica::Replica;
     /// # async fn after_serving(tokens: Tokens<Replica>) {
     /// if let Err(e) = tokens.store().shutdown_async().await {
     ///     eprintln!("last uses not written: {e}");

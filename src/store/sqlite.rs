@@ -93,7 +93,8 @@ fn db_error(e: rusqlite::Error, waited: StdDuration) -> StoreError {
 ///
 /// ```
 /// # #[cfg(feature = "sqlite")] {
-/// use api_tokens::{Actor, NewToken, RequestContext, Tokens, UserId, store::sqlite::SqliteStore};
+/// use api_tokens::{Actor, NewToken, RequestContext, Tokens, UserId};
+/// use api_tokens::store::sqlite::SqliteStore;
 /// let tokens = Tokens::new(SqliteStore::open_in_memory()?);
 /// let ci = NewToken::new("ci".parse()?).permissions("deploy.*".parse()?);
 /// let issued = tokens.issue(&Actor::user(UserId::from(7)), ci)?;

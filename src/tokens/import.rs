@@ -42,7 +42,8 @@ fn check_past(
 /// token stays expired, a disabled one disabled).
 ///
 /// ```
-/// use api_tokens::{ImportedToken, legacy::LegacyHash, legacy::LegacyScheme, Status, UserId};
+/// use api_tokens::{ImportedToken, Status, UserId};
+/// use api_tokens::legacy::{LegacyHash, LegacyScheme};
 /// let row = ImportedToken::new("Your token".parse()?, UserId::from(2))
 ///     .permissions(api_tokens::PermissionSet::all())
 ///     .hash(LegacyHash::parse(LegacyScheme::ZabbixSha512, &"0f".repeat(64))?)
