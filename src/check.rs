@@ -52,6 +52,18 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// A grant as authentication makes one: for a host's tests of its handlers and of code
+    /// that takes a `Grant` (in service, only [`Tokens::authenticate`](crate::Tokens::authenticate)
+    /// hands them out, with `permissions` already intersected with the owner's rights).
+    pub fn new(token: TokenId, name: TokenName, owner: UserId, permissions: PermissionSet) -> Self {
+        Self {
+            token,
+            name,
+            owner,
+            permissions,
+        }
+    }
+
     /// Whether the grant allows `permission`.
     pub fn allows(&self, permission: &Permission) -> bool {
         self.permissions.allows(permission)

@@ -5,13 +5,12 @@
 //!
 //! | store | ready |
 //! | --- | --- |
-//! | [`MemoryStore`], `SqliteStore`, `PostgresStore` | always, once built (a database that went away shows in the calls that reach it) |
+//! | [`MemoryStore`](crate::MemoryStore), `SqliteStore`, `PostgresStore` | always, once built (a database that went away shows in the calls that reach it) |
 //! | `Replica` | only while its copy is [`ReplicaState::Current`]: it refuses every token otherwise |
-//! | a host's own store | what its [`StoreHealth`] says (by default: always) |
+//! | a host's own store | what its [`TokenStore::health`] says (by default: ready) |
 //!
 //! ```
-//! use api_tokens::Tokens;
-//! use api_tokens::health::StoreHealth;
+//! use api_tokens::{TokenStore, Tokens};
 //! let tokens = Tokens::in_memory();
 //! assert!(tokens.health().ready);
 //! assert!(tokens.store().health().replica.is_none());
@@ -21,7 +20,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::store::{MemoryStore, TokenStore};
+use crate::store::TokenStore;
 use crate::tokens::Tokens;
 
 /// What a store says about itself: whether it can authenticate now, and, for a replica, the
@@ -62,34 +61,7 @@ impl Health {
     }
 }
 
-/// What a store reports about its own health. The stores of this crate implement it; a host's
-/// own [`TokenStore`] gets "always ready" from the default method with an empty `impl`, or says
-/// more by overriding it. It should be cheap (a few atomic reads): probes call it often.
-pub trait StoreHealth {
-    /// The store's health now (default: ready).
-    fn health(&self) -> Health {
-        Health::ready()
-    }
-}
-
-impl StoreHealth for MemoryStore {}
-
-#[cfg(feature = "sqlite")]
-impl StoreHealth for crate::store::sqlite::SqliteStore {}
-
-/// Without a replica every authentication asks the database: a failure shows in that call (a
-/// 503 for that request), so the store itself counts as ready once connected. Hosts that want
-/// the probe to ask the database add a check of their own.
-#[cfg(feature = "postgres")]
-impl StoreHealth for crate::store::postgres::PostgresStore {}
-
-impl<S: StoreHealth + ?Sized> StoreHealth for std::sync::Arc<S> {
-    fn health(&self) -> Health {
-        (**self).health()
-    }
-}
-
-impl<S: TokenStore + StoreHealth> Tokens<S> {
+impl<S: TokenStore> Tokens<S> {
     /// The store's [`Health`]: whether authentication can succeed now.
     pub fn health(&self) -> Health {
         self.store().health()

@@ -78,6 +78,17 @@
 //! fleet of replicas over PostgreSQL, implement a store over your own database, rotate the hash
 //! key and migrate tokens from another system.
 //!
+//! # Where things are
+//!
+//! The root holds what a host uses every day: [`Tokens`] and its values, the token's
+//! identifiers, permissions, [`Policy`], errors and denials, [`TokenStore`] and [`MemoryStore`].
+//! The rest lives in named modules: [`events`] (the audit trail), [`keys`] (which key made a
+//! hash), [`legacy`] (imported hashes), [`health`], [`clock`], [`secret`] and [`token`] (the
+//! record's parts and the bounds on its values), [`store`] (the port, the filter language and
+//! the stores behind features), [`guide`] (long-form operations). Components are configured
+//! with `with_*` methods (`Tokens::with_policy`, `SqliteStore::with_touch_interval`); values
+//! and option structs with bare setters (`NewToken::owner`, `PostgresOptions::pool_size`).
+//!
 //! # Non-goals
 //!
 //! * **Transport.** No HTTP, RPC or header parsing: the host reads the presented secret and the
@@ -130,10 +141,15 @@ pub use directory::{AllowAllUsers, StaticDirectory, UserDirectory, UserState};
 pub use error::{
     Error, Field, Forbidden, MalformedSecret, Problem, Result, StoreError, ValidationError,
 };
+#[doc(inline)]
 pub use permission::{Permission, PermissionSet};
+#[doc(inline)]
 pub use policy::Policy;
+#[doc(inline)]
 pub use secret::{HashKey, HashKeyError, KeyId, SecretFormat, TokenSecret};
+#[doc(inline)]
 pub use store::{MemoryStore, Query, TokenStore};
+#[doc(inline)]
 pub use token::{Expiry, Status, Token, TokenId, TokenName, UserId};
 pub use tokens::{
     ImportedToken, Issued, NewToken, Revocation, TokenRevocation, TokenUpdate, Tokens,

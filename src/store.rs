@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
+use crate::health::Health;
 use crate::keys::{HashScheme, KeyUsage, count_into, sort_usage};
 use crate::legacy::ImportOrigin;
 use crate::permission::PermissionSet;
@@ -24,7 +25,7 @@ mod query;
 mod record;
 mod text_search;
 
-pub use memory::{MemoryStore, SealedSnapshot, Snapshot};
+pub use memory::MemoryStore;
 pub use query::{Query, QueryMatcher, SortField, SortOrder, TimeRange};
 pub use record::StoredToken;
 pub use text_search::TextSearch;
@@ -50,7 +51,11 @@ pub mod replica;
 
 /// One change of an atomic batch.
 #[derive(Clone, Debug)]
-#[non_exhaustive]
+#[allow(
+    clippy::exhaustive_enums,
+    reason = "host stores match on it in `apply`: a new kind of change must fail to compile \
+              there (a breaking release), never fall into a wildcard arm and be skipped"
+)]
 pub enum Change {
     /// Add a new token (its id comes from [`TokenStore::reserve_ids`]).
     Insert(Token),
@@ -337,6 +342,16 @@ pub trait TokenStore: Send + Sync {
             .filter_map(|t| Some((t.id, t.imported_from.filter(|o| wanted.contains(o))?)))
             .collect())
     }
+
+    /// Whether the store can serve authentication now: what [`Tokens::health`] and readiness
+    /// probes report. The default says ready; a store that can be unable to answer (a copy
+    /// that went stale) says so. A store that wraps another forwards it. It should be cheap (a
+    /// few atomic reads): probes call it often.
+    ///
+    /// [`Tokens::health`]: crate::Tokens::health
+    fn health(&self) -> Health {
+        Health::ready()
+    }
 }
 
 /// A record for the crate's tests: `t<id>`, owned and created by user 2 at the Unix epoch,
@@ -408,6 +423,9 @@ macro_rules! delegate_store {
                 origins: &[ImportOrigin],
             ) -> Result<Vec<(TokenId, ImportOrigin)>, StoreError> {
                 (**self).find_imported(origins)
+            }
+            fn health(&self) -> Health {
+                (**self).health()
             }
         }
     )*};

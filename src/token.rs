@@ -681,7 +681,10 @@ impl Token {
     /// A record with the given identity and every other field at its plain value: enabled,
     /// made by its owner, never expiring, no permissions, any address, never used, no secret
     /// (it cannot authenticate), revision 0, neither revoked nor imported. The fields are
-    /// public: a host store that keeps records in its own shape sets the rest.
+    /// public: a host store that keeps records in its own shape sets the rest — **every one of
+    /// them**: these defaults are the most permissive values, so a column left unread would
+    /// widen the token silently. The conformance suite (`store::conformance`, feature
+    /// `testing`) stores records whose fields differ from these defaults and reads them back.
     ///
     /// ```
     /// use api_tokens::{Status, Token, TokenId, TokenName, UserId};

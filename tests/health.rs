@@ -8,7 +8,7 @@ use crate::support::pg::{PgServer, wait_for};
 use api_tokens::store::postgres::PostgresStore;
 use api_tokens::store::replica::{Replica, ReplicaOptions, ReplicaState};
 use api_tokens::{
-    Actor, DenialKind, NewToken, PermissionSet, RequestContext, Tokens, UserId, health::StoreHealth,
+    Actor, DenialKind, NewToken, PermissionSet, RequestContext, TokenStore, Tokens, UserId,
 };
 
 macro_rules! server {

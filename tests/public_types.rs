@@ -4,7 +4,7 @@
 use api_tokens::clock::ManualClock;
 use api_tokens::events::{CollectEvents, TokenEvent};
 use api_tokens::secret::SecretHash;
-use api_tokens::store::Snapshot;
+use api_tokens::store::memory::Snapshot;
 use api_tokens::store::{Candidate, Change, TimeRange};
 use api_tokens::*;
 

@@ -6,7 +6,7 @@
 //!   token): that is readiness.
 //! * `GET /readyz`: 200 `{"status":"ready", "checks": {…}}` when every check passes, else 503
 //!   `{"status":"not_ready", "checks": {…}}`. The `Tokens` check passes when its store is
-//!   ready ([`StoreHealth`]): a `MemoryStore`, `SqliteStore` or bare `PostgresStore` once
+//!   ready ([`TokenStore::health`]): a `MemoryStore`, `SqliteStore` or bare `PostgresStore` once
 //!   built, a `Replica` only while its copy is current (it refuses every token otherwise), and
 //!   says the replica's state, lag and lease. A host adds its own checks with
 //!   [`Probes::with_check`].
@@ -41,7 +41,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use api_tokens::{TokenStore, Tokens, health::Health, health::StoreHealth};
+use api_tokens::{TokenStore, Tokens, health::Health};
 use axum::Router;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
@@ -92,7 +92,7 @@ impl Probes {
     #[must_use]
     pub fn with_tokens<S>(self, name: impl Into<String>, tokens: &Tokens<S>) -> Self
     where
-        S: TokenStore + StoreHealth + 'static,
+        S: TokenStore + 'static,
     {
         let tokens = tokens.clone();
         self.with(

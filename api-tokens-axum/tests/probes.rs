@@ -9,21 +9,21 @@ use api_tokens::store::{Candidate, Change};
 use api_tokens::time::OffsetDateTime;
 use api_tokens::{
     MemoryStore, Query, StoreError, Token, TokenId, TokenName, TokenStore, Tokens, UserId,
-    health::Health, health::StoreHealth, secret::SecretHash, token::LastUse,
+    health::Health, secret::SecretHash, token::LastUse,
 };
 use api_tokens_axum::AuthLayer;
 use api_tokens_axum::health::Probes;
 use axum::Router;
 use axum::routing::get;
 
-/// A `MemoryStore` whose health a test switches: a host's own store with a `StoreHealth`.
+/// A `MemoryStore` whose health a test switches: a host's own store that says its health.
 #[derive(Default)]
 struct Switchable {
     inner: MemoryStore,
     down: AtomicBool,
 }
 
-impl StoreHealth for Switchable {
+impl TokenStore for Switchable {
     fn health(&self) -> Health {
         if self.down.load(Ordering::SeqCst) {
             Health::not_ready()
@@ -31,9 +31,6 @@ impl StoreHealth for Switchable {
             Health::ready()
         }
     }
-}
-
-impl TokenStore for Switchable {
     fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError> {
         self.inner.reserve_ids(n)
     }
@@ -140,4 +137,20 @@ async fn a_memory_store_is_ready_once_built_and_no_check_means_ready() {
         r.json(),
         serde_json::json!({"status": "ready", "checks": {}})
     );
+}
+
+/// A store behind `Box<dyn TokenStore>` or `Arc` says what the store inside says: a host that
+/// erases its store's type, or wraps it, keeps its readiness probe (the default "ready" would
+/// send traffic to a store that refuses it).
+#[test]
+fn wrapped_stores_forward_their_health() {
+    let down = || Switchable {
+        down: AtomicBool::new(true),
+        ..Switchable::default()
+    };
+    let boxed: Box<dyn TokenStore> = Box::new(down());
+    assert!(!Tokens::new(boxed).health().ready);
+    assert!(!Tokens::new(Arc::new(down())).health().ready);
+    let up: Box<dyn TokenStore> = Box::new(Switchable::default());
+    assert!(Tokens::new(up).health().ready);
 }

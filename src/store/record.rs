@@ -15,7 +15,7 @@ use crate::token::{
 /// [`TokenView`](crate::TokenView), which `Token`'s own `Serialize` writes).
 ///
 /// For hosts that keep tokens as documents (a key-value store, a JSON column). The form is the
-/// one snapshot files have always used (now inside a [`SealedSnapshot`](super::SealedSnapshot)):
+/// one snapshot files have always used (now inside a [`SealedSnapshot`](super::memory::SealedSnapshot)):
 /// times as Unix seconds, hashes as 64 hex digits, permissions and allowlist as arrays of
 /// strings, `revoked` as `null` or `{"at": <Unix seconds>, "by": "possession"}`,
 /// `imported_from` as `null` or 64 hex digits (a missing one reads as `null`).

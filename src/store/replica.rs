@@ -87,7 +87,7 @@
 //! [`Replica::status`] says where the copy stands ([`ReplicaState`]: loading, current,
 //! catching up, stale, reloading, stopped), whether it holds a lease, its clock value, how far
 //! behind what the database announced it is and when it last confirmed it was current; the
-//! replica is ready for traffic ([`StoreHealth`](crate::health::StoreHealth)) exactly while it is
+//! replica is ready for traffic ([`TokenStore::health`]) exactly while it is
 //! current. [`Replica::spawn`] returns before the first load, so a process answers its
 //! probes (not ready) while a large table loads. With the feature `metrics` the replica
 //! reports its state, lag, changes, reloads and repairs (the table in
@@ -421,7 +421,7 @@ impl Replica {
     /// Where the copy stands: its [state](ReplicaState) (loading, current, catching up,
     /// stale, reloading, stopped), whether it holds a lease in the fleet, how far behind the
     /// database it is and when it last confirmed it was current. A few atomic reads, no I/O:
-    /// what health probes call (through [`StoreHealth`](crate::health::StoreHealth)).
+    /// what health probes call (through [`TokenStore::health`]).
     ///
     /// ```no_run
     /// # use api_tokens::store::{postgres::PostgresStore, replica::{Replica, ReplicaOptions, ReplicaState}};
@@ -631,13 +631,6 @@ impl Drop for Replica {
     }
 }
 
-/// Ready exactly while the copy is current ([`Replica::status`]).
-impl crate::health::StoreHealth for Replica {
-    fn health(&self) -> crate::health::Health {
-        crate::health::Health::of_replica(self.status())
-    }
-}
-
 impl Replica {
     /// [`TokenStore::apply`]: commit, install in the copy, then wait for the fleet after a
     /// batch that takes rights away when `confirm` says so.
@@ -693,6 +686,11 @@ impl Replica {
 }
 
 impl TokenStore for Replica {
+    /// Ready exactly while the copy is current ([`Replica::status`]).
+    fn health(&self) -> crate::health::Health {
+        crate::health::Health::of_replica(self.status())
+    }
+
     fn reserve_ids(&self, n: usize) -> Result<Vec<TokenId>, StoreError> {
         self.store.reserve_ids(n)
     }

@@ -19,7 +19,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use api_tokens::{Permission, TokenStore, Tokens, health::StoreHealth, permission};
+use api_tokens::{Permission, TokenStore, Tokens, permission};
 use api_tokens_axum::health::Probes;
 use api_tokens_axum::manage::{FromGrant, SelfService};
 use api_tokens_axum::{AuthLayer, Authenticated, require};
@@ -55,7 +55,7 @@ async fn kill_account() -> Json<Value> {
 /// probes and, when given, the Prometheus page.
 pub fn app<S>(tokens: Tokens<S>, metrics: Option<PrometheusHandle>) -> Router
 where
-    S: TokenStore + StoreHealth + 'static,
+    S: TokenStore + 'static,
 {
     let tokens_api = SelfService::new(tokens.clone())
         .with_actors(FromGrant::new(TOKENS_MANAGE).with_admin_permission(TOKENS_ADMIN))
@@ -94,7 +94,7 @@ pub async fn serve<S>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
-    S: TokenStore + StoreHealth + 'static,
+    S: TokenStore + 'static,
 {
     axum::serve(
         listener,

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use api_tokens::store::postgres::PostgresStore;
 use api_tokens::store::replica::{Replica, ReplicaOptions};
-use api_tokens::{Actor, NewToken, TokenStore, Tokens, UserId, health::StoreHealth};
+use api_tokens::{Actor, NewToken, TokenStore, Tokens, UserId};
 use api_tokens_axum_example::{init_logs, serve, shutdown_signal};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
@@ -72,7 +72,7 @@ async fn main() -> Result<(), Error> {
 /// blocking pool), then says where to find the server.
 async fn start<S>(listener: &tokio::net::TcpListener, tokens: &Tokens<S>) -> Result<(), Error>
 where
-    S: TokenStore + StoreHealth + 'static,
+    S: TokenStore + 'static,
 {
     let t = tokens.clone();
     let secret = tokio::task::spawn_blocking(move || -> Result<String, Error> {
