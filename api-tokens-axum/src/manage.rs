@@ -492,6 +492,32 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> SelfService<S, M> {
         .await
     }
 
+    /// [`SelfService::regenerate`] of one token when `current` holds for it as it is now
+    /// (the page's "this form was shown with this secret"): `None`, nothing changed, when it
+    /// does not; else the token as it is after and its new secret.
+    #[cfg(feature = "page")]
+    pub(crate) async fn regenerate_if(
+        &self,
+        caller: impl Into<Caller>,
+        id: TokenId,
+        grace: api_tokens::time::Duration,
+        current: impl Fn(&Token) -> bool + Send + 'static,
+    ) -> Result<Option<(Token, TokenSecret)>, ApiError> {
+        let Caller { actor, bounds } = caller.into();
+        run(&self.tokens, move |t| -> Result<_, ApiError> {
+            if !current(&t.get(&actor, id)?) {
+                return Ok(None);
+            }
+            contained(t, &actor, &[id], bounds.as_ref())?;
+            let secret = t
+                .generate_with(&actor, [id], grace, &mut rand::rng())?
+                .pop();
+            let token = t.get(&actor, id)?;
+            Ok(secret.map(|(_, secret)| (token, secret)))
+        })
+        .await
+    }
+
     /// [`Tokens::set_status`]: mass enable/disable.
     ///
     /// # Errors

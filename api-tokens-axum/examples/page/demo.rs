@@ -6,11 +6,12 @@
 
 use api_tokens::time::Duration;
 use api_tokens::{
-    Actor, MemoryStore, NewToken, Policy, RequestContext, SecretFormat, Status, Tokens, UserId,
+    Actor, MemoryStore, NewToken, Policy, RequestContext, SecretFormat, Status, TokenStore, Tokens,
+    UserId,
 };
 use api_tokens_axum::Refusal;
 use api_tokens_axum::manage::actor_from_fn;
-use api_tokens_axum::page::{Preset, TokensPage};
+use api_tokens_axum::page::{PageKey, Preset, TokensPage};
 use axum::Router;
 use axum::extract::Path;
 use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
@@ -46,7 +47,7 @@ fn user(name: &str) -> UserId {
 ///
 /// # Errors
 /// As [`Tokens::issue`].
-pub fn seed(tokens: &Tokens<MemoryStore>) -> Result<(), api_tokens::Error> {
+pub fn seed<S: TokenStore>(tokens: &Tokens<S>) -> Result<(), api_tokens::Error> {
     let alice = Actor::admin(user("alice"));
     let now = tokens.now();
     // Name, user, description, expires in, status, used … ago.
@@ -174,7 +175,18 @@ pub fn app(tokens: Tokens<MemoryStore>) -> Router {
 
 /// The demo's app with the page in `preset`.
 pub fn app_with(tokens: Tokens<MemoryStore>, preset: Preset) -> Router {
+    app_with_key(tokens, preset, PageKey::random())
+}
+
+/// The demo's app with the page in `preset`, signing with `key` (the same on every process
+/// that serves it).
+pub fn app_with_key<S: TokenStore + 'static>(
+    tokens: Tokens<S>,
+    preset: Preset,
+    key: PageKey,
+) -> Router {
     let page = TokensPage::new(tokens)
+        .with_key(key)
         .with_preset(preset)
         .with_users(USERS.map(user))
         .with_actors(actor_from_fn(|parts| {
@@ -189,5 +201,6 @@ pub fn app_with(tokens: Tokens<MemoryStore>, preset: Preset) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/login/{user}", get(login))
-        .nest("/tokens", page.router())
+        // `nest_service`: the page answers at `/tokens` and at `/tokens/`.
+        .nest_service("/tokens", page.router::<()>())
 }
