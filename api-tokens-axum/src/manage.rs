@@ -238,6 +238,74 @@ where
     }
 }
 
+/// An [`ActorMapping`] for "the calling token if the request presented one, else the host's
+/// session": a request the [`AuthLayer`](crate::AuthLayer) authenticated (it carries a
+/// [`Grant`]) is mapped by `token` ([`FromGrant`]: the token's owner, within the token's
+/// permissions and bounds); any other request by `session` (the host's login, typically
+/// [`actor_from_fn`]). Put the layer in front with
+/// [`with_optional(true)`](crate::AuthLayer::with_optional), so requests without a token reach
+/// the session.
+///
+/// A token never acts as the session's user: with a grant the session is not read at all, so
+/// a script holding a narrow token in a browser that is signed in as an admin still acts as
+/// the token. A request that presents credentials no layer checked (no grant, but an
+/// `Authorization` header) is refused (401) rather than mapped to the session: a token that
+/// was meant to be checked never silently becomes a session request.
+///
+/// ```
+/// use api_tokens::{Actor, Tokens, UserId, permission};
+/// use api_tokens_axum::{AuthLayer, Refusal};
+/// use api_tokens_axum::manage::{FromGrant, SelfService, TokenOrSession, actor_from_fn};
+/// use axum::Router;
+///
+/// #[derive(Clone)]
+/// struct SignedIn(UserId);
+///
+/// let tokens = Tokens::in_memory();
+/// let actors = TokenOrSession::new(
+///     FromGrant::new(permission!("tokens.manage")),
+///     actor_from_fn(|parts| {
+///         let who = parts.extensions.get::<SignedIn>().ok_or(Refusal::no_credentials())?;
+///         Ok(Actor::user(who.0.clone()))
+///     }),
+/// );
+/// let app: Router = Router::new()
+///     .nest("/api/tokens", SelfService::new(tokens.clone()).with_actors(actors).router())
+///     .layer(AuthLayer::new(tokens).with_optional(true));
+/// // … .layer(your_login_layer) that inserts `SignedIn` for a signed-in browser.
+/// ```
+#[derive(Clone, Debug)]
+pub struct TokenOrSession<M> {
+    token: FromGrant,
+    session: M,
+}
+
+impl<M> TokenOrSession<M> {
+    /// Callers by `token` when a token authenticated the request, else by `session`.
+    pub fn new(token: FromGrant, session: M) -> Self {
+        Self { token, session }
+    }
+}
+
+impl<S: TokenStore + 'static, M: ActorMapping<S>> ActorMapping<S> for TokenOrSession<M> {
+    async fn actor(&self, parts: &Parts, tokens: &Tokens<S>) -> Result<Actor, ApiError> {
+        if parts.extensions.get::<Grant>().is_some() {
+            return self.token.actor(parts, tokens).await;
+        }
+        if parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            tracing::warn!(
+                "self-service refused: credentials were presented but no AuthLayer checked them \
+                 (put AuthLayer::new(tokens).with_optional(true) in front)"
+            );
+            return Err(ApiError::Refused(crate::Refusal::invalid_token()));
+        }
+        self.session.actor(parts, tokens).await
+    }
+}
+
 /// The self-service API over a [`Tokens`]: its operations as async methods (each on the
 /// blocking pool), and [`SelfService::router`], the JSON API over them.
 ///
