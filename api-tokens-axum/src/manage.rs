@@ -27,7 +27,18 @@
 //! permissions, managing its own tokens only when the grant holds the management permission
 //! the host names ([`FromGrant::new`]; without it every call is refused, 403), and everyone's
 //! when it holds the admin permission the host names. [`actor_from_fn`] maps a request any
-//! other way (a session).
+//! other way (a session), and [`TokenOrSession`] takes the calling token when the request
+//! presented one, else the host's session.
+//!
+//! **The first management token.** A customer who holds no token yet gets one through the
+//! host's session: the [page](crate::page)'s create form, or `POST /` with the session through
+//! [`TokenOrSession`] (`{"name": "ci", "permissions": "tokens.manage"}`, the permission the
+//! host's [`FromGrant`] names); that token then manages their tokens from scripts. An operator
+//! can issue one with [`Tokens::issue`] or the `api-tokens` command line.
+//!
+//! **No state in the process.** The router keeps nothing between requests (the caller comes
+//! from each request, every token from the store, a secret only in the answer that made it),
+//! so any number of processes serve it behind any balancer.
 //!
 //! **A token cannot outlive or outreach itself**: when the request was authenticated with an
 //! API token (it carries a [`Grant`], whatever the mapping), the tokens it

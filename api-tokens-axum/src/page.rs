@@ -6,7 +6,7 @@
 //! use api_tokens::{Actor, Tokens, UserId};
 //! use api_tokens_axum::Refusal;
 //! use api_tokens_axum::manage::actor_from_fn;
-//! use api_tokens_axum::page::TokensPage;
+//! use api_tokens_axum::page::{PageKey, TokensPage};
 //! use axum::Router;
 //!
 //! /// Whoever the host's own login put in the request.
@@ -14,14 +14,15 @@
 //! struct Signed { user: UserId, admin: bool }
 //!
 //! let tokens = Tokens::in_memory();
-//! let app: Router = Router::new().nest(
+//! let app: Router = Router::new().nest_service(
 //!     "/tokens",
 //!     TokensPage::new(tokens)
+//!         .with_key(PageKey::random()) // in a fleet: the same key on every process
 //!         .with_actors(actor_from_fn(|parts| {
 //!             let s = parts.extensions.get::<Signed>().ok_or(Refusal::no_credentials())?;
 //!             Ok(if s.admin { Actor::admin(s.user.clone()) } else { Actor::user(s.user.clone()) })
 //!         }))
-//!         .router(),
+//!         .router::<()>(),
 //! );
 //! // … .layer(your_login_layer) that inserts `Signed` into the request's extensions.
 //! ```
@@ -82,14 +83,8 @@
 //! store round trip per request, without a `tower-sessions` dependency for hosts that have
 //! their own login, and without a secret ever resting in the host's session store.
 //!
-//! **What is hand-written, and why.** The signed cookie and the CSRF token are a few lines over
-//! the core's keyed BLAKE3 and key parsing ([`PageKey`] reads keys as the core's hash keys do):
-//! `tower-sessions` keeps session data in a store (a round trip per request, and a session
-//! store per host), `axum-extra`'s signed cookies sign with HMAC-SHA256 under a second key
-//! type, and a CSRF crate would add a cookie of its own; none binds a token to the host's
-//! user, which the page needs so that a shared browser never hands one user's form to another.
-//! HTML is escaped by one small writer (`E`, five characters) because the page is a handful of
-//! templates with no loops a template engine would simplify.
+//! Why the signed cookie and the CSRF MAC are written here rather than taken from a crate is
+//! weighed in one place, the crate's *What is hand-written, and why* ([crate docs](crate)).
 //!
 //! **Lists** read at most [`TokensPage::with_max_rows`] tokens (10,000 by default) and page them
 //! in memory (the core's [`Query`] has a limit, no offset); sorting by user or creator (which
@@ -448,7 +443,9 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> TokensPage<S, M> {
         self
     }
 
-    /// The page's routes, to nest under a path of the host's choosing.
+    /// The page's routes, to mount under a path of the host's choosing. Mount them with
+    /// `Router::nest_service("/tokens", page.router::<()>())` to answer at `/tokens` and at
+    /// `/tokens/` alike (axum's `nest` answers only the first).
     pub fn router<St: Clone + Send + Sync + 'static>(self) -> Router<St> {
         let shared = Arc::new(Shared {
             sessions: Sessions::new(self.settings.key.clone(), self.settings.sessions),
