@@ -571,9 +571,9 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> SelfService<S, M> {
         .await
     }
 
-    /// [`SelfService::regenerate`] of one token when `current` holds for it as it is now
-    /// (the page's "this form was shown with this secret"): `None`, nothing changed, when it
-    /// does not; else the token as it is after and its new secret.
+    /// [`SelfService::regenerate`] of one token when `current` holds for it as the store has it
+    /// ([`Tokens::generate_if`]: the page's "this form was shown with this secret"): `None`,
+    /// nothing changed, when it does not; else the token as it is after and its new secret.
     #[cfg(feature = "page")]
     pub(crate) async fn regenerate_if(
         &self,
@@ -584,15 +584,12 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> SelfService<S, M> {
     ) -> Result<Option<(Token, TokenSecret)>, ApiError> {
         let Caller { actor, bounds } = caller.into();
         run(&self.tokens, move |t| -> Result<_, ApiError> {
-            if !current(&t.get(&actor, id)?) {
-                return Ok(None);
-            }
             contained(t, &actor, &[id], bounds.as_ref())?;
-            let secret = t
-                .generate_with(&actor, [id], grace, &mut rand::rng())?
-                .pop();
-            let token = t.get(&actor, id)?;
-            Ok(secret.map(|(_, secret)| (token, secret)))
+            // The check and the write are one compare-and-set in the store.
+            let Some(secret) = t.generate_if(&actor, id, grace, &mut rand::rng(), current)? else {
+                return Ok(None);
+            };
+            Ok(Some((t.get(&actor, id)?, secret)))
         })
         .await
     }

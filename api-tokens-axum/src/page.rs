@@ -51,7 +51,8 @@
 //! says the secret is gone. Without the script a reload sends the form again, and that is
 //! refused: a create by the owner's unique token names, a regenerate because the form carries
 //! the version of the secret it was shown with (a keyed MAC of its hash), which the first
-//! regenerate changed. Every page is `Cache-Control: no-store` and has a strict
+//! regenerate changed (checked and written as one compare-and-set,
+//! [`Tokens::generate_if`](api_tokens::Tokens::generate_if)). Every page is `Cache-Control: no-store` and has a strict
 //! `Content-Security-Policy` (scripts and styles from the page's own assets only, no inline
 //! script); every string from a user or a token is escaped. Nothing the page logs contains a
 //! secret, a CSRF token or a session cookie. Sessions are bounded in time ([`SessionLimits`]).
