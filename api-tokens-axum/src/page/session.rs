@@ -277,7 +277,7 @@ impl Sessions {
         live.then_some(session)
     }
 
-    /// A new session for `user`, opened at `now`.
+    /// A new session, opened at `now` (its cookie is signed for a user by [`Sessions::cookie`]).
     pub(crate) fn open(&self, now: i64) -> Session {
         let mut id = [0u8; 16];
         rand::rng().fill_bytes(&mut id);
