@@ -20,8 +20,9 @@ use rand::Rng;
 /// one process, and every process restart ends the page's sessions (a form shown before it is
 /// refused as without its CSRF token; the user reloads the page).
 ///
-/// Its `Debug` shows only its public [`id`](PageKey::id), never the key; the key is wiped when
-/// dropped.
+/// Make it a key of its own, not the hash key (`openssl rand -hex 32` again): whoever holds it
+/// can sign page sessions and CSRF tokens, nothing more. Its `Debug` shows only its public
+/// [`id`](PageKey::id), never the key; the key is wiped when dropped.
 ///
 /// ```
 /// use api_tokens_axum::page::PageKey;
