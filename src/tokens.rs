@@ -761,17 +761,67 @@ impl<S: TokenStore> Tokens<S> {
             .check_grace(grace)
             .map_err(|e| Error::invalid(None, e))?;
         let ids: Vec<TokenId> = ids.into_iter().collect();
-        retrying(|| self.try_generate(actor, &ids, grace, rng))
+        retrying(|| self.try_generate(actor, &ids, grace, rng, &|_| true))
+            .map(Option::unwrap_or_default)
     }
 
+    /// [`Tokens::generate_with`] of one token, only while `current` holds for the token as the
+    /// store has it: `Ok(None)`, and nothing changes, when it does not. The check and the write
+    /// are one compare-and-set (the write carries the revision the check read; a token changed
+    /// in between is read and checked again), so of two callers that expect the same secret
+    /// (a form sent twice, to two processes at once) one regenerates and the other gets `None`.
+    ///
+    /// ```
+    /// use api_tokens::{Actor, NewToken, Tokens, UserId};
+    /// use api_tokens::time::Duration;
+    ///
+    /// let tokens = Tokens::in_memory();
+    /// let alice = Actor::user(UserId::new("alice")?);
+    /// let issued = tokens.issue(&alice, NewToken::new("ci".parse()?).permissions("ci.*".parse()?))?;
+    /// let shown = issued.token.secret.map(|s| s.hash);
+    /// let same_secret = |t: &api_tokens::Token| t.secret.map(|s| s.hash) == shown;
+    /// let mut rng = rand::rng();
+    /// let id = issued.token.id;
+    /// assert!(tokens.generate_if(&alice, id, Duration::ZERO, &mut rng, same_secret)?.is_some());
+    /// // Sent again: the secret is no longer the one the form was shown with.
+    /// assert!(tokens.generate_if(&alice, id, Duration::ZERO, &mut rng, same_secret)?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Tokens::generate_with`].
+    pub fn generate_if<R: CryptoRng + ?Sized>(
+        &self,
+        actor: &Actor,
+        id: TokenId,
+        grace: Duration,
+        rng: &mut R,
+        current: impl Fn(&Token) -> bool,
+    ) -> Result<Option<TokenSecret>> {
+        self.config
+            .policy
+            .check_grace(grace)
+            .map_err(|e| Error::invalid(None, e))?;
+        let generated = retrying(|| self.try_generate(actor, &[id], grace, rng, &current))?;
+        Ok(generated
+            .and_then(|mut g| g.pop())
+            .map(|(_, secret)| secret))
+    }
+
+    /// Generates the secrets of `ids` when `current` holds for each as loaded (`None`: nothing
+    /// written).
     fn try_generate<R: CryptoRng + ?Sized>(
         &self,
         actor: &Actor,
         ids: &[TokenId],
         grace: Duration,
         rng: &mut R,
-    ) -> Result<Vec<(TokenId, TokenSecret)>> {
+        current: &dyn Fn(&Token) -> bool,
+    ) -> Result<Option<Vec<(TokenId, TokenSecret)>>> {
         let mut tokens = self.load(actor, ids)?;
+        if !tokens.iter().all(current) {
+            return Ok(None);
+        }
         let now = self.now();
         for (i, t) in tokens.iter().enumerate() {
             if t.revoked.is_some() {
@@ -811,7 +861,7 @@ impl<S: TokenStore> Tokens<S> {
             let grace_until = (valid_until > now).then_some(valid_until);
             self.emit(now, Some(actor), t, EventKind::Generated { grace_until });
         }
-        Ok(secrets)
+        Ok(Some(secrets))
     }
 
     /// Changes tokens (Zabbix `token.update`): only the given fields, never the owner. A value

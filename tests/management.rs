@@ -854,3 +854,47 @@ fn allowlist_text_is_taken_as_written_or_refused() {
         assert_eq!(e.problem, Problem::EmptyItem, "{blank_items:?}");
     }
 }
+
+/// `generate_if` is a compare-and-set: of many callers expecting the same secret at once (a
+/// form sent twice, to two processes), exactly one regenerates; the others change nothing.
+#[test]
+fn generate_if_regenerates_once_for_callers_expecting_the_same_secret() {
+    let e = env();
+    let alice = user(1);
+    let issued = e.tokens.issue(&alice, new("ci")).unwrap();
+    let id = issued.token.id;
+    let shown = issued.token.secret.map(|s| s.hash);
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let secrets: Vec<Option<String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let (tokens, alice, barrier) = (&e.tokens, alice.clone(), barrier.clone());
+                scope.spawn(move || {
+                    barrier.wait();
+                    tokens
+                        .generate_if(&alice, id, Duration::ZERO, &mut rand::rng(), |t| {
+                            t.secret.map(|s| s.hash) == shown
+                        })
+                        .unwrap()
+                        .map(|s| s.expose().to_owned())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let made: Vec<&String> = secrets.iter().flatten().collect();
+    assert_eq!(made.len(), 1, "exactly one regenerated");
+    let ctx = api_tokens::RequestContext::unknown_address();
+    assert!(e.tokens.authenticate_at(made[0], &ctx, NOW).is_ok());
+    assert!(
+        e.tokens
+            .authenticate_at(issued.secret.expose(), &ctx, NOW)
+            .is_err()
+    );
+    // Refused values are refused as by `generate_with`.
+    assert!(
+        e.tokens
+            .generate_if(&alice, id, Duration::days(-1), &mut rand::rng(), |_| true)
+            .is_err()
+    );
+}

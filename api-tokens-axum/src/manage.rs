@@ -27,7 +27,18 @@
 //! permissions, managing its own tokens only when the grant holds the management permission
 //! the host names ([`FromGrant::new`]; without it every call is refused, 403), and everyone's
 //! when it holds the admin permission the host names. [`actor_from_fn`] maps a request any
-//! other way (a session).
+//! other way (a session), and [`TokenOrSession`] takes the calling token when the request
+//! presented one, else the host's session.
+//!
+//! **The first management token.** A customer who holds no token yet gets one through the
+//! host's session: the [page](crate::page)'s create form, or `POST /` with the session through
+//! [`TokenOrSession`] (`{"name": "ci", "permissions": "tokens.manage"}`, the permission the
+//! host's [`FromGrant`] names); that token then manages their tokens from scripts. An operator
+//! can issue one with [`Tokens::issue`] or the `api-tokens` command line.
+//!
+//! **No state in the process.** The router keeps nothing between requests (the caller comes
+//! from each request, every token from the store, a secret only in the answer that made it),
+//! so any number of processes serve it behind any balancer.
 //!
 //! **A token cannot outlive or outreach itself**: when the request was authenticated with an
 //! API token (it carries a [`Grant`], whatever the mapping), the tokens it
@@ -235,6 +246,74 @@ where
         _: &Tokens<S>,
     ) -> impl Future<Output = Result<Actor, ApiError>> + Send {
         std::future::ready((self.0)(parts))
+    }
+}
+
+/// An [`ActorMapping`] for "the calling token if the request presented one, else the host's
+/// session": a request the [`AuthLayer`](crate::AuthLayer) authenticated (it carries a
+/// [`Grant`]) is mapped by `token` ([`FromGrant`]: the token's owner, within the token's
+/// permissions and bounds); any other request by `session` (the host's login, typically
+/// [`actor_from_fn`]). Put the layer in front with
+/// [`with_optional(true)`](crate::AuthLayer::with_optional), so requests without a token reach
+/// the session.
+///
+/// A token never acts as the session's user: with a grant the session is not read at all, so
+/// a script holding a narrow token in a browser that is signed in as an admin still acts as
+/// the token. A request that presents credentials no layer checked (no grant, but an
+/// `Authorization` header) is refused (401) rather than mapped to the session: a token that
+/// was meant to be checked never silently becomes a session request.
+///
+/// ```
+/// use api_tokens::{Actor, Tokens, UserId, permission};
+/// use api_tokens_axum::{AuthLayer, Refusal};
+/// use api_tokens_axum::manage::{FromGrant, SelfService, TokenOrSession, actor_from_fn};
+/// use axum::Router;
+///
+/// #[derive(Clone)]
+/// struct SignedIn(UserId);
+///
+/// let tokens = Tokens::in_memory();
+/// let actors = TokenOrSession::new(
+///     FromGrant::new(permission!("tokens.manage")),
+///     actor_from_fn(|parts| {
+///         let who = parts.extensions.get::<SignedIn>().ok_or(Refusal::no_credentials())?;
+///         Ok(Actor::user(who.0.clone()))
+///     }),
+/// );
+/// let app: Router = Router::new()
+///     .nest("/api/tokens", SelfService::new(tokens.clone()).with_actors(actors).router())
+///     .layer(AuthLayer::new(tokens).with_optional(true));
+/// // … .layer(your_login_layer) that inserts `SignedIn` for a signed-in browser.
+/// ```
+#[derive(Clone, Debug)]
+pub struct TokenOrSession<M> {
+    token: FromGrant,
+    session: M,
+}
+
+impl<M> TokenOrSession<M> {
+    /// Callers by `token` when a token authenticated the request, else by `session`.
+    pub fn new(token: FromGrant, session: M) -> Self {
+        Self { token, session }
+    }
+}
+
+impl<S: TokenStore + 'static, M: ActorMapping<S>> ActorMapping<S> for TokenOrSession<M> {
+    async fn actor(&self, parts: &Parts, tokens: &Tokens<S>) -> Result<Actor, ApiError> {
+        if parts.extensions.get::<Grant>().is_some() {
+            return self.token.actor(parts, tokens).await;
+        }
+        if parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            tracing::warn!(
+                "self-service refused: credentials were presented but no AuthLayer checked them \
+                 (put AuthLayer::new(tokens).with_optional(true) in front)"
+            );
+            return Err(ApiError::Refused(crate::Refusal::invalid_token()));
+        }
+        self.session.actor(parts, tokens).await
     }
 }
 
@@ -488,6 +567,29 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> SelfService<S, M> {
         run(&self.tokens, move |t| -> Result<_, ApiError> {
             contained(t, &actor, &ids, bounds.as_ref())?;
             Ok(t.generate_with(&actor, ids, grace, &mut rand::rng())?)
+        })
+        .await
+    }
+
+    /// [`SelfService::regenerate`] of one token when `current` holds for it as the store has it
+    /// ([`Tokens::generate_if`]: the page's "this form was shown with this secret"): `None`,
+    /// nothing changed, when it does not; else the token as it is after and its new secret.
+    #[cfg(feature = "page")]
+    pub(crate) async fn regenerate_if(
+        &self,
+        caller: impl Into<Caller>,
+        id: TokenId,
+        grace: api_tokens::time::Duration,
+        current: impl Fn(&Token) -> bool + Send + 'static,
+    ) -> Result<Option<(Token, TokenSecret)>, ApiError> {
+        let Caller { actor, bounds } = caller.into();
+        run(&self.tokens, move |t| -> Result<_, ApiError> {
+            contained(t, &actor, &[id], bounds.as_ref())?;
+            // The check and the write are one compare-and-set in the store.
+            let Some(secret) = t.generate_if(&actor, id, grace, &mut rand::rng(), current)? else {
+                return Ok(None);
+            };
+            Ok(Some((t.get(&actor, id)?, secret)))
         })
         .await
     }

@@ -6,7 +6,7 @@
 //! use api_tokens::{Actor, Tokens, UserId};
 //! use api_tokens_axum::Refusal;
 //! use api_tokens_axum::manage::actor_from_fn;
-//! use api_tokens_axum::page::TokensPage;
+//! use api_tokens_axum::page::{PageKey, TokensPage};
 //! use axum::Router;
 //!
 //! /// Whoever the host's own login put in the request.
@@ -14,43 +14,78 @@
 //! struct Signed { user: UserId, admin: bool }
 //!
 //! let tokens = Tokens::in_memory();
-//! let app: Router = Router::new().nest(
+//! let app: Router = Router::new().nest_service(
 //!     "/tokens",
 //!     TokensPage::new(tokens)
+//!         .with_key(PageKey::random()) // in a fleet: the same key on every process
 //!         .with_actors(actor_from_fn(|parts| {
 //!             let s = parts.extensions.get::<Signed>().ok_or(Refusal::no_credentials())?;
 //!             Ok(if s.admin { Actor::admin(s.user.clone()) } else { Actor::user(s.user.clone()) })
 //!         }))
-//!         .router(),
+//!         .router::<()>(),
 //! );
 //! // … .layer(your_login_layer) that inserts `Signed` into the request's extensions.
 //! ```
 //!
 //! | method and path (under the mount point) | what |
 //! | --- | --- |
-//! | `GET /` (`?sort=name&order=desc&page=2`) | the list: filter, sortable columns, checkboxes, status buttons, mass actions, pager |
-//! | `POST /filter` | sets (or resets) the filter, kept in the session |
+//! | `GET /` (`?sort=name&order=desc&page=2&name=ci&status=enabled…`) | the list: filter, sortable columns, checkboxes, status buttons, mass actions, pager |
+//! | `POST /filter` | reads the filter form and redirects to the list with the filter in its address |
 //! | `POST /mass` | mass enable, disable or delete (`action`, `ids`), after a confirmation |
 //! | `POST /toggle` | a click on a status: enables or disables one token |
-//! | `GET /new`, `POST /new` | the create form; on success, a redirect to the secret |
-//! | `GET /{id}/secret` | the new secret, **once** (with a copy button and a warning) |
+//! | `GET /new`, `POST /new` | the create form; on success, the answer shows the new secret, once |
+//! | `GET /{id}/secret` | where a page that showed a secret is reloaded: says it is gone (`410`) |
 //! | `GET /{id}`, `POST /{id}` | a token's page: edit (never the user), regenerate, delete |
-//! | `POST /{id}/regenerate` | a new secret (the old one stops working at once), after a confirmation |
+//! | `POST /{id}/regenerate` | a new secret (the old one stops working at once), after a confirmation; the answer shows it, once |
 //! | `GET /assets/page.css`, `GET /assets/page.js` | the style and the small script |
+//!
+//! The page answers at its mount point with and without a trailing `/` (`/tokens` and
+//! `/tokens/` under `nest("/tokens", …)`).
 //!
 //! **Security.** Every `POST` carries the session's CSRF token (a hidden field) and is refused
 //! with `403` without it; the session cookie is `HttpOnly`, `SameSite=Strict`, scoped to the
-//! mount point (and `Secure` with [`TokensPage::with_secure_cookie`]). A new secret never travels in
-//! a URL: the `POST` keeps it in the server-side session and redirects (`303`) to
-//! `/{id}/secret`, which shows it once and forgets it; a reload shows that it is gone. Every
-//! page is `Cache-Control: no-store` and has a strict `Content-Security-Policy` (scripts and
-//! styles from the page's own assets only, no inline script); every string from a user or a
-//! token is escaped. Nothing the page logs contains a secret or a CSRF token. Sessions are
-//! bounded ([`SessionLimits`]).
+//! mount point (and `Secure` with [`TokensPage::with_secure_cookie`]). A new secret is never
+//! stored, not even for a moment: the `POST` that creates or regenerates it shows it in its own
+//! answer, and nowhere else (never in a URL, a cookie or a log). The page's script then
+//! replaces that entry of the browser's history with `/{id}/secret`, so a reload or a return
+//! says the secret is gone. Without the script a reload sends the form again, and that is
+//! refused: a create by the owner's unique token names, a regenerate because the form carries
+//! the version of the secret it was shown with (a keyed MAC of its hash), which the first
+//! regenerate changed (checked and written as one compare-and-set,
+//! [`Tokens::generate_if`](api_tokens::Tokens::generate_if)). Every page is `Cache-Control: no-store` and has a strict
+//! `Content-Security-Policy` (scripts and styles from the page's own assets only, no inline
+//! script); every string from a user or a token is escaped. Nothing the page logs contains a
+//! secret, a CSRF token or a session cookie. Sessions are bounded in time ([`SessionLimits`]).
 //!
-//! **Sessions live in the process** that serves the page (in memory, bounded): behind a load
-//! balancer over several processes, send each browser to one of them (sticky sessions), or a
-//! form posted to another process is refused as without its CSRF token.
+//! **No state in the process: any number of processes serve the page**, behind any load
+//! balancer, without sticky sessions. The page keeps nothing between requests; what it hands
+//! the browser is signed with the page's [`PageKey`] (keyed BLAKE3) and checked when it comes
+//! back:
+//!
+//! | what | where it lives |
+//! | --- | --- |
+//! | who the user is | the host's own login, read by the [`ActorMapping`] on every request |
+//! | the page's session | a cookie (`api_tokens_page`): a random id, when it was opened and last renewed, and their MAC for this user; it ends when idle or old ([`SessionLimits`]) |
+//! | the CSRF token of every form | the MAC of the session's id and the user: no cookie of its own, the same on every process |
+//! | the list's filter, sort and page | the list's address (its query string) |
+//! | the message for the next page ("API tokens deleted") | a cookie of a minute (`api_tokens_notice`), signed for the session, cleared by the page that shows it |
+//! | a new secret | the answer to the `POST` that made it, only |
+//!
+//! Give every process the same key with [`TokensPage::with_key`] (from the host's
+//! configuration: [`PageKey::from_env`]); a page without one makes a random key, which is
+//! right for one process. A session says nothing about who is signed in: a session cookie of
+//! another user (a shared browser) proves nothing and a fresh session is opened.
+//!
+//! **Beside the host's session layer.** A host running `tower-sessions` (or axum-login over
+//! it) keeps its login there and maps it to the caller with [`actor_from_fn`](crate::manage::actor_from_fn)
+//! (its `Session` is in the request's extensions). The page does not store its own state in
+//! that session: it has nothing to store. Its own cookie is kept instead of a row in the host's
+//! store because it only binds CSRF tokens to a browser, which a signature does without a
+//! store round trip per request, without a `tower-sessions` dependency for hosts that have
+//! their own login, and without a secret ever resting in the host's session store.
+//!
+//! Why the signed cookie and the CSRF MAC are written here rather than taken from a crate is
+//! weighed in one place, the crate's *What is hand-written, and why* ([crate docs](crate)).
 //!
 //! **Lists** read at most [`TokensPage::with_max_rows`] tokens (10,000 by default) and page them
 //! in memory (the core's [`Query`] has a limit, no offset); sorting by user or creator (which
@@ -91,8 +126,7 @@ use api_tokens::store::{SortField, SortOrder};
 use api_tokens::time::Duration as TimeDuration;
 use api_tokens::{
     Error, Expiry, Forbidden, IpAllowlist, MemoryStore, PermissionSet, Problem, Query, Status,
-    Token, TokenId, TokenName, TokenSecret, TokenStore, TokenUpdate, Tokens, UserId,
-    ValidationError,
+    Token, TokenId, TokenName, TokenStore, TokenUpdate, Tokens, UserId, ValidationError,
 };
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -100,13 +134,14 @@ use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY, SET_COOKIE,
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::manage::{ActorMapping, ApiError, FromGrant, SelfService};
 
 mod extract;
+mod filter;
 mod form;
 mod html;
 mod preset;
@@ -115,17 +150,20 @@ mod session;
 mod texts;
 
 pub use preset::{ExpiryInput, Preset};
-pub use session::SessionLimits;
+pub use session::{PageKey, PageKeyError, SessionLimits};
 pub use texts::{Texts, UnknownText};
 
 use extract::{Ctx, Page, Posted};
+use filter::{Filter, MAX_DAYS};
 use form::Form;
-use render::{Errors, FilterInput, Frame, TokenInput};
-use session::{Filter, Notice, Pending, Reveal, Sessions};
+use render::{Errors, FilterInput, Frame, NewSecret, Reveal, TokenInput};
+use session::{Notice, Sessions};
 use texts::fill;
 
 /// The session cookie's name.
 const COOKIE_NAME: &str = "api_tokens_page";
+/// The cookie carrying a message to the next page.
+const NOTICE_COOKIE: &str = "api_tokens_notice";
 /// The cookie the page's script sets when the filter is folded away (`folded`) or opened
 /// again: a look the browser keeps, nothing the server stores.
 const FOLD_COOKIE: &str = "api_tokens_filter";
@@ -134,8 +172,6 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 const CSS: &str = include_str!("page/page.css");
 const JS: &str = include_str!("page/page.js");
 
-/// The longest "expires in less than N days".
-const MAX_DAYS: u32 = 36_500;
 /// The highest page number a request may name.
 const MAX_PAGE: usize = 1_000_000;
 
@@ -258,13 +294,27 @@ impl ListView {
         Ok(view)
     }
 
-    fn query_string(&self) -> String {
+    /// The list's query string for this view of `filter`.
+    fn query_string(&self, filter: &Filter) -> String {
         format!(
-            "?sort={}&order={}&page={}",
+            "?sort={}&order={}&page={}{}",
             self.sort.name(),
             if self.desc { "desc" } else { "asc" },
-            self.page
+            self.page,
+            filter.query()
         )
+    }
+
+    /// The view's fields and `filter`'s, for the hidden fields of a form that comes back to
+    /// this list.
+    fn fields(&self, filter: &Filter) -> Vec<(&'static str, String)> {
+        let mut out = vec![
+            ("sort", self.sort.name().to_owned()),
+            ("order", if self.desc { "desc" } else { "asc" }.to_owned()),
+            ("page", self.page.to_string()),
+        ];
+        out.extend(filter.fields());
+        out
     }
 }
 
@@ -277,6 +327,7 @@ struct Settings {
     max_body_bytes: usize,
     secure_cookie: bool,
     sessions: SessionLimits,
+    key: PageKey,
 }
 
 /// The *API tokens* page over a [`Tokens`]: see the [module](self) for its routes and rules.
@@ -316,6 +367,7 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> TokensPage<S, M> {
                 max_body_bytes: 64 * 1024,
                 secure_cookie: false,
                 sessions: SessionLimits::default(),
+                key: PageKey::random(),
             },
         }
     }
@@ -359,7 +411,16 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> TokensPage<S, M> {
         self
     }
 
-    /// Bounds on the page's sessions.
+    /// The key the page signs its session cookies, CSRF tokens and messages with: **the same
+    /// on every process serving the page** (see the [module](self) docs). Without it the page
+    /// makes a random key, right for one process only.
+    #[must_use]
+    pub fn with_key(mut self, key: PageKey) -> Self {
+        self.settings.key = key;
+        self
+    }
+
+    /// How long the page's sessions last.
     #[must_use]
     pub fn with_session_limits(mut self, limits: SessionLimits) -> Self {
         self.settings.sessions = limits;
@@ -383,10 +444,12 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> TokensPage<S, M> {
         self
     }
 
-    /// The page's routes, to nest under a path of the host's choosing.
+    /// The page's routes, to mount under a path of the host's choosing. Mount them with
+    /// `Router::nest_service("/tokens", page.router::<()>())` to answer at `/tokens` and at
+    /// `/tokens/` alike (axum's `nest` answers only the first).
     pub fn router<St: Clone + Send + Sync + 'static>(self) -> Router<St> {
         let shared = Arc::new(Shared {
-            sessions: Sessions::new(self.settings.sessions),
+            sessions: Sessions::new(self.settings.key.clone(), self.settings.sessions),
             service: self.service,
             settings: self.settings,
         });
@@ -419,20 +482,18 @@ struct Shared<S, M> {
 
 type St<S, M> = State<Arc<Shared<S, M>>>;
 
-/// The caller's session as a page opens it: what the page shows from it, and the cookie to
-/// set when it is new. All the page keeps between requests is behind the `Shared` methods
-/// that read and write it (`session`, `csrf`, `notice`, `filter`, `hold`, `take`).
+/// The cookies an answer sets.
+type Cookies = Vec<HeaderValue>;
+
+/// The caller's session as a page opens it: the CSRF token for the page's forms, and the
+/// cookie to set when the session is new or due for renewal.
 struct PageSession {
-    /// The session's id (the cookie's value).
-    id: String,
     /// Its CSRF token, for the page's forms.
     csrf: String,
-    /// The list's filter.
-    filter: Filter,
-    /// The message left for this page, taken out of the session.
-    notice: Option<Notice>,
-    /// `Set-Cookie` for a session opened by this request.
-    set_cookie: Option<HeaderValue>,
+    /// The session itself.
+    session: session::Session,
+    /// `Set-Cookie` for a session opened or renewed by this request.
+    cookies: Cookies,
 }
 
 impl Ctx {
@@ -460,21 +521,23 @@ impl Ctx {
         }
     }
 
-    fn list_url(&self, view: Option<&ListView>) -> String {
+    /// The list's address: its root, or the view `view` of `filter`.
+    fn list_url(&self, view: Option<&ListView>, filter: &Filter) -> String {
         let root = if self.base.is_empty() {
             "/"
         } else {
             &self.base
         };
         match view {
-            Some(v) => format!("{root}{}", v.query_string()),
-            None => root.to_owned(),
+            Some(v) => format!("{root}{}", v.query_string(filter)),
+            None if filter.is_empty() => root.to_owned(),
+            None => format!("{root}?{}", filter.query().trim_start_matches('&')),
         }
     }
 }
 
-/// An HTML answer with the page's headers (and a new session cookie).
-fn respond(status: StatusCode, body: String, set_cookie: Option<HeaderValue>) -> Response {
+/// An HTML answer with the page's headers (and its cookies).
+fn respond(status: StatusCode, body: String, cookies: Cookies) -> Response {
     let mut response = (status, body).into_response();
     let h = response.headers_mut();
     h.insert(
@@ -486,8 +549,8 @@ fn respond(status: StatusCode, body: String, set_cookie: Option<HeaderValue>) ->
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    if let Some(cookie) = set_cookie {
-        h.insert(SET_COOKIE, cookie);
+    for cookie in cookies {
+        h.append(SET_COOKIE, cookie);
     }
     response
 }
@@ -501,8 +564,8 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     response
 }
 
-/// `303 See Other` to `location` (a path of the page: never a secret in it).
-fn see_other(location: &str) -> Response {
+/// `303 See Other` to `location` (a path of the page: never a secret in it), with `cookies`.
+fn see_other(location: &str, cookies: Cookies) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     let h = response.headers_mut();
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -514,40 +577,78 @@ fn see_other(location: &str) -> Response {
             h.insert(LOCATION, HeaderValue::from_static("/"));
         }
     }
+    for cookie in cookies {
+        h.append(SET_COOKIE, cookie);
+    }
     response
 }
 
 impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
-    /// The caller's session, opened if needed (see [`PageSession`]).
+    /// The caller's session: the one its cookie proves, or a new one (see [`PageSession`]).
     fn session(&self, ctx: &Ctx) -> PageSession {
-        let (id, new) = self
-            .sessions
-            .open(ctx.cookie.as_deref(), &ctx.caller.actor.user);
-        let (csrf, filter, notice) = self
-            .sessions
-            .with(Some(&id), &ctx.caller.actor.user, |s| {
-                (s.csrf().to_owned(), s.filter.clone(), s.notice.take())
-            })
-            .unwrap_or_default();
-        let set_cookie = new.then(|| {
-            let path = if ctx.base.is_empty() { "/" } else { &ctx.base };
-            let text = format!(
-                "{COOKIE_NAME}={id}; Path={path}; HttpOnly; SameSite=Strict{}",
-                if self.settings.secure_cookie {
-                    "; Secure"
-                } else {
-                    ""
-                }
-            );
-            HeaderValue::from_str(&text).ok()
-        });
+        let user = &ctx.caller.actor.user;
+        let (session, renewed) = match ctx.session {
+            Some(s) => (s, self.sessions.renewed(&s, ctx.now)),
+            None => {
+                let s = self.sessions.open(ctx.now);
+                (s, Some(s))
+            }
+        };
+        let cookies = renewed
+            .and_then(|s| self.cookie(ctx, COOKIE_NAME, &self.sessions.cookie(user, &s), None))
+            .into_iter()
+            .collect();
         PageSession {
-            id,
-            csrf,
-            filter,
-            notice,
-            set_cookie: set_cookie.flatten(),
+            csrf: self.sessions.csrf(user, &session),
+            session: renewed.unwrap_or(session),
+            cookies,
         }
+    }
+
+    /// A `Set-Cookie` of the page: scoped to its mount point, `HttpOnly`, `SameSite=Strict`
+    /// (and `Secure` when configured); a session cookie unless `max_age` is given.
+    fn cookie(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        value: &str,
+        max_age: Option<i64>,
+    ) -> Option<HeaderValue> {
+        let path = if ctx.base.is_empty() { "/" } else { &ctx.base };
+        let text = format!(
+            "{name}={value}; Path={path}{}; HttpOnly; SameSite=Strict{}",
+            max_age.map_or_else(String::new, |s| format!("; Max-Age={s}")),
+            if self.settings.secure_cookie {
+                "; Secure"
+            } else {
+                ""
+            }
+        );
+        HeaderValue::from_str(&text).ok()
+    }
+
+    /// The cookie that leaves `notice` for the caller's next page (none without a session:
+    /// a form that passed its CSRF check always has one).
+    fn notice(&self, ctx: &Ctx, notice: &Notice) -> Cookies {
+        let Some(session) = &ctx.session else {
+            return Vec::new();
+        };
+        let value = self
+            .sessions
+            .notice_cookie(&ctx.caller.actor.user, session, notice, ctx.now);
+        self.cookie(ctx, NOTICE_COOKIE, &value, Some(session::NOTICE_SECS))
+            .into_iter()
+            .collect()
+    }
+
+    /// The message the caller's previous answer left for this page, if one was left for this
+    /// session; the cookie that carried it is cleared either way.
+    fn take_notice(&self, ctx: &Ctx, page: &mut PageSession) -> Option<Notice> {
+        let cookie = ctx.notice.as_deref()?;
+        page.cookies
+            .extend(self.cookie(ctx, NOTICE_COOKIE, "", Some(0)));
+        self.sessions
+            .notice_of(Some(cookie), &ctx.caller.actor.user, &page.session, ctx.now)
     }
 
     /// A message page (with the status) for the caller.
@@ -555,7 +656,7 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
         respond(
             status,
             render::message(&ctx.frame(self, ""), title, text),
-            None,
+            Vec::new(),
         )
     }
 
@@ -583,70 +684,19 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
         &self.settings.preset
     }
 
-    /// Leaves `notice` for the caller's next page.
-    fn notice(&self, ctx: &Ctx, notice: Notice) {
-        self.sessions
-            .with(ctx.cookie.as_deref(), &ctx.caller.actor.user, |s| {
-                s.notice = Some(notice)
-            });
-    }
-
     /// The CSRF token of the caller's session (empty without one).
     fn csrf(&self, ctx: &Ctx) -> String {
-        self.sessions
-            .with(ctx.cookie.as_deref(), &ctx.caller.actor.user, |s| {
-                s.csrf().to_owned()
-            })
+        ctx.session
+            .map(|s| self.sessions.csrf(&ctx.caller.actor.user, &s))
             .unwrap_or_default()
     }
 
-    /// Whether `presented` is the CSRF token of the caller's session.
+    /// Whether `presented` is the CSRF token of the session the caller's cookie proves.
     fn csrf_ok(&self, ctx: &Ctx, presented: Option<&str>) -> bool {
-        self.sessions
-            .csrf_ok(ctx.cookie.as_deref(), &ctx.caller.actor.user, presented)
-    }
-
-    /// The list's filter kept in the caller's session.
-    fn filter(&self, ctx: &Ctx) -> Filter {
-        self.sessions
-            .with(ctx.cookie.as_deref(), &ctx.caller.actor.user, |s| {
-                s.filter.clone()
-            })
-            .unwrap_or_default()
-    }
-
-    /// Keeps `filter` in the caller's session.
-    fn set_filter(&self, ctx: &Ctx, filter: Filter) {
-        self.sessions
-            .with(ctx.cookie.as_deref(), &ctx.caller.actor.user, |s| {
-                s.filter = filter
-            });
-    }
-
-    /// Keeps a new secret for the caller's next look at its token; false when the session
-    /// ended in between (the secret is then dropped, wiped).
-    fn hold(
-        &self,
-        ctx: &Ctx,
-        id: TokenId,
-        name: TokenName,
-        secret: TokenSecret,
-        why: Reveal,
-    ) -> bool {
-        self.sessions.hold(
-            ctx.cookie.as_deref(),
-            &ctx.caller.actor.user,
-            id,
-            name,
-            secret,
-            why,
-        )
-    }
-
-    /// The secret waiting in `session` for token `id`, taken out: it is never shown twice.
-    fn take(&self, ctx: &Ctx, session: &PageSession, id: TokenId) -> Option<Pending> {
-        self.sessions
-            .take(Some(&session.id), &ctx.caller.actor.user, id)
+        match (&ctx.session, presented) {
+            (Some(s), Some(p)) => self.sessions.csrf_ok(&ctx.caller.actor.user, s, p),
+            _ => false,
+        }
     }
 
     /// Renders the list for `view` with the caller's filter.
@@ -661,7 +711,7 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
         notice: Option<Notice>,
         mut view: ListView,
         status: StatusCode,
-        cookie: Option<HeaderValue>,
+        cookies: Cookies,
     ) -> Response {
         let max_rows = self.settings.max_rows;
         let never_first = self.preset().never_expires_first;
@@ -710,7 +760,7 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
             size,
             now,
         );
-        respond(status, body, cookie)
+        respond(status, body, cookies)
     }
 }
 
@@ -854,122 +904,66 @@ async fn list_page<S: TokenStore + 'static, M: ActorMapping<S>>(
     Page(ctx, ()): Page,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let view = match Form::parse(query.as_deref().unwrap_or_default())
-        .map_err(|()| shared.texts().not_utf8.to_string())
-        .and_then(|f| ListView::parse(&f, ctx.admin(), shared.preset()))
-    {
+    let texts = shared.texts();
+    let form = match Form::parse(query.as_deref().unwrap_or_default()) {
+        Ok(form) => form,
+        Err(()) => return shared.bad_request(&ctx, &texts.not_utf8),
+    };
+    let view = match ListView::parse(&form, ctx.admin(), shared.preset()) {
         Ok(view) => view,
         Err(text) => return shared.bad_request(&ctx, &text),
     };
-    let session = shared.session(&ctx);
-    let input = FilterInput::of(&session.filter);
+    let mut errors = Errors::default();
+    let filter = Filter::read(&form, ctx.admin(), texts, &mut errors);
+    let (input, status) = if errors.is_empty() {
+        (FilterInput::of(&filter), StatusCode::OK)
+    } else {
+        (FilterInput::typed(&form), StatusCode::UNPROCESSABLE_ENTITY)
+    };
+    let mut session = shared.session(&ctx);
+    let notice = shared.take_notice(&ctx, &mut session);
     shared
         .list(
             &ctx,
             &session.csrf,
-            &session.filter,
+            &filter,
             &input,
-            Errors::default(),
-            session.notice,
+            errors,
+            notice,
             view,
-            StatusCode::OK,
-            session.set_cookie,
+            status,
+            session.cookies,
         )
         .await
 }
 
-fn users_of(form: &Form, name: &str, errors: &mut Errors, texts: &Texts) -> Vec<UserId> {
-    let mut out = Vec::new();
-    for item in form.all(name).flat_map(|v| v.split(',')) {
-        let item = item.trim();
-        if item.is_empty() {
-            continue;
-        }
-        match UserId::new(item) {
-            Ok(u) if !out.contains(&u) => out.push(u),
-            Ok(_) => {}
-            Err(e) => {
-                errors.add(Some(name), invalid_text(texts, name, &e));
-                return out;
-            }
-        }
-        if out.len() > session::MAX_FILTER_USERS {
-            let max = session::MAX_FILTER_USERS.to_string();
-            errors.add(Some(name), fill(&texts.filter_too_many, &[("max", &max)]));
-            return out;
-        }
-    }
-    out
-}
-
+/// Reads the filter form, and sends the browser to the list with the filter in its address.
 async fn set_filter<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
     Posted(ctx, form, ()): Posted,
 ) -> Response {
-    let texts = shared.texts();
-    let mut filter = Filter::default();
-    let mut errors = Errors::default();
-    if !form.checked("reset") {
-        let name = form.get("name").unwrap_or_default();
-        if name.chars().count() > session::MAX_FILTER_TEXT {
-            let max = session::MAX_FILTER_TEXT.to_string();
-            errors.add(Some("name"), fill(&texts.filter_too_long, &[("max", &max)]));
-        }
-        filter.name = name.to_owned();
-        if ctx.admin() {
-            filter.owners = users_of(&form, "owners", &mut errors, texts);
-            filter.creators = users_of(&form, "creators", &mut errors, texts);
-        }
-        if form.checked("expires_soon") {
-            match form
-                .get("expires_days")
-                .and_then(|d| d.trim().parse::<u32>().ok())
-                .filter(|d| *d <= MAX_DAYS)
-            {
-                Some(days) => filter.expires_within_days = Some(days),
-                None => errors.add(
-                    Some("expires_days"),
-                    fill(&texts.filter_bad_days, &[("max", &MAX_DAYS.to_string())]),
-                ),
-            }
-        }
-        filter.status = match form.get("status").unwrap_or("any") {
-            "any" => None,
-            "enabled" => Some(Status::Enabled),
-            "disabled" => Some(Status::Disabled),
-            _ => {
-                errors.add(Some("status"), texts.filter_bad_status.to_string());
-                None
-            }
-        };
+    if form.checked("reset") {
+        return see_other(&ctx.list_url(None, &Filter::default()), Vec::new());
     }
+    let mut errors = Errors::default();
+    let filter = Filter::read(&form, ctx.admin(), shared.texts(), &mut errors);
     if !errors.is_empty() {
-        let input = FilterInput {
-            name: form.get("name").unwrap_or_default().to_owned(),
-            owners: form.all("owners").collect::<Vec<_>>().join(","),
-            creators: form.all("creators").collect::<Vec<_>>().join(","),
-            expires_soon: form.checked("expires_soon"),
-            expires_days: form.get("expires_days").unwrap_or_default().to_owned(),
-            status: form.get("status").unwrap_or("any").to_owned(),
-        };
         let csrf = shared.csrf(&ctx);
-        let saved = shared.filter(&ctx);
         return shared
             .list(
                 &ctx,
                 &csrf,
-                &saved,
-                &input,
+                &Filter::default(),
+                &FilterInput::typed(&form),
                 errors,
                 None,
                 ListView::default(),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                None,
+                Vec::new(),
             )
             .await;
     }
-    shared.set_filter(&ctx, filter);
-    see_other(&ctx.list_url(None))
+    see_other(&ctx.list_url(None, &filter), Vec::new())
 }
 
 fn ids_of(form: &Form) -> Option<Vec<TokenId>> {
@@ -1033,8 +1027,8 @@ async fn mass<S: TokenStore + 'static, M: ActorMapping<S>>(
     Posted(ctx, form, ()): Posted,
 ) -> Response {
     let texts = shared.texts();
-    let view = ListView::parse(&form, ctx.admin(), shared.preset()).unwrap_or_default();
-    let back = ctx.list_url(Some(&view));
+    let (view, filter) = back_to(&shared, &ctx, &form);
+    let back = ctx.list_url(Some(&view), &filter);
     let action = match form.get("action") {
         Some("enable") => Mass::Enable,
         Some("disable") => Mass::Disable,
@@ -1043,15 +1037,12 @@ async fn mass<S: TokenStore + 'static, M: ActorMapping<S>>(
     };
     let ids = match ids_of(&form) {
         Some(ids) if ids.is_empty() => {
-            shared.notice(
-                &ctx,
-                Notice {
-                    ok: false,
-                    text: texts.select_first.to_string(),
-                    token: None,
-                },
-            );
-            return see_other(&back);
+            let notice = Notice {
+                ok: false,
+                text: texts.select_first.to_string(),
+                token: None,
+            };
+            return see_other(&back, shared.notice(&ctx, &notice));
         }
         Some(ids) => ids,
         None => return shared.bad_request(&ctx, &texts.bad_ids),
@@ -1061,15 +1052,13 @@ async fn mass<S: TokenStore + 'static, M: ActorMapping<S>>(
         let mut fields: Vec<(&str, String)> =
             ids.iter().map(|id| ("ids", id.get().to_string())).collect();
         fields.push(("action", form.get("action").unwrap_or_default().to_owned()));
-        fields.push(("sort", view.sort.name().to_owned()));
-        fields.push(("order", if view.desc { "desc" } else { "asc" }.to_owned()));
-        fields.push(("page", view.page.to_string()));
+        fields.extend(view.fields(&filter));
         let csrf = shared.csrf(&ctx);
         let target = format!("{}/mass", ctx.base);
         return respond(
             StatusCode::OK,
             render::confirm(&ctx.frame(&shared, &csrf), &question, &target, &fields),
-            None,
+            Vec::new(),
         );
     }
     let result = match action.status() {
@@ -1092,8 +1081,19 @@ async fn mass<S: TokenStore + 'static, M: ActorMapping<S>>(
         }
         Err(e) => refused(texts, &e, &ids),
     };
-    shared.notice(&ctx, notice);
-    see_other(&back)
+    see_other(&back, shared.notice(&ctx, &notice))
+}
+
+/// The list a form of the list came from (its view and filter, sent back as hidden fields),
+/// to return to: what does not read is left out.
+fn back_to<S: TokenStore + 'static, M: ActorMapping<S>>(
+    shared: &Shared<S, M>,
+    ctx: &Ctx,
+    form: &Form,
+) -> (ListView, Filter) {
+    let view = ListView::parse(form, ctx.admin(), shared.preset()).unwrap_or_default();
+    let filter = Filter::read(form, ctx.admin(), shared.texts(), &mut Errors::default());
+    (view, filter)
 }
 
 /// A refused mass action's message, naming the token it is about.
@@ -1122,7 +1122,7 @@ async fn toggle<S: TokenStore + 'static, M: ActorMapping<S>>(
     Posted(ctx, form, ()): Posted,
 ) -> Response {
     let texts = shared.texts();
-    let view = ListView::parse(&form, ctx.admin(), shared.preset()).unwrap_or_default();
+    let (view, filter) = back_to(&shared, &ctx, &form);
     let target = form
         .get("toggle")
         .and_then(|v| v.split_once(':'))
@@ -1153,8 +1153,10 @@ async fn toggle<S: TokenStore + 'static, M: ActorMapping<S>>(
         }
         Err(e) => refused(texts, &e, &[id]),
     };
-    shared.notice(&ctx, notice);
-    see_other(&ctx.list_url(Some(&view)))
+    see_other(
+        &ctx.list_url(Some(&view), &filter),
+        shared.notice(&ctx, &notice),
+    )
 }
 
 async fn new_page<S: TokenStore + 'static, M: ActorMapping<S>>(
@@ -1179,11 +1181,12 @@ async fn new_page<S: TokenStore + 'static, M: ActorMapping<S>>(
         render::token_form(
             &ctx.frame(&shared, &session.csrf),
             None,
+            "",
             &input,
             &Errors::default(),
             now,
         ),
-        session.set_cookie,
+        session.cookies,
     )
 }
 
@@ -1305,12 +1308,12 @@ async fn create<S: TokenStore + 'static, M: ActorMapping<S>>(
         None
     };
     let now = shared.service.tokens().now();
+    let csrf = shared.csrf(&ctx);
     let show_form = |errors: &Errors, status: StatusCode| {
-        let csrf = shared.csrf(&ctx);
         respond(
             status,
-            render::token_form(&ctx.frame(&shared, &csrf), None, &input, errors, now),
-            None,
+            render::token_form(&ctx.frame(&shared, &csrf), None, "", &input, errors, now),
+            Vec::new(),
         )
     };
     let (Some(name), true) = (parsed.name, errors.is_empty()) else {
@@ -1331,22 +1334,28 @@ async fn create<S: TokenStore + 'static, M: ActorMapping<S>>(
     if let Some(o) = owner {
         new = new.owner(o);
     }
+    // Sent twice (a reload of this answer, a second click), the same name for the same owner
+    // is refused the second time: one token, one secret, shown once.
     match shared.service.issue(ctx.caller.clone(), new).await {
         Ok(issued) => {
             let id = issued.token.id;
             tracing::info!(actor = %ctx.caller.actor.user, token = id.get(), "API token added (page)");
-            let name = issued.token.name.clone();
-            if shared.hold(&ctx, id, name, issued.secret, Reveal::Created) {
-                see_other(&format!("{}/{}/secret", ctx.base, id.get()))
-            } else {
-                // The session closed in between: the secret cannot wait for the next page.
-                shared.message(
-                    &ctx,
-                    StatusCode::OK,
-                    &texts.added,
-                    &texts.session_ended_added,
-                )
-            }
+            let shown = NewSecret {
+                name: &issued.token.name,
+                secret: &issued.secret,
+                why: Reveal::Created,
+            };
+            respond(
+                StatusCode::OK,
+                render::secret(
+                    &ctx.frame(&shared, &csrf),
+                    id,
+                    Some(&issued.token),
+                    Some(&shown),
+                    now,
+                ),
+                Vec::new(),
+            )
         }
         Err(e) => {
             let field = token_field(&e);
@@ -1356,63 +1365,56 @@ async fn create<S: TokenStore + 'static, M: ActorMapping<S>>(
     }
 }
 
+/// Where a page that showed a new secret lands when it is reloaded or returned to (the page's
+/// script puts this address in the browser's history): the secret was shown once and is gone.
 async fn secret_page<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
-    method: Method,
     Page(ctx, id): Page<TokenId>,
 ) -> Response {
     let session = shared.session(&ctx);
-    // Only a GET shows (and so spends) the secret: a HEAD (a link checker, a prefetch) leaves it.
-    let pending = if method == Method::GET {
-        shared.take(&ctx, &session, id)
-    } else {
-        None
-    };
     let token = shared.service.get(ctx.caller.clone(), id).await.ok();
-    let status = if pending.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::GONE
-    };
     let now = shared.service.tokens().now();
     respond(
-        status,
+        StatusCode::GONE,
         render::secret(
             &ctx.frame(&shared, &session.csrf),
             id,
             token.as_ref(),
-            pending.as_ref(),
+            None,
             now,
         ),
-        session.set_cookie,
+        session.cookies,
     )
 }
 
 /// A token's page, or the answer that there is none for this caller.
+#[allow(clippy::too_many_arguments)]
 async fn show_token<S: TokenStore + 'static, M: ActorMapping<S>>(
     shared: &Shared<S, M>,
     ctx: &Ctx,
+    csrf: &str,
     id: TokenId,
     input: Option<&TokenInput>,
     errors: &Errors,
     status: StatusCode,
-    cookie: Option<HeaderValue>,
+    cookies: Cookies,
 ) -> Response {
     match shared.service.get(ctx.caller.clone(), id).await {
         Ok(token) => {
-            let csrf = shared.csrf(ctx);
             let now = shared.service.tokens().now();
             let own = TokenInput::of(&token);
+            let version = shared.sessions.secret_version(&token);
             respond(
                 status,
                 render::token_form(
-                    &ctx.frame(shared, &csrf),
+                    &ctx.frame(shared, csrf),
                     Some(&token),
+                    &version,
                     input.unwrap_or(&own),
                     errors,
                     now,
                 ),
-                cookie,
+                cookies,
             )
         }
         Err(e) => {
@@ -1430,11 +1432,12 @@ async fn token_page<S: TokenStore + 'static, M: ActorMapping<S>>(
     show_token(
         &shared,
         &ctx,
+        &session.csrf,
         id,
         None,
         &Errors::default(),
         StatusCode::OK,
-        session.set_cookie,
+        session.cookies,
     )
     .await
 }
@@ -1444,6 +1447,7 @@ async fn update<S: TokenStore + 'static, M: ActorMapping<S>>(
     Posted(ctx, form, id): Posted<TokenId>,
 ) -> Response {
     let texts = shared.texts();
+    let csrf = shared.csrf(&ctx);
     let current = match shared.service.get(ctx.caller.clone(), id).await {
         Ok(t) => t,
         Err(e) => {
@@ -1462,11 +1466,12 @@ async fn update<S: TokenStore + 'static, M: ActorMapping<S>>(
         return show_token(
             &shared,
             &ctx,
+            &csrf,
             id,
             Some(&input),
             &errors,
             StatusCode::UNPROCESSABLE_ENTITY,
-            None,
+            Vec::new(),
         )
         .await;
     };
@@ -1507,28 +1512,43 @@ async fn update<S: TokenStore + 'static, M: ActorMapping<S>>(
         if let Err(e) = shared.service.update(ctx.caller.clone(), u).await {
             let field = token_field(&e);
             errors.add(field, api_problem(texts, field, &e));
-            return show_token(&shared, &ctx, id, Some(&input), &errors, e.status(), None).await;
+            return show_token(
+                &shared,
+                &ctx,
+                &csrf,
+                id,
+                Some(&input),
+                &errors,
+                e.status(),
+                Vec::new(),
+            )
+            .await;
         }
         tracing::info!(actor = %ctx.caller.actor.user, token = id.get(), "API token updated (page)");
     }
-    shared.notice(
-        &ctx,
-        Notice {
-            ok: true,
-            text: texts.updated.to_string(),
-            token: None,
-        },
-    );
-    see_other(&ctx.list_url(None))
+    let notice = Notice {
+        ok: true,
+        text: texts.updated.to_string(),
+        token: None,
+    };
+    see_other(
+        &ctx.list_url(None, &Filter::default()),
+        shared.notice(&ctx, &notice),
+    )
 }
 
+/// Regenerates a token's secret, once per form: the form carries the version of the secret it
+/// was shown with, and a form whose token was regenerated since (sent again by a reload, a
+/// second click, another tab) is refused with nothing changed. The new secret is shown in this
+/// answer, and only here.
 async fn regenerate<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
     Posted(ctx, form, id): Posted<TokenId>,
 ) -> Response {
     let texts = shared.texts();
+    let csrf = shared.csrf(&ctx);
+    let version = form.get("version").unwrap_or_default();
     if form.get("confirmed") != Some("1") {
-        let csrf = shared.csrf(&ctx);
         let action = format!("{}/{}/regenerate", ctx.base, id.get());
         return respond(
             StatusCode::OK,
@@ -1536,41 +1556,68 @@ async fn regenerate<S: TokenStore + 'static, M: ActorMapping<S>>(
                 &ctx.frame(&shared, &csrf),
                 &texts.confirm_regenerate,
                 &action,
-                &[],
+                &[("version", version.to_owned())],
             ),
-            None,
+            Vec::new(),
         );
     }
     let result = shared
         .service
-        .regenerate(ctx.caller.clone(), vec![id], TimeDuration::ZERO)
+        .regenerate_if(ctx.caller.clone(), id, TimeDuration::ZERO, {
+            let version = version.to_owned();
+            let shared = Arc::clone(&shared);
+            move |token: &Token| shared.sessions.secret_version(token) == version
+        })
         .await;
-    let secret = match result {
-        Ok(mut secrets) => secrets.pop(),
+    let (token, secret) = match result {
+        Ok(Some(done)) => done,
+        Ok(None) => {
+            let mut errors = Errors::default();
+            errors.add(None, texts.regenerate_stale.to_string());
+            return show_token(
+                &shared,
+                &ctx,
+                &csrf,
+                id,
+                None,
+                &errors,
+                StatusCode::CONFLICT,
+                Vec::new(),
+            )
+            .await;
+        }
         Err(e) => {
             let mut errors = Errors::default();
             errors.add(None, api_problem(texts, None, &e));
-            return show_token(&shared, &ctx, id, None, &errors, e.status(), None).await;
+            return show_token(
+                &shared,
+                &ctx,
+                &csrf,
+                id,
+                None,
+                &errors,
+                e.status(),
+                Vec::new(),
+            )
+            .await;
         }
     };
-    let name = shared
-        .service
-        .get(ctx.caller.clone(), id)
-        .await
-        .map(|t| t.name);
-    match (secret, name) {
-        (Some((id, secret)), Ok(name)) => {
-            tracing::info!(actor = %ctx.caller.actor.user, token = id.get(), "API token regenerated (page)");
-            if shared.hold(&ctx, id, name, secret, Reveal::Regenerated) {
-                return see_other(&format!("{}/{}/secret", ctx.base, id.get()));
-            }
-            shared.message(
-                &ctx,
-                StatusCode::OK,
-                &texts.regenerated,
-                &texts.session_ended_regenerated,
-            )
-        }
-        _ => shared.not_found(&ctx),
-    }
+    tracing::info!(actor = %ctx.caller.actor.user, token = id.get(), "API token regenerated (page)");
+    let shown = NewSecret {
+        name: &token.name,
+        secret: &secret,
+        why: Reveal::Regenerated,
+    };
+    let now = shared.service.tokens().now();
+    respond(
+        StatusCode::OK,
+        render::secret(
+            &ctx.frame(&shared, &csrf),
+            id,
+            Some(&token),
+            Some(&shown),
+            now,
+        ),
+        Vec::new(),
+    )
 }

@@ -23,10 +23,17 @@ mod support;
 #[allow(dead_code)]
 mod demo;
 
+/// The core's real-PostgreSQL fixture (a server the tests start and stop).
+#[cfg(feature = "page")]
+#[path = "../../tests/support/pg.rs"]
+mod pg;
+
 #[cfg(feature = "page")]
 mod browser;
 mod burst;
 mod client_address;
+#[cfg(feature = "page")]
+mod fleet;
 mod layer;
 #[cfg(feature = "manage")]
 mod manage;

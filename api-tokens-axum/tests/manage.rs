@@ -1127,3 +1127,139 @@ async fn the_list_ignores_the_credentials_query_parameter() {
     );
     assert!(!r.body.contains(&alice), "{}", r.body);
 }
+
+/// The host's session stand-in for [`TokenOrSession`]: a `session=<user>` cookie (root is an
+/// admin). Anyone can be anyone here; a host reads its own login.
+fn session_of(
+    parts: &axum::http::request::Parts,
+) -> Result<Actor, api_tokens_axum::manage::ApiError> {
+    let cookie = parts
+        .headers
+        .get("cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.strip_prefix("session="))
+        .ok_or(api_tokens_axum::Refusal::no_credentials())?;
+    let who = user(cookie);
+    Ok(if cookie == "root" {
+        Actor::admin(who)
+    } else {
+        Actor::user(who)
+    })
+}
+
+fn token_or_session_app(tokens: &T) -> Router {
+    use api_tokens_axum::manage::{TokenOrSession, actor_from_fn};
+    Router::new()
+        .nest(
+            "/api/tokens",
+            SelfService::new(tokens.clone())
+                .with_actors(TokenOrSession::new(
+                    FromGrant::new(permission!("tokens.manage")),
+                    actor_from_fn(session_of),
+                ))
+                .router(),
+        )
+        .layer(AuthLayer::new(tokens.clone()).with_optional(true))
+}
+
+/// `TokenOrSession`: the calling token when there is one, else the host's session; a token
+/// never acts as the session's user, and credentials no layer checked are refused.
+#[tokio::test]
+async fn the_calling_token_if_present_else_the_session() {
+    let tokens = tokens();
+    let (_, bobs) = bootstrap(&tokens, "bob", "bob-manage", "tokens.manage");
+    bootstrap(&tokens, "alice", "alice-ci", "dns.read");
+    let server = serve(token_or_session_app(&tokens)).await;
+    let a = server.addr;
+    let session = |user: &str, method: &str, path: &str, body: Option<&str>| {
+        let cookie = format!("session={user}");
+        raw(method, path, &[("Cookie", cookie.as_bytes())], body)
+    };
+    let names = |r: &Reply| -> Vec<String> {
+        let mut n: Vec<String> = r.json()["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect();
+        n.sort();
+        n
+    };
+
+    // The session: the first management token of a signed-in user, without any token yet.
+    let created = send(
+        a,
+        &session(
+            "alice",
+            "POST",
+            "/api/tokens",
+            Some(r#"{"name": "first", "permissions": "tokens.manage"}"#),
+        ),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let first = created.json()["secret"].as_str().unwrap().to_owned();
+    let listed = send(a, &session("alice", "GET", "/api/tokens", None)).await;
+    assert_eq!(names(&listed), ["alice-ci", "first"]);
+    // The token it made manages alice's tokens from then on.
+    let listed = call(a, "GET", "/api/tokens", &first, None).await;
+    assert_eq!(names(&listed), ["alice-ci", "first"]);
+
+    // A token with a session of another user (root, an admin) in the same request: the token.
+    let both = |method: &str, path: &str, body: Option<&str>| {
+        let auth = format!("Bearer {bobs}");
+        raw(
+            method,
+            path,
+            &[
+                ("Authorization", auth.as_bytes()),
+                ("Cookie", b"session=root"),
+            ],
+            body,
+        )
+    };
+    let listed = send(a, &both("GET", "/api/tokens", None)).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(names(&listed), ["bob-manage"], "bob's own, not root's view");
+    let made = send(
+        a,
+        &both(
+            "POST",
+            "/api/tokens",
+            Some(r#"{"name": "sneaky", "owner": "alice", "permissions": "tokens.manage"}"#),
+        ),
+    )
+    .await;
+    assert_eq!(made.status, 403, "{}", made.body);
+    let made = send(
+        a,
+        &both(
+            "POST",
+            "/api/tokens",
+            Some(r#"{"name": "wide", "permissions": "dns.*"}"#),
+        ),
+    )
+    .await;
+    assert_eq!(
+        made.status, 403,
+        "no more than the token holds: {}",
+        made.body
+    );
+
+    // Credentials no layer checked: refused, never the session.
+    let unchecked = Router::new().nest(
+        "/api/tokens",
+        SelfService::new(tokens.clone())
+            .with_actors(api_tokens_axum::manage::TokenOrSession::new(
+                FromGrant::new(permission!("tokens.manage")),
+                api_tokens_axum::manage::actor_from_fn(session_of),
+            ))
+            .router(),
+    );
+    let bare = serve(unchecked).await;
+    let reply = send(bare.addr, &both("GET", "/api/tokens", None)).await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    // Neither a token nor a session: the session's refusal.
+    let reply = send(a, &raw("GET", "/api/tokens", &[], None)).await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+}

@@ -12,18 +12,19 @@ use api_tokens::{
 };
 use api_tokens_axum::Refusal;
 use api_tokens_axum::manage::actor_from_fn;
-use api_tokens_axum::page::{ExpiryInput, Preset, SessionLimits, Texts, TokensPage};
+use api_tokens_axum::page::{ExpiryInput, PageKey, Preset, SessionLimits, Texts, TokensPage};
 use axum::Router;
 
 fn user(s: &str) -> UserId {
     UserId::new(s).unwrap()
 }
 
-/// A browser's worth of state: who is signed in (the demo's cookie) and the page's session.
+/// A browser's worth of state: who is signed in (the demo's cookie) and the cookies the page
+/// set (its session, a message for the next page), kept as a browser keeps them.
 struct Client {
     addr: SocketAddr,
     user: &'static str,
-    session: Option<String>,
+    cookies: Vec<(String, String)>,
 }
 
 impl Client {
@@ -31,22 +32,37 @@ impl Client {
         Self {
             addr,
             user,
-            session: None,
+            cookies: Vec::new(),
         }
+    }
+
+    /// The page's session cookie, if one was set.
+    fn session(&self) -> Option<&str> {
+        self.cookies
+            .iter()
+            .find(|(n, _)| n == "api_tokens_page")
+            .map(|(_, v)| v.as_str())
     }
 
     fn cookie(&self) -> String {
-        match &self.session {
-            Some(s) => format!("demo_user={}; api_tokens_page={s}", self.user),
-            None => format!("demo_user={}", self.user),
+        let mut all = format!("demo_user={}", self.user);
+        for (name, value) in &self.cookies {
+            all.push_str(&format!("; {name}={value}"));
         }
+        all
     }
 
     fn keep(&mut self, reply: &Reply) {
-        if let Some(c) = reply.header("set-cookie")
-            && let Some(v) = c.strip_prefix("api_tokens_page=")
-        {
-            self.session = Some(v.split(';').next().unwrap().to_owned());
+        for (name, value) in &reply.headers {
+            if name != "set-cookie" {
+                continue;
+            }
+            let (pair, attributes) = value.split_once(';').unwrap_or((value, ""));
+            let (n, v) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(name, _)| name != n);
+            if !attributes.contains("Max-Age=0") {
+                self.cookies.push((n.to_owned(), v.to_owned()));
+            }
         }
     }
 
@@ -67,7 +83,9 @@ impl Client {
             self.cookie(),
             body.len()
         );
-        send(self.addr, request.as_bytes()).await
+        let reply = send(self.addr, request.as_bytes()).await;
+        self.keep(&reply);
+        reply
     }
 
     async fn post(&mut self, path: &str, body: &str) -> Reply {
@@ -89,6 +107,15 @@ fn value_of(html: &str, name: &str) -> String {
         .find(&format!("name=\"{name}\" value=\""))
         .unwrap_or_else(|| panic!("no input {name} in {html}"));
     let rest = &html[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+/// The value of the first attribute `name`.
+fn value_of_attr(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("{name}=\""))
+        .unwrap_or_else(|| panic!("no {name} in {html}"));
+    let rest = &html[at + name.len() + 2..];
     rest[..rest.find('"').unwrap()].to_owned()
 }
 
@@ -147,33 +174,42 @@ async fn every_state_changing_form_needs_the_sessions_csrf_token() {
     let deploy = d.id("deploy").get();
     let mut alice = Client::new(d.server.addr, "alice");
     let csrf = alice.csrf().await;
+    let version = value_of(
+        &alice.get(&format!("/tokens/{deploy}")).await.body,
+        "version",
+    );
     let mut bob = Client::new(d.server.addr, "bob");
     let bobs = bob.csrf().await;
     let before = d.all();
     let forms = [
-        ("/tokens/filter".to_owned(), "name=deploy".to_owned()),
+        ("/tokens/filter".to_owned(), "name=deploy".to_owned(), 303),
         (
             "/tokens/mass".to_owned(),
             format!("action=disable&ids={deploy}&confirmed=1"),
+            303,
         ),
         (
             "/tokens/toggle".to_owned(),
             format!("toggle={deploy}:disabled"),
+            303,
         ),
         (
             "/tokens/new".to_owned(),
             "name=forged&owner=bob&enabled=on".to_owned(),
+            200,
         ),
         (
             format!("/tokens/{deploy}"),
             "name=renamed&enabled=on".to_owned(),
+            303,
         ),
         (
             format!("/tokens/{deploy}/regenerate"),
-            "confirmed=1".to_owned(),
+            format!("confirmed=1&version={version}"),
+            200,
         ),
     ];
-    for (path, body) in &forms {
+    for (path, body, _) in &forms {
         for (why, token) in [
             ("no token", String::new()),
             ("an empty token", "&csrf=".to_owned()),
@@ -193,41 +229,32 @@ async fn every_state_changing_form_needs_the_sessions_csrf_token() {
     assert_eq!(d.all(), before, "nothing changed");
 
     // The same forms with the token go through (the refusals above were the token's).
-    for (path, body) in &forms {
+    for (path, body, status) in &forms {
         let reply = alice.post(path, &format!("{body}&csrf={csrf}")).await;
-        assert_eq!(reply.status, 303, "{path}: {}", reply.body);
+        assert_eq!(reply.status, *status, "{path}: {}", reply.body);
     }
     assert_ne!(d.all(), before);
 }
 
 #[tokio::test]
-async fn the_secret_is_shown_once_never_in_a_url_a_log_or_a_later_page() {
+async fn the_secret_is_shown_once_in_the_answer_that_made_it_and_never_stored() {
     let (logs, _guard) = Logs::capture();
     let d = Demo::start().await;
     let mut alice = Client::new(d.server.addr, "alice");
     let csrf = alice.csrf().await;
-    let reply = alice
-        .post(
-            "/tokens/new",
-            &format!("csrf={csrf}&name=ci&owner=bob&enabled=on&description=x"),
-        )
-        .await;
-    assert_eq!(reply.status, 303, "{}", reply.body);
+    let create = format!("csrf={csrf}&name=ci&owner=bob&enabled=on&description=x");
+    let shown = alice.post("/tokens/new", &create).await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
     let id = d.id("ci").get();
-    let location = reply.header("location").unwrap().to_owned();
-    assert_eq!(location, format!("/tokens/{id}/secret"));
-    assert_eq!(reply.header("cache-control"), Some("no-store"));
-
-    // A HEAD (a link checker, a prefetch) does not spend it.
-    let request = format!(
-        "HEAD {location} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nCookie: {}\r\n\r\n",
-        alice.cookie()
-    );
-    send(d.server.addr, request.as_bytes()).await;
-    let shown = alice.get(&location).await;
-    assert_eq!(shown.status, 200);
+    assert_eq!(shown.header("location"), None);
     assert_eq!(shown.header("cache-control"), Some("no-store"));
     assert_eq!(shown.header("referrer-policy"), Some("no-referrer"));
+    assert!(shown.body.contains("API token added"), "{}", shown.body);
+    let gone = format!("/tokens/{id}/secret");
+    assert!(
+        shown.body.contains(&format!("data-gone-url=\"{gone}\"")),
+        "the script replaces the form in the history with {gone}"
+    );
     let secret = secret_of(&shown.body);
     assert!(
         d.tokens
@@ -235,28 +262,37 @@ async fn the_secret_is_shown_once_never_in_a_url_a_log_or_a_later_page() {
             .is_ok(),
         "the shown secret works"
     );
+    for (name, value) in &alice.cookies {
+        assert!(!value.contains(&secret), "the secret in cookie {name}");
+    }
 
-    // Gone on the next look, for this session and for any other.
-    let again = alice.get(&location).await;
+    // Where a reload lands: gone, for this session and for any other.
+    let again = alice.get(&gone).await;
     assert_eq!(again.status, 410);
     assert!(!again.body.contains(&secret));
     let mut bob = Client::new(d.server.addr, "bob");
-    assert!(!bob.get(&location).await.body.contains(&secret));
+    assert!(!bob.get(&gone).await.body.contains(&secret));
     for path in ["/tokens".to_owned(), format!("/tokens/{id}")] {
         assert!(!alice.get(&path).await.body.contains(&secret), "{path}");
     }
+    // The form sent again (a reload without the script, a second click): refused by the
+    // owner's unique names, no second token, no second secret.
+    let twice = alice.post("/tokens/new", &create).await;
+    assert_eq!(twice.status, 409, "{}", twice.body);
+    assert!(!twice.body.contains("auth-token"));
+    assert_eq!(
+        d.all().iter().filter(|t| t.name.as_str() == "ci").count(),
+        1
+    );
 
-    // Regenerating: the same path, the same rules.
-    let reply = alice
-        .post(
-            &format!("/tokens/{id}/regenerate"),
-            &format!("csrf={csrf}&confirmed=1"),
-        )
-        .await;
-    assert_eq!(reply.status, 303);
-    assert_eq!(reply.header("location").unwrap(), location);
-    let shown = alice.get(&location).await;
-    assert_eq!(shown.status, 200);
+    // Regenerating: the answer shows the new secret; the form carries the version of the
+    // secret it was shown with.
+    let version = value_of(&alice.get(&format!("/tokens/{id}")).await.body, "version");
+    let regenerate = format!("csrf={csrf}&confirmed=1&version={version}");
+    let path = format!("/tokens/{id}/regenerate");
+    let shown = alice.post(&path, &regenerate).await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert_eq!(shown.header("cache-control"), Some("no-store"));
     assert!(shown.body.contains("API token regenerated"));
     assert!(!shown.body.contains(&secret), "the old secret is not shown");
     assert!(
@@ -265,13 +301,45 @@ async fn the_secret_is_shown_once_never_in_a_url_a_log_or_a_later_page() {
             .is_err(),
         "the old secret stopped working"
     );
-    let fresh = &secret_of(&shown.body);
+    let fresh = secret_of(&shown.body);
+    // Sent again: refused, nothing regenerated (the secret just shown keeps working).
+    let twice = alice.post(&path, &regenerate).await;
+    assert_eq!(twice.status, 409, "{}", twice.body);
+    assert!(twice.body.contains("sent again"), "{}", twice.body);
+    assert!(!twice.body.contains("auth-token"));
+    assert!(
+        d.tokens
+            .authenticate(&fresh, &RequestContext::unknown_address())
+            .is_ok(),
+        "not regenerated a second time"
+    );
+    // A form without a version, or with a made-up one, regenerates nothing either.
+    for bad in ["", "&version=", "&version=00112233445566778899aabbccddeeff"] {
+        let reply = alice
+            .post(&path, &format!("csrf={csrf}&confirmed=1{bad}"))
+            .await;
+        assert_eq!(reply.status, 409, "{bad}");
+    }
+    // Without the script, the confirmation page carries the version on.
+    let ask = alice
+        .post(&path, &format!("csrf={csrf}&confirmed=0&version={version}"))
+        .await;
+    assert!(
+        ask.body
+            .contains(&format!("name=\"version\" value=\"{version}\"")),
+        "{}",
+        ask.body
+    );
 
     let logged = logs.all();
     assert!(logged.contains("API token added (page)"), "{logged}");
     assert!(logged.contains("API token regenerated (page)"), "{logged}");
-    for s in [secret.as_str(), fresh, csrf.as_str()] {
-        assert!(!logged.contains(s), "a secret or CSRF token was logged");
+    let session = alice.session().unwrap().to_owned();
+    for s in [secret.as_str(), &fresh, csrf.as_str(), &session] {
+        assert!(
+            !logged.contains(s),
+            "a secret, CSRF token or session was logged"
+        );
     }
 }
 
@@ -338,13 +406,13 @@ async fn every_user_string_is_escaped_and_pages_forbid_inline_script() {
             .contains("&lt;/textarea&gt;&lt;script&gt;alert(2)&lt;/script&gt;&amp;amp;")
     );
     // A filter with markup: written back escaped.
-    alice
+    let reply = alice
         .post(
             "/tokens/filter",
             &format!("csrf={csrf}&name={}", enc("\"><b>x")),
         )
         .await;
-    let page = alice.get("/tokens").await;
+    let page = alice.get(reply.header("location").unwrap()).await;
     assert!(
         page.body.contains("value=\"&quot;&gt;&lt;b&gt;x\""),
         "{}",
@@ -353,7 +421,7 @@ async fn every_user_string_is_escaped_and_pages_forbid_inline_script() {
 }
 
 #[tokio::test]
-async fn the_filter_is_kept_for_the_session_and_refused_values_are_shown_beside_their_field() {
+async fn the_filter_lives_in_the_lists_address_and_refused_values_are_shown_beside_their_field() {
     let d = Demo::start().await;
     let mut alice = Client::new(d.server.addr, "alice");
     let csrf = alice.csrf().await;
@@ -366,8 +434,12 @@ async fn the_filter_is_kept_for_the_session_and_refused_values_are_shown_beside_
         )
         .await;
     assert_eq!(reply.status, 303);
-    assert_eq!(reply.header("location"), Some("/tokens"));
-    let page = alice.get("/tokens").await;
+    let filtered = reply.header("location").unwrap().to_owned();
+    assert_eq!(
+        filtered,
+        "/tokens?owners=bob&creators=alice&expires_soon=on&expires_days=7&status=enabled"
+    );
+    let page = alice.get(&filtered).await;
     assert_eq!(
         rows(&page.body),
         1,
@@ -375,18 +447,54 @@ async fn the_filter_is_kept_for_the_session_and_refused_values_are_shown_beside_
     );
     assert!(page.body.contains(">deploy</a>"));
     assert!(page.body.contains("Filter (active)"));
-    // Another session (another browser) has its own.
+    // Sorting, paging and mass actions keep it: their links and hidden fields carry it.
+    assert!(
+        page.body.contains(
+            "href=\"/tokens?sort=name&amp;order=desc&amp;owners=bob&amp;creators=alice&amp;expires_soon=on&amp;expires_days=7&amp;status=enabled\""
+        ),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("<input type=\"hidden\" name=\"owners\" value=\"bob\">")
+    );
+    let deploy = d.id("deploy").get();
+    let reply = alice
+        .post(
+            "/tokens/mass",
+            &format!("csrf={csrf}&action=disable&ids={deploy}&confirmed=1&sort=name&order=asc&page=1&owners=bob&status=enabled"),
+        )
+        .await;
+    assert_eq!(
+        reply.header("location"),
+        Some("/tokens?sort=name&order=asc&page=1&owners=bob&status=enabled")
+    );
+    // The address is the filter: the plain list is unfiltered, in this browser and any other.
+    assert_eq!(rows(&alice.get("/tokens").await.body), 6);
     let mut other = Client::new(d.server.addr, "alice");
-    assert_eq!(rows(&other.get("/tokens").await.body), 6);
+    assert_eq!(
+        rows(&other.get(&filtered).await.body),
+        0,
+        "deploy is disabled now"
+    );
     // Disabled only.
-    alice
+    let reply = alice
         .post("/tokens/filter", &format!("csrf={csrf}&status=disabled"))
         .await;
-    let page = alice.get("/tokens").await;
-    assert_eq!(rows(&page.body), 1);
+    let page = alice.get(reply.header("location").unwrap()).await;
+    assert_eq!(rows(&page.body), 2);
     assert!(page.body.contains(">old laptop</a>"));
+    // Reset: the plain list.
+    let reply = alice
+        .post(
+            "/tokens/filter",
+            &format!("csrf={csrf}&status=disabled&reset=1"),
+        )
+        .await;
+    assert_eq!(reply.header("location"), Some("/tokens"));
 
-    // Refused values: 422, the message beside its field, the saved filter unchanged.
+    // Refused values: 422, the message beside its field; in the form and in the address.
     for (body, field) in [
         ("expires_soon=on&expires_days=soon", "expires_days"),
         ("expires_soon=on&expires_days=99999999", "expires_days"),
@@ -403,16 +511,22 @@ async fn the_filter_is_kept_for_the_session_and_refused_values_are_shown_beside_
             "{body}: {}",
             reply.body
         );
+        let reply = alice.get(&format!("/tokens?{body}")).await;
+        assert_eq!(reply.status, 422, "{body}");
+        assert!(
+            reply.body.contains(&format!("id=\"{field}-error\"")),
+            "{body}"
+        );
     }
-    let page = alice.get("/tokens").await;
-    assert_eq!(rows(&page.body), 1, "the saved filter did not change");
 
-    // Bob's filter cannot reach other users' tokens: he sees his own whatever he sends.
+    // Bob's filter cannot reach other users' tokens: he sees his own whatever he asks.
     let mut bob = Client::new(d.server.addr, "bob");
     let bobs = bob.csrf().await;
-    bob.post("/tokens/filter", &format!("csrf={bobs}&owners=carol"))
+    let reply = bob
+        .post("/tokens/filter", &format!("csrf={bobs}&owners=carol"))
         .await;
-    let page = bob.get("/tokens").await;
+    assert_eq!(reply.header("location"), Some("/tokens"));
+    let page = bob.get("/tokens?owners=carol").await;
     assert_eq!(rows(&page.body), 2, "{}", page.body);
     assert!(!page.body.contains("carol"));
 }
@@ -617,13 +731,26 @@ async fn a_page_checks_the_caller_then_the_form_then_the_path() {
     }
 }
 
+/// The status of a filter form posted with `csrf`.
+async fn filter_status(client: &mut Client, csrf: &str) -> u16 {
+    client
+        .post("/tokens/filter", &format!("csrf={csrf}&name=a"))
+        .await
+        .status
+}
+
 #[tokio::test]
-async fn sessions_are_bounded_and_cookies_are_strict() {
-    let tokens = demo::tokens();
-    let mut limits = SessionLimits::default();
-    limits.max_sessions = 2;
+async fn sessions_end_by_time_and_cookies_are_strict() {
+    use std::time::Duration;
+    let clock = std::sync::Arc::new(api_tokens::clock::ManualClock::new(
+        api_tokens::time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),
+    ));
+    let tokens = demo::tokens().with_clock(clock.clone());
     let page = TokensPage::new(tokens.clone())
-        .with_session_limits(limits)
+        .with_session_limits(SessionLimits::new(
+            Duration::from_secs(600),
+            Duration::from_secs(3_600),
+        ))
         .with_secure_cookie(true)
         .with_actors(actor_from_fn(|parts| {
             let _ = parts
@@ -632,43 +759,129 @@ async fn sessions_are_bounded_and_cookies_are_strict() {
                 .ok_or(Refusal::no_credentials())?;
             Ok(Actor::admin(UserId::new("alice").unwrap()))
         }));
-    let server = serve(Router::new().nest("/tokens", page.router())).await;
+    let server = serve(Router::new().nest_service("/tokens", page.router())).await;
     let mut first = Client::new(server.addr, "alice");
     let csrf = first.csrf().await;
-    let first_cookie = first.get("/tokens").await;
+    let cookie = first.session().unwrap().to_owned();
+    assert!(cookie.len() < 150, "bounded: {cookie}");
+    let again = first.get("/tokens").await;
     assert!(
-        first_cookie.header("set-cookie").is_none(),
-        "an open session keeps its cookie"
+        again.header("set-cookie").is_none(),
+        "a live session keeps its cookie until it is due for renewal"
     );
     let reply = send(
         server.addr,
         b"GET /tokens HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nCookie: x=1\r\n\r\n",
     )
     .await;
-    let cookie = reply.header("set-cookie").unwrap();
+    let set = reply.header("set-cookie").unwrap();
     assert!(
-        cookie.contains("; Path=/tokens; HttpOnly; SameSite=Strict; Secure"),
-        "{cookie}"
+        set.starts_with("api_tokens_page=s1.")
+            && set.ends_with("; Path=/tokens; HttpOnly; SameSite=Strict; Secure"),
+        "{set}"
     );
-    assert_eq!(
-        first
-            .post("/tokens/filter", &format!("csrf={csrf}&name=a"))
-            .await
-            .status,
-        303
-    );
-    // Two more sessions: the first (the least recently used) is closed.
-    for _ in 0..2 {
-        Client::new(server.addr, "alice").csrf().await;
+    // In use every 9 minutes: renewed, alive for its absolute hour.
+    for _ in 0..6 {
+        clock.advance(api_tokens::time::Duration::minutes(9));
+        assert_eq!(filter_status(&mut first, &csrf).await, 303);
+        first.get("/tokens").await;
     }
+    assert_ne!(first.session().unwrap(), cookie, "renewed while in use");
+    clock.advance(api_tokens::time::Duration::minutes(7));
     assert_eq!(
-        first
-            .post("/tokens/filter", &format!("csrf={csrf}&name=b"))
-            .await
-            .status,
+        filter_status(&mut first, &csrf).await,
         403,
-        "the evicted session's CSRF token no longer works"
+        "past its absolute end"
     );
+    // Idle past its limit: ended.
+    let mut idle = Client::new(server.addr, "alice");
+    let idle_csrf = idle.csrf().await;
+    clock.advance(api_tokens::time::Duration::minutes(10));
+    assert_eq!(filter_status(&mut idle, &idle_csrf).await, 403, "idle");
+    // A page opens a new session, with a new token.
+    let fresh = idle.csrf().await;
+    assert_eq!(filter_status(&mut idle, &fresh).await, 303);
+}
+
+/// Two processes (here two routers over the same tokens) given the same key serve one session:
+/// a form shown by one is posted to the other, and the message it leaves is shown by the first.
+/// With another key, the same form is refused.
+#[tokio::test]
+async fn processes_with_the_same_key_share_sessions_and_keep_nothing() {
+    let tokens = demo::tokens();
+    demo::seed(&tokens).unwrap();
+    let key: PageKey = "5a".repeat(32).parse().unwrap();
+    let page = |key: PageKey| {
+        let app = demo::app_with_key(tokens.clone(), Preset::standard(), key);
+        async move { serve(app).await }
+    };
+    let (one, two) = (page(key.clone()).await, page(key).await);
+    let stranger = page(PageKey::random()).await;
+    let mut alice = Client::new(one.addr, "alice");
+    let csrf = alice.csrf().await;
+    let deploy = {
+        let admin = Actor::admin(user("alice"));
+        let all = tokens.list(&admin, &Query::new()).unwrap();
+        all.iter()
+            .find(|t| t.name.as_str() == "deploy")
+            .unwrap()
+            .id
+            .get()
+    };
+    let disable = format!("csrf={csrf}&action=disable&ids={deploy}&confirmed=1");
+    alice.addr = stranger.addr;
+    let refused = alice.post("/tokens/mass", &disable).await;
+    assert_eq!(refused.status, 403, "another key: {}", refused.body);
+    alice.addr = two.addr;
+    let done = alice.post("/tokens/mass", &disable).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    alice.addr = one.addr;
+    let list = alice.get("/tokens").await;
+    assert!(list.body.contains("API token disabled"), "{}", list.body);
+    // The message is shown once: the cookie that carried it is cleared.
+    assert!(
+        !alice
+            .get("/tokens")
+            .await
+            .body
+            .contains("API token disabled")
+    );
+    // A regenerate form shown by one, sent to the other, sent again to the first.
+    let version = value_of(
+        &alice.get(&format!("/tokens/{deploy}")).await.body,
+        "version",
+    );
+    let regenerate = format!("csrf={csrf}&confirmed=1&version={version}");
+    alice.addr = two.addr;
+    let shown = alice
+        .post(&format!("/tokens/{deploy}/regenerate"), &regenerate)
+        .await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    alice.addr = one.addr;
+    let twice = alice
+        .post(&format!("/tokens/{deploy}/regenerate"), &regenerate)
+        .await;
+    assert_eq!(twice.status, 409, "{}", twice.body);
+}
+
+/// `nest_service` at `/tokens` reaches the page at `/tokens` and `/tokens/` alike (axum's
+/// `nest` answers only the first), and every address the page writes works under both.
+#[tokio::test]
+async fn the_page_answers_with_and_without_a_trailing_slash() {
+    let d = Demo::start().await;
+    let mut alice = Client::new(d.server.addr, "alice");
+    for path in ["/tokens", "/tokens/"] {
+        let page = alice.get(path).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        assert!(page.body.contains("action=\"/tokens/mass\""), "{path}");
+        assert!(page.body.contains("href=\"/tokens/new\""), "{path}");
+    }
+    let csrf = alice.csrf().await;
+    let reply = alice
+        .post("/tokens/filter", &format!("csrf={csrf}&status=disabled"))
+        .await;
+    assert_eq!(reply.header("location"), Some("/tokens?status=disabled"));
+    assert_eq!(alice.get("/tokens/?status=disabled").await.status, 200);
 }
 
 /// The rows' token ids, in order.
@@ -1036,12 +1249,8 @@ fn latvian() -> Texts {
         ),
         ("filter_bad_status", "statuss ir any, enabled vai disabled"),
         (
-            "session_ended_added",
-            "Marķieris pievienots, bet sesija beidzās, pirms varēja parādīt tā autentifikācijas marķieri: ģenerējiet jaunu tā lapā.",
-        ),
-        (
-            "session_ended_regenerated",
-            "Sesija beidzās, pirms varēja parādīt jauno autentifikācijas marķieri: ģenerējiet vēlreiz.",
+            "regenerate_stale",
+            "Forma nosūtīta atkārtoti pēc marķiera ģenerēšanas: šoreiz nekas netika ģenerēts.",
         ),
         ("not_signed_in", "Nav pieteikšanās"),
         (
@@ -1255,14 +1464,8 @@ async fn a_second_language_leaves_no_default_text_on_any_page() {
                 .await
         );
     }
-    alice
-        .post("/tokens/filter", &format!("csrf={csrf}&name=atsk"))
-        .await;
-    page!("a filter set", alice.get("/tokens").await);
-    alice
-        .post("/tokens/filter", &format!("csrf={csrf}&name=nekas"))
-        .await;
-    page!("no data", alice.get("/tokens").await);
+    page!("a filter set", alice.get("/tokens?name=atsk").await);
+    page!("no data", alice.get("/tokens?name=nekas").await);
     alice
         .post("/tokens/filter", &format!("csrf={csrf}&reset=1"))
         .await;
@@ -1298,8 +1501,14 @@ async fn a_second_language_leaves_no_default_text_on_any_page() {
             ),
         )
         .await;
-    let secret_path = created.header("location").unwrap().to_owned();
-    page!("the new secret", alice.get(&secret_path).await);
+    let secret_path = format!(
+        "/tokens/{}/secret",
+        value_of_attr(&created.body, "data-gone-url")
+            .rsplit('/')
+            .nth(1)
+            .unwrap()
+    );
+    page!("the new secret", created);
     page!("the secret gone", alice.get(&secret_path).await);
     page!(
         "a token's page",
@@ -1320,15 +1529,22 @@ async fn a_second_language_leaves_no_default_text_on_any_page() {
             )
             .await
     );
-    alice
-        .post(
-            &format!("/tokens/{reports}/regenerate"),
-            &format!("csrf={csrf}&confirmed=1"),
-        )
-        .await;
+    let version = value_of(
+        &alice.get(&format!("/tokens/{reports}")).await.body,
+        "version",
+    );
+    let regenerate = format!("csrf={csrf}&confirmed=1&version={version}");
     page!(
         "regenerated",
-        alice.get(&format!("/tokens/{reports}/secret")).await
+        alice
+            .post(&format!("/tokens/{reports}/regenerate"), &regenerate)
+            .await
+    );
+    page!(
+        "regenerated again",
+        alice
+            .post(&format!("/tokens/{reports}/regenerate"), &regenerate)
+            .await
     );
     alice
         .post(

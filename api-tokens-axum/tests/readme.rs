@@ -51,7 +51,7 @@ fn the_repository_readme_shows_the_compiled_page_mount_and_a_screenshot() {
         shown.lines().count() >= 8 && compiled.contains(&shown),
         "README.md's page block:\n{shown}\nis not part of api-tokens-axum/README.md's doctest:\n{compiled}"
     );
-    assert!(shown.contains("TokensPage::new(") && shown.contains(".router()"));
+    assert!(shown.contains("TokensPage::new(") && shown.contains(".router::<()>()"));
     let section = repo.split_once("## The API tokens page").unwrap().1;
     assert!(section.contains("cargo run -p api-tokens-axum --example page"));
     assert!(section.contains("--example page -- --zabbix"));

@@ -4,13 +4,15 @@
 //!
 //! The sign-in is a stand-in for the host's own login: anyone can be anyone here.
 
+use api_tokens::permission;
 use api_tokens::time::Duration;
 use api_tokens::{
-    Actor, MemoryStore, NewToken, Policy, RequestContext, SecretFormat, Status, Tokens, UserId,
+    Actor, MemoryStore, NewToken, Policy, RequestContext, SecretFormat, Status, TokenStore, Tokens,
+    UserId,
 };
-use api_tokens_axum::Refusal;
-use api_tokens_axum::manage::actor_from_fn;
-use api_tokens_axum::page::{Preset, TokensPage};
+use api_tokens_axum::manage::{ApiError, FromGrant, SelfService, TokenOrSession, actor_from_fn};
+use api_tokens_axum::page::{PageKey, Preset, TokensPage};
+use api_tokens_axum::{AuthLayer, Refusal};
 use axum::Router;
 use axum::extract::Path;
 use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
@@ -27,9 +29,14 @@ const DEMO_COOKIE: &str = "demo_user";
 /// the list can show an expired token), with this library's default secret format (a `tok_`
 /// prefix for secret scanners and a checksum).
 pub fn tokens() -> Tokens<MemoryStore> {
+    Tokens::in_memory().with_policy(policy())
+}
+
+/// The rules of [`tokens`], for a demo over another store.
+pub fn policy() -> Policy {
     let mut policy = Policy::zabbix();
     policy.secret_format = SecretFormat::default();
-    Tokens::in_memory().with_policy(policy)
+    policy
 }
 
 /// Zabbix's rules as they are, its secrets too: 64 hex digits (for [`Preset::zabbix`]).
@@ -46,7 +53,7 @@ fn user(name: &str) -> UserId {
 ///
 /// # Errors
 /// As [`Tokens::issue`].
-pub fn seed(tokens: &Tokens<MemoryStore>) -> Result<(), api_tokens::Error> {
+pub fn seed<S: TokenStore>(tokens: &Tokens<S>) -> Result<(), api_tokens::Error> {
     let alice = Actor::admin(user("alice"));
     let now = tokens.now();
     // Name, user, description, expires in, status, used … ago.
@@ -123,6 +130,18 @@ pub fn seed(tokens: &Tokens<MemoryStore>) -> Result<(), api_tokens::Error> {
     Ok(())
 }
 
+/// The caller of a request signed in with the demo's cookie: alice an admin, bob and carol
+/// users.
+fn session(parts: &axum::http::request::Parts) -> Result<Actor, ApiError> {
+    let name = signed_in(&parts.headers).ok_or(Refusal::no_credentials())?;
+    let id = user(name);
+    Ok(if name == "alice" {
+        Actor::admin(id)
+    } else {
+        Actor::user(id)
+    })
+}
+
 fn signed_in(headers: &HeaderMap) -> Option<&'static str> {
     headers
         .get_all(COOKIE)
@@ -174,20 +193,37 @@ pub fn app(tokens: Tokens<MemoryStore>) -> Router {
 
 /// The demo's app with the page in `preset`.
 pub fn app_with(tokens: Tokens<MemoryStore>, preset: Preset) -> Router {
-    let page = TokensPage::new(tokens)
+    app_with_key(tokens, preset, PageKey::random())
+}
+
+/// The demo's app with the page in `preset`, signing with `key` (the same on every process
+/// that serves it).
+pub fn app_with_key<S: TokenStore + 'static>(
+    tokens: Tokens<S>,
+    preset: Preset,
+    key: PageKey,
+) -> Router {
+    let page = TokensPage::new(tokens.clone())
+        .with_key(key)
         .with_preset(preset)
         .with_users(USERS.map(user))
-        .with_actors(actor_from_fn(|parts| {
-            let name = signed_in(&parts.headers).ok_or(Refusal::no_credentials())?;
-            let id = user(name);
-            Ok(if name == "alice" {
-                Actor::admin(id)
-            } else {
-                Actor::user(id)
-            })
-        }));
+        .with_actors(actor_from_fn(session));
+    // The self-service API: a caller's token when it sends one (`tokens.manage`, or
+    // `tokens.admin` for everyone's), else the signed-in browser, as on the page.
+    let api = SelfService::new(tokens.clone())
+        .with_actors(TokenOrSession::new(
+            FromGrant::new(permission!("tokens.manage"))
+                .with_admin_permission(permission!("tokens.admin")),
+            actor_from_fn(session),
+        ))
+        .router();
     Router::new()
         .route("/", get(home))
         .route("/login/{user}", get(login))
-        .nest("/tokens", page.router())
+        // `nest_service`: the page answers at `/tokens` and at `/tokens/`.
+        .nest_service("/tokens", page.router::<()>())
+        .nest(
+            "/api/tokens",
+            api.layer(AuthLayer::new(tokens).with_optional(true)),
+        )
 }

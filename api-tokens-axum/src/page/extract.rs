@@ -17,8 +17,9 @@ use axum::http::request::Parts;
 use axum::response::Response;
 
 use super::form::Form;
+use super::session::Session;
 use super::texts::{Texts, fill};
-use super::{COOKIE_NAME, FOLD_COOKIE, Shared, render, respond};
+use super::{COOKIE_NAME, FOLD_COOKIE, NOTICE_COOKIE, Shared, render, respond};
 use crate::manage::{ActorMapping, Caller};
 
 /// The router's state.
@@ -34,8 +35,12 @@ pub(crate) struct Ctx {
     /// what every operation is asked with, so a token-derived caller cannot mint or widen
     /// tokens beyond itself through the page either.
     pub(crate) caller: Caller,
-    /// The value of the page's session cookie, if the request sent one.
-    pub(crate) cookie: Option<String>,
+    /// The page's session the request's cookie proves for this caller, if it does.
+    pub(crate) session: Option<Session>,
+    /// The message cookie the request sent, if any (checked when a page shows it).
+    pub(crate) notice: Option<String>,
+    /// Now, in Unix seconds, by the [`Tokens`](api_tokens::Tokens)' clock.
+    pub(crate) now: i64,
     /// Whether the browser folded the filter away (the page's script keeps that in a cookie).
     pub(crate) filter_folded: bool,
 }
@@ -51,7 +56,7 @@ impl Ctx {
             respond(
                 e.status(),
                 render::bare_message(texts, &texts.not_signed_in, &text),
-                None,
+                Vec::new(),
             )
         })?;
         let base = parts
@@ -59,10 +64,17 @@ impl Ctx {
             .get::<NestedPath>()
             .map(|p| p.as_str().trim_end_matches('/').to_owned())
             .unwrap_or_default();
+        let now = shared.service.tokens().now().unix_timestamp();
+        let cookie = cookie_of(parts, COOKIE_NAME);
+        let session = shared
+            .sessions
+            .verify(cookie.as_deref(), &caller.actor.user, now);
         Ok(Self {
             base,
             caller,
-            cookie: cookie_of(parts, COOKIE_NAME),
+            session,
+            notice: cookie_of(parts, NOTICE_COOKIE),
+            now,
             filter_folded: cookie_of(parts, FOLD_COOKIE).as_deref() == Some("folded"),
         })
     }

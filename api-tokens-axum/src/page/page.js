@@ -144,3 +144,13 @@ document.querySelectorAll("[data-picker]").forEach(function (button) {
     field.dispatchEvent(new Event("change", { bubbles: true }));
   });
 });
+
+// A page that shows a new auth token puts, in the browser's history, the address that says it
+// is gone in place of the form that made it: a reload or a return shows that page, and never
+// sends the form again.
+(function () {
+  var field = document.querySelector("[data-gone-url]");
+  if (field && window.history && window.history.replaceState) {
+    window.history.replaceState(null, "", field.getAttribute("data-gone-url"));
+  }
+})();

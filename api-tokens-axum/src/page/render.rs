@@ -3,13 +3,28 @@
 //! page's [`Texts`].
 
 use api_tokens::time::OffsetDateTime;
-use api_tokens::{Status, Token, TokenId, UserId};
+use api_tokens::{Status, Token, TokenId, TokenName, TokenSecret, UserId};
 
+use super::filter::Filter;
 use super::html::{E, Html, datetime};
 use super::preset::{ExpiryInput, Preset};
-use super::session::{Filter, Notice, Pending, Reveal};
+use super::session::Notice;
 use super::texts::{Texts, fill, fill_html};
 use super::{Col, ListView, MAX_DAYS};
+
+/// Why a secret is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reveal {
+    Created,
+    Regenerated,
+}
+
+/// A new secret, shown in the answer to the request that made it.
+pub(crate) struct NewSecret<'a> {
+    pub(crate) name: &'a TokenName,
+    pub(crate) secret: &'a TokenSecret,
+    pub(crate) why: Reveal,
+}
 
 /// What every view needs: where the page is mounted, who is looking, the session's CSRF token,
 /// the page's texts and preset.
@@ -271,6 +286,18 @@ pub(crate) struct FilterInput {
 }
 
 impl FilterInput {
+    /// The filter form's fields as sent.
+    pub(crate) fn typed(form: &super::form::Form) -> Self {
+        Self {
+            name: form.get("name").unwrap_or_default().to_owned(),
+            owners: form.all("owners").collect::<Vec<_>>().join(","),
+            creators: form.all("creators").collect::<Vec<_>>().join(","),
+            expires_soon: form.checked("expires_soon"),
+            expires_days: form.get("expires_days").unwrap_or_default().to_owned(),
+            status: form.get("status").unwrap_or("any").to_owned(),
+        }
+    }
+
     pub(crate) fn of(f: &Filter) -> Self {
         Self {
             name: f.name.clone(),
@@ -391,7 +418,7 @@ fn filter_form(
 }
 
 /// A column's header: a link that sorts by it, or its label where the view does not sort by it.
-fn header(h: &mut Html, frame: &Frame<'_>, view: &ListView, col: Col) {
+fn header(h: &mut Html, frame: &Frame<'_>, view: &ListView, filter: &Filter, col: Col) {
     let label = col.label(frame.texts);
     if !col.sortable(frame.admin, frame.preset) {
         h.w(format_args!(
@@ -408,7 +435,7 @@ fn header(h: &mut Html, frame: &Frame<'_>, view: &ListView, col: Col) {
         (true, true) => " ▼",
     };
     h.w(format_args!(
-        "<th scope=\"col\" id=\"col-{}\" aria-sort=\"{}\"><a id=\"sort-{}\" href=\"{}?sort={}&amp;order={}\">{}{}</a></th>",
+        "<th scope=\"col\" id=\"col-{}\" aria-sort=\"{}\"><a id=\"sort-{}\" href=\"{}?sort={}&amp;order={}{}\">{}{}</a></th>",
         col.name(),
         match (view.sort == col, view.desc) {
             (false, _) => "none",
@@ -419,6 +446,7 @@ fn header(h: &mut Html, frame: &Frame<'_>, view: &ListView, col: Col) {
         E(&frame.list_url()),
         col.name(),
         if desc { "desc" } else { "asc" },
+        E(&filter.query()),
         E(label),
         arrow
     ));
@@ -532,21 +560,21 @@ pub(crate) fn list(
         E(frame.base)
     ));
     csrf(&mut h, frame);
-    h.w(format_args!(
-        "<input type=\"hidden\" name=\"confirmed\" value=\"0\">\
-         <input type=\"hidden\" name=\"sort\" value=\"{}\"><input type=\"hidden\" name=\"order\" value=\"{}\">\
-         <input type=\"hidden\" name=\"page\" value=\"{}\">",
-        view.sort.name(),
-        if view.desc { "desc" } else { "asc" },
-        view.page
-    ));
+    h.s("<input type=\"hidden\" name=\"confirmed\" value=\"0\">");
+    // The list to come back to: its view and its filter.
+    for (name, value) in view.fields(filter) {
+        h.w(format_args!(
+            "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+            E(&value)
+        ));
+    }
     h.w(format_args!(
         "<table class=\"list\"><thead><tr><th scope=\"col\" class=\"check\"><input type=\"checkbox\" id=\"select-all\" data-select-all aria-label=\"{}\"></th>",
         E(&t.select_all)
     ));
     let cols = Col::shown(frame.admin, frame.preset);
     for col in &cols {
-        header(&mut h, frame, view, *col);
+        header(&mut h, frame, view, filter, *col);
     }
     h.s("</tr></thead><tbody>");
     if rows.is_empty() {
@@ -646,10 +674,9 @@ pub(crate) fn list(
                 h.w(format_args!("<span aria-current=\"page\">{p}</span>"));
             } else {
                 h.w(format_args!(
-                    "<a href=\"{}?sort={}&amp;order={}&amp;page={p}\">{p}</a>",
+                    "<a href=\"{}{}\">{p}</a>",
                     E(&frame.list_url()),
-                    view.sort.name(),
-                    if view.desc { "desc" } else { "asc" }
+                    E(&ListView { page: p, ..*view }.query_string(filter))
                 ));
             }
         }
@@ -770,6 +797,7 @@ fn picker_value(value: &str) -> String {
 pub(crate) fn token_form(
     frame: &Frame<'_>,
     token: Option<&Token>,
+    version: &str,
     input: &TokenInput,
     errors: &Errors,
     now: OffsetDateTime,
@@ -945,8 +973,10 @@ pub(crate) fn token_form(
         ));
         csrf(&mut h, frame);
         h.w(format_args!(
-            "<input type=\"hidden\" name=\"confirmed\" value=\"0\"></form>\
+            "<input type=\"hidden\" name=\"version\" value=\"{}\">\
+             <input type=\"hidden\" name=\"confirmed\" value=\"0\"></form>\
              <form id=\"delete-form\" method=\"post\" action=\"{}/mass\">",
+            E(version),
             E(frame.base)
         ));
         csrf(&mut h, frame);
@@ -966,11 +996,15 @@ pub(crate) fn token_form(
 }
 
 /// The new secret, shown this once (`pending`), or the page that says it is gone.
+///
+/// The field that shows it names the address where the secret is gone
+/// (`data-gone-url`): the page's script puts it in the browser's history in place of the
+/// request that made the secret, so a reload or a return shows that page.
 pub(crate) fn secret(
     frame: &Frame<'_>,
     id: TokenId,
     token: Option<&Token>,
-    pending: Option<&Pending>,
+    pending: Option<&NewSecret<'_>>,
     now: OffsetDateTime,
 ) -> String {
     let t = frame.texts;
@@ -1002,11 +1036,13 @@ pub(crate) fn secret(
                 ));
             }
             h.w(format_args!(
-                "<dt>{}</dt><dd><input type=\"text\" id=\"auth-token\" readonly size=\"70\" value=\"{}\" aria-label=\"{}\"> \
+                "<dt>{}</dt><dd><input type=\"text\" id=\"auth-token\" readonly size=\"70\" value=\"{}\" aria-label=\"{}\" data-gone-url=\"{}/{}/secret\"> \
                  <button type=\"button\" id=\"copy\" data-copy=\"auth-token\" data-copied=\"{}\">{}</button></dd>",
                 E(&t.auth_token),
                 E(p.secret.expose()),
                 E(&t.auth_token),
+                E(frame.base),
+                id.get(),
                 E(&t.copied),
                 E(&t.copy)
             ));

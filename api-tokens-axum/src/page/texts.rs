@@ -376,10 +376,9 @@ texts! {
     filter_bad_days: "the number of days must be a whole number from 0 to {max}", "the number of days must be a whole number from 0 to {max}";
     /// A status filter the page does not have.
     filter_bad_status: "status must be any, enabled or disabled", "status must be any, enabled or disabled";
-    /// A token added when the session ended before its secret could be shown.
-    session_ended_added: "The token was added, but your session ended before its auth token could be shown: regenerate it from its page.", "The token was added, but your session ended before its auth token could be shown: regenerate it from its page.";
-    /// A secret regenerated when the session ended before it could be shown.
-    session_ended_regenerated: "Your session ended before the new auth token could be shown: regenerate it again.", "Your session ended before the new auth token could be shown: regenerate it again.";
+    /// A regenerate form sent again (a reload, a second click) after its token's secret was
+    /// regenerated: nothing is regenerated a second time.
+    regenerate_stale: "This form was sent again after the auth token was regenerated: nothing was regenerated this time. The new auth token was shown once; if it was lost, regenerate it again.", "This form was sent again after the auth token was regenerated: nothing was regenerated this time. The new auth token was shown once; if it was lost, regenerate it again.";
     /// The heading for a request without a caller.
     not_signed_in: "Not signed in", "Not signed in";
     /// Its text; `{message}`: the host's refusal.

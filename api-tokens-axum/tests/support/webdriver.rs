@@ -64,12 +64,17 @@ fn exchange(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) ->
     // Read the head, then exactly the body it announces (chromedriver may keep the connection).
     let mut bytes = Vec::new();
     let mut buf = [0u8; 16 * 1024];
-    let read = |stream: &mut TcpStream, bytes: &mut Vec<u8>, buf: &mut [u8]| {
-        let n = stream
-            .read(buf)
-            .unwrap_or_else(|e| panic!("chromedriver did not answer {method} {path}: {e}"));
-        bytes.extend_from_slice(&buf[..n]);
-        n
+    // A read interrupted by a signal (the test process has children: EINTR) is read again,
+    // as `read_to_end` does; any other error is the driver's.
+    let read = |stream: &mut TcpStream, bytes: &mut Vec<u8>, buf: &mut [u8]| loop {
+        match stream.read(buf) {
+            Ok(n) => {
+                bytes.extend_from_slice(&buf[..n]);
+                break n;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("chromedriver did not answer {method} {path}: {e}"),
+        }
     };
     let split = loop {
         if let Some(i) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
