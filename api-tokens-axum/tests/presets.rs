@@ -290,6 +290,18 @@ fn mass_actions_and_the_filter_work_without_the_script() {
     }
 }
 
+/// Waits until the page's script has remembered the filter's fold as `state`.
+fn wait_fold_cookie(b: &Browser, state: &str) {
+    let want = format!("api_tokens_filter={state}");
+    b.wait("the fold remembered in its cookie", || {
+        let cookies = b.script("return document.cookie;", serde_json::json!([]));
+        cookies
+            .as_str()
+            .is_some_and(|c| c.split("; ").any(|kv| kv == want))
+            .then_some(())
+    });
+}
+
 /// The filter folds away under its "Filter" tab and stays folded on the next page (Zabbix's
 /// and now the default's).
 #[test]
@@ -303,6 +315,9 @@ fn the_filter_folds_away_under_its_tab_and_stays_folded() {
         assert!(b.displayed(&form), "{name}: open at first");
         b.click(&b.find("#filter-tab"));
         b.wait("the filter folded", || (!b.displayed(&form)).then_some(()));
+        // The script writes the cookie on the `toggle` event, which the browser fires in a
+        // task after the fold: the next page is asked for once the cookie says so.
+        wait_fold_cookie(&b, "folded");
         h.open(&b, "", "#list");
         assert!(
             !b.displayed(&b.find("#filter-form")),
@@ -311,6 +326,7 @@ fn the_filter_folds_away_under_its_tab_and_stays_folded() {
         b.click(&b.find("#filter-tab"));
         let form = b.find("#filter-form");
         b.wait("the filter open", || b.displayed(&form).then_some(()));
+        wait_fold_cookie(&b, "open");
         h.open(&b, "", "#list");
         assert!(b.displayed(&b.find("#filter-form")), "{name}: open again");
     }
