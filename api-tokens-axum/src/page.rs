@@ -353,6 +353,18 @@ impl<S: TokenStore + 'static> TokensPage<S, FromGrant> {
     }
 }
 
+/// `with_*` methods that set one of the page's settings: `name(arg: Type) field = value;`.
+macro_rules! settings {
+    ($($(#[$doc:meta])* $name:ident($arg:ident: $ty:ty) $($field:ident).+ = $value:expr;)*) => {$(
+        $(#[$doc])*
+        #[must_use]
+        pub fn $name(mut self, $arg: $ty) -> Self {
+            self.settings.$($field).+ = $value;
+            self
+        }
+    )*};
+}
+
 impl<S: TokenStore + 'static, M: ActorMapping<S>> TokensPage<S, M> {
     /// The page over a [`SelfService`] (its actor mapping and limits), to serve beside its JSON
     /// API.
@@ -380,68 +392,32 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> TokensPage<S, M> {
         }
     }
 
-    /// The users an admin picks from (the create form's *User*, the filter's *Users* and
-    /// *Created by*). Without them those fields are text (user ids, comma-separated).
-    /// At most 1,000 are kept.
-    #[must_use]
-    pub fn with_users(mut self, users: impl IntoIterator<Item = UserId>) -> Self {
-        self.settings.users = users.into_iter().take(1_000).collect();
-        self
-    }
-
-    /// Tokens per page (1 to 1,000; default 50).
-    #[must_use]
-    pub fn with_page_size(mut self, n: usize) -> Self {
-        self.settings.page_size = n.clamp(1, 1_000);
-        self
-    }
-
-    /// Most tokens one list reads (default 10,000): past it the page asks for a narrower
-    /// filter. At least one page.
-    #[must_use]
-    pub fn with_max_rows(mut self, n: usize) -> Self {
-        self.settings.max_rows = n.max(1);
-        self
-    }
-
-    /// Marks the session cookie `Secure` (send it over HTTPS only). Turn it on behind HTTPS.
-    #[must_use]
-    pub fn with_secure_cookie(mut self, secure: bool) -> Self {
-        self.settings.secure_cookie = secure;
-        self
-    }
-
-    /// The key the page signs its session cookies, CSRF tokens and messages with: **the same
-    /// on every process serving the page** (see the [module](self) docs). Without it the page
-    /// makes a random key, right for one process only.
-    #[must_use]
-    pub fn with_key(mut self, key: PageKey) -> Self {
-        self.settings.key = key;
-        self
-    }
-
-    /// How long the page's sessions last.
-    #[must_use]
-    pub fn with_session_limits(mut self, limits: SessionLimits) -> Self {
-        self.settings.sessions = limits;
-        self
-    }
-
-    /// The page's texts and the choices of its look ([`Preset::standard`] by default;
-    /// [`Preset::zabbix`] for Zabbix's frontend). Replaces the texts too: give other texts
-    /// after it with [`TokensPage::with_texts`].
-    #[must_use]
-    pub fn with_preset(mut self, preset: Preset) -> Self {
-        self.settings.preset = preset;
-        self
-    }
-
-    /// Every text the page shows (a translation, other wording), keeping the rest of the
-    /// preset.
-    #[must_use]
-    pub fn with_texts(mut self, texts: Texts) -> Self {
-        self.settings.preset.texts = texts;
-        self
+    settings! {
+        /// The users an admin picks from (the create form's *User*, the filter's *Users* and
+        /// *Created by*). Without them those fields are text (user ids, comma-separated).
+        /// At most 1,000 are kept.
+        with_users(users: impl IntoIterator<Item = UserId>) users =
+            users.into_iter().take(1_000).collect();
+        /// Tokens per page (1 to 1,000; default 50).
+        with_page_size(n: usize) page_size = n.clamp(1, 1_000);
+        /// Most tokens one list reads (default 10,000): past it the page asks for a narrower
+        /// filter. At least one page.
+        with_max_rows(n: usize) max_rows = n.max(1);
+        /// Marks the session cookie `Secure` (send it over HTTPS only). Turn it on behind HTTPS.
+        with_secure_cookie(secure: bool) secure_cookie = secure;
+        /// The key the page signs its session cookies, CSRF tokens and messages with: **the same
+        /// on every process serving the page** (see the [module](self) docs). Without it the page
+        /// makes a random key, right for one process only.
+        with_key(key: PageKey) key = key;
+        /// How long the page's sessions last.
+        with_session_limits(limits: SessionLimits) sessions = limits;
+        /// The page's texts and the choices of its look ([`Preset::standard`] by default;
+        /// [`Preset::zabbix`] for Zabbix's frontend). Replaces the texts too: give other texts
+        /// after it with [`TokensPage::with_texts`].
+        with_preset(preset: Preset) preset = preset;
+        /// Every text the page shows (a translation, other wording), keeping the rest of the
+        /// preset.
+        with_texts(texts: Texts) preset.texts = texts;
     }
 
     /// The page's routes, to mount under a path of the host's choosing. Mount them with

@@ -251,18 +251,7 @@ impl Sessions {
     /// The session `cookie` proves for `user` at `now`: signed for this user with this key,
     /// used within `idle`, opened within `absolute`. Anything else is no session.
     pub(crate) fn verify(&self, cookie: Option<&str>, user: &UserId, now: i64) -> Option<Session> {
-        let cookie = cookie.filter(|c| c.len() <= MAX_COOKIE)?;
-        let mut parts = cookie.split('.');
-        let (Some("s1"), Some(id), Some(issued), Some(seen), Some(mac), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return None;
-        };
+        let [id, issued, seen, mac] = fields(cookie, "s1")?;
         let session = Session {
             id: <[u8; 16]>::try_from(unhex(id)?.as_slice()).ok()?,
             issued: issued.parse().ok()?,
@@ -341,9 +330,10 @@ impl Sessions {
         mac_is(&expected, presented)
     }
 
-    fn notice_mac(&self, user: &UserId, session: &Session, fields: &[&[u8]]) -> blake3::Hash {
+    /// The MAC of a notice's fields (when, ok, token, text, as written in its cookie).
+    fn notice_mac(&self, user: &UserId, session: &Session, fields: [&str; 4]) -> blake3::Hash {
         let mut all: Vec<&[u8]> = vec![user.as_str().as_bytes(), &session.id];
-        all.extend_from_slice(fields);
+        all.extend(fields.iter().map(|f| f.as_bytes()));
         self.key.mac("api-tokens page notice", &all)
     }
 
@@ -369,16 +359,7 @@ impl Sessions {
             .map_or_else(String::new, |t| t.get().to_string());
         let text = hex(text.as_bytes());
         let at = now.to_string();
-        let mac = self.notice_mac(
-            user,
-            session,
-            &[
-                at.as_bytes(),
-                ok.as_bytes(),
-                token.as_bytes(),
-                text.as_bytes(),
-            ],
-        );
+        let mac = self.notice_mac(user, session, [&at, ok, &token, &text]);
         format!("n1.{at}.{ok}.{token}.{text}.{}", mac.to_hex())
     }
 
@@ -391,29 +372,8 @@ impl Sessions {
         session: &Session,
         now: i64,
     ) -> Option<Notice> {
-        let cookie = cookie.filter(|c| c.len() <= MAX_COOKIE)?;
-        let mut parts = cookie.split('.');
-        let (Some("n1"), Some(at), Some(ok), Some(token), Some(text), Some(mac), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return None;
-        };
-        let expected = self.notice_mac(
-            user,
-            session,
-            &[
-                at.as_bytes(),
-                ok.as_bytes(),
-                token.as_bytes(),
-                text.as_bytes(),
-            ],
-        );
+        let [at, ok, token, text, mac] = fields(cookie, "n1")?;
+        let expected = self.notice_mac(user, session, [at, ok, token, text]);
         if !mac_is(&expected, mac) {
             return None;
         }
@@ -447,6 +407,21 @@ impl Sessions {
         );
         hex(mac.as_bytes().get(..16).unwrap_or_default())
     }
+}
+
+/// The fields of a signed cookie written as `tag.field.….field`: `None` when it is longer than
+/// a cookie may be, has another tag (another format or version) or another number of fields.
+fn fields<'a, const N: usize>(cookie: Option<&'a str>, tag: &str) -> Option<[&'a str; N]> {
+    let cookie = cookie.filter(|c| c.len() <= MAX_COOKIE)?;
+    let mut parts = cookie.split('.');
+    if parts.next()? != tag {
+        return None;
+    }
+    let mut out = [""; N];
+    for field in &mut out {
+        *field = parts.next()?;
+    }
+    parts.next().is_none().then_some(out)
 }
 
 #[cfg(test)]
