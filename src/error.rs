@@ -43,12 +43,14 @@ pub enum Field {
     CreatedAt,
     /// An imported token's last use.
     LastUse,
+    /// A usage limit or rate limit ([`Limits`](crate::limits::Limits)).
+    Limits,
 }
 
 impl Field {
     /// The stable snake_case name: `name`, `description`, `owner`, `user_id`, `expiry`,
     /// `permissions`, `allowlist`, `token_id`, `secret_prefix`, `query`, `grace_period`,
-    /// `legacy_hash`, `created_at`, `last_use`.
+    /// `legacy_hash`, `created_at`, `last_use`, `limits`.
     pub const fn as_str(&self) -> &'static str {
         match self {
             Self::Name => "name",
@@ -65,6 +67,7 @@ impl Field {
             Self::LegacyHash => "legacy_hash",
             Self::CreatedAt => "created_at",
             Self::LastUse => "last_use",
+            Self::Limits => "limits",
         }
     }
 }
@@ -86,6 +89,7 @@ impl fmt::Display for Field {
             Self::LegacyHash => "legacy hash",
             Self::CreatedAt => "creation time",
             Self::LastUse => "last use",
+            Self::Limits => "limits",
         })
     }
 }

@@ -131,6 +131,7 @@ mod events;
 pub mod guide;
 mod keys;
 mod legacy;
+pub mod limits;
 mod permission;
 mod policy;
 mod secret;
