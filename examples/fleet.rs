@@ -37,6 +37,17 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The replicas' own logs (catch-ups, staleness, shutdown) on stderr: RUST_LOG=debug for more.
+    let filter: tracing_subscriber::filter::Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| f.parse().ok())
+        .unwrap_or_else(|| "info".parse().unwrap_or_default());
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
+        .init();
     let url = match std::env::args().nth(1) {
         Some(u) => u,
         None => std::env::var("API_TOKENS_PG_URL")
@@ -95,5 +106,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         until(node, secret, Some(DenialKind::Unknown));
     }
     println!("C: deleted it; unknown on A, B and C");
+    // Each leaves the fleet: last uses written, lease released (what dropping them does too,
+    // without saying whether it worked).
+    for (_, node) in &fleet {
+        node.store().shutdown()?;
+    }
     Ok(())
 }

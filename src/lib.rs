@@ -129,9 +129,13 @@ mod directory;
 mod error;
 mod events;
 pub mod guide;
+mod health;
 mod keys;
 mod legacy;
 pub mod limits;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 mod permission;
 mod policy;
 mod secret;
@@ -152,6 +156,7 @@ pub use error::{
     Error, Field, Forbidden, MalformedSecret, Problem, Result, StoreError, ValidationError,
 };
 pub use events::{CollectEvents, EventKind, EventSink, NoEvents, TokenEvent, UpdatedField};
+pub use health::{Health, ReplicaState, ReplicaStatus, StoreHealth};
 pub use keys::{HashKeyReport, HashScheme, KeyUsage, MAX_OLD_KEYS};
 pub use legacy::{ImportOrigin, LegacyHash, LegacyScheme, MIN_LEGACY_SECRET_LEN};
 pub use permission::{MAX_PERMISSION_LEN, Permission, PermissionSet};

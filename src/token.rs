@@ -14,6 +14,7 @@ use crate::keys::HashScheme;
 use crate::legacy::ImportOrigin;
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
+use crate::store::{Candidate, Matched, candidate_of};
 
 /// The id of a token, assigned by the store (Zabbix `tokenid`). Serialized as a number;
 /// `FromStr` reads its decimal text.
@@ -666,6 +667,40 @@ impl Token {
         self.revoked.is_some()
     }
 
+    /// What authentication reads of this record when a secret hashing to `presented` was
+    /// presented: the [`Candidate`] a store hands to
+    /// [`TokenStore::authenticate`](crate::TokenStore::authenticate)'s check, saying which
+    /// secret matched ([`Matched::Current`], or [`Matched::Previous`] with the end of its
+    /// grace period) and how that hash was made ([`Candidate::scheme`]).
+    ///
+    /// `None` when `presented` is neither the current nor the previous hash (or the token has
+    /// no secret): a lookup that found this record by mistake must not authenticate with it,
+    /// so a store that passes on only what this returns fails closed. Every store of the crate
+    /// builds its candidates by this rule; a host's store should call it rather than write it
+    /// again.
+    ///
+    /// ```
+    /// use api_tokens::store::Matched;
+    /// use api_tokens::{Actor, HashKey, NewToken, SecretFormat, SecretHash, Tokens, UserId};
+    /// let tokens = Tokens::in_memory();
+    /// let alice = Actor::user(UserId::new("alice")?);
+    /// let ci = NewToken::new("ci".parse()?).permissions("deploy".parse()?);
+    /// let issued = tokens.issue(&alice, ci)?;
+    /// let presented = SecretFormat::default().parse(issued.secret.expose())?;
+    /// let hash = SecretHash::of(&HashKey::default(), &presented);
+    ///
+    /// let candidate = issued.token.candidate(&hash).expect("its current secret");
+    /// assert_eq!((candidate.id, candidate.matched), (issued.token.id, Matched::Current));
+    /// assert!(issued.token.candidate(&SecretHash::from_bytes([7; 32])).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn candidate(&self, presented: &SecretHash) -> Option<Candidate<'_>> {
+        let s = self.secret.as_ref()?;
+        let (matched, scheme) =
+            Matched::of(presented, Some(&s.hash), s.scheme, s.previous.as_ref())?;
+        Some(candidate_of!(self, matched, scheme))
+    }
+
     /// Checks the rules every stored record keeps: a revoked token is disabled and holds no
     /// secret hash, and a previous secret differs from the current one. (A previous secret
     /// without a current one, or without an end time, cannot be expressed in a `Token`; SQL
@@ -804,24 +839,13 @@ mod tests {
     #[test]
     fn inconsistent_records_are_named() {
         let t = Token {
-            id: TokenId::new(5),
-            name: TokenName::new("t").unwrap(),
-            description: String::new(),
-            owner: UserId::from(2),
-            creator: UserId::from(2),
             status: Status::Disabled,
             created_at: datetime!(2025-01-01 0:00 UTC),
-            expiry: Expiry::NEVER,
-            permissions: PermissionSet::empty(),
-            allowlist: IpAllowlist::any(),
-            last_use: None,
-            secret: None,
-            revision: 0,
             revoked: Some(Revoked {
                 at: datetime!(2025-01-02 0:00 UTC),
                 by: RevokedBy::Possession,
             }),
-            imported_from: None,
+            ..crate::store::test_record(TokenId::new(5))
         };
         assert!(t.check_consistent().is_ok());
         let enabled = Token {
@@ -864,6 +888,66 @@ mod tests {
             Some(RevokedBy::Possession)
         );
         assert_eq!(RevokedBy::from_name("x"), None);
+    }
+
+    /// Which secret a presented hash matched is read from the record: the current hash with
+    /// its scheme, the previous one with its deadline and its own scheme (past the deadline
+    /// too: whether it is still honoured is the decision's), and no candidate at all for a
+    /// hash the record does not hold or a record without a secret.
+    #[test]
+    fn a_candidate_says_which_secret_matched_and_fails_closed() {
+        use crate::secret::KeyId;
+        use crate::store::Matched;
+        let (current, previous, other) = (
+            SecretHash::from_bytes([1; 32]),
+            SecretHash::from_bytes([2; 32]),
+            SecretHash::from_bytes([3; 32]),
+        );
+        let (keyed, legacy) = (
+            HashScheme::keyed(KeyId::from_bytes([4; 8])),
+            HashScheme::legacy(crate::LegacyScheme::Sha256, KeyId::from_bytes([5; 8])),
+        );
+        let until = datetime!(2025-01-02 0:00 UTC);
+        let t = Token {
+            status: Status::Disabled,
+            expiry: Expiry::from_unix(1_800_000_000).unwrap(),
+            permissions: "dns.*".parse().unwrap(),
+            allowlist: "10.0.0.0/8".parse().unwrap(),
+            secret: Some(SecretState {
+                hash: current,
+                scheme: keyed,
+                generated_at: datetime!(2025-01-01 0:00 UTC),
+                previous: Some(PreviousSecret {
+                    hash: previous,
+                    scheme: legacy,
+                    valid_until: until,
+                }),
+            }),
+            ..crate::store::test_record(TokenId::new(9))
+        };
+        let matched = |t: &Token, h: &SecretHash| t.candidate(h).map(|c| (c.matched, c.scheme));
+        let cases = [
+            (current, Some((Matched::Current, keyed))),
+            (
+                previous,
+                Some((Matched::Previous { valid_until: until }, legacy)),
+            ),
+            (other, None),
+        ];
+        for (h, expected) in cases {
+            assert_eq!(matched(&t, &h), expected, "{h:?}");
+        }
+        let c = t.candidate(&current).unwrap();
+        assert_eq!(
+            (c.id, c.name, c.owner, c.status, c.expiry),
+            (t.id, &t.name, &t.owner, t.status, t.expiry)
+        );
+        assert_eq!((c.permissions, c.allowlist), (&t.permissions, &t.allowlist));
+        let without = Token {
+            secret: None,
+            ..t.clone()
+        };
+        assert_eq!(matched(&without, &current), None, "no secret, no candidate");
     }
 
     #[test]

@@ -301,6 +301,10 @@ struct Config {
     /// Shared by clones and by configurations derived from them: it is keyed by the identity
     /// of the two sets it intersected, so any `Tokens` may use any entry.
     memo: Arc<IntersectionMemo>,
+    /// The authentication counters (feature `metrics`), resolved when the `Tokens` is built
+    /// (with the recorder in force then) and shared by clones.
+    #[cfg(feature = "metrics")]
+    metrics: Arc<crate::metrics::AuthMetrics>,
 }
 
 impl<S> Clone for Tokens<S> {
@@ -390,6 +394,8 @@ impl<S: TokenStore> Tokens<S> {
                 directory: Arc::new(AllowAllUsers::new()),
                 events: Arc::new(NoEvents),
                 memo: Arc::new(IntersectionMemo::default()),
+                #[cfg(feature = "metrics")]
+                metrics: Arc::new(crate::metrics::AuthMetrics::resolve()),
             }),
         }
     }

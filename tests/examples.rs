@@ -1,11 +1,12 @@
-//! Runs the small examples and checks what they print (the seed-API examples have files of
-//! their own: `example_zabbix.rs`, `example_whm.rs`).
+//! The examples run and print what they promise: the small ones here, the seeds' APIs (the
+//! Zabbix JSON-RPC and WHM API examples) in modules of their own.
 
-mod support;
+mod whm;
+mod zabbix;
 
 use std::process::{Command, Stdio};
 
-use support::{TempDir, example, run};
+use crate::support::{TempDir, example, run};
 
 #[test]
 fn quickstart_shows_every_rule() {
@@ -138,9 +139,7 @@ fn sqlite_example_survives_a_restart() {
 #[cfg(feature = "postgres")]
 #[test]
 fn fleet_issues_uses_and_revokes_on_three_replicas() {
-    let Some(pg) = support::pg::PgServer::start() else {
-        return;
-    };
+    let pg = crate::support::server!();
     let url = pg.create_db("example");
     let out = run("fleet", &[&url], "");
     let lines: Vec<&str> = out.lines().collect();

@@ -5,11 +5,14 @@ use std::sync::Arc;
 use api_tokens::{
     Actor, CollectEvents, Error, EventKind, Expiry, Field, Forbidden, IpAllowlist, ManualClock,
     MemoryStore, NewToken, PermissionSet, Policy, Problem, Query, RequestContext, StaticDirectory,
-    Status, Token, TokenId, TokenName, TokenUpdate, Tokens, UpdatedField, UserId, UserState,
+    Status, Token, TokenId, TokenUpdate, Tokens, UpdatedField, UserState,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
+use crate::support::{admin, name, uid};
+
+/// This module's hosts start at their own instant: the seeds' messages below quote it.
 const NOW: OffsetDateTime = datetime!(2025-06-01 12:00 UTC);
 
 struct Env {
@@ -46,14 +49,6 @@ fn env() -> Env {
     env_with(Policy::default())
 }
 
-fn uid(n: u64) -> UserId {
-    UserId::from(n)
-}
-
-fn name(s: &str) -> TokenName {
-    TokenName::new(s).unwrap()
-}
-
 /// A token that states its permissions (all of its owner's), as the default policy requires.
 fn new(s: &str) -> NewToken {
     bare(s).permissions(PermissionSet::all())
@@ -62,10 +57,6 @@ fn new(s: &str) -> NewToken {
 /// A token without permissions: the seeds' presets give it the creator's privileges.
 fn bare(s: &str) -> NewToken {
     NewToken::new(name(s))
-}
-
-fn admin() -> Actor {
-    Actor::admin(uid(1))
 }
 
 fn user(n: u64) -> Actor {
@@ -817,5 +808,53 @@ fn events_say_who_did_what_to_which_token_and_never_hold_a_secret() {
         assert_eq!(ev.at, NOW);
         let dbg = format!("{ev:?}");
         assert!(!dbg.contains(secret.expose()));
+    }
+}
+
+#[test]
+fn find_by_secret_sees_only_what_the_actor_may_manage() {
+    // The authentication tests' host: a token of user 2 with an allowlist and permissions.
+    let e = crate::support::env::env();
+    let (id, s) = e.basic("find");
+    assert_eq!(
+        e.tokens.find_by_secret(&admin(), s.expose()).unwrap(),
+        Some(id)
+    );
+    let owner = Actor::user(uid(2));
+    assert_eq!(
+        e.tokens.find_by_secret(&owner, s.expose()).unwrap(),
+        Some(id)
+    );
+    let other = Actor::user(uid(3));
+    assert_eq!(e.tokens.find_by_secret(&other, s.expose()).unwrap(), None);
+    assert_eq!(e.tokens.find_by_secret(&admin(), "garbage").unwrap(), None);
+    e.tokens.generate(&admin(), [id]).unwrap();
+    assert_eq!(
+        e.tokens.find_by_secret(&admin(), s.expose()).unwrap(),
+        None,
+        "a replaced secret past its grace finds nothing"
+    );
+    let nobody = Actor::without_token_rights(uid(2));
+    assert!(e.tokens.find_by_secret(&nobody, s.expose()).is_err());
+}
+
+/// Allowlist text is taken as written or refused: `10.0.0.1/8` is never widened to its network,
+/// and a blank item (`" , "`) is never read as any address.
+#[test]
+fn allowlist_text_is_taken_as_written_or_refused() {
+    let e = "10.0.0.1/8".parse::<IpAllowlist>().unwrap_err();
+    assert_eq!(
+        e.problem,
+        Problem::HostBitsSet {
+            network: "10.0.0.0/8".parse().unwrap()
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "allowlist entry \"10.0.0.1/8\" has host bits set (the network is 10.0.0.0/8)"
+    );
+    for blank_items in [" , ", ",", "10.0.0.1,,10.0.0.2", "10.0.0.1,"] {
+        let e = blank_items.parse::<IpAllowlist>().unwrap_err();
+        assert_eq!(e.problem, Problem::EmptyItem, "{blank_items:?}");
     }
 }

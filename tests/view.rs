@@ -224,7 +224,7 @@ fn persistence_keeps_the_hashes_in_its_own_types() {
 /// A sealed snapshot as `examples/persistence.rs` wrote it before tokens had a public view
 /// (`main` at 22aef47, the first with sealed snapshots): it still opens and restores, writes
 /// back as the same document, and its secret still authenticates. (Unsealed version-1
-/// snapshots are refused since issue 17 sealed them; that is its rule, not this one's.)
+/// snapshots are refused, since snapshots are sealed; that is another rule, not this one's.)
 #[test]
 fn a_snapshot_written_before_the_view_existed_still_restores() {
     let old = include_str!("data/sealed-snapshot-22aef47.json");
@@ -234,7 +234,7 @@ fn a_snapshot_written_before_the_view_existed_still_restores() {
     let tokens = Tokens::new(MemoryStore::from_snapshot(sealed.open(&key).unwrap()).unwrap())
         .with_hash_key(key.clone());
     let mut again = serde_json::to_value(tokens.sealed_snapshot()).unwrap();
-    // Issue 14: sealed again, it is of the current version, each hash saying which key made
+    // Sealed again, it is of the current version, each hash saying which key made
     // it (the one the version-2 snapshot was sealed under), and (version 4) no token saying
     // it was imported; otherwise the same document.
     assert_eq!(

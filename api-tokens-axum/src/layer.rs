@@ -109,6 +109,10 @@ impl<S> fmt::Debug for AuthLayer<S> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Anonymous;
 
+/// The client address a grant was given to, as the layer established it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GrantedTo(pub(crate) Option<std::net::IpAddr>);
+
 impl<S: TokenStore + 'static> AuthLayer<S> {
     /// Authenticates with `tokens`, in place: `Authorization: Bearer` only, the client address
     /// from the connection, every request must present a valid token.
@@ -212,7 +216,7 @@ impl<S: TokenStore + 'static> Shared<S> {
                 let ip = self.client.resolve(peer, req.headers());
                 let ctx = ip.map_or_else(RequestContext::unknown_address, RequestContext::from_ip);
                 match self.tokens.authenticate(&secret, &ctx) {
-                    Ok(grant) => Some(grant),
+                    Ok(grant) => Some((grant, ip)),
                     Err(denial) => {
                         refusal::log_denial(&denial, ip);
                         return Err(Refusal::from_denial(&denial, false));
@@ -230,9 +234,16 @@ impl<S: TokenStore + 'static> Shared<S> {
             }
         };
         match grant {
-            Some(grant) => req.extensions_mut().insert(grant).map(drop),
-            None => req.extensions_mut().insert(Anonymous).map(drop),
-        };
+            Some((grant, ip)) => {
+                let extensions = req.extensions_mut();
+                extensions.insert(grant);
+                // For the log line of a later refusal (`require`), which must name the client.
+                extensions.insert(GrantedTo(ip));
+            }
+            None => {
+                req.extensions_mut().insert(Anonymous);
+            }
+        }
         Ok(())
     }
 }

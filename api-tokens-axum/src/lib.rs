@@ -26,6 +26,7 @@
 
 mod client_ip;
 mod credentials;
+pub mod health;
 mod layer;
 #[cfg(feature = "manage")]
 #[cfg_attr(docsrs, doc(cfg(feature = "manage")))]

@@ -57,15 +57,42 @@
 //! the core does not sort by) happens there too. Past the cap the page says so.
 //!
 //! **Without JavaScript** the page works the same: a confirmation is a page of its own instead
-//! of a dialog, and the copy button is left to the keyboard.
+//! of a dialog, the mass actions stay enabled (with the script they wait for a selected row;
+//! without a selection the server asks for one), the filter folds but is not remembered, and
+//! the copy button is left to the keyboard. The script remembers the filter's fold in a cookie
+//! of its own (`api_tokens_filter`, a look, nothing the server stores).
+//!
+//! **Texts and presets.** Every text the page shows comes from one table, [`Texts`]: replace it
+//! ([`TokensPage::with_texts`]) to translate or reword the page, refusals of the core included.
+//! A [`Preset`] adds the choices in which Zabbix's frontend differs from this page's default
+//! (columns per view and their sorting, the create form's defaults, the expiry's input and
+//! range): [`TokensPage::with_preset`]`(`[`Preset::zabbix`]`())` is the page as Zabbix's own
+//! frontend tests expect it (pair it with [`Policy::zabbix`](api_tokens::Policy::zabbix)).
+//! The form's length limits come from the [`Tokens`]' policy in either.
+//!
+//! ```
+//! use api_tokens::{Policy, Tokens};
+//! use api_tokens_axum::page::{Preset, Texts, TokensPage};
+//!
+//! let tokens = Tokens::in_memory().with_policy(Policy::zabbix());
+//! let zabbix = TokensPage::new(tokens.clone()).with_preset(Preset::zabbix());
+//!
+//! let mut texts = Texts::english();
+//! texts.lang = "lv".into();
+//! texts.create = "Izveidot API marķieri".into();
+//! texts.problem("name.empty", "Nosaukums nevar būt tukšs.");
+//! let latvian = TokensPage::new(tokens).with_texts(texts);
+//! # drop((zabbix, latvian));
+//! ```
 
 use std::sync::Arc;
 
 use api_tokens::store::{SortField, SortOrder};
 use api_tokens::time::Duration as TimeDuration;
 use api_tokens::{
-    Error, Expiry, Forbidden, IpAllowlist, MemoryStore, PermissionSet, Query, Status, Token,
-    TokenId, TokenName, TokenSecret, TokenStore, TokenUpdate, Tokens, UserId,
+    Error, Expiry, Forbidden, IpAllowlist, MemoryStore, PermissionSet, Problem, Query, Status,
+    Token, TokenId, TokenName, TokenSecret, TokenStore, TokenUpdate, Tokens, UserId,
+    ValidationError,
 };
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -82,18 +109,26 @@ use crate::manage::{ActorMapping, ApiError, FromGrant, SelfService};
 mod extract;
 mod form;
 mod html;
+mod preset;
 mod render;
 mod session;
+mod texts;
 
+pub use preset::{ExpiryInput, Preset};
 pub use session::SessionLimits;
+pub use texts::{Texts, UnknownText};
 
 use extract::{Ctx, Page, Posted};
 use form::Form;
 use render::{Errors, FilterInput, Frame, TokenInput};
 use session::{Filter, Notice, Pending, Reveal, Sessions};
+use texts::fill;
 
 /// The session cookie's name.
 const COOKIE_NAME: &str = "api_tokens_page";
+/// The cookie the page's script sets when the filter is folded away (`folded`) or opened
+/// again: a look the browser keeps, nothing the server stores.
+const FOLD_COOKIE: &str = "api_tokens_filter";
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 const CSS: &str = include_str!("page/page.css");
@@ -138,6 +173,36 @@ impl Col {
             Self::Status => "status",
         }
     }
+
+    pub(crate) fn label(self, texts: &Texts) -> &str {
+        match self {
+            Self::Name => &texts.col_name,
+            Self::User => &texts.col_user,
+            Self::Expires => &texts.col_expires,
+            Self::Created => &texts.col_created,
+            Self::Creator => &texts.col_creator,
+            Self::LastUsed => &texts.col_last_used,
+            Self::Status => &texts.col_status,
+        }
+    }
+
+    /// The columns of a view, in order: an administrator's, or a user's own.
+    pub(crate) fn shown(admin: bool, preset: &Preset) -> Vec<Self> {
+        Self::ALL
+            .into_iter()
+            .filter(|c| match c {
+                Self::User => admin,
+                Self::Creator => admin || preset.users_in_own_view,
+                _ => true,
+            })
+            .collect()
+    }
+
+    /// Whether a view sorts by this column (shown, and sortable in the preset).
+    pub(crate) fn sortable(self, admin: bool, preset: &Preset) -> bool {
+        Self::shown(admin, preset).contains(&self)
+            && (self != Self::Created || preset.created_at_sortable)
+    }
 }
 
 /// The list's sort and page, from its query string.
@@ -159,26 +224,36 @@ impl Default for ListView {
 }
 
 impl ListView {
-    /// Reads `sort`, `order` and `page` (each optional) from `form`.
-    fn parse(form: &Form) -> Result<Self, String> {
+    /// Reads `sort` (one of the view's sortable columns), `order` and `page` (each optional)
+    /// from `form`.
+    fn parse(form: &Form, admin: bool, preset: &Preset) -> Result<Self, String> {
+        let texts = &preset.texts;
         let mut view = Self::default();
         if let Some(s) = form.get("sort") {
-            view.sort = Col::ALL
+            let sortable: Vec<Col> = Col::ALL
                 .into_iter()
+                .filter(|c| c.sortable(admin, preset))
+                .collect();
+            view.sort = sortable
+                .iter()
+                .copied()
                 .find(|c| c.name() == s)
-                .ok_or("sort must be one of name, user, expires_at, created_at, creator, last_used_at, status")?;
+                .ok_or_else(|| {
+                    let names: Vec<&str> = sortable.iter().map(|c| c.name()).collect();
+                    fill(&texts.bad_sort, &[("columns", &names.join(", "))])
+                })?;
         }
         view.desc = match form.get("order") {
             None | Some("asc") => false,
             Some("desc") => true,
-            Some(_) => return Err("order must be asc or desc".to_owned()),
+            Some(_) => return Err(texts.bad_order.to_string()),
         };
         if let Some(p) = form.get("page") {
             view.page = p
                 .parse::<usize>()
                 .ok()
                 .filter(|p| (1..=MAX_PAGE).contains(p))
-                .ok_or("page must be a whole number from 1")?;
+                .ok_or_else(|| texts.bad_page.to_string())?;
         }
         Ok(view)
     }
@@ -195,6 +270,7 @@ impl ListView {
 
 #[derive(Clone, Debug)]
 struct Settings {
+    preset: Preset,
     users: Vec<UserId>,
     page_size: usize,
     max_rows: usize,
@@ -233,6 +309,7 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> TokensPage<S, M> {
         Self {
             service,
             settings: Settings {
+                preset: Preset::standard(),
                 users: Vec::new(),
                 page_size: 50,
                 max_rows: 10_000,
@@ -286,6 +363,23 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> TokensPage<S, M> {
     #[must_use]
     pub fn with_session_limits(mut self, limits: SessionLimits) -> Self {
         self.settings.sessions = limits;
+        self
+    }
+
+    /// The page's texts and the choices of its look ([`Preset::standard`] by default;
+    /// [`Preset::zabbix`] for Zabbix's frontend). Replaces the texts too: give other texts
+    /// after it with [`TokensPage::with_texts`].
+    #[must_use]
+    pub fn with_preset(mut self, preset: Preset) -> Self {
+        self.settings.preset = preset;
+        self
+    }
+
+    /// Every text the page shows (a translation, other wording), keeping the rest of the
+    /// preset.
+    #[must_use]
+    pub fn with_texts(mut self, texts: Texts) -> Self {
+        self.settings.preset.texts = texts;
         self
     }
 
@@ -346,13 +440,23 @@ impl Ctx {
         self.caller.actor.manage_others
     }
 
-    fn frame<'a, S, M>(&'a self, shared: &'a Shared<S, M>, csrf: &'a str) -> Frame<'a> {
+    fn frame<'a, S: TokenStore + 'static, M: ActorMapping<S>>(
+        &'a self,
+        shared: &'a Shared<S, M>,
+        csrf: &'a str,
+    ) -> Frame<'a> {
+        let policy = shared.service.tokens().policy();
         Frame {
             base: &self.base,
             user: &self.caller.actor.user,
             csrf,
             admin: self.admin(),
             users: &shared.settings.users,
+            preset: &shared.settings.preset,
+            texts: &shared.settings.preset.texts,
+            name_max: policy.max_name_chars.min(api_tokens::MAX_NAME_LEN),
+            description_max: policy.max_description_chars,
+            filter_folded: self.filter_folded,
         }
     }
 
@@ -457,12 +561,26 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
 
     /// The answer for an id that names no token the caller may see (or is no id at all).
     fn not_found(&self, ctx: &Ctx) -> Response {
+        let t = self.texts();
+        self.message(ctx, StatusCode::NOT_FOUND, &t.not_found, &t.no_such_token)
+    }
+
+    /// A bad request's message page.
+    fn bad_request(&self, ctx: &Ctx, text: &str) -> Response {
         self.message(
             ctx,
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "No such API token.",
+            StatusCode::BAD_REQUEST,
+            &self.texts().bad_request,
+            text,
         )
+    }
+
+    fn texts(&self) -> &Texts {
+        &self.settings.preset.texts
+    }
+
+    fn preset(&self) -> &Preset {
+        &self.settings.preset
     }
 
     /// Leaves `notice` for the caller's next page.
@@ -546,11 +664,13 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
         cookie: Option<HeaderValue>,
     ) -> Response {
         let max_rows = self.settings.max_rows;
-        let query = query_of(filter, view, ctx.admin(), max_rows);
+        let never_first = self.preset().never_expires_first;
+        let query = query_of(filter, view, ctx.admin(), max_rows, never_first);
         let mut rows = match self.service.list(ctx.caller.clone(), query).await {
             Ok(rows) => rows,
             Err(e) => {
-                errors.add(filter_field(&e), e.to_string());
+                let field = filter_field(&e);
+                errors.add(field, api_problem(self.texts(), field, &e));
                 Vec::new()
             }
         };
@@ -595,7 +715,13 @@ impl<S: TokenStore + 'static, M: ActorMapping<S>> Shared<S, M> {
 }
 
 /// The core query for the list: the filter, the sort where the core sorts, a bound.
-fn query_of(filter: &Filter, view: ListView, admin: bool, max_rows: usize) -> Query {
+fn query_of(
+    filter: &Filter,
+    view: ListView,
+    admin: bool,
+    max_rows: usize,
+    never_first: bool,
+) -> Query {
     let mut q = Query::new();
     if !filter.name.is_empty() {
         q = q.name_contains(filter.name.clone());
@@ -619,6 +745,7 @@ fn query_of(filter: &Filter, view: ListView, admin: bool, max_rows: usize) -> Qu
     };
     let field = match view.sort {
         Col::Name => Some(SortField::Name),
+        Col::Expires if never_first => Some(SortField::ExpiryNeverFirst),
         Col::Expires => Some(SortField::Expiry),
         Col::Created => Some(SortField::Created),
         Col::LastUsed => Some(SortField::LastUsed),
@@ -670,17 +797,69 @@ fn parse_id(text: &str) -> Option<TokenId> {
     text.parse().ok()
 }
 
+/// The text of a refused value (see [`Texts`]): the template for its field and code, filled.
+fn problem_text(
+    texts: &Texts,
+    field: Option<&str>,
+    code: &str,
+    message: &str,
+    vars: &[(&str, &str)],
+) -> String {
+    let label = field.map(|f| texts.field_label(f)).unwrap_or_default();
+    let mut all = vec![("message", message), ("field", label)];
+    all.extend_from_slice(vars);
+    fill(texts.problem_template(field, code), &all)
+}
+
+/// The text of a value the page refused while reading a form.
+fn invalid_text(texts: &Texts, field: &str, e: &ValidationError) -> String {
+    problem_text(
+        texts,
+        Some(field),
+        e.code(),
+        &e.to_string(),
+        &[("value", &e.value)],
+    )
+}
+
+/// The text of an operation's refusal, about form field `field` if any.
+fn api_problem(texts: &Texts, field: Option<&str>, e: &ApiError) -> String {
+    let (value, owner) = match e {
+        ApiError::Tokens(Error::Invalid { source, .. }) => (
+            source.value.clone(),
+            match &source.problem {
+                Problem::NameTaken { owner } => owner.to_string(),
+                _ => String::new(),
+            },
+        ),
+        _ => (String::new(), String::new()),
+    };
+    let id = match e {
+        ApiError::Tokens(Error::NotFound { id, .. } | Error::Revoked { token: id, .. }) => {
+            id.get().to_string()
+        }
+        _ => String::new(),
+    };
+    problem_text(
+        texts,
+        field,
+        e.code(),
+        &e.to_string(),
+        &[("value", &value), ("owner", &owner), ("id", &id)],
+    )
+}
+
 async fn list_page<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
     Page(ctx, ()): Page,
     RawQuery(query): RawQuery,
 ) -> Response {
     let view = match Form::parse(query.as_deref().unwrap_or_default())
-        .map_err(|()| "the query string is not UTF-8".to_owned())
-        .and_then(|f| ListView::parse(&f))
+        .map_err(|()| shared.texts().not_utf8.to_string())
+        .and_then(|f| ListView::parse(&f, ctx.admin(), shared.preset()))
     {
         Ok(view) => view,
-        Err(text) => return shared.message(&ctx, StatusCode::BAD_REQUEST, "Bad request", &text),
+        Err(text) => return shared.bad_request(&ctx, &text),
     };
     let session = shared.session(&ctx);
     let input = FilterInput::of(&session.filter);
@@ -699,7 +878,7 @@ async fn list_page<S: TokenStore + 'static, M: ActorMapping<S>>(
         .await
 }
 
-fn users_of(form: &Form, name: &str, errors: &mut Errors) -> Vec<UserId> {
+fn users_of(form: &Form, name: &str, errors: &mut Errors, texts: &Texts) -> Vec<UserId> {
     let mut out = Vec::new();
     for item in form.all(name).flat_map(|v| v.split(',')) {
         let item = item.trim();
@@ -710,15 +889,13 @@ fn users_of(form: &Form, name: &str, errors: &mut Errors) -> Vec<UserId> {
             Ok(u) if !out.contains(&u) => out.push(u),
             Ok(_) => {}
             Err(e) => {
-                errors.add(Some(name), e.to_string());
+                errors.add(Some(name), invalid_text(texts, name, &e));
                 return out;
             }
         }
         if out.len() > session::MAX_FILTER_USERS {
-            errors.add(
-                Some(name),
-                format!("at most {} users", session::MAX_FILTER_USERS),
-            );
+            let max = session::MAX_FILTER_USERS.to_string();
+            errors.add(Some(name), fill(&texts.filter_too_many, &[("max", &max)]));
             return out;
         }
     }
@@ -729,20 +906,19 @@ async fn set_filter<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
     Posted(ctx, form, ()): Posted,
 ) -> Response {
+    let texts = shared.texts();
     let mut filter = Filter::default();
     let mut errors = Errors::default();
     if !form.checked("reset") {
         let name = form.get("name").unwrap_or_default();
         if name.chars().count() > session::MAX_FILTER_TEXT {
-            errors.add(
-                Some("name"),
-                format!("at most {} characters", session::MAX_FILTER_TEXT),
-            );
+            let max = session::MAX_FILTER_TEXT.to_string();
+            errors.add(Some("name"), fill(&texts.filter_too_long, &[("max", &max)]));
         }
         filter.name = name.to_owned();
         if ctx.admin() {
-            filter.owners = users_of(&form, "owners", &mut errors);
-            filter.creators = users_of(&form, "creators", &mut errors);
+            filter.owners = users_of(&form, "owners", &mut errors, texts);
+            filter.creators = users_of(&form, "creators", &mut errors, texts);
         }
         if form.checked("expires_soon") {
             match form
@@ -753,7 +929,7 @@ async fn set_filter<S: TokenStore + 'static, M: ActorMapping<S>>(
                 Some(days) => filter.expires_within_days = Some(days),
                 None => errors.add(
                     Some("expires_days"),
-                    format!("the number of days must be a whole number from 0 to {MAX_DAYS}"),
+                    fill(&texts.filter_bad_days, &[("max", &MAX_DAYS.to_string())]),
                 ),
             }
         }
@@ -762,7 +938,7 @@ async fn set_filter<S: TokenStore + 'static, M: ActorMapping<S>>(
             "enabled" => Some(Status::Enabled),
             "disabled" => Some(Status::Disabled),
             _ => {
-                errors.add(Some("status"), "status must be any, enabled or disabled");
+                errors.add(Some("status"), texts.filter_bad_status.to_string());
                 None
             }
         };
@@ -796,57 +972,92 @@ async fn set_filter<S: TokenStore + 'static, M: ActorMapping<S>>(
     see_other(&ctx.list_url(None))
 }
 
-fn ids_of(form: &Form) -> Result<Vec<TokenId>, String> {
-    form.all("ids")
-        .map(|v| parse_id(v).ok_or_else(|| "a selected token id is not a token id".to_owned()))
-        .collect()
+fn ids_of(form: &Form) -> Option<Vec<TokenId>> {
+    form.all("ids").map(parse_id).collect()
+}
+
+/// A mass action of the list.
+#[derive(Clone, Copy)]
+enum Mass {
+    Enable,
+    Disable,
+    Delete,
+}
+
+impl Mass {
+    fn status(self) -> Option<Status> {
+        match self {
+            Self::Enable => Some(Status::Enabled),
+            Self::Disable => Some(Status::Disabled),
+            Self::Delete => None,
+        }
+    }
+
+    /// The question asked before it, for `n` tokens.
+    fn question(self, texts: &Texts, n: usize) -> String {
+        let template = match (self, n == 1) {
+            (Self::Enable, true) => &texts.confirm_enable_one,
+            (Self::Enable, false) => &texts.confirm_enable_many,
+            (Self::Disable, true) => &texts.confirm_disable_one,
+            (Self::Disable, false) => &texts.confirm_disable_many,
+            (Self::Delete, true) => &texts.confirm_delete_one,
+            (Self::Delete, false) => &texts.confirm_delete_many,
+        };
+        fill(template, &[("n", &n.to_string())])
+    }
+
+    /// What is said once it is done, for `n` tokens.
+    fn done(self, texts: &Texts, n: usize) -> &str {
+        match (self, n == 1) {
+            (Self::Enable, true) => &texts.enabled_one,
+            (Self::Enable, false) => &texts.enabled_many,
+            (Self::Disable, true) => &texts.disabled_one,
+            (Self::Disable, false) => &texts.disabled_many,
+            (Self::Delete, true) => &texts.deleted_one,
+            (Self::Delete, false) => &texts.deleted_many,
+        }
+    }
+
+    /// The log's verb.
+    fn verb(self) -> &'static str {
+        match self {
+            Self::Enable => "enabled",
+            Self::Disable => "disabled",
+            Self::Delete => "deleted",
+        }
+    }
 }
 
 async fn mass<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
     Posted(ctx, form, ()): Posted,
 ) -> Response {
-    let view = ListView::parse(&form).unwrap_or_default();
+    let texts = shared.texts();
+    let view = ListView::parse(&form, ctx.admin(), shared.preset()).unwrap_or_default();
     let back = ctx.list_url(Some(&view));
-    let (status, verb) = match form.get("action") {
-        Some("enable") => (Some(Status::Enabled), "enabled"),
-        Some("disable") => (Some(Status::Disabled), "disabled"),
-        Some("delete") => (None, "deleted"),
-        _ => {
-            return shared.message(
-                &ctx,
-                StatusCode::BAD_REQUEST,
-                "Bad request",
-                "action must be enable, disable or delete",
-            );
-        }
+    let action = match form.get("action") {
+        Some("enable") => Mass::Enable,
+        Some("disable") => Mass::Disable,
+        Some("delete") => Mass::Delete,
+        _ => return shared.bad_request(&ctx, &texts.bad_action),
     };
     let ids = match ids_of(&form) {
-        Ok(ids) if ids.is_empty() => {
+        Some(ids) if ids.is_empty() => {
             shared.notice(
                 &ctx,
                 Notice {
                     ok: false,
-                    text: "Select at least one API token.".to_owned(),
+                    text: texts.select_first.to_string(),
                     token: None,
                 },
             );
             return see_other(&back);
         }
-        Ok(ids) => ids,
-        Err(text) => return shared.message(&ctx, StatusCode::BAD_REQUEST, "Bad request", &text),
+        Some(ids) => ids,
+        None => return shared.bad_request(&ctx, &texts.bad_ids),
     };
     if form.get("confirmed") != Some("1") {
-        let n = ids.len();
-        let question = format!(
-            "{} {n} selected API token{}?",
-            match status {
-                Some(Status::Enabled) => "Enable",
-                Some(_) => "Disable",
-                None => "Delete",
-            },
-            if n == 1 { "" } else { "s" }
-        );
+        let question = action.question(texts, ids.len());
         let mut fields: Vec<(&str, String)> =
             ids.iter().map(|id| ("ids", id.get().to_string())).collect();
         fields.push(("action", form.get("action").unwrap_or_default().to_owned()));
@@ -854,14 +1065,14 @@ async fn mass<S: TokenStore + 'static, M: ActorMapping<S>>(
         fields.push(("order", if view.desc { "desc" } else { "asc" }.to_owned()));
         fields.push(("page", view.page.to_string()));
         let csrf = shared.csrf(&ctx);
-        let action = format!("{}/mass", ctx.base);
+        let target = format!("{}/mass", ctx.base);
         return respond(
             StatusCode::OK,
-            render::confirm(&ctx.frame(&shared, &csrf), &question, &action, &fields),
+            render::confirm(&ctx.frame(&shared, &csrf), &question, &target, &fields),
             None,
         );
     }
-    let result = match status {
+    let result = match action.status() {
         Some(s) => {
             shared
                 .service
@@ -872,31 +1083,35 @@ async fn mass<S: TokenStore + 'static, M: ActorMapping<S>>(
     };
     let notice = match result {
         Ok(done) => {
-            tracing::info!(actor = %ctx.caller.actor.user, tokens = ?done, "API tokens {verb} (page)");
+            tracing::info!(actor = %ctx.caller.actor.user, tokens = ?done, "API tokens {} (page)", action.verb());
             Notice {
                 ok: true,
-                text: format!("API token{} {verb}", if done.len() == 1 { "" } else { "s" }),
+                text: action.done(texts, done.len()).to_owned(),
                 token: None,
             }
         }
-        Err(e) => refused(&e, &ids),
+        Err(e) => refused(texts, &e, &ids),
     };
     shared.notice(&ctx, notice);
     see_other(&back)
 }
 
 /// A refused mass action's message, naming the token it is about.
-fn refused(e: &ApiError, ids: &[TokenId]) -> Notice {
+fn refused(texts: &Texts, e: &ApiError, ids: &[TokenId]) -> Notice {
     let token = match e.index() {
         Some(i) => ids.get(i).copied(),
         None if ids.len() == 1 => ids.first().copied(),
         None => None,
     };
+    let message = api_problem(texts, None, e);
     Notice {
         ok: false,
         text: match token {
-            Some(id) => format!("Token {}: {e}", id.get()),
-            None => e.to_string(),
+            Some(id) => fill(
+                &texts.refused_token,
+                &[("id", &id.get().to_string()), ("message", &message)],
+            ),
+            None => message,
         },
         token,
     }
@@ -906,45 +1121,37 @@ async fn toggle<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
     Posted(ctx, form, ()): Posted,
 ) -> Response {
-    let view = ListView::parse(&form).unwrap_or_default();
+    let texts = shared.texts();
+    let view = ListView::parse(&form, ctx.admin(), shared.preset()).unwrap_or_default();
     let target = form
         .get("toggle")
         .and_then(|v| v.split_once(':'))
         .and_then(|(id, to)| {
-            let status = match to {
-                "enabled" => Status::Enabled,
-                "disabled" => Status::Disabled,
+            let action = match to {
+                "enabled" => Mass::Enable,
+                "disabled" => Mass::Disable,
                 _ => return None,
             };
-            Some((parse_id(id)?, status))
+            Some((parse_id(id)?, action))
         });
-    let Some((id, status)) = target else {
-        return shared.message(
-            &ctx,
-            StatusCode::BAD_REQUEST,
-            "Bad request",
-            "toggle must be a token id and enabled or disabled",
-        );
+    let Some((id, action)) = target else {
+        return shared.bad_request(&ctx, &texts.bad_toggle);
     };
+    let status = action.status().unwrap_or(Status::Disabled);
     let notice = match shared
         .service
         .set_status(ctx.caller.clone(), vec![id], status)
         .await
     {
         Ok(_) => {
-            let verb = if status == Status::Enabled {
-                "enabled"
-            } else {
-                "disabled"
-            };
-            tracing::info!(actor = %ctx.caller.actor.user, token = id.get(), "API token {verb} (page)");
+            tracing::info!(actor = %ctx.caller.actor.user, token = id.get(), "API token {} (page)", action.verb());
             Notice {
                 ok: true,
-                text: format!("API token {verb}"),
+                text: action.done(texts, 1).to_owned(),
                 token: None,
             }
         }
-        Err(e) => refused(&e, &[id]),
+        Err(e) => refused(texts, &e, &[id]),
     };
     shared.notice(&ctx, notice);
     see_other(&ctx.list_url(Some(&view)))
@@ -955,8 +1162,14 @@ async fn new_page<S: TokenStore + 'static, M: ActorMapping<S>>(
     Page(ctx, ()): Page,
 ) -> Response {
     let session = shared.session(&ctx);
+    let preset = shared.preset();
     let input = TokenInput {
-        owner: ctx.caller.actor.user.as_str().to_owned(),
+        owner: if preset.owner_preselected {
+            ctx.caller.actor.user.as_str().to_owned()
+        } else {
+            String::new()
+        },
+        set_expiry: preset.expiry_checked,
         enabled: true,
         ..TokenInput::default()
     };
@@ -974,10 +1187,15 @@ async fn new_page<S: TokenStore + 'static, M: ActorMapping<S>>(
     )
 }
 
-fn token_input(form: &Form) -> TokenInput {
+fn token_input(form: &Form, preset: &Preset) -> TokenInput {
     let text = |name: &str| form.get(name).unwrap_or_default().to_owned();
+    let name = text("name");
     TokenInput {
-        name: text("name"),
+        name: if preset.trim_names {
+            name.trim().to_owned()
+        } else {
+            name
+        },
         owner: text("owner"),
         description: text("description"),
         set_expiry: form.checked("set_expiry"),
@@ -996,19 +1214,52 @@ struct Parsed {
     allowlist: IpAllowlist,
 }
 
-fn parse_token(input: &TokenInput, errors: &mut Errors) -> Parsed {
+/// `secs` as the page writes times, or the number when it is no time.
+fn unix_text(secs: i64) -> String {
+    api_tokens::time::OffsetDateTime::from_unix_timestamp(secs)
+        .map_or_else(|_| secs.to_string(), html::datetime)
+}
+
+fn parse_token(input: &TokenInput, errors: &mut Errors, preset: &Preset) -> Parsed {
+    let texts = &preset.texts;
     let name = TokenName::new(&input.name)
-        .map_err(|e| errors.add(Some("name"), e.to_string()))
+        .map_err(|e| errors.add(Some("name"), invalid_text(texts, "name", &e)))
         .ok();
     let expiry = if input.set_expiry {
-        form::expiry(&input.expires_at)
-            .map_err(|e| {
-                errors.add(
-                    Some("expires_at"),
-                    format!("{e} (write YYYY-MM-DD hh:mm:ss, in UTC)"),
-                );
-            })
-            .unwrap_or(Expiry::NEVER)
+        match form::expiry(&input.expires_at) {
+            Ok(expiry) => {
+                let outside = preset
+                    .expiry_range
+                    .as_ref()
+                    .zip(expiry.unix())
+                    .filter(|(range, at)| !range.contains(at));
+                if let Some((range, at)) = outside {
+                    let (value, min, max) = (
+                        unix_text(at),
+                        unix_text(*range.start()),
+                        unix_text(*range.end()),
+                    );
+                    let message = format!(
+                        "expiry {value} is outside the range allowed (from {min} to {max})"
+                    );
+                    errors.add(
+                        Some("expires_at"),
+                        problem_text(
+                            texts,
+                            Some("expires_at"),
+                            Problem::OutOfRange.code(),
+                            &message,
+                            &[("value", &value), ("min", &min), ("max", &max)],
+                        ),
+                    );
+                }
+                expiry
+            }
+            Err(e) => {
+                errors.add(Some("expires_at"), invalid_text(texts, "expires_at", &e));
+                Expiry::NEVER
+            }
+        }
     } else {
         Expiry::NEVER
     };
@@ -1018,7 +1269,7 @@ fn parse_token(input: &TokenInput, errors: &mut Errors) -> Parsed {
         input
             .permissions
             .parse::<PermissionSet>()
-            .map_err(|e| errors.add(Some("permissions"), e.to_string()))
+            .map_err(|e| errors.add(Some("permissions"), invalid_text(texts, "permissions", &e)))
             .ok()
     };
     let allowlist = if input.allowlist.trim().is_empty() {
@@ -1027,7 +1278,7 @@ fn parse_token(input: &TokenInput, errors: &mut Errors) -> Parsed {
         input
             .allowlist
             .parse::<IpAllowlist>()
-            .map_err(|e| errors.add(Some("allowlist"), e.to_string()))
+            .map_err(|e| errors.add(Some("allowlist"), invalid_text(texts, "allowlist", &e)))
             .unwrap_or_default()
     };
     Parsed {
@@ -1042,12 +1293,13 @@ async fn create<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
     Posted(ctx, form, ()): Posted,
 ) -> Response {
-    let input = token_input(&form);
+    let texts = shared.texts();
+    let input = token_input(&form, shared.preset());
     let mut errors = Errors::default();
-    let parsed = parse_token(&input, &mut errors);
+    let parsed = parse_token(&input, &mut errors, shared.preset());
     let owner = if ctx.admin() {
         UserId::new(input.owner.trim())
-            .map_err(|e| errors.add(Some("owner"), e.to_string()))
+            .map_err(|e| errors.add(Some("owner"), invalid_text(texts, "owner", &e)))
             .ok()
     } else {
         None
@@ -1091,13 +1343,14 @@ async fn create<S: TokenStore + 'static, M: ActorMapping<S>>(
                 shared.message(
                     &ctx,
                     StatusCode::OK,
-                    "API token added",
-                    "The token was added, but your session ended before its auth token could be shown: regenerate it from its page.",
+                    &texts.added,
+                    &texts.session_ended_added,
                 )
             }
         }
         Err(e) => {
-            errors.add(token_field(&e), e.to_string());
+            let field = token_field(&e);
+            errors.add(field, api_problem(texts, field, &e));
             show_form(&errors, e.status())
         }
     }
@@ -1121,6 +1374,7 @@ async fn secret_page<S: TokenStore + 'static, M: ActorMapping<S>>(
     } else {
         StatusCode::GONE
     };
+    let now = shared.service.tokens().now();
     respond(
         status,
         render::secret(
@@ -1128,6 +1382,7 @@ async fn secret_page<S: TokenStore + 'static, M: ActorMapping<S>>(
             id,
             token.as_ref(),
             pending.as_ref(),
+            now,
         ),
         session.set_cookie,
     )
@@ -1160,7 +1415,10 @@ async fn show_token<S: TokenStore + 'static, M: ActorMapping<S>>(
                 cookie,
             )
         }
-        Err(e) => shared.message(ctx, e.status(), "API token", &e.to_string()),
+        Err(e) => {
+            let texts = shared.texts();
+            shared.message(ctx, e.status(), &texts.token, &api_problem(texts, None, &e))
+        }
     }
 }
 
@@ -1185,13 +1443,21 @@ async fn update<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
     Posted(ctx, form, id): Posted<TokenId>,
 ) -> Response {
+    let texts = shared.texts();
     let current = match shared.service.get(ctx.caller.clone(), id).await {
         Ok(t) => t,
-        Err(e) => return shared.message(&ctx, e.status(), "API token", &e.to_string()),
+        Err(e) => {
+            return shared.message(
+                &ctx,
+                e.status(),
+                &texts.token,
+                &api_problem(texts, None, &e),
+            );
+        }
     };
-    let input = token_input(&form);
+    let input = token_input(&form, shared.preset());
     let mut errors = Errors::default();
-    let parsed = parse_token(&input, &mut errors);
+    let parsed = parse_token(&input, &mut errors, shared.preset());
     let (Some(name), true) = (parsed.name, errors.is_empty()) else {
         return show_token(
             &shared,
@@ -1239,7 +1505,8 @@ async fn update<S: TokenStore + 'static, M: ActorMapping<S>>(
     }
     if changed {
         if let Err(e) = shared.service.update(ctx.caller.clone(), u).await {
-            errors.add(token_field(&e), e.to_string());
+            let field = token_field(&e);
+            errors.add(field, api_problem(texts, field, &e));
             return show_token(&shared, &ctx, id, Some(&input), &errors, e.status(), None).await;
         }
         tracing::info!(actor = %ctx.caller.actor.user, token = id.get(), "API token updated (page)");
@@ -1248,7 +1515,7 @@ async fn update<S: TokenStore + 'static, M: ActorMapping<S>>(
         &ctx,
         Notice {
             ok: true,
-            text: "API token updated".to_owned(),
+            text: texts.updated.to_string(),
             token: None,
         },
     );
@@ -1259,6 +1526,7 @@ async fn regenerate<S: TokenStore + 'static, M: ActorMapping<S>>(
     State(shared): St<S, M>,
     Posted(ctx, form, id): Posted<TokenId>,
 ) -> Response {
+    let texts = shared.texts();
     if form.get("confirmed") != Some("1") {
         let csrf = shared.csrf(&ctx);
         let action = format!("{}/{}/regenerate", ctx.base, id.get());
@@ -1266,7 +1534,7 @@ async fn regenerate<S: TokenStore + 'static, M: ActorMapping<S>>(
             StatusCode::OK,
             render::confirm(
                 &ctx.frame(&shared, &csrf),
-                "Regenerate the auth token? The current one stops working at once.",
+                &texts.confirm_regenerate,
                 &action,
                 &[],
             ),
@@ -1281,7 +1549,7 @@ async fn regenerate<S: TokenStore + 'static, M: ActorMapping<S>>(
         Ok(mut secrets) => secrets.pop(),
         Err(e) => {
             let mut errors = Errors::default();
-            errors.add(None, e.to_string());
+            errors.add(None, api_problem(texts, None, &e));
             return show_token(&shared, &ctx, id, None, &errors, e.status(), None).await;
         }
     };
@@ -1299,8 +1567,8 @@ async fn regenerate<S: TokenStore + 'static, M: ActorMapping<S>>(
             shared.message(
                 &ctx,
                 StatusCode::OK,
-                "API token regenerated",
-                "Your session ended before the new auth token could be shown: regenerate it again.",
+                &texts.regenerated,
+                &texts.session_ended_regenerated,
             )
         }
         _ => shared.not_found(&ctx),

@@ -142,22 +142,52 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// The detailed reason, for the host's logs: the denial's code and text (never a secret), the
-/// token when one was found, and the client address.
+/// Logs a refused authentication: the one place every refusal of this crate is logged, as
+/// one line, `token refused: <why>`, with the fields `code` (the denial's or credential
+/// problem's code), `token` (its id when one was found, else `none`) and `client_ip` (the
+/// address the layer established, else `unknown`); a store failure adds its `error` chain.
+/// Never the secret, nor anything else the client sent. Levels: `info` for what the client
+/// caused, `warn` for a stale replica, `error` for a store failure.
 pub(crate) fn log_denial(denial: &Denial, client_ip: Option<IpAddr>) {
     let code = denial.code();
-    let token = denial.token().map(|t| t.get());
+    let token = TokenField(denial.token().map(|t| t.get()));
+    let client_ip = IpField(client_ip);
     match denial {
         Denial::Store(source) => tracing::error!(
             code,
-            client_ip = ?client_ip,
+            %token,
+            %client_ip,
             error = %chain(source.as_ref()),
             "token refused: {denial}"
         ),
         Denial::Stale { .. } => {
-            tracing::warn!(code, client_ip = ?client_ip, "token refused: {denial}");
+            tracing::warn!(code, %token, %client_ip, "token refused: {denial}")
         }
-        _ => tracing::info!(code, token, client_ip = ?client_ip, "token refused: {denial}"),
+        _ => tracing::info!(code, %token, %client_ip, "token refused: {denial}"),
+    }
+}
+
+/// A token id for the log, or `none`.
+struct TokenField(Option<u64>);
+
+impl std::fmt::Display for TokenField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, "{id}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+/// A client address for the log, or `unknown`.
+struct IpField(Option<IpAddr>);
+
+impl std::fmt::Display for IpField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => write!(f, "{ip}"),
+            None => f.write_str("unknown"),
+        }
     }
 }
 
@@ -173,18 +203,28 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// [`log_denial`] for credentials refused before authentication (malformed, repeated, …):
+/// the same one line, with the problem's code.
 pub(crate) fn log_problem(problem: CredentialProblem, client_ip: Option<IpAddr>) {
     tracing::info!(
         code = problem.code(),
-        client_ip = ?client_ip,
-        "credentials refused before authentication: {problem}"
+        token = %TokenField(None),
+        client_ip = %IpField(client_ip),
+        "token refused: {problem}"
     );
 }
 
+/// A request without credentials, where credentials are required: `debug` (a browser or a
+/// probe without a token is routine), the same fields.
 pub(crate) fn log_absent(absent: Absent, client_ip: Option<IpAddr>) {
     let code = match absent {
         Absent::Nothing => "no_credentials",
         Absent::OtherScheme => "unsupported_scheme",
     };
-    tracing::debug!(code, client_ip = ?client_ip, "request without bearer credentials");
+    tracing::debug!(
+        code,
+        token = %TokenField(None),
+        client_ip = %IpField(client_ip),
+        "token refused: request without bearer credentials"
+    );
 }

@@ -11,7 +11,7 @@ use axum::response::Response;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::layer::{ResponseFuture, grant_of};
+use crate::layer::{GrantedTo, ResponseFuture, grant_of};
 use crate::refusal::{self, Refusal};
 
 /// A layer that lets a request through only when its grant allows `permission`; otherwise 403
@@ -118,7 +118,8 @@ where
                 .iter()
                 .try_for_each(|p| grant.require(p))
                 .map_err(|denial| {
-                    refusal::log_denial(&denial, None);
+                    let ip = req.extensions().get::<GrantedTo>().and_then(|g| g.0);
+                    refusal::log_denial(&denial, ip);
                     Refusal::from_denial(&denial, self.layer.reveal)
                 })
         });

@@ -1,5 +1,6 @@
 //! The API tokens page over real HTTP on 127.0.0.1: the security rules a browser test cannot
-//! see (statuses, headers, logs), each with the request a hostile page or user would send.
+//! see (statuses, headers, logs), each with the request a hostile page or user would send; and
+//! its texts, every one of which a host can replace.
 
 #[path = "../examples/page/demo.rs"]
 #[allow(dead_code)]
@@ -13,7 +14,7 @@ use api_tokens::{
 };
 use api_tokens_axum::Refusal;
 use api_tokens_axum::manage::actor_from_fn;
-use api_tokens_axum::page::{SessionLimits, TokensPage};
+use api_tokens_axum::page::{ExpiryInput, Preset, SessionLimits, Texts, TokensPage};
 use axum::Router;
 use support::{Logs, Reply, Server, send, serve};
 
@@ -870,4 +871,634 @@ async fn a_token_signed_in_on_the_page_cannot_create_beyond_itself() {
         .map(|t| t.name.as_str().to_owned())
         .collect();
     assert_eq!(names, ["short"], "nothing beyond the caller was created");
+}
+
+/// A second language for the page (Latvian, the language of the seed's own Zabbix
+/// documentation): every text of the table, and the refusals by code.
+fn latvian() -> Texts {
+    let table = [
+        ("lang", "lv"),
+        ("app", "API marķieri"),
+        ("tab_title", "{page} — API marķieri"),
+        ("signed_in_as", "Pieteicies kā {user}"),
+        ("create", "Izveidot API marķieri"),
+        ("filter", "Filtrs"),
+        ("filter_active", "Filtrs (ieslēgts)"),
+        ("filter_name", "Nosaukums"),
+        ("filter_users", "Lietotāji"),
+        ("filter_creators", "Izveidoja"),
+        ("users_placeholder", "lietotāju ID, atdalīti ar komatu"),
+        ("filter_expires", "Beidzas ātrāk nekā pēc"),
+        ("filter_days", "dienām"),
+        ("filter_status", "Statuss"),
+        ("status_any", "Jebkurš"),
+        ("enabled", "Iespējots"),
+        ("disabled", "Atspējots"),
+        ("revoked", "Atsaukts"),
+        ("apply", "Lietot"),
+        ("reset", "Atiestatīt"),
+        ("col_name", "Nosaukums"),
+        ("col_user", "Lietotājs"),
+        ("col_expires", "Derīgs līdz"),
+        ("col_created", "Izveidots"),
+        ("col_creator", "Izveidoja lietotājs"),
+        ("col_last_used", "Pēdējā piekļuve"),
+        ("col_status", "Statuss"),
+        ("select_all", "Atlasīt visus"),
+        ("select_token", "Atlasīt {name}"),
+        ("no_data", "Dati nav atrasti."),
+        ("never", "Nekad"),
+        ("expired", "Beidzies"),
+        ("refused_here", "noraidīts: skatīt ziņojumu augstāk"),
+        ("click_to_disable", "Noklikšķiniet, lai atspējotu"),
+        ("click_to_enable", "Noklikšķiniet, lai iespējotu"),
+        ("selected", "Atlasīti: {n}"),
+        ("mass_enable", "Iespējot"),
+        ("mass_disable", "Atspējot"),
+        ("mass_delete", "Dzēst"),
+        ("confirm_enable_one", "Iespējot atlasīto API marķieri?"),
+        (
+            "confirm_enable_many",
+            "Iespējot atlasītos API marķierus ({n})?",
+        ),
+        ("confirm_disable_one", "Atspējot atlasīto API marķieri?"),
+        (
+            "confirm_disable_many",
+            "Atspējot atlasītos API marķierus ({n})?",
+        ),
+        ("confirm_delete_one", "Dzēst atlasīto API marķieri?"),
+        (
+            "confirm_delete_many",
+            "Dzēst atlasītos API marķierus ({n})?",
+        ),
+        ("count_one_page", "Parādīti {shown} no {total}"),
+        ("count_pages", "Parādīti {first}–{last} no {total}"),
+        ("pages", "Lapas"),
+        (
+            "capped",
+            "Atbilst vairāk marķieru, nekā saraksts parāda: sašauriniet filtru.",
+        ),
+        ("new_token", "Jauns API marķieris"),
+        ("token", "API marķieris"),
+        ("label_name", "Nosaukums"),
+        ("label_user", "Lietotājs"),
+        ("label_description", "Apraksts"),
+        (
+            "label_set_expiry",
+            "Iestatīt derīguma beigu datumu un laiku",
+        ),
+        ("label_expires_at", "Derīgs līdz (UTC)"),
+        ("expires_placeholder", "GGGG-MM-DD hh:mm:ss"),
+        ("calendar", "Kalendārs"),
+        ("label_permissions", "Atļaujas"),
+        (
+            "permissions_placeholder",
+            "dns.*, mail.send (* — visas lietotāja atļaujas)",
+        ),
+        ("label_allowlist", "Atļautās adreses"),
+        (
+            "allowlist_placeholder",
+            "jebkura; vai 10.0.0.0/8, 2001:db8::/32",
+        ),
+        ("label_enabled", "Iespējots"),
+        ("token_expired", "Šī marķiera derīgums ir beidzies."),
+        ("add", "Pievienot"),
+        ("update", "Atjaunināt"),
+        ("regenerate", "Ģenerēt no jauna"),
+        ("delete", "Dzēst"),
+        ("cancel", "Atcelt"),
+        (
+            "confirm_regenerate",
+            "Ģenerēt marķieri no jauna? Pašreizējais uzreiz vairs nedarbosies.",
+        ),
+        ("confirm_delete_token", "Dzēst šo API marķieri?"),
+        ("add_failed", "Nevar pievienot API marķieri"),
+        ("update_failed", "Nevar atjaunināt API marķieri"),
+        ("added", "API marķieris pievienots"),
+        ("regenerated", "API marķieris ģenerēts no jauna"),
+        ("updated", "API marķieris atjaunināts"),
+        ("enabled_one", "API marķieris iespējots"),
+        ("enabled_many", "API marķieri iespējoti"),
+        ("disabled_one", "API marķieris atspējots"),
+        ("disabled_many", "API marķieri atspējoti"),
+        ("deleted_one", "API marķieris dzēsts"),
+        ("deleted_many", "API marķieri dzēsti"),
+        ("select_first", "Atlasiet vismaz vienu API marķieri."),
+        ("refused_token", "Marķieris {id}: {message}"),
+        ("auth_token", "Autentifikācijas marķieris"),
+        ("copy", "Kopēt starpliktuvē"),
+        ("copied", "Nokopēts"),
+        ("yes", "Jā"),
+        ("no", "Nē"),
+        (
+            "copy_warning",
+            "Nokopējiet autentifikācijas marķieri: pēc lapas aizvēršanas tas vairs nebūs apskatāms.",
+        ),
+        (
+            "expired_on_create",
+            "Marķiera derīgums jau ir beidzies. Lai marķieri lietotu, atjauniniet derīguma beigu datumu.",
+        ),
+        (
+            "secret_gone",
+            "Autentifikācijas marķieris tika parādīts vienreiz un vairs nav apskatāms. Ja tas ir pazaudēts, {link}.",
+        ),
+        ("secret_gone_link", "ģenerējiet jaunu"),
+        ("close", "Aizvērt"),
+        ("confirm", "Apstiprināt"),
+        ("ok", "Labi"),
+        ("bad_request", "Nederīgs pieprasījums"),
+        ("not_found", "Nav atrasts"),
+        ("no_such_token", "Šāda API marķiera nav."),
+        ("back", "Atpakaļ uz sarakstu"),
+        ("refused", "Noraidīts"),
+        ("csrf_title", "Piekļuve liegta"),
+        (
+            "csrf_text",
+            "Jūs esat pieteicies kā „{user}”. Šī veidlapa nav nosūtīta no šīs lapas; nekas netika mainīts.",
+        ),
+        (
+            "not_a_form",
+            "Lapa pieņem tikai veidlapas (application/x-www-form-urlencoded).",
+        ),
+        ("form_too_large", "Veidlapa ir pārāk liela."),
+        ("not_utf8", "Veidlapa nav UTF-8 teksts."),
+        ("bad_sort", "kārtot var tikai pēc: {columns}"),
+        ("bad_order", "secība ir asc vai desc"),
+        ("bad_page", "lapas numurs ir vesels skaitlis, sākot ar 1"),
+        ("bad_action", "darbība ir enable, disable vai delete"),
+        ("bad_ids", "atlasītais ID nav marķiera ID"),
+        (
+            "bad_toggle",
+            "toggle ir marķiera ID un enabled vai disabled",
+        ),
+        ("filter_too_long", "ne vairāk kā {max} rakstzīmes"),
+        ("filter_too_many", "ne vairāk kā {max} lietotāji"),
+        (
+            "filter_bad_days",
+            "dienu skaits ir vesels skaitlis no 0 līdz {max}",
+        ),
+        ("filter_bad_status", "statuss ir any, enabled vai disabled"),
+        (
+            "session_ended_added",
+            "Marķieris pievienots, bet sesija beidzās, pirms varēja parādīt tā autentifikācijas marķieri: ģenerējiet jaunu tā lapā.",
+        ),
+        (
+            "session_ended_regenerated",
+            "Sesija beidzās, pirms varēja parādīt jauno autentifikācijas marķieri: ģenerējiet vēlreiz.",
+        ),
+        ("not_signed_in", "Nav pieteikšanās"),
+        (
+            "not_signed_in_text",
+            "Lai pārvaldītu API marķierus, piesakieties.",
+        ),
+        ("problem", "Nepieņemama vērtība laukā „{field}”."),
+    ];
+    let mut texts = Texts::english();
+    for (key, text) in table {
+        texts.set(key, text).unwrap();
+    }
+    // The table is whole: a text added to the page without a translation here fails this.
+    let english = Texts::english();
+    for (key, text) in texts.entries() {
+        assert_ne!(Some(text), english.get(key), "{key} is not translated");
+    }
+    texts.problems.clear();
+    texts
+        .problem("empty", "Lauks „{field}” nevar būt tukšs.")
+        .problem(
+            "name_taken",
+            "Lietotājam „{owner}” jau ir API marķieris „{value}”.",
+        )
+        .problem("not_found", "Šāda API marķiera nav.")
+        .problem(
+            "other_users_tokens",
+            "Jūs varat pārvaldīt tikai savus marķierus.",
+        );
+    texts
+}
+
+/// The text a reader sees in `html`: its text and the attributes that are read out or shown
+/// (titles, placeholders, labels, the script's questions and counts), unescaped.
+fn visible(html: &str) -> String {
+    const SHOWN: [&str; 7] = [
+        "title",
+        "placeholder",
+        "aria-label",
+        "data-confirm",
+        "data-confirm-one",
+        "data-confirm-many",
+        "data-template",
+    ];
+    let mut out = String::new();
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        out.push('\n');
+        let close = rest[open..].find('>').map_or(rest.len(), |c| open + c);
+        let tag = &rest[open..close];
+        for attr in SHOWN.iter().copied().chain(["data-copied"]) {
+            let key = format!(" {attr}=\"");
+            if let Some(at) = tag.find(&key) {
+                let value = &tag[at + key.len()..];
+                out.push_str(&value[..value.find('"').unwrap_or(value.len())]);
+                out.push('\n');
+            }
+        }
+        rest = rest.get(close + 1..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// Whether `phrase` stands in `text` as words of its own (not inside another word).
+fn has_phrase(text: &str, phrase: &str) -> bool {
+    text.match_indices(phrase).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + phrase.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
+}
+
+/// Every piece of English the default table would put on a page: each text's words between
+/// its `{values}`.
+fn english_phrases() -> Vec<String> {
+    let mut phrases = Vec::new();
+    for (key, text) in Texts::english().entries() {
+        if key == "lang" {
+            continue;
+        }
+        let mut rest = text;
+        loop {
+            let (piece, after) = match rest.find('{') {
+                Some(open) => {
+                    let close = rest[open..].find('}').map_or(rest.len(), |c| open + c + 1);
+                    (&rest[..open], &rest[close..])
+                }
+                None => (rest, ""),
+            };
+            let piece = piece.trim_matches(|c: char| !c.is_alphanumeric());
+            if piece.chars().filter(|c| c.is_alphabetic()).count() >= 2 {
+                phrases.push(piece.to_owned());
+            }
+            if after.is_empty() {
+                break;
+            }
+            rest = after;
+        }
+    }
+    // The library's own English, which the default shows for refused values.
+    phrases.extend(
+        [
+            "cannot be empty",
+            "already exists",
+            "not found",
+            "is not",
+            "you may only",
+        ]
+        .map(str::to_owned),
+    );
+    phrases
+}
+
+#[tokio::test]
+async fn a_second_language_leaves_no_default_text_on_any_page() {
+    let tokens = demo::tokens();
+    let alice_actor = Actor::admin(user("alice"));
+    let now = tokens.now();
+    for (name, owner, expires, status) in [
+        ("atskaites", "bob", Some(-3), Status::Enabled),
+        ("rezerves kopijas", "bob", Some(30), Status::Enabled),
+        ("uzraudzība", "alice", None, Status::Disabled),
+        ("izvietošana", "carol", None, Status::Enabled),
+        ("noplūdis", "carol", None, Status::Enabled),
+    ] {
+        let mut new = NewToken::new(name.parse().unwrap())
+            .owner(user(owner))
+            .status(status);
+        if let Some(days) = expires {
+            new = new.expires_at(now + api_tokens::time::Duration::days(days));
+        }
+        let issued = tokens.issue(&alice_actor, new).unwrap();
+        if name == "izvietošana" {
+            tokens
+                .authenticate(issued.secret.expose(), &RequestContext::unknown_address())
+                .unwrap();
+        }
+        if name == "noplūdis" {
+            tokens.revoke_by_secret(issued.secret.expose()).unwrap();
+        }
+    }
+    let mut preset = Preset::standard();
+    preset.texts = latvian();
+    preset.expiry_input = ExpiryInput::Text;
+    let page = TokensPage::new(tokens.clone())
+        .with_preset(preset)
+        .with_page_size(2)
+        .with_max_rows(4)
+        .with_actors(actor_from_fn(|parts| {
+            let cookie = parts
+                .headers
+                .get("cookie")
+                .and_then(|c| c.to_str().ok())
+                .unwrap_or_default();
+            if cookie.contains("demo_user=alice") {
+                Ok(Actor::admin(UserId::new("alice").unwrap()))
+            } else if cookie.contains("demo_user=bob") {
+                Ok(Actor::user(UserId::new("bob").unwrap()))
+            } else {
+                Err(Refusal::no_credentials().into())
+            }
+        }));
+    let server = serve(Router::new().nest("/tokens", page.router())).await;
+    let id = |name: &str| {
+        tokens
+            .list(&alice_actor, &Query::new().names([name.parse().unwrap()]))
+            .unwrap()[0]
+            .id
+            .get()
+    };
+    let (reports, backups, monitoring) =
+        (id("atskaites"), id("rezerves kopijas"), id("uzraudzība"));
+    let mut alice = Client::new(server.addr, "alice");
+    let csrf = alice.csrf().await;
+    let mut bob = Client::new(server.addr, "bob");
+    let bobs = bob.csrf().await;
+    let mut pages: Vec<(String, Reply)> = Vec::new();
+    macro_rules! page {
+        ($what:expr, $reply:expr) => {{
+            let reply = $reply;
+            pages.push(($what.to_owned(), reply));
+        }};
+    }
+    // The list: paged and capped, a row of every kind; a filter refused, then one set.
+    page!("the list", alice.get("/tokens").await);
+    page!("page 2", alice.get("/tokens?page=2").await);
+    page!(
+        "a refused filter",
+        alice
+            .post(
+                "/tokens/filter",
+                &format!(
+                    "csrf={csrf}&name={}&owners=a%07b&expires_soon=on&expires_days=x&status=maybe",
+                    "x".repeat(300)
+                )
+            )
+            .await
+    );
+    for users in ["owners", "creators"] {
+        let many: String = (0..102).map(|i| format!("&{users}=u{i}")).collect();
+        page!(
+            "too many users",
+            alice
+                .post("/tokens/filter", &format!("csrf={csrf}{many}"))
+                .await
+        );
+    }
+    alice
+        .post("/tokens/filter", &format!("csrf={csrf}&name=atsk"))
+        .await;
+    page!("a filter set", alice.get("/tokens").await);
+    alice
+        .post("/tokens/filter", &format!("csrf={csrf}&name=nekas"))
+        .await;
+    page!("no data", alice.get("/tokens").await);
+    alice
+        .post("/tokens/filter", &format!("csrf={csrf}&reset=1"))
+        .await;
+    // The forms: refusals (under the heading), a name taken, a token created expired.
+    page!("the create form", alice.get("/tokens/new").await);
+    page!(
+        "a refused create",
+        alice
+            .post(
+                "/tokens/new",
+                &format!(
+                    "csrf={csrf}&name=&owner=&set_expiry=on&expires_at=rīt&permissions={}&allowlist=10.0.0.1/8",
+                    enc("dns:*")
+                )
+            )
+            .await
+    );
+    page!(
+        "a name taken",
+        alice
+            .post(
+                "/tokens/new",
+                &format!("csrf={csrf}&name=atskaites&owner=bob")
+            )
+            .await
+    );
+    let created = alice
+        .post(
+            "/tokens/new",
+            &format!(
+                "csrf={csrf}&name=jauns&owner=bob&set_expiry=on&expires_at={}&enabled=on",
+                enc("2001-01-01 00:00:00")
+            ),
+        )
+        .await;
+    let secret_path = created.header("location").unwrap().to_owned();
+    page!("the new secret", alice.get(&secret_path).await);
+    page!("the secret gone", alice.get(&secret_path).await);
+    page!(
+        "a token's page",
+        alice.get(&format!("/tokens/{reports}")).await
+    );
+    page!(
+        "a refused update",
+        alice
+            .post(&format!("/tokens/{reports}"), &format!("csrf={csrf}&name="))
+            .await
+    );
+    page!(
+        "regenerate, asked",
+        alice
+            .post(
+                &format!("/tokens/{reports}/regenerate"),
+                &format!("csrf={csrf}&confirmed=0")
+            )
+            .await
+    );
+    alice
+        .post(
+            &format!("/tokens/{reports}/regenerate"),
+            &format!("csrf={csrf}&confirmed=1"),
+        )
+        .await;
+    page!(
+        "regenerated",
+        alice.get(&format!("/tokens/{reports}/secret")).await
+    );
+    alice
+        .post(
+            &format!("/tokens/{reports}"),
+            &format!("csrf={csrf}&name=atskaites&enabled=on"),
+        )
+        .await;
+    page!("updated", alice.get("/tokens").await);
+    // Mass actions: asked (one, many), done (one, many), nothing selected, refused.
+    for (action, ids) in [
+        ("enable", vec![monitoring]),
+        ("enable", vec![monitoring, backups]),
+        ("disable", vec![backups]),
+        ("disable", vec![monitoring, backups]),
+        ("delete", vec![backups]),
+        ("delete", vec![monitoring, backups]),
+    ] {
+        let ids: String = ids.iter().map(|i| format!("&ids={i}")).collect();
+        page!(
+            "a mass action asked",
+            alice
+                .post(
+                    "/tokens/mass",
+                    &format!("csrf={csrf}&action={action}{ids}&confirmed=0")
+                )
+                .await
+        );
+    }
+    for (action, ids) in [
+        ("disable", format!("&ids={monitoring}")),
+        ("enable", format!("&ids={monitoring}&ids={backups}")),
+        ("disable", format!("&ids={monitoring}&ids={backups}")),
+        ("enable", format!("&ids={monitoring}")),
+        ("delete", String::new()),
+    ] {
+        alice
+            .post(
+                "/tokens/mass",
+                &format!("csrf={csrf}&action={action}{ids}&confirmed=1"),
+            )
+            .await;
+        page!("a mass action done", alice.get("/tokens").await);
+    }
+    bob.post(
+        "/tokens/mass",
+        &format!("csrf={bobs}&action=disable&ids={monitoring}&confirmed=1"),
+    )
+    .await;
+    page!("a mass action refused", bob.get("/tokens").await);
+    bob.post(
+        "/tokens/toggle",
+        &format!("csrf={bobs}&toggle={backups}:disabled"),
+    )
+    .await;
+    page!("a status toggled", bob.get("/tokens").await);
+    alice
+        .post(
+            "/tokens/mass",
+            &format!("csrf={csrf}&action=delete&ids={backups}&ids={reports}&confirmed=1"),
+        )
+        .await;
+    page!("tokens deleted", alice.get("/tokens").await);
+    alice
+        .post(
+            "/tokens/mass",
+            &format!("csrf={csrf}&action=delete&ids={monitoring}&confirmed=1"),
+        )
+        .await;
+    page!("a token deleted", alice.get("/tokens").await);
+    // Everything refused: a path, a query, a form the page cannot read, no CSRF token, no user.
+    page!("not found", alice.get("/tokens/abc").await);
+    page!("not found by id", alice.get("/tokens/999999").await);
+    for query in ["sort=size", "order=up", "page=0", "page=%ff"] {
+        page!("a bad query", alice.get(&format!("/tokens?{query}")).await);
+    }
+    for (path, body) in [
+        ("/tokens/mass", "action=explode&ids=1"),
+        ("/tokens/mass", "action=enable&ids=x"),
+        ("/tokens/toggle", "toggle=1:maybe"),
+    ] {
+        page!(
+            "a bad form",
+            alice.post(path, &format!("csrf={csrf}&{body}")).await
+        );
+    }
+    page!(
+        "not a form",
+        alice.post_as("/tokens/new", "application/json", "{}").await
+    );
+    page!(
+        "too large",
+        alice
+            .post(
+                "/tokens/new",
+                &format!("csrf={csrf}&d={}", "x".repeat(70 * 1024))
+            )
+            .await
+    );
+    page!(
+        "not UTF-8",
+        alice
+            .post("/tokens/new", &format!("csrf={csrf}&name=%ff"))
+            .await
+    );
+    page!("no CSRF token", alice.post("/tokens/new", "name=x").await);
+    page!(
+        "not signed in",
+        send(
+            server.addr,
+            b"GET /tokens HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .await
+    );
+
+    let phrases = english_phrases();
+    let mut seen = String::new();
+    for (what, reply) in &pages {
+        assert!(
+            reply.body.contains("<html lang=\"lv\">"),
+            "{what}: {}",
+            reply.body
+        );
+        let text = visible(&reply.body);
+        for phrase in &phrases {
+            assert!(
+                !has_phrase(&text, phrase),
+                "{what} ({}) shows the default's {phrase:?}:\n{text}",
+                reply.status
+            );
+        }
+        seen.push_str(&text);
+    }
+    // The pages showed what they were meant to (the test is not vacuous).
+    for shown in [
+        "Atlasīti: 0",
+        "Parādīti 1–2 no 4+",
+        "Parādīti 1 no 1",
+        "Lapas",
+        "Filtrs (ieslēgts)",
+        "Dati nav atrasti.",
+        "Atsaukts",
+        "Beidzies",
+        "Nekad",
+        "Nevar pievienot API marķieri",
+        "Nevar atjaunināt API marķieri",
+        "Lauks „Nosaukums” nevar būt tukšs.",
+        "Lietotājam „bob” jau ir API marķieris „atskaites”.",
+        "Nepieņemama vērtība laukā „Derīgs līdz (UTC)”.",
+        "Marķiera derīgums jau ir beidzies.",
+        "ģenerējiet jaunu",
+        "API marķieris ģenerēts no jauna",
+        "API marķieris atjaunināts",
+        "Dzēst atlasītos API marķierus (2)?",
+        "Iespējot atlasīto API marķieri?",
+        "API marķieri iespējoti",
+        "API marķieris atspējots",
+        "API marķieri dzēsti",
+        "API marķieris dzēsts",
+        "Atlasiet vismaz vienu API marķieri.",
+        &format!("Marķieris {monitoring}: Šāda API marķiera nav."),
+        "Piekļuve liegta",
+        "Jūs esat pieteicies kā „alice”.",
+        "Nav pieteikšanās",
+        "Kalendārs",
+        "lietotāju ID, atdalīti ar komatu",
+        "ne vairāk kā 100 lietotāji",
+    ] {
+        assert!(seen.contains(shown), "no page showed {shown:?}");
+    }
 }

@@ -1,5 +1,6 @@
-//! `cargo run -p api-tokens-axum --example page` serves the page: run the built example on a
-//! free port of 127.0.0.1, sign in as alice, read the list; the process is killed by a guard.
+//! `cargo run -p api-tokens-axum --example page` serves the page (and `-- --zabbix` serves it in
+//! Zabbix's preset): run the built example on a free port of 127.0.0.1, sign in as alice, read
+//! the list; the process is killed by a guard.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -32,8 +33,8 @@ fn get(addr: &str, path: &str, cookie: &str) -> String {
     reply
 }
 
-#[test]
-fn the_page_example_serves_the_list_on_127_0_0_1() {
+/// Runs the built example with `args` on a free port; the process and where it listens.
+fn start(args: &[&str]) -> (Killed, String) {
     let exe = std::env::current_exe().unwrap();
     let path = exe
         .parent()
@@ -43,6 +44,7 @@ fn the_page_example_serves_the_list_on_127_0_0_1() {
         .join("examples")
         .join("page");
     let child = Command::new(&path)
+        .args(args)
         .env("API_TOKENS_PAGE_ADDR", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -78,7 +80,12 @@ fn the_page_example_serves_the_list_on_127_0_0_1() {
         .and_then(|rest| rest.split('/').next())
         .unwrap()
         .to_owned();
+    (child, addr)
+}
 
+#[test]
+fn the_page_example_serves_the_list_on_127_0_0_1() {
+    let (_child, addr) = start(&[]);
     let home = get(&addr, "/", "");
     assert!(home.contains("href=\"/login/alice\""), "{home}");
     let login = get(&addr, "/login/alice", "");
@@ -88,5 +95,55 @@ fn the_page_example_serves_the_list_on_127_0_0_1() {
     assert!(list.starts_with("HTTP/1.1 200"), "{list}");
     assert_eq!(list.matches("<tr id=\"token-").count(), 6);
     assert_eq!(list.matches("class=\"badge\">Expired<").count(), 1);
+    assert!(list.contains(">Created by</a>") && list.contains("Displaying 1 to 6 of 6 found"));
     assert!(get(&addr, "/tokens", "").starts_with("HTTP/1.1 401"));
+}
+
+/// `-- --zabbix`: the same users and tokens, the page in Zabbix's preset; four of the tokens
+/// have been used, so "Last accessed at" has an order.
+#[test]
+fn the_page_example_serves_zabbix_s_page_with_used_tokens() {
+    let (_child, addr) = start(&["--zabbix"]);
+    let list = get(
+        &addr,
+        "/tokens?sort=last_used_at&order=desc",
+        "demo_user=alice",
+    );
+    assert!(list.starts_with("HTTP/1.1 200"), "{list}");
+    assert_eq!(list.matches("<tr id=\"token-").count(), 6);
+    assert!(list.contains(">Created by user</a>"), "{list}");
+    assert!(list.contains("Displaying 6 of 6 found"));
+    assert!(!list.contains("id=\"sort-created_at\""));
+    let used: Vec<&str> = list
+        .split("<td class=\"time used\">")
+        .skip(1)
+        .map(|cell| &cell[..cell.find('<').unwrap()])
+        .collect();
+    assert_eq!(used.len(), 6);
+    assert!(used[..4].iter().all(|u| *u != "Never"), "{used:?}");
+    assert_eq!(used[4..], ["Never", "Never"]);
+    let mut sorted = used[..4].to_vec();
+    sorted.sort_unstable();
+    sorted.reverse();
+    assert_eq!(used[..4], sorted[..], "most recent first");
+}
+
+/// An argument the example does not take ends it with an error.
+#[test]
+fn the_page_example_refuses_an_unknown_argument() {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("page");
+    let out = Command::new(&path)
+        .arg("--zabix")
+        .env("API_TOKENS_PAGE_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--zabbix"));
 }

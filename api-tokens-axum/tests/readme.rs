@@ -54,7 +54,11 @@ fn the_repository_readme_shows_the_compiled_page_mount_and_a_screenshot() {
     assert!(shown.contains("TokensPage::new(") && shown.contains(".router()"));
     let section = repo.split_once("## The API tokens page").unwrap().1;
     assert!(section.contains("cargo run -p api-tokens-axum --example page"));
-    assert!(section.contains("](docs/page.png)"));
-    let png = std::fs::read(root.join("../docs/page.png")).expect("docs/page.png is committed");
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000);
+    assert!(section.contains("--example page -- --zabbix"));
+    for file in ["page.png", "page-zabbix.png"] {
+        assert!(section.contains(&format!("](docs/{file})")), "{file}");
+        let png = std::fs::read(root.join("../docs").join(file))
+            .unwrap_or_else(|_| panic!("docs/{file} is committed"));
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000);
+    }
 }

@@ -81,7 +81,7 @@
 //! | get | `search` members: `name`, `description` (strings; at most 100 each, each at most 65,535 characters: the example's bounds, answered `… value is too long.`); anything else | `Invalid parameter "/search": unexpected parameter "x".` (-32602) |
 //! | get | `searchByAny`, `searchWildcardsEnabled`, `preservekeys` not a boolean | `Invalid parameter "/preservekeys": a boolean is expected.` (-32602) |
 //! | get | `output`: `"extend"` or field names (the token's fields and the example's `revoked_at`) | `Invalid parameter "/output": value must be "extend".` / `Invalid parameter "/output/1": value must be one of "tokenid", "name", …` / `Invalid parameter "/output/2": value (name) already exists.` (-32602) |
-//! | get | `sortfield`: `tokenid`, `name`, `lastaccess`, `status`, `expires_at`, `created_at`, each once | `Invalid parameter "/sortfield/1": value must be one of "tokenid", …` / `Invalid parameter "/sortfield/2": value (name) already exists.` (-32602) |
+//! | get | `sortfield`: `tokenid`, `name`, `description`, `userid`, `lastaccess`, `status`, `expires_at`, `created_at`, `creator_userid`, each once | `Invalid parameter "/sortfield/1": value must be one of "tokenid", …` / `Invalid parameter "/sortfield/2": value (name) already exists.` (-32602) |
 //! | get | `sortorder`: `ASC` or `DESC`, one or per field | `Invalid parameter "/sortorder": value must be one of "ASC", "DESC".` (-32602) |
 //! | get | `limit` below 1 | `Invalid parameter "/limit": value must be one of 1-2147483647.` (-32602) |
 //!
@@ -90,7 +90,8 @@
 //! by id; search is case-insensitive, all conditions unless `searchByAny`, `startSearch` anchors
 //! at the start, `excludeSearch` negates, `searchWildcardsEnabled` makes `*` a wildcard over the
 //! whole value, empty patterns are skipped; `sortfield: expires_at` puts never-expiring tokens
-//! first (Zabbix stores them as `0`).
+//! first (Zabbix stores them as `0`), `userid` and `creator_userid` sort as numbers;
+//! `countOutput` with any valid `sortfield` answers the count (Zabbix drops the sort).
 //!
 //! # Revocation by possession (the example's own)
 //! Zabbix has no way to report a leaked secret; the library's `revoke_by_secret` is final, and

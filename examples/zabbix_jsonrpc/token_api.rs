@@ -2,6 +2,7 @@
 
 mod revocation;
 
+use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::hash::Hash;
 
@@ -44,14 +45,17 @@ const TOKEN_FIELDS: &[&str] = &[
     "revoked_at",
 ];
 
-/// The fields `token.get` may sort by.
+/// The fields `token.get` may sort by (Zabbix's `CToken::$sortColumns`).
 const SORT_FIELDS: &[&str] = &[
     "tokenid",
     "name",
+    "description",
+    "userid",
     "lastaccess",
     "status",
     "expires_at",
     "created_at",
+    "creator_userid",
 ];
 
 pub type Outcome = Result<Value, ApiError>;
@@ -513,14 +517,44 @@ impl TokenApi {
                 .map_err(|e| from_error(&e, "token.get"))?;
             return Ok(json!(n.to_string()));
         }
-        for (field, order) in p.sort {
+        // The library sorts by its own fields; by description, user or creator the example sorts
+        // what it read, then applies the limit.
+        let by_library: Option<Vec<(SortField, SortOrder)>> = p
+            .sort
+            .iter()
+            .map(|(s, o)| s.library().map(|f| (f, *o)))
+            .collect();
+        let sort_here = by_library.is_none();
+        for (field, order) in by_library.unwrap_or_default() {
             q = q.then_sort(field, order);
         }
-        q.limit = p.limit;
-        let tokens = self
+        if !sort_here {
+            q.limit = p.limit;
+        }
+        let mut tokens = self
             .tokens
             .list(&caller.actor, &q)
             .map_err(|e| from_error(&e, "token.get"))?;
+        if sort_here {
+            tokens.sort_by(|a, b| {
+                p.sort
+                    .iter()
+                    .map(|(s, o)| {
+                        let c = s.compare(a, b);
+                        if *o == SortOrder::Descending {
+                            c.reverse()
+                        } else {
+                            c
+                        }
+                    })
+                    .find(|c| c.is_ne())
+                    .unwrap_or(Ordering::Equal)
+                    .then_with(|| a.id.cmp(&b.id))
+            });
+            if let Some(n) = p.limit {
+                tokens.truncate(n);
+            }
+        }
         let shown = |t: &Token| {
             let mut o = token_object(t);
             if let Some(fields) = &p.output {
@@ -570,7 +604,7 @@ struct GetParams {
     search: Option<TextSearch>,
     output: Option<Vec<String>>,
     count_output: bool,
-    sort: Vec<(SortField, SortOrder)>,
+    sort: Vec<(Sort, SortOrder)>,
     limit: Option<usize>,
     preservekeys: bool,
 }
@@ -746,7 +780,7 @@ impl GetParams {
         p.sort = sortfields
             .iter()
             .enumerate()
-            .map(|(i, f)| (sort_field(f), orders.at(i)))
+            .map(|(i, f)| (Sort::of(f), orders.at(i)))
             .collect();
         Ok(p)
     }
@@ -814,14 +848,60 @@ fn order(s: &str) -> SortOrder {
     }
 }
 
-fn sort_field(f: &str) -> SortField {
-    match f {
-        "name" => SortField::Name,
-        "lastaccess" => SortField::LastUsed,
-        "status" => SortField::Status,
-        // Zabbix stores "never" as 0, so never-expiring tokens sort first.
-        "expires_at" => SortField::ExpiryNeverFirst,
-        "created_at" => SortField::Created,
-        _ => SortField::Id,
+/// A `sortfield` of `token.get`.
+#[derive(Clone, Copy)]
+enum Sort {
+    /// One the library sorts by.
+    Library(SortField),
+    Description,
+    /// `userid` and `creator_userid`: Zabbix's ids are numbers and sort as numbers.
+    User,
+    Creator,
+}
+
+impl Sort {
+    fn of(f: &str) -> Self {
+        match f {
+            "name" => Self::Library(SortField::Name),
+            "description" => Self::Description,
+            "userid" => Self::User,
+            "lastaccess" => Self::Library(SortField::LastUsed),
+            "status" => Self::Library(SortField::Status),
+            // Zabbix stores "never" as 0, so never-expiring tokens sort first.
+            "expires_at" => Self::Library(SortField::ExpiryNeverFirst),
+            "created_at" => Self::Library(SortField::Created),
+            "creator_userid" => Self::Creator,
+            _ => Self::Library(SortField::Id),
+        }
+    }
+
+    fn library(self) -> Option<SortField> {
+        match self {
+            Self::Library(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The order Zabbix's column gives: the stored value (`0` for "never").
+    fn compare(self, a: &Token, b: &Token) -> Ordering {
+        let user = |u: &UserId| (u.as_str().parse::<u64>().ok(), u.as_str().to_owned());
+        let used = |t: &Token| t.last_use.map_or(0, |u| u.at.unix_timestamp());
+        match self {
+            Self::Description => a.description.cmp(&b.description),
+            Self::User => user(&a.owner).cmp(&user(&b.owner)),
+            Self::Creator => user(&a.creator).cmp(&user(&b.creator)),
+            Self::Library(SortField::Name) => a.name.as_str().cmp(b.name.as_str()),
+            Self::Library(SortField::LastUsed) => used(a).cmp(&used(b)),
+            Self::Library(SortField::Status) => (a.status == Status::Enabled)
+                .cmp(&(b.status == Status::Enabled))
+                .reverse(),
+            Self::Library(SortField::ExpiryNeverFirst) => a
+                .expiry
+                .unix()
+                .unwrap_or(0)
+                .cmp(&b.expiry.unix().unwrap_or(0)),
+            Self::Library(SortField::Created) => a.created_at.cmp(&b.created_at),
+            Self::Library(_) => a.id.cmp(&b.id),
+        }
     }
 }

@@ -5,6 +5,12 @@
 //! [`run`] from a test with a function that makes an empty store; each check panics with a
 //! message naming the rule it found broken.
 //!
+//! What [`TokenStore::authenticate`] hands its check is the found record's
+//! [`Token::candidate`] for the presented hash: it says which secret matched and how that
+//! hash was made, and gives nothing for a record that holds neither hash. The checks *lookup
+//! by hash* and *hash schemes are kept and counted* hold a store to that rule; a store that
+//! reads its records as [`Token`]s passes them by calling it rather than writing it again.
+//!
 //! ```
 //! # #[cfg(feature = "testing")]
 //! api_tokens::store::conformance::run(api_tokens::MemoryStore::new);
@@ -288,6 +294,22 @@ fn ids_are_checked(store: &dyn TokenStore) {
         store.apply(vec![Change::Delete(ghost.id)]),
         Err(StoreError::NotFound(_))
     ));
+    // A batch that changes one token twice is refused, and none of it applies.
+    let b = sample(store, 2, "b");
+    let mut b_again = b.clone();
+    b_again.name = TokenName::new("b-again").unwrap();
+    assert!(matches!(
+        store.apply(vec![Change::Insert(b.clone()), Change::Insert(b_again)]),
+        Err(StoreError::IdTaken(id)) if id == b.id
+    ));
+    assert_eq!(store.get(b.id).unwrap(), None, "neither insert applied");
+    let mut renamed = a.clone();
+    renamed.name = TokenName::new("renamed").unwrap();
+    assert!(matches!(
+        store.apply(vec![Change::Replace(renamed), Change::Delete(a.id)]),
+        Err(StoreError::IdTaken(id)) if id == a.id
+    ));
+    assert_eq!(store.get(a.id).unwrap(), Some(a), "neither change applied");
 }
 
 fn stale_replaces_are_refused(store: &dyn TokenStore) {
@@ -883,7 +905,7 @@ fn query_sorts_by_several_keys(store: &dyn TokenStore) {
     );
 }
 
-/// Issue 14: each hash's scheme (key id, legacy scheme, or unrecorded) round-trips, reaches
+/// Each hash's scheme (key id, legacy scheme, or unrecorded) round-trips, reaches
 /// authentication in the candidate, and is counted by `key_usage` (previous hashes only while
 /// in their grace period).
 fn hash_schemes_are_kept_and_counted(store: &dyn TokenStore) {

@@ -8,7 +8,7 @@ use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use time::OffsetDateTime;
 
-use super::{Candidate, Change, Matched, Query, QueryMatcher, TokenStore};
+use super::{Candidate, Change, Matched, Query, QueryMatcher, TokenStore, batch_ids, candidate_of};
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
 use crate::keys::{HashScheme, KeyUsage, count_into, sort_usage};
@@ -27,9 +27,9 @@ mod hot;
 mod seal;
 mod slot_index;
 
-/// The snapshot format version written by [`MemoryStore::snapshot`]. Version 3 (issue 14)
-/// records how each hash was made ([`HashScheme`]); version 4 what each imported token was
-/// imported from ([`Token::imported_from`]). Sealed version-2 and version-3 snapshots still
+/// The snapshot format version written by [`MemoryStore::snapshot`]. Version 3 records how
+/// each hash was made ([`HashScheme`]); version 4 what each imported token was imported from
+/// ([`Token::imported_from`]). Sealed version-2 and version-3 snapshots still
 /// open: a version-2 snapshot's hashes read as made under the key it was sealed with, and
 /// neither holds import origins.
 pub const SNAPSHOT_VERSION: u32 = 4;
@@ -132,7 +132,7 @@ struct Entry {
     permissions: PermissionSet,
     allowlist: IpAllowlist,
     hash: Option<SecretHash>,
-    /// How `hash` was made (issue 14). Ten bytes, kept inline rather than boxed: every
+    /// How `hash` was made. Ten bytes, kept inline rather than boxed: every
     /// authentication reads it ([`Candidate::scheme`]) and the key-usage count reads it for
     /// every token. [`LastUseCell`] gave up its padding to make room ([`Entry`]: 216 bytes).
     scheme: HashScheme,
@@ -246,34 +246,13 @@ impl Entry {
         self.rare.as_deref().and_then(|r| r.imported_from)
     }
 
-    /// The record as authentication sees it, for a presented `hash` it is known by. Which
-    /// secret matched is read from the record itself; a record that matches neither is not
-    /// used (fail closed).
+    /// The record as authentication sees it, for a presented `hash` it is known by: the rule
+    /// of [`Token::candidate`] (the same function decides which secret matched, here on the
+    /// parts an entry keeps apart), so a record that matches neither is not used.
     fn candidate(&self, hash: &SecretHash) -> Option<Candidate<'_>> {
-        let (matched, scheme) = if self.hash.as_ref() == Some(hash) {
-            (Matched::Current, self.scheme)
-        } else {
-            match self.previous() {
-                Some(p) if p.hash == *hash => (
-                    Matched::Previous {
-                        valid_until: p.valid_until,
-                    },
-                    p.scheme,
-                ),
-                _ => return None,
-            }
-        };
-        Some(Candidate {
-            id: self.id,
-            name: &self.name,
-            owner: &self.owner,
-            status: self.status,
-            expiry: self.expiry,
-            permissions: &self.permissions,
-            allowlist: &self.allowlist,
-            matched,
-            scheme,
-        })
+        let (matched, scheme) =
+            Matched::of(hash, self.hash.as_ref(), self.scheme, self.previous())?;
+        Some(candidate_of!(self, matched, scheme))
     }
 
     fn hashes(&self) -> impl Iterator<Item = SecretHash> + '_ {
@@ -552,18 +531,11 @@ impl Inner {
 
     /// Checks a whole batch against the state it would produce, without changing anything.
     fn check(&self, changes: &[Change]) -> Result<(), StoreError> {
-        let mut seen_ids = HashSet::new();
+        batch_ids(changes)?;
         let mut removed_names: HashSet<(&UserId, &TokenName)> = HashSet::new();
         let mut removed_hashes: HashSet<SecretHash> = HashSet::new();
         for c in changes {
-            let id = match c {
-                Change::Insert(t) => t.id,
-                Change::Replace(t) => t.id,
-                Change::Delete(id) => *id,
-            };
-            if !seen_ids.insert(id) {
-                return Err(StoreError::IdTaken(id));
-            }
+            let id = c.id();
             match c {
                 Change::Insert(_) => {
                     if self.by_id(id).is_some() {
@@ -1043,8 +1015,9 @@ mod tests {
             .unwrap()
     }
 
-    /// Issue 15: a token this thread authenticated before is authenticated while another
-    /// thread holds the store's write lock (which the locked path would wait for).
+    /// A token this thread authenticated before is authenticated while another thread holds
+    /// the store's write lock (which the locked path would wait for): the hot path takes no
+    /// lock.
     #[test]
     fn the_hot_path_takes_no_lock() {
         let tokens = Tokens::in_memory();
@@ -1140,21 +1113,8 @@ mod tests {
 
     fn token(id: TokenId, permissions: &str) -> Token {
         Token {
-            id,
-            name: TokenName::new(&format!("t{id}")).unwrap(),
-            description: String::new(),
-            owner: UserId::from(2),
-            creator: UserId::from(2),
-            status: Status::Enabled,
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            expiry: Expiry::NEVER,
             permissions: permissions.parse().unwrap(),
-            allowlist: IpAllowlist::any(),
-            last_use: None,
-            secret: None,
-            revision: 0,
-            revoked: None,
-            imported_from: None,
+            ..crate::store::test_record(id)
         }
     }
 
@@ -1193,10 +1153,10 @@ mod tests {
         assert!(store.read().perm_sets.get(&kept).unwrap().ptr_eq(&kept));
     }
 
-    /// Every token costs an `Entry` in the slab (plus the slab's spare capacity): 216 bytes,
-    /// as before issue 14 put each hash's scheme inline (the last-use cell gave up its padding
-    /// for it). Each 8 bytes more cost ~8.4 B per token in README's memory figure, which has
-    /// ~6 B left under its 400 B target.
+    /// Every token costs an `Entry` in the slab (plus the slab's spare capacity): 216 bytes
+    /// with each hash's scheme inline (the last-use cell gave up its padding for it). Each 8
+    /// bytes more cost ~8.4 B per token in the memory measured per token (`examples/memory`),
+    /// which has ~6 B left under its 400 B target.
     #[test]
     fn an_entry_stays_within_216_bytes() {
         // 216 with std's 8-byte futex `Mutex` (Linux, what the README measures); where std

@@ -115,14 +115,15 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::OwnedMutexGuard;
 use tokio_postgres::{Client, Config, Statement, Transaction};
 
-use super::{Candidate, Change, Matched, Query, TokenStore};
+use super::{Candidate, Change, Query, TokenStore, batch_ids};
 use crate::error::StoreError;
 use crate::keys::{KeyUsage, sort_usage};
 use crate::legacy::ImportOrigin;
 use crate::secret::SecretHash;
-use crate::token::{LastUse, SecretState, Token, TokenId, TokenName, UserId};
+use crate::store::sql::{corrupt, id_key, id_of, origin_of, scheme_of};
+use crate::token::{LastUse, Token, TokenId, TokenName, UserId};
 pub(crate) use row::token_of;
-use row::{Columns, RuleCache, columns, corrupt, id_key, id_of, unnest};
+use row::{Columns, RuleCache, columns, token_cached, unnest};
 pub(crate) use tls::PgConnection;
 pub use tls::{SslMode, SslRootCert, TlsFailure, UnknownSslMode};
 
@@ -197,6 +198,9 @@ pub(crate) struct Pg {
     rules: RuleCache,
     /// Writes that take rights away wait for every replica ([`PostgresOptions::confirm_writes`]).
     pub(crate) confirm_writes: bool,
+    /// Propagation, last-use and error metrics (feature `metrics`), resolved at connect.
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::StoreMetrics,
 }
 
 /// The operation took longer than the store's timeout; it was abandoned (a transaction in
@@ -279,8 +283,14 @@ impl Pg {
         self.handle.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        rx.recv()
-            .unwrap_or_else(|_| Err(StoreError::backend(RuntimeGone)))
+        let out = rx
+            .recv()
+            .unwrap_or_else(|_| Err(StoreError::backend(RuntimeGone)));
+        #[cfg(feature = "metrics")]
+        if let Err(StoreError::Backend(_) | StoreError::Unconfirmed { .. }) = &out {
+            self.metrics.errors.increment(1);
+        }
+        out
     }
 
     /// A connection of the pool: a free one if any, else the next in turn once it is free.
@@ -315,7 +325,10 @@ impl Pg {
 
     /// Buffers a last use (the later one wins when the buffer is compacted).
     pub(crate) fn note_use(&self, id: TokenId, used: LastUse) {
-        self.pending().push(id, used);
+        let mut pending = self.pending();
+        pending.push(id, used);
+        #[cfg(feature = "metrics")]
+        self.metrics.backlog.set(pending.uses.len() as f64);
     }
 
     /// Whether the touch interval has passed since the last flush.
@@ -357,6 +370,15 @@ impl Pg {
                 self.note_use(id, used);
             }
         }
+        #[cfg(feature = "metrics")]
+        {
+            let m = &self.metrics;
+            match r {
+                Ok(()) => m.flushed.increment(1),
+                Err(_) => m.flush_failed.increment(1),
+            }
+            m.backlog.set(self.pending().uses.len() as f64);
+        }
         r
     }
 
@@ -391,6 +413,11 @@ impl Pg {
         me: Option<i64>,
     ) -> Result<Propagation, StoreError> {
         let p = fleet::await_replicas(self, seq, committed, me).await?;
+        #[cfg(feature = "metrics")]
+        {
+            self.metrics.propagation.record(p.waited.as_secs_f64());
+            self.metrics.lapsed.increment(p.lapsed.len() as u64);
+        }
         if p.lapsed.is_empty() {
             tracing::debug!(
                 seq = p.seq,
@@ -625,16 +652,9 @@ pub(crate) async fn apply_batch(
     session: &mut Session,
     changes: Vec<Change>,
 ) -> Result<Committed, StoreError> {
-    let mut seen = HashSet::new();
+    let seen = batch_ids(&changes)?;
     let (mut inserts, mut replaces, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
     for c in &changes {
-        let id = match c {
-            Change::Insert(t) | Change::Replace(t) => t.id,
-            Change::Delete(id) => *id,
-        };
-        if !seen.insert(id) {
-            return Err(StoreError::IdTaken(id));
-        }
         if let Change::Insert(t) | Change::Replace(t) = c {
             t.check_consistent()?;
         }
@@ -763,19 +783,8 @@ async fn get_token(s: &mut Session, id: TokenId) -> Result<Option<Token>, StoreE
     let Some(key) = id_key(id) else {
         return Ok(None);
     };
-    let st = s
-        .stmt(&format!(
-            "SELECT {} FROM api_tokens WHERE id = $1",
-            columns("")
-        ))
-        .await?;
-    s.client
-        .query_opt(&st, &[&key])
-        .await
-        .map_err(db)?
-        .as_ref()
-        .map(token_of)
-        .transpose()
+    let sql = format!("SELECT {} FROM api_tokens WHERE id = $1", columns(""));
+    one_token(s, &sql, &key, token_of).await
 }
 
 async fn by_hash(
@@ -785,18 +794,28 @@ async fn by_hash(
 ) -> Result<Option<Token>, StoreError> {
     let bytes = hash.as_bytes().to_vec();
     let cols = columns("");
-    let st = s
-        .stmt(&format!(
-            "SELECT {cols}, change_seq FROM api_tokens WHERE secret_hash = $1
-             UNION ALL SELECT {cols}, change_seq FROM api_tokens WHERE previous_hash = $1 LIMIT 1"
-        ))
-        .await?;
+    let sql = format!(
+        "SELECT {cols}, change_seq FROM api_tokens WHERE secret_hash = $1
+         UNION ALL SELECT {cols}, change_seq FROM api_tokens WHERE previous_hash = $1 LIMIT 1"
+    );
+    one_token(s, &sql, &bytes, |r| token_cached(r, rules)).await
+}
+
+/// The token in the row (if any) that `sql` selects with the one parameter `key`, read by
+/// `read`.
+async fn one_token(
+    s: &mut Session,
+    sql: &str,
+    key: &(dyn tokio_postgres::types::ToSql + Sync),
+    read: impl FnOnce(&tokio_postgres::Row) -> Result<Token, StoreError>,
+) -> Result<Option<Token>, StoreError> {
+    let st = s.stmt(sql).await?;
     s.client
-        .query_opt(&st, &[&bytes])
+        .query_opt(&st, &[key])
         .await
         .map_err(db)?
         .as_ref()
-        .map(|r| rules.token_of(r))
+        .map(read)
         .transpose()
 }
 
@@ -909,6 +928,7 @@ impl PostgresOptions {
         self.confirm_writes = confirm;
         self
     }
+
     /// How connections use TLS (libpq's `sslmode`): [`SslMode::VerifyFull`] in production.
     #[must_use]
     pub fn ssl_mode(mut self, mode: SslMode) -> Self {
@@ -1048,6 +1068,8 @@ impl PostgresStore {
             flush_slot: Arc::new(tokio::sync::Mutex::new(None)),
             rules: RuleCache::default(),
             confirm_writes: options.confirm_writes,
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::StoreMetrics::resolve(),
         });
         let store = Self { rt: Some(rt), pg };
         let pg = store.pg.clone();
@@ -1149,7 +1171,21 @@ impl PostgresStore {
     }
 }
 
-/// Deletion records older than `keep` go; `pruned_through` says how far.
+/// Removes the deletion records older than `$1` seconds; returns their clock values.
+const PRUNE_DELETED: &str = "DELETE FROM api_token_deleted
+     WHERE deleted_at < now() - make_interval(secs => $1::bigint::double precision)
+     RETURNING change_seq";
+
+/// Removes the history's nonces older than `$1` seconds, never the present value's (a copy at
+/// a value whose nonce is gone cannot prove its history, and reloads like one behind the
+/// horizon); returns their clock values.
+const PRUNE_HISTORY: &str = "DELETE FROM api_token_history
+     WHERE at < now() - make_interval(secs => $1::bigint::double precision)
+       AND seq < (SELECT seq FROM api_token_clock WHERE one = 1)
+     RETURNING seq";
+
+/// Deletion records older than `keep` go, and history nonces with them;
+/// `pruned_through` says how far.
 pub(crate) async fn prune_deletions(pg: &Pg, keep: Duration) -> Result<u64, StoreError> {
     let secs = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
     let mut conn = pg.conn().await?;
@@ -1161,27 +1197,8 @@ pub(crate) async fn prune_deletions(pg: &Pg, keep: Duration) -> Result<u64, Stor
     )
     .await
     .map_err(db)?;
-    let gone = tx
-        .query(
-            "DELETE FROM api_token_deleted
-             WHERE deleted_at < now() - make_interval(secs => $1::bigint::double precision)
-             RETURNING change_seq",
-            &[&secs],
-        )
-        .await
-        .map_err(db)?;
-    // History nonces go with them (never the present value's): a copy at a value whose
-    // nonce is gone cannot prove its history, and reloads like one behind the horizon.
-    let forgotten = tx
-        .query(
-            "DELETE FROM api_token_history
-             WHERE at < now() - make_interval(secs => $1::bigint::double precision)
-               AND seq < (SELECT seq FROM api_token_clock WHERE one = 1)
-             RETURNING seq",
-            &[&secs],
-        )
-        .await
-        .map_err(db)?;
+    let gone = tx.query(PRUNE_DELETED, &[&secs]).await.map_err(db)?;
+    let forgotten = tx.query(PRUNE_HISTORY, &[&secs]).await.map_err(db)?;
     let horizon = gone
         .iter()
         .chain(&forgotten)
@@ -1302,10 +1319,10 @@ impl TokenStore for PostgresStore {
         &self,
         origins: &[ImportOrigin],
     ) -> Result<Vec<(TokenId, ImportOrigin)>, StoreError> {
-        if origins.is_empty() {
+        let wanted: Vec<Vec<u8>> = origins.iter().map(|o| o.as_bytes().to_vec()).collect();
+        if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let wanted: Vec<Vec<u8>> = origins.iter().map(|o| o.as_bytes().to_vec()).collect();
         self.run(true, move |mut conn| async move {
             let s = conn.session()?;
             let st = s
@@ -1318,10 +1335,9 @@ impl TokenStore for PostgresStore {
             rows.iter()
                 .map(|r| {
                     let id = id_of(r.try_get(0).map_err(db)?)?;
-                    let origin: Vec<u8> = r.try_get(1).map_err(db)?;
-                    let origin = <[u8; 32]>::try_from(origin.as_slice())
-                        .map_err(|_| corrupt("import origin is not 32 bytes"))?;
-                    Ok((id, ImportOrigin::from_bytes(origin)))
+                    let origin = origin_of(Some(r.try_get(1).map_err(db)?))?
+                        .ok_or_else(|| corrupt("import origin is NULL"))?;
+                    Ok((id, origin))
                 })
                 .collect()
         })
@@ -1335,30 +1351,9 @@ impl TokenStore for PostgresStore {
         let Some(t) = self.lookup(hash)? else {
             return Ok(false);
         };
-        // Say which secret matched from the record itself; a record that matches neither is not
-        // used (fail closed).
-        let (matched, scheme) = match t.secret {
-            Some(s) if s.hash == *hash => (Matched::Current, s.scheme),
-            Some(SecretState {
-                previous: Some(p), ..
-            }) if p.hash == *hash => (
-                Matched::Previous {
-                    valid_until: p.valid_until,
-                },
-                p.scheme,
-            ),
-            _ => return Ok(false),
-        };
-        let candidate = Candidate {
-            id: t.id,
-            name: &t.name,
-            owner: &t.owner,
-            status: t.status,
-            expiry: t.expiry,
-            permissions: &t.permissions,
-            allowlist: &t.allowlist,
-            matched,
-            scheme,
+        // A record without this hash (a lookup gone wrong) is not used: fail closed.
+        let Some(candidate) = t.candidate(hash) else {
+            return Ok(false);
         };
         if let Some(used) = check(candidate) {
             self.pg.note_use(t.id, used);
@@ -1391,7 +1386,8 @@ pub(crate) async fn key_usage(
         .map_err(db)?;
     let mut usage: Vec<KeyUsage> = Vec::new();
     for r in rows {
-        let scheme = row::scheme_of(r.try_get(0).map_err(db)?, r.try_get(1).map_err(db)?)?;
+        let scheme =
+            scheme_of(r.try_get(0).map_err(db)?, r.try_get(1).map_err(db)?).map_err(corrupt)?;
         let n = u64::try_from(r.try_get::<_, i64>(2).map_err(db)?)
             .map_err(|_| corrupt("a negative count"))?;
         let previous: bool = r.try_get(3).map_err(db)?;
@@ -1432,11 +1428,10 @@ mod test_server;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::allowlist::IpAllowlist;
     use crate::keys::HashScheme;
     use crate::legacy::LegacyScheme;
     use crate::secret::KeyId;
-    use crate::token::{Expiry, PreviousSecret, Revoked, RevokedBy, Status};
+    use crate::token::{Expiry, PreviousSecret, Revoked, RevokedBy, SecretState, Status};
 
     fn at(secs: i64) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(secs).unwrap()
@@ -1445,21 +1440,13 @@ mod tests {
     /// Tokens in every shape the fingerprint covers.
     fn shapes(ids: &[TokenId]) -> Vec<Token> {
         let base = |i: usize, owner: &str| Token {
-            id: ids[i],
             name: TokenName::new(&format!("t{i}")).unwrap(),
             description: "d".into(),
             owner: UserId::new(owner).unwrap(),
             creator: UserId::from(1),
-            status: Status::Enabled,
             created_at: at(1_600_000_000),
-            expiry: Expiry::NEVER,
             permissions: "dns.*, mail.send".parse().unwrap(),
-            allowlist: IpAllowlist::any(),
-            last_use: None,
-            secret: None,
-            revision: 0,
-            revoked: None,
-            imported_from: None,
+            ..crate::store::test_record(ids[i])
         };
         let secret = |h: u8, scheme: HashScheme| SecretState {
             hash: SecretHash::from_bytes([h; 32]),

@@ -82,6 +82,18 @@
 //! any replica is never overwritten by an earlier one; [`Replica::shutdown`] (and drop)
 //! writes what is left. A crash loses at most one flush interval of last-use times, nothing
 //! else.
+//!
+//! # Health, metrics and shutdown
+//! [`Replica::status`] says where the copy stands ([`ReplicaState`]: loading, current,
+//! catching up, stale, reloading, stopped), whether it holds a lease, its clock value, how far
+//! behind what the database announced it is and when it last confirmed it was current; the
+//! replica is ready for traffic ([`StoreHealth`](crate::StoreHealth)) exactly while it is
+//! current. [`Replica::spawn`] returns before the first load, so a process answers its
+//! probes (not ready) while a large table loads. With the feature `metrics` the replica
+//! reports its state, lag, changes, reloads and repairs (the table in
+//! `api_tokens::metrics`). A process that is told to stop (SIGTERM) calls
+//! [`Replica::shutdown_async`] (or [`Replica::shutdown`]) once it has stopped taking requests:
+//! the replica refuses every token from then on, writes its last uses and removes its lease.
 
 use std::fmt;
 use std::sync::Arc;
@@ -105,6 +117,9 @@ use sync::Shared;
 mod coarse;
 mod digest;
 mod sync;
+mod vitals;
+
+pub use crate::health::{ReplicaState, ReplicaStatus};
 
 /// Settings of a [`Replica`].
 #[derive(Clone)]
@@ -306,6 +321,28 @@ impl Replica {
     /// [`StoreError::Config`] for a bound under 10 ms or a heartbeat not shorter than the
     /// bound; the database cannot be reached or read within the store's timeout.
     pub fn start(store: PostgresStore, options: ReplicaOptions) -> Result<Self, StoreError> {
+        Self::launch(store, options, true)
+    }
+
+    /// [`Replica::start`] without waiting: returns at once and loads every token in the
+    /// background, retrying with backoff while the database cannot be reached. Until the
+    /// first load is done its [`status`](Replica::status) says
+    /// [`ReplicaState::Loading`] and it refuses every token (as stale): a process can answer
+    /// its orchestrator's liveness probe, and say "not ready" to its readiness probe, while a
+    /// large table loads.
+    ///
+    /// # Errors
+    /// [`StoreError::Config`] for settings [`Replica::start`] refuses; nothing reaches the
+    /// database before it returns.
+    pub fn spawn(store: PostgresStore, options: ReplicaOptions) -> Result<Self, StoreError> {
+        Self::launch(store, options, false)
+    }
+
+    fn launch(
+        store: PostgresStore,
+        options: ReplicaOptions,
+        wait: bool,
+    ) -> Result<Self, StoreError> {
         let bound = options.staleness_bound;
         let heartbeat = options.heartbeat_or_default();
         if bound < Duration::from_millis(10) {
@@ -351,8 +388,9 @@ impl Replica {
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
         let handle = &store.pg.handle;
         let (s, rx) = (shared.clone(), stop_rx.clone());
+        let first = wait.then_some(first_tx);
         handle.spawn(async move {
-            sync::sync(s, rx, Some(first_tx)).await;
+            sync::sync(s, rx, first).await;
             let _ = done_tx.send(());
         });
         handle.spawn(sync::maintenance(shared.clone(), stop_rx.clone()));
@@ -363,6 +401,9 @@ impl Replica {
             done: std::sync::Mutex::new(Some(done_rx)),
             store,
         };
+        if !wait {
+            return Ok(replica);
+        }
         match first_rx.recv() {
             Ok(Ok(())) => Ok(replica),
             Ok(Err(e)) => Err(e),
@@ -375,6 +416,32 @@ impl Replica {
     /// Whether the copy is within its staleness bound (authentication works).
     pub fn is_current(&self) -> bool {
         self.shared.is_current()
+    }
+
+    /// Where the copy stands: its [state](ReplicaState) (loading, current, catching up,
+    /// stale, reloading, stopped), whether it holds a lease in the fleet, how far behind the
+    /// database it is and when it last confirmed it was current. A few atomic reads, no I/O:
+    /// what health probes call (through [`StoreHealth`](crate::StoreHealth)).
+    ///
+    /// ```no_run
+    /// # use api_tokens::store::{postgres::PostgresStore, replica::{Replica, ReplicaOptions, ReplicaState}};
+    /// let replica = Replica::spawn(PostgresStore::connect("host=127.0.0.1 dbname=app")?, ReplicaOptions::default())?;
+    /// let status = replica.status();
+    /// if status.state != ReplicaState::Current {
+    ///     println!("not serving: {} ({:?} since the last confirmation)", status.state, status.unconfirmed_for);
+    /// }
+    /// # Ok::<(), api_tokens::StoreError>(())
+    /// ```
+    pub fn status(&self) -> ReplicaStatus {
+        let s = &self.shared;
+        let confirmed = self.shared.unconfirmed_for();
+        s.vitals.status(
+            s.is_current(),
+            (confirmed != Duration::MAX).then_some(confirmed),
+            self.reloads(),
+            s.bound,
+            s.member.lease,
+        )
     }
 
     /// How long since the copy was last confirmed current.
@@ -475,28 +542,98 @@ impl Replica {
         self.store.flush()
     }
 
-    /// Stops the sync task and writes the buffered last uses (waiting at most the store's
-    /// timeout). Dropping the replica does the same.
-    pub fn shutdown(mut self) {
-        self.stop_tasks();
+    /// Leaves the fleet cleanly, for a process that is about to exit: refuses every token
+    /// from now on (as stale), stops the sync task, writes the buffered last uses and removes
+    /// the replica's lease (writers stop waiting for it at once), then returns. Waits at most
+    /// twice the store's timeout. A second call does nothing more. Dropping the replica does
+    /// the same without reporting.
+    ///
+    /// This blocks the calling thread: async hosts await [`Replica::shutdown_async`].
+    ///
+    /// # Errors
+    /// The buffered last uses could not be written (they are lost), or the sync task did not
+    /// finish within twice the store's timeout.
+    pub fn shutdown(&self) -> Result<(), StoreError> {
+        self.begin_shutdown();
+        let done = self.done.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(done) = done {
+            let limit = self.shutdown_limit();
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(limit) {
+                return Err(StoreError::backend(super::postgres::TimedOut(limit)));
+            }
+        }
+        self.shared.vitals.take_shutdown_error().map_or(Ok(()), Err)
     }
 
-    fn stop_tasks(&mut self) {
+    /// [`Replica::shutdown`] for async hosts: the same steps, awaited without ever blocking
+    /// the executor (the work runs on the store's own runtime; this future only waits for its
+    /// end). Call it once the server has stopped taking requests, e.g. after axum's
+    /// `with_graceful_shutdown` returns on SIGTERM:
+    ///
+    /// ```no_run
+    /// # use api_tokens::{Tokens, store::replica::Replica};
+    /// # async fn after_serving(tokens: Tokens<Replica>) {
+    /// if let Err(e) = tokens.store().shutdown_async().await {
+    ///     eprintln!("last uses not written: {e}");
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Replica::shutdown`].
+    pub async fn shutdown_async(&self) -> Result<(), StoreError> {
+        self.begin_shutdown();
+        let limit = self.shutdown_limit();
+        let mut finished = self.shared.vitals.finished.subscribe();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // Timed on the store's runtime: the host's runtime may have no timer.
+        self.store.pg.handle.spawn(async move {
+            let ended = tokio::time::timeout(limit, finished.wait_for(|f| *f)).await;
+            let _ = tx.send(ended.is_ok());
+        });
+        let ended = rx.await.unwrap_or(false);
+        if !ended {
+            return Err(StoreError::backend(super::postgres::TimedOut(limit)));
+        }
+        // The sync task has ended: dropping the replica has nothing left to wait for.
+        drop(self.done.lock().unwrap_or_else(|p| p.into_inner()).take());
+        self.shared.vitals.take_shutdown_error().map_or(Ok(()), Err)
+    }
+
+    fn shutdown_limit(&self) -> Duration {
+        self.shared.pg.timeout.saturating_mul(2)
+    }
+
+    /// From here on nothing confirms the copy: it refuses every token before it leaves the
+    /// fleet, so a write that stops waiting for it is never accepted by it.
+    fn begin_shutdown(&self) {
+        self.shared
+            .vitals
+            .stopped
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.shared.mark_stale();
         let _ = self.stop.send(true);
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.begin_shutdown();
         let done = self
             .done
             .get_mut()
             .unwrap_or_else(|p| p.into_inner())
             .take();
         if let Some(done) = done {
-            let _ = done.recv_timeout(self.shared.pg.timeout.saturating_mul(2));
+            let _ = done.recv_timeout(self.shutdown_limit());
         }
     }
 }
 
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.stop_tasks();
+/// Ready exactly while the copy is current ([`Replica::status`]).
+impl crate::health::StoreHealth for Replica {
+    fn health(&self) -> crate::health::Health {
+        crate::health::Health::of_replica(self.status())
     }
 }
 

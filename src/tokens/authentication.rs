@@ -40,6 +40,8 @@ impl<S: TokenStore> Tokens<S> {
     ) -> Result<Grant, Denial> {
         let ip = ctx.client_ip;
         let result = self.decide(presented, ip, now);
+        #[cfg(feature = "metrics")]
+        self.config.metrics.record(&result);
         if self.config.events.wants_auth_events() {
             let (token, owner, kind) = match &result {
                 Ok(g) => (

@@ -1,13 +1,16 @@
 //! The demo host of the page example (and of the browser tests): three users, a sign-in that is
-//! only a cookie naming one of them, a few tokens, and the page nested at `/tokens`.
+//! only a cookie naming one of them, a few tokens (some of them used), and the page nested at
+//! `/tokens`, in the page's default preset or in Zabbix's.
 //!
 //! The sign-in is a stand-in for the host's own login: anyone can be anyone here.
 
 use api_tokens::time::Duration;
-use api_tokens::{Actor, MemoryStore, NewToken, Policy, SecretFormat, Status, Tokens, UserId};
+use api_tokens::{
+    Actor, MemoryStore, NewToken, Policy, RequestContext, SecretFormat, Status, Tokens, UserId,
+};
 use api_tokens_axum::Refusal;
 use api_tokens_axum::manage::actor_from_fn;
-use api_tokens_axum::page::TokensPage;
+use api_tokens_axum::page::{Preset, TokensPage};
 use axum::Router;
 use axum::extract::Path;
 use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
@@ -29,17 +32,24 @@ pub fn tokens() -> Tokens<MemoryStore> {
     Tokens::in_memory().with_policy(policy)
 }
 
+/// Zabbix's rules as they are, its secrets too: 64 hex digits (for [`Preset::zabbix`]).
+pub fn zabbix_tokens() -> Tokens<MemoryStore> {
+    Tokens::in_memory().with_policy(Policy::zabbix())
+}
+
 fn user(name: &str) -> UserId {
     UserId::new(name).unwrap_or_else(|_| UserId::from(0))
 }
 
-/// A few tokens: enabled and disabled, never expiring, expiring soon and expired.
+/// A few tokens: enabled and disabled, never expiring, expiring soon and expired; four of them
+/// used (a few minutes, hours and days ago), so that "Last accessed at" has an order.
 ///
 /// # Errors
 /// As [`Tokens::issue`].
 pub fn seed(tokens: &Tokens<MemoryStore>) -> Result<(), api_tokens::Error> {
     let alice = Actor::admin(user("alice"));
     let now = tokens.now();
+    // Name, user, description, expires in, status, used … ago.
     let items = [
         (
             "grafana",
@@ -47,6 +57,7 @@ pub fn seed(tokens: &Tokens<MemoryStore>) -> Result<(), api_tokens::Error> {
             "Dashboards read the metrics API.",
             Some(Duration::days(90)),
             Status::Enabled,
+            Some(Duration::hours(2)),
         ),
         (
             "deploy",
@@ -54,6 +65,7 @@ pub fn seed(tokens: &Tokens<MemoryStore>) -> Result<(), api_tokens::Error> {
             "CI deploys to production.",
             Some(Duration::days(3)),
             Status::Enabled,
+            Some(Duration::minutes(5)),
         ),
         (
             "backup 2025",
@@ -61,14 +73,23 @@ pub fn seed(tokens: &Tokens<MemoryStore>) -> Result<(), api_tokens::Error> {
             "Nightly backups (replaced).",
             Some(Duration::days(-20)),
             Status::Enabled,
+            Some(Duration::days(30)),
         ),
-        ("monitoring", "alice", "", None, Status::Enabled),
+        (
+            "monitoring",
+            "alice",
+            "",
+            None,
+            Status::Enabled,
+            Some(Duration::days(3)),
+        ),
         (
             "old laptop",
             "carol",
             "Lost laptop.",
             None,
             Status::Disabled,
+            None,
         ),
         (
             "reports",
@@ -76,9 +97,10 @@ pub fn seed(tokens: &Tokens<MemoryStore>) -> Result<(), api_tokens::Error> {
             "Monthly reports.",
             Some(Duration::days(40)),
             Status::Enabled,
+            None,
         ),
     ];
-    for (name, owner, description, expires_in, status) in items {
+    for (name, owner, description, expires_in, status, used_ago) in items {
         let mut new = NewToken::new(name.parse()?)
             .owner(user(owner))
             .description(description)
@@ -86,8 +108,17 @@ pub fn seed(tokens: &Tokens<MemoryStore>) -> Result<(), api_tokens::Error> {
         if let Some(d) = expires_in {
             new = new.expires_at(now + d);
         }
+        let issued = tokens.issue(&alice, new)?;
+        if let Some(ago) = used_ago {
+            // A use recorded as it happened then: the token authenticated at that instant.
+            let _ = tokens.authenticate_at(
+                issued.secret.expose(),
+                &RequestContext::unknown_address(),
+                now - ago,
+            );
+        }
         // The secrets of the demo's tokens are never shown: dropped (and wiped) here.
-        drop(tokens.issue(&alice, new)?);
+        drop(issued);
     }
     Ok(())
 }
@@ -138,7 +169,13 @@ async fn login(Path(name): Path<String>) -> Response {
 
 /// The demo's app: `/` (sign in), `/login/{user}`, and the page at `/tokens`.
 pub fn app(tokens: Tokens<MemoryStore>) -> Router {
+    app_with(tokens, Preset::standard())
+}
+
+/// The demo's app with the page in `preset`.
+pub fn app_with(tokens: Tokens<MemoryStore>, preset: Preset) -> Router {
     let page = TokensPage::new(tokens)
+        .with_preset(preset)
         .with_users(USERS.map(user))
         .with_actors(actor_from_fn(|parts| {
             let name = signed_in(&parts.headers).ok_or(Refusal::no_credentials())?;

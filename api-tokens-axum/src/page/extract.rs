@@ -17,7 +17,8 @@ use axum::http::request::Parts;
 use axum::response::Response;
 
 use super::form::Form;
-use super::{COOKIE_NAME, Shared, render, respond};
+use super::texts::{Texts, fill};
+use super::{COOKIE_NAME, FOLD_COOKIE, Shared, render, respond};
 use crate::manage::{ActorMapping, Caller};
 
 /// The router's state.
@@ -35,6 +36,8 @@ pub(crate) struct Ctx {
     pub(crate) caller: Caller,
     /// The value of the page's session cookie, if the request sent one.
     pub(crate) cookie: Option<String>,
+    /// Whether the browser folded the filter away (the page's script keeps that in a cookie).
+    pub(crate) filter_folded: bool,
 }
 
 impl Ctx {
@@ -43,9 +46,11 @@ impl Ctx {
         parts: &Parts,
     ) -> Result<Self, Response> {
         let caller = shared.service.caller(parts).await.map_err(|e| {
+            let texts = shared.texts();
+            let text = fill(&texts.not_signed_in_text, &[("message", &e.to_string())]);
             respond(
                 e.status(),
-                render::bare_message("Not signed in", &e.to_string()),
+                render::bare_message(texts, &texts.not_signed_in, &text),
                 None,
             )
         })?;
@@ -57,12 +62,13 @@ impl Ctx {
         Ok(Self {
             base,
             caller,
-            cookie: cookie_of(parts),
+            cookie: cookie_of(parts, COOKIE_NAME),
+            filter_folded: cookie_of(parts, FOLD_COOKIE).as_deref() == Some("folded"),
         })
     }
 }
 
-fn cookie_of(parts: &Parts) -> Option<String> {
+fn cookie_of(parts: &Parts, cookie: &str) -> Option<String> {
     parts
         .headers
         .get_all(COOKIE)
@@ -70,7 +76,7 @@ fn cookie_of(parts: &Parts) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
+        .find(|(name, _)| *name == cookie)
         .map(|(_, value)| value.to_owned())
 }
 
@@ -143,22 +149,21 @@ where
     async fn from_request(req: Request, shared: &State<S, M>) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
         let ctx = Ctx::of(shared, &parts).await?;
-        let form = read_form(&parts, body, shared.settings.max_body_bytes)
+        let texts = shared.texts();
+        let form = read_form(&parts, body, shared.settings.max_body_bytes, texts)
             .await
-            .map_err(|(status, text)| shared.message(&ctx, status, "Refused", text))?;
+            .map_err(|(status, text)| shared.message(&ctx, status, &texts.refused, text))?;
         if !shared.csrf_ok(&ctx, form.get("csrf")) {
             tracing::warn!(
                 user = %ctx.caller.actor.user,
                 path = parts.uri.path(),
                 "API tokens page: a form without the session's CSRF token was refused"
             );
-            return Err(shared.message(
-                &ctx,
-                StatusCode::FORBIDDEN,
-                "Refused",
-                "This form was not sent by this page (its CSRF token is missing, wrong or expired). \
-                 Nothing was changed: reload the page and try again.",
-            ));
+            let text = fill(
+                &texts.csrf_text,
+                &[("user", ctx.caller.actor.user.as_str())],
+            );
+            return Err(shared.message(&ctx, StatusCode::FORBIDDEN, &texts.csrf_title, &text));
         }
         let target = T::of(&mut parts, shared, &ctx).await?;
         Ok(Self(ctx, form, target))
@@ -166,11 +171,12 @@ where
 }
 
 /// The body of a form `POST`.
-async fn read_form(
+async fn read_form<'t>(
     parts: &Parts,
     body: axum::body::Body,
     limit: usize,
-) -> Result<Form, (StatusCode, &'static str)> {
+    texts: &'t Texts,
+) -> Result<Form, (StatusCode, &'t str)> {
     let is_form = parts
         .headers
         .get(CONTENT_TYPE)
@@ -181,15 +187,12 @@ async fn read_form(
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
     if !is_form {
-        return Err((
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "The page takes forms (application/x-www-form-urlencoded) only.",
-        ));
+        return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, &texts.not_a_form));
     }
     let bytes = axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| (StatusCode::BAD_REQUEST, "The form is not UTF-8 text."))?;
-    Form::parse(text).map_err(|()| (StatusCode::BAD_REQUEST, "The form is not UTF-8 text."))
+        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, &*texts.form_too_large))?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| (StatusCode::BAD_REQUEST, &*texts.not_utf8))?;
+    Form::parse(text).map_err(|()| (StatusCode::BAD_REQUEST, &*texts.not_utf8))
 }

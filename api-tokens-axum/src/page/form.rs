@@ -52,7 +52,7 @@ impl Form {
 /// time.
 ///
 /// # Errors
-/// Anything else, as the core's `invalid_syntax` for the expiry.
+/// Nothing (`empty`), or anything else, as the core's `invalid_syntax` for the expiry.
 pub(crate) fn expiry(text: &str) -> Result<Expiry, ValidationError> {
     let text = text.trim();
     let invalid = || {
@@ -64,7 +64,10 @@ pub(crate) fn expiry(text: &str) -> Result<Expiry, ValidationError> {
             },
         )
     };
-    if text.is_empty() || text.len() > 64 {
+    if text.is_empty() {
+        return Err(ValidationError::new(Field::Expiry, text, Problem::Empty));
+    }
+    if text.len() > 64 {
         return Err(invalid());
     }
     let (date, time) = text.split_once([' ', 'T', 't']).ok_or_else(invalid)?;
@@ -105,7 +108,8 @@ mod tests {
         assert_eq!(at("2026-09-21T14:13:00"), want);
         assert_eq!(at("2026-09-21T14:13:00Z"), want);
         assert_eq!(at("2026-09-21T16:13:00+02:00"), want);
-        for bad in ["", "2026-09-21", "soon", "2026-13-01 00:00:00", "never"] {
+        assert_eq!(expiry("  ").map_err(|e| e.code()), Err("empty"));
+        for bad in ["2026-09-21", "soon", "2026-13-01 00:00:00", "never"] {
             assert_eq!(
                 expiry(bad).map_err(|e| e.code()),
                 Err("invalid_syntax"),

@@ -171,6 +171,15 @@ impl Browser {
     /// Starts chromedriver on a free port of 127.0.0.1 and a headless Chromium session with a
     /// fresh profile.
     pub fn start() -> Self {
+        Self::start_with(true)
+    }
+
+    /// The same browser with JavaScript turned off: what the page does without its script.
+    pub fn start_without_script() -> Self {
+        Self::start_with(false)
+    }
+
+    fn start_with(script: bool) -> Self {
         let driver_bin = binary("CHROMEDRIVER", "/usr/bin/chromedriver");
         let chromium = binary("CHROMIUM", "/usr/bin/chromium");
         let port = free_port();
@@ -212,7 +221,7 @@ impl Browser {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let args = [
+        let mut args = vec![
             "--headless".to_owned(),
             "--no-sandbox".to_owned(),
             "--disable-gpu".to_owned(),
@@ -225,6 +234,9 @@ impl Browser {
             "--window-size=1280,1000".to_owned(),
             format!("--user-data-dir={}", browser.profile.display()),
         ];
+        if !script {
+            args.push("--blink-settings=scriptEnabled=false".to_owned());
+        }
         let (status, value) = exchange(
             addr,
             "POST",
@@ -348,11 +360,13 @@ impl Browser {
             &format!("/element/{element}/clear"),
             Some(json!({})),
         );
-        self.ok(
-            "POST",
-            &format!("/element/{element}/value"),
-            Some(json!({ "text": text })),
-        );
+        if !text.is_empty() {
+            self.ok(
+                "POST",
+                &format!("/element/{element}/value"),
+                Some(json!({ "text": text })),
+            );
+        }
     }
 
     pub fn text(&self, element: &str) -> String {
@@ -364,6 +378,17 @@ impl Browser {
 
     pub fn property(&self, element: &str, name: &str) -> Value {
         self.ok("GET", &format!("/element/{element}/property/{name}"), None)
+    }
+
+    pub fn attribute(&self, element: &str, name: &str) -> Option<String> {
+        self.ok("GET", &format!("/element/{element}/attribute/{name}"), None)
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// Whether the element is shown (WebDriver's "displayed").
+    pub fn displayed(&self, element: &str) -> bool {
+        self.ok("GET", &format!("/element/{element}/displayed"), None) == json!(true)
     }
 
     /// Runs `script` in the page (its `arguments` are `args`) and returns its result.

@@ -57,7 +57,12 @@ async fn bearer_tokens_over_a_real_connection() {
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(api_tokens_axum_example::serve(listener, tokens.clone()));
+    let server = tokio::spawn(api_tokens_axum_example::serve(
+        listener,
+        tokens.clone(),
+        None,
+        std::future::pending(),
+    ));
 
     let secret = dns.secret.expose();
     let (status, body) = get(addr, "/zones", Some(secret)).await;

@@ -2,22 +2,19 @@
 //! mapping, and the column arrays a batch is sent as (`unnest($1::bigint[], …)`). A new field
 //! of `Token` is added here, in the schema (`schema.rs`) and nowhere else.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::sync::Mutex;
-
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
-use crate::keys::HashScheme;
-use crate::legacy::{ImportOrigin, LegacyScheme};
 use crate::permission::PermissionSet;
-use crate::secret::{KeyId, SecretHash};
+use crate::store::sql::{
+    allowlist_text, corrupt, hash_of, id_key, id_of, key_column, legacy_column, origin_of,
+    permissions_text, scheme_of, time_of,
+};
 use crate::token::{
-    Expiry, LastUse, PreviousSecret, Revoked, RevokedBy, SecretState, Status, Token, TokenId,
-    TokenName, UserId, from_unix,
+    Expiry, LastUse, PreviousSecret, Revoked, RevokedBy, SecretState, Status, Token, TokenName,
+    UserId,
 };
 
 /// The columns of a token, in the order [`token_of`] reads them and [`Columns`] sends them.
@@ -74,41 +71,6 @@ pub(super) fn unnest(first: usize) -> String {
     format!("unnest({}) AS v({})", args.join(", "), columns(""))
 }
 
-/// A value read back that the crate's types refuse: the row was written by something other
-/// than this crate, or the schema's checks were dropped.
-#[derive(Debug, thiserror::Error)]
-#[error("corrupt row in api_tokens: {0}")]
-pub(super) struct CorruptRow(pub(super) String);
-
-pub(super) fn corrupt(what: impl fmt::Display) -> StoreError {
-    StoreError::backend(CorruptRow(what.to_string()))
-}
-
-/// The row key of an id; `None` for ids no row can have (beyond `bigint`).
-pub(super) fn id_key(id: TokenId) -> Option<i64> {
-    i64::try_from(id.get()).ok()
-}
-
-pub(super) fn id_of(key: i64) -> Result<TokenId, StoreError> {
-    u64::try_from(key)
-        .map(TokenId::new)
-        .map_err(|_| corrupt(format!("id {key}")))
-}
-
-fn time_of(secs: i64) -> Result<time::OffsetDateTime, StoreError> {
-    from_unix(secs).ok_or_else(|| corrupt(format!("time {secs}")))
-}
-
-fn hash_of(bytes: Option<Vec<u8>>) -> Result<Option<SecretHash>, StoreError> {
-    bytes
-        .map(|b| {
-            <[u8; 32]>::try_from(b.as_slice())
-                .map(SecretHash::from_bytes)
-                .map_err(|_| corrupt("secret hash is not 32 bytes"))
-        })
-        .transpose()
-}
-
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
     row.try_get(i).map_err(StoreError::backend)
 }
@@ -130,47 +92,20 @@ fn parse_rules(row: &Row) -> Result<(PermissionSet, IpAllowlist), StoreError> {
     ))
 }
 
-/// The parsed permissions and allowlists of the tokens looked up by hash: authenticating
-/// without a replica parses a token's lists once per change, not per request.
-///
-/// An entry is used only for the same id, revision *and* change clock value (`change_seq`, the
-/// 24th column of the lookup). The store moves the revision on every write, but an operator's
-/// hand-made `UPDATE` of `permissions` or `allowlist` does not; the stamp trigger moves
-/// `change_seq` for every write, whoever makes it, so a narrowed list is never served from
-/// the cache.
-#[derive(Default)]
-pub(super) struct RuleCache(Mutex<HashMap<TokenId, (u32, i64, PermissionSet, IpAllowlist)>>);
+/// The lists cache of lookups by hash (see [`RuleCache`](crate::store::sql::RuleCache)),
+/// stamped with a row's revision *and* change clock value (`change_seq`): the store moves the
+/// revision on every write, but an operator's hand-made `UPDATE` of `permissions` or
+/// `allowlist` does not; the stamp trigger moves `change_seq` for every write, whoever makes
+/// it, so a narrowed list is never served from the cache.
+pub(super) type RuleCache = crate::store::sql::RuleCache<(i64, i64)>;
 
-/// How many tokens' lists the cache keeps.
-const RULE_CACHE: usize = 4_096;
-
-impl RuleCache {
-    /// [`token_of`], taking the lists from the cache when the row's revision and change clock
-    /// value are the cached ones. The row must carry `change_seq` after the [`NAMES`] columns.
-    pub(super) fn token_of(&self, row: &Row) -> Result<Token, StoreError> {
-        let id = id_of(get(row, 0)?)?;
-        let revision = get::<i64>(row, 16)?;
-        let seq = get::<i64>(row, NAMES.len())?;
-        let lock = || self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let cached = lock()
-            .get(&id)
-            .filter(|(r, s, ..)| i64::from(*r) == revision && *s == seq)
-            .map(|(_, _, p, a)| (p.clone(), a.clone()));
-        token_with(row, |row| match cached {
-            Some(rules) => Ok(rules),
-            None => {
-                let (p, a) = parse_rules(row)?;
-                if let Ok(r) = u32::try_from(revision) {
-                    let mut cache = lock();
-                    if cache.len() >= RULE_CACHE {
-                        cache.clear();
-                    }
-                    cache.insert(id, (r, seq, p.clone(), a.clone()));
-                }
-                Ok((p, a))
-            }
-        })
-    }
+/// [`token_of`], taking the lists from `cache` when the row's revision and change clock value
+/// are the cached ones. The row must carry `change_seq` after the [`NAMES`] columns.
+pub(super) fn token_cached(row: &Row, cache: &RuleCache) -> Result<Token, StoreError> {
+    let id = id_of(get(row, 0)?)?;
+    let stamp = (get::<i64>(row, 16)?, get::<i64>(row, NAMES.len())?);
+    let lists = cache.lists(id, stamp, || parse_rules(row))?;
+    token_with(row, |_| Ok(lists))
 }
 
 fn token_with(
@@ -188,15 +123,9 @@ fn token_with(
     let revision: i64 = get(row, 16)?;
     let revoked_at: Option<i64> = get(row, 17)?;
     let revoked_by: Option<String> = get(row, 18)?;
-    let scheme = scheme_of(get(row, 19)?, get(row, 20)?)?;
-    let previous_scheme = scheme_of(get(row, 21)?, get(row, 22)?)?;
-    let imported_from = get::<Option<Vec<u8>>>(row, 23)?
-        .map(|b| {
-            <[u8; 32]>::try_from(b.as_slice())
-                .map(ImportOrigin::from_bytes)
-                .map_err(|_| corrupt("import origin is not 32 bytes"))
-        })
-        .transpose()?;
+    let scheme = scheme_of(get(row, 19)?, get(row, 20)?).map_err(corrupt)?;
+    let previous_scheme = scheme_of(get(row, 21)?, get(row, 22)?).map_err(corrupt)?;
+    let imported_from = origin_of(get(row, 23)?)?;
     if (hash.is_none() && !scheme.is_unrecorded())
         || (previous.is_none() && !previous_scheme.is_unrecorded())
     {
@@ -268,50 +197,6 @@ fn token_with(
     };
     token.check_consistent()?;
     Ok(token)
-}
-
-/// The scheme in a row's key id and legacy columns.
-pub(super) fn scheme_of(
-    key: Option<Vec<u8>>,
-    legacy: Option<String>,
-) -> Result<HashScheme, StoreError> {
-    let key = key
-        .map(|k| {
-            <[u8; 8]>::try_from(k.as_slice())
-                .map(KeyId::from_bytes)
-                .map_err(|_| corrupt("a key id that is not 8 bytes"))
-        })
-        .transpose()?;
-    let legacy = legacy
-        .map(|l| LegacyScheme::from_name(&l).ok_or_else(|| corrupt(format!("legacy scheme {l:?}"))))
-        .transpose()?;
-    match (key, legacy) {
-        (None, None) => Ok(HashScheme::UNRECORDED),
-        (None, Some(_)) => Err(corrupt("a legacy hash without its key id")),
-        (Some(k), None) => Ok(HashScheme::keyed(k)),
-        (Some(k), Some(l)) => Ok(HashScheme::legacy(l, k)),
-    }
-}
-
-fn key_column(s: Option<HashScheme>) -> Option<Vec<u8>> {
-    s.and_then(|s| s.key()).map(|k| k.as_bytes().to_vec())
-}
-
-fn legacy_column(s: Option<HashScheme>) -> Option<&'static str> {
-    s.and_then(|s| s.legacy_scheme()).map(LegacyScheme::as_str)
-}
-
-/// The permissions as stored: canonical names, space-separated.
-fn permissions_text(p: &PermissionSet) -> String {
-    p.iter()
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The allowlist as stored: normalised entries, space-separated.
-fn allowlist_text(list: &IpAllowlist) -> String {
-    list.entry_strings().collect::<Vec<_>>().join(" ")
 }
 
 /// The name of the generated column holding a row's fingerprint (schema version 6).

@@ -127,7 +127,7 @@ CREATE TRIGGER api_tokens_forget AFTER DELETE ON api_tokens
     FOR EACH ROW EXECUTE FUNCTION api_tokens_forget();
 "#;
 
-/// Version 2 (issue 17): the mark of a token revoked by possession of its secret, and the
+/// Version 2: the mark of a token revoked by possession of its secret, and the
 /// record rules every store keeps as `CHECK` constraints (a previous hash differs from the
 /// current one; a revoked token is disabled, holds no hash, and says when and how). The stamp
 /// trigger learns the new columns, so a revocation made by hand reaches the replicas too.
@@ -153,7 +153,7 @@ CREATE TRIGGER api_tokens_stamp_update BEFORE UPDATE OF
     ON api_tokens FOR EACH ROW EXECUTE FUNCTION api_tokens_stamp();
 "#;
 
-/// Version 3 (issue 14): how each hash was made, so a store opened under the wrong key says
+/// Version 3: how each hash was made, so a store opened under the wrong key says
 /// so: the id of the key (8 bytes) and, for an imported hash, its legacy scheme. Rows from
 /// before keep NULL key ids (unrecorded: looked up under every key held, labelled when a
 /// secret first matches). The stamp trigger learns the new columns, so a re-hash reaches the

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, IsolationLevel, Row as PgRow};
+use tokio_postgres::{AsyncMessage, IsolationLevel, Row as PgRow, Transaction};
 
 use super::ReplicaOptions;
 use super::coarse::Clocks;
 use super::digest::{BUCKET_BITS, Digest, Row, Sum};
+use super::vitals::{LoadReason, Vitals};
 use crate::error::StoreError;
 use crate::events::{EventKind, TokenEvent};
 use crate::store::MemoryStore;
@@ -63,6 +64,8 @@ pub(super) struct Shared {
     pub(super) repaired: AtomicU64,
     /// Full loads since the start (the first one included).
     pub(super) reloads: AtomicU64,
+    /// What the replica reports about itself: status, metrics, the end of its shutdown.
+    pub(super) vitals: Vitals,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -85,6 +88,15 @@ enum Reload {
 }
 
 impl Reload {
+    fn reason(self) -> LoadReason {
+        match self {
+            Self::First => LoadReason::First,
+            Self::HistoryChanged => LoadReason::HistoryChanged,
+            Self::BehindHorizon => LoadReason::BehindHorizon,
+            Self::RepairFailed => LoadReason::RepairFailed,
+        }
+    }
+
     fn says(self) -> &'static str {
         match self {
             Self::First => "first load",
@@ -138,6 +150,7 @@ impl Shared {
             heartbeat,
             options,
             wake: Notify::new(),
+            vitals: Vitals::new(&member.name),
             member,
             repaired: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
@@ -170,7 +183,9 @@ impl Shared {
     /// renewal of this replica's lease) — unless it was marked stale since.
     fn confirm(&self, started: u64) {
         let started = started.max(1);
-        if started <= self.stale_since.load(Ordering::Acquire) {
+        if started <= self.stale_since.load(Ordering::Acquire)
+            || self.vitals.stopped.load(Ordering::Acquire)
+        {
             return;
         }
         self.confirmed.fetch_max(started, Ordering::AcqRel);
@@ -179,6 +194,7 @@ impl Shared {
         let margin = self.clocks.margin(nanos(self.bound));
         self.fast_until
             .fetch_max(deadline.saturating_sub(margin), Ordering::AcqRel);
+        self.vitals.publish(true, Some(self.unconfirmed_for()));
         if self.stale_reported.swap(false, Ordering::AcqRel) {
             tracing::info!("api-tokens replica: caught up, authenticating again");
             self.emit(EventKind::ReplicaCurrent);
@@ -190,6 +206,7 @@ impl Shared {
         self.stale_since.fetch_max(self.now(), Ordering::AcqRel);
         self.fast_until.store(0, Ordering::Release);
         self.deadline.store(0, Ordering::Release);
+        self.vitals.publish(false, None);
         self.wake.notify_one();
     }
 
@@ -205,6 +222,13 @@ impl Shared {
             self.fast_until.load(Ordering::Acquire),
             || self.is_current(),
         )
+    }
+
+    /// The replica's staleness gauges, as of now.
+    pub(super) fn publish(&self) {
+        let confirmed = self.confirmed.load(Ordering::Acquire) != 0;
+        self.vitals
+            .publish(self.is_current(), confirmed.then(|| self.unconfirmed_for()));
     }
 
     /// Brings the copy up to the database and confirms it: incrementally when the copy
@@ -272,6 +296,7 @@ impl Shared {
         let Some(seq) = applied.seq else {
             return Ok(());
         };
+        self.vitals.applied(seq);
         let now = (seq, applied.nonce);
         if applied.acked == Some(now) {
             return Ok(());
@@ -340,21 +365,11 @@ impl Shared {
         );
         commit.map_err(db)?;
         session.clean = true;
-        let (seq, pruned, nonce) = clock_of(&clock)?;
-        let nonce_a = match &nonce_a {
-            Some(r) => nonce_of(r.try_get::<_, Option<&str>>(0).map_err(db)?),
-            None => None,
+        let at = match followed(a, applied.nonce, &clock, nonce_a.as_ref())? {
+            Ok(at) => at,
+            Err(reason) => return Ok(Step::Reload(reason)),
         };
-        if let Some(reason) = history_check(a, applied.nonce, seq, pruned, nonce_a) {
-            return Ok(Step::Reload(reason));
-        }
-        if seq > a {
-            let (changed, deleted) = self.parse(&rows, &gone)?;
-            let refused = applied.digest.install(&self.local, changed, &deleted);
-            self.log_refused(&refused);
-            applied.seq = Some(seq);
-            applied.nonce = nonce;
-        }
+        self.install_since(applied, a, at, &rows, &gone)?;
         if reconcile {
             let theirs = sum_of(&total)?;
             if theirs != applied.digest.total() {
@@ -384,43 +399,22 @@ impl Shared {
         };
         let since = i64::try_from(a).unwrap_or(i64::MAX);
         let limit = self.pg.timeout;
-        let m = self.member.clone();
         let select = format!(
             "SELECT {}, {FINGERPRINT} FROM api_tokens WHERE (id >> {BUCKET_BITS}) = ANY($1)",
             select_columns()
         );
         let rows_stmt = rows_since();
         let work = async {
-            let tx = session
-                .client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .start()
-                .await
-                .map_err(db)?;
-            tx.execute(RENEW, &[&m.id, &m.name, &m.lease_ms()])
-                .await
-                .map_err(db)?;
-            let clock = tx.query_one(CLOCK, &[]).await.map_err(db)?;
+            let (tx, clock) = renewed_snapshot(session, &self.member).await?;
             let nonce_a = tx.query_opt(NONCE_AT, &[&since]).await.map_err(db)?;
-            let (seq, pruned, nonce) = clock_of(&clock)?;
-            let nonce_a = match &nonce_a {
-                Some(r) => nonce_of(r.try_get::<_, Option<&str>>(0).map_err(db)?),
-                None => None,
+            let at = match followed(a, applied.nonce, &clock, nonce_a.as_ref())? {
+                Ok(at) => at,
+                Err(reason) => return Ok(Some(reason)),
             };
-            if let Some(reason) = history_check(a, applied.nonce, seq, pruned, nonce_a) {
-                return Ok(Some(reason));
-            }
             let rows = tx.query(rows_stmt.as_str(), &[&since]).await.map_err(db)?;
             let gone = tx.query(GONE_SINCE, &[&since]).await.map_err(db)?;
             let buckets = tx.query(BUCKETS, &[]).await.map_err(db)?;
-            if seq > a {
-                let (changed, deleted) = self.parse(&rows, &gone)?;
-                let refused = applied.digest.install(&self.local, changed, &deleted);
-                self.log_refused(&refused);
-                applied.seq = Some(seq);
-                applied.nonce = nonce;
-            }
+            self.install_since(applied, a, at, &rows, &gone)?;
             let mut theirs: HashMap<i64, Sum> = HashMap::with_capacity(buckets.len());
             for r in &buckets {
                 let b: i64 = r.try_get(0).map_err(db)?;
@@ -450,6 +444,7 @@ impl Shared {
                 acc
             });
             self.repaired.fetch_add(n.max(1), Ordering::AcqRel);
+            self.vitals.repaired(n.max(1));
             if total_theirs != applied.digest.total() {
                 return Ok(Some(Reload::RepairFailed));
             }
@@ -476,12 +471,14 @@ impl Shared {
         &self,
         session: &mut Session,
         applied: &mut Applied,
-        _reason: Reload,
+        reason: Reload,
     ) -> Result<(), StoreError> {
         let limit = self.options.load_timeout;
-        let (fresh, digest, seq, nonce) = tokio::time::timeout(limit, self.load_all(session))
-            .await
-            .map_err(|_| StoreError::backend(TimedOut(limit)))??;
+        self.vitals.reloading(Some(reason.reason()));
+        let loaded = tokio::time::timeout(limit, self.load_all(session)).await;
+        self.vitals.reloading(None);
+        let (fresh, digest, seq, nonce) =
+            loaded.map_err(|_| StoreError::backend(TimedOut(limit)))??;
         self.local.replace_contents(fresh);
         self.reloads.fetch_add(1, Ordering::AcqRel);
         *applied = Applied {
@@ -506,18 +503,7 @@ impl Shared {
             .await
             .map_err(db)?;
         let select = format!("SELECT {}, {FINGERPRINT} FROM api_tokens", select_columns());
-        let m = &self.member;
-        let tx = session
-            .client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .start()
-            .await
-            .map_err(db)?;
-        tx.execute(RENEW, &[&m.id, &m.name, &m.lease_ms()])
-            .await
-            .map_err(db)?;
-        let clock = tx.query_one(CLOCK, &[]).await.map_err(db)?;
+        let (tx, clock) = renewed_snapshot(session, &self.member).await?;
         let (seq, _, nonce) = clock_of(&clock)?;
         let total = tx.query_one(TOTAL, &[&true]).await.map_err(db)?;
         let fresh = MemoryStore::new();
@@ -618,6 +604,28 @@ impl Shared {
         Ok(out)
     }
 
+    /// Installs what a snapshot at `at` (a clock value and its nonce) holds beyond the copy at
+    /// `a`: the `rows` stamped and the deletions (`gone`) recorded after it.
+    fn install_since(
+        &self,
+        applied: &mut Applied,
+        a: u64,
+        (seq, nonce): (u64, Option<Nonce>),
+        rows: &[PgRow],
+        gone: &[PgRow],
+    ) -> Result<(), StoreError> {
+        self.vitals.heard(seq);
+        if seq > a {
+            let (changed, deleted) = self.parse(rows, gone)?;
+            self.vitals.installed(changed.len() + deleted.len());
+            let refused = applied.digest.install(&self.local, changed, &deleted);
+            self.log_refused(&refused);
+            applied.seq = Some(seq);
+            applied.nonce = nonce;
+        }
+        Ok(())
+    }
+
     fn log_refused(&self, refused: &[TokenId]) {
         for id in refused {
             tracing::error!(
@@ -653,7 +661,8 @@ impl Shared {
                             token: Some(t),
                             fingerprint,
                         })
-                        .collect();
+                        .collect::<Vec<_>>();
+                    self.vitals.installed(rows.len() + committed.deleted.len());
                     let refused = applied
                         .digest
                         .install(&self.local, rows, &committed.deleted);
@@ -675,6 +684,46 @@ impl Shared {
 /// The history check of a copy at clock value `a` with nonce `ours` against a snapshot at
 /// `seq`, pruned through `pruned`, whose history gives `theirs` for `a`: `None` when the copy
 /// follows it.
+/// A repeatable-read transaction on `session` whose first statement renews the lease of `m`
+/// (so its snapshot follows the renewal), and the clock ([`CLOCK`]) that snapshot sees.
+async fn renewed_snapshot<'a>(
+    session: &'a mut Session,
+    m: &Member,
+) -> Result<(Transaction<'a>, PgRow), StoreError> {
+    let tx = session
+        .client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .start()
+        .await
+        .map_err(db)?;
+    tx.execute(RENEW, &[&m.id, &m.name, &m.lease_ms()])
+        .await
+        .map_err(db)?;
+    let clock = tx.query_one(CLOCK, &[]).await.map_err(db)?;
+    Ok((tx, clock))
+}
+
+/// The clock value and its nonce of a catch-up's snapshot (`clock`, see [`CLOCK`]), if the
+/// copy at `a` (whose nonce is `ours`) still follows the database's history (`at_a`: the
+/// history's row for `a`, see [`NONCE_AT`]); else why it must reload ([`history_check`]).
+fn followed(
+    a: u64,
+    ours: Option<Nonce>,
+    clock: &PgRow,
+    at_a: Option<&PgRow>,
+) -> Result<Result<(u64, Option<Nonce>), Reload>, StoreError> {
+    let (seq, pruned, nonce) = clock_of(clock)?;
+    let theirs = match at_a {
+        Some(r) => nonce_of(r.try_get::<_, Option<&str>>(0).map_err(db)?),
+        None => None,
+    };
+    Ok(match history_check(a, ours, seq, pruned, theirs) {
+        Some(reason) => Err(reason),
+        None => Ok((seq, nonce)),
+    })
+}
+
 fn history_check(
     a: u64,
     ours: Option<Nonce>,
@@ -752,8 +801,9 @@ fn sum_of_at(r: &PgRow, at: usize) -> Result<Sum, StoreError> {
 }
 
 /// A connection that listens on [`CHANNEL`]: the client, and a channel that yields once per
-/// notification and closes when the connection does.
-async fn listen(pg: &Pg) -> Result<(Session, mpsc::UnboundedReceiver<()>), StoreError> {
+/// notification (its clock value, when the payload is one) and closes when the connection
+/// does.
+async fn listen(pg: &Pg) -> Result<(Session, mpsc::UnboundedReceiver<Option<u64>>), StoreError> {
     let mut config = pg.config.clone();
     config.application_name("api-tokens-listener");
     let (client, mut connection) = pg.open(&config).await?;
@@ -761,8 +811,9 @@ async fn listen(pg: &Pg) -> Result<(Session, mpsc::UnboundedReceiver<()>), Store
     tokio::spawn(async move {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                Some(Ok(AsyncMessage::Notification(_))) => {
-                    if tx.send(()).is_err() {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    // The payload is the clock value the change committed at.
+                    if tx.send(n.payload().parse::<u64>().ok()).is_err() {
                         break;
                     }
                 }
@@ -797,6 +848,8 @@ pub(super) async fn sync(
     let mut last_reconcile = Instant::now();
 
     'connect: loop {
+        shared.vitals.connected(false);
+        shared.publish();
         if *stop.borrow() {
             break;
         }
@@ -804,6 +857,7 @@ pub(super) async fn sync(
             let (mut client, notes) = tokio::time::timeout(op_timeout, listen(&shared.pg))
                 .await
                 .unwrap_or_else(|_| Err(StoreError::backend(TimedOut(op_timeout))))?;
+            shared.vitals.connected(true);
             shared.catch_up(&mut client, false).await?;
             Ok::<_, StoreError>((client, notes))
         };
@@ -820,8 +874,10 @@ pub(super) async fn sync(
                 ok
             }
             Err(e) => {
+                shared.vitals.failed();
                 if let Some(tx) = first.take() {
                     let _ = tx.send(Err(e));
+                    shared.vitals.finished.send_replace(true);
                     return;
                 }
                 tracing::warn!(error = %e, "api-tokens replica: cannot reach the database");
@@ -837,23 +893,32 @@ pub(super) async fn sync(
             let next_reconcile = every.saturating_sub(last_reconcile.elapsed());
             tokio::select! {
                 n = notes.recv() => {
-                    if n.is_none() {
+                    let Some(seq) = n else {
                         continue 'connect;
+                    };
+                    let mut latest = seq;
+                    while let Ok(seq) = notes.try_recv() {
+                        latest = latest.max(seq);
                     }
-                    while notes.try_recv().is_ok() {}
+                    if let Some(seq) = latest {
+                        shared.vitals.heard(seq);
+                    }
                 }
                 _ = shared.wake.notified() => {}
                 _ = tokio::time::sleep(shared.heartbeat.min(next_reconcile)) => {}
                 _ = stop.changed() => break 'connect,
             }
             let reconcile = last_reconcile.elapsed() >= every;
-            match shared.catch_up(&mut client, reconcile).await {
+            let caught = shared.catch_up(&mut client, reconcile).await;
+            shared.publish();
+            match caught {
                 Ok(_) => {
                     if reconcile {
                         last_reconcile = Instant::now();
                     }
                 }
                 Err(e) => {
+                    shared.vitals.failed();
                     tracing::warn!(error = %e, "api-tokens replica: catch-up failed; reconnecting");
                     continue 'connect;
                 }
@@ -863,8 +928,18 @@ pub(super) async fn sync(
     // Leaving: the last uses this replica still holds, then its membership (writers stop
     // waiting for it at once).
     let limit = shared.pg.timeout;
-    if let Ok(Err(e)) = tokio::time::timeout(limit, shared.pg.flush()).await {
-        tracing::warn!(error = %e, "api-tokens replica: last uses lost at shutdown");
+    match tokio::time::timeout(limit, shared.pg.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "api-tokens replica: last uses lost at shutdown");
+            shared.vitals.shutdown_failed(e);
+        }
+        Err(_) => {
+            tracing::warn!("api-tokens replica: writing last uses timed out at shutdown");
+            shared
+                .vitals
+                .shutdown_failed(StoreError::backend(TimedOut(limit)));
+        }
     }
     let leave = async {
         let mut conn = shared.pg.conn().await?;
@@ -873,6 +948,8 @@ pub(super) async fn sync(
     if let Ok(Err(e)) = tokio::time::timeout(limit, leave).await {
         tracing::warn!(error = %e, "api-tokens replica: could not leave the fleet; its lease runs out instead");
     }
+    shared.vitals.connected(false);
+    shared.vitals.finished.send_replace(true);
 }
 
 /// Writes buffered last uses every flush interval, and hourly prunes old deletion records,
@@ -916,12 +993,15 @@ pub(super) async fn watchdog(shared: Arc<Shared>, mut stop: watch::Receiver<bool
     loop {
         let deadline = shared.deadline.load(Ordering::Acquire);
         let now = shared.now();
+        // Before the first confirmation the replica is loading, not stale: nothing to report.
+        let loading = shared.confirmed.load(Ordering::Acquire) == 0;
         let wait = if now >= deadline {
-            if !shared.stale_reported.swap(true, Ordering::AcqRel) {
+            if !loading && !shared.stale_reported.swap(true, Ordering::AcqRel) {
                 if shared.is_current() {
                     shared.stale_reported.store(false, Ordering::Release);
                 } else {
                     let behind = shared.unconfirmed_for();
+                    shared.vitals.went_stale();
                     tracing::warn!(
                         unconfirmed_ms = behind.as_millis() as u64,
                         "api-tokens replica: staleness bound passed; refusing every token"

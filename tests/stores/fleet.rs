@@ -1,52 +1,24 @@
 //! A fleet of replicas over one real PostgreSQL (started by the test): writes on one replica
 //! reach the others, revocations are refused everywhere within the bound, lost listeners and a
 //! stopped server fail closed and recover, concurrent writers lose nothing, last uses merge.
-#![cfg(feature = "postgres")]
+//! Replicas in other processes are child processes of this test binary
+//! (`support::fleet::ChildReplica`).
 
-mod support;
-
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api_tokens::store::postgres::PostgresStore;
-use api_tokens::store::replica::{Replica, ReplicaOptions};
+use api_tokens::store::replica::Replica;
 use api_tokens::store::{Change, TokenStore};
 use api_tokens::{
-    Actor, CollectEvents, Denial, DenialKind, EventKind, ManualClock, NewToken, PermissionSet,
-    PublicDenial, RequestContext, Status, StoreError, TokenId, TokenUpdate, Tokens, UserId,
+    CollectEvents, Denial, DenialKind, EventKind, ManualClock, NewToken, PermissionSet,
+    PublicDenial, RequestContext, Status, StoreError, TokenId, TokenUpdate, Tokens,
 };
-use support::pg::{PgServer, wait_for};
 
-macro_rules! server {
-    () => {
-        match PgServer::start() {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
-
-fn replica(url: &str, options: ReplicaOptions) -> Tokens<Replica> {
-    Tokens::new(Replica::start(PostgresStore::connect(url).unwrap(), options).unwrap())
-}
-
-fn bounded(bound: Duration) -> ReplicaOptions {
-    ReplicaOptions::default().staleness_bound(bound)
-}
-
-fn admin() -> Actor {
-    Actor::admin(UserId::from(1))
-}
-
-fn ctx() -> RequestContext {
-    RequestContext::unknown_address()
-}
-
-fn kind(t: &Tokens<Replica>, secret: &str) -> Option<DenialKind> {
-    t.authenticate(secret, &ctx()).err().map(|d| d.kind())
-}
+use crate::support::fleet::{ChildReplica, bounded, kind, replica, signal};
+use crate::support::pg::wait_for;
+use crate::support::{admin, ctx, issue, server};
 
 #[test]
 fn three_replicas_see_every_write_within_the_bound() {
@@ -59,12 +31,7 @@ fn three_replicas_see_every_write_within_the_bound() {
         replica(&url, bounded(bound)),
     );
     // Issue on A: at once on A, within the bound on B and C.
-    let issued = a
-        .issue(
-            &admin(),
-            NewToken::new("deploy".parse().unwrap()).permissions(PermissionSet::all()),
-        )
-        .unwrap();
+    let issued = issue(&a, "deploy");
     let id = issued.token.id;
     let s = issued.secret.expose().to_owned();
     assert_eq!(
@@ -113,12 +80,7 @@ fn a_killed_listener_reconnects_and_misses_nothing() {
     let url = pg.create_db("listener");
     let bound = Duration::from_secs(2);
     let (a, b) = (replica(&url, bounded(bound)), replica(&url, bounded(bound)));
-    let issued = a
-        .issue(
-            &admin(),
-            NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
-        )
-        .unwrap();
+    let issued = issue(&a, "t");
     let s = issued.secret.expose().to_owned();
     wait_for(bound, "issued", || kind(&b, &s).is_none());
     let listeners = || {
@@ -173,12 +135,7 @@ fn a_stopped_server_fails_closed_after_the_bound_and_recovers() {
             .events(events.clone()),
     );
     let b = replica(&url, bounded(bound).heartbeat(Duration::from_millis(100)));
-    let issued = a
-        .issue(
-            &admin(),
-            NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
-        )
-        .unwrap();
+    let issued = issue(&a, "t");
     let s = issued.secret.expose().to_owned();
     wait_for(bound, "issued", || kind(&b, &s).is_none());
     pg.stop();
@@ -308,12 +265,7 @@ fn last_use_is_buffered_per_replica_and_merged_later_wins() {
     let long = bounded(Duration::from_secs(2)).last_use_flush(Duration::from_secs(3600));
     let a = replica(&url, long.clone()).with_clock(clock(20));
     let b = replica(&url, long).with_clock(clock(10));
-    let issued = a
-        .issue(
-            &admin(),
-            NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
-        )
-        .unwrap();
+    let issued = issue(&a, "t");
     let s = issued.secret.expose().to_owned();
     wait_for(Duration::from_secs(2), "issued", || kind(&b, &s).is_none());
     let stored = || {
@@ -359,23 +311,17 @@ fn last_use_is_buffered_per_replica_and_merged_later_wins() {
 fn a_replica_back_from_beyond_the_deletion_horizon_reloads() {
     let pg = server!();
     let url = pg.create_db("horizon");
+    // Issued before the replica starts, which loads them: no notification of these writes is
+    // left for it to act on (one still on its way would let it catch up before the test says
+    // so; its own writes would notify it too).
+    let writer = Tokens::new(PostgresStore::connect(&url).unwrap());
+    let x = issue(&writer, "x");
+    let y = issue(&writer, "y");
     // A replica that confirms rarely, so the test decides when it catches up.
     let a = replica(
         &url,
         bounded(Duration::from_secs(60)).heartbeat(Duration::from_secs(30)),
     );
-    let x = a
-        .issue(
-            &admin(),
-            NewToken::new("x".parse().unwrap()).permissions(PermissionSet::all()),
-        )
-        .unwrap();
-    let y = a
-        .issue(
-            &admin(),
-            NewToken::new("y".parse().unwrap()).permissions(PermissionSet::all()),
-        )
-        .unwrap();
     let (sx, sy) = (x.secret.expose().to_owned(), y.secret.expose().to_owned());
     // Deleted behind the replica's back (no notification), and the record of it pruned.
     pg.psql(
@@ -413,18 +359,8 @@ fn changes_made_by_hand_in_sql_reach_every_replica() {
     let url = pg.create_db("byhand");
     let bound = Duration::from_secs(2);
     let (a, b) = (replica(&url, bounded(bound)), replica(&url, bounded(bound)));
-    let x = a
-        .issue(
-            &admin(),
-            NewToken::new("x".parse().unwrap()).permissions(PermissionSet::all()),
-        )
-        .unwrap();
-    let y = a
-        .issue(
-            &admin(),
-            NewToken::new("y".parse().unwrap()).permissions(PermissionSet::all()),
-        )
-        .unwrap();
+    let x = issue(&a, "x");
+    let y = issue(&a, "y");
     let (sx, sy) = (x.secret.expose().to_owned(), y.secret.expose().to_owned());
     wait_for(bound, "issued", || {
         kind(&b, &sx).is_none() && kind(&b, &sy).is_none()
@@ -465,12 +401,7 @@ fn a_new_replica_loads_every_row_whatever_the_clock_says() {
     let pg = server!();
     let url = pg.create_db("restored");
     let writer = Tokens::new(PostgresStore::connect(&url).unwrap());
-    let issued = writer
-        .issue(
-            &admin(),
-            NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
-        )
-        .unwrap();
+    let issued = issue(&writer, "t");
     // As after restoring a dump taken before any batch moved the clock.
     pg.psql("restored", "UPDATE api_token_clock SET seq = 0");
     let r = replica(&url, bounded(Duration::from_secs(2)));
@@ -498,108 +429,14 @@ fn bad_replica_settings_are_refused() {
     assert!(PostgresStore::connect(&closed).is_err());
 }
 
-const CHILD_URL: &str = "API_TOKENS_FLEET_CHILD_URL";
-const CHILD_BOUND_MS: &str = "API_TOKENS_FLEET_CHILD_BOUND_MS";
-const CHILD_NAME: &str = "API_TOKENS_FLEET_CHILD_NAME";
-
-/// The child side of the tests with replicas in other processes: a replica in its own process
-/// that answers `auth SECRET` lines on stdin.
-#[test]
-#[ignore = "run by the tests with replicas in other processes, as a child process"]
-fn child_replica() {
-    let Ok(url) = std::env::var(CHILD_URL) else {
-        return;
-    };
-    let bound = std::env::var(CHILD_BOUND_MS)
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-        .map_or(Duration::from_secs(2), Duration::from_millis);
-    let mut options = bounded(bound);
-    if let Ok(name) = std::env::var(CHILD_NAME) {
-        options = options.name(name);
-    }
-    let tokens = replica(&url, options);
-    println!("READY");
-    for line in std::io::stdin().lines() {
-        let line = line.unwrap();
-        let Some(secret) = line.strip_prefix("auth ") else {
-            break;
-        };
-        match tokens.authenticate(secret, &ctx()) {
-            Ok(g) => println!("REPLY ok {}", g.token),
-            Err(d) => println!("REPLY denied {:?}", d.kind()),
-        }
-    }
-}
-
-struct Child {
-    proc: std::process::Child,
-    stdin: std::process::ChildStdin,
-    out: BufReader<std::process::ChildStdout>,
-}
-
-/// A child still running when its test ends (a failed assertion, a frozen child) is killed:
-/// it never outlives the test, nor holds the output of whatever ran the tests.
-impl Drop for Child {
-    fn drop(&mut self) {
-        if self.proc.try_wait().ok().flatten().is_none() {
-            let _ = self.proc.kill();
-            let _ = self.proc.wait();
-        }
-    }
-}
-
-impl Child {
-    fn spawn(url: &str) -> Self {
-        Self::spawn_with(url, Duration::from_secs(2), "child")
-    }
-
-    fn spawn_with(url: &str, bound: Duration, name: &str) -> Self {
-        let mut proc = Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "child_replica", "--nocapture"])
-            .env(CHILD_URL, url)
-            .env(CHILD_BOUND_MS, bound.as_millis().to_string())
-            .env(CHILD_NAME, name)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = proc.stdin.take().unwrap();
-        let out = BufReader::new(proc.stdout.take().unwrap());
-        let mut c = Self { proc, stdin, out };
-        c.expect("READY");
-        c
-    }
-
-    fn expect(&mut self, marker: &str) -> String {
-        loop {
-            let mut line = String::new();
-            assert!(self.out.read_line(&mut line).unwrap() > 0, "child ended");
-            if let Some(at) = line.find(marker) {
-                return line[at + marker.len()..].trim().to_owned();
-            }
-        }
-    }
-
-    fn auth(&mut self, secret: &str) -> String {
-        writeln!(self.stdin, "auth {secret}").unwrap();
-        self.expect("REPLY ")
-    }
-}
-
 #[test]
 fn replicas_in_separate_processes() {
     let pg = server!();
     let url = pg.create_db("processes");
     let bound = Duration::from_secs(2);
-    let mut children = [Child::spawn(&url), Child::spawn(&url)];
+    let mut children = [ChildReplica::spawn(&url), ChildReplica::spawn(&url)];
     let a = replica(&url, bounded(bound));
-    let issued = a
-        .issue(
-            &admin(),
-            NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
-        )
-        .unwrap();
+    let issued = issue(&a, "t");
     let id: TokenId = issued.token.id;
     let s = issued.secret.expose().to_owned();
     for c in &mut children {
@@ -627,12 +464,7 @@ fn a_truncate_made_by_hand_reaches_every_replica() {
     let url = pg.create_db("truncate");
     let bound = Duration::from_secs(2);
     let (a, b) = (replica(&url, bounded(bound)), replica(&url, bounded(bound)));
-    let x = a
-        .issue(
-            &admin(),
-            NewToken::new("x".parse().unwrap()).permissions(PermissionSet::all()),
-        )
-        .unwrap();
+    let x = issue(&a, "x");
     let sx = x.secret.expose().to_owned();
     wait_for(bound, "issued", || kind(&b, &sx).is_none());
     // A truncate rolled back changes nothing.
@@ -653,34 +485,10 @@ fn a_truncate_made_by_hand_reaches_every_replica() {
         assert!(r.store().is_current());
     }
     // The fleet goes on: a token issued after the wipe reaches the other replica.
-    let z = b
-        .issue(
-            &admin(),
-            NewToken::new("z".parse().unwrap()).permissions(PermissionSet::all()),
-        )
-        .unwrap();
+    let z = issue(&b, "z");
     let sz = z.secret.expose().to_owned();
     wait_for(bound, "issued after the wipe", || kind(&a, &sz).is_none());
     assert_eq!(kind(&a, &sx), Some(DenialKind::Unknown));
-}
-
-fn issue(t: &Tokens<Replica>, name: &str) -> api_tokens::Issued {
-    t.issue(
-        &admin(),
-        NewToken::new(name.parse().unwrap()).permissions(PermissionSet::all()),
-    )
-    .unwrap()
-}
-
-/// Sends a signal to a process (`kill -SIG pid`).
-fn signal(pid: u32, sig: &str) {
-    assert!(
-        Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
 }
 
 #[test]
@@ -697,19 +505,9 @@ fn a_database_restored_from_a_dump_and_written_to_is_told_apart_by_its_history()
     let options = || bounded(bound).heartbeat(Duration::from_millis(100));
     let (a, b) = (replica(&app, options()), replica(&app, options()));
     let writer = Tokens::new(PostgresStore::connect(&url).unwrap());
-    let kept = writer
-        .issue(
-            &admin(),
-            NewToken::new("kept".parse().unwrap()).permissions(PermissionSet::all()),
-        )
-        .unwrap();
+    let kept = issue(&writer, "kept");
     let dump = pg.dump("restore", "before");
-    let lost = writer
-        .issue(
-            &admin(),
-            NewToken::new("lost".parse().unwrap()).permissions(PermissionSet::all()),
-        )
-        .unwrap();
+    let lost = issue(&writer, "lost");
     let (kept_s, lost_s) = (
         kept.secret.expose().to_owned(),
         lost.secret.expose().to_owned(),
@@ -1007,7 +805,7 @@ fn a_replica_killed_with_kill_9_holds_a_revocation_back_at_most_its_lease() {
     let url = pg.create_db("killed");
     let bound = Duration::from_secs(1);
     let a = replica(&url, bounded(bound).name("a"));
-    let mut child = Child::spawn_with(&url, bound, "child");
+    let mut child = ChildReplica::spawn_with(&url, bound, "child");
     let issued = issue(&a, "t");
     let (id, s) = (issued.token.id, issued.secret.expose().to_owned());
     wait_for(bound, "usable in the child", || {
@@ -1033,7 +831,7 @@ fn a_replica_killed_with_kill_9_holds_a_revocation_back_at_most_its_lease() {
 
     // A frozen replica (SIGSTOP: a paused VM, a long GC) is waited out the same way, and when
     // it wakes up it refuses the token rather than serve its old copy.
-    let mut frozen = Child::spawn_with(&url, bound, "frozen");
+    let mut frozen = ChildReplica::spawn_with(&url, bound, "frozen");
     wait_for(bound, "usable in the frozen-to-be child", || {
         frozen.auth(&s) == format!("ok {id}")
     });
@@ -1075,11 +873,11 @@ fn a_rehash_on_use_never_waits_for_the_fleet() {
         api_tokens::HashKey::new([2; 32]),
     );
     let before = Tokens::new(store.clone()).with_hash_key(old.clone());
-    let issued = issue_on(&before, "t");
+    let issued = issue(&before, "t");
     let after = Tokens::new(store.clone())
         .with_hash_key(new.clone())
         .with_old_hash_key(old);
-    let mut frozen = Child::spawn_with(&url, bound, "frozen");
+    let mut frozen = ChildReplica::spawn_with(&url, bound, "frozen");
     signal(frozen.proc.id(), "-STOP");
     let started = Instant::now();
     after
@@ -1096,12 +894,4 @@ fn a_rehash_on_use_never_waits_for_the_fleet() {
     signal(frozen.proc.id(), "-CONT");
     writeln!(frozen.stdin, "quit").unwrap();
     assert!(frozen.proc.wait().unwrap().success());
-}
-
-fn issue_on<S: TokenStore>(t: &Tokens<S>, name: &str) -> api_tokens::Issued {
-    t.issue(
-        &admin(),
-        NewToken::new(name.parse().unwrap()).permissions(PermissionSet::all()),
-    )
-    .unwrap()
 }

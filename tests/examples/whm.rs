@@ -1,11 +1,10 @@
-//! The WHM example (`examples/whm_api`) against the seed document's `api_token_create`, WHM API
-//! 1's documented functions, and every rule of issue 13 and of the example's part of issue 17.
-//! Each test runs the built example and reads what it answers.
-
-mod support;
+//! The WHM example (`examples/whm_api`) against the seed document's `api_token_create` and WHM
+//! API 1's documented functions, answered as WHM answers them (its names, checks, messages and
+//! shapes), with its inputs bounded. Each test runs the built example and reads what it answers.
 
 use serde_json::{Value, json};
-use support::{json_lines, run};
+
+use crate::support::{self, json_lines, run};
 
 const NOW: &str = "1483625276";
 

@@ -1,118 +1,21 @@
-//! Authentication: every denial reason, their order, boundaries, rotation, last use, and the
-//! guarantee that a secret stops working once the call that invalidated it returns.
+//! Authentication: every denial reason, their order, boundaries, last use, the events it
+//! records, and what a client is told. (Rotation, revocation and races with management have
+//! modules of their own.)
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use api_tokens::store::TimeRange;
 use api_tokens::{
-    Actor, CollectEvents, Denial, DenialKind, EventKind, Expiry, Grant, ManualClock, MemoryStore,
-    NewToken, Permission, PermissionSet, Policy, PublicDenial, Query, RequestContext, SecretFormat,
-    StaticDirectory, Status, TokenId, TokenName, TokenRevocation, TokenSecret, TokenUpdate, Tokens,
-    UserId, UserState,
+    Denial, DenialKind, EventKind, Expiry, MemoryStore, NewToken, Permission, PermissionSet,
+    Policy, PublicDenial, Query, RequestContext, SecretFormat, Status, TokenId, TokenName,
+    TokenUpdate, Tokens, UserState,
 };
-use time::macros::datetime;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
-mod support;
-use support::hooked::Hooked;
-
-const NOW: OffsetDateTime = datetime!(2025-06-01 12:00 UTC);
-
-struct Env {
-    tokens: Tokens<Hooked<MemoryStore>>,
-    /// Hash lookups that reached the store, to prove what never does.
-    lookups: Arc<AtomicUsize>,
-    clock: Arc<ManualClock>,
-    directory: Arc<StaticDirectory>,
-    events: Arc<CollectEvents>,
-}
-
-fn uid(n: u64) -> UserId {
-    UserId::from(n)
-}
-
-fn env() -> Env {
-    // Zabbix's policy accepts a past expiry, which lets tests create expired tokens.
-    env_with(Policy::zabbix())
-}
-
-fn env_with(policy: Policy) -> Env {
-    let clock = Arc::new(ManualClock::new(NOW));
-    let directory = Arc::new(
-        StaticDirectory::new()
-            .with(uid(1), UserState::Active(PermissionSet::all()))
-            .with(
-                uid(2),
-                UserState::Active("dns.*, kill-acct, create-acct".parse().unwrap()),
-            ),
-    );
-    let events = Arc::new(CollectEvents::new());
-    let lookups = Arc::new(AtomicUsize::new(0));
-    let counter = lookups.clone();
-    let store = Hooked::new(MemoryStore::new()).on_authenticate(move || {
-        counter.fetch_add(1, Ordering::SeqCst);
-    });
-    let tokens = Tokens::new(store)
-        .with_policy(policy)
-        .with_clock(clock.clone())
-        .with_directory(directory.clone())
-        .with_events(events.clone());
-    // As a host does at startup (else the first authentication runs it).
-    tokens.check_hash_keys().unwrap();
-    Env {
-        tokens,
-        lookups,
-        clock,
-        directory,
-        events,
-    }
-}
-
-fn admin() -> Actor {
-    Actor::admin(uid(1))
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn from(s: &str) -> RequestContext {
-    RequestContext::from_ip(ip(s))
-}
-
-impl Env {
-    fn issue(&self, item: NewToken) -> (TokenId, TokenSecret) {
-        let issued = self.tokens.issue(&admin(), item).unwrap();
-        (issued.token.id, issued.secret)
-    }
-
-    fn basic(&self, name: &str) -> (TokenId, TokenSecret) {
-        self.issue(
-            NewToken::new(TokenName::new(name).unwrap())
-                .owner(uid(2))
-                .permissions("dns.*, kill-acct".parse().unwrap())
-                .allowlist("10.0.0.0/8, 2001:db8::/32".parse().unwrap()),
-        )
-    }
-
-    fn auth(&self, s: &TokenSecret, ctx: RequestContext) -> Result<Grant, Denial> {
-        self.tokens.authenticate(s.expose(), &ctx)
-    }
-
-    fn lookups(&self) -> usize {
-        self.lookups.load(Ordering::SeqCst)
-    }
-
-    fn update(&self, u: TokenUpdate) {
-        self.tokens.update(&admin(), [u]).unwrap();
-    }
-}
-
-fn kind(r: Result<Grant, Denial>) -> DenialKind {
-    r.expect_err("should be denied").kind()
-}
+use crate::support::env::{env, env_with, kind};
+use crate::support::hooked::Hooked;
+use crate::support::{NOW, admin, from, ip, issue, uid};
 
 #[test]
 fn a_valid_token_is_granted_with_id_owner_name_and_permissions() {
@@ -298,69 +201,6 @@ fn ipv4_mapped_clients_match_ipv4_entries() {
 }
 
 #[test]
-fn rotation_with_a_grace_period() {
-    let e = env();
-    let (id, old) = e.basic("rot");
-    let mut rng = rand::rng();
-    let grace = Duration::hours(1);
-    let new = e
-        .tokens
-        .generate_with(&admin(), [id], grace, &mut rng)
-        .unwrap()
-        .pop()
-        .unwrap()
-        .1;
-    let ctx = from("10.0.0.1");
-    let at = |s: &TokenSecret, t| e.tokens.authenticate_at(s.expose(), &ctx, t);
-    assert!(
-        at(&old, NOW).is_ok(),
-        "before the deadline the old secret works"
-    );
-    assert!(at(&old, NOW + grace - Duration::seconds(1)).is_ok());
-    assert_eq!(
-        kind(at(&old, NOW + grace)),
-        DenialKind::Superseded,
-        "at the deadline"
-    );
-    assert_eq!(
-        kind(at(&old, NOW + grace * 2)),
-        DenialKind::Superseded,
-        "after"
-    );
-    for t in [NOW, NOW + grace, NOW + grace * 2] {
-        assert!(at(&new, t).is_ok(), "the new secret works throughout");
-    }
-    let d = at(&old, NOW + grace).unwrap_err();
-    assert_eq!(
-        d.public(),
-        PublicDenial::InvalidToken,
-        "clients see it as invalid"
-    );
-    let events = e.events.take();
-    assert!(events.iter().any(|ev| ev.kind
-        == EventKind::Denied {
-            reason: DenialKind::Superseded,
-            ip: Some(ip("10.0.0.1"))
-        }
-        && ev.token == Some(id)));
-    assert!(events.iter().any(|ev| ev.kind
-        == EventKind::Generated {
-            grace_until: Some(NOW + grace)
-        }));
-}
-
-#[test]
-fn without_grace_the_old_secret_is_superseded_at_once() {
-    let e = env();
-    let (id, old) = e.basic("zero");
-    e.tokens.generate(&admin(), [id]).unwrap();
-    assert_eq!(kind(e.auth(&old, from("10.0.0.1"))), DenialKind::Superseded);
-    // Two generations back is simply unknown: only one previous secret is remembered.
-    e.tokens.generate(&admin(), [id]).unwrap();
-    assert_eq!(kind(e.auth(&old, from("10.0.0.1"))), DenialKind::Unknown);
-}
-
-#[test]
 fn effective_permissions_shrink_when_the_owner_loses_a_right() {
     let e = env();
     let (_, s) = e.basic("eff");
@@ -448,62 +288,6 @@ fn public_denials_do_not_tell_unknown_from_disabled() {
 }
 
 #[test]
-fn revoke_by_secret() {
-    let e = env();
-    let (id, s) = e.basic("leak");
-    e.events.take();
-    assert_eq!(
-        e.tokens.revoke_by_secret(s.expose()).unwrap().tokens(),
-        [TokenRevocation::Disabled(id)]
-    );
-    // Revoked for good: the leaked secret's hash is gone, so it is unknown from now on.
-    assert_eq!(kind(e.auth(&s, from("10.0.0.1"))), DenialKind::Unknown);
-    let t = e.tokens.get(&admin(), id).unwrap();
-    assert_eq!(t.status, Status::Disabled);
-    assert!(t.secret.is_none());
-    assert_eq!(t.revoked.unwrap().at, NOW);
-    assert!(e.tokens.revoke_by_secret(s.expose()).unwrap().is_unknown());
-    // A disabled token whose secret leaks is revoked too.
-    let (id3, s3) = e.basic("leak3");
-    e.tokens
-        .set_status(&admin(), [id3], Status::Disabled)
-        .unwrap();
-    assert_eq!(
-        e.tokens.revoke_by_secret(s3.expose()).unwrap().tokens(),
-        [TokenRevocation::AlreadyDisabled(id3)]
-    );
-    assert!(e.tokens.get(&admin(), id3).unwrap().revoked.is_some());
-    let events = e.events.take();
-    assert!(
-        events
-            .iter()
-            .any(|ev| ev.kind == EventKind::RevokedBySecret && ev.token == Some(id))
-    );
-    let stranger = SecretFormat::Zabbix.generate();
-    let before = e.tokens.store().inner.snapshot();
-    assert!(
-        e.tokens
-            .revoke_by_secret(stranger.expose())
-            .unwrap()
-            .is_unknown()
-    );
-    assert!(e.tokens.revoke_by_secret("garbage").unwrap().is_unknown());
-    assert_eq!(
-        e.tokens.store().inner.snapshot(),
-        before,
-        "unknown is a no-op"
-    );
-    // A secret already replaced is reported, and the token is left alone.
-    let (id2, old) = e.basic("leak2");
-    e.tokens.generate(&admin(), [id2]).unwrap();
-    assert_eq!(
-        e.tokens.revoke_by_secret(old.expose()).unwrap().tokens(),
-        [TokenRevocation::NoLongerValid(id2)]
-    );
-    assert_eq!(e.tokens.get(&admin(), id2).unwrap().status, Status::Enabled);
-}
-
-#[test]
 fn authentication_events_go_to_the_sink_and_are_skipped_for_the_default() {
     let e = env();
     let (id, s) = e.basic("ev");
@@ -563,123 +347,6 @@ fn authentication_events_go_to_the_sink_and_are_skipped_for_the_default() {
     assert_eq!(quiet.0.load(Ordering::SeqCst), after_issue);
 }
 
-/// Threads authenticate while others regenerate, disable and delete. A secret must never
-/// work once the call that invalidated it has returned.
-#[test]
-fn no_secret_works_after_the_call_that_invalidated_it_returned() {
-    const N: usize = 30;
-    let tokens = Arc::new(Tokens::in_memory());
-    let actor = admin();
-    let secrets: Vec<(TokenId, TokenSecret)> = (0..N)
-        .map(|i| {
-            let t = tokens
-                .issue(
-                    &actor,
-                    NewToken::new(TokenName::new(&format!("c{i}")).unwrap())
-                        .permissions(PermissionSet::all()),
-                )
-                .unwrap();
-            (t.token.id, t.secret)
-        })
-        .collect();
-    let secrets = Arc::new(secrets);
-    let invalidated: Arc<Vec<AtomicBool>> =
-        Arc::new((0..N).map(|_| AtomicBool::new(false)).collect());
-    let violations = Arc::new(AtomicUsize::new(0));
-    let granted_before = Arc::new(AtomicUsize::new(0));
-    // Invalidation starts once the authenticators are running, so the two always overlap,
-    // however the threads happen to be scheduled.
-    let rounds_done = Arc::new(AtomicUsize::new(0));
-    std::thread::scope(|scope| {
-        for _ in 0..2 {
-            let (tokens, secrets, invalidated, violations, granted_before, rounds_done) = (
-                tokens.clone(),
-                secrets.clone(),
-                invalidated.clone(),
-                violations.clone(),
-                granted_before.clone(),
-                rounds_done.clone(),
-            );
-            scope.spawn(move || {
-                for round in 0..400 {
-                    if round > 0 {
-                        rounds_done.fetch_add(1, Ordering::SeqCst);
-                    }
-                    for (i, (_, s)) in secrets.iter().enumerate() {
-                        let dead = invalidated[i].load(Ordering::SeqCst);
-                        let ok = tokens.authenticate(s.expose(), &from("1.1.1.1")).is_ok();
-                        if ok && dead {
-                            violations.fetch_add(1, Ordering::SeqCst);
-                        }
-                        if ok && round < 5 {
-                            granted_before.fetch_add(1, Ordering::SeqCst);
-                        }
-                    }
-                }
-            });
-        }
-        for kind in 0..3 {
-            let (tokens, secrets, invalidated, actor, rounds_done) = (
-                tokens.clone(),
-                secrets.clone(),
-                invalidated.clone(),
-                actor.clone(),
-                rounds_done.clone(),
-            );
-            scope.spawn(move || {
-                while rounds_done.load(Ordering::SeqCst) < 2 {
-                    std::thread::yield_now();
-                }
-                for i in (kind * N / 3)..((kind + 1) * N / 3) {
-                    std::thread::yield_now();
-                    let id = secrets[i].0;
-                    match kind {
-                        0 => drop(tokens.generate(&actor, [id]).unwrap()),
-                        1 => drop(tokens.set_status(&actor, [id], Status::Disabled).unwrap()),
-                        _ => drop(tokens.delete(&actor, [id]).unwrap()),
-                    }
-                    invalidated[i].store(true, Ordering::SeqCst);
-                }
-            });
-        }
-    });
-    assert_eq!(violations.load(Ordering::SeqCst), 0);
-    assert!(
-        granted_before.load(Ordering::SeqCst) > 0,
-        "the race was exercised"
-    );
-    for (i, (_, s)) in secrets.iter().enumerate() {
-        assert!(invalidated[i].load(Ordering::SeqCst));
-        assert!(tokens.authenticate(s.expose(), &from("1.1.1.1")).is_err());
-    }
-}
-
-#[test]
-fn find_by_secret_sees_only_what_the_actor_may_manage() {
-    let e = env();
-    let (id, s) = e.basic("find");
-    assert_eq!(
-        e.tokens.find_by_secret(&admin(), s.expose()).unwrap(),
-        Some(id)
-    );
-    let owner = Actor::user(uid(2));
-    assert_eq!(
-        e.tokens.find_by_secret(&owner, s.expose()).unwrap(),
-        Some(id)
-    );
-    let other = Actor::user(uid(3));
-    assert_eq!(e.tokens.find_by_secret(&other, s.expose()).unwrap(), None);
-    assert_eq!(e.tokens.find_by_secret(&admin(), "garbage").unwrap(), None);
-    e.tokens.generate(&admin(), [id]).unwrap();
-    assert_eq!(
-        e.tokens.find_by_secret(&admin(), s.expose()).unwrap(),
-        None,
-        "a replaced secret past its grace finds nothing"
-    );
-    let nobody = Actor::without_token_rights(uid(2));
-    assert!(e.tokens.find_by_secret(&nobody, s.expose()).is_err());
-}
-
 /// A decision made in a lookup the store then reports as a miss is discarded: the secret is
 /// unknown, never granted. No store here does that, but a host's may (a replica that went
 /// stale after it called the check). With an old key configured, the miss path's lookups too.
@@ -694,12 +361,7 @@ fn a_decision_from_a_lookup_reported_as_a_miss_is_never_granted() {
         if old_key {
             tokens = tokens.with_old_hash_key(api_tokens::HashKey::new([2; 32]));
         }
-        let issued = tokens
-            .issue(
-                &admin(),
-                NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
-            )
-            .unwrap();
+        let issued = issue(&tokens, "t");
         let ctx = RequestContext::unknown_address();
         assert!(tokens.authenticate(issued.secret.expose(), &ctx).is_ok());
         lie.store(true, Ordering::SeqCst);

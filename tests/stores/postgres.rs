@@ -1,8 +1,6 @@
-//! PostgresStore against a real PostgreSQL the test starts itself: the conformance suite,
-//! migrations, SQL-side rules, last-use merging, and async hosts.
-#![cfg(all(feature = "postgres", feature = "testing"))]
-
-mod support;
+//! `PostgresStore` against a real PostgreSQL the test starts itself: migrations, SQL-side
+//! rules, last-use merging, async hosts, key rotation and imports across replicas, and changes
+//! made by hand in SQL. (The conformance suite runs on it in `stores::conformance`.)
 
 use std::io::{BufRead, BufReader, Write};
 use std::sync::Arc;
@@ -17,8 +15,10 @@ use api_tokens::{
     Actor, AsyncTokens, LastUse, NewToken, PermissionSet, Query, RequestContext, StoreError,
     TokenName, Tokens, UserId,
 };
-use support::hooked::Hooked;
-use support::pg::PgServer;
+
+use crate::support::hooked::Hooked;
+use crate::support::pg::{PgServer, wait_for};
+use crate::support::{admin, issue, server};
 
 /// A hand downgrade of schema version 7: the import origins and their index gone.
 const UNDO_V7: &str = "DROP INDEX api_tokens_imported_from;
@@ -54,54 +54,6 @@ const UNDO_V4_V5: &str = "DROP TABLE api_token_history; DROP TABLE api_token_rep
          RETURN NEW;
      END $$;
      DROP TRIGGER api_tokens_stamp_update ON api_tokens;";
-
-macro_rules! server {
-    () => {
-        match PgServer::start() {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
-
-#[test]
-fn postgres_store_conforms() {
-    let pg = server!();
-    let url = pg.create_db("conf");
-    conformance::run(|| {
-        // A fresh schema for every check.
-        pg.psql("conf", "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
-        PostgresStore::connect(&url).unwrap()
-    });
-    // Every use written at once (a touch interval of zero) conforms too.
-    conformance::run(|| {
-        pg.psql("conf", "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
-        PostgresStore::connect_with(
-            &url,
-            PostgresOptions::default().touch_interval(Duration::ZERO),
-        )
-        .unwrap()
-    });
-}
-
-#[test]
-fn a_replica_conforms_too() {
-    // Writes go to PostgreSQL and into the copy before they return; authentication reads the
-    // copy: the suite sees one consistent store.
-    let pg = server!();
-    let url = pg.create_db("replica_conf");
-    conformance::run(|| {
-        pg.psql(
-            "replica_conf",
-            "DROP SCHEMA public CASCADE; CREATE SCHEMA public",
-        );
-        Replica::start(
-            PostgresStore::connect(&url).unwrap(),
-            ReplicaOptions::default(),
-        )
-        .unwrap()
-    });
-}
 
 #[test]
 fn migrations_are_versioned_idempotent_and_refuse_a_newer_schema() {
@@ -331,20 +283,20 @@ fn async_hosts_never_block_the_executor_nor_panic() {
     let n = rt.block_on(async {
         tokens
             .tokens()
-            .count(&Actor::admin(UserId::from(1)), &Query::new())
+            .count(&crate::support::admin(), &Query::new())
     });
     assert_eq!(n.unwrap(), 2);
     // Dropping the store inside an async context does not panic either.
     rt.block_on(async move { drop(tokens) });
 }
 
-/// Issue 17 on PostgreSQL: the record rules as CHECK constraints, rows that break them (the
+/// The record rules hold in PostgreSQL: as CHECK constraints, rows that break them (the
 /// constraints dropped by hand) refused when read, and a version-1 database migrated, or
 /// refused naming the row that would break a new rule.
 #[test]
-fn issue_17_record_rules_hold_in_postgresql() {
+fn record_rules_hold_in_postgresql() {
     let pg = server!();
-    let url = pg.create_db("rules17");
+    let url = pg.create_db("rules");
     let store = PostgresStore::connect(&url).unwrap();
     let mut t = conformance::sample(&store, 2, "t");
     t.secret = Some(api_tokens::SecretState {
@@ -374,13 +326,13 @@ fn issue_17_record_rules_hold_in_postgresql() {
             "api_tokens_previous_hash_differs",
         ),
     ] {
-        let err = pg.psql_err("rules17", bad);
+        let err = pg.psql_err("rules", bad);
         assert!(err.contains(constraint), "{bad}: {err}");
     }
     // Written with the constraint gone, a revoked token that is enabled is refused when read:
     // its secret is denied, never accepted.
     pg.psql(
-        "rules17",
+        "rules",
         "ALTER TABLE api_tokens DROP CONSTRAINT api_tokens_revoked_is_disabled;
          UPDATE api_tokens SET revoked_at = 1, revoked_by = 'possession',
              secret_hash = NULL, generated_at = NULL",
@@ -393,10 +345,7 @@ fn issue_17_record_rules_hold_in_postgresql() {
 
     // Back to version 1 by hand, with a row a version-2 rule refuses: the migration names it
     // and changes nothing; fixed, it migrates.
-    pg.psql(
-        "rules17",
-        "DROP SCHEMA public CASCADE; CREATE SCHEMA public;",
-    );
+    pg.psql("rules", "DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
     let store = PostgresStore::connect(&url).unwrap();
     let mut t = conformance::sample(&store, 2, "v1");
     t.secret = Some(api_tokens::SecretState {
@@ -412,7 +361,7 @@ fn issue_17_record_rules_hold_in_postgresql() {
     store.apply(vec![Change::Insert(t.clone())]).unwrap();
     drop(store);
     pg.psql(
-        "rules17",
+        "rules",
         &format!(
             "{UNDO_V7}
          {UNDO_V4_V5}
@@ -437,25 +386,25 @@ fn issue_17_record_rules_hold_in_postgresql() {
         other => panic!("expected the offending row named, got {other:?}"),
     }
     assert_eq!(
-        pg.psql("rules17", "SELECT version FROM api_tokens_schema")
+        pg.psql("rules", "SELECT version FROM api_tokens_schema")
             .trim(),
         "1",
         "nothing changed"
     );
     pg.psql(
-        "rules17",
+        "rules",
         "UPDATE api_tokens SET previous_hash = decode(repeat('07', 32), 'hex')",
     );
     let store = PostgresStore::connect(&url).unwrap();
     assert_eq!(store.get(t.id).unwrap(), Some(t));
     assert_eq!(
-        pg.psql("rules17", "SELECT version FROM api_tokens_schema")
+        pg.psql("rules", "SELECT version FROM api_tokens_schema")
             .trim(),
         schema::LATEST.to_string()
     );
 }
 
-/// Issue 17: a secret revoked by possession through one replica is refused by every replica,
+/// A secret revoked by possession through one replica is refused by every replica,
 /// and no replica can enable the token again.
 #[test]
 fn revocation_by_possession_is_final_across_replicas() {
@@ -480,14 +429,14 @@ fn revocation_by_possession_is_final_across_replicas() {
         )
         .unwrap();
     let ctx = RequestContext::unknown_address();
-    support::pg::wait_for(Duration::from_secs(30), "b sees the token", || {
+    wait_for(Duration::from_secs(30), "b sees the token", || {
         b.authenticate(issued.secret.expose(), &ctx).is_ok()
     });
     assert_eq!(
         a.revoke_by_secret(issued.secret.expose()).unwrap().tokens(),
         [api_tokens::TokenRevocation::Disabled(issued.token.id)]
     );
-    support::pg::wait_for(Duration::from_secs(30), "b refuses the secret", || {
+    wait_for(Duration::from_secs(30), "b refuses the secret", || {
         b.authenticate(issued.secret.expose(), &ctx).is_err()
     });
     let t = b.get(&owner, issued.token.id).unwrap();
@@ -498,14 +447,14 @@ fn revocation_by_possession_is_final_across_replicas() {
     assert!(matches!(err, api_tokens::Error::Revoked { .. }), "{err}");
 }
 
-/// Issue 14: a replica started under the wrong key fails the startup check naming the key; a
+/// A replica started under the wrong key fails the startup check naming the key; a
 /// replica holding the old key re-hashes a token under the new one, in PostgreSQL, and every
 /// replica's copy learns it; after that the new key alone suffices.
 #[test]
-fn issue_14_key_ids_and_rotation_across_replicas() {
+fn key_ids_and_rotation_across_replicas() {
     use api_tokens::{Error, HashKey, HashScheme};
     let pg = server!();
-    let url = pg.create_db("keys14");
+    let url = pg.create_db("keys");
     let (a, b) = (HashKey::new([0xa; 32]), HashKey::new([0xb; 32]));
     let replica = |keys: &[&HashKey]| {
         let mut t = Tokens::new(
@@ -554,7 +503,7 @@ fn issue_14_key_ids_and_rotation_across_replicas() {
         .unwrap()
         .unwrap();
     assert_eq!(stored.secret.unwrap().scheme, HashScheme::keyed(b.id()));
-    support::pg::wait_for(
+    wait_for(
         Duration::from_secs(30),
         "the watcher sees the re-hash",
         || watcher.hash_key_report().unwrap().hashes_under(a.id()) == 0,
@@ -571,30 +520,26 @@ fn issue_14_key_ids_and_rotation_across_replicas() {
     );
 }
 
-/// Issue 14: imported legacy hashes live in PostgreSQL like any other; rows from before schema
+/// Imported legacy hashes live in PostgreSQL like any other; rows from before schema
 /// 3 read as made under the host's key and are labelled when first used.
 #[cfg(feature = "legacy")]
 #[test]
-fn issue_14_imported_and_unrecorded_hashes_in_postgresql() {
-    use api_tokens::{HashKey, HashScheme, ImportedToken, LegacyHash, LegacyScheme};
-    use sha2::{Digest, Sha512};
+fn imported_and_unrecorded_hashes_in_postgresql() {
+    use crate::support::legacy::zabbix_row;
+    use api_tokens::{HashKey, HashScheme, ImportedToken, LegacyScheme};
     let pg = server!();
-    let url = pg.create_db("legacy14");
+    let url = pg.create_db("legacy");
     let key = HashKey::new([7; 32]);
     let secret = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-    let digest: String = Sha512::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     let tokens = Tokens::new(PostgresStore::connect(&url).unwrap())
         .with_hash_key(key.clone())
         .with_legacy_scheme(LegacyScheme::ZabbixSha512);
     let ids = tokens
         .import(
-            &Actor::admin(UserId::from(1)),
+            &admin(),
             [ImportedToken::new("z".parse().unwrap(), UserId::from(2))
                 .permissions(PermissionSet::all())
-                .hash(LegacyHash::parse(LegacyScheme::ZabbixSha512, &digest).unwrap())],
+                .hash(zabbix_row(secret))],
         )
         .unwrap();
     let ordinary = tokens
@@ -617,7 +562,7 @@ fn issue_14_imported_and_unrecorded_hashes_in_postgresql() {
     // Back to schema 2 by hand (the scheme columns gone): migrated again on connect, the
     // hashes' keys unrecorded until a secret matches.
     pg.psql(
-        "legacy14",
+        "legacy",
         &format!(
             "{UNDO_V7}
          {UNDO_V4_V5}
@@ -736,7 +681,7 @@ fn a_locked_row_never_turns_a_valid_token_away() {
     let newest = (t0 + time::Duration::seconds(4))
         .unix_timestamp()
         .to_string();
-    support::pg::wait_for(Duration::from_secs(10), "the newest use written", || {
+    wait_for(Duration::from_secs(10), "the newest use written", || {
         tokens.store().flush().is_ok()
             && pg
                 .psql(
@@ -763,12 +708,7 @@ fn a_read_right_after_an_authentication_sees_its_use() {
         )
         .unwrap(),
     );
-    let issued = tokens
-        .issue(
-            &Actor::admin(UserId::from(1)),
-            NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
-        )
-        .unwrap();
+    let issued = issue(&tokens, "t");
     let secret = issued.secret.expose().to_owned();
     let ctx = RequestContext::unknown_address();
     let t0 = time::OffsetDateTime::now_utc()
@@ -876,12 +816,7 @@ fn a_revocation_by_a_process_older_than_the_schema_still_commits() {
     let pg = server!();
     let url = pg.create_db("oldwriter");
     let tokens = Tokens::new(PostgresStore::connect(&url).unwrap());
-    let issued = tokens
-        .issue(
-            &Actor::admin(UserId::from(1)),
-            NewToken::new("t".parse().unwrap()).permissions(PermissionSet::all()),
-        )
-        .unwrap();
+    let issued = issue(&tokens, "t");
     let id = issued.token.id;
     // Exactly the columns a version-2 process's UPDATE sets for a revocation by possession.
     pg.psql(
@@ -917,19 +852,12 @@ fn a_revocation_by_a_process_older_than_the_schema_still_commits() {
 #[cfg(feature = "legacy")]
 #[test]
 fn version_7_import_origins_migrate_from_version_6_data() {
+    use crate::support::legacy::zabbix_row as row;
     use api_tokens::store::replica::{Replica, ReplicaOptions};
-    use api_tokens::{HashKey, ImportedToken, LegacyHash, LegacyScheme, Problem};
-    use sha2::{Digest, Sha512};
+    use api_tokens::{HashKey, ImportedToken, LegacyScheme, Problem};
     let pg = server!();
     let url = pg.create_db("origins7");
     let key = HashKey::new([7; 32]);
-    fn row(secret: &str) -> LegacyHash {
-        let hex: String = Sha512::digest(secret.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        LegacyHash::parse(LegacyScheme::ZabbixSha512, &hex).unwrap()
-    }
     let (used, unused, fresh) = (
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
@@ -947,7 +875,7 @@ fn version_7_import_origins_migrate_from_version_6_data() {
         secret: &str,
     ) -> Result<api_tokens::TokenId, api_tokens::Error> {
         t.import(
-            &Actor::admin(UserId::from(1)),
+            &admin(),
             [
                 ImportedToken::new(name.parse().unwrap(), UserId::from(owner))
                     .permissions(PermissionSet::all())

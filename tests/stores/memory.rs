@@ -1,36 +1,28 @@
-//! `MemoryStore`'s hot path (issue 15): a thread that authenticates a token again is served
-//! from its own copy, without the store's lock. These tests hold it to the store's
+//! `MemoryStore`'s hot path: a thread that authenticates a token again is served from its own
+//! copy, without the store's lock. These tests hold it to the store's
 //! guarantees: every change is seen the moment the call that made it returns, by every thread;
 //! last use is still recorded; grants are the same as from the locked path.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration as StdDuration;
 
 use api_tokens::store::Change;
 use api_tokens::{
-    Actor, Denial, HashKey, HashScheme, ManualClock, MemoryStore, NewToken, PermissionSet,
-    RequestContext, Status, TokenRevocation, TokenStore, TokenUpdate, Tokens, UserDirectory,
-    UserId, UserState,
+    Denial, HashKey, HashScheme, ManualClock, MemoryStore, NewToken, PermissionSet, RequestContext,
+    Status, TokenRevocation, TokenStore, TokenUpdate, Tokens, UserDirectory, UserId, UserState,
 };
 use time::Duration;
 use time::macros::datetime;
 
-fn admin() -> Actor {
-    Actor::admin(UserId::from(1))
-}
-
-fn ctx(ip: &str) -> RequestContext {
-    RequestContext::from_ip(ip.parse::<IpAddr>().unwrap())
-}
+use crate::support::{admin, from};
 
 /// Enough uses for the calling thread to hold a copy of the token.
 const WARM: usize = 4;
 
 fn warm(tokens: &Tokens, secret: &str) {
     for _ in 0..WARM {
-        tokens.authenticate(secret, &ctx("10.0.0.1")).unwrap();
+        tokens.authenticate(secret, &from("10.0.0.1")).unwrap();
     }
 }
 
@@ -46,7 +38,7 @@ fn with_second_thread(
     std::thread::scope(|s| {
         s.spawn(move || {
             while asked.recv().is_ok() {
-                let r = tokens.authenticate(secret, &ctx("10.0.0.1")).map(|_| ());
+                let r = tokens.authenticate(secret, &from("10.0.0.1")).map(|_| ());
                 tell.send(r).unwrap();
             }
         });
@@ -115,7 +107,7 @@ fn every_change_is_seen_by_a_thread_holding_a_copy_once_the_change_returns() {
         // A second thread holds a copy too, and waits to be asked again.
         with_second_thread(&tokens, &secret, |remote| {
             change(&tokens, &issued);
-            let here = tokens.authenticate(&secret, &ctx("10.0.0.1"));
+            let here = tokens.authenticate(&secret, &from("10.0.0.1"));
             assert!(here.is_err(), "{what}: this thread still authenticates");
             assert!(
                 remote().is_err(),
@@ -131,14 +123,14 @@ fn a_grant_from_a_copy_carries_the_current_permissions() {
     let issued = issue(&tokens, "t");
     let secret = issued.secret.expose();
     warm(&tokens, secret);
-    let g = tokens.authenticate(secret, &ctx("10.0.0.1")).unwrap();
+    let g = tokens.authenticate(secret, &from("10.0.0.1")).unwrap();
     assert_eq!(g.permissions.to_string(), "dns.*, kill-acct");
     assert_eq!((g.token, g.name.as_str()), (issued.token.id, "t"));
     let u = TokenUpdate::new(issued.token.id)
         .permissions("mail.send".parse().unwrap())
         .name("renamed".parse().unwrap());
     tokens.update(&admin(), [u]).unwrap();
-    let g = tokens.authenticate(secret, &ctx("10.0.0.1")).unwrap();
+    let g = tokens.authenticate(secret, &from("10.0.0.1")).unwrap();
     assert_eq!(g.permissions.to_string(), "mail.send");
     assert_eq!(g.name.as_str(), "renamed");
     assert!(g.require(&"kill-acct".parse().unwrap()).is_err());
@@ -160,9 +152,9 @@ fn last_use_is_recorded_from_the_hot_path_each_second_and_address() {
     warm(&tokens, secret);
     assert_eq!(last(&tokens).at, datetime!(2025-06-01 12:00 UTC));
     clock.advance(Duration::seconds(1));
-    tokens.authenticate(secret, &ctx("10.0.0.1")).unwrap();
+    tokens.authenticate(secret, &from("10.0.0.1")).unwrap();
     assert_eq!(last(&tokens).at, datetime!(2025-06-01 12:00:01 UTC));
-    tokens.authenticate(secret, &ctx("10.0.0.9")).unwrap();
+    tokens.authenticate(secret, &from("10.0.0.9")).unwrap();
     let u = last(&tokens);
     assert_eq!(
         (u.at, u.ip),
@@ -177,7 +169,7 @@ fn last_use_is_recorded_from_the_hot_path_each_second_and_address() {
     tokens.update(&admin(), [u]).unwrap();
     warm(&tokens, secret);
     clock.advance(Duration::seconds(1));
-    assert!(tokens.authenticate(secret, &ctx("192.0.2.1")).is_err());
+    assert!(tokens.authenticate(secret, &from("192.0.2.1")).is_err());
     assert_eq!(last(&tokens).at, datetime!(2025-06-01 12:00:02 UTC));
 }
 
@@ -208,7 +200,7 @@ fn a_use_a_day_later_at_the_same_time_of_day_or_in_another_offset_is_recorded() 
         // Several times, so that this thread's copy is taken and then used.
         for _ in 0..4 {
             tokens
-                .authenticate_at(secret, &ctx("10.0.0.1"), now)
+                .authenticate_at(secret, &from("10.0.0.1"), now)
                 .unwrap();
         }
         assert_eq!(last().unix_timestamp(), now.unix_timestamp(), "{now}");
@@ -249,7 +241,7 @@ fn a_directory_may_authenticate_through_the_same_store() {
         .ok();
     for _ in 0..3 * WARM {
         let g = tokens
-            .authenticate(outer.secret.expose(), &ctx("10.0.0.1"))
+            .authenticate(outer.secret.expose(), &from("10.0.0.1"))
             .unwrap();
         assert_eq!(g.permissions, PermissionSet::parse(["dns.*"]).unwrap());
     }
@@ -272,17 +264,17 @@ fn a_replaced_secret_held_in_a_copy_is_superseded_when_its_grace_ends() {
     // The old secret works in its grace period, from this thread's copy too ...
     warm(&tokens, old);
     clock.advance(Duration::seconds(59));
-    tokens.authenticate(old, &ctx("10.0.0.1")).unwrap();
+    tokens.authenticate(old, &from("10.0.0.1")).unwrap();
     // ... and not from its end, with no write in between to refresh the copy.
     clock.advance(Duration::seconds(1));
-    let d = tokens.authenticate(old, &ctx("10.0.0.1")).unwrap_err();
+    let d = tokens.authenticate(old, &from("10.0.0.1")).unwrap_err();
     assert!(matches!(d, Denial::Superseded { .. }), "{d:?}");
     tokens
-        .authenticate(new[0].1.expose(), &ctx("10.0.0.1"))
+        .authenticate(new[0].1.expose(), &from("10.0.0.1"))
         .unwrap();
 }
 
-/// Issue 14's re-hash is a write like any other: once a re-hash under a new key returns, no
+/// A re-hash under a new key is a write like any other: once a re-hash under a new key returns, no
 /// thread is served from a copy of the token under its old hash, which the store no longer
 /// holds. The re-hash itself starts from this thread's copy (a hit whose scheme is not the
 /// current key's).
@@ -297,7 +289,7 @@ fn a_rehash_under_a_new_key_retires_every_copy_of_the_old_hash() {
             .clone()
             .with_hash_key(key_b.clone())
             .with_old_hash_key(key_a);
-        rotated.authenticate(&secret, &ctx("10.0.0.1")).unwrap();
+        rotated.authenticate(&secret, &from("10.0.0.1")).unwrap();
         let stored = old.store().get(issued.token.id).unwrap().unwrap();
         assert_eq!(
             stored.secret.unwrap().scheme,
@@ -306,15 +298,15 @@ fn a_rehash_under_a_new_key_retires_every_copy_of_the_old_hash() {
         );
         // The key-A-only facade hashes the secret under A: that hash is gone from the store,
         // so neither thread may still find the token by it.
-        let here = old.authenticate(&secret, &ctx("10.0.0.1")).unwrap_err();
+        let here = old.authenticate(&secret, &from("10.0.0.1")).unwrap_err();
         assert!(matches!(here, Denial::Unknown), "this thread: {here:?}");
         let there = remote().unwrap_err();
         assert!(matches!(there, Denial::Unknown), "other thread: {there:?}");
-        rotated.authenticate(&secret, &ctx("10.0.0.1")).unwrap();
+        rotated.authenticate(&secret, &from("10.0.0.1")).unwrap();
     });
 }
 
-/// A copy carries the scheme of the hash it was found by (issue 14): a hash stored before
+/// A copy carries the scheme of the hash it was found by: a hash stored before
 /// schemes were recorded, served from this thread's copy, is still labelled with the current
 /// key on its first success through the facade.
 #[test]
@@ -332,7 +324,7 @@ fn an_unrecorded_hash_served_from_a_copy_is_labelled() {
         assert!(store.authenticate(&hash, &mut |_| None).unwrap());
     }
     tokens
-        .authenticate(issued.secret.expose(), &ctx("10.0.0.1"))
+        .authenticate(issued.secret.expose(), &from("10.0.0.1"))
         .unwrap();
     let stored = store.get(issued.token.id).unwrap().unwrap();
     assert_eq!(

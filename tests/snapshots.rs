@@ -175,7 +175,7 @@ fn a_snapshot_edited_by_hand_is_refused_and_the_store_untouched() {
     let (tokens, json) = sealed_json(&key);
     let before = tokens.store().snapshot();
     assert!(json.contains("\"owner\":\"2\""), "{json}");
-    // The review's edit: owner to `admin`, permissions to everything.
+    // The edit an attacker with the file wants: owner to `admin`, permissions to everything.
     let edited = json
         .replace("\"owner\":\"2\"", "\"owner\":\"admin\"")
         .replace("\"permissions\":[\"dns.edit\"]", "\"permissions\":[\"*\"]");

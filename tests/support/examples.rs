@@ -1,18 +1,13 @@
-//! Test support shared by the integration tests: running the example programs (built binaries,
-//! their output, live sessions), a temporary directory removed when dropped, a store wrapper
-//! with hooks (`hooked`), and, with the `postgres` feature, a real PostgreSQL server.
-#![allow(dead_code)]
-
-pub mod hooked;
-#[cfg(feature = "postgres")]
-pub mod pg;
+//! Running the example programs: a built binary's output, or a live session that answers one
+//! line per request line.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
+
+use super::TempDir;
 
 /// The example binaries cargo built next to this test's own binary.
 pub fn example(name: &str) -> PathBuf {
@@ -34,7 +29,7 @@ fn start(name: &str, args: &[&str]) -> Child {
         .unwrap_or_else(|e| {
             panic!(
                 "cannot start example {name}: {e} (cargo test builds the examples; \
-                 cargo test --test NAME alone does not: cargo build --examples first)"
+                 cargo test --test main alone does not: cargo build --examples first)"
             )
         })
 }
@@ -161,67 +156,4 @@ impl Drop for Session {
         drop(self.stdin.take());
         let _ = self.child.wait();
     }
-}
-
-// --- Temporary directories -------------------------------------------------------------------
-//
-// Written here rather than taken from `tempfile`: every dev-dependency of the library builds for
-// `cargo run --example quickstart`, and this is all the tests need. The guard's `Drop` runs also
-// when the test fails (while the panic unwinds).
-
-/// A fresh directory under the system's temp dir, named `api-tokens-test-{tag}-{pid}-{n}`,
-/// removed with everything in it when dropped.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        // `create_dir` (not `_all`) fails on a name that exists: never reuse another run's
-        // directory. A bounded number of tries, each with a fresh number.
-        for _ in 0..1000 {
-            let path = std::env::temp_dir().join(format!(
-                "api-tokens-test-{tag}-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::SeqCst)
-            ));
-            match std::fs::create_dir(&path) {
-                Ok(()) => return Self(path),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => panic!("cannot create {}: {e}", path.display()),
-            }
-        }
-        panic!("no free temporary directory name for {tag}");
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// A path inside the directory.
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Every entry of the system temp dir whose name starts with `prefix`: for tests that check
-/// they left nothing behind.
-pub fn temp_entries(prefix: &str) -> Vec<PathBuf> {
-    std::fs::read_dir(std::env::temp_dir())
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with(prefix))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }

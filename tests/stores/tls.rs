@@ -2,25 +2,22 @@
 //! the test makes): each `sslmode` connects, encrypts and checks what libpq's does, and each
 //! refusal is a startup error that names its cause. Whether a connection is encrypted is read
 //! from the server's own `pg_stat_ssl`.
-#![cfg(feature = "postgres")]
-
-mod support;
 
 use std::error::Error as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use api_tokens::store::postgres::{
     PostgresOptions, PostgresStore, SslMode, SslRootCert, TlsFailure,
 };
 use api_tokens::store::replica::{Replica, ReplicaOptions};
-use api_tokens::{
-    Actor, Error, NewToken, PermissionSet, RequestContext, StoreError, Tokens, UserId,
-};
+use api_tokens::{Error, RequestContext, StoreError, Tokens};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use support::pg::{PgServer, wait_for};
 use time::macros::datetime;
+
+use crate::support::child::child_test;
+use crate::support::pg::{PgServer, wait_for};
+use crate::support::{issue, server};
 
 /// A password in every connection string: no error may show it.
 const PASSWORD: &str = "tls-test-password-8c1f";
@@ -64,15 +61,6 @@ fn server_cert(ca: &Ca, names: &[&str], expired: bool) -> (String, String) {
 fn tls_server(ca: &Ca, names: &[&str], expired: bool) -> Option<PgServer> {
     let (cert, key) = server_cert(ca, names, expired);
     PgServer::start_with_tls(&cert, &key)
-}
-
-macro_rules! server {
-    ($start:expr) => {
-        match $start {
-            Some(s) => s,
-            None => return,
-        }
-    };
 }
 
 /// Writes `pem` into the server's directory; returns the path.
@@ -192,10 +180,6 @@ fn no_refused_string_shows_the_password() {
     }
 }
 
-fn admin() -> Actor {
-    Actor::admin(UserId::from(1))
-}
-
 #[test]
 fn verify_full_encrypts_the_store_and_every_replica() {
     let ca = ca("fleet CA");
@@ -216,12 +200,7 @@ fn verify_full_encrypts_the_store_and_every_replica() {
         )
     };
     let (a, b) = (replica(), replica());
-    let issued = a
-        .issue(
-            &admin(),
-            NewToken::new("deploy".parse().unwrap()).permissions(PermissionSet::all()),
-        )
-        .unwrap();
+    let issued = issue(&a, "deploy");
     let secret = issued.secret.expose().to_owned();
     let ctx = RequestContext::unknown_address();
     // Issued through A, it reaches B through PostgreSQL (over TLS) and authenticates there.
@@ -466,8 +445,7 @@ fn without_a_root_file_the_system_roots_decide() {
     let not_system = write(&pg, "not-system.pem", &theirs.pem);
     pg.create_db("app");
     for (roots, expect) in [(&system, "connect"), (&not_system, "unknown-ca")] {
-        let out = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "system_roots_child", "--ignored", "--nocapture"])
+        let out = child_test!(system_roots_child)
             .env("SSL_CERT_FILE", roots)
             .env_remove("SSL_CERT_DIR")
             .env("API_TOKENS_TLS_PARAMS", params(&pg, "app", ""))

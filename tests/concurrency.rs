@@ -1,15 +1,109 @@
-//! Concurrency stress, bounded in iterations: threads create, generate, rename, disable,
-//! delete and authenticate at once. Afterwards the store's invariants hold, and no secret ever
-//! authenticated after the call that invalidated it had returned.
+//! Management and authentication at once, bounded in iterations: no secret ever authenticates
+//! after the call that invalidated it (a regenerate, a disable, a delete) has returned, and
+//! after threads create, generate, rename, disable, delete and authenticate at once the
+//! store's invariants hold.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
 use api_tokens::{
     Actor, MemoryStore, NewToken, PermissionSet, Query, RequestContext, Status, TokenId, TokenName,
-    TokenStore, TokenUpdate, Tokens, UserId,
+    TokenSecret, TokenStore, TokenUpdate, Tokens, UserId,
 };
+
+use crate::support::{admin, from};
+
+/// Threads authenticate while others regenerate, disable and delete. A secret must never
+/// work once the call that invalidated it has returned.
+#[test]
+fn no_secret_works_after_the_call_that_invalidated_it_returned() {
+    const N: usize = 30;
+    let tokens = Arc::new(Tokens::in_memory());
+    let actor = admin();
+    let secrets: Vec<(TokenId, TokenSecret)> = (0..N)
+        .map(|i| {
+            let t = tokens
+                .issue(
+                    &actor,
+                    NewToken::new(TokenName::new(&format!("c{i}")).unwrap())
+                        .permissions(PermissionSet::all()),
+                )
+                .unwrap();
+            (t.token.id, t.secret)
+        })
+        .collect();
+    let secrets = Arc::new(secrets);
+    let invalidated: Arc<Vec<AtomicBool>> =
+        Arc::new((0..N).map(|_| AtomicBool::new(false)).collect());
+    let violations = Arc::new(AtomicUsize::new(0));
+    let granted_before = Arc::new(AtomicUsize::new(0));
+    // Invalidation starts once the authenticators are running, so the two always overlap,
+    // however the threads happen to be scheduled.
+    let rounds_done = Arc::new(AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            let (tokens, secrets, invalidated, violations, granted_before, rounds_done) = (
+                tokens.clone(),
+                secrets.clone(),
+                invalidated.clone(),
+                violations.clone(),
+                granted_before.clone(),
+                rounds_done.clone(),
+            );
+            scope.spawn(move || {
+                for round in 0..400 {
+                    if round > 0 {
+                        rounds_done.fetch_add(1, Ordering::SeqCst);
+                    }
+                    for (i, (_, s)) in secrets.iter().enumerate() {
+                        let dead = invalidated[i].load(Ordering::SeqCst);
+                        let ok = tokens.authenticate(s.expose(), &from("1.1.1.1")).is_ok();
+                        if ok && dead {
+                            violations.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if ok && round < 5 {
+                            granted_before.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            });
+        }
+        for kind in 0..3 {
+            let (tokens, secrets, invalidated, actor, rounds_done) = (
+                tokens.clone(),
+                secrets.clone(),
+                invalidated.clone(),
+                actor.clone(),
+                rounds_done.clone(),
+            );
+            scope.spawn(move || {
+                while rounds_done.load(Ordering::SeqCst) < 2 {
+                    std::thread::yield_now();
+                }
+                for i in (kind * N / 3)..((kind + 1) * N / 3) {
+                    std::thread::yield_now();
+                    let id = secrets[i].0;
+                    match kind {
+                        0 => drop(tokens.generate(&actor, [id]).unwrap()),
+                        1 => drop(tokens.set_status(&actor, [id], Status::Disabled).unwrap()),
+                        _ => drop(tokens.delete(&actor, [id]).unwrap()),
+                    }
+                    invalidated[i].store(true, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!(violations.load(Ordering::SeqCst), 0);
+    assert!(
+        granted_before.load(Ordering::SeqCst) > 0,
+        "the race was exercised"
+    );
+    for (i, (_, s)) in secrets.iter().enumerate() {
+        assert!(invalidated[i].load(Ordering::SeqCst));
+        assert!(tokens.authenticate(s.expose(), &from("1.1.1.1")).is_err());
+    }
+}
 
 struct Live {
     dead: Arc<AtomicBool>,
