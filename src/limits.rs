@@ -467,9 +467,178 @@ impl Limits {
         Ok(())
     }
 
+    /// Whether any limit counts authentications (applied automatically).
+    pub fn counts_authentications(&self) -> bool {
+        self.credits
+            .as_ref()
+            .is_some_and(|c| c.counts == Counts::Authentications)
+            || self
+                .rates
+                .iter()
+                .any(|r| r.counts == Counts::Authentications)
+    }
+
+    /// Whether any limit counts a meter (applied when the host spends on it).
+    pub fn has_meters(&self) -> bool {
+        self.credits
+            .as_ref()
+            .is_some_and(|c| matches!(c.counts, Counts::Meter(_)))
+            || self
+                .rates
+                .iter()
+                .any(|r| matches!(r.counts, Counts::Meter(_)))
+    }
+
     /// A fresh state for these limits (every window empty).
     pub fn fresh_windows(&self) -> Vec<Window> {
         self.rates.iter().map(|_| Window::default()).collect()
+    }
+}
+
+/// The text form of limits, as stores keep them in a column and the seal of a snapshot
+/// covers them: items separated by `; `, each
+///
+/// * `credits <remaining> at <unix seconds> [refill <amount> per day|month|<n>s] [on <meter>]`
+/// * `rate <name> <limit> per <n>ms [on <meter>]`
+///
+/// and the empty text for no limits. `Display` writes it, `FromStr` reads it back and checks
+/// every bound.
+///
+/// ```
+/// use api_tokens::limits::Limits;
+/// let text = "credits 1000 at 1767225600 refill 1000 per month on llm.tokens; \
+///             rate requests 100 per 60000ms";
+/// let limits: Limits = text.parse()?;
+/// assert_eq!(limits.rates[0].limit, 100);
+/// assert_eq!(limits.to_string().parse::<Limits>()?, limits);
+/// # Ok::<(), api_tokens::ValidationError>(())
+/// ```
+impl fmt::Display for Limits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut sep = "";
+        let on = |f: &mut fmt::Formatter<'_>, c: &Counts| match c {
+            Counts::Authentications => Ok(()),
+            Counts::Meter(m) => write!(f, " on {m}"),
+        };
+        if let Some(c) = &self.credits {
+            write!(
+                f,
+                "credits {} at {}",
+                c.remaining,
+                c.refilled_at.unix_timestamp()
+            )?;
+            if let Some(r) = &c.refill {
+                write!(f, " refill {} per ", r.amount)?;
+                match r.every {
+                    RefillEvery::Day => f.write_str("day")?,
+                    RefillEvery::Month => f.write_str("month")?,
+                    RefillEvery::Interval(d) => write!(f, "{}s", d.whole_seconds())?,
+                }
+            }
+            on(f, &c.counts)?;
+            sep = "; ";
+        }
+        for r in &self.rates {
+            write!(
+                f,
+                "{sep}rate {} {} per {}ms",
+                r.name,
+                r.limit,
+                r.window.whole_milliseconds()
+            )?;
+            on(f, &r.counts)?;
+            sep = "; ";
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for Limits {
+    type Err = ValidationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |item: &str| {
+            ValidationError::new(
+                Field::Limits,
+                item,
+                Problem::Syntax {
+                    expected: "credits <n> at <unix> [refill <n> per day|month|<n>s] [on <meter>]; \
+                       rate <name> <limit> per <n>ms [on <meter>]",
+                },
+            )
+        };
+        let mut limits = Limits::none();
+        for item in s.split(';').map(str::trim).filter(|i| !i.is_empty()) {
+            let words: Vec<&str> = item.split_whitespace().collect();
+            let num = |w: Option<&&str>| {
+                w.and_then(|w| w.parse::<u64>().ok())
+                    .ok_or_else(|| bad(item))
+            };
+            let (rest, counts) = match words
+                .len()
+                .checked_sub(2)
+                .and_then(|i| words.split_at_checked(i))
+            {
+                Some((head, ["on", meter])) => (head, Counts::Meter(LimitName::new(meter)?)),
+                _ => (&words[..], Counts::Authentications),
+            };
+            match rest {
+                ["credits", remaining, "at", at, refill @ ..] => {
+                    if limits.credits.is_some() {
+                        return Err(ValidationError::new(
+                            Field::Limits,
+                            item,
+                            Problem::Duplicate,
+                        ));
+                    }
+                    let at = at
+                        .parse::<i64>()
+                        .ok()
+                        .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+                        .ok_or_else(|| bad(item))?;
+                    let refill = match refill {
+                        [] => None,
+                        ["refill", amount, "per", every] => {
+                            let every = match *every {
+                                "day" => RefillEvery::Day,
+                                "month" => RefillEvery::Month,
+                                n => RefillEvery::Interval(Duration::seconds(
+                                    n.strip_suffix('s')
+                                        .and_then(|n| n.parse::<i64>().ok())
+                                        .ok_or_else(|| bad(item))?,
+                                )),
+                            };
+                            Some(Refill {
+                                amount: num(Some(amount))?,
+                                every,
+                            })
+                        }
+                        _ => return Err(bad(item)),
+                    };
+                    limits.credits = Some(Credits {
+                        remaining: num(Some(remaining))?,
+                        refill,
+                        refilled_at: at,
+                        counts,
+                    });
+                }
+                ["rate", name, limit, "per", window] => {
+                    let ms = window
+                        .strip_suffix("ms")
+                        .and_then(|n| n.parse::<i64>().ok())
+                        .ok_or_else(|| bad(item))?;
+                    limits.rates.push(RateLimit {
+                        name: LimitName::new(name)?,
+                        limit: num(Some(limit))?,
+                        window: Duration::milliseconds(ms),
+                        counts,
+                    });
+                }
+                _ => return Err(bad(item)),
+            }
+        }
+        limits.check()?;
+        Ok(limits)
     }
 }
 
@@ -770,6 +939,74 @@ pub fn decide(
         });
     }
     Ok(out)
+}
+
+/// A credit balance as a store keeps it: what remains, and when it was last set or refilled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Balance {
+    /// What remains to spend.
+    pub remaining: u64,
+    /// When the balance was set or last refilled (refills count from here).
+    #[serde(with = "time::serde::timestamp")]
+    pub refilled_at: OffsetDateTime,
+}
+
+impl Balance {
+    /// A balance of `remaining`, set or refilled at `refilled_at`.
+    pub fn new(remaining: u64, refilled_at: OffsetDateTime) -> Self {
+        Self {
+            remaining,
+            refilled_at,
+        }
+    }
+
+    /// The balance as set by `credits`.
+    pub fn of(credits: &Credits) -> Self {
+        Self::new(credits.remaining, credits.refilled_at)
+    }
+
+    /// The balance as of `now` under `credits`' refill: refilled if a boundary passed.
+    #[must_use]
+    pub fn as_of(self, credits: &Credits, now: OffsetDateTime) -> Self {
+        let stored = Credits {
+            remaining: self.remaining,
+            refilled_at: self.refilled_at,
+            ..credits.clone()
+        };
+        let (remaining, refilled_at) = stored.refreshed(now);
+        Self::new(remaining, refilled_at)
+    }
+}
+
+impl Usage {
+    /// The credit balance of this state, if the limits hold credits.
+    pub fn balance(&self) -> Option<Balance> {
+        self.credits.map(|(r, at)| Balance::new(r, at))
+    }
+
+    /// The state of `limits` when they replace `old` (with state `old_usage`): a rate limit
+    /// kept as it was (same name, limit, window and meter) keeps its window, every other
+    /// starts empty; the balance is `limits`' own when the credits changed, else the old one.
+    pub fn carried_over(limits: &Limits, old: &Limits, old_usage: &Usage) -> Self {
+        let windows = limits
+            .rates
+            .iter()
+            .map(|r| {
+                old.rates
+                    .iter()
+                    .position(|o| o == r)
+                    .and_then(|i| old_usage.windows.get(i).copied())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let credits = match (&limits.credits, &old.credits) {
+            (Some(new), Some(was)) if new == was => old_usage.credits,
+            (Some(new), _) => Some((new.remaining, new.refilled_at)),
+            (None, _) => None,
+        };
+        Self { credits, windows }
+    }
 }
 
 /// How long from `now_ns` until slot `slot` leaves the counted window: when slot `slot + RING`

@@ -15,6 +15,7 @@ use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
 use crate::keys::{HashScheme, KeyUsage, count_into, sort_usage};
 use crate::legacy::ImportOrigin;
+use crate::limits::{Charge, LimitRefusal, Limits, Remaining};
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
 use crate::token::{Expiry, LastUse, PreviousSecret, Status, Token, TokenId, TokenName, UserId};
@@ -160,13 +161,55 @@ pub struct Candidate<'a> {
     /// How the matched hash was made, as the record says ([`HashScheme`]): the facade
     /// re-hashes a token under its current key when this is not that key's ordinary scheme.
     pub scheme: HashScheme,
+    /// Its limits, and how the store charges them.
+    pub limits: CandidateLimits<'a>,
+}
+
+/// The limits of a [`Candidate`]: none, held by the store with their state, or on the record
+/// but not enforced by the store (then authentication refuses the token: a limit is never
+/// silently dropped).
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum CandidateLimits<'a> {
+    /// The token has no limits.
+    None,
+    /// The token's limits, charged through the store's state.
+    Enforced(&'a Arc<dyn LimitState>),
+    /// The record has limits the store cannot enforce: authentication refuses it
+    /// ([`StoreError::LimitsUnsupported`]).
+    Unenforced,
+}
+
+/// A token's limits as a store holds them: their definitions and their state (balances and
+/// windows), charged atomically. [`MemoryStore`] keeps the state in memory, the SQLite store
+/// in its database; a host's store that keeps none hands out
+/// [`CandidateLimits::Unenforced`] (what [`Token::candidate`] gives a record with limits), so
+/// its limited tokens are refused rather than unlimited.
+///
+/// An implementation decides with [`limits::decide`](crate::limits::decide) on its state,
+/// all or nothing, and keeps the state it returns; it must never admit what that rule
+/// refuses.
+pub trait LimitState: Send + Sync + std::fmt::Debug {
+    /// The definitions.
+    fn limits(&self) -> &Limits;
+
+    /// Charges `charge` at `now`: every limit that counts it admits it and counts it, or
+    /// none changes. The outer error is the store's; the inner one the limit's refusal.
+    ///
+    /// # Errors
+    /// Backend failures (nothing was charged).
+    fn charge(
+        &self,
+        charge: Charge<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Result<Vec<Remaining>, LimitRefusal>, StoreError>;
 }
 
 /// The [`Candidate`] of `$record` (a place: a [`Token`], or one of the memory store's records,
 /// which name these fields alike) with the secret that `$matched` and its `$scheme`: the one
 /// list of the fields authentication reads of a record.
 macro_rules! candidate_of {
-    ($record:expr, $matched:expr, $scheme:expr) => {
+    ($record:expr, $matched:expr, $scheme:expr, $limits:expr) => {
         $crate::store::Candidate {
             id: $record.id,
             name: &$record.name,
@@ -177,6 +220,7 @@ macro_rules! candidate_of {
             allowlist: &$record.allowlist,
             matched: $matched,
             scheme: $scheme,
+            limits: $limits,
         }
     };
 }
@@ -297,6 +341,13 @@ pub trait TokenStore: Send + Sync {
         check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
     ) -> Result<bool, StoreError>;
 
+    /// Whether this store keeps the state of limits ([`Token::limits`]) and charges it
+    /// exactly ([`LimitState`]). The facade refuses to create or update a token with limits on
+    /// a store that does not ([`StoreError::LimitsUnsupported`]); the default is `false`.
+    fn enforces_limits(&self) -> bool {
+        false
+    }
+
     /// How many stored hashes were made each way ([`HashScheme`]): one entry per scheme in
     /// use, counting current hashes and previous ones still in their grace period at `now`.
     /// [`Tokens::check_hash_keys`](crate::Tokens::check_hash_keys) compares it with the keys it
@@ -356,6 +407,8 @@ pub(crate) fn test_record(id: TokenId) -> Token {
         revision: 0,
         revoked: None,
         imported_from: None,
+        limits: None,
+        balance: None,
     }
 }
 
@@ -414,6 +467,9 @@ macro_rules! delegate_store {
             }
             fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<KeyUsage>, StoreError> {
                 (**self).key_usage(now)
+            }
+            fn enforces_limits(&self) -> bool {
+                (**self).enforces_limits()
             }
             fn find_imported(
                 &self,

@@ -195,6 +195,8 @@ fn large_list_filters_cost_linear_time_in_the_memory_store() {
                     revision: 0,
                     revoked: None,
                     imported_from: None,
+                    limits: None,
+                    balance: None,
                 })
             })
             .collect();

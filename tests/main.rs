@@ -32,6 +32,7 @@ mod revocation;
 mod rotation;
 mod snapshots;
 mod stores;
+mod usage_limits;
 mod view;
 
 /// Every `.rs` file under `tests/` is a module some file declares (`mod name;`, whatever

@@ -36,6 +36,8 @@ fn token(id: u64, owner: u64, creator: u64, name: &str, created: i64, used: Opti
         revision: 0,
         revoked: None,
         imported_from: None,
+        limits: None,
+        balance: None,
     }
 }
 

@@ -126,6 +126,8 @@ pub fn sample(store: &dyn TokenStore, owner: u64, name: &str) -> Token {
         revision: 0,
         revoked: None,
         imported_from: None,
+        limits: None,
+        balance: None,
     }
 }
 

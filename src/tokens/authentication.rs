@@ -39,7 +39,10 @@ impl<S: TokenStore> Tokens<S> {
         now: OffsetDateTime,
     ) -> Result<Grant, Denial> {
         let ip = ctx.client_ip;
-        let result = self.decide(presented, ip, now);
+        let mut result = self.decide(presented, ip, now);
+        if let Ok(g) = &mut result {
+            g.attach_clock(&self.config.clock);
+        }
         #[cfg(feature = "metrics")]
         self.config.metrics.record(&result);
         if self.config.events.wants_auth_events() {
