@@ -8,7 +8,6 @@ use std::sync::Arc;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::clock::Clock;
 use crate::directory::UserState;
 use crate::error::{MalformedSecret, StoreError};
 use crate::limits::{Charge, LimitRefusal, Remaining};
@@ -56,22 +55,7 @@ pub struct Grant {
     /// (empty for a token without limits that count authentications).
     pub limits: Vec<Remaining>,
     /// The token's limits on meters, for [`Grant::spend`]; `None` when it has none.
-    meter: Option<Meter>,
-}
-
-/// What [`Grant::spend`] charges: the store's state of the token's limits, and the clock.
-#[derive(Clone)]
-struct Meter {
-    state: Arc<dyn LimitState>,
-    clock: Option<Arc<dyn Clock>>,
-}
-
-impl fmt::Debug for Meter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Meter")
-            .field("state", &self.state)
-            .finish_non_exhaustive()
-    }
+    meter: Option<Arc<dyn LimitState>>,
 }
 
 impl PartialEq for Grant {
@@ -88,8 +72,9 @@ impl PartialEq for Grant {
 impl Eq for Grant {}
 
 impl Grant {
-    /// Spends `cost` on the meter `meter` (a name of the host's: `"tokens"`, `"bytes"`) at the
-    /// clock's instant: every limit of the token that counts this meter must admit it, and
+    /// Spends `cost` on the meter `meter` (a name of the host's: `"tokens"`, `"bytes"`) now (the
+    /// system clock; [`Tokens::spend`](crate::Tokens::spend) reads the facade's clock, and
+    /// [`Grant::spend_at`] takes the instant): every limit of the token that counts this meter must admit it, and
     /// then each counts it (all or nothing). Returns what remains of each; empty when no limit
     /// of the token counts this meter (nothing to refuse). A cost of 0 checks without
     /// spending.
@@ -116,11 +101,7 @@ impl Grant {
     /// [`Denial::Limited`] when a limit refuses (with when to retry), [`Denial::Store`] when
     /// the store failed to charge; nothing was spent.
     pub fn spend(&self, meter: &str, cost: u64) -> Result<Vec<Remaining>, Denial> {
-        let now = match self.meter.as_ref().and_then(|m| m.clock.as_ref()) {
-            Some(clock) => clock.now(),
-            None => OffsetDateTime::now_utc(),
-        };
-        self.spend_at(meter, cost, now)
+        self.spend_at(meter, cost, OffsetDateTime::now_utc())
     }
 
     /// [`Grant::spend`] at `now`.
@@ -133,18 +114,10 @@ impl Grant {
         cost: u64,
         now: OffsetDateTime,
     ) -> Result<Vec<Remaining>, Denial> {
-        let Some(m) = &self.meter else {
+        let Some(state) = &self.meter else {
             return Ok(Vec::new());
         };
-        charge(&*m.state, self.token, Charge::Spend { meter, cost }, now)
-    }
-
-    /// Reads the instant of [`Grant::spend`] from `clock` (when the grant can spend at all).
-    #[inline]
-    pub(crate) fn attach_clock(&mut self, clock: &Arc<dyn Clock>) {
-        if let Some(m) = &mut self.meter {
-            m.clock = Some(Arc::clone(clock));
-        }
+        charge(&**state, self.token, Charge::Spend { meter, cost }, now)
     }
 
     /// Whether the grant allows `permission`.
@@ -250,8 +223,8 @@ pub enum Denial {
     Limited {
         /// The token.
         token: TokenId,
-        /// Which limit refused, and why.
-        refusal: LimitRefusal,
+        /// Which limit refused, and why (boxed: a denial stays small on every path).
+        refusal: Box<LimitRefusal>,
         /// How long to wait before trying again, when that is known (a rate limit always; credits
         /// when they are refilled).
         retry_after: Option<time::Duration>,
@@ -476,11 +449,10 @@ impl Denial {
             Self::OwnerInactive { .. } => DenialKind::OwnerInactive,
             Self::AddressNotAllowed { .. } => DenialKind::AddressNotAllowed,
             Self::MissingPermission { .. } => DenialKind::MissingPermission,
-            Self::Limited {
-                refusal: LimitRefusal::RateLimited { .. },
-                ..
-            } => DenialKind::RateLimited,
-            Self::Limited { .. } => DenialKind::UsageExceeded,
+            Self::Limited { refusal, .. } => match **refusal {
+                LimitRefusal::RateLimited { .. } => DenialKind::RateLimited,
+                LimitRefusal::UsageExceeded { .. } => DenialKind::UsageExceeded,
+            },
             Self::Store(_) => DenialKind::Store,
             Self::Stale { .. } => DenialKind::Stale,
         }
@@ -514,19 +486,21 @@ impl Denial {
             Self::AddressNotAllowed { .. } => PublicDenial::AddressNotAllowed,
             Self::MissingPermission { .. } => PublicDenial::Forbidden,
             Self::Limited {
-                refusal: LimitRefusal::RateLimited { .. },
+                refusal,
                 retry_after,
                 ..
-            } => PublicDenial::RateLimited {
-                retry_after_secs: match retry_after {
-                    Some(d) => ceil_secs(*d),
-                    None => 0,
+            } => match **refusal {
+                LimitRefusal::RateLimited { .. } => PublicDenial::RateLimited {
+                    retry_after_secs: match retry_after {
+                        Some(d) => ceil_secs(*d),
+                        None => 0,
+                    },
                 },
-            },
-            Self::Limited { retry_after, .. } => PublicDenial::UsageExceeded {
-                retry_after_secs: match retry_after {
-                    Some(d) => Some(ceil_secs(*d)),
-                    None => None,
+                LimitRefusal::UsageExceeded { .. } => PublicDenial::UsageExceeded {
+                    retry_after_secs: match retry_after {
+                        Some(d) => Some(ceil_secs(*d)),
+                        None => None,
+                    },
                 },
             },
             Self::Store(_) | Self::Stale { .. } => PublicDenial::Unavailable,
@@ -556,7 +530,7 @@ fn charge(
         Ok(Err(refusal)) => Err(Denial::Limited {
             token,
             retry_after: refusal.retry_after(now),
-            refusal,
+            refusal: Box::new(refusal),
         }),
         Err(e) => Err(Denial::Store(Arc::new(e))),
     }
@@ -654,6 +628,9 @@ pub(crate) fn decide_with(
     })
 }
 
+/// What an authentication's charge left, and the handle a grant keeps to spend on meters.
+type Charged = (Vec<Remaining>, Option<Arc<dyn LimitState>>);
+
 /// The limits part of a decision, out of line: charges the limits that count authentications
 /// and keeps a handle for [`Grant::spend`] when some count a meter.
 #[inline(never)]
@@ -661,16 +638,13 @@ fn limited(
     state: &Arc<dyn LimitState>,
     id: TokenId,
     now: OffsetDateTime,
-) -> Result<(Vec<Remaining>, Option<Meter>), Denial> {
+) -> Result<Charged, Denial> {
     let limits = state.limits();
     let remaining = if limits.counts_authentications() {
         charge(&**state, id, Charge::Authentication, now)?
     } else {
         Vec::new()
     };
-    let meter = limits.has_meters().then(|| Meter {
-        state: Arc::clone(state),
-        clock: None,
-    });
+    let meter = limits.has_meters().then(|| Arc::clone(state));
     Ok((remaining, meter))
 }

@@ -97,6 +97,12 @@ impl LimitName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A copy in an allocation of its own (for a thread's private copy: its reference count is
+    /// not shared with other threads).
+    pub(crate) fn unshared(&self) -> Self {
+        Self(Arc::from(&*self.0))
+    }
 }
 
 impl fmt::Display for LimitName {
@@ -144,7 +150,7 @@ pub enum Counts {
 
 impl Counts {
     /// Whether this limit takes part in `charge`.
-    fn counts(&self, charge: &Charge<'_>) -> bool {
+    pub(crate) fn counts(&self, charge: &Charge<'_>) -> bool {
         match (self, charge) {
             (Self::Authentications, Charge::Authentication) => true,
             (Self::Meter(m), Charge::Spend { meter, .. }) => m.as_str() == *meter,
@@ -218,7 +224,7 @@ impl RateLimit {
     }
 
     /// The length of one slot of the window, in nanoseconds.
-    fn slot_nanos(&self) -> i64 {
+    pub(crate) fn slot_nanos(&self) -> i64 {
         let w = i64::try_from(self.window.whole_nanoseconds()).unwrap_or(i64::MAX);
         (w / WINDOW_SLOTS as i64).max(1)
     }
@@ -302,7 +308,11 @@ impl Refill {
     }
 
     /// The first refill boundary after `now` (for a refusal's retry time).
-    fn next_after(&self, since: OffsetDateTime, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    pub(crate) fn next_after(
+        &self,
+        since: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Option<OffsetDateTime> {
         let now = now.to_offset(UtcOffset::UTC);
         match self.every {
             RefillEvery::Day => now
@@ -413,6 +423,29 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// A copy whose names are allocations of their own (a thread's private copy).
+    pub(crate) fn unshared(&self) -> Self {
+        let counts = |c: &Counts| match c {
+            Counts::Authentications => Counts::Authentications,
+            Counts::Meter(m) => Counts::Meter(m.unshared()),
+        };
+        Self {
+            credits: self.credits.as_ref().map(|c| Credits {
+                counts: counts(&c.counts),
+                ..c.clone()
+            }),
+            rates: self
+                .rates
+                .iter()
+                .map(|r| RateLimit {
+                    name: r.name.unshared(),
+                    counts: counts(&r.counts),
+                    ..r.clone()
+                })
+                .collect(),
+        }
+    }
+
     /// No limits.
     pub fn none() -> Self {
         Self::default()
@@ -690,6 +723,35 @@ impl Window {
         self.counts.iter().sum()
     }
 
+    /// How much more `limit` admits in this window as it stands.
+    pub(crate) fn left(&self, limit: u64) -> u64 {
+        limit.saturating_sub(self.total())
+    }
+
+    /// The newest slot counted.
+    pub(crate) fn newest(&self) -> i64 {
+        self.newest
+    }
+
+    /// Counts `n` more in the newest slot: admissions granted ahead (a slice of the budget a
+    /// thread or a replica spends later, [`Window::give_back`] what it did not).
+    pub(crate) fn reserve(&mut self, n: u64) {
+        if let Some(c) = self.counts.get_mut(ring_index(self.newest)) {
+            *c = c.saturating_add(n);
+        }
+    }
+
+    /// Uncounts `n` from slot `slot` (reserved there and never spent), if that slot is still
+    /// counted.
+    pub(crate) fn give_back(&mut self, slot: i64, n: u64) {
+        if slot <= self.newest
+            && self.newest - slot < RING
+            && let Some(c) = self.counts.get_mut(ring_index(slot))
+        {
+            *c = c.saturating_sub(n);
+        }
+    }
+
     /// How long until `cost` more fits under `limit`, from instant `now_ns` (slot length
     /// `slot_ns`): the oldest counted slots leave the window one by one.
     fn wait_for(&self, cost: u64, limit: u64, now_ns: i64, slot_ns: i64) -> Option<Duration> {
@@ -753,7 +815,7 @@ pub enum Charge<'a> {
 }
 
 impl Charge<'_> {
-    fn cost(&self) -> u64 {
+    pub(crate) fn cost(&self) -> u64 {
         match self {
             Self::Authentication => 1,
             Self::Spend { cost, .. } => *cost,
@@ -1011,7 +1073,7 @@ impl Usage {
 
 /// How long from `now_ns` until slot `slot` leaves the counted window: when slot `slot + RING`
 /// begins.
-fn leaves_in(slot: i64, now_ns: i64, slot_ns: i64) -> Duration {
+pub(crate) fn leaves_in(slot: i64, now_ns: i64, slot_ns: i64) -> Duration {
     let at = slot.saturating_add(RING).saturating_mul(slot_ns);
     Duration::nanoseconds(at.saturating_sub(now_ns).max(0))
 }

@@ -521,12 +521,12 @@ fn every_denial_has_its_code_and_the_status_of_what_the_client_is_told() {
         (
             Denial::Limited {
                 token,
-                refusal: api_tokens::limits::LimitRefusal::RateLimited {
+                refusal: Box::new(api_tokens::limits::LimitRefusal::RateLimited {
                     name: "requests".parse().unwrap(),
                     limit: 10,
                     window: time::Duration::MINUTE,
                     retry_after: time::Duration::milliseconds(1_500),
-                },
+                }),
                 retry_after: Some(time::Duration::milliseconds(1_500)),
             },
             "rate_limited",
@@ -538,11 +538,11 @@ fn every_denial_has_its_code_and_the_status_of_what_the_client_is_told() {
         (
             Denial::Limited {
                 token,
-                refusal: api_tokens::limits::LimitRefusal::UsageExceeded {
+                refusal: Box::new(api_tokens::limits::LimitRefusal::UsageExceeded {
                     remaining: 0,
                     cost: 1,
                     refills_at: None,
-                },
+                }),
                 retry_after: None,
             },
             "usage_exceeded",

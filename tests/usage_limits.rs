@@ -54,12 +54,15 @@ fn a_rate_limit_admits_its_limit_then_refuses_with_when_to_retry() {
     assert_eq!(d.kind(), DenialKind::RateLimited);
     assert_eq!(d.token(), Some(issued.token.id));
     let Denial::Limited {
-        refusal: LimitRefusal::RateLimited { name, .. },
+        refusal,
         retry_after: Some(wait),
         ..
     } = &d
     else {
         panic!("{d:?}")
+    };
+    let LimitRefusal::RateLimited { name, .. } = &**refusal else {
+        panic!("{refusal:?}")
     };
     assert_eq!(name.as_str(), "requests");
     let PublicDenial::RateLimited { retry_after_secs } = d.public() else {
@@ -129,13 +132,13 @@ fn the_host_spends_on_a_meter_through_the_grant() {
     let g = tokens.authenticate(issued.secret.expose(), &ctx()).unwrap();
     // Meters are not charged by authentication.
     assert!(g.limits.is_empty());
-    let r = g.spend("llm.tokens", 350).unwrap();
+    let r = tokens.spend(&g, "llm.tokens", 350).unwrap();
     assert_eq!(r.len(), 2);
     // 350 + 200 is over the per-minute limit: refused, and the credits untouched.
-    let d = g.spend("llm.tokens", 200).unwrap_err();
+    let d = tokens.spend(&g, "llm.tokens", 200).unwrap_err();
     assert_eq!(d.code(), "rate_limited");
     assert!(matches!(
-        &g.spend("llm.tokens", 0).unwrap()[..],
+        &tokens.spend(&g, "llm.tokens", 0).unwrap()[..],
         [Remaining::Credits { remaining: 650, .. }, ..]
     ));
     // A meter no limit counts: nothing to refuse.
@@ -394,4 +397,52 @@ fn a_store_that_cannot_enforce_limits_fails_closed() {
         .authenticate(issued.secret.expose(), &ctx())
         .unwrap_err();
     assert_eq!((d.code(), d.http_status()), ("store_unavailable", 503));
+}
+
+/// A thread spends from a slice of the budget it took ahead; a slice another thread holds is
+/// taken back before anything is refused: no early refusal, no overspend.
+#[test]
+fn a_slice_another_thread_holds_is_taken_back_before_a_refusal() {
+    let (tokens, clock, _) = clocked(MemoryStore::new());
+    let rate = RateLimit::new(lname("requests"), 500, Duration::MINUTE).unwrap();
+    let issued = tokens
+        .issue(&admin(), limited(credits(800).rate(rate)))
+        .unwrap();
+    let secret: Arc<str> = issued.secret.expose().into();
+    // Another thread authenticates once (and takes slices of both budgets), and stays alive
+    // (an exited thread's slot may be reused by the next thread, slices included).
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let (authed_tx, authed_rx) = std::sync::mpsc::channel();
+    let other = {
+        let (tokens, secret) = (tokens.clone(), secret.clone());
+        std::thread::spawn(move || {
+            authed_tx
+                .send(tokens.authenticate(&secret, &ctx()).is_ok())
+                .unwrap();
+            done_rx.recv().unwrap();
+        })
+    };
+    assert!(authed_rx.recv().unwrap());
+    // This thread gets every unit the rate limit has left in this minute, then a refusal.
+    let mut admitted = 1;
+    while tokens.authenticate(&secret, &ctx()).is_ok() {
+        admitted += 1;
+        assert!(admitted <= 500);
+    }
+    assert_eq!(admitted, 500);
+    // A minute (and a slot) later, the rest of the credits, exactly.
+    clock.advance(Duration::seconds(62));
+    while tokens.authenticate(&secret, &ctx()).is_ok() {
+        admitted += 1;
+        assert!(admitted <= 800);
+    }
+    assert_eq!(admitted, 800);
+    assert_eq!(
+        tokens.authenticate(&secret, &ctx()).unwrap_err().code(),
+        "usage_exceeded"
+    );
+    let t = tokens.get(&admin(), issued.token.id).unwrap();
+    assert_eq!(t.balance.map(|b| b.remaining), Some(0));
+    done_tx.send(()).unwrap();
+    other.join().unwrap();
 }

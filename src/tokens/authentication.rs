@@ -39,10 +39,7 @@ impl<S: TokenStore> Tokens<S> {
         now: OffsetDateTime,
     ) -> Result<Grant, Denial> {
         let ip = ctx.client_ip;
-        let mut result = self.decide(presented, ip, now);
-        if let Ok(g) = &mut result {
-            g.attach_clock(&self.config.clock);
-        }
+        let result = self.decide(presented, ip, now);
         #[cfg(feature = "metrics")]
         self.config.metrics.record(&result);
         if self.config.events.wants_auth_events() {
@@ -147,6 +144,20 @@ impl<S: TokenStore> Tokens<S> {
             found.decision = None;
         }
         Ok(())
+    }
+
+    /// [`Grant::spend`] at the clock's current instant: spends `cost` on the meter `meter` of
+    /// the token `grant` is for.
+    ///
+    /// # Errors
+    /// As [`Grant::spend`].
+    pub fn spend(
+        &self,
+        grant: &Grant,
+        meter: &str,
+        cost: u64,
+    ) -> Result<Vec<crate::limits::Remaining>, Denial> {
+        grant.spend_at(meter, cost, self.config.clock.now())
     }
 
     /// The id of the token a presented secret belongs to, when the actor may see that token:
