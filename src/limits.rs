@@ -773,6 +773,9 @@ impl Window {
     /// What this window has counted (for stores that persist it): the newest slot and the
     /// counts from the oldest to the newest.
     pub fn to_parts(&self) -> (i64, Vec<u64>) {
+        if self.newest == i64::MIN {
+            return (i64::MIN, vec![0; WINDOW_SLOTS + 1]);
+        }
         let oldest = self.newest.saturating_sub(RING - 1);
         let counts = (oldest..=self.newest)
             .map(|s| self.counts.get(ring_index(s)).copied().unwrap_or(0))
@@ -784,6 +787,10 @@ impl Window {
     pub fn from_parts(newest: i64, counts: &[u64]) -> Option<Self> {
         if counts.len() != WINDOW_SLOTS + 1 || counts.iter().any(|c| *c > MAX_AMOUNT) {
             return None;
+        }
+        if newest == i64::MIN {
+            // A window that never counted anything.
+            return counts.iter().all(|c| *c == 0).then(Self::default);
         }
         let mut w = Self {
             newest,
@@ -1327,5 +1334,7 @@ mod tests {
         let (newest, counts) = u.windows[0].to_parts();
         assert_eq!(Window::from_parts(newest, &counts), Some(u.windows[0]));
         assert_eq!(Window::from_parts(newest, &counts[1..]), None);
+        let (newest, counts) = Window::default().to_parts();
+        assert_eq!(Window::from_parts(newest, &counts), Some(Window::default()));
     }
 }

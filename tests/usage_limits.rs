@@ -446,3 +446,47 @@ fn a_slice_another_thread_holds_is_taken_back_before_a_refusal() {
     done_tx.send(()).unwrap();
     other.join().unwrap();
 }
+
+/// SQLite keeps limits in its database: two stores on one file (two connections, as two
+/// processes would have) share one balance exactly, and a version-4 database (before limits)
+/// is migrated when opened.
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_keeps_limits_in_the_database_shared_by_every_connection() {
+    use api_tokens::store::sqlite::{SCHEMA_VERSION, SqliteStore};
+    let dir = crate::support::TempDir::new("sqlite-limits");
+    let path = dir.join("tokens.db");
+    let plain = {
+        let tokens = Tokens::new(SqliteStore::open(&path).unwrap());
+        tokens.issue(&admin(), every_permission("plain")).unwrap()
+    };
+    // Back to version 4: no limits table.
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("DROP TABLE api_token_limits; PRAGMA user_version = 4;")
+            .unwrap();
+    }
+    let a = Tokens::new(SqliteStore::open(&path).unwrap());
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert!(a.authenticate(plain.secret.expose(), &ctx()).is_ok());
+    let b = Tokens::new(SqliteStore::open(&path).unwrap());
+    let ten = Limits::none().credits(Credits::new(10, a.now()).unwrap());
+    let issued = a.issue(&admin(), limited(ten.clone())).unwrap();
+    let secret = issued.secret.expose();
+    let mut admitted = 0;
+    for i in 0..30 {
+        let tokens = if i % 2 == 0 { &a } else { &b };
+        match tokens.authenticate(secret, &ctx()) {
+            Ok(_) => admitted += 1,
+            Err(d) => assert_eq!(d.code(), "usage_exceeded"),
+        }
+    }
+    assert_eq!(admitted, 10);
+    let t = b.get(&admin(), issued.token.id).unwrap();
+    assert_eq!(t.balance.map(|b| b.remaining), Some(0));
+    assert_eq!(t.limits.as_deref(), Some(&ten));
+}
