@@ -713,8 +713,12 @@ impl<S: TokenStore> Tokens<S> {
                 revision: 0,
                 revoked: None,
                 imported_from: None,
+                balance: item
+                    .limits
+                    .as_ref()
+                    .and_then(|l| l.credits.as_ref())
+                    .map(crate::limits::Balance::of),
                 limits: item.limits.filter(|l| !l.is_empty()).map(Arc::new),
-                balance: None,
             })
             .collect())
     }
