@@ -59,7 +59,7 @@ fn fixture() -> Fixture {
             "meter",
             Some(
                 Limits::none()
-                    .credits(credits().on_meter(llm.clone()))
+                    .credits(credits().on_meter(llm))
                     .rate(rate().on_meter(llm)),
             ),
         ),

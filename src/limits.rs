@@ -29,7 +29,6 @@
 //! `now`, and either changes every limit the charge touches or none (all or nothing).
 
 use std::fmt;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use time::{Date, Duration, Month, OffsetDateTime, Time, UtcOffset};
@@ -63,8 +62,26 @@ pub const WINDOW_SLOTS: usize = 32;
 
 /// The name of a rate limit or a meter: 1–32 characters `a-z`, `0-9`, `-`, `_` and `.`, starting
 /// with a letter (they appear in HTTP headers and in logs as they are).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LimitName(Arc<str>);
+///
+/// Kept inline (no allocation, no reference count): a copy is a copy of 33 bytes, so a grant
+/// that reports a limit by name costs no shared write.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LimitName {
+    len: u8,
+    bytes: [u8; MAX_LIMIT_NAME_LEN],
+}
+
+impl PartialOrd for LimitName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for LimitName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
 
 impl LimitName {
     /// Checks and wraps a name.
@@ -90,30 +107,35 @@ impl LimitName {
         }) {
             return Err(err(Problem::InvalidCharacter { ch }));
         }
-        Ok(Self(s.into()))
+        let mut bytes = [0; MAX_LIMIT_NAME_LEN];
+        if let Some(b) = bytes.get_mut(..s.len()) {
+            b.copy_from_slice(s.as_bytes());
+        }
+        Ok(Self {
+            len: u8::try_from(s.len()).unwrap_or(0),
+            bytes,
+        })
     }
 
     /// The name as text.
     pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// A copy in an allocation of its own (for a thread's private copy: its reference count is
-    /// not shared with other threads).
-    pub(crate) fn unshared(&self) -> Self {
-        Self(Arc::from(&*self.0))
+        // Only ASCII ever goes in (`new`), so this never falls back.
+        self.bytes
+            .get(..usize::from(self.len))
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
     }
 }
 
 impl fmt::Display for LimitName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for LimitName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "LimitName({:?})", &*self.0)
+        write!(f, "LimitName({:?})", self.as_str())
     }
 }
 
@@ -126,7 +148,7 @@ impl std::str::FromStr for LimitName {
 
 impl Serialize for LimitName {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -423,29 +445,6 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// A copy whose names are allocations of their own (a thread's private copy).
-    pub(crate) fn unshared(&self) -> Self {
-        let counts = |c: &Counts| match c {
-            Counts::Authentications => Counts::Authentications,
-            Counts::Meter(m) => Counts::Meter(m.unshared()),
-        };
-        Self {
-            credits: self.credits.as_ref().map(|c| Credits {
-                counts: counts(&c.counts),
-                ..c.clone()
-            }),
-            rates: self
-                .rates
-                .iter()
-                .map(|r| RateLimit {
-                    name: r.name.unshared(),
-                    counts: counts(&r.counts),
-                    ..r.clone()
-                })
-                .collect(),
-        }
-    }
-
     /// No limits.
     pub fn none() -> Self {
         Self::default()
@@ -489,7 +488,7 @@ impl Limits {
             if self.rates.iter().take(i).any(|o| o.name == r.name) {
                 return Err(ValidationError::new(
                     Field::Limits,
-                    &r.name,
+                    r.name,
                     Problem::Duplicate,
                 ));
             }
@@ -972,7 +971,7 @@ pub fn decide(
         w.advance(now_ns.div_euclid(slot_ns));
         if w.total().saturating_add(cost) > r.limit {
             return Err(LimitRefusal::RateLimited {
-                name: r.name.clone(),
+                name: r.name,
                 limit: r.limit,
                 window: r.window,
                 retry_after: w
@@ -999,7 +998,7 @@ pub fn decide(
             *c = c.saturating_add(cost);
         }
         out.push(Remaining::Rate {
-            name: r.name.clone(),
+            name: r.name,
             limit: r.limit,
             window: r.window,
             remaining: r.limit.saturating_sub(w.total()),
@@ -1277,7 +1276,7 @@ mod tests {
         let t = datetime!(2026-01-01 12:00 UTC);
         let tokens = name("tokens");
         let l = Limits::none()
-            .credits(Credits::new(1_000, t).unwrap().on_meter(tokens.clone()))
+            .credits(Credits::new(1_000, t).unwrap().on_meter(tokens))
             .rate(
                 RateLimit::new(name("tokens-per-minute"), 500, Duration::MINUTE)
                     .unwrap()

@@ -122,7 +122,7 @@ fn the_host_spends_on_a_meter_through_the_grant() {
     let (tokens, _, _) = clocked(MemoryStore::new());
     let llm = lname("llm.tokens");
     let limits = Limits::none()
-        .credits(Credits::new(1_000, NOW).unwrap().on_meter(llm.clone()))
+        .credits(Credits::new(1_000, NOW).unwrap().on_meter(llm))
         .rate(
             RateLimit::new(lname("llm-per-minute"), 500, Duration::MINUTE)
                 .unwrap()

@@ -54,8 +54,8 @@ impl std::fmt::Debug for LimitCell {
 struct Local {
     credits: Slice,
     rates: Box<[Slice]>,
-    /// The definitions with names of this thread's own (the grant's names are cloned from
-    /// here: no reference count another thread touches).
+    /// The definitions, this thread's own copy (read on every charge: no cache line another
+    /// thread writes).
     defs: Limits,
 }
 
@@ -229,7 +229,7 @@ impl LimitCell {
                 return None;
             };
             out.push(Remaining::Rate {
-                name: r.name.clone(),
+                name: r.name,
                 limit: r.limit,
                 window: r.window,
                 remaining: s.seen.load(Ordering::Relaxed).saturating_add(left),
@@ -336,7 +336,7 @@ impl LimitState for LimitCell {
         let local = self.locals.get_or(|| Local {
             credits: Slice::default(),
             rates: self.limits.rates.iter().map(|_| Slice::default()).collect(),
-            defs: self.limits.unshared(),
+            defs: Limits::clone(&self.limits),
         });
         if let Some(r) = self.charge_slices(local, &charge, nanos(now)) {
             return Ok(Ok(r));
