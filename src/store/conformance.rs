@@ -1144,16 +1144,16 @@ fn limits_are_kept_and_charged(store: &dyn TokenStore) {
         "limits round-trip"
     );
     if !store.enforces_limits() {
-        let mut unenforced = false;
+        let mut unlimited = true;
         store
             .authenticate(&hash(91), &mut |c| {
-                unenforced = matches!(c.limits, CandidateLimits::Unenforced);
+                unlimited = matches!(c.limits, CandidateLimits::None);
                 None
             })
             .unwrap();
         assert!(
-            unenforced,
-            "a record with limits the store cannot enforce fails closed"
+            !unlimited,
+            "a record with limits is never handed out as one without (Unenforced fails closed)"
         );
         return;
     }
