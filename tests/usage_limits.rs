@@ -490,3 +490,84 @@ fn sqlite_keeps_limits_in_the_database_shared_by_every_connection() {
     assert_eq!(t.balance.map(|b| b.remaining), Some(0));
     assert_eq!(t.limits.as_deref(), Some(&ten));
 }
+
+/// Requests one after another from three threads (each with its own slices of the budgets)
+/// are admitted or refused exactly as the pure rule decides them on one shared state: slices
+/// change who holds the budget, never what is admitted.
+#[test]
+fn slices_admit_exactly_what_the_pure_rule_admits() {
+    use api_tokens::limits::{Charge, Usage, decide};
+    use std::sync::mpsc;
+    let (tokens, clock, _) = clocked(MemoryStore::new());
+    let llm = lname("llm");
+    let limits = Limits::none()
+        .credits(
+            Credits::new(400, NOW)
+                .unwrap()
+                .refill(Refill::new(400, RefillEvery::Interval(Duration::minutes(3))).unwrap()),
+        )
+        .rate(RateLimit::new(lname("requests"), 60, Duration::seconds(20)).unwrap())
+        .rate(
+            RateLimit::new(lname("llm-per-minute"), 300, Duration::MINUTE)
+                .unwrap()
+                .on_meter(llm),
+        );
+    let issued = tokens.issue(&admin(), limited(limits.clone())).unwrap();
+    let secret: Arc<str> = issued.secret.expose().into();
+    // Three workers, each authenticating (and spending) when told, one at a time.
+    type Job = (OffsetDateTime, u64, mpsc::Sender<(bool, bool)>);
+    let workers: Vec<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> = (0..3)
+        .map(|_| {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let (tokens, secret) = (tokens.clone(), secret.clone());
+            let handle = std::thread::spawn(move || {
+                for (now, cost, reply) in rx {
+                    let auth = tokens.authenticate_at(&secret, &ctx(), now);
+                    let spent = match &auth {
+                        Ok(g) => g.spend_at("llm", cost, now).is_ok(),
+                        Err(_) => false,
+                    };
+                    reply.send((auth.is_ok(), spent)).unwrap();
+                }
+            });
+            (tx, handle)
+        })
+        .collect();
+    let mut model = Usage::of(&limits);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut now = NOW;
+    let (mut admitted, mut refused) = (0, 0);
+    for _ in 0..3_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        now += Duration::milliseconds((x % 400) as i64);
+        let cost = (x >> 20) % 12;
+        let worker = ((x >> 40) % 3) as usize;
+        let (reply, answer) = mpsc::channel();
+        workers[worker].0.send((now, cost, reply)).unwrap();
+        let (auth, spent) = answer.recv().unwrap();
+        let want_auth = decide(&limits, &mut model, Charge::Authentication, now).is_ok();
+        assert_eq!(auth, want_auth, "authentication at {now}");
+        if want_auth {
+            let want_spent = decide(
+                &limits,
+                &mut model,
+                Charge::Spend { meter: "llm", cost },
+                now,
+            )
+            .is_ok();
+            assert_eq!(spent, want_spent, "spend of {cost} at {now}");
+        }
+        if auth { admitted += 1 } else { refused += 1 }
+    }
+    assert!(
+        admitted > 100 && refused > 100,
+        "{admitted} admitted, {refused} refused"
+    );
+    let _ = clock;
+    for (tx, handle) in workers {
+        drop(tx);
+        handle.join().unwrap();
+    }
+}
