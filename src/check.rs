@@ -639,12 +639,11 @@ fn limited(
     id: TokenId,
     now: OffsetDateTime,
 ) -> Result<Charged, Denial> {
-    let limits = state.limits();
-    let remaining = if limits.counts_authentications() {
+    let remaining = if state.counts_authentications() {
         charge(&**state, id, Charge::Authentication, now)?
     } else {
         Vec::new()
     };
-    let meter = limits.has_meters().then(|| Arc::clone(state));
+    let meter = state.has_meters().then(|| Arc::clone(state));
     Ok((remaining, meter))
 }

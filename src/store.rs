@@ -193,6 +193,18 @@ pub trait LimitState: Send + Sync + std::fmt::Debug {
     /// The definitions.
     fn limits(&self) -> &Limits;
 
+    /// Whether any limit counts authentications ([`Limits::counts_authentications`]); a
+    /// store may answer from a cache (it is asked on every authentication of the token).
+    fn counts_authentications(&self) -> bool {
+        self.limits().counts_authentications()
+    }
+
+    /// Whether any limit counts a meter ([`Limits::has_meters`]); a store may answer from a
+    /// cache.
+    fn has_meters(&self) -> bool {
+        self.limits().has_meters()
+    }
+
     /// Charges `charge` at `now`: every limit that counts it admits it and counts it, or
     /// none changes. The outer error is the store's; the inner one the limit's refusal.
     ///

@@ -37,6 +37,10 @@ const SLICE_SHARE: u64 = 8;
 /// A token's limits and their state.
 pub(super) struct LimitCell {
     limits: Arc<Limits>,
+    /// [`Limits::counts_authentications`] and [`Limits::has_meters`], asked on every
+    /// authentication.
+    auto: bool,
+    meters: bool,
     shared: Mutex<Usage>,
     locals: ThreadLocal<Local>,
 }
@@ -57,6 +61,8 @@ struct Local {
     /// The definitions, this thread's own copy (read on every charge: no cache line another
     /// thread writes).
     defs: Limits,
+    /// Each rate limit's slot length in nanoseconds, computed once.
+    slot_ns: Box<[i64]>,
 }
 
 /// A slice of one limit's budget.
@@ -143,6 +149,8 @@ impl LimitCell {
     fn with(limits: &Arc<Limits>, usage: Usage) -> Self {
         Self {
             limits: Arc::clone(limits),
+            auto: limits.counts_authentications(),
+            meters: limits.has_meters(),
             shared: Mutex::new(usage),
             locals: ThreadLocal::new(),
         }
@@ -198,7 +206,13 @@ impl LimitCell {
             Some(_) => Some(local.credits.take(cost, now_ns)?),
             None => None,
         };
-        let mut out = Vec::with_capacity(1);
+        let counted = usize::from(credits.is_some())
+            + defs
+                .rates
+                .iter()
+                .filter(|r| r.counts.counts(charge))
+                .count();
+        let mut out = Vec::with_capacity(counted);
         if let Some(left) = credits_left {
             let until = local.credits.until.load(Ordering::Relaxed);
             out.push(Remaining::Credits {
@@ -212,7 +226,13 @@ impl LimitCell {
                     .flatten(),
             });
         }
-        for (i, (r, s)) in defs.rates.iter().zip(local.rates.iter()).enumerate() {
+        for (i, ((r, s), slot_ns)) in defs
+            .rates
+            .iter()
+            .zip(local.rates.iter())
+            .zip(local.slot_ns.iter())
+            .enumerate()
+        {
             if !r.counts.counts(charge) {
                 continue;
             }
@@ -233,7 +253,7 @@ impl LimitCell {
                 limit: r.limit,
                 window: r.window,
                 remaining: s.seen.load(Ordering::Relaxed).saturating_add(left),
-                resets_in: leaves_in(s.tag.load(Ordering::Relaxed), now_ns, r.slot_nanos()),
+                resets_in: leaves_in(s.tag.load(Ordering::Relaxed), now_ns, *slot_ns),
             });
         }
         Some(out)
@@ -328,6 +348,14 @@ impl LimitState for LimitCell {
         &self.limits
     }
 
+    fn counts_authentications(&self) -> bool {
+        self.auto
+    }
+
+    fn has_meters(&self) -> bool {
+        self.meters
+    }
+
     fn charge(
         &self,
         charge: Charge<'_>,
@@ -337,6 +365,7 @@ impl LimitState for LimitCell {
             credits: Slice::default(),
             rates: self.limits.rates.iter().map(|_| Slice::default()).collect(),
             defs: Limits::clone(&self.limits),
+            slot_ns: self.limits.rates.iter().map(|r| r.slot_nanos()).collect(),
         });
         if let Some(r) = self.charge_slices(local, &charge, nanos(now)) {
             return Ok(Ok(r));
