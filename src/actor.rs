@@ -3,7 +3,7 @@
 use crate::directory::{UserDirectory, UserState};
 use crate::error::Forbidden;
 use crate::permission::PermissionSet;
-use crate::token::UserId;
+use crate::token::{TokenId, UserId};
 
 /// The caller of a management operation, as the host authenticated it.
 ///
@@ -30,6 +30,9 @@ pub struct Actor {
     pub manage_others: bool,
     /// The privileges it holds, and so may grant.
     pub privileges: PermissionSet,
+    /// The API token the caller authenticated with, when a token did: such a caller may not
+    /// change that token's own limits ([`Actor::may_set_limits_of`]).
+    pub via_token: Option<TokenId>,
 }
 
 impl Actor {
@@ -40,6 +43,7 @@ impl Actor {
             manage_tokens: true,
             manage_others: false,
             privileges: PermissionSet::all(),
+            via_token: None,
         }
     }
 
@@ -94,6 +98,26 @@ impl Actor {
     pub fn privileges(mut self, privileges: PermissionSet) -> Self {
         self.privileges = privileges;
         self
+    }
+
+    /// The same actor, as having authenticated with the API token `token`.
+    #[must_use]
+    pub fn via_token(mut self, token: TokenId) -> Self {
+        self.via_token = Some(token);
+        self
+    }
+
+    /// Whether it may set or change the limits of `token`: any token it may manage, except the
+    /// one it authenticated with (a token never raises, or otherwise changes, its own limits).
+    ///
+    /// ```
+    /// use api_tokens::{Actor, TokenId, UserId};
+    /// let caller = Actor::user(UserId::from(2)).via_token(TokenId::new(7));
+    /// assert!(!caller.may_set_limits_of(TokenId::new(7)));
+    /// assert!(caller.may_set_limits_of(TokenId::new(8)));
+    /// ```
+    pub fn may_set_limits_of(&self, token: TokenId) -> bool {
+        self.via_token != Some(token)
     }
 
     /// Whether it may manage tokens owned by `owner`.

@@ -10,8 +10,9 @@ use time::OffsetDateTime;
 
 use crate::directory::UserState;
 use crate::error::{MalformedSecret, StoreError};
+use crate::limits::{Charge, LimitRefusal, Remaining};
 use crate::permission::{Permission, PermissionSet};
-use crate::store::Candidate;
+use crate::store::{Candidate, CandidateLimits, LimitState};
 use crate::token::{TokenId, TokenName, UserId};
 
 /// What the host knows of the request being authenticated. The client address is the host's to
@@ -37,8 +38,9 @@ impl RequestContext {
     }
 }
 
-/// A successful authentication: who the request acts as and what it may do.
-#[derive(Clone, PartialEq, Eq, Debug)]
+/// A successful authentication: who the request acts as, what it may do, and what remains of
+/// the token's limits.
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Grant {
     /// The token used.
@@ -49,7 +51,25 @@ pub struct Grant {
     pub owner: UserId,
     /// The token's permissions intersected with the owner's current rights.
     pub permissions: PermissionSet,
+    /// What remains of each limit this authentication was charged to, and when it resets
+    /// (empty for a token without limits that count authentications).
+    pub limits: Vec<Remaining>,
+    /// The token's limits on meters, for [`Grant::spend`]; `None` when it has none.
+    meter: Option<Arc<dyn LimitState>>,
 }
+
+impl PartialEq for Grant {
+    /// Two grants are equal when they say the same (the handle on the limits' state aside).
+    fn eq(&self, other: &Self) -> bool {
+        self.token == other.token
+            && self.name == other.name
+            && self.owner == other.owner
+            && self.permissions == other.permissions
+            && self.limits == other.limits
+    }
+}
+
+impl Eq for Grant {}
 
 impl Grant {
     /// A grant as authentication makes one: for a host's tests of its handlers and of code
@@ -61,7 +81,57 @@ impl Grant {
             name,
             owner,
             permissions,
+            limits: Vec::new(),
+            meter: None,
         }
+    }
+
+    /// Spends `cost` on the meter `meter` (a name of the host's: `"tokens"`, `"bytes"`) now (the
+    /// system clock; [`Tokens::spend`](crate::Tokens::spend) reads the facade's clock, and
+    /// [`Grant::spend_at`] takes the instant): every limit of the token that counts this meter must admit it, and
+    /// then each counts it (all or nothing). Returns what remains of each; empty when no limit
+    /// of the token counts this meter (nothing to refuse). A cost of 0 checks without
+    /// spending.
+    ///
+    /// ```
+    /// use api_tokens::limits::{Credits, LimitName, Limits};
+    /// use api_tokens::{Actor, NewToken, RequestContext, Tokens, UserId};
+    /// let tokens = Tokens::in_memory();
+    /// let alice = Actor::user(UserId::new("alice")?);
+    /// let llm = LimitName::new("llm.tokens")?;
+    /// let credits = Credits::new(1_000, tokens.now())?.on_meter(llm);
+    /// let t = NewToken::new("bot".parse()?)
+    ///     .permissions("chat".parse()?)
+    ///     .limits(Limits::none().credits(credits));
+    /// let issued = tokens.issue(&alice, t)?;
+    /// let grant = tokens.authenticate(issued.secret.expose(), &RequestContext::unknown_address())?;
+    /// grant.spend("llm.tokens", 600)?;
+    /// let refused = grant.spend("llm.tokens", 600).unwrap_err();
+    /// assert_eq!((refused.code(), refused.http_status()), ("usage_exceeded", 429));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Denial::Limited`] when a limit refuses (with when to retry), [`Denial::Store`] when
+    /// the store failed to charge; nothing was spent.
+    pub fn spend(&self, meter: &str, cost: u64) -> Result<Vec<Remaining>, Denial> {
+        self.spend_at(meter, cost, OffsetDateTime::now_utc())
+    }
+
+    /// [`Grant::spend`] at `now`.
+    ///
+    /// # Errors
+    /// As [`Grant::spend`].
+    pub fn spend_at(
+        &self,
+        meter: &str,
+        cost: u64,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Remaining>, Denial> {
+        let Some(state) = &self.meter else {
+            return Ok(Vec::new());
+        };
+        charge(&**state, self.token, Charge::Spend { meter, cost }, now)
     }
 
     /// Whether the grant allows `permission`.
@@ -101,6 +171,8 @@ impl Grant {
 /// | [`Expired`](Denial::Expired) | `expired` | [`Expired`](PublicDenial::Expired) | 401 |
 /// | [`AddressNotAllowed`](Denial::AddressNotAllowed) | `address_not_allowed` | [`AddressNotAllowed`](PublicDenial::AddressNotAllowed) | 403 |
 /// | [`MissingPermission`](Denial::MissingPermission) | `missing_permission` | [`Forbidden`](PublicDenial::Forbidden) | 403 |
+/// | [`Limited`](Denial::Limited) (a rate limit) | `rate_limited` | [`RateLimited`](PublicDenial::RateLimited) | 429 |
+/// | [`Limited`](Denial::Limited) (credits) | `usage_exceeded` | [`UsageExceeded`](PublicDenial::UsageExceeded) | 429 |
 /// | [`Store`](Denial::Store) | `store_unavailable` | [`Unavailable`](PublicDenial::Unavailable) | 503 |
 /// | [`Stale`](Denial::Stale) | `replica_stale` | [`Unavailable`](PublicDenial::Unavailable) | 503 |
 #[derive(Clone, Debug, thiserror::Error)]
@@ -158,6 +230,19 @@ pub enum Denial {
         /// The permission required.
         permission: Permission,
     },
+    /// A limit of the token refused the charge: a rate limit is used up for now
+    /// (`rate_limited`) or its credits cannot cover it (`usage_exceeded`). Nothing was
+    /// charged.
+    #[error("token {token}: {refusal}")]
+    Limited {
+        /// The token.
+        token: TokenId,
+        /// Which limit refused, and why (boxed: a denial stays small on every path).
+        refusal: Box<LimitRefusal>,
+        /// How long to wait before trying again, when that is known (a rate limit always; credits
+        /// when they are refilled).
+        retry_after: Option<time::Duration>,
+    },
     /// The store failed; nothing was granted.
     #[error("token store failed")]
     Store(#[source] Arc<StoreError>),
@@ -199,6 +284,10 @@ pub enum DenialKind {
     AddressNotAllowed,
     /// See [`Denial::MissingPermission`].
     MissingPermission,
+    /// [`Denial::Limited`] by a rate limit.
+    RateLimited,
+    /// [`Denial::Limited`] by credits.
+    UsageExceeded,
     /// See [`Denial::Store`].
     #[serde(rename = "store_unavailable")]
     Store,
@@ -220,6 +309,8 @@ impl DenialKind {
             Self::OwnerInactive => "owner_inactive",
             Self::AddressNotAllowed => "address_not_allowed",
             Self::MissingPermission => "missing_permission",
+            Self::RateLimited => "rate_limited",
+            Self::UsageExceeded => "usage_exceeded",
             Self::Store => "store_unavailable",
             Self::Stale => "replica_stale",
         }
@@ -236,7 +327,12 @@ impl DenialKind {
 /// | [`Expired`](PublicDenial::Expired) | `token_expired` | 401 | API token expired. |
 /// | [`AddressNotAllowed`](PublicDenial::AddressNotAllowed) | `address_not_allowed` | 403 | Not allowed from this address. |
 /// | [`Forbidden`](PublicDenial::Forbidden) | `missing_permission` | 403 | No permissions for this operation. |
+/// | [`RateLimited`](PublicDenial::RateLimited) | `rate_limited` | 429 | Rate limit exceeded. |
+/// | [`UsageExceeded`](PublicDenial::UsageExceeded) | `usage_exceeded` | 429 | Usage limit exceeded. |
 /// | [`Unavailable`](PublicDenial::Unavailable) | `unavailable` | 503 | Service unavailable. |
+///
+/// The two limit refusals also say when to retry (whole seconds, rounded up), which the
+/// token's holder may know; `Serialize` adds it as `retry_after`.
 ///
 /// `Serialize` writes `{"code", "message"}`, a response body as it is:
 ///
@@ -264,6 +360,16 @@ pub enum PublicDenial {
     AddressNotAllowed,
     /// The token may not do this.
     Forbidden,
+    /// A rate limit of the token is used up for now.
+    RateLimited {
+        /// Seconds to wait before trying again (rounded up).
+        retry_after_secs: u64,
+    },
+    /// The token's credits are used up.
+    UsageExceeded {
+        /// Seconds until they are refilled (rounded up), if they are.
+        retry_after_secs: Option<u64>,
+    },
     /// A temporary failure; try again.
     Unavailable,
 }
@@ -275,6 +381,8 @@ impl fmt::Display for PublicDenial {
             Self::Expired => "API token expired.",
             Self::AddressNotAllowed => "Not allowed from this address.",
             Self::Forbidden => "No permissions for this operation.",
+            Self::RateLimited { .. } => "Rate limit exceeded.",
+            Self::UsageExceeded { .. } => "Usage limit exceeded.",
             Self::Unavailable => "Service unavailable.",
         })
     }
@@ -288,16 +396,30 @@ impl PublicDenial {
             Self::Expired => "token_expired",
             Self::AddressNotAllowed => "address_not_allowed",
             Self::Forbidden => "missing_permission",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::UsageExceeded { .. } => "usage_exceeded",
             Self::Unavailable => "unavailable",
         }
     }
 
+    /// Seconds the client should wait before trying again, when the refusal says
+    /// (`Retry-After`).
+    pub const fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            Self::UsageExceeded { retry_after_secs } => *retry_after_secs,
+            _ => None,
+        }
+    }
+
     /// The HTTP status that fits: `401` when the token is not (or no longer) valid, `403` when
-    /// it is valid but not for this address or operation, `503` when the store failed.
+    /// it is valid but not for this address or operation, `429` when a limit refused it, `503`
+    /// when the store failed.
     pub const fn http_status(&self) -> u16 {
         match self {
             Self::InvalidToken | Self::Expired => 401,
             Self::AddressNotAllowed | Self::Forbidden => 403,
+            Self::RateLimited { .. } | Self::UsageExceeded { .. } => 429,
             Self::Unavailable => 503,
         }
     }
@@ -307,9 +429,12 @@ impl Serialize for PublicDenial {
     /// `{"code": …, "message": …}`.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(2))?;
+        let mut map = s.serialize_map(None)?;
         map.serialize_entry("code", self.code())?;
         map.serialize_entry("message", &self.to_string())?;
+        if let Some(secs) = self.retry_after_secs() {
+            map.serialize_entry("retry_after", &secs)?;
+        }
         map.end()
     }
 }
@@ -338,6 +463,10 @@ impl Denial {
             Self::OwnerInactive { .. } => DenialKind::OwnerInactive,
             Self::AddressNotAllowed { .. } => DenialKind::AddressNotAllowed,
             Self::MissingPermission { .. } => DenialKind::MissingPermission,
+            Self::Limited { refusal, .. } => match **refusal {
+                LimitRefusal::RateLimited { .. } => DenialKind::RateLimited,
+                LimitRefusal::UsageExceeded { .. } => DenialKind::UsageExceeded,
+            },
             Self::Store(_) => DenialKind::Store,
             Self::Stale { .. } => DenialKind::Stale,
         }
@@ -352,7 +481,8 @@ impl Denial {
             | Self::OwnerUnknown { token }
             | Self::OwnerInactive { token }
             | Self::AddressNotAllowed { token, .. }
-            | Self::MissingPermission { token, .. } => Some(*token),
+            | Self::MissingPermission { token, .. }
+            | Self::Limited { token, .. } => Some(*token),
             Self::Malformed(_) | Self::Unknown | Self::Store(_) | Self::Stale { .. } => None,
         }
     }
@@ -369,15 +499,63 @@ impl Denial {
             Self::Expired { .. } => PublicDenial::Expired,
             Self::AddressNotAllowed { .. } => PublicDenial::AddressNotAllowed,
             Self::MissingPermission { .. } => PublicDenial::Forbidden,
+            Self::Limited {
+                refusal,
+                retry_after,
+                ..
+            } => match **refusal {
+                LimitRefusal::RateLimited { .. } => PublicDenial::RateLimited {
+                    retry_after_secs: match retry_after {
+                        Some(d) => ceil_secs(*d),
+                        None => 0,
+                    },
+                },
+                LimitRefusal::UsageExceeded { .. } => PublicDenial::UsageExceeded {
+                    retry_after_secs: match retry_after {
+                        Some(d) => Some(ceil_secs(*d)),
+                        None => None,
+                    },
+                },
+            },
             Self::Store(_) | Self::Stale { .. } => PublicDenial::Unavailable,
         }
     }
 }
 
+/// Whole seconds in `d`, rounded up; 0 for a negative span.
+const fn ceil_secs(d: time::Duration) -> u64 {
+    let secs = d.whole_seconds();
+    if secs < 0 || (secs == 0 && d.subsec_nanoseconds() <= 0) {
+        return 0;
+    }
+    let up = if d.subsec_nanoseconds() > 0 { 1 } else { 0 };
+    secs.unsigned_abs() + up
+}
+
+/// Charges `charge` to the limits in `state` at `now`, as a denial of `token` when refused.
+fn charge(
+    state: &dyn LimitState,
+    token: TokenId,
+    charge: Charge<'_>,
+    now: OffsetDateTime,
+) -> Result<Vec<Remaining>, Denial> {
+    match state.charge(charge, now) {
+        Ok(Ok(remaining)) => Ok(remaining),
+        Ok(Err(refusal)) => Err(Denial::Limited {
+            token,
+            retry_after: refusal.retry_after(now),
+            refusal: Box::new(refusal),
+        }),
+        Err(e) => Err(Denial::Store(Arc::new(e))),
+    }
+}
+
 /// Decides one authentication, in this order: a previous secret past its grace period
 /// (superseded), disabled, expired (`expires_at <= now`), owner unknown or inactive, client
-/// address not allowed (fail closed when a non-empty allowlist meets an unknown address). On
-/// success the grant's permissions are the token's intersected with the owner's current rights.
+/// address not allowed (fail closed when a non-empty allowlist meets an unknown address), and
+/// last the token's limits that count authentications (charged only when everything else
+/// passed; a record whose limits the store does not enforce is refused). On success the
+/// grant's permissions are the token's intersected with the owner's current rights.
 ///
 /// `owner` is asked only when the token itself passes, and at most once.
 ///
@@ -443,6 +621,14 @@ pub(crate) fn decide_with(
             ip: client_ip,
         });
     }
+    // The one branch a token without limits pays.
+    let (limits, meter) = match token.limits {
+        CandidateLimits::None => (Vec::new(), None),
+        CandidateLimits::Enforced(state) => limited(state, id, now)?,
+        CandidateLimits::Unenforced => {
+            return Err(Denial::Store(Arc::new(StoreError::LimitsUnsupported)));
+        }
+    };
     Ok(Grant {
         token: id,
         name: token.name.clone(),
@@ -451,5 +637,27 @@ pub(crate) fn decide_with(
             Some(rights) => intersect(token.permissions, &rights),
             None => token.permissions.clone(),
         },
+        limits,
+        meter,
     })
+}
+
+/// What an authentication's charge left, and the handle a grant keeps to spend on meters.
+type Charged = (Vec<Remaining>, Option<Arc<dyn LimitState>>);
+
+/// The limits part of a decision, out of line: charges the limits that count authentications
+/// and keeps a handle for [`Grant::spend`] when some count a meter.
+#[inline(never)]
+fn limited(
+    state: &Arc<dyn LimitState>,
+    id: TokenId,
+    now: OffsetDateTime,
+) -> Result<Charged, Denial> {
+    let remaining = if state.counts_authentications() {
+        charge(&**state, id, Charge::Authentication, now)?
+    } else {
+        Vec::new()
+    };
+    let meter = state.has_meters().then(|| Arc::clone(state));
+    Ok((remaining, meter))
 }

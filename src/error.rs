@@ -43,12 +43,14 @@ pub enum Field {
     CreatedAt,
     /// An imported token's last use.
     LastUse,
+    /// A usage limit or rate limit ([`Limits`](crate::limits::Limits)).
+    Limits,
 }
 
 impl Field {
     /// The stable snake_case name: `name`, `description`, `owner`, `user_id`, `expiry`,
     /// `permissions`, `allowlist`, `token_id`, `secret_prefix`, `query`, `grace_period`,
-    /// `legacy_hash`, `created_at`, `last_use`.
+    /// `legacy_hash`, `created_at`, `last_use`, `limits`.
     pub const fn as_str(&self) -> &'static str {
         match self {
             Self::Name => "name",
@@ -65,6 +67,7 @@ impl Field {
             Self::LegacyHash => "legacy_hash",
             Self::CreatedAt => "created_at",
             Self::LastUse => "last_use",
+            Self::Limits => "limits",
         }
     }
 }
@@ -86,6 +89,7 @@ impl fmt::Display for Field {
             Self::LegacyHash => "legacy hash",
             Self::CreatedAt => "creation time",
             Self::LastUse => "last use",
+            Self::Limits => "limits",
         })
     }
 }
@@ -572,6 +576,13 @@ pub enum StoreError {
         #[source]
         source: Box<StoreError>,
     },
+    /// The store cannot enforce usage limits or rate limits ([`Token::limits`]): a token with
+    /// limits is refused on write, and a record with limits found by authentication is refused
+    /// (never used as if it had none).
+    ///
+    /// [`Token::limits`]: crate::Token::limits
+    #[error("this store cannot enforce usage limits or rate limits")]
+    LimitsUnsupported,
     /// TLS to PostgreSQL was refused: the server's certificate (unknown CA, another host's
     /// name, expired), a server without TLS under an `sslmode` that requires it, or root
     /// certificates that cannot be loaded. Refused at
@@ -651,7 +662,8 @@ impl StoreError {
     /// `concurrent_change`, `not_found`, `ids_exhausted`, `invalid_snapshot`,
     /// `store_unavailable`, `inconsistent_record`, `store_busy`, `snapshot_key_mismatch`,
     /// `snapshot_tampered`, `schema_too_new`, `replica_stale`, `store_misconfigured`,
-    /// `hash_keys_missing`, `unconfirmed`, `tls_refused` (see [`Error::code`]).
+    /// `hash_keys_missing`, `unconfirmed`, `limits_unsupported`, `tls_refused` (see
+    /// [`Error::code`]).
     pub const fn code(&self) -> &'static str {
         match self {
             Self::NameTaken { .. } => "name_taken",
@@ -671,6 +683,7 @@ impl StoreError {
             Self::Config(_) => "store_misconfigured",
             Self::HashKeysMissing { .. } => "hash_keys_missing",
             Self::Unconfirmed { .. } => "unconfirmed",
+            Self::LimitsUnsupported => "limits_unsupported",
             #[cfg(feature = "postgres")]
             Self::Tls { .. } => "tls_refused",
         }
@@ -697,7 +710,8 @@ impl StoreError {
             | Self::SnapshotTampered
             | Self::SchemaTooNew { .. }
             | Self::Config(_)
-            | Self::HashKeysMissing { .. } => 500,
+            | Self::HashKeysMissing { .. }
+            | Self::LimitsUnsupported => 500,
             #[cfg(feature = "postgres")]
             Self::Tls { .. } => 500,
         }
@@ -731,11 +745,15 @@ pub enum Forbidden {
     /// [`Tokens::import`]: crate::Tokens::import
     #[error("only an actor that manages every user's tokens may import tokens")]
     ImportNeedsAdmin,
+    /// A caller that came in with an API token may not change that token's own limits
+    /// ([`Actor::via_token`](crate::Actor::via_token)): a token never raises its own limits.
+    #[error("you cannot change the limits of the token you are using")]
+    OwnLimits,
 }
 
 impl Forbidden {
     /// The stable snake_case code: `cannot_manage_tokens`, `other_users_tokens`,
-    /// `permissions_not_held`, `user_not_active`, `import_needs_admin`.
+    /// `permissions_not_held`, `user_not_active`, `import_needs_admin`, `own_limits`.
     pub const fn code(&self) -> &'static str {
         match self {
             Self::CannotManageTokens => "cannot_manage_tokens",
@@ -743,6 +761,7 @@ impl Forbidden {
             Self::PermissionsBeyondActor { .. } => "permissions_not_held",
             Self::UserNotActive => "user_not_active",
             Self::ImportNeedsAdmin => "import_needs_admin",
+            Self::OwnLimits => "own_limits",
         }
     }
 }
@@ -886,6 +905,7 @@ impl Error {
     /// | `permissions_not_held` | 403 | the caller cannot grant permissions it does not hold |
     /// | `user_not_active` | 403 | the caller is unknown to the directory or disabled |
     /// | `import_needs_admin` | 403 | importing tokens needs an actor that manages every user's tokens |
+    /// | `own_limits` | 403 | a caller that came in with an API token may not change that token's limits |
     /// | `not_found` | 404 | no such token, or not the caller's to see |
     /// | `revoked` | 409 | the token was revoked by possession of its secret: final, it cannot be enabled or given a new secret |
     /// | `concurrent_change` | 409 | the token kept changing under the call; nothing was written |
@@ -895,6 +915,7 @@ impl Error {
     /// | `id_taken`, `hash_taken`, `ids_exhausted`, `invalid_snapshot`, `inconsistent_record` | 500 | a store in a state it should never reach |
     /// | `snapshot_key_mismatch`, `snapshot_tampered` | 500 | a sealed snapshot opened under another key, or changed after it was sealed |
     /// | `schema_too_new`, `store_misconfigured` | 500 | a store its operator must upgrade or configure |
+    /// | `limits_unsupported` | 500 | the store cannot enforce usage limits or rate limits (a token with limits was refused) |
     /// | `hash_keys_missing` | 500 | the store's hashes were made under hash keys (or legacy schemes) this `Tokens` is not configured with |
     /// | `tls_refused` | 500 | TLS to PostgreSQL was refused (feature `postgres`): the server's certificate, a server without TLS, or root certificates that cannot be loaded |
     pub const fn code(&self) -> &'static str {
@@ -999,7 +1020,8 @@ mod tests {
                     | Forbidden::OtherUsersTokens
                     | Forbidden::PermissionsBeyondActor { .. }
                     | Forbidden::UserNotActive
-                    | Forbidden::ImportNeedsAdmin => true,
+                    | Forbidden::ImportNeedsAdmin
+                    | Forbidden::OwnLimits => true,
                 },
                 Error::NotFound { .. } | Error::Revoked { .. } => true,
                 Error::Store(e) => match e {
@@ -1019,7 +1041,8 @@ mod tests {
                     | StoreError::Stale { .. }
                     | StoreError::Config(_)
                     | StoreError::HashKeysMissing { .. }
-                    | StoreError::Unconfirmed { .. } => true,
+                    | StoreError::Unconfirmed { .. }
+                    | StoreError::LimitsUnsupported => true,
                     #[cfg(feature = "postgres")]
                     StoreError::Tls { .. } => true,
                 },

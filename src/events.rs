@@ -47,6 +47,8 @@ pub enum UpdatedField {
     Permissions,
     /// The allowlist.
     Allowlist,
+    /// The usage limits and rate limits.
+    Limits,
 }
 
 /// What happened.

@@ -9,6 +9,8 @@
 //!   and the conformance suite.
 //! * [`key_rotation`]: the startup key check, and changing the hash key without reissuing
 //!   tokens.
+//! * [`limits`]: usage limits (credits) and rate limits per token — setting them, refusals,
+//!   the sliding window and its guarantee, where each store keeps their state.
 //! * `migration` (feature `legacy`): importing tokens from Zabbix or another system with their
 //!   secrets, in code or with the `api-tokens` command line.
 
@@ -25,6 +27,9 @@ pub mod custom_store {}
 
 #[doc = include_str!("guide/key_rotation.md")]
 pub mod key_rotation {}
+
+#[doc = include_str!("guide/limits.md")]
+pub mod limits {}
 
 #[cfg(feature = "legacy")]
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]

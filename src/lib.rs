@@ -120,6 +120,7 @@ pub mod guide;
 pub mod health;
 pub mod keys;
 pub mod legacy;
+pub mod limits;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;

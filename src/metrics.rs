@@ -153,7 +153,7 @@ fn describe() {
 
 /// The outcomes of authentication, in the order of [`AuthMetrics::by_outcome`]: `granted`,
 /// then each denial kind.
-const OUTCOMES: [&str; 12] = [
+const OUTCOMES: [&str; 14] = [
     "granted",
     DenialKind::Malformed.code(),
     DenialKind::Unknown.code(),
@@ -166,6 +166,8 @@ const OUTCOMES: [&str; 12] = [
     DenialKind::MissingPermission.code(),
     DenialKind::Store.code(),
     DenialKind::Stale.code(),
+    DenialKind::RateLimited.code(),
+    DenialKind::UsageExceeded.code(),
 ];
 
 /// The slot of a denial's outcome in [`OUTCOMES`].
@@ -182,6 +184,8 @@ const fn slot(kind: DenialKind) -> usize {
         DenialKind::MissingPermission => 9,
         DenialKind::Store => 10,
         DenialKind::Stale => 11,
+        DenialKind::RateLimited => 12,
+        DenialKind::UsageExceeded => 13,
     }
 }
 
@@ -303,6 +307,8 @@ mod tests {
             DenialKind::MissingPermission,
             DenialKind::Store,
             DenialKind::Stale,
+            DenialKind::RateLimited,
+            DenialKind::UsageExceeded,
         ];
         for k in kinds {
             assert_eq!(OUTCOMES[slot(k)], k.code());

@@ -16,6 +16,7 @@ use crate::error::StoreError;
 use crate::health::Health;
 use crate::keys::{HashScheme, KeyUsage, count_into, sort_usage};
 use crate::legacy::ImportOrigin;
+use crate::limits::{Charge, LimitRefusal, Limits, Remaining};
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
 use crate::token::{Expiry, LastUse, PreviousSecret, Status, Token, TokenId, TokenName, UserId};
@@ -166,13 +167,67 @@ pub struct Candidate<'a> {
     /// How the matched hash was made, as the record says ([`HashScheme`]): the facade
     /// re-hashes a token under its current key when this is not that key's ordinary scheme.
     pub scheme: HashScheme,
+    /// Its limits, and how the store charges them.
+    pub limits: CandidateLimits<'a>,
+}
+
+/// The limits of a [`Candidate`]: none, held by the store with their state, or on the record
+/// but not enforced by the store (then authentication refuses the token: a limit is never
+/// silently dropped).
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum CandidateLimits<'a> {
+    /// The token has no limits.
+    None,
+    /// The token's limits, charged through the store's state.
+    Enforced(&'a Arc<dyn LimitState>),
+    /// The record has limits the store cannot enforce: authentication refuses it
+    /// ([`StoreError::LimitsUnsupported`]).
+    Unenforced,
+}
+
+/// A token's limits as a store holds them: their definitions and their state (balances and
+/// windows), charged atomically. [`MemoryStore`] keeps the state in memory, the SQLite store
+/// in its database; a host's store that keeps none hands out
+/// [`CandidateLimits::Unenforced`] (what [`Token::candidate`] gives a record with limits), so
+/// its limited tokens are refused rather than unlimited.
+///
+/// An implementation decides with [`limits::decide`](crate::limits::decide) on its state,
+/// all or nothing, and keeps the state it returns; it must never admit what that rule
+/// refuses.
+pub trait LimitState: Send + Sync + std::fmt::Debug {
+    /// The definitions.
+    fn limits(&self) -> &Limits;
+
+    /// Whether any limit counts authentications ([`Limits::counts_authentications`]); a
+    /// store may answer from a cache (it is asked on every authentication of the token).
+    fn counts_authentications(&self) -> bool {
+        self.limits().counts_authentications()
+    }
+
+    /// Whether any limit counts a meter ([`Limits::has_meters`]); a store may answer from a
+    /// cache.
+    fn has_meters(&self) -> bool {
+        self.limits().has_meters()
+    }
+
+    /// Charges `charge` at `now`: every limit that counts it admits it and counts it, or
+    /// none changes. The outer error is the store's; the inner one the limit's refusal.
+    ///
+    /// # Errors
+    /// Backend failures (nothing was charged).
+    fn charge(
+        &self,
+        charge: Charge<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Result<Vec<Remaining>, LimitRefusal>, StoreError>;
 }
 
 /// The [`Candidate`] of `$record` (a place: a [`Token`], or one of the memory store's records,
 /// which name these fields alike) with the secret that `$matched` and its `$scheme`: the one
 /// list of the fields authentication reads of a record.
 macro_rules! candidate_of {
-    ($record:expr, $matched:expr, $scheme:expr) => {
+    ($record:expr, $matched:expr, $scheme:expr, $limits:expr) => {
         $crate::store::Candidate {
             id: $record.id,
             name: &$record.name,
@@ -183,6 +238,7 @@ macro_rules! candidate_of {
             allowlist: &$record.allowlist,
             matched: $matched,
             scheme: $scheme,
+            limits: $limits,
         }
     };
 }
@@ -305,6 +361,13 @@ pub trait TokenStore: Send + Sync {
         check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
     ) -> Result<bool, StoreError>;
 
+    /// Whether this store keeps the state of limits ([`Token::limits`]) and charges it
+    /// exactly ([`LimitState`]). The facade refuses to create or update a token with limits on
+    /// a store that does not ([`StoreError::LimitsUnsupported`]); the default is `false`.
+    fn enforces_limits(&self) -> bool {
+        false
+    }
+
     /// How many stored hashes were made each way ([`HashScheme`]): one entry per scheme in
     /// use, counting current hashes and previous ones still in their grace period at `now`.
     /// [`Tokens::check_hash_keys`](crate::Tokens::check_hash_keys) compares it with the keys it
@@ -417,6 +480,9 @@ macro_rules! delegate_store {
             }
             fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<KeyUsage>, StoreError> {
                 (**self).key_usage(now)
+            }
+            fn enforces_limits(&self) -> bool {
+                (**self).enforces_limits()
             }
             fn find_imported(
                 &self,

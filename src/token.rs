@@ -12,9 +12,10 @@ use crate::allowlist::IpAllowlist;
 use crate::error::{Field, Problem, StoreError, ValidationError};
 use crate::keys::HashScheme;
 use crate::legacy::ImportOrigin;
+use crate::limits::{Balance, Limits};
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
-use crate::store::{Candidate, Matched, candidate_of};
+use crate::store::{Candidate, CandidateLimits, LimitState, Matched, candidate_of};
 
 /// The id of a token, assigned by the store (Zabbix `tokenid`). Serialized as a number;
 /// `FromStr` reads its decimal text.
@@ -675,6 +676,15 @@ pub struct Token {
     /// authentication. `None` for every other token (and for tokens imported before origins
     /// were recorded).
     pub imported_from: Option<ImportOrigin>,
+    /// Its usage limits and rate limits, as set ([`Limits`]); `None` for a token without.
+    /// Replacing a token with the same limits keeps their state (balance, windows); other
+    /// limits start afresh (a rate limit kept as it was keeps its window).
+    pub limits: Option<Arc<Limits>>,
+    /// The credit balance as of the last charge, as the store reports it (a refill due since
+    /// then applies at the next charge; [`Balance::as_of`] computes it). Written by stores
+    /// that keep limits' state; ignored when writing, except that a token inserted with one
+    /// (restored from a snapshot) starts from it.
+    pub balance: Option<Balance>,
 }
 
 impl Token {
@@ -717,6 +727,8 @@ impl Token {
             revision: 0,
             revoked: None,
             imported_from: None,
+            limits: None,
+            balance: None,
         }
     }
 
@@ -762,7 +774,28 @@ impl Token {
         let s = self.secret.as_ref()?;
         let (matched, scheme) =
             Matched::of(presented, Some(&s.hash), s.scheme, s.previous.as_ref())?;
-        Some(candidate_of!(self, matched, scheme))
+        let limits = if self.limits.is_some() {
+            CandidateLimits::Unenforced
+        } else {
+            CandidateLimits::None
+        };
+        Some(candidate_of!(self, matched, scheme, limits))
+    }
+
+    /// [`Token::candidate`] for a store that enforces limits: the token's limits charged
+    /// through `state` (ignored for a token without limits).
+    pub fn candidate_limited<'a>(
+        &'a self,
+        presented: &SecretHash,
+        state: Option<&'a Arc<dyn LimitState>>,
+    ) -> Option<Candidate<'a>> {
+        let mut c = self.candidate(presented)?;
+        if self.limits.is_some()
+            && let Some(state) = state
+        {
+            c.limits = CandidateLimits::Enforced(state);
+        }
+        Some(c)
     }
 
     /// Checks the rules every stored record keeps: a revoked token is disabled and holds no
@@ -790,6 +823,9 @@ impl Token {
             && s.previous.is_some_and(|p| p.hash == s.hash)
         {
             return broken("the previous secret hash equals the current one");
+        }
+        if self.limits.as_ref().is_some_and(|l| l.check().is_err()) {
+            return broken("its limits are out of bounds");
         }
         Ok(())
     }

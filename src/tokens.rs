@@ -16,6 +16,7 @@ use crate::events::{EventKind, EventSink, NoEvents, TokenEvent, UpdatedField};
 use crate::keys::HashKeys;
 #[cfg(feature = "legacy")]
 use crate::legacy::LegacyScheme;
+use crate::limits::Limits;
 use crate::permission::{IntersectionMemo, PermissionSet};
 use crate::policy::Policy;
 use crate::secret::{HashKey, SecretHash, TokenSecret};
@@ -59,6 +60,8 @@ pub struct NewToken {
     pub permissions: Option<PermissionSet>,
     /// Allowlist (default empty: any address).
     pub allowlist: IpAllowlist,
+    /// Usage limits and rate limits (default none).
+    pub limits: Option<Limits>,
 }
 
 impl NewToken {
@@ -72,6 +75,7 @@ impl NewToken {
             expiry: Expiry::NEVER,
             permissions: None,
             allowlist: IpAllowlist::any(),
+            limits: None,
         }
     }
 
@@ -88,6 +92,8 @@ impl NewToken {
         permissions(PermissionSet) => Some;
         /// Sets the allowlist.
         allowlist(IpAllowlist);
+        /// Sets usage limits and rate limits.
+        limits(Limits) => Some;
     }
 
     /// Expires at `t` (whole seconds).
@@ -122,6 +128,11 @@ pub struct TokenUpdate {
     pub permissions: Option<PermissionSet>,
     /// New allowlist (empty clears it).
     pub allowlist: Option<IpAllowlist>,
+    /// New limits ([`Limits::none`] clears them). Limits that differ from the token's start
+    /// afresh: a balance as given, empty windows (a rate limit kept as it was keeps its
+    /// window). An actor may not change the limits of the token it authenticated with
+    /// ([`Forbidden::OwnLimits`]).
+    pub limits: Option<Limits>,
 }
 
 impl TokenUpdate {
@@ -135,6 +146,7 @@ impl TokenUpdate {
             expiry: None,
             permissions: None,
             allowlist: None,
+            limits: None,
         }
     }
 
@@ -151,6 +163,8 @@ impl TokenUpdate {
         permissions(PermissionSet) => Some;
         /// Sets or clears the allowlist.
         allowlist(IpAllowlist) => Some;
+        /// Sets or clears ([`Limits::none`]) the limits.
+        limits(Limits) => Some;
     }
 }
 
@@ -668,6 +682,9 @@ impl<S: TokenStore> Tokens<S> {
                 return Err(invalid(ValidationError::new(Field::Owner, owner, problem)));
             }
             self.check_new_permissions(actor, item.permissions.as_ref(), at)?;
+            if let Some(l) = &item.limits {
+                self.check_limits(l, at)?;
+            }
             // Taken earlier in this batch or in the store: the same condition, one error.
             if !names.insert((owner.clone(), item.name.clone()))
                 || self.store.find_name(owner, &item.name)?.is_some()
@@ -699,8 +716,23 @@ impl<S: TokenStore> Tokens<S> {
                 revision: 0,
                 revoked: None,
                 imported_from: None,
+                balance: item
+                    .limits
+                    .as_ref()
+                    .and_then(|l| l.credits.as_ref())
+                    .map(crate::limits::Balance::of),
+                limits: item.limits.filter(|l| !l.is_empty()).map(Arc::new),
             })
             .collect())
+    }
+
+    /// Limits as a token may hold them: within their bounds, on a store that enforces them.
+    fn check_limits(&self, limits: &Limits, at: Option<usize>) -> Result<()> {
+        limits.check().map_err(|e| Error::invalid(at, e))?;
+        if !limits.is_empty() && !self.store.enforces_limits() {
+            return Err(Error::Store(StoreError::LimitsUnsupported));
+        }
+        Ok(())
     }
 
     /// Loads the tokens of a batch of ids for `actor`: refuses duplicates, and answers "not
@@ -926,6 +958,17 @@ impl<S: TokenStore> Tokens<S> {
                 self.config.policy.check_allowlist(&a).map_err(invalid)?;
                 t.allowlist = a;
                 fields.push(UpdatedField::Allowlist);
+            }
+            let limits = u.limits.map(|l| (!l.is_empty()).then(|| Arc::new(l)));
+            if let Some(l) = limits.filter(|l| *l != t.limits) {
+                if !actor.may_set_limits_of(t.id) {
+                    return Err(Error::forbidden(at, Forbidden::OwnLimits));
+                }
+                if let Some(l) = &l {
+                    self.check_limits(l, at)?;
+                }
+                t.limits = l;
+                fields.push(UpdatedField::Limits);
             }
             let status = u.status.filter(|s| *s != t.status);
             if let Some(s) = status {

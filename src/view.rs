@@ -3,11 +3,13 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
 use crate::allowlist::IpAllowlist;
+use crate::limits::{Balance, Limits};
 use crate::permission::PermissionSet;
 use crate::secret::TokenSecret;
 use crate::timefmt;
@@ -28,6 +30,11 @@ use crate::token::{
 /// 3339 form alone is `null` for a year it cannot write). Reading accepts the same shape, takes
 /// each time from its RFC 3339 member (or its `_unix` member when that is the only one given)
 /// and refuses a pair that disagrees.
+///
+/// A token with limits also has `limits` (`{"credits": {"remaining", "refill", "refilled_at",
+/// "counts"} | null, "rates": [{"name", "limit", "window" (milliseconds), "counts"}]}`, as
+/// set) and, with credits, `credits_remaining` (as of the last charge); a token without has
+/// neither member.
 ///
 /// ```
 /// use api_tokens::{Actor, NewToken, Tokens, UserId};
@@ -102,6 +109,10 @@ pub struct TokenView {
     pub secret_generated_at: Option<OffsetDateTime>,
     /// Set when the token was revoked for good ([`Token::revoked`]).
     pub revoked: Option<Revoked>,
+    /// As [`Token::limits`].
+    pub limits: Option<Arc<Limits>>,
+    /// As [`Token::balance`]: the credits left as of the last charge.
+    pub balance: Option<Balance>,
 }
 
 impl From<&Token> for TokenView {
@@ -120,6 +131,8 @@ impl From<&Token> for TokenView {
             last_use: t.last_use,
             secret_generated_at: t.secret.map(|s| s.generated_at),
             revoked: t.revoked,
+            limits: t.limits.clone(),
+            balance: t.balance,
         }
     }
 }
@@ -175,6 +188,10 @@ struct Out<'a> {
     revoked_at_unix: Option<i64>,
     revoked_by: Option<RevokedBy>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    limits: Option<&'a Limits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credits_remaining: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<&'a str>,
 }
 
@@ -205,6 +222,8 @@ impl<'a> Out<'a> {
             revoked_at: rfc(v.revoked.map(|r| r.at)),
             revoked_at_unix: unix(v.revoked.map(|r| r.at)),
             revoked_by: v.revoked.map(|r| r.by),
+            limits: v.limits.as_deref(),
+            credits_remaining: v.balance.map(|b| b.remaining),
             secret,
         }
     }
@@ -247,6 +266,10 @@ struct In {
     revoked_at_unix: Option<i64>,
     #[serde(default)]
     revoked_by: Option<RevokedBy>,
+    #[serde(default)]
+    limits: Option<Limits>,
+    #[serde(default)]
+    credits_remaining: Option<u64>,
 }
 
 /// One time from its RFC 3339 and Unix members: either may be missing; both must agree.
@@ -319,6 +342,16 @@ impl<'de> Deserialize<'de> for TokenView {
             }),
             secret_generated_at,
             revoked,
+            balance: match (&w.limits, w.credits_remaining) {
+                (
+                    Some(Limits {
+                        credits: Some(c), ..
+                    }),
+                    Some(remaining),
+                ) => Some(Balance::new(remaining, c.refilled_at)),
+                _ => None,
+            },
+            limits: w.limits.filter(|l| !l.is_empty()).map(Arc::new),
         })
     }
 }

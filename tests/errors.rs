@@ -261,6 +261,18 @@ fn every_error_has_its_code_status_and_plain_message() {
             "your user account is unknown or disabled",
         ),
         (
+            forbidden(Forbidden::OwnLimits),
+            "own_limits",
+            403,
+            "you cannot change the limits of the token you are using",
+        ),
+        (
+            Error::Store(StoreError::LimitsUnsupported),
+            "limits_unsupported",
+            500,
+            "this store cannot enforce usage limits or rate limits",
+        ),
+        (
             Error::NotFound { index: None, id },
             "not_found",
             404,
@@ -507,6 +519,39 @@ fn every_denial_has_its_code_and_the_status_of_what_the_client_is_told() {
             403,
         ),
         (
+            Denial::Limited {
+                token,
+                refusal: Box::new(api_tokens::limits::LimitRefusal::RateLimited {
+                    name: "requests".parse().unwrap(),
+                    limit: 10,
+                    window: time::Duration::MINUTE,
+                    retry_after: time::Duration::milliseconds(1_500),
+                }),
+                retry_after: Some(time::Duration::milliseconds(1_500)),
+            },
+            "rate_limited",
+            PublicDenial::RateLimited {
+                retry_after_secs: 2,
+            },
+            429,
+        ),
+        (
+            Denial::Limited {
+                token,
+                refusal: Box::new(api_tokens::limits::LimitRefusal::UsageExceeded {
+                    remaining: 0,
+                    cost: 1,
+                    refills_at: None,
+                }),
+                retry_after: None,
+            },
+            "usage_exceeded",
+            PublicDenial::UsageExceeded {
+                retry_after_secs: None,
+            },
+            429,
+        ),
+        (
             Denial::Store(store),
             "store_unavailable",
             PublicDenial::Unavailable,
@@ -569,6 +614,22 @@ fn public_denials_have_codes_statuses_and_bodies() {
             "No permissions for this operation.",
         ),
         (
+            PublicDenial::RateLimited {
+                retry_after_secs: 3,
+            },
+            "rate_limited",
+            429,
+            "Rate limit exceeded.",
+        ),
+        (
+            PublicDenial::UsageExceeded {
+                retry_after_secs: None,
+            },
+            "usage_exceeded",
+            429,
+            "Usage limit exceeded.",
+        ),
+        (
             PublicDenial::Unavailable,
             "unavailable",
             503,
@@ -578,10 +639,11 @@ fn public_denials_have_codes_statuses_and_bodies() {
     for (public, code, status, message) in rows {
         assert_eq!((public.code(), public.http_status()), (code, status));
         assert_eq!(public.to_string(), message);
-        assert_eq!(
-            serde_json::to_value(public).unwrap(),
-            serde_json::json!({"code": code, "message": message})
-        );
+        let mut body = serde_json::json!({"code": code, "message": message});
+        if let Some(secs) = public.retry_after_secs() {
+            body["retry_after"] = secs.into();
+        }
+        assert_eq!(serde_json::to_value(public).unwrap(), body);
     }
 }
 

@@ -70,7 +70,10 @@ fn persistence_restores_tokens_without_secrets_on_disk() {
     );
     let snapshot = std::fs::read_to_string(dir.join("tokens.json")).unwrap();
     let snapshot: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
-    assert_eq!(snapshot["version"], 4);
+    assert_eq!(
+        snapshot["version"],
+        api_tokens::store::memory::SNAPSHOT_VERSION
+    );
     assert!(
         snapshot["tokens"][0]["secret"]["scheme"]
             .as_str()

@@ -21,6 +21,7 @@
 mod support;
 
 mod authentication;
+mod bounds;
 mod concurrency;
 mod errors;
 mod examples;
@@ -30,7 +31,6 @@ mod health;
 mod hygiene;
 #[cfg(feature = "legacy")]
 mod imports;
-mod limits;
 mod management;
 #[cfg(feature = "metrics")]
 mod metrics;
@@ -39,6 +39,7 @@ mod revocation;
 mod rotation;
 mod snapshots;
 mod stores;
+mod usage_limits;
 mod view;
 
 /// Every `.rs` file under `tests/` is a module some file declares (`mod name;`, whatever

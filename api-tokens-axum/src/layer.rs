@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
+use api_tokens::limits::Remaining;
 use api_tokens::{Blocking, Grant, MemoryStore, Permission, RequestContext, TokenStore, Tokens};
 use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts};
 use axum::http::Request;
@@ -310,7 +311,10 @@ where
             return ResponseFuture::checking(checked, inner);
         }
         match self.shared.check(&mut req) {
-            Ok(()) => ResponseFuture::inner(self.inner.call(req)),
+            Ok(()) => {
+                let limits = limits_of(&req);
+                ResponseFuture::inner_limited(self.inner.call(req), limits)
+            }
             Err(refusal) => ResponseFuture::refused(refusal),
         }
     }
@@ -340,7 +344,7 @@ pin_project_lite::pin_project! {
         I: Service<Request<B>>,
     {
         Checking { checked: Blocking<Checked<B>>, inner: Option<I> },
-        Inner { #[pin] future: I::Future },
+        Inner { #[pin] future: I::Future, limits: Option<Box<[Remaining]>> },
         Refused { response: Option<Response> },
     }
 }
@@ -348,7 +352,18 @@ pin_project_lite::pin_project! {
 impl<I: Service<Request<B>>, B> ResponseFuture<I, B> {
     pub(crate) fn inner(future: I::Future) -> Self {
         Self {
-            state: State::Inner { future },
+            state: State::Inner {
+                future,
+                limits: None,
+            },
+        }
+    }
+
+    /// The inner service's future, whose response gets the `RateLimit` header fields of
+    /// `limits` (none when it is `None`).
+    pub(crate) fn inner_limited(future: I::Future, limits: Option<Box<[Remaining]>>) -> Self {
+        Self {
+            state: State::Inner { future, limits },
         }
     }
 
@@ -379,8 +394,12 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // The inner service's future, the path of every request let through, first and alone;
         // the other states out of line.
-        if let StateProj::Inner { future } = self.as_mut().project().state.project() {
-            return future.poll(cx);
+        if let StateProj::Inner { future, limits } = self.as_mut().project().state.project() {
+            let polled = future.poll(cx);
+            return match limits.take() {
+                None => polled,
+                Some(limits) => with_limits(polled, limits),
+            };
         }
         self.poll_other(cx)
     }
@@ -399,7 +418,13 @@ where
         loop {
             let mut this = self.as_mut().project();
             let next = match this.state.as_mut().project() {
-                StateProj::Inner { future } => return future.poll(cx),
+                StateProj::Inner { future, limits } => {
+                    let polled = future.poll(cx);
+                    return match limits.take() {
+                        None => polled,
+                        Some(limits) => with_limits(polled, limits),
+                    };
+                }
                 // Polled again after completion: answer again rather than panic.
                 StateProj::Refused { response } => {
                     return Poll::Ready(Ok(response
@@ -409,9 +434,13 @@ where
                 StateProj::Checking { checked, inner } => match Pin::new(checked).poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Ok((req, Ok(())))) => match inner.take() {
-                        Some(mut inner) => State::Inner {
-                            future: inner.call(req),
-                        },
+                        Some(mut inner) => {
+                            let limits = limits_of(&req);
+                            State::Inner {
+                                future: inner.call(req),
+                                limits,
+                            }
+                        }
                         None => refused_state(Refusal::unavailable()),
                     },
                     Poll::Ready(Ok((_, Err(refusal)))) => refused_state(refusal),
@@ -427,6 +456,31 @@ where
             };
             this.state.set(next);
         }
+    }
+}
+
+/// What remains of the limits the grant of `req` charged, when any did: the one check a
+/// request of a token without limits pays.
+pub(crate) fn limits_of<B>(req: &Request<B>) -> Option<Box<[Remaining]>> {
+    req.extensions()
+        .get::<Grant>()
+        .filter(|g| !g.limits.is_empty())
+        .map(|g| g.limits.clone().into_boxed_slice())
+}
+
+/// A ready response with the `RateLimit` header fields of `limits` (a pending one as it is;
+/// `limits` is used once).
+#[inline(never)]
+fn with_limits<E>(
+    polled: Poll<Result<Response, E>>,
+    limits: Box<[Remaining]>,
+) -> Poll<Result<Response, E>> {
+    match polled {
+        Poll::Ready(Ok(mut response)) => {
+            refusal::add_rate_limit_headers(response.headers_mut(), &limits);
+            Poll::Ready(Ok(response))
+        }
+        other => other,
     }
 }
 

@@ -13,9 +13,11 @@ pub mod manage;
 pub mod page;
 mod refusal;
 mod require;
+mod spend;
 
 pub use client_ip::ClientAddress;
 pub use credentials::{Absent, CredentialProblem, Presented, SecretSources, Source};
 pub use layer::{AuthLayer, AuthService, Authenticated, ResponseFuture};
-pub use refusal::Refusal;
+pub use refusal::{Refusal, add_rate_limit_headers};
 pub use require::{RequireLayer, RequireService, require};
+pub use spend::{SpendLayer, SpendService, spend};

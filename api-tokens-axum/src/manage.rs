@@ -187,7 +187,9 @@ impl FromGrant {
 impl<S: TokenStore + 'static> ActorMapping<S> for FromGrant {
     async fn actor(&self, parts: &Parts, _: &Tokens<S>) -> Result<Actor, ApiError> {
         let grant = grant_of(&parts.extensions)?;
-        let mut actor = Actor::user(grant.owner.clone()).privileges(grant.permissions.clone());
+        let mut actor = Actor::user(grant.owner.clone())
+            .privileges(grant.permissions.clone())
+            .via_token(grant.token);
         actor.manage_others = self.admin.as_ref().is_some_and(|p| grant.allows(p));
         actor.manage_tokens =
             actor.manage_others || self.manage.as_ref().is_some_and(|p| grant.allows(p));

@@ -3,9 +3,10 @@
 
 use std::net::IpAddr;
 
+use api_tokens::limits::{LimitRefusal, Remaining};
 use api_tokens::{Denial, Permission, PublicDenial};
-use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::credentials::{Absent, CredentialProblem};
@@ -21,10 +22,20 @@ use crate::credentials::{Absent, CredentialProblem};
 /// | `invalid_token`, `token_expired` | 401 | `Bearer error="invalid_token", error_description="…"` |
 /// | `missing_permission` | 403 | `Bearer error="insufficient_scope", error_description="…"` (and `scope="…"` when revealed) |
 /// | `address_not_allowed` | 403 | — |
+/// | `rate_limited` | 429 | — (`Retry-After`, `RateLimit-Policy` and `RateLimit` instead) |
+/// | `usage_exceeded` | 429 | — (`Retry-After` when the credits are refilled) |
 /// | `unavailable` (store failure, stale replica) | 503 | — |
 ///
-/// The body is the public denial as the core serializes it, `{"code", "message"}`, plus
-/// `"permission"` for a missing permission when revealed.
+/// The body is the public denial as the core serializes it, `{"code", "message"}` (and
+/// `"retry_after"` for a limit), plus `"permission"` for a missing permission when revealed.
+///
+/// A refusal by a rate limit tells the token's holder that limit, as the IETF's RateLimit
+/// header fields do ([draft-ietf-httpapi-ratelimit-headers-10], §3 `RateLimit-Policy` and §4
+/// `RateLimit`, Structured Field lists): `RateLimit-Policy: "requests";q=100;w=60` (quota and
+/// window in seconds) and `RateLimit: "requests";r=0;t=12` (remaining and seconds until
+/// more is admitted), beside `Retry-After: 12` (RFC 9110 §10.2.3, whole seconds rounded up).
+///
+/// [draft-ietf-httpapi-ratelimit-headers-10]: https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/10/
 ///
 /// ```
 /// use api_tokens_axum::Refusal;
@@ -39,6 +50,8 @@ pub struct Refusal {
     public: PublicDenial,
     no_credentials: bool,
     missing: Option<Permission>,
+    /// The refusing rate limit's `RateLimit-Policy` and `RateLimit` members.
+    rate: Option<(String, String)>,
 }
 
 /// How refusals are written: what the host chose to tell clients.
@@ -54,6 +67,7 @@ impl Refusal {
             public: PublicDenial::InvalidToken,
             no_credentials: true,
             missing: None,
+            rate: None,
         }
     }
 
@@ -63,6 +77,7 @@ impl Refusal {
             public: PublicDenial::InvalidToken,
             no_credentials: false,
             missing: None,
+            rate: None,
         }
     }
 
@@ -72,6 +87,7 @@ impl Refusal {
             public: PublicDenial::Unavailable,
             no_credentials: false,
             missing: None,
+            rate: None,
         }
     }
 
@@ -83,10 +99,33 @@ impl Refusal {
             }
             _ => None,
         };
+        let rate = match denial {
+            Denial::Limited {
+                refusal,
+                retry_after,
+                ..
+            } => match &**refusal {
+                LimitRefusal::RateLimited {
+                    name,
+                    limit,
+                    window,
+                    ..
+                } => Some((
+                    policy_member(name.as_str(), *limit, *window),
+                    format!(
+                        "\"{name}\";r=0;t={}",
+                        retry_after.map_or(0, |d| ceil_secs(d.whole_milliseconds()))
+                    ),
+                )),
+                _ => None,
+            },
+            _ => None,
+        };
         Self {
             public: denial.public(),
             no_credentials: false,
             missing,
+            rate,
         }
     }
 
@@ -132,6 +171,16 @@ impl IntoResponse for Refusal {
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(secs) = self.public.retry_after_secs() {
+            headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some((policy, state)) = &self.rate
+            && let (Ok(policy), Ok(state)) =
+                (HeaderValue::try_from(policy), HeaderValue::try_from(state))
+        {
+            headers.insert(RATELIMIT_POLICY, policy);
+            headers.insert(RATELIMIT, state);
+        }
         if let Some(value) = self
             .www_authenticate()
             .and_then(|v| HeaderValue::try_from(v).ok())
@@ -139,6 +188,61 @@ impl IntoResponse for Refusal {
             headers.insert(WWW_AUTHENTICATE, value);
         }
         response
+    }
+}
+
+/// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers-10 §3).
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10 §4).
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// Milliseconds as whole seconds, rounded up (a client told 0 would retry at once).
+fn ceil_secs(ms: i128) -> u64 {
+    u64::try_from(ms.max(0).div_euclid(1000) + i128::from(ms.rem_euclid(1000) > 0))
+        .unwrap_or(u64::MAX)
+}
+
+/// One policy's member of `RateLimit-Policy`: its name (a limit name needs no escaping in an
+/// sf-string: `a-z0-9._-`), quota and window in seconds.
+fn policy_member(name: &str, limit: u64, window: api_tokens::time::Duration) -> String {
+    format!(
+        "\"{name}\";q={limit};w={}",
+        ceil_secs(window.whole_milliseconds())
+    )
+}
+
+/// Adds `RateLimit-Policy` and `RateLimit` for the rate limits in `remaining` (what a grant or
+/// a spend reports) to `headers`: one list member per rate limit, `r` what the window admits
+/// now and `t` the seconds until everything it counts has left it. Credits have no window
+/// and are not in these fields. Nothing is added when `remaining` holds no rate limit.
+pub fn add_rate_limit_headers(headers: &mut HeaderMap, remaining: &[Remaining]) {
+    let mut policy = Vec::new();
+    let mut state = Vec::new();
+    for r in remaining {
+        if let Remaining::Rate {
+            name,
+            limit,
+            window,
+            remaining,
+            resets_in,
+        } = r
+        {
+            policy.push(policy_member(name.as_str(), *limit, *window));
+            state.push(format!(
+                "\"{name}\";r={remaining};t={}",
+                ceil_secs(resets_in.whole_milliseconds())
+            ));
+        }
+    }
+    if policy.is_empty() {
+        return;
+    }
+    if let (Ok(p), Ok(s)) = (
+        HeaderValue::try_from(policy.join(", ")),
+        HeaderValue::try_from(state.join(", ")),
+    ) {
+        headers.insert(RATELIMIT_POLICY, p);
+        headers.insert(RATELIMIT, s);
     }
 }
 

@@ -614,3 +614,136 @@ async fn a_blocking_layer_answers_a_panicking_lookup_with_503_and_keeps_serving(
     let r = call(server.addr, "GET", "/zones", &secret, None).await;
     assert_eq!((r.status, r.body.as_str()), (200, "alice via token 1"));
 }
+
+/// A rate limit applied at authentication: admitted requests carry the IETF `RateLimit`
+/// fields, the first one over the limit is answered 429 with `Retry-After` and the limit's
+/// fields, and a token without limits gets none of them.
+#[tokio::test]
+async fn a_rate_limited_token_gets_429_with_retry_after_and_ratelimit_fields() {
+    use api_tokens::limits::{LimitName, Limits, RateLimit};
+    let clock = Arc::new(ManualClock::new(
+        OffsetDateTime::from_unix_timestamp(1_767_258_000).unwrap(),
+    ));
+    let tokens = Tokens::in_memory().with_clock(clock.clone());
+    let alice = Actor::user(UserId::new("alice").unwrap());
+    let per_minute =
+        RateLimit::new(LimitName::new("requests").unwrap(), 2, Duration::MINUTE).unwrap();
+    let limited = tokens
+        .issue(
+            &alice,
+            NewToken::new("limited".parse().unwrap())
+                .permissions("dns.read".parse().unwrap())
+                .limits(Limits::none().rate(per_minute)),
+        )
+        .unwrap();
+    let plain = tokens
+        .issue(
+            &alice,
+            NewToken::new("plain".parse().unwrap()).permissions("dns.read".parse().unwrap()),
+        )
+        .unwrap();
+    let app = Router::new()
+        .route("/whoami", get(whoami))
+        .layer(AuthLayer::new(tokens));
+    let server = serve(app).await;
+    let secret = limited.secret.expose();
+
+    let r = http_get(server.addr, "/whoami", Some(secret)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("ratelimit-policy"), Some(r#""requests";q=2;w=60"#));
+    // `t`: until everything the window counts has left it, a window and at most a slot
+    // (1.875 s) from the first request.
+    let t = |r: &crate::support::Reply, left: u64| -> u64 {
+        let v = r.header("ratelimit").unwrap();
+        let prefix = format!(r#""requests";r={left};t="#);
+        v.strip_prefix(prefix.as_str())
+            .unwrap_or_else(|| panic!("{v}"))
+            .parse()
+            .unwrap()
+    };
+    assert!((60..=62).contains(&t(&r, 1)));
+    clock.advance(Duration::seconds(10));
+    let r = http_get(server.addr, "/whoami", Some(secret)).await;
+    assert_eq!(r.status, 200);
+    assert!((50..=62).contains(&t(&r, 0)));
+
+    let r = http_get(server.addr, "/whoami", Some(secret)).await;
+    assert_eq!(r.status, 429);
+    // The first request's slot (1.875 s) leaves the window 50-52 s from now.
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((50..=52).contains(&retry), "{retry}");
+    assert_eq!(t(&r, 0), retry);
+    assert_eq!(r.header("ratelimit-policy"), Some(r#""requests";q=2;w=60"#));
+    assert_eq!(r.header("www-authenticate"), None);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"code": "rate_limited", "message": "Rate limit exceeded.", "retry_after": retry})
+    );
+    clock.advance(Duration::seconds(i64::try_from(retry).unwrap()));
+    assert_eq!(
+        http_get(server.addr, "/whoami", Some(secret)).await.status,
+        200
+    );
+
+    let r = http_get(server.addr, "/whoami", Some(plain.secret.expose())).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("ratelimit"), None);
+    assert_eq!(r.header("ratelimit-policy"), None);
+}
+
+/// A route that costs something: spent on the token's meter before the route runs, refused
+/// with 429 (and `Retry-After` when the credits are refilled) once the credits cannot cover
+/// it, the route not run.
+#[tokio::test]
+async fn a_route_spends_its_cost_on_the_tokens_meter() {
+    use api_tokens::limits::{Credits, LimitName, Limits, Refill, RefillEvery};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let tokens = Tokens::in_memory();
+    let alice = Actor::user(UserId::new("alice").unwrap());
+    let credits = Credits::new(25, tokens.now())
+        .unwrap()
+        .refill(Refill::new(25, RefillEvery::Day).unwrap())
+        .on_meter(LimitName::new("renders").unwrap());
+    let issued = tokens
+        .issue(
+            &alice,
+            NewToken::new("renderer".parse().unwrap())
+                .permissions("render".parse().unwrap())
+                .limits(Limits::none().credits(credits)),
+        )
+        .unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counter = ran.clone();
+    let app = Router::new()
+        .route(
+            "/render",
+            post(move || async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                "rendered"
+            })
+            .route_layer(api_tokens_axum::spend("renders", 10)),
+        )
+        .route("/free", get(whoami))
+        .layer(AuthLayer::new(tokens));
+    let server = serve(app).await;
+    let secret = issued.secret.expose();
+    for _ in 0..2 {
+        let r = call(server.addr, "POST", "/render", secret, None).await;
+        assert_eq!((r.status, r.body.as_str()), (200, "rendered"));
+    }
+    let r = call(server.addr, "POST", "/render", secret, None).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.json()["code"], "usage_exceeded");
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=86_400).contains(&retry), "until midnight UTC: {retry}");
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        2,
+        "the refused route did not run"
+    );
+    // Routes without a cost are not charged.
+    assert_eq!(
+        http_get(server.addr, "/free", Some(secret)).await.status,
+        200
+    );
+}

@@ -1263,3 +1263,79 @@ async fn the_calling_token_if_present_else_the_session() {
     let reply = send(a, &raw("GET", "/api/tokens", &[], None)).await;
     assert_eq!(reply.status, 401, "{}", reply.body);
 }
+
+/// The self-service API shows a token's limits and what is left of its credits, sets them at
+/// creation and by a change (text form or the view's object; `null` clears), refuses limits
+/// out of bounds naming the member, and never lets a token change its own limits.
+#[tokio::test]
+async fn limits_are_shown_and_set_but_never_by_the_token_they_limit() {
+    let t = tokens();
+    let (console_id, console) = bootstrap(&t, "alice", "console", "*");
+    let server = serve(app(&t, Limits::default())).await;
+    let a = server.addr;
+    let r = call(
+        a,
+        "POST",
+        "/api/tokens",
+        &console,
+        Some(
+            r#"{"name": "bot", "permissions": "dns.read",
+                "limits": "credits 5 at 1767225600; rate requests 100 per 60000ms"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let created = r.json();
+    let bot_id = created["id"].as_u64().unwrap();
+    assert_eq!(created["credits_remaining"], 5);
+    assert_eq!(created["limits"]["rates"][0]["name"], "requests");
+    assert_eq!(created["limits"]["rates"][0]["window"], 60_000);
+    // The view's object sets them too.
+    let mut limits = created["limits"].clone();
+    limits["rates"][0]["limit"] = 10.into();
+    let r = call(
+        a,
+        "PATCH",
+        &format!("/api/tokens/{bot_id}"),
+        &console,
+        Some(&serde_json::json!({"limits": limits}).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = call(a, "GET", &format!("/api/tokens/{bot_id}"), &console, None).await;
+    assert_eq!(r.json()["limits"]["rates"][0]["limit"], 10);
+    // Out of bounds: 422 naming the member.
+    let r = call(
+        a,
+        "PATCH",
+        &format!("/api/tokens/{bot_id}"),
+        &console,
+        Some(r#"{"limits": "rate requests 0 per 60000ms"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["field"], "limits");
+    // The calling token's own limits: refused, even to clear them.
+    let r = call(
+        a,
+        "PATCH",
+        &format!("/api/tokens/{console_id}"),
+        &console,
+        Some(r#"{"limits": "rate requests 1000000 per 1000ms"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.json()["code"], "own_limits");
+    // `null` clears another token's limits.
+    let r = call(
+        a,
+        "PATCH",
+        &format!("/api/tokens/{bot_id}"),
+        &console,
+        Some(r#"{"limits": null}"#),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = call(a, "GET", &format!("/api/tokens/{bot_id}"), &console, None).await;
+    assert!(r.json().get("limits").is_none(), "{}", r.body);
+}

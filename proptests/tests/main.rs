@@ -9,11 +9,13 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
+    clippy::unreachable,
     reason = "a test reports a failure by panicking"
 )]
 
 mod allowlist;
 mod hostile;
+mod limits;
 mod permissions;
 mod query;
 mod secret_format;

@@ -27,12 +27,16 @@ use std::net::IpAddr;
 
 use time::{Duration, OffsetDateTime};
 
+use std::sync::Arc;
+
 use super::{
-    Candidate, Change, Matched, Query, SortField, SortOrder, TextSearch, TimeRange, TokenStore,
+    Candidate, CandidateLimits, Change, Matched, Query, SortField, SortOrder, TextSearch,
+    TimeRange, TokenStore,
 };
 use crate::error::StoreError;
 use crate::keys::{HashScheme, KeyUsage};
 use crate::legacy::{ImportOrigin, LegacyScheme};
+use crate::limits::{Charge, Credits, LimitName, LimitRefusal, Limits, RateLimit, Remaining};
 use crate::secret::{KeyId, SecretHash};
 use crate::token::{
     Expiry, LastUse, PreviousSecret, Revoked, RevokedBy, SecretState, Status, Token, TokenId,
@@ -76,6 +80,10 @@ pub fn run<S: TokenStore>(make: impl Fn() -> S) {
         (
             "import origins are kept and found",
             import_origins_are_kept_and_found,
+        ),
+        (
+            "limits are kept and charged exactly, or refused",
+            limits_are_kept_and_charged,
         ),
     ];
     for (name, check) in checks {
@@ -126,6 +134,8 @@ pub fn sample(store: &dyn TokenStore, owner: u64, name: &str) -> Token {
         revision: 0,
         revoked: None,
         imported_from: None,
+        limits: None,
+        balance: None,
     }
 }
 
@@ -1079,4 +1089,113 @@ fn import_origins_are_kept_and_found(store: &dyn TokenStore) {
     // Deleting the token drops its origin.
     store.apply(vec![Change::Delete(c.id)]).unwrap();
     assert_eq!(store.find_imported(&[origin(31)]).unwrap(), vec![]);
+}
+
+/// Charges the limits of the token holding `hash` through [`TokenStore::authenticate`]'s
+/// candidate, as the facade does; `None` when its candidate has no limits to charge.
+fn charge_by_hash(
+    store: &dyn TokenStore,
+    h: u8,
+    charge: Charge<'_>,
+    now: OffsetDateTime,
+) -> Option<Result<Vec<Remaining>, LimitRefusal>> {
+    let mut out = None;
+    let found = store
+        .authenticate(&hash(h), &mut |c| {
+            if let CandidateLimits::Enforced(state) = c.limits {
+                out = Some(state.charge(charge, now).unwrap());
+            }
+            None
+        })
+        .unwrap();
+    assert!(found, "the limited token is found by its hash");
+    out
+}
+
+/// A store that enforces limits keeps their definitions and state with the record, charges
+/// them exactly through its candidates, keeps the state when a token is written back with the
+/// same limits and starts changed ones afresh. A store that does not either refuses a token
+/// with limits ([`StoreError::LimitsUnsupported`]) or hands out its record as
+/// [`CandidateLimits::Unenforced`]: never as a token without limits.
+fn limits_are_kept_and_charged(store: &dyn TokenStore) {
+    let rate = RateLimit::new(LimitName::new("requests").unwrap(), 100, Duration::MINUTE).unwrap();
+    let limits = Arc::new(
+        Limits::none()
+            .credits(Credits::new(3, t0()).unwrap())
+            .rate(rate),
+    );
+    let mut t = with_secret(sample(store, 2, "limited"), 91);
+    t.limits = Some(Arc::clone(&limits));
+    match store.apply(vec![Change::Insert(t.clone())]) {
+        Err(StoreError::LimitsUnsupported) => {
+            assert!(
+                !store.enforces_limits(),
+                "refused limits it says it enforces"
+            );
+            assert!(store.get(t.id).unwrap().is_none(), "nothing was written");
+            return;
+        }
+        r => r.unwrap(),
+    }
+    let stored = store.get(t.id).unwrap().unwrap();
+    assert_eq!(
+        stored.limits,
+        Some(Arc::clone(&limits)),
+        "limits round-trip"
+    );
+    if !store.enforces_limits() {
+        let mut unlimited = true;
+        store
+            .authenticate(&hash(91), &mut |c| {
+                unlimited = matches!(c.limits, CandidateLimits::None);
+                None
+            })
+            .unwrap();
+        assert!(
+            !unlimited,
+            "a record with limits is never handed out as one without (Unenforced fails closed)"
+        );
+        return;
+    }
+    assert_eq!(stored.balance.map(|b| b.remaining), Some(3));
+    let auth = |at| charge_by_hash(store, 91, Charge::Authentication, at).expect("enforced");
+    assert!(auth(t0()).is_ok());
+    assert!(auth(t0()).is_ok());
+    // Written back with the same limits (a rename): the state is kept.
+    let mut renamed = store.get(t.id).unwrap().unwrap();
+    renamed.name = TokenName::new("limited-renamed").unwrap();
+    store.apply(vec![Change::Replace(renamed)]).unwrap();
+    assert!(auth(t0()).is_ok());
+    assert!(
+        matches!(
+            auth(t0()),
+            Err(LimitRefusal::UsageExceeded { remaining: 0, .. })
+        ),
+        "exactly the balance is admitted"
+    );
+    assert_eq!(
+        store
+            .get(t.id)
+            .unwrap()
+            .unwrap()
+            .balance
+            .map(|b| b.remaining),
+        Some(0)
+    );
+    // New limits start afresh.
+    let mut fresh = store.get(t.id).unwrap().unwrap();
+    fresh.limits = Some(Arc::new(
+        Limits::none().credits(Credits::new(1, t0() + Duration::SECOND).unwrap()),
+    ));
+    store.apply(vec![Change::Replace(fresh)]).unwrap();
+    assert!(auth(t0()).is_ok());
+    assert!(auth(t0()).is_err());
+    // Removing the limits removes them, and their state.
+    let mut plain = store.get(t.id).unwrap().unwrap();
+    plain.limits = None;
+    store.apply(vec![Change::Replace(plain)]).unwrap();
+    assert_eq!(store.get(t.id).unwrap().unwrap().limits, None);
+    assert!(charge_by_hash(store, 91, Charge::Authentication, t0()).is_none());
+    store.apply(vec![Change::Delete(t.id)]).unwrap();
+    assert!(store.get(t.id).unwrap().is_none());
 }

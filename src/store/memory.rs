@@ -4,11 +4,14 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use time::OffsetDateTime;
 
-use super::{Candidate, Change, Matched, Query, QueryMatcher, TokenStore, batch_ids, candidate_of};
+use super::{
+    Candidate, CandidateLimits, Change, LimitState, Matched, Query, QueryMatcher, TokenStore,
+    batch_ids, candidate_of,
+};
 use crate::allowlist::IpAllowlist;
 use crate::error::StoreError;
 use crate::keys::{HashScheme, KeyUsage, count_into, sort_usage};
@@ -19,20 +22,23 @@ use crate::token::{
     Expiry, LastUse, PreviousSecret, Revoked, SecretState, Status, Token, TokenId, TokenName,
     UserId, from_unix,
 };
+use limits::LimitCell;
 use slot_index::SlotIndex;
 
 pub use seal::{Seal, SealedSnapshot};
 
 mod hot;
+mod limits;
 mod seal;
 mod slot_index;
 
 /// The snapshot format version written by [`MemoryStore::snapshot`]. Version 3 records how
 /// each hash was made ([`HashScheme`]); version 4 what each imported token was imported from
-/// ([`Token::imported_from`]). Sealed version-2 and version-3 snapshots still
-/// open: a version-2 snapshot's hashes read as made under the key it was sealed with, and
-/// neither holds import origins.
-pub const SNAPSHOT_VERSION: u32 = 4;
+/// ([`Token::imported_from`]); version 5 each token's limits and credit balance
+/// ([`Token::limits`], [`Token::balance`]). Sealed versions 2 to 4 still open: a
+/// version-2 snapshot's hashes read as made under the key it was sealed with, versions before
+/// 4 hold no import origins, before 5 no limits.
+pub const SNAPSHOT_VERSION: u32 = 5;
 
 /// Everything a [`MemoryStore`] holds. It holds secret hashes, never secrets.
 ///
@@ -159,23 +165,44 @@ struct Entry {
 /// The parts of a token few tokens have, boxed so that they cost others one pointer (a token
 /// with none of them has no box). A revoked token has no secret, so no previous one either;
 /// an imported token keeps its origin through both.
+/// A token with limits keeps them here too: a token without limits pays nothing for them.
 #[derive(Default)]
 struct Rare {
     previous: Option<PreviousSecret>,
     revoked: Option<Revoked>,
     imported_from: Option<ImportOrigin>,
+    limits: Option<Limited>,
+}
+
+/// A token's limits: their cell, and the same cell as the port's trait object (what a
+/// [`Candidate`] lends and a grant keeps).
+struct Limited {
+    cell: Arc<LimitCell>,
+    state: Arc<dyn LimitState>,
 }
 
 impl Rare {
-    /// The box of a token's rare parts; `None` when it has none.
-    fn of(t: &Token) -> Option<Box<Self>> {
+    /// The box of a token's rare parts; `None` when it has none. `old` is the limits' cell of
+    /// the record `t` replaces, if any.
+    fn of(t: &Token, old: Option<&Arc<LimitCell>>) -> Option<Box<Self>> {
+        let limits = t.limits.as_ref().map(|l| {
+            let cell = LimitCell::for_record(l, t.balance, old);
+            Limited {
+                state: Arc::clone(&cell) as Arc<dyn LimitState>,
+                cell,
+            }
+        });
         let rare = Self {
             previous: t.secret.and_then(|s| s.previous),
             revoked: t.revoked,
             imported_from: t.imported_from,
+            limits,
         };
-        (rare.previous.is_some() || rare.revoked.is_some() || rare.imported_from.is_some())
-            .then(|| Box::new(rare))
+        (rare.previous.is_some()
+            || rare.revoked.is_some()
+            || rare.imported_from.is_some()
+            || rare.limits.is_some())
+        .then(|| Box::new(rare))
     }
 }
 
@@ -201,12 +228,13 @@ fn to_time(secs: i64) -> OffsetDateTime {
 }
 
 impl Entry {
-    fn from_token(t: Token) -> Self {
+    /// The entry of `t`; `old` is the limits' cell of the record it replaces, if any.
+    fn from_token(t: Token, old: Option<&Arc<LimitCell>>) -> Self {
         let last = LastUseCell::default();
         if let Some(u) = t.last_use {
             last.record(u);
         }
-        let rare = Rare::of(&t);
+        let rare = Rare::of(&t, old);
         Self {
             id: t.id,
             name: t.name,
@@ -249,7 +277,24 @@ impl Entry {
             revision: self.revision,
             revoked: self.rare.as_deref().and_then(|r| r.revoked),
             imported_from: self.imported_from(),
+            limits: self.limit_cell().map(|c| Arc::clone(c.definitions())),
+            balance: self.limit_cell().and_then(|c| c.balance()),
         }
+    }
+
+    fn limit_cell(&self) -> Option<&Arc<LimitCell>> {
+        self.rare
+            .as_deref()
+            .and_then(|r| r.limits.as_ref())
+            .map(|l| &l.cell)
+    }
+
+    /// The limits as a candidate lends them.
+    fn limit_state(&self) -> Option<&Arc<dyn LimitState>> {
+        self.rare
+            .as_deref()
+            .and_then(|r| r.limits.as_ref())
+            .map(|l| &l.state)
     }
 
     fn previous(&self) -> Option<&PreviousSecret> {
@@ -266,7 +311,11 @@ impl Entry {
     fn candidate(&self, hash: &SecretHash) -> Option<Candidate<'_>> {
         let (matched, scheme) =
             Matched::of(hash, self.hash.as_ref(), self.scheme, self.previous())?;
-        Some(candidate_of!(self, matched, scheme))
+        let limits = match self.limit_state() {
+            Some(state) => CandidateLimits::Enforced(state),
+            None => CandidateLimits::None,
+        };
+        Some(candidate_of!(self, matched, scheme, limits))
     }
 
     fn hashes(&self) -> impl Iterator<Item = SecretHash> + '_ {
@@ -499,7 +548,12 @@ impl Inner {
     }
 
     fn insert(&mut self, token: Token) {
-        let mut e = Entry::from_token(token);
+        self.insert_replacing(token, None);
+    }
+
+    /// Inserts `token`; `old` is the limits' cell of the record it replaces, if any.
+    fn insert_replacing(&mut self, token: Token, old: Option<&Arc<LimitCell>>) {
+        let mut e = Entry::from_token(token, old);
         e.permissions = self.intern(e.permissions);
         let slot = match self.free.pop() {
             Some(s) => s,
@@ -601,14 +655,16 @@ impl Inner {
                 Change::Insert(t) => self.insert(t),
                 Change::Replace(mut t) => {
                     t.revision = t.revision.wrapping_add(1);
+                    let mut cell = None;
                     if let Some(old) = self.remove(t.id) {
                         // An authentication may have happened since the caller read the token.
                         let newer = old.last.get();
                         if newer.map(|u| u.at) > t.last_use.map(|u| u.at) {
                             t.last_use = newer;
                         }
+                        cell = old.limit_cell().cloned();
                     }
-                    self.insert(t);
+                    self.insert_replacing(t, cell.as_ref());
                 }
                 Change::Delete(id) => {
                     self.remove(id);
@@ -833,11 +889,15 @@ impl MemoryStore {
         // Every old version first, then every new one: renames that swap two names in one
         // change never meet half-applied.
         let mut local_uses = HashMap::new();
+        let mut cells = HashMap::new();
         for t in &upserts {
-            if let Some(old) = inner.remove(t.id)
-                && let Some(u) = old.last.get()
-            {
-                local_uses.insert(t.id, u);
+            if let Some(old) = inner.remove(t.id) {
+                if let Some(u) = old.last.get() {
+                    local_uses.insert(t.id, u);
+                }
+                if let Some(c) = old.limit_cell() {
+                    cells.insert(t.id, Arc::clone(c));
+                }
             }
         }
         for mut t in upserts {
@@ -856,7 +916,8 @@ impl MemoryStore {
             if name_clash || hash_clash || t.check_consistent().is_err() {
                 refused.push(t.id);
             } else {
-                inner.insert(t);
+                let cell = cells.get(&t.id).cloned();
+                inner.insert_replacing(t, cell.as_ref());
             }
         }
         refused
@@ -976,6 +1037,11 @@ impl TokenStore for MemoryStore {
         check: &mut dyn FnMut(Candidate<'_>) -> Option<LastUse>,
     ) -> Result<bool, StoreError> {
         Ok(self.authenticate_by_hash(hash, check, &mut |_, _| {}))
+    }
+
+    /// Limits are kept in memory and charged exactly (a mutex per limited token).
+    fn enforces_limits(&self) -> bool {
+        true
     }
 
     /// One probe of the origin index per origin (only imported tokens are in it): O(k) for

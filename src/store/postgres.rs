@@ -657,6 +657,11 @@ pub(crate) async fn apply_batch(
     for c in &changes {
         if let Change::Insert(t) | Change::Replace(t) = c {
             t.check_consistent()?;
+            // The fleet keeps no limits' state yet: a token with limits is refused, never
+            // stored without them (it would be unlimited on every replica).
+            if t.limits.is_some() {
+                return Err(StoreError::LimitsUnsupported);
+            }
         }
         match c {
             Change::Insert(t) => inserts.push(t),

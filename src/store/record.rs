@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 use crate::allowlist::IpAllowlist;
 use crate::legacy::ImportOrigin;
+use crate::limits::{Balance, Limits};
 use crate::permission::PermissionSet;
 use crate::token::{
     Expiry, LastUse, Revoked, SecretState, Status, Token, TokenId, TokenName, UserId,
@@ -18,7 +19,8 @@ use crate::token::{
 /// one snapshot files have always used (now inside a [`SealedSnapshot`](super::memory::SealedSnapshot)):
 /// times as Unix seconds, hashes as 64 hex digits, permissions and allowlist as arrays of
 /// strings, `revoked` as `null` or `{"at": <Unix seconds>, "by": "possession"}`,
-/// `imported_from` as `null` or 64 hex digits (a missing one reads as `null`).
+/// `imported_from` as `null` or 64 hex digits (a missing one reads as `null`), and for a
+/// token with limits `limits` ([`Limits`]) and `balance` ([`Balance`]), absent otherwise.
 ///
 /// ```
 /// use api_tokens::store::StoredToken;
@@ -70,6 +72,10 @@ struct Out<'a> {
     revision: u32,
     revoked: Option<Revoked>,
     imported_from: Option<ImportOrigin>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limits: Option<&'a Limits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    balance: Option<Balance>,
 }
 
 /// The read form. A missing `revision` (files written before it existed) reads as 0.
@@ -94,6 +100,10 @@ struct In {
     revoked: Option<Revoked>,
     #[serde(default)]
     imported_from: Option<ImportOrigin>,
+    #[serde(default)]
+    limits: Option<Limits>,
+    #[serde(default)]
+    balance: Option<Balance>,
 }
 
 pub(crate) fn write<S: Serializer>(t: &Token, s: S) -> Result<S::Ok, S::Error> {
@@ -113,6 +123,8 @@ pub(crate) fn write<S: Serializer>(t: &Token, s: S) -> Result<S::Ok, S::Error> {
         revision: t.revision,
         revoked: t.revoked,
         imported_from: t.imported_from,
+        limits: t.limits.as_deref(),
+        balance: t.balance,
     }
     .serialize(s)
 }
@@ -135,6 +147,8 @@ fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Token, D::Error> {
         revision: r.revision,
         revoked: r.revoked,
         imported_from: r.imported_from,
+        limits: r.limits.filter(|l| !l.is_empty()).map(std::sync::Arc::new),
+        balance: r.balance,
     })
 }
 

@@ -42,7 +42,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration as StdDuration;
 
 use rusqlite::{
@@ -50,7 +50,7 @@ use rusqlite::{
 };
 use time::{Duration, OffsetDateTime};
 
-use super::{Candidate, Change, Query, TokenStore, batch_ids};
+use super::{Candidate, Change, LimitState, Query, TokenStore, batch_ids};
 use crate::error::StoreError;
 use crate::keys::{KeyUsage, sort_usage};
 use crate::legacy::ImportOrigin;
@@ -60,6 +60,7 @@ use crate::token::{LastUse, SecretState, Token, TokenId, TokenName, UserId};
 use row::{Lists, current_state, id_sql, insert_row, read_token, select_sql};
 use touch::{Touches, write_last_uses};
 
+mod limits;
 mod row;
 mod schema;
 mod sql;
@@ -103,7 +104,7 @@ fn db_error(e: rusqlite::Error, waited: StdDuration) -> StoreError {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
     touches: Mutex<Touches>,
     /// Parsed permission lists and allowlists, by id and revision.
     lists: Lists,
@@ -185,7 +186,7 @@ impl SqliteStore {
         schema::ensure_schema(&mut conn, busy_timeout)?;
         sql::register_functions(&conn)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
             touches: Mutex::new(Touches::default()),
             lists: Lists::default(),
             touch_interval: 60,
@@ -281,6 +282,7 @@ impl TokenStore for SqliteStore {
         write_last_uses(&tx, &pending).map_err(|e| self.db(e))?;
         let mut rows: Vec<Token> = Vec::new();
         let mut gone: Vec<TokenId> = Vec::new();
+        let mut old_limits = Vec::new();
         // First every delete (of removed and replaced rows), then every insert.
         for c in &changes {
             let id = c.id();
@@ -294,6 +296,7 @@ impl TokenStore for SqliteStore {
                 Change::Replace(t) => {
                     let (revision, last) =
                         current_state(&tx, id)?.ok_or(StoreError::NotFound(id))?;
+                    old_limits.push((id, limits::read(&tx, id, self.busy_timeout)?));
                     if revision != t.revision {
                         return Err(StoreError::Conflict(id));
                     }
@@ -316,12 +319,18 @@ impl TokenStore for SqliteStore {
                     if n == 0 {
                         return Err(StoreError::NotFound(*id));
                     }
+                    limits::delete(&tx, *id, self.busy_timeout)?;
                     gone.push(*id);
                 }
             }
         }
         for t in &rows {
             insert_row(&tx, t)?;
+            let old = old_limits
+                .iter_mut()
+                .find(|(id, _)| *id == t.id)
+                .and_then(|(_, old)| old.take());
+            limits::write(&tx, t, old, self.busy_timeout)?;
         }
         // A hash may sit in one row's current column and another's previous column.
         for t in &rows {
@@ -374,6 +383,7 @@ impl TokenStore for SqliteStore {
         match rows.next().map_err(|e| self.db(e))? {
             Some(row) => {
                 let mut t = self.token_of(row)?;
+                limits::fill(&conn, &mut t, self.busy_timeout)?;
                 self.touches().overlay(&mut t);
                 Ok(Some(t))
             }
@@ -407,6 +417,9 @@ impl TokenStore for SqliteStore {
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(|e| self.db(e))? {
             out.push(self.token_of(row)?);
+        }
+        for t in &mut out {
+            limits::fill(&conn, t, self.busy_timeout)?;
         }
         let touches = self.touches();
         for t in &mut out {
@@ -445,17 +458,35 @@ impl TokenStore for SqliteStore {
                 None => None,
             }
         };
-        let Some(t) = found else {
+        let Some(mut t) = found else {
             return Ok(false);
         };
+        limits::fill(&conn, &mut t, self.busy_timeout)?;
+        // The check may charge the token's limits, in the database: not while this call holds
+        // the connection.
+        drop(conn);
+        let state: Option<Arc<dyn LimitState>> = t.limits.as_ref().map(|l| {
+            Arc::new(limits::SqliteLimits {
+                conn: Arc::clone(&self.conn),
+                id: t.id,
+                limits: Arc::clone(l),
+                waited: self.busy_timeout,
+            }) as Arc<dyn LimitState>
+        });
         // A record without this hash (a lookup gone wrong) is not used: fail closed.
-        let Some(candidate) = t.candidate(hash) else {
+        let Some(candidate) = t.candidate_limited(hash, state.as_ref()) else {
             return Ok(false);
         };
         if let Some(used) = check(candidate) {
-            self.touch(&conn, t.id, used);
+            self.touch(&self.conn(), t.id, used);
         }
         Ok(true)
+    }
+
+    /// Limits' state is kept in the database (`api_token_limits`) and charged in a
+    /// transaction: exact across every connection to the file.
+    fn enforces_limits(&self) -> bool {
+        true
     }
 
     fn key_usage(&self, now: OffsetDateTime) -> Result<Vec<KeyUsage>, StoreError> {

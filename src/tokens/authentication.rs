@@ -146,6 +146,20 @@ impl<S: TokenStore> Tokens<S> {
         Ok(())
     }
 
+    /// [`Grant::spend`] at the clock's current instant: spends `cost` on the meter `meter` of
+    /// the token `grant` is for.
+    ///
+    /// # Errors
+    /// As [`Grant::spend`].
+    pub fn spend(
+        &self,
+        grant: &Grant,
+        meter: &str,
+        cost: u64,
+    ) -> Result<Vec<crate::limits::Remaining>, Denial> {
+        grant.spend_at(meter, cost, self.config.clock.now())
+    }
+
     /// The id of the token a presented secret belongs to, when the actor may see that token:
     /// Zabbix `token.get`'s `token` filter. A replaced secret still in its grace period counts.
     ///

@@ -266,6 +266,8 @@ impl<S: TokenStore> Tokens<S> {
                     imported_from: item
                         .hash
                         .map(|h| self.config.keys.import_origin(h.scheme(), h.digest())),
+                    limits: None,
+                    balance: None,
                 }
             })
             .collect();

@@ -1,6 +1,7 @@
 //! Request bodies read into the core's types, member by member, so that every refusal names the
 //! member and the batch item (`serde`'s derive would give one string for the whole body).
 
+use api_tokens::limits::Limits;
 use api_tokens::time;
 use api_tokens::{
     Expiry, Field, IpAllowlist, NewToken, PermissionSet, Problem, Status, TokenId, TokenName,
@@ -18,6 +19,7 @@ const NEW_TOKEN: &[&str] = &[
     "expires_at",
     "permissions",
     "allowlist",
+    "limits",
 ];
 const UPDATE: &[&str] = &[
     "name",
@@ -26,6 +28,7 @@ const UPDATE: &[&str] = &[
     "expires_at",
     "permissions",
     "allowlist",
+    "limits",
 ];
 const IDS: &[&str] = &["ids"];
 const REGENERATE: &[&str] = &["ids", "grace_seconds"];
@@ -37,7 +40,8 @@ const MAX_GRACE_SECONDS: i64 = 10 * 365 * 86_400;
 
 /// One object of a create request: `name` (required), `description`, `owner`, `status`
 /// (`"enabled"`/`"disabled"`), `expires_at` (RFC 3339, Unix seconds, `"never"` or `null`),
-/// `permissions` and `allowlist` (an array, or one comma-separated string).
+/// `permissions` and `allowlist` (an array, or one comma-separated string), `limits` (their
+/// text form, or the object a token's view shows).
 ///
 /// # Errors
 /// The first member that is missing, unknown, of the wrong type or refused by the core's
@@ -68,11 +72,14 @@ pub fn new_token(value: &Value, index: Option<usize>) -> Result<NewToken, ApiErr
     if let Some(v) = object.get("allowlist") {
         new = new.allowlist(allowlist(v, index)?);
     }
+    if let Some(v) = object.get("limits") {
+        new = new.limits(limits(v, index)?);
+    }
     Ok(new)
 }
 
 /// A change of token `id`: any of `name`, `description`, `status`, `expires_at` (`null` or
-/// `"never"` clears it), `permissions`, `allowlist`. Members not given do not change; the owner
+/// `"never"` clears it), `permissions`, `allowlist`, `limits` (`null` clears them). Members not given do not change; the owner
 /// never does.
 ///
 /// # Errors
@@ -98,6 +105,9 @@ pub fn update(id: TokenId, value: &Value) -> Result<TokenUpdate, ApiError> {
     }
     if let Some(v) = object.get("allowlist") {
         u = u.allowlist(allowlist(v, None)?);
+    }
+    if let Some(v) = object.get("limits") {
+        u = u.limits(limits(v, None)?);
     }
     Ok(u)
 }
@@ -305,6 +315,27 @@ fn allowlist(v: &Value, index: Option<usize>) -> Result<IpAllowlist, ApiError> {
         _ => IpAllowlist::parse(strings(v, "allowlist", index)?),
     };
     parsed.map_err(|e| ApiError::invalid("allowlist", index, &e))
+}
+
+/// `limits`: their text form (`"credits 1000 at 1767225600; rate requests 100 per 60000ms"`),
+/// the object a token's view shows, or `null` (none: clears them on an update).
+fn limits(v: &Value, index: Option<usize>) -> Result<Limits, ApiError> {
+    let parsed = match v {
+        Value::Null => Ok(Limits::none()),
+        Value::String(s) => s.parse(),
+        _ => serde_json::from_value::<Limits>(v.clone())
+            .map_err(|e| {
+                ValidationError::new(
+                    Field::Limits,
+                    e.to_string(),
+                    Problem::Syntax {
+                        expected: "the limits object a token's view shows, or their text form",
+                    },
+                )
+            })
+            .and_then(|l| l.check().map(|()| l)),
+    };
+    parsed.map_err(|e| ApiError::invalid("limits", index, &e))
 }
 
 fn token_id(v: &Value, index: Option<usize>) -> Result<TokenId, ApiError> {

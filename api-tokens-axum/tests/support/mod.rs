@@ -320,6 +320,9 @@ impl TokenStore for CountingStore {
         self.auth_gate.pass();
         self.inner.authenticate(hash, check)
     }
+    fn enforces_limits(&self) -> bool {
+        self.inner.enforces_limits()
+    }
 }
 
 /// What was logged through `tracing` while a [`Logs::capture`] guard lives (this thread).

@@ -26,6 +26,7 @@
 //! Memory is bounded per thread: [`SETS`] × [`WAYS`] copies of small tokens.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use thread_local::ThreadLocal;
@@ -35,7 +36,7 @@ use crate::allowlist::IpAllowlist;
 use crate::keys::HashScheme;
 use crate::permission::PermissionSet;
 use crate::secret::SecretHash;
-use crate::store::{Candidate, Matched, candidate_of};
+use crate::store::{Candidate, CandidateLimits, LimitState, Matched, candidate_of};
 use crate::token::{Expiry, LastUse, Status, TokenId, TokenName, UserId};
 
 /// Sets of the per-thread cache (a power of two).
@@ -106,6 +107,8 @@ pub(super) struct Hot {
     /// The last use this thread knows the store holds for the token: a repeat within the
     /// same second from the same address writes nothing.
     recorded: Option<LastUse>,
+    /// The token's limits: the store's own state, shared (charging it is exact).
+    limits: Option<Arc<dyn LimitState>>,
 }
 
 impl Hot {
@@ -133,11 +136,16 @@ impl Hot {
             matched: c.matched,
             scheme: c.scheme,
             recorded: None,
+            limits: e.limit_state().cloned(),
         })
     }
 
     pub(super) fn candidate(&self) -> Candidate<'_> {
-        candidate_of!(self, self.matched, self.scheme)
+        let limits = match &self.limits {
+            Some(state) => CandidateLimits::Enforced(state),
+            None => CandidateLimits::None,
+        };
+        candidate_of!(self, self.matched, self.scheme, limits)
     }
 
     /// Whether the store already holds `used` as far as this thread knows.

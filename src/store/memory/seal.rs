@@ -148,6 +148,15 @@ impl SealedSnapshot {
         if self.version < 4 && self.tokens.iter().any(|t| t.imported_from.is_some()) {
             return Err(StoreError::SnapshotTampered);
         }
+        // Likewise limits before version 5.
+        if self.version < 5
+            && self
+                .tokens
+                .iter()
+                .any(|t| t.limits.is_some() || t.balance.is_some())
+        {
+            return Err(StoreError::SnapshotTampered);
+        }
         let mut tokens = self.tokens;
         if self.version == 2 {
             // Version 2 recorded no scheme per hash: every hash in it was made under the one
@@ -186,11 +195,12 @@ fn mac(key: &HashKey, version: u32, key_id: KeyId, next_id: u64, tokens: &[Token
     m.bytes(key_id.as_bytes());
     m.u64(next_id);
     m.len(tokens.len());
-    // Version 2 had no schemes; from version 3 on, each hash's scheme is sealed with it, and
-    // from version 4 on each token's import origin.
+    // Version 2 had no schemes; from version 3 on, each hash's scheme is sealed with it,
+    // from version 4 on each token's import origin, from version 5 on its limits.
     let fields = Fields {
         schemes: version >= 3,
         origins: version >= 4,
+        limits: version >= 5,
     };
     for t in tokens {
         m.token(t, fields);
@@ -205,6 +215,7 @@ struct Mac(blake3::Hasher);
 struct Fields {
     schemes: bool,
     origins: bool,
+    limits: bool,
 }
 
 impl Mac {
@@ -268,6 +279,8 @@ impl Mac {
             revision,
             revoked,
             imported_from,
+            limits,
+            balance,
         } = t;
         self.u64(id.get());
         self.str(name.as_str());
@@ -328,6 +341,18 @@ impl Mac {
             self.flag(imported_from.is_some());
             if let Some(origin) = imported_from {
                 self.bytes(origin.as_bytes());
+            }
+        }
+        if fields.limits {
+            // Their text form is canonical: one text for equal limits.
+            self.flag(limits.is_some());
+            if let Some(limits) = limits {
+                self.str(&limits.to_string());
+            }
+            self.flag(balance.is_some());
+            if let Some(b) = balance {
+                self.u64(b.remaining);
+                self.time(b.refilled_at);
             }
         }
     }

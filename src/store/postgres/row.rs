@@ -194,6 +194,8 @@ fn token_with(
         revision: u32::try_from(revision).map_err(|_| corrupt(format!("revision {revision}")))?,
         revoked,
         imported_from,
+        limits: None,
+        balance: None,
     };
     token.check_consistent()?;
     Ok(token)

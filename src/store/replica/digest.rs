@@ -279,6 +279,8 @@ mod tests {
             revision: 0,
             revoked: None,
             imported_from: None,
+            limits: None,
+            balance: None,
         }
     }
 

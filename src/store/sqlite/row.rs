@@ -210,6 +210,8 @@ pub(super) fn token_of(
         revision,
         revoked,
         imported_from,
+        limits: None,
+        balance: None,
     };
     token.check_consistent()?;
     match scheme_without_hash {

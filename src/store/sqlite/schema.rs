@@ -11,8 +11,9 @@ use crate::token::TokenId;
 
 /// The schema version this store writes and reads (`PRAGMA user_version`). Version 3 records
 /// how each hash was made: the key id and, for an imported hash, its legacy scheme. Version 4
-/// records what each imported token was imported from (`imported_from`, indexed).
-pub const SCHEMA_VERSION: i64 = 4;
+/// records what each imported token was imported from (`imported_from`, indexed). Version 5
+/// adds the table `api_token_limits`: each limited token's limits as set and their state.
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The rules every row keeps: the name of its `CHECK` constraint, the condition, and what a row
 /// that breaks it looks like. The table's constraints and the migration's scan use this list;
@@ -138,7 +139,7 @@ const V3_COLUMNS: &str = "id, owner, name, description, creator, status, created
     revoked_at, revoked_by, revision, secret_key_id, secret_legacy, previous_key_id, \
     previous_legacy, allowlist, permissions";
 
-/// The table of version 4.
+/// The tables of the current version.
 fn table_sql() -> String {
     let checks: String = RULES
         .iter()
@@ -183,8 +184,10 @@ CREATE TABLE IF NOT EXISTS api_token_seq (
     next INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO api_token_seq (one, next) VALUES (1, 1);
+{limits}
 PRAGMA user_version = {SCHEMA_VERSION};
-"
+",
+        limits = super::limits::TABLE_SQL
     )
 }
 
@@ -216,6 +219,7 @@ enum SchemaState {
     V1,
     V2,
     V3,
+    V4,
     Current,
 }
 
@@ -236,6 +240,7 @@ fn schema_state(conn: &Connection, waited: StdDuration) -> Result<SchemaState, S
         (true, 0) => Ok(SchemaState::V1),
         (true, 2) => Ok(SchemaState::V2),
         (true, 3) => Ok(SchemaState::V3),
+        (true, 4) => Ok(SchemaState::V4),
         (true, v) if v == SCHEMA_VERSION => Ok(SchemaState::Current),
         (true, v) if v > SCHEMA_VERSION => Err(StoreError::SchemaTooNew {
             found: v,
@@ -311,6 +316,13 @@ pub(super) fn ensure_schema(conn: &mut Connection, waited: StdDuration) -> Resul
         // rebuilt rather than altered so that the permission list stays its last column.
         SchemaState::V2 => tx.execute_batch(&rebuild_sql(V2_COLUMNS)).map_err(err)?,
         SchemaState::V3 => tx.execute_batch(&rebuild_sql(V3_COLUMNS)).map_err(err)?,
+        // Version 4 has every column: only the limits' table is new (no token has limits).
+        SchemaState::V4 => tx
+            .execute_batch(&format!(
+                "{}\nPRAGMA user_version = {SCHEMA_VERSION};",
+                super::limits::TABLE_SQL
+            ))
+            .map_err(err)?,
     }
     tx.commit().map_err(err)
 }
