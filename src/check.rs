@@ -51,10 +51,15 @@ pub struct Grant {
     pub owner: UserId,
     /// The token's permissions intersected with the owner's current rights.
     pub permissions: PermissionSet,
-    /// What remains of each limit this authentication was charged to, and when it resets
-    /// (empty for a token without limits that count authentications).
-    pub limits: Vec<Remaining>,
-    /// The token's limits on meters, for [`Grant::spend`]; `None` when it has none.
+    /// What the token's limits left, and a handle on their state for [`Grant::spend`]; `None`
+    /// for a token without limits (one pointer: an unlimited grant stays small).
+    limited: Option<Box<Limited>>,
+}
+
+/// The limits part of a [`Grant`].
+#[derive(Clone, Debug)]
+struct Limited {
+    remaining: Vec<Remaining>,
     meter: Option<Arc<dyn LimitState>>,
 }
 
@@ -65,7 +70,7 @@ impl PartialEq for Grant {
             && self.name == other.name
             && self.owner == other.owner
             && self.permissions == other.permissions
-            && self.limits == other.limits
+            && self.limits() == other.limits()
     }
 }
 
@@ -81,9 +86,14 @@ impl Grant {
             name,
             owner,
             permissions,
-            limits: Vec::new(),
-            meter: None,
+            limited: None,
         }
+    }
+
+    /// What remains of each limit this authentication was charged to, and when it resets
+    /// (empty for a token without limits that count authentications).
+    pub fn limits(&self) -> &[Remaining] {
+        self.limited.as_deref().map_or(&[], |l| &l.remaining)
     }
 
     /// Spends `cost` on the meter `meter` (a name of the host's: `"tokens"`, `"bytes"`) now (the
@@ -128,7 +138,7 @@ impl Grant {
         cost: u64,
         now: OffsetDateTime,
     ) -> Result<Vec<Remaining>, Denial> {
-        let Some(state) = &self.meter else {
+        let Some(state) = self.limited.as_ref().and_then(|l| l.meter.as_ref()) else {
             return Ok(Vec::new());
         };
         charge(&**state, self.token, Charge::Spend { meter, cost }, now)
@@ -622,9 +632,9 @@ pub(crate) fn decide_with(
         });
     }
     // The one branch a token without limits pays.
-    let (limits, meter) = match token.limits {
-        CandidateLimits::None => (Vec::new(), None),
-        CandidateLimits::Enforced(state) => limited(state, id, now)?,
+    let limited = match token.limits {
+        CandidateLimits::None => None,
+        CandidateLimits::Enforced(state) => Some(charged(state, id, now)?),
         CandidateLimits::Unenforced => {
             return Err(Denial::Store(Arc::new(StoreError::LimitsUnsupported)));
         }
@@ -637,27 +647,23 @@ pub(crate) fn decide_with(
             Some(rights) => intersect(token.permissions, &rights),
             None => token.permissions.clone(),
         },
-        limits,
-        meter,
+        limited,
     })
 }
-
-/// What an authentication's charge left, and the handle a grant keeps to spend on meters.
-type Charged = (Vec<Remaining>, Option<Arc<dyn LimitState>>);
 
 /// The limits part of a decision, out of line: charges the limits that count authentications
 /// and keeps a handle for [`Grant::spend`] when some count a meter.
 #[inline(never)]
-fn limited(
+fn charged(
     state: &Arc<dyn LimitState>,
     id: TokenId,
     now: OffsetDateTime,
-) -> Result<Charged, Denial> {
+) -> Result<Box<Limited>, Denial> {
     let remaining = if state.counts_authentications() {
         charge(&**state, id, Charge::Authentication, now)?
     } else {
         Vec::new()
     };
     let meter = state.has_meters().then(|| Arc::clone(state));
-    Ok((remaining, meter))
+    Ok(Box::new(Limited { remaining, meter }))
 }

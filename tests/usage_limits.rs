@@ -43,9 +43,9 @@ fn a_rate_limit_admits_its_limit_then_refuses_with_when_to_retry() {
     for left in [2, 1, 0] {
         let g = tokens.authenticate(secret, &ctx()).unwrap();
         assert!(
-            matches!(&g.limits[..], [Remaining::Rate { remaining, limit: 3, .. }] if *remaining == left),
+            matches!(g.limits(), [Remaining::Rate { remaining, limit: 3, .. }] if *remaining == left),
             "{:?}",
-            g.limits
+            g.limits()
         );
         clock.advance(Duration::seconds(1));
     }
@@ -131,7 +131,7 @@ fn the_host_spends_on_a_meter_through_the_grant() {
     let issued = tokens.issue(&admin(), limited(limits)).unwrap();
     let g = tokens.authenticate(issued.secret.expose(), &ctx()).unwrap();
     // Meters are not charged by authentication.
-    assert!(g.limits.is_empty());
+    assert!(g.limits().is_empty());
     let r = tokens.spend(&g, "llm.tokens", 350).unwrap();
     assert_eq!(r.len(), 2);
     // 350 + 200 is over the per-minute limit: refused, and the credits untouched.
@@ -146,7 +146,7 @@ fn the_host_spends_on_a_meter_through_the_grant() {
     // A token without limits spends freely.
     let plain = tokens.issue(&admin(), every_permission("plain")).unwrap();
     let pg = tokens.authenticate(plain.secret.expose(), &ctx()).unwrap();
-    assert!(pg.limits.is_empty());
+    assert!(pg.limits().is_empty());
     assert_eq!(pg.spend("llm.tokens", 1 << 40).unwrap(), vec![]);
 }
 
@@ -308,7 +308,7 @@ fn a_snapshot_keeps_limits_and_what_was_spent() {
         .authenticate(issued.secret.expose(), &ctx())
         .unwrap();
     assert!(matches!(
-        &g.limits[..],
+        g.limits(),
         [Remaining::Credits { remaining: 3, .. }]
     ));
     // Limits added to a snapshot after it was sealed are refused.

@@ -464,8 +464,9 @@ where
 pub(crate) fn limits_of<B>(req: &Request<B>) -> Option<Box<[Remaining]>> {
     req.extensions()
         .get::<Grant>()
-        .filter(|g| !g.limits.is_empty())
-        .map(|g| g.limits.clone().into_boxed_slice())
+        .map(Grant::limits)
+        .filter(|l| !l.is_empty())
+        .map(Box::from)
 }
 
 /// A ready response with the `RateLimit` header fields of `limits` (a pending one as it is;
