@@ -118,25 +118,12 @@ fn hash(n: u8) -> SecretHash {
 /// When the store cannot reserve an id.
 pub fn sample(store: &dyn TokenStore, owner: u64, name: &str) -> Token {
     let id = store.reserve_ids(1).unwrap()[0];
-    Token {
-        id,
-        name: TokenName::new(name).unwrap(),
-        description: format!("description of {name}"),
-        owner: UserId::from(owner),
-        creator: UserId::from(1),
-        status: Status::Enabled,
-        created_at: t0(),
-        expiry: Expiry::NEVER,
-        permissions: "dns.*, kill-acct".parse().unwrap(),
-        allowlist: "10.0.0.0/8, ::1".parse().unwrap(),
-        last_use: None,
-        secret: None,
-        revision: 0,
-        revoked: None,
-        imported_from: None,
-        limits: None,
-        balance: None,
-    }
+    let mut t = Token::new(id, TokenName::new(name).unwrap(), UserId::from(owner), t0());
+    t.description = format!("description of {name}");
+    t.creator = UserId::from(1);
+    t.permissions = "dns.*, kill-acct".parse().unwrap();
+    t.allowlist = "10.0.0.0/8, ::1".parse().unwrap();
+    t
 }
 
 fn origin(n: u8) -> ImportOrigin {
