@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use api_tokens::limits::Remaining;
-use api_tokens::{Blocking, Grant, MemoryStore, Permission, RequestContext, TokenStore, Tokens};
+use api_tokens::{
+    Blocking, Denial, Grant, MemoryStore, Permission, RequestContext, TokenStore, Tokens,
+};
 use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts};
 use axum::http::Request;
 use axum::http::request::Parts;
@@ -350,15 +352,6 @@ pin_project_lite::pin_project! {
 }
 
 impl<I: Service<Request<B>>, B> ResponseFuture<I, B> {
-    pub(crate) fn inner(future: I::Future) -> Self {
-        Self {
-            state: State::Inner {
-                future,
-                limits: None,
-            },
-        }
-    }
-
     /// The inner service's future, whose response gets the `RateLimit` header fields of
     /// `limits` (none when it is `None`).
     pub(crate) fn inner_limited(future: I::Future, limits: Option<Box<[Remaining]>>) -> Self {
@@ -558,3 +551,88 @@ impl<St: Send + Sync> OptionalFromRequestParts<St> for Authenticated {
         }
     }
 }
+
+/// What a route layer (`require`, `spend`) checks on the request's grant: the limits the route
+/// was charged to (for the response's `RateLimit` fields), or the denial.
+pub(crate) trait RouteCheck: Clone {
+    /// The check.
+    fn check(&self, grant: &Grant) -> Result<Option<Box<[Remaining]>>, Denial>;
+
+    /// Whether a 403 names the missing permission.
+    fn reveal(&self) -> bool {
+        false
+    }
+}
+
+/// `check` on the request's grant; a refusal is logged with the client the grant was given to.
+/// No grant (no [`AuthLayer`] before the route) is 401.
+pub(crate) fn check_route<C: RouteCheck, B>(
+    check: &C,
+    req: &Request<B>,
+) -> Result<Option<Box<[Remaining]>>, Refusal> {
+    let grant = grant_of(req.extensions())?;
+    check.check(grant).map_err(|denial| {
+        let ip = req.extensions().get::<GrantedTo>().and_then(|g| g.0);
+        refusal::log_denial(&denial, ip);
+        Refusal::from_denial(&denial, check.reveal())
+    })
+}
+
+/// The service of a route layer: `$service` runs `$layer`'s [`RouteCheck`] before the inner
+/// service, and answers its refusal instead.
+macro_rules! route_service {
+    ($(#[$doc:meta])* $service:ident, $layer:ty) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $service<I> {
+            inner: I,
+            layer: $layer,
+        }
+
+        impl<I: std::fmt::Debug> std::fmt::Debug for $service<I> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($service))
+                    .field("inner", &self.inner)
+                    .field("layer", &self.layer)
+                    .finish()
+            }
+        }
+
+        impl<I> tower_layer::Layer<I> for $layer {
+            type Service = $service<I>;
+
+            fn layer(&self, inner: I) -> Self::Service {
+                $service {
+                    inner,
+                    layer: self.clone(),
+                }
+            }
+        }
+
+        impl<I, B> tower_service::Service<axum::http::Request<B>> for $service<I>
+        where
+            I: tower_service::Service<axum::http::Request<B>, Response = axum::response::Response>,
+        {
+            type Response = axum::response::Response;
+            type Error = I::Error;
+            type Future = $crate::layer::ResponseFuture<I, B>;
+
+            fn poll_ready(
+                &mut self,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                self.inner.poll_ready(cx)
+            }
+
+            fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+                match $crate::layer::check_route(&self.layer, &req) {
+                    Ok(limits) => {
+                        $crate::layer::ResponseFuture::inner_limited(self.inner.call(req), limits)
+                    }
+                    Err(refusal) => $crate::layer::ResponseFuture::refused(refusal),
+                }
+            }
+        }
+    };
+}
+pub(crate) use route_service;

@@ -3,16 +3,11 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use api_tokens::Permission;
-use axum::http::Request;
-use axum::response::Response;
-use tower_layer::Layer;
-use tower_service::Service;
+use api_tokens::limits::Remaining;
+use api_tokens::{Denial, Grant, Permission};
 
-use crate::layer::{GrantedTo, ResponseFuture, grant_of};
-use crate::refusal::{self, Refusal};
+use crate::layer::{RouteCheck, route_service};
 
 /// A layer that lets a request through only when its grant allows `permission`; otherwise 403
 /// with `WWW-Authenticate: Bearer error="insufficient_scope"` (the permission named only if the
@@ -72,60 +67,18 @@ impl RequireLayer {
     }
 }
 
-impl<I> Layer<I> for RequireLayer {
-    type Service = RequireService<I>;
+impl RouteCheck for RequireLayer {
+    fn check(&self, grant: &Grant) -> Result<Option<Box<[Remaining]>>, Denial> {
+        self.permissions.iter().try_for_each(|p| grant.require(p))?;
+        Ok(None)
+    }
 
-    fn layer(&self, inner: I) -> Self::Service {
-        RequireService {
-            inner,
-            layer: self.clone(),
-        }
+    fn reveal(&self) -> bool {
+        self.reveal
     }
 }
 
-/// The service [`RequireLayer`] wraps around the inner one.
-#[derive(Clone)]
-pub struct RequireService<I> {
-    inner: I,
-    layer: RequireLayer,
-}
-
-impl<I: fmt::Debug> fmt::Debug for RequireService<I> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequireService")
-            .field("inner", &self.inner)
-            .field("layer", &self.layer)
-            .finish()
-    }
-}
-
-impl<I, B> Service<Request<B>> for RequireService<I>
-where
-    I: Service<Request<B>, Response = Response>,
-{
-    type Response = Response;
-    type Error = I::Error;
-    type Future = ResponseFuture<I, B>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let checked = grant_of(req.extensions()).and_then(|grant| {
-            self.layer
-                .permissions
-                .iter()
-                .try_for_each(|p| grant.require(p))
-                .map_err(|denial| {
-                    let ip = req.extensions().get::<GrantedTo>().and_then(|g| g.0);
-                    refusal::log_denial(&denial, ip);
-                    Refusal::from_denial(&denial, self.layer.reveal)
-                })
-        });
-        match checked {
-            Ok(()) => ResponseFuture::inner(self.inner.call(req)),
-            Err(refusal) => ResponseFuture::refused(refusal),
-        }
-    }
+route_service! {
+    /// The service [`RequireLayer`] wraps around the inner one.
+    RequireService, RequireLayer
 }
