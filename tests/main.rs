@@ -42,43 +42,11 @@ mod stores;
 mod usage_limits;
 mod view;
 
-/// Every `.rs` file under `tests/` is a module some file declares (`mod name;`, whatever
-/// `cfg` it is under): with `autotests = false` cargo builds only `tests/main.rs`, so a file
-/// added beside the others but never declared would silently never compile nor run.
+/// Every `.rs` file under `tests/` is a module some file declares ([`support::test_files`]).
 #[test]
 fn every_test_file_is_a_module() {
-    use std::path::Path;
-
-    fn declared(parent: &Path, module: &str) -> bool {
-        let text =
-            std::fs::read_to_string(parent).unwrap_or_else(|e| panic!("{}: {e}", parent.display()));
-        text.lines()
-            .map(str::trim)
-            .any(|l| l.strip_prefix("pub ").unwrap_or(l) == format!("mod {module};"))
-    }
-
-    fn check(dir: &Path, parent: &Path, undeclared: &mut Vec<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            let stem = path.file_stem().unwrap().to_str().unwrap().to_owned();
-            if path.is_dir() {
-                // `name/` holds the submodules of `name.rs`; data directories have no `name.rs`.
-                let file = dir.join(format!("{stem}.rs"));
-                if file.exists() {
-                    check(&path, &file, undeclared);
-                }
-            } else if path.extension().is_some_and(|e| e == "rs")
-                && path != parent
-                && !declared(parent, &stem)
-            {
-                undeclared.push(format!("{} (in {})", path.display(), parent.display()));
-            }
-        }
-    }
-
-    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
-    let mut undeclared = Vec::new();
-    check(&tests, &tests.join("main.rs"), &mut undeclared);
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let undeclared = support::test_files::undeclared(&tests);
     assert!(
         undeclared.is_empty(),
         "test files no module declares (add a `mod` line): {undeclared:?}"

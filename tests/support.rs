@@ -24,6 +24,7 @@ pub mod legacy;
 #[cfg(feature = "postgres")]
 pub mod pg;
 mod temp_dir;
+pub mod test_files;
 
 use std::net::IpAddr;
 use std::sync::Arc;

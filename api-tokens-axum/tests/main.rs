@@ -16,6 +16,8 @@
 )]
 
 mod support;
+#[path = "../../tests/support/test_files.rs"]
+mod test_files;
 
 /// The page example's demo (its store, users and app), shared with the browser tests.
 #[cfg(feature = "page")]
@@ -47,21 +49,13 @@ mod probes;
 mod readme;
 mod refusal_log;
 
-/// Every `.rs` file beside this one is a module it declares: with `autotests = false` a file
-/// added but never declared would silently never compile nor run.
+/// Every `.rs` file under `tests/` is a module some file declares ([`test_files`]).
 #[test]
 fn every_test_file_is_a_module() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
-    let main = std::fs::read_to_string(dir.join("main.rs")).unwrap();
-    let undeclared: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
-        .map(|p| p.file_stem().unwrap().to_str().unwrap().to_owned())
-        .filter(|m| m != "main" && !main.lines().any(|l| l.trim() == format!("mod {m};")))
-        .collect();
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let undeclared = test_files::undeclared(&tests);
     assert!(
         undeclared.is_empty(),
-        "test files main.rs does not declare (add a `mod` line): {undeclared:?}"
+        "test files no module declares (add a `mod` line): {undeclared:?}"
     );
 }
