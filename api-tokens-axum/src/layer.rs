@@ -201,14 +201,20 @@ impl<S: TokenStore + 'static> AuthLayer<S> {
 }
 
 impl<S: TokenStore + 'static> Shared<S> {
-    /// Authenticates `req` in place: `Ok` with the grant (or the anonymous mark) inserted, or
-    /// the refusal to answer with.
-    fn check<B>(&self, req: &mut Request<B>) -> Result<(), Refusal> {
+    /// Authenticates `req` in place: `Ok` with the grant (or the anonymous mark) inserted and
+    /// what remains of the limits it charged (for the response's `RateLimit` fields; `None`
+    /// for a token without limits), or the refusal to answer with.
+    fn check<B>(&self, req: &mut Request<B>) -> Result<Option<Box<[Remaining]>>, Refusal> {
         let peer = req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        if peer.is_none() && !self.warned_no_peer.swap(true, Ordering::Relaxed) {
+        // Read before written: requests without a peer address write the shared flag once, not
+        // each time.
+        if peer.is_none()
+            && !self.warned_no_peer.load(Ordering::Relaxed)
+            && !self.warned_no_peer.swap(true, Ordering::Relaxed)
+        {
             tracing::warn!(
                 "no peer address (serve with `into_make_service_with_connect_info::<SocketAddr>()`): \
                  tokens with an allowlist will be refused"
@@ -238,16 +244,19 @@ impl<S: TokenStore + 'static> Shared<S> {
         };
         match grant {
             Some((grant, ip)) => {
+                let limits = grant.limits();
+                let limits = (!limits.is_empty()).then(|| Box::from(limits));
                 let extensions = req.extensions_mut();
                 extensions.insert(grant);
                 // For the log line of a later refusal (`require`), which must name the client.
                 extensions.insert(GrantedTo(ip));
+                Ok(limits)
             }
             None => {
                 req.extensions_mut().insert(Anonymous);
+                Ok(None)
             }
         }
-        Ok(())
     }
 }
 
@@ -313,17 +322,14 @@ where
             return ResponseFuture::checking(checked, inner);
         }
         match self.shared.check(&mut req) {
-            Ok(()) => {
-                let limits = limits_of(&req);
-                ResponseFuture::inner_limited(self.inner.call(req), limits)
-            }
+            Ok(limits) => ResponseFuture::inner_limited(self.inner.call(req), limits),
             Err(refusal) => ResponseFuture::refused(refusal),
         }
     }
 }
 
 /// What the blocking pool hands back: the request (with the grant in it) and the verdict.
-type Checked<B> = (Request<B>, Result<(), Refusal>);
+type Checked<B> = (Request<B>, Result<Option<Box<[Remaining]>>, Refusal>);
 
 pin_project_lite::pin_project! {
     /// The response future of [`AuthService`] and [`RequireService`](crate::RequireService):
@@ -426,14 +432,11 @@ where
                 }
                 StateProj::Checking { checked, inner } => match Pin::new(checked).poll(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok((req, Ok(())))) => match inner.take() {
-                        Some(mut inner) => {
-                            let limits = limits_of(&req);
-                            State::Inner {
-                                future: inner.call(req),
-                                limits,
-                            }
-                        }
+                    Poll::Ready(Ok((req, Ok(limits)))) => match inner.take() {
+                        Some(mut inner) => State::Inner {
+                            future: inner.call(req),
+                            limits,
+                        },
                         None => refused_state(Refusal::unavailable()),
                     },
                     Poll::Ready(Ok((_, Err(refusal)))) => refused_state(refusal),
@@ -450,16 +453,6 @@ where
             this.state.set(next);
         }
     }
-}
-
-/// What remains of the limits the grant of `req` charged, when any did: the one check a
-/// request of a token without limits pays.
-pub(crate) fn limits_of<B>(req: &Request<B>) -> Option<Box<[Remaining]>> {
-    req.extensions()
-        .get::<Grant>()
-        .map(Grant::limits)
-        .filter(|l| !l.is_empty())
-        .map(Box::from)
 }
 
 /// A ready response with the `RateLimit` header fields of `limits` (a pending one as it is;
