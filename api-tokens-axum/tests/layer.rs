@@ -691,6 +691,45 @@ async fn a_rate_limited_token_gets_429_with_retry_after_and_ratelimit_fields() {
     assert_eq!(r.header("ratelimit-policy"), None);
 }
 
+/// The blocking mode answers like the plain one: an admitted request of a rate-limited token
+/// carries the `RateLimit` fields (its authentication ran on the blocking pool, then the
+/// inner service), a token without limits none.
+#[tokio::test]
+async fn the_blocking_layer_adds_the_ratelimit_fields_too() {
+    use api_tokens::limits::{LimitName, Limits, RateLimit};
+    let tokens = Tokens::in_memory();
+    let alice = Actor::user(UserId::new("alice").unwrap());
+    let per_minute =
+        RateLimit::new(LimitName::new("requests").unwrap(), 2, Duration::MINUTE).unwrap();
+    let issue = |name: &str, limits: Limits| {
+        tokens
+            .issue(
+                &alice,
+                NewToken::new(name.parse().unwrap())
+                    .permissions("dns.read".parse().unwrap())
+                    .limits(limits),
+            )
+            .unwrap()
+    };
+    let limited = issue("limited", Limits::none().rate(per_minute));
+    let plain = issue("plain", Limits::none());
+    let app = Router::new()
+        .route("/whoami", get(whoami))
+        .layer(AuthLayer::blocking(tokens.clone()));
+    let server = serve(app).await;
+    let r = http_get(server.addr, "/whoami", Some(limited.secret.expose())).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("ratelimit-policy"), Some(r#""requests";q=2;w=60"#));
+    assert!(
+        r.header("ratelimit").is_some(),
+        "{:?}",
+        r.header("ratelimit")
+    );
+    let r = http_get(server.addr, "/whoami", Some(plain.secret.expose())).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("ratelimit"), None);
+}
+
 /// A route that costs something: spent on the token's meter before the route runs, refused
 /// with 429 (and `Retry-After` when the credits are refilled) once the credits cannot cover
 /// it, the route not run.
